@@ -1,0 +1,41 @@
+GO ?= go
+
+.PHONY: build test test-race e2e lint fuzz bench proto run ci
+
+build:
+	$(GO) build -o bin/magpie ./cmd/magpie
+
+run:
+	$(GO) run ./cmd/magpie serve
+
+test:
+	$(GO) test ./...
+
+test-race:
+	$(GO) test -race ./proto/... ./internal/... ./client/...
+
+e2e:
+	$(GO) test -tags e2e -count=1 ./e2e/...
+
+lint:
+	gofmt -l $$(git ls-files '*.go')
+	$(GO) vet ./...
+
+fuzz:
+	$(GO) test -run=^$$ -fuzz=FuzzReadFrame -fuzztime=30s ./proto/wire/
+	$(GO) test -run=^$$ -fuzz=FuzzTCPFrames -fuzztime=30s ./internal/gateway/
+	$(GO) test -run=^$$ -fuzz=FuzzJSONEnvelope -fuzztime=30s ./internal/gateway/
+	$(GO) test -run=^$$ -fuzz=FuzzVerify -fuzztime=30s ./internal/push/
+	$(GO) test -run=^$$ -fuzz=FuzzUpload -fuzztime=30s ./internal/api/
+	$(GO) test -run=^$$ -fuzz=FuzzSanitizeName -fuzztime=30s ./internal/files/
+
+bench:
+	$(GO) test -run=^$$ -bench=. -benchmem ./internal/store/sqlstore/ ./internal/gateway/ ./proto/wire/
+
+# Needs protoc (Debian: protobuf-compiler) and protoc-gen-go:
+#   go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+proto:
+	protoc --go_out=. --go_opt=module=github.com/magpie-im/magpie -I proto proto/*.proto
+
+ci:
+	.ci/run

@@ -1,0 +1,304 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/proto/wire"
+)
+
+// call sends a request on the long connection and waits for its answer. It
+// is for idempotent requests only: when the connection is lost, or the
+// server answers with a Retry or Reconnect code, it waits (for the next
+// connection, retry_after, or a backoff) and sends the same request again,
+// until ctx ends. A GiveUp code is returned as *Error.
+func (c *Client) call(ctx context.Context, env *magpiepb.Envelope) (*magpiepb.Envelope, error) {
+	for attempt := 0; ; attempt++ {
+		s, err := c.ready(ctx)
+		if err != nil {
+			return nil, err
+		}
+		// A fresh copy per attempt: the old one may still sit in a dead
+		// session's queue.
+		reply, err := s.request(ctx, proto.Clone(env).(*magpiepb.Envelope))
+		if errors.Is(err, errConnLost) {
+			continue // ready waits for the next connection
+		}
+		if err != nil {
+			return nil, err
+		}
+		e := reply.GetError()
+		if e == nil {
+			return reply, nil
+		}
+		werr := errorFromWire(e)
+		switch werr.Code.Action() {
+		case wire.Retry:
+			d := max(werr.RetryAfter, c.backoff.delay(attempt))
+			if !sleep(ctx, d) {
+				return nil, ctx.Err()
+			}
+		case wire.Relogin, wire.Reconnect:
+			s.close(werr) // run sees the code, logs in again if needed, and reconnects
+		default:
+			return nil, werr
+		}
+	}
+}
+
+// Send stores a message and returns once the server acknowledged it, which
+// means it is durably committed. Connection losses and retryable errors
+// are handled by sending again with the same ClientMsgID (the server
+// answers a repeat with the original seq), until the ack arrives or ctx
+// ends. Send waits for the connection if the client is (re)connecting.
+//
+// A broadcast is not stored and has no seq, so the server cannot recognise
+// a repeat: Send makes one attempt, and an error after the request went out
+// (a lost connection) means it may or may not have been delivered.
+func (c *Client) Send(ctx context.Context, req SendRequest) (Ack, error) {
+	targets := 0
+	for _, set := range []bool{req.ToUser != "", req.ToGroup != "", req.Broadcast} {
+		if set {
+			targets++
+		}
+	}
+	if targets != 1 {
+		return Ack{}, badRequest("exactly one of ToUser, ToGroup and Broadcast must be set")
+	}
+	if req.Broadcast && req.FileID != "" {
+		return Ack{}, badRequest("a broadcast cannot carry a file")
+	}
+	if req.FileID == "" || req.Text != "" {
+		if err := wire.ValidText(req.Text); err != nil {
+			return Ack{}, badRequest("%v", err)
+		}
+	}
+	env := &magpiepb.Envelope{Body: &magpiepb.Envelope_Send{Send: &magpiepb.Send{
+		ToUser: req.ToUser, ToGroup: req.ToGroup, Text: req.Text, FileId: req.FileID, Broadcast: req.Broadcast,
+	}}}
+	return c.storeCall(ctx, env, &req.ClientMsgID, !req.Broadcast)
+}
+
+// Recall withdraws message seq of a conversation: this user's own message
+// within the server's recall window, or any message of a group this user
+// administers. The recall is itself a message of kind RECALL with its own
+// seq, which the Ack reports; every member's devices receive it in order.
+// Like Send, Recall repeats with the same client message id until the ack
+// arrives or ctx ends.
+func (c *Client) Recall(ctx context.Context, conversationID string, seq uint64) (Ack, error) {
+	if conversationID == "" || seq == 0 {
+		return Ack{}, badRequest("a conversation id and a seq are required")
+	}
+	var id string
+	env := &magpiepb.Envelope{Body: &magpiepb.Envelope_Recall{Recall: &magpiepb.Recall{
+		ConversationId: conversationID, Seq: seq,
+	}}}
+	return c.storeCall(ctx, env, &id, true)
+}
+
+// Edit replaces the text of this user's message seq, within the server's
+// window. The edit is a message of kind EDIT with its own seq (the Ack's);
+// it is retried like Send.
+func (c *Client) Edit(ctx context.Context, conversationID string, seq uint64, text string) (Ack, error) {
+	if conversationID == "" || seq == 0 {
+		return Ack{}, badRequest("a conversation id and a seq are required")
+	}
+	if err := wire.ValidText(text); err != nil {
+		return Ack{}, badRequest("%v", err)
+	}
+	var id string
+	env := &magpiepb.Envelope{Body: &magpiepb.Envelope_Edit{Edit: &magpiepb.Edit{
+		ConversationId: conversationID, Seq: seq, Text: text,
+	}}}
+	return c.storeCall(ctx, env, &id, true)
+}
+
+// storeCall runs a request that stores a message (send, recall, edit) and
+// answers with a send_ack. It fills in the client message id (*cmid, made
+// up if empty), marks it in flight so the echo of this message to this
+// Client is not delivered, and advances the cursor over the acked seq.
+// retry false makes one attempt only.
+func (c *Client) storeCall(ctx context.Context, env *magpiepb.Envelope, cmid *string, retry bool) (Ack, error) {
+	if *cmid == "" {
+		*cmid = newID()
+	} else if err := wire.ValidToken(*cmid, wire.MaxClientMsgID); err != nil {
+		return Ack{}, badRequest("client message id %v", err)
+	}
+	switch b := env.Body.(type) {
+	case *magpiepb.Envelope_Send:
+		b.Send.ClientMsgId = *cmid
+	case *magpiepb.Envelope_Recall:
+		b.Recall.ClientMsgId = *cmid
+	case *magpiepb.Envelope_Edit:
+		b.Edit.ClientMsgId = *cmid
+	}
+	c.mu.Lock()
+	c.sending[*cmid] = struct{}{}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.sending, *cmid)
+		c.mu.Unlock()
+	}()
+	call := c.call
+	if !retry {
+		call = c.callOnce
+	}
+	reply, err := call(ctx, env)
+	var e *Error
+	if errors.As(err, &e) && e.Code == wire.CodeUnknownCommand && env.GetSend() == nil {
+		// A gateway that does not forward recall or edit frames: the
+		// HTTP API takes the same request with the same id.
+		reply, err = c.changeOverHTTP(ctx, env)
+	}
+	if err != nil {
+		return Ack{}, err
+	}
+	if reply.GetOk() != nil { // an answer without a seq (a broadcast, on some servers)
+		return Ack{ClientMsgID: *cmid, SentAt: time.Now()}, nil
+	}
+	a := reply.GetSendAck()
+	if a == nil {
+		return Ack{}, fmt.Errorf("magpie: unexpected answer to %T: %T", env.Body, reply.Body)
+	}
+	// Our own message is "delivered" to us: advance the cursor past it if
+	// contiguous; otherwise it waits in the buffer for the gap to fill.
+	c.ingest([]*magpiepb.Message{{ConversationId: a.GetConversationId(), Seq: a.GetSeq()}}, true)
+	return Ack{
+		ConversationID: a.GetConversationId(),
+		Seq:            a.GetSeq(),
+		ClientMsgID:    a.GetClientMsgId(),
+		SentAt:         time.UnixMilli(a.GetSentAt()),
+		Duplicate:      a.GetDuplicate(),
+	}, nil
+}
+
+// changeOverHTTP sends a recall or edit envelope as POST
+// /v1/conversations/{id}/messages/{seq}/recall (or /edit), repeating
+// after retryable errors until ctx ends, and returns the answer as a
+// send_ack envelope.
+func (c *Client) changeOverHTTP(ctx context.Context, env *magpiepb.Envelope) (*magpiepb.Envelope, error) {
+	var conv, verb string
+	var seq uint64
+	body := map[string]string{}
+	switch b := env.Body.(type) {
+	case *magpiepb.Envelope_Recall:
+		conv, seq, verb = b.Recall.GetConversationId(), b.Recall.GetSeq(), "recall"
+		body["client_msg_id"] = b.Recall.GetClientMsgId()
+	case *magpiepb.Envelope_Edit:
+		conv, seq, verb = b.Edit.GetConversationId(), b.Edit.GetSeq(), "edit"
+		body["client_msg_id"], body["text"] = b.Edit.GetClientMsgId(), b.Edit.GetText()
+	default:
+		return nil, fmt.Errorf("magpie: %T has no HTTP form", env.Body)
+	}
+	path := "/v1/conversations/" + url.PathEscape(conv) + "/messages/" + strconv.FormatUint(seq, 10) + "/" + verb
+	for attempt := 0; ; attempt++ {
+		var a struct {
+			ConversationID string `json:"conversation_id"`
+			Seq            uint64 `json:"seq"`
+			ClientMsgID    string `json:"client_msg_id"`
+			SentAt         int64  `json:"sent_at"`
+			Duplicate      bool   `json:"duplicate"`
+		}
+		err := c.authedJSON(ctx, http.MethodPost, path, body, &a)
+		if err == nil {
+			return &magpiepb.Envelope{Body: &magpiepb.Envelope_SendAck{SendAck: &magpiepb.SendAck{
+				ConversationId: a.ConversationID, Seq: a.Seq, ClientMsgId: a.ClientMsgID, SentAt: a.SentAt, Duplicate: a.Duplicate,
+			}}}, nil
+		}
+		var e *Error
+		if errors.As(err, &e) && e.Code.Action() == wire.GiveUp || ctx.Err() != nil {
+			return nil, err
+		}
+		d := c.backoff.delay(attempt) // a retryable code, or the network
+		if e != nil {
+			d = max(d, e.RetryAfter)
+		}
+		if !sleep(ctx, d) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// callOnce is call without repeats, for requests that are not idempotent.
+// It still waits for a connection before sending.
+func (c *Client) callOnce(ctx context.Context, env *magpiepb.Envelope) (*magpiepb.Envelope, error) {
+	s, err := c.ready(ctx)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := s.request(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	if e := reply.GetError(); e != nil {
+		werr := errorFromWire(e)
+		if a := werr.Code.Action(); a == wire.Relogin || a == wire.Reconnect {
+			s.close(werr)
+		}
+		return nil, werr
+	}
+	return reply, nil
+}
+
+// SendText sends text to a user; see Send.
+func (c *Client) SendText(ctx context.Context, toUser, text string) (Ack, error) {
+	return c.Send(ctx, SendRequest{ToUser: toUser, Text: text})
+}
+
+// SendGroup sends text to a group; see Send.
+func (c *Client) SendGroup(ctx context.Context, groupID, text string) (Ack, error) {
+	return c.Send(ctx, SendRequest{ToGroup: groupID, Text: text})
+}
+
+// History returns a page of a conversation (see HistoryQuery), oldest
+// first. It does not go through OnMessage or move the cursors.
+func (c *Client) History(ctx context.Context, conversationID string, q HistoryQuery) ([]Message, error) {
+	if q.Limit < 0 || q.Limit > wire.MaxPageLimit {
+		return nil, badRequest("limit must be 0-%d", wire.MaxPageLimit)
+	}
+	env := &magpiepb.Envelope{Body: &magpiepb.Envelope_History{History: &magpiepb.HistoryRequest{
+		ConversationId: conversationID, AfterSeq: q.AfterSeq, BeforeSeq: q.BeforeSeq, Limit: uint32(q.Limit),
+	}}}
+	reply, err := c.call(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	me := c.UserID()
+	var out []Message
+	for _, m := range reply.GetHistoryResult().GetMessages() {
+		out = append(out, messageFromPB(m, me))
+	}
+	return out, nil
+}
+
+// MarkRead moves this user's read cursor of a conversation to seq. The
+// server tells the sender and this user's other devices.
+func (c *Client) MarkRead(ctx context.Context, conversationID string, seq uint64) error {
+	env := &magpiepb.Envelope{Body: &magpiepb.Envelope_Receipt{Receipt: &magpiepb.Receipt{
+		ConversationId: conversationID, Kind: magpiepb.ReceiptKind_RECEIPT_KIND_READ, Seq: seq,
+	}}}
+	_, err := c.call(ctx, env)
+	return err
+}
+
+// Online lists the users with at least one connected device.
+func (c *Client) Online(ctx context.Context) ([]OnlineUser, error) {
+	reply, err := c.call(ctx, &magpiepb.Envelope{Body: &magpiepb.Envelope_Online{Online: &magpiepb.OnlineRequest{}}})
+	if err != nil {
+		return nil, err
+	}
+	var out []OnlineUser
+	for _, u := range reply.GetOnlineResult().GetUsers() {
+		out = append(out, OnlineUser{UserID: u.GetUserId(), Username: u.GetUsername(), Devices: u.GetDevices()})
+	}
+	return out, nil
+}

@@ -1,0 +1,343 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/magpie-im/magpie/client/clienttest"
+	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/proto/wire"
+)
+
+func TestTransientMessagesBypassCursorsAndGaps(t *testing.T) {
+	srv := newServer(t, "alice", "bob")
+	bob, rec := connect(t, srv, "bob")
+	m1 := srv.Store("alice", "bob", "one")
+	srv.Push("bob", m1)
+	// seq 3 arrives before 2 exists on the server: the stream stalls at 1
+	// and a fill finds nothing to fill.
+	early := &magpiepb.Message{ConversationId: m1.ConversationId, Seq: 3, SenderId: m1.SenderId, Sender: "alice", Text: "three"}
+	srv.Push("bob", early)
+	wantDescribed(t, rec, "1:text:alice:one")
+	// A transient message is delivered at once, stall or not.
+	srv.PushTransient("bob", &magpiepb.Message{ConversationId: m1.ConversationId, SenderId: m1.SenderId,
+		Sender: "alice", Text: "flash", Kind: magpiepb.MessageKind_MESSAGE_KIND_NOTIFICATION})
+	wantDescribed(t, rec, "1:text:alice:one", "0:notification:alice:flash")
+	if got := bob.Cursors()[m1.ConversationId]; got != 1 {
+		t.Fatalf("cursor after a transient message %d, want 1", got)
+	}
+	rec.mu.Lock()
+	tm := rec.msgs[1]
+	rec.mu.Unlock()
+	if !tm.Transient || tm.Seq != 0 {
+		t.Fatalf("got %+v, want a transient message", tm)
+	}
+	// The stream resumes in order once 2 exists.
+	m2 := srv.Store("alice", "bob", "two")
+	srv.Store("alice", "bob", "three")
+	srv.Push("bob", m2)
+	wantDescribed(t, rec, "1:text:alice:one", "0:notification:alice:flash", "2:text:alice:two", "3:text:alice:three")
+}
+
+func TestBroadcastIsTransientAndNotEchoed(t *testing.T) {
+	srv := newServer(t, "alice", "bob")
+	phone, prec := connect(t, srv, "alice", func(o *Options) { o.Device = "phone" })
+	_, lrec := connect(t, srv, "alice", func(o *Options) { o.Device = "laptop" })
+	_, brec := connect(t, srv, "bob")
+	ack, err := phone.Send(ctxT(t), SendRequest{Broadcast: true, Text: "hello all"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack.Seq != 0 {
+		t.Fatalf("broadcast ack %+v, want seq 0", ack)
+	}
+	wantDescribed(t, brec, "0:text:alice:hello all")
+	wantDescribed(t, lrec, "0:text:alice:hello all")
+	if got := prec.described(); len(got) != 0 {
+		t.Fatalf("the broadcasting device got its own broadcast: %v", got)
+	}
+	if _, err := phone.Send(ctxT(t), SendRequest{Broadcast: true, ToUser: "bob", Text: "x"}); err == nil {
+		t.Fatal("broadcast with a recipient: got nil error")
+	}
+}
+
+func TestRecallAndEditAreRetriedWithTheSameID(t *testing.T) {
+	srv := newServer(t, "alice", "bob")
+	alice, arec := connect(t, srv, "alice")
+	_, brec := connect(t, srv, "bob")
+	sent, err := alice.SendText(ctxT(t), "bob", "helo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every first attempt is stored but its ack is lost with the connection.
+	srv.SetDropAck(func(id string, attempt int) bool { return attempt == 1 })
+	edit, err := alice.Edit(ctxT(t), sent.ConversationID, sent.Seq, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recall, err := alice.Recall(ctxT(t), sent.ConversationID, sent.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []Ack{edit, recall} {
+		if !a.Duplicate || srv.SendAttempts(a.ClientMsgID) != 2 {
+			t.Fatalf("ack %+v after %d attempts, want a duplicate after 2", a, srv.SendAttempts(a.ClientMsgID))
+		}
+	}
+	if edit.Seq != 2 || recall.Seq != 3 {
+		t.Fatalf("edit #%d recall #%d, want #2 and #3", edit.Seq, recall.Seq)
+	}
+	if n := len(srv.Messages("alice", "bob")); n != 3 {
+		t.Fatalf("got %d stored messages, want 3", n)
+	}
+	wantDescribed(t, brec, "1:text:alice:helo", "2:edit:alice:hello:ref1", "3:recall:alice::ref1")
+	if got := arec.described(); len(got) != 0 {
+		t.Fatalf("alice got her own changes delivered: %v", got)
+	}
+	if got := alice.Cursors()[sent.ConversationID]; got != 3 {
+		t.Fatalf("alice's cursor %d, want 3", got)
+	}
+	hist, err := alice.History(ctxT(t), sent.ConversationID, HistoryQuery{})
+	if err != nil || len(hist) != 3 || !hist[0].Recalled || hist[0].EditedAt.IsZero() {
+		t.Fatalf("History: got %+v, %v; want the original recalled and edited", hist, err)
+	}
+	var e *Error
+	if _, err := alice.Recall(ctxT(t), sent.ConversationID, 99); !errors.As(err, &e) || e.Code != wire.CodeNotFound {
+		t.Fatalf("recalling a missing message: got %v, want not_found", err)
+	}
+}
+
+func TestFilesUploadSendAndDownload(t *testing.T) {
+	srv := newServer(t, "alice", "bob", "carol")
+	alice, _ := connect(t, srv, "alice")
+	bob, brec := connect(t, srv, "bob")
+	carol, _ := connect(t, srv, "carol")
+	ctx := ctxT(t)
+
+	path := filepath.Join(t.TempDir(), "pic.png")
+	data := bytes.Repeat([]byte("magpie"), 5000)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := alice.UploadFile(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref.ID == "" || ref.Name != "pic.png" || ref.ContentType != "image/png" || ref.Size != int64(len(data)) {
+		t.Fatalf("UploadFile: got %+v", ref)
+	}
+	name, ct, stored, _ := srv.File(ref.ID)
+	if name != "pic.png" || ct != "image/png" || !bytes.Equal(stored, data) {
+		t.Fatalf("server stored %q %q and %d bytes", name, ct, len(stored))
+	}
+	ref2, err := alice.UploadReader(ctx, bytes.NewReader([]byte("notes")), `a "quoted" name.txt`, "text/plain")
+	if err != nil || ref2.Name != `a "quoted" name.txt` || ref2.Size != 5 {
+		t.Fatalf("UploadReader: got %+v, %v", ref2, err)
+	}
+
+	if _, err := alice.Send(ctx, SendRequest{ToUser: "bob", FileID: ref.ID}); err != nil {
+		t.Fatal(err)
+	}
+	wantDescribed(t, brec, "1:file:alice:")
+	brec.mu.Lock()
+	got := brec.msgs[0].File
+	brec.mu.Unlock()
+	if got == nil || *got != ref {
+		t.Fatalf("bob's file message carries %+v, want %+v", got, ref)
+	}
+	var buf bytes.Buffer
+	dl, err := bob.DownloadFile(ctx, ref.ID, &buf)
+	if err != nil || !bytes.Equal(buf.Bytes(), data) || dl.Name != "pic.png" || dl.ContentType != "image/png" {
+		t.Fatalf("DownloadFile: got %+v, %d bytes, %v", dl, buf.Len(), err)
+	}
+	var e *Error
+	buf.Reset()
+	if _, err := carol.DownloadFile(ctx, ref.ID, &buf); !errors.As(err, &e) || e.Code != wire.CodeNotFound || buf.Len() != 0 {
+		t.Fatalf("a stranger's download: got %v and %d bytes, want not_found and none", err, buf.Len())
+	}
+	if _, err := bob.Send(ctx, SendRequest{ToUser: "alice", FileID: ref.ID}); !errors.As(err, &e) || e.Code != wire.CodeNotFound {
+		t.Fatalf("sending someone else's file: got %v, want not_found", err)
+	}
+}
+
+func TestFriendsAndBlocks(t *testing.T) {
+	srv := newServer(t, "alice", "bob")
+	alice, _ := connect(t, srv, "alice")
+	bob, _ := connect(t, srv, "bob")
+	ctx := ctxT(t)
+	if st, err := alice.RequestFriend(ctx, "bob"); err != nil || st != FriendRequested {
+		t.Fatalf("RequestFriend: got %q, %v", st, err)
+	}
+	fl, err := bob.Friends(ctx)
+	if err != nil || len(fl.Incoming) != 1 || fl.Incoming[0].Username != "alice" {
+		t.Fatalf("bob's friends: got %+v, %v", fl, err)
+	}
+	if err := bob.AcceptFriend(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if fl, err = alice.Friends(ctx); err != nil || len(fl.Friends) != 1 || fl.Friends[0].Username != "bob" || len(fl.Outgoing) != 0 {
+		t.Fatalf("alice's friends: got %+v, %v", fl, err)
+	}
+	if err := bob.Block(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	var e *Error
+	if _, err := alice.SendText(ctx, "bob", "hi"); !errors.As(err, &e) || e.Code != wire.CodeBlocked {
+		t.Fatalf("send to a blocker: got %v, want blocked", err)
+	}
+	if err := bob.Unblock(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.SendText(ctx, "bob", "hi"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.RemoveFriend(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.DeclineFriend(ctx, "alice"); !errors.As(err, &e) || e.Code != wire.CodeNotFound {
+		t.Fatalf("declining no request: got %v, want not_found", err)
+	}
+}
+
+func TestConversationFlagsReachOtherDevices(t *testing.T) {
+	srv := newServer(t, "alice", "bob")
+	var mu sync.Mutex
+	var states []ConversationState
+	phone, _ := connect(t, srv, "alice", func(o *Options) { o.Device = "phone" })
+	connect(t, srv, "alice", func(o *Options) {
+		o.Device = "laptop"
+		o.OnConversation = func(cs ConversationState) { mu.Lock(); states = append(states, cs); mu.Unlock() }
+	})
+	ack, err := phone.SendText(ctxT(t), "bob", "hi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned := true
+	cv, err := phone.SetConversationFlags(ctxT(t), ack.ConversationID, &pinned, nil)
+	if err != nil || !cv.Pinned || cv.Muted || cv.Peer != "bob" || cv.LastMessage == nil || cv.LastMessage.Text != "hi" {
+		t.Fatalf("SetConversationFlags: got %+v, %v", cv, err)
+	}
+	clienttest.WaitFor(t, "conversation push", func() bool { mu.Lock(); defer mu.Unlock(); return len(states) > 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	if st := states[0]; st.ID != ack.ConversationID || !st.Pinned || st.Muted || st.Kind != "private" {
+		t.Fatalf("pushed state %+v, want %s pinned", st, ack.ConversationID)
+	}
+}
+
+func TestMessageKindJSON(t *testing.T) {
+	tests := []struct {
+		in   string
+		want MessageKind
+	}{
+		{`1`, KindFile}, {`"recall"`, KindRecall}, {`"MESSAGE_KIND_EDIT"`, KindEdit},
+		{`"event"`, KindEvent}, {`5`, KindNotification}, {`"something new"`, KindText},
+	}
+	for _, tt := range tests {
+		var k MessageKind
+		if err := json.Unmarshal([]byte(tt.in), &k); err != nil || k != tt.want {
+			t.Errorf("unmarshal %s: got %v, %v; want %v", tt.in, k, err, tt.want)
+		}
+	}
+	if got := slices.Collect(func(yield func(string) bool) {
+		for k := KindText; k <= KindNotification+1; k++ {
+			yield(k.String())
+		}
+	}); !slices.Equal(got, []string{"text", "file", "recall", "edit", "event", "notification", "kind(6)"}) {
+		t.Errorf("kind names %v", got)
+	}
+}
+
+func TestFlushWaitsForCallbacks(t *testing.T) {
+	srv := newServer(t, "alice", "bob")
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var got []string
+	bob, _ := connect(t, srv, "bob", func(o *Options) {
+		o.OnMessage = func(m Message) {
+			<-release
+			mu.Lock()
+			got = append(got, m.Text)
+			mu.Unlock()
+		}
+	})
+	m := srv.Store("alice", "bob", "one")
+	srv.Push("bob", m)
+	clienttest.WaitFor(t, "cursor", func() bool { return bob.Cursors()[m.ConversationId] == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := bob.Flush(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Flush with a callback blocked: got %v, want deadline exceeded", err)
+	}
+	close(release)
+	if err := bob.Flush(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, []string{"one"}) {
+		t.Fatalf("after Flush got %v, want [one]", got)
+	}
+	bob.Close()
+	if err := bob.Flush(ctxT(t)); err != nil {
+		t.Fatalf("Flush after Close: %v", err)
+	}
+}
+
+func TestRecallFallsBackToHTTPWhenTheGatewayRefusesIt(t *testing.T) {
+	srv := newServer(t, "alice", "bob")
+	alice, _ := connect(t, srv, "alice")
+	_, brec := connect(t, srv, "bob")
+	srv.SetRefuseChanges(true)
+	sent, err := alice.SendText(ctxT(t), "bob", "helo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit, err := alice.Edit(ctxT(t), sent.ConversationID, sent.Seq, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recall, err := alice.Recall(ctxT(t), sent.ConversationID, sent.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if edit.Seq != 2 || recall.Seq != 3 || srv.SendAttempts(recall.ClientMsgID) != 1 {
+		t.Fatalf("edit %+v recall %+v after %d attempts; want #2, #3 and one HTTP attempt with the same id",
+			edit, recall, srv.SendAttempts(recall.ClientMsgID))
+	}
+	wantDescribed(t, brec, "1:text:alice:helo", "2:edit:alice:hello:ref1", "3:recall:alice::ref1")
+	if got := alice.Cursors()[sent.ConversationID]; got != 3 {
+		t.Fatalf("alice's cursor %d, want 3", got)
+	}
+}
+
+// Receipts that arrive out of order never move a cursor back for the app.
+func TestStaleReceiptsDropped(t *testing.T) {
+	c := New(Options{Server: "http://127.0.0.1:1", Username: "u", Password: "p"})
+	var got []uint64
+	var mu sync.Mutex
+	c.opts.OnReceipt = func(r Receipt) { mu.Lock(); got = append(got, r.Seq); mu.Unlock() }
+	c.events.start() // Connect starts the callback goroutine; no server here
+	for _, seq := range []uint64{3, 5, 4, 5, 6} {
+		c.receiptPushed(&magpiepb.Receipt{ConversationId: "p_1_2", Kind: magpiepb.ReceiptKind_RECEIPT_KIND_READ, Seq: seq, UserId: 2})
+	}
+	c.receiptPushed(&magpiepb.Receipt{ConversationId: "p_1_2", Kind: magpiepb.ReceiptKind_RECEIPT_KIND_DELIVERED, Seq: 4, UserId: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c.Flush(ctx)
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(got) != "[3 5 6 4]" {
+		t.Fatalf("receipts shown: %v, want [3 5 6 4]", got)
+	}
+	_ = c.Close()
+}

@@ -1,0 +1,399 @@
+// Browser end-to-end tests of the Magpie web client, driven by
+// e2e/browser_test.go (go test -tags e2e ./e2e/ -run Browser).
+//
+// Environment: MAGPIE_URL (the server's http://host:port), ARTIFACTS (a
+// directory for screenshots), CHROMIUM (default /usr/bin/chromium).
+//
+// The script talks to the Go test on stdout/stdin: it prints
+// "STEP stop" / "STEP start" and waits for a line back once the server has
+// stopped or started again. Each scenario prints one line
+// "RESULT <name> pass|skip|fail <detail>"; the exit code is 1 if any failed.
+
+import { chromium } from "playwright-core";
+import { createInterface } from "node:readline";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { deflateSync } from "node:zlib";
+
+const BASE = (process.env.MAGPIE_URL || "").replace(/\/$/, "");
+const ART = process.env.ARTIFACTS || "artifacts";
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const T = 20000; // ms to wait for anything the UI should show
+if (!BASE) { console.error("MAGPIE_URL is not set"); process.exit(2); }
+mkdirSync(ART, { recursive: true });
+
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function step(name) {
+  console.log("STEP " + name);
+  const { value, done } = await lines.next();
+  if (done || value.trim() !== "ok") throw new Error(`the Go test did not confirm step ${name}: ${value}`);
+}
+
+const log = (...a) => console.log("  ", ...a);
+const shot = (page, name) => page.screenshot({ path: join(ART, name + ".png") });
+const users = { alice: "alice-pw-1", bob: "bob-pw-22", carol: "carol-pw-333" };
+
+// api calls the HTTP API as a user (Node's fetch, not the browser).
+const tokens = {};
+const JSONH = { "Content-Type": "application/json" }; // the API refuses Node's default text/plain
+async function api(user, method, path, body) {
+  if (!tokens[user]) {
+    const r = await fetch(BASE + "/v1/login", { method: "POST", headers: JSONH, body: JSON.stringify({ username: user, password: users[user], device: "e2e-node" }) });
+    if (!r.ok) throw new Error(`login ${user}: ${r.status} ${await r.text()}`);
+    tokens[user] = (await r.json()).token;
+  }
+  const opts = { method, headers: { Authorization: "Bearer " + tokens[user] } };
+  if (body instanceof FormData) opts.body = body;
+  else if (body !== undefined) { opts.body = JSON.stringify(body); Object.assign(opts.headers, JSONH); }
+  const r = await fetch(BASE + path, opts);
+  const text = await r.text();
+  let data = null;
+  try { data = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: r.status, data, text };
+}
+
+// Page helpers.
+const statusOf = (page, text) => page.locator("#msg-list li.msg", { hasText: text }).locator(".status").getAttribute("data-state");
+async function waitStatus(page, text, want) {
+  await page.waitForFunction(([t, w]) => [...document.querySelectorAll("#msg-list li.msg")]
+    .some((li) => li.querySelector(".text")?.textContent === t && li.querySelector(".status")?.dataset.state === w), [text, want], { timeout: T, polling: 100 });
+}
+async function waitMessage(page, text) {
+  await page.waitForFunction((t) => [...document.querySelectorAll("#msg-list li.msg .text")].some((e) => e.textContent === t), text, { timeout: T, polling: 100 });
+}
+const seqs = (page) => page.$$eval("#msg-list li[data-seq]", (els) => els.map((e) => Number(e.dataset.seq)));
+const texts = (page) => page.$$eval("#msg-list li.msg .text", (els) => els.map((e) => e.textContent));
+function contiguous(list, from, to) {
+  const want = [];
+  for (let s = from; s <= to; s++) want.push(s);
+  return JSON.stringify(list) === JSON.stringify(want);
+}
+async function send(page, text) {
+  await page.locator("#composer-text").fill(text);
+  await page.locator("#composer-text").press("Enter");
+}
+async function openConv(page, title) {
+  const exact = new RegExp("^(# )?" + title.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "$");
+  await page.locator("#conv-list button").filter({ has: page.locator(".conv-title", { hasText: exact }) }).first().click({ timeout: T });
+  await page.waitForFunction((t) => document.querySelector("#chat-title").textContent.includes(t), title, { timeout: T, polling: 100 });
+}
+
+// gradientPNG makes a small RGB PNG without a library.
+function gradientPNG(w, h) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => { let c = n; for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1; return c >>> 0; });
+  const crc = (buf) => { let c = 0xffffffff; for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8); return (c ^ 0xffffffff) >>> 0; };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const c = Buffer.alloc(4); c.writeUInt32BE(crc(td));
+    return Buffer.concat([len, td, c]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr[8] = 8; ihdr[9] = 2;
+  const raw = Buffer.alloc((w * 3 + 1) * h);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    const o = y * (w * 3 + 1) + 1 + x * 3;
+    raw[o] = 29 + x; raw[o + 1] = 53 + y * 2; raw[o + 2] = 200;
+  }
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk("IHDR", ihdr), chunk("IDAT", deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
+}
+
+const results = [];
+function result(name, state, detail = "") {
+  results.push({ name, state });
+  console.log(`RESULT ${name} ${state} ${detail}`.trim());
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+const dialogs = []; // any alert() would mean injected script ran
+function watch(page, who) {
+  page.on("dialog", (d) => { dialogs.push(`${who}: ${d.message()}`); d.dismiss().catch(() => {}); });
+  page.on("pageerror", (e) => console.log(`   [${who} page error] ${e.message}`));
+  page.on("console", (m) => { if (m.type() === "error" && !/status of 40[349]|ERR_CONNECTION_REFUSED/.test(m.text())) console.log(`   [${who} console] ${m.text()}`); });
+  return page;
+}
+const ctxA = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+const ctxB = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+const alice = watch(await ctxA.newPage(), "alice");
+const bob = watch(await ctxB.newPage(), "bob");
+let alice2, phonePage;
+
+const scenarios = [
+  ["register_and_login", async () => {
+    await bob.goto(BASE + "/");
+    await shot(bob, "01-sign-in");
+    // Names are checked before they reach the server; the error is text.
+    await bob.fill("#auth-user", "<b>x</b>");
+    await bob.fill("#auth-pass", "whatever1");
+    await bob.click("#register-btn");
+    await bob.waitForFunction(() => document.querySelector("#auth-error").textContent.length > 0, null, { timeout: T, polling: 100 });
+    if (await bob.locator("#auth-error b").count()) throw new Error("markup in the error");
+    for (const [page, name] of [[bob, "bob"], [alice, "alice"]]) {
+      if (page !== bob) await page.goto(BASE + "/");
+      await page.fill("#auth-user", name);
+      await page.fill("#auth-pass", users[name]);
+      await page.click("#register-btn");
+      await page.waitForSelector("body[data-conn=ready]", { timeout: T });
+    }
+    const r = await fetch(BASE + "/v1/users", { method: "POST", headers: JSONH, body: JSON.stringify({ username: "carol", password: users.carol }) });
+    if (r.status !== 201) throw new Error("register carol: " + r.status);
+  }],
+
+  ["private_chat_receipts", async () => {
+    // Alice starts the chat from the online list (bob signed in first).
+    await alice.locator('#online-list button[data-user="bob"]').click({ timeout: T });
+    if (!(await alice.evaluate(() => document.activeElement?.id === "composer-text"))) throw new Error("composer not focused after opening a chat");
+    await send(alice, "hello bob");
+    await waitStatus(alice, "hello bob", "delivered"); // bob's page stored it, chat not open
+    if (await statusOf(alice, "hello bob") === "read") throw new Error("read before bob opened the chat");
+    await bob.locator('#conv-list button[data-conv] .badge[data-unread="1"]').waitFor({ timeout: T });
+    await shot(bob, "02-unread");
+    await openConv(bob, "alice");
+    await waitMessage(bob, "hello bob");
+    await waitStatus(alice, "hello bob", "read");
+    await bob.locator('#conv-list .badge').waitFor({ state: "detached", timeout: T });
+    await send(bob, "hi alice, all good?");
+    await waitMessage(alice, "hi alice, all good?");
+    await waitStatus(bob, "hi alice, all good?", "read"); // alice has the chat open
+    // carol is offline: her message stays "sent" (stored, with a seq).
+    await alice.click("#new-chat-btn");
+    await alice.fill("#nc-user", "carol");
+    await alice.press("#nc-user", "Enter");
+    await send(alice, "carol, are you there?");
+    await waitStatus(alice, "carol, are you there?", "sent");
+    await openConv(alice, "bob");
+    await shot(alice, "03-chat");
+  }],
+
+  ["html_is_text", async () => {
+    const evil = "<img src=x onerror=alert(1)>";
+    const evil2 = "<script>alert(2)</script><b>bold?</b>";
+    await send(alice, evil);
+    await send(alice, evil2);
+    for (const t of [evil, evil2]) await waitMessage(bob, t);
+    for (const p of [alice, bob]) {
+      const n = await p.locator("#msg-list img, #msg-list script, #msg-list b, #conv-list b, #conv-list img").count();
+      if (n) throw new Error(`${n} elements made from message text`);
+    }
+    if (!(await texts(bob)).includes(evil)) throw new Error("text not shown literally");
+    if (dialogs.length) throw new Error("a dialog opened: " + dialogs.join("; "));
+  }],
+
+  ["multi_device_tabs", async () => {
+    alice2 = watch(await ctxA.newPage(), "alice-tab2");
+    await alice2.goto(BASE + "/");
+    await alice2.waitForSelector("body[data-conn=ready]", { timeout: T });
+    await openConv(alice2, "bob");
+    await waitMessage(alice2, "hi alice, all good?");
+    const a1 = await texts(alice), a2 = await texts(alice2);
+    if (JSON.stringify(a1) !== JSON.stringify(a2)) throw new Error(`tabs differ:\n${a1}\n${a2}`);
+    await send(alice2, "sent from tab 2");
+    await waitMessage(alice, "sent from tab 2");
+    const mine = await alice.locator("#msg-list li.msg", { hasText: "sent from tab 2" }).getAttribute("data-mine");
+    if (mine !== "true") throw new Error("tab 1 does not show tab 2's message as mine");
+    await waitMessage(bob, "sent from tab 2");
+    await waitStatus(alice, "sent from tab 2", "read");
+    await waitStatus(alice2, "sent from tab 2", "read");
+    // Tab 2 looks at carol; bob writes; tab 1 (on bob) reads it; tab 2's unread count follows.
+    await openConv(alice2, "carol");
+    await send(bob, "read me once");
+    await waitMessage(alice, "read me once");
+    await alice2.waitForFunction(() => {
+      const b = document.querySelector('#conv-list button[data-conv] .badge');
+      return !b;
+    }, null, { timeout: T });
+  }],
+
+  ["history_scroll", async () => {
+    const N = 130;
+    const t0 = Date.now();
+    for (let i = 1; i <= N; i++) {
+      const r = await api("bob", "POST", "/v1/messages", { to_user: "alice", text: `bulk ${i}`, client_msg_id: `bulk-${i}` });
+      if (r.status !== 200) throw new Error("send: " + r.text);
+    }
+    log(`${N} messages sent over HTTP in ${Date.now() - t0} ms`);
+    await waitMessage(alice, `bulk ${N}`);
+    // A fresh tab loads the latest page only, then more as it scrolls up.
+    await alice2.reload();
+    await alice2.waitForSelector("body[data-conn=ready]", { timeout: T });
+    await openConv(alice2, "bob");
+    await waitMessage(alice2, `bulk ${N}`);
+    const first = await seqs(alice2);
+    if (first.length > 60) throw new Error(`loaded ${first.length} messages at once`);
+    for (let i = 0; i < 10 && await alice2.locator("#load-older").isVisible(); i++) {
+      const before = (await seqs(alice2)).length;
+      await alice2.locator("#messages").evaluate((el) => { el.scrollTop = 0; el.dispatchEvent(new Event("scroll")); });
+      await alice2.waitForFunction((n) => document.querySelectorAll("#msg-list li[data-seq]").length > n || document.querySelector("#load-older").hidden, before, { timeout: T, polling: 100 });
+    }
+    const all = await seqs(alice2);
+    const last = all[all.length - 1];
+    if (!contiguous(all, 1, last)) throw new Error(`not 1..${last} exactly once: ${all.join(",")}`);
+    if (!(await texts(alice2)).includes("hello bob")) throw new Error("the first message is missing");
+    log(`history: ${first.length} first, ${all.length} after scrolling`);
+  }],
+
+  ["group", async () => {
+    const probe = await api("alice", "GET", "/v1/groups");
+    if (probe.status !== 200) throw new Error(`GET /v1/groups: ${probe.status} ${probe.text}`);
+    const name = "<b>team</b> & co";
+    await alice.click("#new-group-btn");
+    await alice.fill("#ng-name", name);
+    await alice.fill("#ng-members", "bob");
+    await alice.press("#ng-members", "Enter");
+    await alice.waitForFunction((n) => document.querySelector("#chat-title").textContent === "# " + n, name, { timeout: T, polling: 100 });
+    await send(alice, "hello group");
+    await waitStatus(alice, "hello group", "sent");
+    await bob.locator("#conv-list button", { hasText: name }).click({ timeout: T });
+    await waitMessage(bob, "hello group");
+    await alice.locator('#msg-list li.msg .reads[data-reads="1"]').waitFor({ timeout: T });
+    await send(bob, "hello from bob in the group");
+    await waitMessage(alice, "hello from bob in the group");
+    if (await alice.locator("#conv-list b, #chat-title b").count()) throw new Error("group name rendered as markup");
+    await shot(alice, "04-group");
+    // Members: alice invites carol; bob leaves.
+    await alice.click("#members-btn");
+    await alice.locator('#dialog [data-member="bob"]').waitFor({ timeout: T });
+    await alice.fill("#gm-invite", "carol");
+    await alice.press("#gm-invite", "Enter");
+    await alice.locator('#dialog [data-member="carol"]').waitFor({ timeout: T });
+    await shot(alice, "05-group-members");
+    await alice.keyboard.press("Escape");
+    await bob.click("#members-btn");
+    await bob.locator("#leave-btn").click();
+    await bob.locator("#leave-btn").click();
+    await bob.locator("#conv-list button", { hasText: name }).waitFor({ state: "detached", timeout: T });
+    const g = await api("alice", "GET", "/v1/groups");
+    const id = g.data.groups.find((x) => x.name === name)?.id;
+    const full = await api("alice", "GET", `/v1/groups/${id}`);
+    const members = (full.data.members || []).map((m) => m.username).sort();
+    if (JSON.stringify(members) !== JSON.stringify(["alice", "carol"])) throw new Error("members after leave: " + members);
+    await openConv(alice, "bob");
+  }],
+
+  ["files", async () => {
+    const fd = new FormData();
+    fd.append("file", new Blob(["probe"], { type: "text/plain" }), "probe.txt");
+    const probe = await api("alice", "POST", "/v1/files", fd);
+    if (probe.status !== 201) throw new Error(`POST /v1/files: ${probe.status} ${probe.text}`);
+    // A PNG and a text file, sent from alice's page to bob.
+    await openConv(bob, "alice");
+    await alice.locator("#file-input").setInputFiles({ name: "magpie.png", mimeType: "image/png", buffer: gradientPNG(96, 64) });
+    await alice.locator("#file-input").setInputFiles({ name: "notes <1>.txt", mimeType: "text/plain", buffer: Buffer.from("some notes\n") });
+    await bob.waitForFunction(() => [...document.querySelectorAll("#msg-list img.inline")].some((i) => i.complete && i.naturalWidth === 96), null, { timeout: T, polling: 100 });
+    const link = bob.locator("#msg-list a[download]", { hasText: "notes" }).last();
+    await link.waitFor({ timeout: T });
+    const body = await bob.evaluate(async (href) => (await fetch(href)).text(), await link.getAttribute("href"));
+    if (body !== "some notes\n") throw new Error("download gave " + JSON.stringify(body));
+    if (await bob.locator("#msg-list a[download] *:not(img)").count()) throw new Error("markup in a file name");
+    await bob.locator("#conv-list .badge").waitFor({ state: "detached", timeout: T }); // images loaded, still at the bottom: read
+    await shot(bob, "06-files");
+  }],
+
+  ["phone_layout", async () => {
+    const phone = await browser.newContext({ viewport: { width: 390, height: 780 }, isMobile: true, hasTouch: true });
+    const p = phonePage = watch(await phone.newPage(), "bob-phone");
+    await p.goto(BASE + "/");
+    await p.fill("#auth-user", "bob");
+    await p.fill("#auth-pass", users.bob);
+    await p.click("#login-btn");
+    await p.waitForSelector("body[data-conn=ready]", { timeout: T });
+    await shot(p, "07-phone-list");
+    await openConv(p, "alice");
+    await waitMessage(p, "bulk 130");
+    if (await p.locator(".sidebar").isVisible()) throw new Error("the list and the chat share a phone screen");
+    const wide = await p.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
+    if (wide) throw new Error("the page scrolls sideways on a phone");
+    await shot(p, "08-phone-chat");
+    await p.click("#back-btn");
+    await p.locator(".sidebar").waitFor({ state: "visible" });
+    await phone.close();
+    phonePage = null;
+  }],
+
+  ["keyboard_and_aria", async () => {
+    // Tab moves from the message box to the attach and send buttons; Enter sends.
+    await alice.focus("#composer-text");
+    await alice.keyboard.type("typed with the keyboard");
+    await alice.keyboard.press("Enter");
+    await waitMessage(bob, "typed with the keyboard");
+    await alice.keyboard.press("Tab");
+    const next = await alice.evaluate(() => document.activeElement?.id || document.activeElement?.getAttribute("aria-label"));
+    if (!["attach-btn", "file-input"].includes(next)) throw new Error("Tab from the message box went to " + next);
+    const named = await alice.$$eval("button, input, textarea", (els) => els.filter((e) => e.offsetParent !== null)
+      .filter((e) => !(e.getAttribute("aria-label") || e.labels?.length || e.textContent.trim())).map((e) => e.outerHTML));
+    if (named.length) throw new Error("controls without a name: " + named.join(" "));
+    const live = await alice.locator("#announcer[aria-live]").count();
+    if (!live) throw new Error("no live region");
+    await send(bob, "announce me");
+    await alice.waitForFunction(() => document.querySelector("#announcer").textContent.includes("announce me"), null, { timeout: T, polling: 100 });
+  }],
+
+  ["reconnect_after_restart", async () => {
+    const lastBefore = Math.max(...await seqs(alice));
+    await step("stop");
+    await alice.waitForSelector("body[data-conn=reconnecting]", { timeout: T });
+    await alice.locator("#conn-banner", { hasText: "Connection lost" }).waitFor({ timeout: T });
+    await shot(alice, "09-reconnecting");
+    await step("start");
+    // Sent while alice's pages are still away (they retry with backoff).
+    tokens.bob = null;
+    const sent = [];
+    for (let i = 1; i <= 5; i++) {
+      const r = await api("bob", "POST", "/v1/messages", { to_user: "alice", text: `while away ${i}`, client_msg_id: `away-${i}` });
+      if (r.status !== 200) throw new Error("send after restart: " + r.text);
+      sent.push(r.data.seq);
+    }
+    for (const p of [alice, alice2]) {
+      await p.waitForSelector("body[data-conn=ready]", { timeout: 40000 });
+      await openConv(p, "bob").catch(() => {});
+      await waitMessage(p, "while away 5");
+    }
+    const all = await seqs(alice);
+    const from = all[0];
+    if (!contiguous(all, from, sent[sent.length - 1])) throw new Error(`gap or duplicate after reconnect: ${all.join(",")}`);
+    for (let i = 1; i <= 5; i++) {
+      const n = await alice.locator("#msg-list li.msg .text", { hasText: new RegExp(`^while away ${i}$`) }).count();
+      if (n !== 1) throw new Error(`"while away ${i}" shown ${n} times`);
+    }
+    const stats = await alice.evaluate(() => window.magpieApp.client.stats);
+    log(`alice's client after restart: seqs ${lastBefore} -> ${sent[sent.length - 1]}, stats ${JSON.stringify(stats)}`);
+    // And the connection works both ways again.
+    await send(alice, "back online");
+    await waitMessage(bob, "back online");
+    await waitStatus(alice, "back online", "read");
+    await shot(alice, "10-after-reconnect");
+  }],
+];
+
+let failed = false;
+for (const [name, fn] of scenarios) {
+  if (failed) { result(name, "skip", "an earlier scenario failed"); continue; }
+  const t0 = Date.now();
+  try {
+    const r = await fn();
+    if (Array.isArray(r) && r[0] === "skip") result(name, "skip", r[1]);
+    else result(name, "pass", `(${Date.now() - t0} ms)`);
+  } catch (err) {
+    failed = true;
+    result(name, "fail", (err.stack || String(err)).replace(/\n/g, "\\n"));
+    for (const [p, n] of [[alice, "alice"], [bob, "bob"], [alice2, "alice-tab2"], [phonePage, "bob-phone"]]) {
+      if (!p || p.isClosed()) continue;
+      const dump = await p.evaluate(() => {
+        const c = window.magpieApp?.client;
+        if (!c) return "no client; sign-in error: " + document.querySelector("#auth-error")?.textContent;
+        return JSON.stringify({ state: c.state, visibility: document.visibilityState, stats: c.stats, rows: document.querySelectorAll("#msg-list li").length,
+          convs: c.convs.all().map((x) => ({ id: x.id, cursor: x.cursor, known: x.known, lastSeq: x.lastSeq, pending: x.pending.size, filling: x.filling, read: x.readSeq })) });
+      }).catch((e) => "evaluate failed: " + e.message);
+      console.log(`   [${n} at failure] ${dump}`);
+      await shot(p, `FAILED-${name}-${n}`).catch(() => {});
+    }
+  }
+}
+await browser.close();
+const count = (s) => results.filter((r) => r.state === s).length;
+console.log(`browser: ${count("pass")} passed, ${count("fail")} failed, ${count("skip")} skipped`);
+process.exit(failed ? 1 : 0);

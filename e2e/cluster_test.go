@@ -1,0 +1,231 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/magpie-im/magpie/internal/clustertest"
+)
+
+// TestClusterFaults runs the multi-process cluster (3 NATS servers with
+// JetStream, 3 gateways, 2 logic nodes, PostgreSQL) under a checked load
+// through SIGTERM and kill -9 of a gateway, kill -9 of a logic node, an
+// immediate restart of PostgreSQL and kill -9 of a NATS server, and
+// requires the checker's must-be-zero figures to be zero.
+//
+// Needs MAGPIE_TEST_POSTGRES (an account that may CREATE DATABASE; a
+// fresh database is made and dropped) and, for the PostgreSQL restart,
+// pg_ctlcluster and the right to run it. Sizes: MAGPIE_CLUSTER_USERS,
+// MAGPIE_CLUSTER_RATE (per device), MAGPIE_CLUSTER_SETTLE; another
+// nats-server binary: MAGPIE_CLUSTER_NATS.
+func TestClusterFaults(t *testing.T) {
+	pg := os.Getenv("MAGPIE_TEST_POSTGRES")
+	if pg == "" {
+		t.Skip("MAGPIE_TEST_POSTGRES not set")
+	}
+	if _, err := exec.LookPath("pg_ctlcluster"); err != nil {
+		// The fault run restarts PostgreSQL; with a database given, a
+		// missing tool is a broken setup, not a reason to skip.
+		t.Fatalf("pg_ctlcluster not found: cannot restart PostgreSQL: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "magpie-cluster-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("MAGPIE_CLUSTER_KEEP") != "" {
+			t.Logf("process logs kept in %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
+	// MAGPIE_CLUSTER_NATS runs another nats-server binary (to check the
+	// minimum version in docs/operations.md); default: the one in go.mod.
+	natsBin := os.Getenv("MAGPIE_CLUSTER_NATS")
+	if natsBin == "" {
+		natsBin = filepath.Join(dir, "nats-server")
+		build := exec.Command("go", "build", "-o", natsBin, "github.com/nats-io/nats-server/v2")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build nats-server: %v\n%s", err, out)
+		}
+	}
+	if out, err := exec.Command(natsBin, "--version").CombinedOutput(); err == nil {
+		t.Logf("%s", strings.TrimSpace(string(out)))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	var log strings.Builder
+	cfg := clustertest.RunConfig{
+		Topology: clustertest.Config{Magpie: binary, NATS: natsBin, Dir: dir, Postgres: adminURL(pg)},
+		Load: clustertest.LoadConfig{
+			Users: envInt("MAGPIE_CLUSTER_USERS", 16), DevicesPerUser: 2,
+			Rate: float64(envInt("MAGPIE_CLUSTER_RATE", 4)), GroupSize: 4,
+		},
+		Settle: time.Duration(envInt("MAGPIE_CLUSTER_SETTLE", 4)) * time.Second,
+		Out:    &testWriter{t: t, b: &log},
+	}
+	res, err := clustertest.Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("cluster run: %v", err)
+	}
+	var table strings.Builder
+	res.Report.Print(&table)
+	t.Logf("checker (groups: %d, SDK clients replaced by the watchdog: %d):\n%s", res.Groups, res.Replaced, table.String())
+	for _, f := range res.Failover {
+		t.Logf("failover %s: %d devices, 99%% ready after %v, all after %v", f.Fault, f.Affected, f.P99, f.All)
+	}
+	if v := res.Report.Violations(); len(v) > 0 {
+		t.Fatalf("checker violations: %s; process logs are in %s", strings.Join(v, ", "), dir)
+	}
+	if res.Report.Acknowledged == 0 {
+		t.Fatal("nothing was acknowledged")
+	}
+}
+
+// adminURL points a test database URL at the postgres database, from
+// which the run creates and drops its own.
+func adminURL(u string) string {
+	i := strings.Index(u, "://")
+	if i < 0 {
+		return u
+	}
+	rest := u[i+3:]
+	slash := strings.IndexByte(rest, '/')
+	if slash < 0 {
+		return u
+	}
+	q := ""
+	if j := strings.IndexByte(rest, '?'); j >= 0 {
+		q = rest[j:]
+	}
+	return u[:i+3] + rest[:slash] + "/postgres" + q
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// testWriter logs progress lines as they come and keeps them.
+type testWriter struct {
+	t *testing.T
+	b *strings.Builder
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	w.b.Write(p)
+	return len(p), nil
+}
+
+// clusterTopology builds nats-server and starts a topology for the
+// benchmark runs below.
+func clusterTopology(t *testing.T, gateways, logic int) *clustertest.Topology {
+	t.Helper()
+	pg := os.Getenv("MAGPIE_TEST_POSTGRES")
+	if pg == "" {
+		t.Skip("MAGPIE_TEST_POSTGRES not set")
+	}
+	dir := t.TempDir()
+	natsBin := filepath.Join(dir, "nats-server")
+	if out, err := exec.Command("go", "build", "-o", natsBin, "github.com/nats-io/nats-server/v2").CombinedOutput(); err != nil {
+		t.Fatalf("build nats-server: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	topo, err := clustertest.Start(ctx, clustertest.Config{
+		Magpie: binary, NATS: natsBin, Dir: dir, Postgres: adminURL(pg),
+		Gateways: gateways, Logic: logic, Log: &testWriter{t: t, b: &strings.Builder{}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(topo.Close)
+	return topo
+}
+
+// TestClusterW6 is benchmark W6 (docs/benchmarks.md): kill -9 a gateway
+// holding MAGPIE_W6_CONNS connections (default 16000) and time their
+// re-authentication on the other gateways, with a checked load alongside.
+// A measurement, not a CI test: it runs only with MAGPIE_CLUSTER_BENCH=w6.
+func TestClusterW6(t *testing.T) {
+	if os.Getenv("MAGPIE_CLUSTER_BENCH") != "w6" {
+		t.Skip("set MAGPIE_CLUSTER_BENCH=w6 to run")
+	}
+	topo := clusterTopology(t, 3, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	res, err := clustertest.RunW6(ctx, topo, clustertest.W6Config{Conns: envInt("MAGPIE_W6_CONNS", 16000)},
+		clustertest.LoadConfig{Users: 8, DevicesPerUser: 2, Rate: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	res.Report.Report.Print(&table)
+	t.Logf("W6: %d conns (set up at %.0f conn/s); first EOF %v after kill; re-authenticated p50 %v p90 %v p99 %v all %v; retries %d, failed %d\nchecked load alongside (SDK clients replaced: %d):\n%s",
+		res.Conns, res.ConnectRate, res.Detected, res.P50, res.P90, res.P99, res.All, res.Retries, res.Failed, res.Report.Replaced, table.String())
+	if v := res.Report.Report.Violations(); len(v) > 0 {
+		t.Errorf("checker violations: %v", v)
+	}
+}
+
+// TestClusterW5 is benchmark W5 (docs/benchmarks.md): the same open-loop
+// 1:1 load with every pair split across two gateways, then with both ends
+// on one gateway, then against a single `magpie serve` on the same
+// PostgreSQL. A measurement: it runs only with MAGPIE_CLUSTER_BENCH=w5.
+// MAGPIE_W5_RATE (msgs/s in total, default 2000), MAGPIE_W5_PAIRS (100).
+func TestClusterW5(t *testing.T) {
+	if os.Getenv("MAGPIE_CLUSTER_BENCH") != "w5" {
+		t.Skip("set MAGPIE_CLUSTER_BENCH=w5 to run")
+	}
+	topo := clusterTopology(t, 2, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cfg := clustertest.W5Config{Pairs: envInt("MAGPIE_W5_PAIRS", 100), Rate: float64(envInt("MAGPIE_W5_RATE", 2000))}
+	server := topo.LogicURLs()[0]
+	a, b := topo.Gateways[0], topo.Gateways[1]
+	var results []*clustertest.W5Result
+	for _, run := range []struct {
+		label    string
+		from, to *clustertest.Node
+	}{
+		{"cluster, pairs split across 2 gateways", a, b},
+		{"cluster, both ends on one gateway", a, a},
+	} {
+		r, err := clustertest.RunW5(ctx, run.label, server, run.from, run.to, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Log(r)
+		results = append(results, r)
+	}
+	for _, n := range append(topo.Gateways, topo.Logic...) {
+		n.Kill()
+	}
+	single, err := topo.StartSingle(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer single.Kill()
+	r, err := clustertest.RunW5(ctx, "single node (magpie serve, PostgreSQL)", "http://"+single.HTTP, nil, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(r)
+	results = append(results, r)
+	for _, r := range results {
+		if r.Lost != 0 {
+			t.Errorf("%s: %d ACKed messages never shown", r.Label, r.Lost)
+		}
+	}
+}

@@ -1,0 +1,391 @@
+// Package api is Magpie's HTTP JSON API (docs/api.md): accounts, login,
+// messages, conversations, history, receipts and online users. Handlers are
+// thin: they decode, call the logic role, and encode. Errors become HTTP
+// statuses here, from logic.Code, and nowhere else.
+//
+// The handler is safe for concurrent use.
+package api
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/magpie-im/magpie/internal/logic"
+	"github.com/magpie-im/magpie/internal/store"
+	"github.com/magpie-im/magpie/proto/wire"
+)
+
+// MaxBody is the largest JSON request body accepted.
+const MaxBody = 64 << 10
+
+// Handler serves the API.
+type Handler struct {
+	svc *logic.Service
+	log *slog.Logger
+	mux *http.ServeMux
+	ext extensions // files and the push API (files.go, push.go)
+}
+
+// New registers the API routes on mux.
+func New(mux *http.ServeMux, svc *logic.Service, log *slog.Logger) *Handler {
+	h := &Handler{svc: svc, log: log, mux: mux}
+	mux.HandleFunc("GET /healthz", h.health)
+	mux.HandleFunc("POST /v1/users", h.register)
+	mux.HandleFunc("POST /v1/login", h.login)
+	mux.HandleFunc("POST /v1/logout", h.auth(h.logout))
+	mux.HandleFunc("GET /v1/gateway", h.auth(h.gateway))
+	mux.HandleFunc("GET /v1/users/online", h.auth(h.online))
+	mux.HandleFunc("POST /v1/messages", h.auth(h.send))
+	mux.HandleFunc("GET /v1/conversations", h.auth(h.conversations))
+	mux.HandleFunc("GET /v1/conversations/{id}/messages", h.auth(h.messages))
+	mux.HandleFunc("POST /v1/conversations/{id}/read", h.auth(h.read))
+	h.registerExtensions(mux)
+	h.registerGroups(mux)  // groups.go
+	h.registerSocial(mux)  // friends.go
+	h.registerChanges(mux) // recall.go
+	return h
+}
+
+type errorBody struct {
+	Error struct {
+		Code         string `json:"code"`
+		Message      string `json:"message"`
+		RetryAfterMs int    `json:"retry_after_ms,omitempty"`
+	} `json:"error"`
+}
+
+var statusOf = map[wire.Code]int{
+	wire.CodeBadRequest:        http.StatusBadRequest,
+	wire.CodeUnauthenticated:   http.StatusUnauthorized,
+	wire.CodeInvalidCredential: http.StatusUnauthorized,
+	wire.CodeForbidden:         http.StatusForbidden,
+	wire.CodeNotMember:         http.StatusForbidden,
+	wire.CodeBlocked:           http.StatusForbidden,
+	wire.CodeNotFound:          http.StatusNotFound,
+	wire.CodeConflict:          http.StatusConflict,
+	wire.CodeDeviceLimit:       http.StatusConflict,
+	wire.CodeTooLarge:          http.StatusRequestEntityTooLarge,
+	wire.CodeRateLimited:       http.StatusTooManyRequests,
+	wire.CodeUnavailable:       http.StatusServiceUnavailable,
+	wire.CodeSeqOutOfRange:     http.StatusBadRequest,
+	wire.CodeUnknownCommand:    http.StatusNotFound,
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := logic.Code(err)
+	status, ok := statusOf[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if status >= 500 {
+		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	var body errorBody
+	body.Error.Code = code.String()
+	body.Error.Message = logic.Message(err)
+	if ms := logic.RetryAfter(err); ms > 0 {
+		body.Error.RetryAfterMs = ms
+		w.Header().Set("Retry-After", strconv.Itoa((ms+999)/1000))
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func badRequest(msg string) error {
+	return &logic.Error{Code: wire.CodeBadRequest, Msg: msg, Err: logic.ErrBadRequest}
+}
+
+// decode reads one JSON object of at most MaxBody bytes.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return badRequest("Content-Type must be application/json")
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &logic.Error{Code: wire.CodeTooLarge, Msg: fmt.Sprintf("body larger than %d bytes", MaxBody), Err: logic.ErrBadRequest}
+		}
+		if errors.Is(err, io.EOF) {
+			return badRequest("empty body, expected a JSON object")
+		}
+		return badRequest("invalid JSON: " + err.Error())
+	}
+	if dec.More() {
+		return badRequest("trailing data after the JSON object")
+	}
+	return nil
+}
+
+// identify authenticates a request by its Bearer token, or, if
+// allowQuery, by ?access_token= (browsers cannot add headers to <img src>).
+func (h *Handler) identify(r *http.Request, allowQuery bool) (logic.Identity, error) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if (!ok || tok == "") && allowQuery {
+		tok = r.URL.Query().Get("access_token")
+	}
+	if tok == "" {
+		msg := "missing Bearer token"
+		if allowQuery {
+			msg += " or access_token"
+		}
+		return logic.Identity{}, &logic.Error{Code: wire.CodeUnauthenticated, Msg: msg, Err: logic.ErrUnauthenticated}
+	}
+	return h.svc.Authenticate(r.Context(), tok)
+}
+
+// auth requires a valid Bearer token.
+func (h *Handler) auth(next func(http.ResponseWriter, *http.Request, logic.Identity)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := h.identify(r, false)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		next(w, r, id)
+	}
+}
+
+func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	u, err := h.svc.Register(r.Context(), req.Username, req.Password)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"id": u.ID, "username": u.Username})
+}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+		Device   string `json:"device"`
+		Platform string `json:"platform"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	res, err := h.svc.Login(r.Context(), req.Username, req.Password, req.Device, req.Platform)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"token": res.Token, "user_id": res.Identity.UserID, "username": res.Identity.Username,
+		"session_id": res.Identity.SessionID, "device": res.Identity.Device,
+		"expires_at": res.ExpiresAt.UTC().Format(time.RFC3339),
+		"gateway":    map[string]string{"id": res.Gateway.Id, "tcp": res.Gateway.Tcp, "ws": res.Gateway.Ws},
+	})
+}
+
+func (h *Handler) gateway(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	gw, err := h.svc.Route(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"gateway": map[string]string{"id": gw.Id, "tcp": gw.Tcp, "ws": gw.Ws}})
+}
+
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	if err := h.svc.Logout(r.Context(), id); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *Handler) online(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	users, err := h.svc.Online(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"users": users})
+}
+
+type messageJSON struct {
+	ConversationID string     `json:"conversation_id"`
+	Seq            uint64     `json:"seq"`
+	SenderID       int64      `json:"sender_id"`
+	Sender         string     `json:"sender"`
+	ClientMsgID    string     `json:"client_msg_id"`
+	Text           string     `json:"text"`
+	SentAt         int64      `json:"sent_at"`
+	Kind           int        `json:"kind"`              // magpiepb.MessageKind: 0 text, 1 file, 2 recall, 3 edit, 4 event, 5 notification
+	RefSeq         uint64     `json:"ref_seq,omitempty"` // recall, edit
+	File           *fileJSON  `json:"file,omitempty"`
+	Event          *eventJSON `json:"event,omitempty"`
+	EditedAt       int64      `json:"edited_at,omitempty"`
+	Recalled       bool       `json:"recalled,omitempty"`
+}
+
+type fileJSON struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+}
+
+type eventJSON struct {
+	Type      string   `json:"type"`
+	ActorID   int64    `json:"actor_id"`
+	Actor     string   `json:"actor"`
+	UserIDs   []int64  `json:"user_ids,omitempty"`
+	Usernames []string `json:"usernames,omitempty"`
+	Detail    string   `json:"detail,omitempty"`
+}
+
+func messageOut(m store.Message) messageJSON {
+	out := messageJSON{ConversationID: m.ConversationID, Seq: m.Seq, SenderID: m.SenderID, Sender: m.Sender,
+		ClientMsgID: m.ClientMsgID, Text: m.Text, SentAt: m.SentAt.UnixMilli(), Kind: int(m.Kind),
+		RefSeq: m.RefSeq, Recalled: m.Recalled}
+	if !m.EditedAt.IsZero() {
+		out.EditedAt = m.EditedAt.UnixMilli()
+	}
+	if f := m.File; f != nil {
+		out.File = &fileJSON{f.ID, f.Name, f.ContentType, f.Size}
+	}
+	if e := m.Event; e != nil {
+		out.Event = &eventJSON{e.Type, e.ActorID, e.Actor, e.UserIDs, e.Usernames, e.Detail}
+	}
+	return out
+}
+
+func (h *Handler) send(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	var req struct {
+		ToUser      string `json:"to_user"`
+		ToGroup     string `json:"to_group"`
+		Text        string `json:"text"`
+		ClientMsgID string `json:"client_msg_id"`
+		FileID      string `json:"file_id"`
+		Broadcast   bool   `json:"broadcast"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ack, err := h.svc.Send(r.Context(), id, logic.SendRequest{ToUser: req.ToUser, ToGroup: req.ToGroup, Text: req.Text,
+		ClientMsgID: req.ClientMsgID, FileID: req.FileID, Broadcast: req.Broadcast})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeAck(w, ack)
+}
+
+func writeAck(w http.ResponseWriter, ack logic.Ack) { writeJSON(w, http.StatusOK, ackJSON(ack)) }
+
+// ackJSON is a send's ACK as the HTTP API shows it.
+func ackJSON(ack logic.Ack) map[string]any {
+	return map[string]any{
+		"conversation_id": ack.ConversationID, "seq": ack.Seq, "client_msg_id": ack.ClientMsgID,
+		"sent_at": ack.SentAt.UnixMilli(), "duplicate": ack.Duplicate,
+	}
+}
+
+func (h *Handler) conversations(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	convs, err := h.svc.Conversations(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := make([]map[string]any, 0, len(convs))
+	for _, c := range convs {
+		out = append(out, conversationOut(c))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"conversations": out})
+}
+
+func conversationOut(c store.Conversation) map[string]any {
+	var last any
+	if c.LastMessage != nil {
+		last = messageOut(*c.LastMessage)
+	}
+	return map[string]any{
+		"id": c.ID, "kind": c.Kind, "name": c.Name, "peer": c.Peer, "peer_id": c.PeerID, "last_seq": c.LastSeq,
+		"delivered_seq": c.DeliveredSeq, "read_seq": c.ReadSeq, "peer_delivered_seq": c.PeerDeliveredSeq,
+		"peer_read_seq": c.PeerReadSeq, "unread": c.Unread(), "last_message": last,
+		"pinned": c.Pinned, "muted": c.Muted,
+	}
+}
+
+func queryUint(r *http.Request, name string) (uint64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, badRequest(name + " must be a non-negative integer")
+	}
+	return n, nil
+}
+
+func (h *Handler) messages(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	after, err1 := queryUint(r, "after_seq")
+	before, err2 := queryUint(r, "before_seq")
+	limit, err3 := queryUint(r, "limit")
+	if err := cmp.Or(err1, err2, err3); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if limit > wire.MaxPageLimit {
+		limit = wire.MaxPageLimit
+	}
+	msgs, last, err := h.svc.History(r.Context(), id, store.MessageQuery{ConversationID: r.PathValue("id"), AfterSeq: after, BeforeSeq: before, Limit: int(limit)})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := make([]messageJSON, 0, len(msgs))
+	for _, m := range msgs {
+		out = append(out, messageOut(m))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": out, "last_seq": last})
+}
+
+func (h *Handler) read(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	var req struct {
+		Seq uint64 `json:"seq"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	cur, err := h.svc.MoveCursor(r.Context(), id, r.PathValue("id"), store.Read, req.Seq, nil)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"conversation_id": cur.ConversationID, "delivered_seq": cur.DeliveredSeq, "read_seq": cur.ReadSeq, "last_seq": cur.LastSeq,
+	})
+}

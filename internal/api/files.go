@@ -1,0 +1,202 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/magpie-im/magpie/internal/files"
+	"github.com/magpie-im/magpie/internal/logic"
+	"github.com/magpie-im/magpie/internal/push"
+	"github.com/magpie-im/magpie/internal/store"
+	"github.com/magpie-im/magpie/proto/wire"
+)
+
+// Upload limits beyond --files-max-size.
+const (
+	// multipartSlack is what a multipart body may carry beyond the file
+	// itself (boundaries, part headers, small extra fields).
+	multipartSlack = 64 << 10
+	// uploadTimeout replaces the server's read timeout for an upload body.
+	uploadTimeout = 5 * time.Minute
+)
+
+// extensions are the optional parts of the API, switched on by the node
+// after New (UseFiles, UsePush); until then they answer 404.
+type extensions struct {
+	files atomic.Pointer[files.Uploads]
+	push  atomic.Pointer[push.Verifier]
+}
+
+func (h *Handler) registerExtensions(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/files", h.auth(h.upload))
+	mux.HandleFunc("GET /v1/files/{id}", h.download) // Bearer or ?access_token=
+	mux.HandleFunc("POST /v1/push", h.push)
+}
+
+// UseFiles enables uploads and downloads.
+func (h *Handler) UseFiles(u *files.Uploads) { h.ext.files.Store(u) }
+
+// UsePush enables the signed push API if v holds any key.
+func (h *Handler) UsePush(v *push.Verifier) {
+	if v.Enabled() {
+		h.ext.push.Store(v)
+	}
+}
+
+var (
+	errFilesDisabled = &logic.Error{Code: wire.CodeNotFound, Msg: "file uploads disabled", Err: store.ErrNotFound}
+	// The same answer for a file that does not exist and one the caller
+	// may not see, so ids cannot be probed.
+	errNoSuchFile = &logic.Error{Code: wire.CodeNotFound, Msg: "no such file", Err: store.ErrNotFound}
+)
+
+// failUpload is fail, except that refused content types get 415.
+func (h *Handler) failUpload(w http.ResponseWriter, r *http.Request, err error) {
+	if !errors.Is(err, files.ErrTypeNotAllowed) {
+		h.fail(w, r, err)
+		return
+	}
+	var body errorBody
+	body.Error.Code = wire.CodeBadRequest.String()
+	body.Error.Message = logic.Message(err)
+	writeJSON(w, http.StatusUnsupportedMediaType, body)
+}
+
+// upload is POST /v1/files: one multipart part named "file", streamed to
+// storage; other parts before it are skipped within the body limit.
+func (h *Handler) upload(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	up := h.ext.files.Load()
+	if up == nil {
+		h.fail(w, r, errFilesDisabled)
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "multipart/form-data" {
+		h.fail(w, r, badRequest("Content-Type must be multipart/form-data with a part named \"file\""))
+		return
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(uploadTimeout))
+	r.Body = http.MaxBytesReader(w, r.Body, up.MaxSize()+multipartSlack)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		h.fail(w, r, badRequest("invalid multipart body: "+err.Error()))
+		return
+	}
+	for {
+		part, err := mr.NextPart()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				err = &bodyError{err}
+			}
+			h.failUpload(w, r, uploadError(err, up.MaxSize(), "multipart field \"file\" is required"))
+			return
+		}
+		if part.FormName() != "file" {
+			_ = part.Close()
+			continue
+		}
+		m, err := up.Save(r.Context(), id.UserID, part.FileName(), part.Header.Get("Content-Type"), bodyReader{part})
+		if err != nil {
+			h.failUpload(w, r, uploadError(err, up.MaxSize(), ""))
+			return
+		}
+		writeJSON(w, http.StatusCreated, map[string]any{"id": m.ID, "name": m.Name, "content_type": m.ContentType, "size": m.Size})
+		return
+	}
+}
+
+// bodyError marks a failure to read the request body, as opposed to a
+// failure to store it.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+// bodyReader wraps the errors of the upload's part reader in bodyError.
+type bodyReader struct{ r io.Reader }
+
+func (b bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &bodyError{err}
+	}
+	return n, err
+}
+
+// uploadError turns what an upload can fail with into a client-visible
+// error: the body too large (413), a broken body (400), or eofMsg for a
+// body that ended without a file. Storage failures stay internal.
+func uploadError(err error, max int64, eofMsg string) error {
+	var le *logic.Error
+	var mbe *http.MaxBytesError
+	var be *bodyError
+	switch {
+	case errors.As(err, &le):
+		return err
+	case errors.As(err, &mbe):
+		return &logic.Error{Code: wire.CodeTooLarge, Msg: fmt.Sprintf("file larger than %d bytes", max), Err: files.ErrTooLarge}
+	case errors.Is(err, io.EOF) && eofMsg != "":
+		return badRequest(eofMsg)
+	case errors.As(err, &be):
+		return badRequest("invalid multipart body: " + be.err.Error())
+	}
+	return err
+}
+
+// download is GET /v1/files/{id}. Browsers cannot add headers to <img
+// src>, so the token may come as ?access_token= instead.
+func (h *Handler) download(w http.ResponseWriter, r *http.Request) {
+	up := h.ext.files.Load()
+	if up == nil {
+		h.fail(w, r, errFilesDisabled)
+		return
+	}
+	who, err := h.identify(r, true)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	fileID := r.PathValue("id")
+	if !files.ValidID(fileID) {
+		h.fail(w, r, errNoSuchFile)
+		return
+	}
+	visible, err := h.svc.CanSeeFile(r.Context(), who, fileID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !visible) {
+		h.fail(w, r, errNoSuchFile)
+		return
+	} else if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	f, m, err := up.Open(r.Context(), fileID)
+	if errors.Is(err, store.ErrNotFound) {
+		h.fail(w, r, errNoSuchFile)
+		return
+	} else if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	defer f.Close()
+	hd := w.Header()
+	hd.Set("Content-Type", m.ContentType)
+	disposition := "attachment"
+	if strings.HasPrefix(m.ContentType, "image/") {
+		disposition = "inline" // sniffed raster images only: the sniffer never says SVG
+	}
+	if cd := mime.FormatMediaType(disposition, map[string]string{"filename": m.Name}); cd != "" {
+		hd.Set("Content-Disposition", cd)
+	} else {
+		hd.Set("Content-Disposition", disposition)
+	}
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Cache-Control", "private, max-age=300")
+	http.ServeContent(w, r, "", m.Created, f) // Content-Length, Range, HEAD
+}

@@ -1,0 +1,197 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/magpie-im/magpie/internal/logic"
+	"github.com/magpie-im/magpie/internal/store"
+)
+
+// Group routes (docs/api.md, "Groups"). Authorization is the logic
+// role's and the store's; these handlers only translate.
+
+func (h *Handler) registerGroups(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/groups", h.auth(h.createGroup))
+	mux.HandleFunc("GET /v1/groups", h.auth(h.listGroups))
+	mux.HandleFunc("GET /v1/groups/{id}", h.auth(h.getGroup))
+	mux.HandleFunc("PATCH /v1/groups/{id}", h.auth(h.updateGroup))
+	mux.HandleFunc("DELETE /v1/groups/{id}", h.auth(h.dissolveGroup))
+	mux.HandleFunc("POST /v1/groups/{id}/members", h.auth(h.addMembers))
+	mux.HandleFunc("POST /v1/groups/{id}/join", h.auth(h.joinGroup))
+	mux.HandleFunc("POST /v1/groups/{id}/leave", h.auth(h.leaveGroup))
+	mux.HandleFunc("DELETE /v1/groups/{id}/members/{username}", h.auth(h.removeMember))
+	mux.HandleFunc("PUT /v1/groups/{id}/members/{username}/role", h.auth(h.setRole))
+	mux.HandleFunc("PUT /v1/groups/{id}/members/{username}/mute", h.auth(h.muteMember))
+	mux.HandleFunc("POST /v1/groups/{id}/owner", h.auth(h.transferOwner))
+}
+
+type memberJSON struct {
+	UserID     int64  `json:"user_id"`
+	Username   string `json:"username"`
+	Role       string `json:"role"`
+	MutedUntil int64  `json:"muted_until"`
+	JoinedAt   int64  `json:"joined_at"`
+}
+
+type groupJSON struct {
+	ID          string        `json:"id"`
+	Name        string        `json:"name"`
+	Owner       string        `json:"owner"`
+	JoinPolicy  string        `json:"join_policy"`
+	MutedUntil  int64         `json:"muted_until"`
+	MemberCount int           `json:"member_count"`
+	CreatedAt   int64         `json:"created_at"`
+	Dissolved   bool          `json:"dissolved,omitempty"`
+	Members     *[]memberJSON `json:"members,omitempty"` // absent in lists and for non-members
+}
+
+// msOf is unix milliseconds, 0 for the zero time ("not muted").
+func msOf(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func groupOut(g store.GroupInfo) groupJSON {
+	out := groupJSON{ID: g.ID, Name: g.Name, Owner: g.Owner, JoinPolicy: string(g.JoinPolicy),
+		MutedUntil: msOf(g.MutedUntil), MemberCount: g.MemberCount,
+		CreatedAt: g.CreatedAt.UnixMilli(), Dissolved: g.Dissolved}
+	if g.Members != nil {
+		ms := make([]memberJSON, 0, len(g.Members))
+		for _, m := range g.Members {
+			ms = append(ms, memberJSON{m.UserID, m.Username, string(m.Role),
+				msOf(m.MutedUntil), m.JoinedAt.UnixMilli()})
+		}
+		out.Members = &ms
+	}
+	return out
+}
+
+// groupReply writes a group, or the error.
+func (h *Handler) groupReply(w http.ResponseWriter, r *http.Request, status int, g store.GroupInfo, err error) {
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, status, groupOut(g))
+}
+
+// noContent writes 204, or the error.
+func (h *Handler) noContent(w http.ResponseWriter, r *http.Request, err error) {
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *Handler) createGroup(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	var req struct {
+		Name       string   `json:"name"`
+		Members    []string `json:"members"`
+		JoinPolicy string   `json:"join_policy"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	g, err := h.svc.CreateGroup(r.Context(), id, req.Name, req.Members, req.JoinPolicy)
+	h.groupReply(w, r, http.StatusCreated, g, err)
+}
+
+func (h *Handler) listGroups(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	gs, err := h.svc.Groups(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := make([]groupJSON, 0, len(gs))
+	for _, g := range gs {
+		g.Members = nil
+		out = append(out, groupOut(g))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"groups": out})
+}
+
+func (h *Handler) getGroup(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	g, err := h.svc.Group(r.Context(), id, r.PathValue("id"))
+	h.groupReply(w, r, http.StatusOK, g, err)
+}
+
+func (h *Handler) updateGroup(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	var req struct {
+		Name       *string `json:"name"`
+		JoinPolicy *string `json:"join_policy"`
+		MutedUntil *int64  `json:"muted_until"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	g, err := h.svc.UpdateGroup(r.Context(), id, r.PathValue("id"), logic.GroupUpdate{Name: req.Name, JoinPolicy: req.JoinPolicy, MutedUntil: req.MutedUntil})
+	h.groupReply(w, r, http.StatusOK, g, err)
+}
+
+func (h *Handler) dissolveGroup(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	h.noContent(w, r, h.svc.DissolveGroup(r.Context(), id, r.PathValue("id")))
+}
+
+func (h *Handler) addMembers(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	var req struct {
+		Usernames []string `json:"usernames"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	g, err := h.svc.AddMembers(r.Context(), id, r.PathValue("id"), req.Usernames)
+	h.groupReply(w, r, http.StatusOK, g, err)
+}
+
+func (h *Handler) joinGroup(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	g, err := h.svc.JoinGroup(r.Context(), id, r.PathValue("id"))
+	h.groupReply(w, r, http.StatusOK, g, err)
+}
+
+func (h *Handler) leaveGroup(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	h.noContent(w, r, h.svc.LeaveGroup(r.Context(), id, r.PathValue("id")))
+}
+
+func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	h.noContent(w, r, h.svc.RemoveMember(r.Context(), id, r.PathValue("id"), r.PathValue("username")))
+}
+
+func (h *Handler) setRole(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	var req struct {
+		Role string `json:"role"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.noContent(w, r, h.svc.SetRole(r.Context(), id, r.PathValue("id"), r.PathValue("username"), req.Role))
+}
+
+func (h *Handler) muteMember(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	var req struct {
+		Until int64 `json:"until"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.noContent(w, r, h.svc.MuteMember(r.Context(), id, r.PathValue("id"), r.PathValue("username"), req.Until))
+}
+
+func (h *Handler) transferOwner(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	var req struct {
+		Username string `json:"username"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.noContent(w, r, h.svc.TransferOwnership(r.Context(), id, r.PathValue("id"), req.Username))
+}

@@ -1,0 +1,96 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/magpie-im/magpie/internal/logic"
+)
+
+// Routes that act on one conversation or one message of it: recall, edit,
+// who read it, and the user's flags (docs/api.md, "Conversations").
+
+func (h *Handler) registerChanges(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/conversations/{id}/messages/{seq}/recall", h.auth(h.recall))
+	mux.HandleFunc("POST /v1/conversations/{id}/messages/{seq}/edit", h.auth(h.edit))
+	mux.HandleFunc("GET /v1/conversations/{id}/messages/{seq}/reads", h.auth(h.reads))
+	mux.HandleFunc("PATCH /v1/conversations/{id}", h.auth(h.setFlags))
+}
+
+func pathSeq(r *http.Request) (uint64, error) {
+	n, err := strconv.ParseUint(r.PathValue("seq"), 10, 63)
+	if err != nil || n == 0 {
+		return 0, badRequest("seq must be a positive integer")
+	}
+	return n, nil
+}
+
+func (h *Handler) recall(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	h.change(w, r, id, false)
+}
+
+func (h *Handler) edit(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	h.change(w, r, id, true)
+}
+
+func (h *Handler) change(w http.ResponseWriter, r *http.Request, id logic.Identity, edit bool) {
+	seq, err := pathSeq(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var req struct {
+		Text        string `json:"text"`
+		ClientMsgID string `json:"client_msg_id"`
+	}
+	// A recall needs no body; an empty one is fine.
+	if r.ContentLength != 0 || edit {
+		if err := decode(w, r, &req); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	cr := logic.ChangeRequest{ConversationID: r.PathValue("id"), Seq: seq, Text: req.Text, ClientMsgID: req.ClientMsgID}
+	var ack logic.Ack
+	if edit {
+		ack, err = h.svc.Edit(r.Context(), id, cr)
+	} else {
+		ack, err = h.svc.Recall(r.Context(), id, cr)
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeAck(w, ack)
+}
+
+func (h *Handler) reads(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	seq, err := pathSeq(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	v, err := h.svc.MessageReads(r.Context(), id, r.PathValue("id"), seq)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (h *Handler) setFlags(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	var req struct {
+		Pinned *bool `json:"pinned"`
+		Muted  *bool `json:"muted"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	c, err := h.svc.SetConversationFlags(r.Context(), id, r.PathValue("id"), req.Pinned, req.Muted, nil)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, conversationOut(c))
+}

@@ -1,0 +1,216 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/magpie-im/magpie/client"
+	"github.com/magpie-im/magpie/client/clienttest"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		line    string
+		want    command
+		wantErr bool
+	}{
+		{"", command{kind: cmdNone}, false},
+		{"   ", command{kind: cmdNone}, false},
+		{"bob;;hello there", command{kind: cmdSend, to: "bob", text: "hello there"}, false},
+		{"bob;;a;;b", command{kind: cmdSend, to: "bob", text: "a;;b"}, false},
+		{"bob;;", command{}, true},
+		{"hi there;;friend", command{kind: cmdText, text: "hi there;;friend"}, false},
+		{"@bob hello", command{kind: cmdSend, to: "bob", text: "hello"}, false},
+		{"@bob   spaced  text ", command{kind: cmdSend, to: "bob", text: "spaced  text"}, false},
+		{"@bob", command{}, true},
+		{"@b!b hi", command{}, true},
+		{":to bob", command{kind: cmdTo, to: "bob"}, false},
+		{":to", command{}, true},
+		{":to bob carol", command{}, true},
+		{":olu", command{kind: cmdOnline}, false},
+		{":history", command{kind: cmdHistory, n: 20}, false},
+		{":history 5", command{kind: cmdHistory, n: 5}, false},
+		{":history 0", command{}, true},
+		{":history x", command{}, true},
+		{":read", command{kind: cmdRead}, false},
+		{":help", command{kind: cmdHelp}, false},
+		{":q", command{kind: cmdQuit}, false},
+		{":quit", command{kind: cmdQuit}, false},
+		{":nope", command{}, true},
+		{"just text", command{kind: cmdText, text: "just text"}, false},
+		{"hello\r\n", command{kind: cmdText, text: "hello"}, false},
+
+		// Groups.
+		{":groups", command{kind: cmdGroups}, false},
+		{":groups all", command{}, true},
+		{":g team", command{kind: cmdGroup, to: "team"}, false},
+		{":g g_12", command{kind: cmdGroup, to: "g_12"}, false},
+		{":g", command{}, true},
+		{":g two words", command{}, true},
+		{":create team bob carol", command{kind: cmdCreate, to: "team", users: []string{"bob", "carol"}}, false},
+		{":create solo", command{kind: cmdCreate, to: "solo", users: []string{}}, false},
+		{":create", command{}, true},
+		{":create team b!b", command{}, true},
+		{":invite bob", command{kind: cmdInvite, users: []string{"bob"}}, false},
+		{":invite bob carol dave", command{kind: cmdInvite, users: []string{"bob", "carol", "dave"}}, false},
+		{":invite", command{}, true},
+		{":invite x", command{}, true},
+		{":kick bob", command{kind: cmdKick, to: "bob"}, false},
+		{":kick", command{}, true},
+		{":kick bob carol", command{}, true},
+		{":leave", command{kind: cmdLeave}, false},
+		{":leave now", command{}, true},
+		{":reads", command{kind: cmdReads}, false},
+		{":reads 12", command{kind: cmdReads, seq: 12}, false},
+		{":reads #12", command{kind: cmdReads, seq: 12}, false},
+		{":reads 0", command{}, true},
+		{":reads 1 2", command{}, true},
+
+		// Friends.
+		{":friends", command{kind: cmdFriends}, false},
+		{":friends bob", command{}, true},
+		{":add bob", command{kind: cmdAdd, to: "bob"}, false},
+		{":add", command{}, true},
+		{":add b!b", command{}, true},
+		{":accept bob", command{kind: cmdAccept, to: "bob"}, false},
+		{":accept", command{}, true},
+		{":decline bob", command{kind: cmdDecline, to: "bob"}, false},
+		{":block bob", command{kind: cmdBlock, to: "bob"}, false},
+		{":block bob carol", command{}, true},
+		{":unblock bob", command{kind: cmdUnblock, to: "bob"}, false},
+
+		// Messages.
+		{":recall", command{kind: cmdRecall}, false},
+		{":recall 7", command{kind: cmdRecall, seq: 7}, false},
+		{":recall seven", command{}, true},
+		{":recall -1", command{}, true},
+		{":file /tmp/a.png", command{kind: cmdFile, text: "/tmp/a.png"}, false},
+		{":file  /tmp/my holiday.png ", command{kind: cmdFile, text: "/tmp/my holiday.png"}, false},
+		{":file", command{}, true},
+		{":all hello everyone", command{kind: cmdAll, text: "hello everyone"}, false},
+		{":all   spaced  out ", command{kind: cmdAll, text: "spaced  out"}, false},
+		{":all", command{}, true},
+	}
+	for _, tt := range tests {
+		got, err := parse(tt.line)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("parse(%q): got error %v, want error %v", tt.line, err, tt.wantErr)
+			continue
+		}
+		if err == nil && !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("parse(%q): got %+v, want %+v", tt.line, got, tt.want)
+		}
+	}
+}
+
+func TestHelpListsEveryCommand(t *testing.T) {
+	for _, word := range []string{":groups", ":g ", ":create", ":invite", ":kick", ":leave", ":friends", ":add",
+		":accept", ":block", ":recall", ":file", ":all", ":reads", ":to", ":olu", ":history", ":read "} {
+		if !strings.Contains(helpText, "\n  "+word) {
+			t.Errorf("help lacks %q", word)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the callback and test goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func TestPipeMode(t *testing.T) {
+	t.Setenv("MAGPIE_PASSWORD", "")
+	srv := clienttest.New(t)
+	srv.AddUser("bob", "pw-bob")
+
+	// bob listens with the SDK.
+	var mu sync.Mutex
+	var got []string
+	bob := client.New(client.Options{Server: srv.URL, Username: "bob", Password: "pw-bob",
+		OnMessage: func(m client.Message) { mu.Lock(); got = append(got, m.Sender+":"+m.Text); mu.Unlock() }})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := bob.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+
+	in := strings.Join([]string{
+		"pw-alice", // the password, as stdin is not a terminal
+		"bob;;one",
+		"@bob two",
+		"no current conversation yet",
+		":to bob",
+		"three",
+		":bogus",
+	}, "\n") + "\n"
+	var out, errw syncBuffer
+	err := Run(ctx, []string{"--server", srv.URL, "--user", "alice", "--register", "--device", "cli"},
+		strings.NewReader(in), &out, &errw)
+	if err != nil {
+		t.Fatalf("Run: %v\nstderr:\n%s", err, errw.String())
+	}
+	for _, want := range []string{"✓ sent #1 → bob", "✓ sent #2 → bob", "✓ sent #3 → bob", "to bob"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, want := range []string{"error: no current conversation", "error: unknown command :bogus", "* connected as alice (device cli)"} {
+		if !strings.Contains(errw.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errw.String())
+		}
+	}
+	clienttest.WaitFor(t, "bob's messages", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 3 })
+	mu.Lock()
+	if strings.Join(got, ",") != "alice:one,alice:two,alice:three" {
+		t.Errorf("bob got %v", got)
+	}
+	mu.Unlock()
+
+	// A fresh run as bob syncs alice's messages from the start.
+	var bout, berr syncBuffer
+	t.Setenv("MAGPIE_PASSWORD", "pw-bob")
+	if err := Run(ctx, []string{"--server", srv.URL, "--user", "bob", "--transport", "ws"},
+		strings.NewReader(":to alice\n:history 2\n:read\n"), &bout, &berr); err != nil {
+		t.Fatalf("Run as bob: %v\n%s", err, berr.String())
+	}
+	line := regexp.MustCompile(`(?m)^\[\d\d:\d\d:\d\d\] alice: three$`)
+	if n := len(line.FindAllString(bout.String(), -1)); n != 2 { // once synced, once in history
+		t.Errorf("got %d lines of alice's third message, want 2:\n%s", n, bout.String())
+	}
+	if !strings.Contains(bout.String(), "history with alice:") || !strings.Contains(bout.String(), "marked read #3 (alice)") {
+		t.Errorf("bob's output:\n%s", bout.String())
+	}
+}
+
+func TestReceiptsPrintOnce(t *testing.T) {
+	var out syncBuffer
+	u := newUI(&out, &out)
+	u.c = client.New(client.Options{})
+	bob := target{user: "bob"}
+	u.sent(bob, client.Ack{ConversationID: "c", Seq: 1})
+	u.sent(bob, client.Ack{ConversationID: "c", Seq: 2})
+	u.receipt(client.Receipt{ConversationID: "c", Kind: client.Delivered, Seq: 1, UserID: 2, Username: "bob"})
+	u.receipt(client.Receipt{ConversationID: "c", Kind: client.Delivered, Seq: 1, UserID: 2, Username: "bob"})
+	u.receipt(client.Receipt{ConversationID: "c", Kind: client.Read, Seq: 2, UserID: 2, Username: "bob"})
+	u.receipt(client.Receipt{ConversationID: "c", Kind: client.Read, Seq: 2, UserID: 2, Username: "bob"})
+	u.sent(bob, client.Ack{ConversationID: "c", Seq: 3})
+	want := "✓ sent #1 → bob\n✓ sent #2 → bob\n✓✓ delivered #1 → bob\n✓✓ read #1 → bob\n" +
+		"✓✓ delivered #2 → bob\n✓✓ read #2 → bob\n✓ sent #3 → bob\n"
+	if out.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)
+	}
+}

@@ -1,0 +1,205 @@
+package chat
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/magpie-im/magpie/proto/wire"
+)
+
+type cmdKind int
+
+const (
+	cmdNone    cmdKind = iota // empty line
+	cmdSend                   // NAME;;text or @NAME text
+	cmdText                   // plain text to the current conversation
+	cmdTo                     // :to NAME
+	cmdOnline                 // :olu
+	cmdHistory                // :history [n]
+	cmdRead                   // :read
+	cmdHelp                   // :help
+	cmdQuit                   // :q
+	cmdGroups                 // :groups
+	cmdGroup                  // :g NAME-OR-ID
+	cmdCreate                 // :create NAME user…
+	cmdInvite                 // :invite user…
+	cmdKick                   // :kick user
+	cmdLeave                  // :leave
+	cmdFriends                // :friends
+	cmdAdd                    // :add NAME
+	cmdAccept                 // :accept NAME
+	cmdDecline                // :decline NAME
+	cmdBlock                  // :block NAME
+	cmdUnblock                // :unblock NAME
+	cmdRecall                 // :recall [seq]
+	cmdFile                   // :file PATH
+	cmdAll                    // :all text
+	cmdReads                  // :reads [seq]
+)
+
+type command struct {
+	kind  cmdKind
+	to    string   // cmdSend, cmdTo; cmdGroup: name or id; cmdCreate: the group's name; user commands: the user
+	text  string   // cmdSend, cmdText, cmdAll; cmdFile: the path
+	n     int      // cmdHistory
+	seq   uint64   // cmdRecall, cmdReads; 0: my last message
+	users []string // cmdCreate, cmdInvite
+}
+
+const defaultHistory = 20
+
+const helpText = `commands:
+  NAME;;text          send text to NAME
+  @NAME text          send text to NAME
+  :to NAME            talk to NAME; plain lines then go to NAME
+  :g GROUP            talk in a group (by name or id); plain lines then go to the group
+  text                send to the current conversation (see :to and :g)
+  :all text           broadcast text to everyone online
+  :file PATH          upload a file and send it to the current conversation
+  :recall [seq]       recall a message of the current conversation (default: my last one)
+  :history [n]        show the last n messages (default 20) of the current conversation
+  :read               mark the current conversation read
+  :reads [seq]        who read a message of the current conversation (default: my last one)
+  :olu                list online users
+  :groups             list my groups
+  :create NAME user…  create a group with these members and talk in it
+  :invite user…       add users to the current group
+  :kick user          remove a user from the current group
+  :leave              leave the current group
+  :friends            list friends, requests and blocked users
+  :add NAME           ask NAME to be friends
+  :accept NAME        accept NAME's friend request
+  :decline NAME       decline NAME's friend request
+  :block NAME         refuse NAME's private messages
+  :unblock NAME       lift a block
+  :help               this help
+  :q                  quit (after unsent messages are acknowledged)`
+
+// parse reads one input line. Lines starting with ':' are commands; a
+// line starting with '@', or with a valid user name followed by ";;", is a
+// message to that user; anything else is text for the current conversation.
+func parse(line string) (command, error) {
+	line = strings.TrimSpace(line)
+	switch {
+	case line == "":
+		return command{kind: cmdNone}, nil
+	case strings.HasPrefix(line, ":"):
+		return parseColon(line)
+	case strings.HasPrefix(line, "@"):
+		name, text, _ := strings.Cut(line[1:], " ")
+		text = strings.TrimSpace(text)
+		if err := wire.ValidName(name); err != nil {
+			return command{}, fmt.Errorf("@%s: %v", name, err)
+		}
+		if text == "" {
+			return command{}, fmt.Errorf("@%s: nothing to send (usage: @NAME text)", name)
+		}
+		return command{kind: cmdSend, to: name, text: text}, nil
+	}
+	if name, text, ok := strings.Cut(line, ";;"); ok && wire.ValidName(strings.TrimSpace(name)) == nil {
+		text = strings.TrimSpace(text)
+		if text == "" {
+			return command{}, fmt.Errorf("%s;;: nothing to send (usage: NAME;;text)", name)
+		}
+		return command{kind: cmdSend, to: strings.TrimSpace(name), text: text}, nil
+	}
+	return command{kind: cmdText, text: line}, nil
+}
+
+// userCommands take exactly one user name.
+var userCommands = map[string]cmdKind{
+	":to": cmdTo, ":kick": cmdKick, ":add": cmdAdd, ":accept": cmdAccept,
+	":decline": cmdDecline, ":block": cmdBlock, ":unblock": cmdUnblock,
+}
+
+// simpleCommands take no arguments.
+var simpleCommands = map[string]cmdKind{
+	":olu": cmdOnline, ":read": cmdRead, ":help": cmdHelp, ":q": cmdQuit, ":quit": cmdQuit,
+	":groups": cmdGroups, ":leave": cmdLeave, ":friends": cmdFriends,
+}
+
+func parseColon(line string) (command, error) {
+	fields := strings.Fields(line)
+	word, args := fields[0], fields[1:]
+	rest := strings.TrimSpace(strings.TrimPrefix(line, word)) // the rest of the line, spaces kept
+	if k, ok := userCommands[word]; ok {
+		if len(args) != 1 {
+			return command{}, fmt.Errorf("usage: %s NAME", word)
+		}
+		if err := wire.ValidName(args[0]); err != nil {
+			return command{}, fmt.Errorf("%s %s: %v", word, args[0], err)
+		}
+		return command{kind: k, to: args[0]}, nil
+	}
+	if k, ok := simpleCommands[word]; ok {
+		if len(args) > 0 {
+			return command{}, fmt.Errorf("%s takes no arguments", word)
+		}
+		return command{kind: k}, nil
+	}
+	switch word {
+	case ":history":
+		n := defaultHistory
+		if len(args) > 1 {
+			return command{}, fmt.Errorf("usage: :history [n]")
+		}
+		if len(args) == 1 {
+			v, err := strconv.Atoi(args[0])
+			if err != nil || v < 1 || v > wire.MaxPageLimit {
+				return command{}, fmt.Errorf(":history: n must be a number from 1 to %d", wire.MaxPageLimit)
+			}
+			n = v
+		}
+		return command{kind: cmdHistory, n: n}, nil
+	case ":g":
+		if len(args) != 1 {
+			return command{}, fmt.Errorf("usage: :g NAME-OR-ID")
+		}
+		return command{kind: cmdGroup, to: args[0]}, nil
+	case ":create", ":invite":
+		users := args
+		cmd := command{kind: cmdInvite}
+		if word == ":create" {
+			if len(args) < 1 {
+				return command{}, fmt.Errorf("usage: :create NAME user…")
+			}
+			cmd = command{kind: cmdCreate, to: args[0]}
+			users = args[1:]
+		} else if len(args) == 0 {
+			return command{}, fmt.Errorf("usage: :invite user…")
+		}
+		for _, u := range users {
+			if err := wire.ValidName(u); err != nil {
+				return command{}, fmt.Errorf("%s: %s: %v", word, u, err)
+			}
+		}
+		cmd.users = users
+		return cmd, nil
+	case ":recall", ":reads":
+		k := map[string]cmdKind{":recall": cmdRecall, ":reads": cmdReads}[word]
+		if len(args) > 1 {
+			return command{}, fmt.Errorf("usage: %s [seq]", word)
+		}
+		var seq uint64
+		if len(args) == 1 {
+			v, err := strconv.ParseUint(strings.TrimPrefix(args[0], "#"), 10, 64)
+			if err != nil || v == 0 {
+				return command{}, fmt.Errorf("%s: seq must be a positive number, not %q", word, args[0])
+			}
+			seq = v
+		}
+		return command{kind: k, seq: seq}, nil
+	case ":file":
+		if rest == "" {
+			return command{}, fmt.Errorf("usage: :file PATH")
+		}
+		return command{kind: cmdFile, text: rest}, nil
+	case ":all":
+		if rest == "" {
+			return command{}, fmt.Errorf("usage: :all text")
+		}
+		return command{kind: cmdAll, text: rest}, nil
+	}
+	return command{}, fmt.Errorf("unknown command %s (try :help)", word)
+}

@@ -1,0 +1,131 @@
+package chat
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/magpie-im/magpie/client"
+	"github.com/magpie-im/magpie/client/clienttest"
+)
+
+// runScript runs the chat as user with the script on stdin and returns
+// stdout and stderr.
+func runScript(t *testing.T, srv *clienttest.Server, user string, lines ...string) (string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out, errw syncBuffer
+	in := strings.Join(append([]string{"pw-" + user}, lines...), "\n") + "\n"
+	if err := Run(ctx, []string{"--server", srv.URL, "--user", user, "--device", "cli-" + user},
+		strings.NewReader(in), &out, &errw); err != nil {
+		t.Fatalf("Run as %s: %v\nstderr:\n%s", user, err, errw.String())
+	}
+	return out.String(), errw.String()
+}
+
+func wantLines(t *testing.T, who, got string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		re := regexp.MustCompile(`(?m)^` + w + `$`)
+		if !re.MatchString(got) {
+			t.Errorf("%s: no line matching %q in:\n%s", who, w, got)
+		}
+	}
+}
+
+const ts = `\[\d\d:\d\d:\d\d\] `
+
+func TestGroupChatPipeMode(t *testing.T) {
+	t.Setenv("MAGPIE_PASSWORD", "")
+	srv := clienttest.New(t)
+	for _, u := range []string{"alice", "bob", "carol", "dave"} {
+		srv.AddUser(u, "pw-"+u)
+	}
+	// bob listens with the SDK and reads everything, so alice sees receipts.
+	var bob *client.Client
+	bob = client.New(client.Options{Server: srv.URL, Username: "bob", Password: "pw-bob",
+		OnMessage: func(m client.Message) {
+			if m.IsGroup() && m.Sender == "alice" && m.Kind == client.KindText {
+				go bob.MarkRead(context.Background(), m.ConversationID, m.Seq)
+			}
+		}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := bob.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	path := filepath.Join(t.TempDir(), "name.png")
+	if err := os.WriteFile(path, make([]byte, 12*1024), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	out, errs := runScript(t, srv, "alice",
+		":create team bob carol", // #1 created
+		"hello team",             // #2
+		":file "+path,            // #3
+		"oops",                   // #4
+		":recall",                // #5 recalls #4
+		":invite dave",           // #6
+		":kick dave",             // #7
+		":groups",
+		":g TEAM",
+		":reads 2",
+		":leave",
+		":all hi everyone",
+		":add bob",
+		":block dave",
+		":friends",
+		":history 3",
+		":recall 99",
+	)
+	wantLines(t, "alice", out,
+		`created team \(g_1\) with bob, carol`,
+		`to team \(g_1\)`,
+		`✓ sent #2 @ team`,
+		`uploaded name.png 12 KB id=f_\w+`,
+		`✓ sent #3 @ team`,
+		`✓ sent #4 @ team`,
+		`✓ recalled #4 @ team`,
+		`invited dave to team`,
+		`removed dave from team`,
+		`group: team \(g_1\), 3 members, owner alice`,
+		`read by 1 of 3 #2 @ team: bob`,
+		`✓ broadcast sent`,
+		`friend request sent to bob`,
+		`blocked dave`,
+		`friend request to: bob`,
+		`blocked: dave`,
+		`history with team:`,
+		ts+`\* alice added dave to team`,
+		ts+`\* alice removed dave from team`,
+		ts+`\* alice created team with bob, carol`,
+		`✓✓ read by 1 #2 @ team`,
+	)
+	wantLines(t, "alice's errors", errs,
+		`error: :leave: magpie: conflict: conflict`,
+		`error: :recall #99: magpie: not_found: not_found`,
+	)
+
+	// carol's fresh client syncs the whole group.
+	out, _ = runScript(t, srv, "carol", ":g g_1", ":read")
+	wantLines(t, "carol", out,
+		ts+`\* alice created team with bob, carol`,
+		ts+`alice @ team: hello team`,
+		ts+`alice @ team: \[file name.png 12 KB id=f_\w+\]`,
+		ts+`alice @ team: \(recalled\)`,
+		ts+`\* alice recalled #4`,
+		ts+`\* alice added dave to team`,
+		ts+`\* alice removed dave from team`,
+		`to team \(g_1\)`,
+		`marked read #7 \(team\)`,
+	)
+	if strings.Contains(out, "oops") {
+		t.Errorf("carol sees the recalled text:\n%s", out)
+	}
+}

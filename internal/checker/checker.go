@@ -1,0 +1,272 @@
+// Package checker is a Jepsen-style checker for Magpie's delivery
+// guarantees (docs: reliability-and-security.md, "The checker"). A test
+// load records every send as it is invoked and how it ended (ok with a seq,
+// failed, or unknown), every message each device displayed, and the
+// receipt cursors it saw; after the faults heal and every device has done
+// a final sync, Check counts what went wrong.
+//
+// A Recorder is safe for concurrent use. Check may run while recording
+// continues, but it is meant for the end.
+package checker
+
+import (
+	"sync"
+	"time"
+)
+
+// Outcome is how a send ended from the sender's point of view.
+type Outcome int
+
+const (
+	Pending Outcome = iota // invoked, not finished yet
+	OK                     // acknowledged with a seq: durably stored
+	Failed                 // refused with a definite error: not stored
+	Unknown                // timed out or the connection died: stored or not
+)
+
+// Phase says how a device came to display a message.
+type Phase int
+
+const (
+	Live Phase = iota // while the load ran (a push, a gap fill or a reconnect sync)
+	Sync              // during the final sync, or on a fresh device syncing from zero
+)
+
+// Message is one displayed message, as the device saw it.
+type Message struct {
+	Conv        string
+	Seq         uint64
+	ClientMsgID string
+	Sender      string // user name
+	Text        string
+}
+
+type send struct {
+	id      string
+	device  string
+	members []string // users of the conversation, sender included
+	invoked time.Time
+	outcome Outcome
+	conv    string
+	seq     uint64
+	acked   time.Time
+}
+
+type shown struct {
+	Message
+	at    time.Time
+	phase Phase
+}
+
+type device struct {
+	name  string
+	user  string
+	fresh bool
+	view  []shown
+	// receipts[conv/user/kind] = the cursors seen, in order
+	receipts map[string][]uint64
+}
+
+// Cursor is one user's receipt state of a conversation, as the server
+// reports it at the end (GET /v1/conversations).
+type Cursor struct {
+	User, Conv              string
+	Last, Delivered, Read   uint64
+	PeerDelivered, PeerRead uint64
+	HasPeer                 bool
+}
+
+// Recorder collects the history of a run.
+type Recorder struct {
+	mu      sync.Mutex
+	sends   map[string]*send
+	order   []*send // by invocation
+	devices map[string]*device
+	users   map[string][]*device
+	cursors []Cursor
+	faults  []Recovery
+}
+
+// Recovery is how long the devices took to catch up after one fault.
+type Recovery struct {
+	Fault string
+	Took  time.Duration
+	OK    bool // false: not caught up before the deadline
+}
+
+// New returns an empty Recorder.
+func New() *Recorder {
+	return &Recorder{sends: map[string]*send{}, devices: map[string]*device{}, users: map[string][]*device{}}
+}
+
+// Device declares a device of user. A fresh device joins at the end and
+// syncs from zero; it is expected to show every stored message of its
+// user's conversations.
+func (r *Recorder) Device(name, user string, fresh bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.devices[name]; ok {
+		return
+	}
+	d := &device{name: name, user: user, fresh: fresh, receipts: map[string][]uint64{}}
+	r.devices[name] = d
+	r.users[user] = append(r.users[user], d)
+}
+
+// Invoke records that device is about to send a message with client id id
+// to a conversation whose members (sender included) are members.
+func (r *Recorder) Invoke(id, device string, members []string, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.sends[id]; ok {
+		return // a retry of the same id: one attempt
+	}
+	s := &send{id: id, device: device, members: append([]string(nil), members...), invoked: at}
+	r.sends[id] = s
+	r.order = append(r.order, s)
+}
+
+// Acked records the server's ACK. Several ACKs of one id (a retry) must
+// carry the same seq; a different one is a stored duplicate, counted by
+// Check.
+func (r *Recorder) Acked(id, conv string, seq uint64, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.sends[id]
+	if s == nil {
+		return
+	}
+	if s.outcome == OK && (s.conv != conv || s.seq != seq) {
+		s.seq = 0 // poisoned: two seqs for one id
+		s.conv = "\x00dup"
+		return
+	}
+	s.outcome, s.conv, s.seq, s.acked = OK, conv, seq, at
+}
+
+// Ended records a send that ended without an ACK: Failed for a definite
+// refusal, Unknown for a timeout or a lost connection.
+func (r *Recorder) Ended(id string, o Outcome) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s := r.sends[id]; s != nil && s.outcome != OK {
+		s.outcome = o
+	}
+}
+
+// Shown records that device displayed m (the SDK's OnMessage).
+func (r *Recorder) Shown(deviceName string, m Message, phase Phase, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d := r.devices[deviceName]; d != nil {
+		d.view = append(d.view, shown{Message: m, at: at, phase: phase})
+	}
+}
+
+// Receipt records a receipt cursor a device was told about: user's
+// delivered (read=false) or read cursor of conv moved to seq.
+func (r *Recorder) Receipt(deviceName, conv, user string, read bool, seq uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d := r.devices[deviceName]; d != nil {
+		k := conv + "/" + user + "/d"
+		if read {
+			k = conv + "/" + user + "/r"
+		}
+		d.receipts[k] = append(d.receipts[k], seq)
+	}
+}
+
+// Cursors records the server's final receipt cursors.
+func (r *Recorder) Cursors(cs ...Cursor) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cursors = append(r.cursors, cs...)
+}
+
+// Recovered records the recovery time after a fault.
+func (r *Recorder) Recovered(fault string, took time.Duration, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.faults = append(r.faults, Recovery{Fault: fault, Took: took, OK: ok})
+}
+
+// Missing counts (message, device) pairs where a message acknowledged
+// before 'before' is not yet shown on a device that expects it, among the
+// devices that are not fresh. A harness polls it until zero to measure
+// recovery, and to know the final sync is complete.
+func (r *Recorder) Missing(before time.Time) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := r.seenLocked()
+	n := 0
+	for _, s := range r.order {
+		if s.outcome != OK || s.acked.After(before) {
+			continue
+		}
+		for _, d := range r.expectedLocked(s) {
+			if !d.fresh && !seen[d.name][s.id] {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// MissingOn counts the acknowledged messages deviceName should show and
+// does not.
+func (r *Recorder) MissingOn(deviceName string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.devices[deviceName]
+	if d == nil {
+		return 0
+	}
+	got := map[string]bool{}
+	for _, m := range d.view {
+		got[m.ClientMsgID] = true
+	}
+	n := 0
+	for _, s := range r.order {
+		if s.outcome == OK && s.device != d.name && contains(s.members, d.user) && !got[s.id] {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *Recorder) seenLocked() map[string]map[string]bool {
+	seen := make(map[string]map[string]bool, len(r.devices))
+	for name, d := range r.devices {
+		m := make(map[string]bool, len(d.view))
+		for _, v := range d.view {
+			m[v.ClientMsgID] = true
+		}
+		seen[name] = m
+	}
+	return seen
+}
+
+// expectedLocked lists the devices that must show s: every device of every
+// member except the one that sent it (the SDK does not echo a device's own
+// sends back to it).
+func (r *Recorder) expectedLocked(s *send) []*device {
+	var out []*device
+	for _, u := range s.members {
+		for _, d := range r.users[u] {
+			if d.name != s.device {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,226 @@
+package checker
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Unix(1_700_000_000, 0)
+
+// world: alice (devices a1, a2) and bob (b1) in conversation "c".
+func world() *Recorder {
+	r := New()
+	r.Device("a1", "alice", false)
+	r.Device("a2", "alice", false)
+	r.Device("b1", "bob", false)
+	return r
+}
+
+var ab = []string{"alice", "bob"}
+
+// sendOK records a send from device dev with id, acked as seq.
+func sendOK(r *Recorder, dev, id string, seq uint64) {
+	at := t0.Add(time.Duration(seq) * time.Second)
+	r.Invoke(id, dev, ab, at)
+	r.Acked(id, "c", seq, at.Add(time.Millisecond))
+}
+
+func show(r *Recorder, dev, id string, seq uint64, sender string) {
+	r.Shown(dev, Message{Conv: "c", Seq: seq, ClientMsgID: id, Sender: sender, Text: id}, Live, t0.Add(time.Duration(seq)*time.Second+5*time.Millisecond))
+}
+
+// healthy: alice's a1 sends m1, m2; bob sends m3. Every other device shows
+// everything; a1 does not see its own sends.
+func healthy() *Recorder {
+	r := world()
+	sendOK(r, "a1", "m1", 1)
+	sendOK(r, "a1", "m2", 2)
+	sendOK(r, "b1", "m3", 3)
+	for _, d := range []string{"a2", "b1"} {
+		show(r, d, "m1", 1, "alice")
+		show(r, d, "m2", 2, "alice")
+	}
+	show(r, "a1", "m3", 3, "bob")
+	show(r, "a2", "m3", 3, "bob")
+	return r
+}
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name  string
+		build func() *Recorder
+		want  func(*Report) bool
+		fig   string
+	}{
+		{"healthy run", healthy, func(r *Report) bool {
+			return r.OK() && r.Attempted == 3 && r.Acknowledged == 3 && r.Ack.N == 3 && r.Live.N == 6
+		}, "all zero"},
+		{"lost on one device", func() *Recorder {
+			r := world()
+			sendOK(r, "a1", "m1", 1)
+			show(r, "b1", "m1", 1, "alice")
+			return r // a2 never shows m1
+		}, func(r *Report) bool { return r.Lost == 1 && r.LostPairs == 1 && !r.OK() }, "lost 1"},
+		{"fresh device must see everything", func() *Recorder {
+			r := healthy()
+			r.Device("alice-fresh", "alice", true)
+			show(r, "alice-fresh", "m1", 1, "alice")
+			show(r, "alice-fresh", "m2", 2, "alice")
+			return r // missing m3
+		}, func(r *Report) bool { return r.Lost == 1 }, "lost 1"},
+		{"shown twice", func() *Recorder {
+			r := healthy()
+			show(r, "b1", "m2", 2, "alice")
+			return r
+		}, func(r *Report) bool { return r.DupShown == 1 && r.OutOfOrder == 1 }, "dup shown 1 (and the repeat is out of order)"},
+		{"one id stored twice", func() *Recorder {
+			r := healthy()
+			r.Acked("m1", "c", 4, t0.Add(time.Hour)) // a retry answered with a new seq
+			return r
+		}, func(r *Report) bool { return r.DupStored >= 1 }, "dup stored"},
+		{"one id shown at two seqs", func() *Recorder {
+			r := healthy()
+			show(r, "b1", "m1", 4, "alice")
+			return r
+		}, func(r *Report) bool { return r.DupStored == 1 && r.DupShown == 1 }, "dup stored and shown"},
+		{"display out of order", func() *Recorder {
+			r := world()
+			sendOK(r, "a1", "m1", 1)
+			sendOK(r, "a1", "m2", 2)
+			for _, d := range []string{"a2", "b1"} {
+				show(r, d, "m2", 2, "alice")
+				show(r, d, "m1", 1, "alice")
+			}
+			return r
+		}, func(r *Report) bool { return r.OutOfOrder == 2 && r.Gaps == 0 && r.Lost == 0 }, "out of order 2"},
+		{"sender order broken", func() *Recorder {
+			r := world()
+			r.Invoke("m1", "a1", ab, t0)
+			r.Acked("m1", "c", 2, t0.Add(time.Millisecond))
+			r.Invoke("m2", "a1", ab, t0.Add(time.Second))
+			r.Acked("m2", "c", 1, t0.Add(time.Second+time.Millisecond))
+			for _, d := range []string{"a2", "b1"} {
+				show(r, d, "m2", 1, "alice")
+				show(r, d, "m1", 2, "alice")
+			}
+			return r
+		}, func(r *Report) bool { return r.OutOfOrder == 1 }, "out of order 1"},
+		{"gap", func() *Recorder {
+			r2 := world()
+			sendOK(r2, "b1", "x1", 1)
+			sendOK(r2, "b1", "x2", 2)
+			show(r2, "a1", "x1", 1, "bob")
+			show(r2, "a1", "x2", 2, "bob")
+			show(r2, "a2", "x2", 2, "bob")
+			return r2
+		}, func(r *Report) bool { return r.Gaps == 1 && r.Lost == 1 }, "gap 1"},
+		{"own sends are no gap", func() *Recorder {
+			r := world()
+			sendOK(r, "a1", "m1", 1)
+			sendOK(r, "b1", "m2", 2)
+			show(r, "a1", "m2", 2, "bob")
+			show(r, "a2", "m1", 1, "alice")
+			show(r, "a2", "m2", 2, "bob")
+			show(r, "b1", "m1", 1, "alice")
+			return r
+		}, func(r *Report) bool { return r.OK() }, "all zero"},
+		{"divergent", func() *Recorder {
+			r := healthy()
+			r.Shown("a2", Message{Conv: "c", Seq: 4, ClientMsgID: "m9", Sender: "bob", Text: "x"}, Live, t0)
+			r.Shown("b1", Message{Conv: "c", Seq: 4, ClientMsgID: "m9", Sender: "bob", Text: "y"}, Live, t0)
+			r.Invoke("m9", "b1", ab, t0)
+			return r
+		}, func(r *Report) bool { return r.Divergent == 1 }, "divergent 1"},
+		{"unexpected", func() *Recorder {
+			r := healthy()
+			show(r, "b1", "ghost", 4, "alice")
+			return r
+		}, func(r *Report) bool { return r.Unexpected == 1 }, "unexpected 1"},
+		{"unknown and recovered", func() *Recorder {
+			r := healthy()
+			r.Invoke("u1", "a1", ab, t0)
+			r.Ended("u1", Unknown)
+			r.Invoke("u2", "a1", ab, t0)
+			r.Ended("u2", Unknown)
+			show(r, "b1", "u2", 4, "alice")
+			show(r, "a2", "u2", 4, "alice")
+			r.Invoke("f1", "a1", ab, t0)
+			r.Ended("f1", Failed)
+			return r
+		}, func(r *Report) bool { return r.OK() && r.Unknown == 1 && r.Recovered == 1 && r.Failed == 1 }, "unknown 1 recovered 1 failed 1"},
+		{"receipt push moving back", func() *Recorder {
+			r := healthy()
+			r.Receipt("a1", "c", "bob", false, 3)
+			r.Receipt("a1", "c", "bob", false, 2)
+			return r
+		}, func(r *Report) bool { return r.ReceiptViolations == 0 && r.ReceiptPushesBack == 1 }, "pushes back 1, no violation"},
+		{"server-made messages", func() *Recorder {
+			r := healthy()
+			r.Shown("b1", Message{Conv: "g", Seq: 1, Text: "created"}, Live, t0)
+			r.Shown("a1", Message{Conv: "g", Seq: 1, Text: "created"}, Live, t0)
+			r.Shown("a1", Message{Conv: "h", Seq: 1, Text: "created"}, Live, t0)
+			return r
+		}, func(r *Report) bool { return r.OK() }, "all zero"},
+		{"server-made message shown twice", func() *Recorder {
+			r := healthy()
+			r.Shown("b1", Message{Conv: "g", Seq: 1, Text: "created"}, Live, t0)
+			r.Shown("b1", Message{Conv: "g", Seq: 1, Text: "created"}, Live, t0)
+			return r
+		}, func(r *Report) bool { return r.DupShown == 1 }, "dup shown 1"},
+		{"read beyond delivered", func() *Recorder {
+			r := healthy()
+			r.Cursors(Cursor{User: "bob", Conv: "c", Last: 3, Delivered: 2, Read: 3})
+			r.Cursors(Cursor{User: "alice", Conv: "c", Last: 3, Delivered: 3, Read: 3, HasPeer: true, PeerDelivered: 4})
+			return r
+		}, func(r *Report) bool { return r.ReceiptViolations == 2 }, "receipt 2"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := tc.build().Check()
+			if !tc.want(rep) {
+				var b strings.Builder
+				rep.Print(&b)
+				t.Fatalf("want %s; got\n%s", tc.fig, b.String())
+			}
+		})
+	}
+}
+
+func TestMissing(t *testing.T) {
+	r := world()
+	sendOK(r, "a1", "m1", 1)
+	if got := r.Missing(t0.Add(time.Hour)); got != 2 {
+		t.Fatalf("Missing = %d, want 2 (a2 and b1)", got)
+	}
+	if got := r.Missing(t0); got != 0 {
+		t.Fatalf("Missing before the ACK = %d, want 0", got)
+	}
+	show(r, "b1", "m1", 1, "alice")
+	if got := r.MissingOn("a2"); got != 1 {
+		t.Fatalf("MissingOn(a2) = %d, want 1", got)
+	}
+	show(r, "a2", "m1", 1, "alice")
+	if got := r.Missing(t0.Add(time.Hour)); got != 0 {
+		t.Fatalf("Missing = %d, want 0", got)
+	}
+	r.Device("b-fresh", "bob", true)
+	if got := r.Missing(t0.Add(time.Hour)); got != 0 {
+		t.Fatalf("Missing counts fresh devices: %d", got)
+	}
+	if got := r.MissingOn("b-fresh"); got != 1 {
+		t.Fatalf("MissingOn(fresh) = %d, want 1", got)
+	}
+}
+
+func TestPrint(t *testing.T) {
+	r := healthy()
+	r.Recovered("kill -9 gateway", 1500*time.Millisecond, true)
+	var b strings.Builder
+	r.Check().Print(&b)
+	for _, want := range []string{"| attempted / acknowledged | 3 / 3 |", "| lost | 0 ✓ |", "kill -9 gateway 1.5s"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}

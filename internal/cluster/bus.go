@@ -1,0 +1,234 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/magpie-im/magpie/proto/magpiepb"
+)
+
+// LogicClient is a gateway's connection to the logic role. It implements
+// gateway.Logic.
+type LogicClient struct {
+	nc      *nats.Conn
+	timeout time.Duration
+	prefix  string // reply subject prefix, unique to this gateway
+	sub     *nats.Subscription
+
+	mu      sync.Mutex // guards pending and next
+	next    uint64
+	pending map[uint64]*pendingReq
+}
+
+type pendingReq struct {
+	done  func([]byte, error)
+	timer *time.Timer
+}
+
+// NewLogicClient subscribes to the gateway's reply inbox.
+func NewLogicClient(nc *nats.Conn, gatewayID string, timeout time.Duration) (*LogicClient, error) {
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	c := &LogicClient{
+		nc:      nc,
+		timeout: timeout,
+		prefix:  "_INBOX.magpie." + gatewayID + "." + nats.NewInbox()[len("_INBOX."):] + ".",
+		pending: make(map[uint64]*pendingReq),
+	}
+	sub, err := nc.Subscribe(c.prefix+"*", c.onReply)
+	if err != nil {
+		return nil, fmt.Errorf("reply inbox: %w", err)
+	}
+	sub.SetPendingLimits(-1, -1)
+	c.sub = sub
+	return c, nil
+}
+
+// Authenticate implements gateway.Logic.
+func (c *LogicClient) Authenticate(ctx context.Context, req *magpiepb.AuthRequest) (*magpiepb.AuthReply, error) {
+	data, err := proto.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	msg, err := c.nc.RequestWithContext(ctx, subjAuth, data)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return nil, ErrNoLogic
+		}
+		return nil, err
+	}
+	var reply magpiepb.AuthReply
+	if err := proto.Unmarshal(msg.Data, &reply); err != nil {
+		return nil, fmt.Errorf("auth reply: %w", err)
+	}
+	return &reply, nil
+}
+
+// Forward implements gateway.Logic: it publishes now (so order from one
+// caller is kept) and calls done when the reply or the timeout comes.
+func (c *LogicClient) Forward(req *magpiepb.Request, done func([]byte, error)) {
+	data, err := proto.Marshal(req)
+	if err != nil {
+		done(nil, err)
+		return
+	}
+	c.mu.Lock()
+	c.next++
+	id := c.next
+	p := &pendingReq{done: done}
+	c.pending[id] = p
+	p.timer = time.AfterFunc(c.timeout, func() {
+		if c.take(id) != nil {
+			done(nil, ErrTimeout)
+		}
+	})
+	c.mu.Unlock()
+	if err := c.nc.PublishRequest(subjRequest, c.prefix+strconv.FormatUint(id, 10), data); err != nil {
+		if c.take(id) != nil {
+			done(nil, err)
+		}
+	}
+}
+
+func (c *LogicClient) take(id uint64) *pendingReq {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.pending[id]
+	if p != nil {
+		delete(c.pending, id)
+		p.timer.Stop()
+	}
+	return p
+}
+
+func (c *LogicClient) onReply(m *nats.Msg) {
+	id, err := strconv.ParseUint(m.Subject[len(c.prefix):], 10, 64)
+	if err != nil {
+		return
+	}
+	p := c.take(id)
+	if p == nil {
+		return // timed out already
+	}
+	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+		p.done(nil, ErrNoLogic)
+		return
+	}
+	p.done(m.Data, nil)
+}
+
+// Close stops the reply subscription and fails every pending request.
+func (c *LogicClient) Close() {
+	_ = c.sub.Unsubscribe()
+	c.mu.Lock()
+	pending := c.pending
+	c.pending = map[uint64]*pendingReq{}
+	c.mu.Unlock()
+	for _, p := range pending {
+		p.timer.Stop()
+		p.done(nil, ErrNoLogic)
+	}
+}
+
+const (
+	maxConcurrentAuths = 256
+	authTimeout        = 10 * time.Second // the gateway gives up on an auth sooner
+)
+
+// LogicHandler is what a logic node serves over the bus.
+type LogicHandler interface {
+	// Authenticate answers a gateway's AuthRequest.
+	Authenticate(ctx context.Context, req *magpiepb.AuthRequest) *magpiepb.AuthReply
+	// Handle answers one forwarded client request by calling reply exactly
+	// once with an encoded Envelope, possibly later from another goroutine.
+	Handle(req *magpiepb.Request, reply func([]byte))
+}
+
+// ServeLogic subscribes h to the logic subjects in the "logic" queue group,
+// so each request reaches exactly one logic node. Unsubscribe the returned
+// subscriptions to stop.
+func ServeLogic(nc *nats.Conn, h LogicHandler) ([]*nats.Subscription, error) {
+	// A reconnect storm brings thousands of auths at once: a bounded number
+	// run at a time, the rest wait in the subscription's queue.
+	authSlots := make(chan struct{}, maxConcurrentAuths)
+	auth, err := nc.QueueSubscribe(subjAuth, queueLogic, func(m *nats.Msg) {
+		var req magpiepb.AuthRequest
+		if err := proto.Unmarshal(m.Data, &req); err != nil {
+			return
+		}
+		// Authentication hashes nothing but reads the store: run it off
+		// the subscription goroutine so one slow lookup stalls no one.
+		authSlots <- struct{}{}
+		go func() {
+			defer func() { <-authSlots }()
+			ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
+			defer cancel()
+			reply := h.Authenticate(ctx, &req)
+			data, err := proto.Marshal(reply)
+			if err == nil {
+				_ = m.Respond(data)
+			}
+		}()
+	})
+	if err != nil {
+		return nil, err
+	}
+	reqs, err := nc.QueueSubscribe(subjRequest, queueLogic, func(m *nats.Msg) {
+		var req magpiepb.Request
+		if err := proto.Unmarshal(m.Data, &req); err != nil {
+			return
+		}
+		reply := m.Reply
+		h.Handle(&req, func(data []byte) { _ = nc.Publish(reply, data) })
+	})
+	if err != nil {
+		_ = auth.Unsubscribe()
+		return nil, err
+	}
+	for _, s := range []*nats.Subscription{auth, reqs} {
+		s.SetPendingLimits(-1, -1)
+	}
+	return []*nats.Subscription{auth, reqs}, nil
+}
+
+// Publisher sends deliveries to gateways.
+type Publisher struct{ nc *nats.Conn }
+
+func NewPublisher(nc *nats.Conn) *Publisher { return &Publisher{nc: nc} }
+
+// Deliver publishes d to one gateway. Delivery is best effort: the message
+// is already stored and clients fill gaps by seq.
+func (p *Publisher) Deliver(gatewayID string, d *magpiepb.Delivery) error {
+	data, err := proto.Marshal(d)
+	if err != nil {
+		return err
+	}
+	return p.nc.Publish(deliverSubject(gatewayID), data)
+}
+
+// SubscribeDeliveries hands every Delivery addressed to gatewayID to fn, in
+// order, on one goroutine.
+func SubscribeDeliveries(nc *nats.Conn, gatewayID string, fn func(*magpiepb.Delivery)) (*nats.Subscription, error) {
+	sub, err := nc.Subscribe(deliverSubject(gatewayID), func(m *nats.Msg) {
+		var d magpiepb.Delivery
+		if err := proto.Unmarshal(m.Data, &d); err != nil {
+			return
+		}
+		fn(&d)
+	})
+	if err != nil {
+		return nil, err
+	}
+	sub.SetPendingLimits(1<<20, 512<<20)
+	return sub, nil
+}

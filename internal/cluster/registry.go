@@ -1,0 +1,501 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/magpie-im/magpie/proto/magpiepb"
+)
+
+// Registrar keeps one gateway's registry entry fresh.
+type Registrar struct {
+	kv   jetstream.KeyValue
+	info func() *magpiepb.GatewayInfo
+	ttl  time.Duration
+	log  *slog.Logger
+
+	// OnGap, if set before Run, is called (on Run's goroutine) after a
+	// heartbeat succeeds following a silence longer than half the TTL:
+	// logic nodes may have declared this gateway dead meanwhile and
+	// deleted its presence entries, so the gateway writes them again.
+	OnGap func()
+
+	mu     sync.Mutex // guards lastOK
+	lastOK time.Time
+}
+
+// NewRegistrar opens the registry bucket. info is called at every heartbeat
+// for the gateway's current entry.
+func NewRegistrar(ctx context.Context, nc *nats.Conn, replicas int, ttl time.Duration, info func() *magpiepb.GatewayInfo, log *slog.Logger) (*Registrar, error) {
+	kv, err := keyValue(ctx, nc, bucketGateways, replicas)
+	if err != nil {
+		return nil, err
+	}
+	return &Registrar{kv: kv, info: info, ttl: ttl, log: log}, nil
+}
+
+// Put writes the entry once.
+func (r *Registrar) Put(ctx context.Context) error {
+	gi := r.info()
+	gi.UpdatedMs = time.Now().UnixMilli()
+	data, err := proto.Marshal(gi)
+	if err != nil {
+		return err
+	}
+	if _, err = r.kv.Put(ctx, gi.Id, data); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	gap := !r.lastOK.IsZero() && time.Since(r.lastOK) > r.ttl/2
+	r.lastOK = time.Now()
+	r.mu.Unlock()
+	if gap && r.OnGap != nil {
+		r.OnGap()
+	}
+	return nil
+}
+
+// Run re-puts the entry every ttl/3 until ctx ends, then deletes it.
+func (r *Registrar) Run(ctx context.Context) {
+	t := time.NewTicker(r.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = r.kv.Delete(dctx, r.info().Id)
+			cancel()
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, r.ttl/3)
+			if err := r.Put(pctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("registry heartbeat failed", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// Strategy picks a gateway for a login.
+type Strategy string
+
+const (
+	RoundRobin     Strategy = "round-robin"
+	Random         Strategy = "random"
+	ConsistentHash Strategy = "hash"
+	LeastConns     Strategy = "least-conns"
+)
+
+// ErrNoGateway means no live gateway is registered.
+var ErrNoGateway = errors.New("cluster: no live gateway")
+
+// Registry is a logic node's view of the live gateways, kept by watching
+// the registry bucket. A gateway whose entry was not refreshed within the
+// TTL (by the local clock of this node) is dead, whatever the bucket says.
+type Registry struct {
+	ttl time.Duration
+	log *slog.Logger
+	rr  atomic.Uint64
+	nc  *nats.Conn
+	// current: this node's view of the bucket holds every update made
+	// before this moment (the write time of the last canary that came
+	// back), in unix nanoseconds; 0: no canary back yet.
+	current atomic.Int64
+
+	mu       sync.RWMutex // guards gateways and buried
+	gateways map[string]gwState
+	buried   map[string]int64 // gateway → UpdatedMs of its entry when declared dead
+
+	onDead func(id string)
+}
+
+type gwState struct {
+	info   *magpiepb.GatewayInfo
+	seen   time.Time
+	misses int // consecutive probes answered "no responders"
+}
+
+// WatchRegistry starts watching the registry bucket until ctx ends. onDead,
+// if set, is called (from the watch goroutine) when a gateway disappears.
+func WatchRegistry(ctx context.Context, nc *nats.Conn, replicas int, ttl time.Duration, onDead func(string), log *slog.Logger) (*Registry, error) {
+	kv, err := keyValue(ctx, nc, bucketGateways, replicas)
+	if err != nil {
+		return nil, err
+	}
+	r := &Registry{ttl: ttl, log: log, nc: nc, gateways: map[string]gwState{}, buried: map[string]int64{}, onDead: onDead}
+	ready := make(chan struct{})
+	go watchBucketAlive(ctx, kv, ready, log, r.update, func(w time.Time) { r.current.Store(w.UnixNano()) })
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	go r.sweep(ctx)
+	go r.probe(ctx)
+	return r, nil
+}
+
+// watchBucket feeds every update of kv to fn until ctx ends, closing ready
+// once the initial values are in. A watcher that ends early is started
+// again, replaying the bucket.
+//
+// A watcher can also stall without ending: its ordered consumer lives on
+// one NATS server, and when that server dies the consumer must be
+// recreated on another, which fails while the stream elects a leader. So
+// each watcher writes a canary key every canaryEvery and expects to see
+// it come back; a canary missing for canaryStall restarts the watcher.
+func watchBucket(ctx context.Context, kv jetstream.KeyValue, ready chan struct{}, log *slog.Logger, fn func(jetstream.KeyValueEntry)) {
+	watchBucketAlive(ctx, kv, ready, log, fn, nil)
+}
+
+// watchBucketAlive is watchBucket that also calls alive each time the
+// watcher's own canary comes back, with the time it was written: the view
+// holds every update made before that moment.
+func watchBucketAlive(ctx context.Context, kv jetstream.KeyValue, ready chan struct{}, log *slog.Logger, fn func(jetstream.KeyValueEntry), alive func(written time.Time)) {
+	once := sync.Once{}
+	canary := canaryPrefix + nats.NewInbox()[len("_INBOX."):]
+	var (
+		mu       sync.Mutex // guards pending
+		pending  time.Time  // when the oldest canary not yet seen back was written
+		restarts = make(chan struct{}, 1)
+	)
+	go func() {
+		t := time.NewTicker(canaryEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				dctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_ = kv.Purge(dctx, canary)
+				cancel()
+				return
+			case <-t.C:
+			}
+			pctx, cancel := context.WithTimeout(ctx, canaryEvery)
+			_, err := kv.Put(pctx, canary, []byte(time.Now().Format(time.RFC3339Nano)))
+			cancel()
+			mu.Lock()
+			if err == nil && pending.IsZero() {
+				pending = time.Now()
+			}
+			stalled := !pending.IsZero() && time.Since(pending) > canaryStall
+			if stalled {
+				pending = time.Time{}
+			}
+			mu.Unlock()
+			if stalled {
+				log.Warn("bucket watch stalled; restarting it", "bucket", kv.Bucket())
+				select {
+				case restarts <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	for ctx.Err() == nil {
+		w, err := kv.WatchAll(ctx)
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			return // the node is shutting down
+		}
+		if err != nil {
+			log.Warn("bucket watch failed; retrying", "bucket", kv.Bucket(), "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for open := true; open; {
+			select {
+			case <-ctx.Done():
+				open = false
+			case <-restarts:
+				open = false
+			case e, ok := <-w.Updates():
+				switch {
+				case !ok:
+					open = false
+				case e == nil: // initial values done
+					once.Do(func() { close(ready) })
+				case strings.HasPrefix(e.Key(), canaryPrefix):
+					if e.Key() == canary {
+						mu.Lock()
+						pending = time.Time{}
+						mu.Unlock()
+						if w, err := time.Parse(time.RFC3339Nano, string(e.Value())); err == nil && alive != nil {
+							alive(w)
+						}
+					}
+				default:
+					fn(e)
+				}
+			}
+		}
+		_ = w.Stop()
+	}
+}
+
+// Canary keys never collide with entries: gateway ids have no '.', and
+// presence keys start with 'u'.
+const canaryPrefix = "canary."
+
+var (
+	canaryEvery = 2 * time.Second
+	canaryStall = 6 * time.Second
+)
+
+// update applies one registry bucket entry.
+func (r *Registry) update(e jetstream.KeyValueEntry) {
+	if e.Operation() != jetstream.KeyValuePut {
+		r.remove(e.Key())
+		return
+	}
+	var gi magpiepb.GatewayInfo
+	if proto.Unmarshal(e.Value(), &gi) != nil || gi.Id == "" {
+		return
+	}
+	seen := time.Now()
+	// An old entry replayed at start must not look fresh.
+	if up := time.UnixMilli(gi.UpdatedMs); up.Before(seen) && seen.Sub(up) > r.ttl {
+		seen = up
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b, ok := r.buried[gi.Id]; ok {
+		if gi.UpdatedMs <= b {
+			return // a replay of the entry we already declared dead
+		}
+		delete(r.buried, gi.Id) // a fresh heartbeat: it lives (again)
+	}
+	r.gateways[gi.Id] = gwState{info: &gi, seen: seen}
+}
+
+// remove forgets a gateway whose entry was deleted (it stopped cleanly).
+func (r *Registry) remove(id string) { r.forget(id, false) }
+
+// forget drops a gateway and tells onDead. bury keeps replays of its last
+// entry (a restarted watcher, a late heartbeat already in flight) from
+// bringing it back; only a newer heartbeat does.
+func (r *Registry) forget(id string, bury bool) {
+	r.mu.Lock()
+	g, had := r.gateways[id]
+	delete(r.gateways, id)
+	if had && bury {
+		r.buried[id] = g.info.UpdatedMs
+	}
+	r.mu.Unlock()
+	if had && r.onDead != nil {
+		r.onDead(id)
+	}
+	if had && bury && r.nc != nil {
+		// If the gateway was only cut off, it hears this once it is back
+		// and writes its presence entries again; onDead's deletes were
+		// acknowledged before this publish, so they cannot overtake it.
+		_ = r.nc.Publish(buriedSubject(id), nil)
+	}
+}
+
+func (r *Registry) sweep(ctx context.Context) {
+	t := time.NewTicker(r.ttl / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			var dead []string
+			r.mu.RLock()
+			for id, g := range r.gateways {
+				if !r.fresh(g.seen) {
+					dead = append(dead, id)
+				}
+			}
+			r.mu.RUnlock()
+			for _, id := range dead {
+				r.log.Info("gateway expired", "gateway", id)
+				r.forget(id, true)
+			}
+		}
+	}
+}
+
+// asOf is the moment up to which this node's view is known complete: the
+// last canary's write time once canaries flow, now before that. Silence is
+// judged against it, so a watch that stalls (a NATS server died under its
+// consumer) does not make every gateway look dead; crashes are still
+// caught by the probes meanwhile.
+func (r *Registry) asOf() time.Time {
+	now := time.Now()
+	if c := r.current.Load(); c != 0 {
+		if t := time.Unix(0, c); t.Before(now) {
+			return t
+		}
+	}
+	return now
+}
+
+// fresh reports whether a gateway last seen at seen is within the TTL.
+func (r *Registry) fresh(seen time.Time) bool { return r.asOf().Sub(seen) <= r.ttl }
+
+// probeMisses consecutive "no responders" answers declare a gateway dead
+// before its TTL runs out. NATS answers "no responders" at once when no
+// connection subscribes to the gateway's ping subject, which is what a
+// killed gateway looks like as soon as its NATS server notices the closed
+// socket. A gateway merely reconnecting to another NATS server is silent
+// for well under probeMisses × probeInterval; if it is silent longer, it
+// cannot receive deliveries anyway, and its next heartbeat revives it.
+const (
+	probeMisses   = 3
+	probeInterval = time.Second
+	probeTimeout  = 2 * time.Second
+)
+
+func (r *Registry) probe(ctx context.Context) {
+	if r.nc == nil {
+		return
+	}
+	interval := min(probeInterval, r.ttl/4)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !r.nc.IsConnected() {
+			continue // our own link is down: silence proves nothing
+		}
+		r.mu.RLock()
+		ids := make([]string, 0, len(r.gateways))
+		for id := range r.gateways {
+			ids = append(ids, id)
+		}
+		r.mu.RUnlock()
+		var wg sync.WaitGroup
+		for _, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+				_, err := r.nc.RequestWithContext(pctx, pingSubject(id), nil)
+				cancel()
+				r.probed(id, errors.Is(err, nats.ErrNoResponders))
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+// probed records one probe result and buries the gateway after
+// probeMisses consecutive misses.
+func (r *Registry) probed(id string, miss bool) {
+	r.mu.Lock()
+	g, ok := r.gateways[id]
+	if !ok {
+		r.mu.Unlock()
+		return
+	}
+	if miss {
+		g.misses++
+	} else {
+		g.misses = 0
+	}
+	r.gateways[id] = g
+	dead := g.misses >= probeMisses
+	r.mu.Unlock()
+	if dead {
+		r.log.Info("gateway unreachable", "gateway", id)
+		r.forget(id, true)
+	}
+}
+
+// ServePing answers the probes of logic nodes for gatewayID until the
+// returned subscription is unsubscribed.
+func ServePing(nc *nats.Conn, gatewayID string) (*nats.Subscription, error) {
+	return nc.Subscribe(pingSubject(gatewayID), func(m *nats.Msg) { _ = m.Respond(nil) })
+}
+
+// OnBuried calls fn (on a NATS goroutine: do not block) whenever a logic
+// node declares gatewayID dead, which a live gateway hears only if it was
+// cut off for a while: it should then write its presence entries again.
+func OnBuried(nc *nats.Conn, gatewayID string, fn func()) (*nats.Subscription, error) {
+	return nc.Subscribe(buriedSubject(gatewayID), func(*nats.Msg) { fn() })
+}
+
+// Alive reports whether the gateway is live.
+func (r *Registry) Alive(id string) bool {
+	r.mu.RLock()
+	g, ok := r.gateways[id]
+	r.mu.RUnlock()
+	return ok && r.fresh(g.seen)
+}
+
+// Live lists the live gateways that are not draining, sorted by id.
+func (r *Registry) Live() []*magpiepb.GatewayInfo {
+	r.mu.RLock()
+	out := make([]*magpiepb.GatewayInfo, 0, len(r.gateways))
+	for _, g := range r.gateways {
+		if r.fresh(g.seen) && !g.info.Draining {
+			out = append(out, g.info)
+		}
+	}
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Id < out[j].Id })
+	return out
+}
+
+// Pick chooses a live gateway for userID by strategy.
+func (r *Registry) Pick(s Strategy, userID int64) (*magpiepb.GatewayInfo, error) {
+	live := r.Live()
+	if len(live) == 0 {
+		return nil, ErrNoGateway
+	}
+	switch s {
+	case Random:
+		return live[rand.IntN(len(live))], nil
+	case ConsistentHash:
+		return pickRendezvous(live, userID), nil
+	case LeastConns:
+		best := live[0]
+		for _, g := range live[1:] {
+			if g.Conns < best.Conns {
+				best = g
+			}
+		}
+		return best, nil
+	default:
+		return live[int(r.rr.Add(1)%uint64(len(live)))], nil
+	}
+}
+
+// pickRendezvous is highest-random-weight hashing: a user keeps its gateway
+// while that gateway lives, and only its users move when it dies.
+func pickRendezvous(live []*magpiepb.GatewayInfo, userID int64) *magpiepb.GatewayInfo {
+	var best *magpiepb.GatewayInfo
+	var bestW uint64
+	uid := strconv.FormatInt(userID, 10)
+	for _, g := range live {
+		h := fnv.New64a()
+		h.Write([]byte(g.Id))
+		h.Write([]byte{0})
+		h.Write([]byte(uid))
+		if w := h.Sum64(); best == nil || w > bestW {
+			best, bestW = g, w
+		}
+	}
+	return best
+}

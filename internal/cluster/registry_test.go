@@ -1,0 +1,177 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/magpie-im/magpie/proto/magpiepb"
+)
+
+func TestRegistrySeesGatewaysAndDraining(t *testing.T) {
+	ns := startServer(t)
+	logic := connect(t, ns)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	a := startGateway(t, ns, "gw-a", 10*time.Second, 1)
+	reg, err := WatchRegistry(ctx, logic, 1, 10*time.Second, nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reg.Alive("gw-a") {
+		t.Fatal("gw-a registered before the watch started: not alive")
+	}
+	b := startGateway(t, ns, "gw-b", 10*time.Second, 1)
+	eventually(t, 5*time.Second, "gw-b alive", func() bool { return reg.Alive("gw-b") })
+	if got := ids(reg.Live()); got != "gw-a,gw-b" {
+		t.Fatalf("Live() = %s, want gw-a,gw-b", got)
+	}
+
+	b.set(t, true, 0)
+	eventually(t, 5*time.Second, "draining gw-b left out of Live", func() bool { return ids(reg.Live()) == "gw-a" })
+	if !reg.Alive("gw-b") {
+		t.Fatal("a draining gateway is still alive (its connections get deliveries)")
+	}
+	for i := range 50 {
+		for _, s := range []Strategy{RoundRobin, Random, ConsistentHash, LeastConns} {
+			gi, err := reg.Pick(s, int64(i))
+			if err != nil || gi.Id != "gw-a" {
+				t.Fatalf("Pick(%s) = %v, %v; want gw-a (gw-b drains)", s, gi, err)
+			}
+		}
+	}
+	a.set(t, true, 0)
+	eventually(t, 5*time.Second, "no live gateway", func() bool { return len(reg.Live()) == 0 })
+	if _, err := reg.Pick(RoundRobin, 1); err != ErrNoGateway {
+		t.Fatalf("Pick with every gateway draining: %v, want ErrNoGateway", err)
+	}
+}
+
+func TestRegistryCleanStopDeletesEntry(t *testing.T) {
+	ns := startServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	g := startGateway(t, ns, "gw-a", 10*time.Second, 1)
+	dead := make(chan string, 1)
+	reg, err := WatchRegistry(ctx, connect(t, ns), 1, 10*time.Second, func(id string) { dead <- id }, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.stop() // Run deletes the entry on the way out
+	<-g.done
+	select {
+	case id := <-dead:
+		if id != "gw-a" {
+			t.Fatalf("onDead(%q), want gw-a", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("onDead not called after a clean stop")
+	}
+	if reg.Alive("gw-a") {
+		t.Fatal("stopped gateway still alive")
+	}
+}
+
+// A gateway that still answers probes but stopped heartbeating (hung, or
+// cut off from JetStream) disappears within the TTL.
+func TestRegistryTTLExpiry(t *testing.T) {
+	ns := startServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	const ttl = time.Second
+	nc := connect(t, ns)
+	if _, err := ServePing(nc, "gw-hung"); err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer rcancel()
+	r, err := NewRegistrar(rctx, nc, 1, ttl, func() *magpiepb.GatewayInfo { return &magpiepb.GatewayInfo{Id: "gw-hung"} }, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var deadAt time.Time
+	reg, err := WatchRegistry(ctx, connect(t, ns), 1, ttl, func(string) { mu.Lock(); deadAt = time.Now(); mu.Unlock() }, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := time.Now()
+	if err := r.Put(rctx); err != nil { // one heartbeat, then silence
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "gateway seen", func() bool { return reg.Alive("gw-hung") })
+	eventually(t, 3*ttl, "gateway expired", func() bool { return !reg.Alive("gw-hung") })
+	if _, err := reg.Pick(RoundRobin, 1); err != ErrNoGateway {
+		t.Fatalf("Pick after expiry: %v, want ErrNoGateway", err)
+	}
+	eventually(t, 2*ttl, "onDead called", func() bool { mu.Lock(); defer mu.Unlock(); return !deadAt.IsZero() })
+	mu.Lock()
+	took := deadAt.Sub(put)
+	mu.Unlock()
+	// The sweep runs every ttl/4, so expiry lands within ttl + ttl/4
+	// (plus scheduling slack).
+	if took > ttl+ttl/2 {
+		t.Errorf("expired %v after its last heartbeat, want ≤ %v", took, ttl+ttl/2)
+	}
+	// A restarted watcher replaying the stale entry must not revive it.
+	reg2, err := WatchRegistry(ctx, connect(t, ns), 1, ttl, nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg2.Alive("gw-hung") || len(reg2.Live()) != 0 {
+		t.Fatal("stale entry replayed as alive")
+	}
+	// A fresh heartbeat brings it back.
+	if err := r.Put(rctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "gateway revived by a heartbeat", func() bool { return reg.Alive("gw-hung") })
+}
+
+// kill -9 of a gateway: its NATS connection closes, probes get "no
+// responders", and the gateway is gone long before its TTL.
+func TestRegistryProbeDetectsCrash(t *testing.T) {
+	ns := startServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	const ttl = time.Minute
+	a := startGateway(t, ns, "gw-a", ttl, 1)
+	startGateway(t, ns, "gw-b", ttl, 1)
+	dead := make(chan string, 4)
+	reg, err := WatchRegistry(ctx, connect(t, ns), 1, ttl, func(id string) { dead <- id }, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "both alive", func() bool { return len(reg.Live()) == 2 })
+	start := time.Now()
+	a.kill()
+	select {
+	case id := <-dead:
+		if id != "gw-a" {
+			t.Fatalf("onDead(%q), want gw-a", id)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("crashed gateway not detected within 15s (TTL is 1m)")
+	}
+	t.Logf("crash detected after %v", time.Since(start).Round(time.Millisecond))
+	for i := range 100 {
+		if gi, err := reg.Pick(RoundRobin, int64(i)); err != nil || gi.Id != "gw-b" {
+			t.Fatalf("Pick after crash = %v, %v; want gw-b", gi, err)
+		}
+	}
+	if !reg.Alive("gw-b") {
+		t.Fatal("live gateway buried")
+	}
+}
+
+func ids(gs []*magpiepb.GatewayInfo) string {
+	s := ""
+	for i, g := range gs {
+		if i > 0 {
+			s += ","
+		}
+		s += g.Id
+	}
+	return s
+}

@@ -1,0 +1,587 @@
+package clustertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/magpie-im/magpie/client"
+	"github.com/magpie-im/magpie/internal/checker"
+	"github.com/magpie-im/magpie/proto/wire"
+)
+
+// LoadConfig sizes the checked load.
+type LoadConfig struct {
+	Servers        []string // logic node base URLs; devices alternate between them
+	Users          int      // default 24
+	DevicesPerUser int      // default 2
+	Rate           float64  // messages per second per device; default 4
+	GroupSize      int      // users per group; 0: no groups
+	SendTimeout    time.Duration
+	// StuckAfter: a device not ready this long is replaced by a new Client
+	// with the same device id and cursors (see Device.replace). 0: 10s.
+	StuckAfter time.Duration
+}
+
+// Load is users with devices exchanging messages, recorded for the checker.
+type Load struct {
+	cfg    LoadConfig
+	Rec    *checker.Recorder
+	users  []string
+	groups map[string][]string // group id → member names
+	devs   []*Device
+	hcs    []*http.Client // one failover client per starting server
+
+	phase    atomic.Int32 // checker.Phase
+	stop     chan struct{}
+	senders  sync.WaitGroup
+	watch    sync.WaitGroup
+	stopOnce sync.Once
+	closing  atomic.Bool
+
+	Replaced atomic.Int64 // Clients replaced by the watchdog
+}
+
+// Device is one SDK Client and its sender.
+type Device struct {
+	load    *Load
+	name    string
+	user    string
+	idx     int
+	cursors *memCursors
+
+	mu       sync.Mutex
+	c        *client.Client
+	state    client.State
+	since    time.Time // of the current state
+	closed   bool
+	replaced int
+}
+
+const password = "cluster-test-password"
+
+// StartLoad registers the users, connects their devices (logins alternate
+// between the servers) and starts sending.
+func StartLoad(ctx context.Context, cfg LoadConfig) (*Load, error) {
+	if cfg.Users == 0 {
+		cfg.Users = 24
+	}
+	if cfg.DevicesPerUser == 0 {
+		cfg.DevicesPerUser = 2
+	}
+	if cfg.Rate == 0 {
+		cfg.Rate = 4
+	}
+	if cfg.SendTimeout == 0 {
+		cfg.SendTimeout = 60 * time.Second
+	}
+	if cfg.StuckAfter == 0 {
+		cfg.StuckAfter = 10 * time.Second
+	}
+	l := &Load{cfg: cfg, Rec: checker.New(), stop: make(chan struct{}), groups: map[string][]string{}}
+	for i := range cfg.Servers {
+		l.hcs = append(l.hcs, failoverClient(cfg.Servers, i))
+	}
+	run := randHex(3)
+	for i := range cfg.Users {
+		u := fmt.Sprintf("u%s_%02d", run, i)
+		if _, err := client.Register(ctx, cfg.Servers[i%len(cfg.Servers)], u, password); err != nil {
+			return nil, fmt.Errorf("register %s: %w", u, err)
+		}
+		l.users = append(l.users, u)
+	}
+	for _, u := range l.users {
+		for k := range cfg.DevicesPerUser {
+			d := &Device{load: l, name: fmt.Sprintf("%s-d%d", u, k), user: u, idx: len(l.devs), cursors: newMemCursors()}
+			l.Rec.Device(d.name, u, false)
+			l.devs = append(l.devs, d)
+		}
+	}
+	// Connect a few at a time: logins hash passwords.
+	sem := make(chan struct{}, 8)
+	errs := make(chan error, len(l.devs))
+	var wg sync.WaitGroup
+	for _, d := range l.devs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs <- d.connect(ctx)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	if cfg.GroupSize > 1 {
+		if err := l.makeGroups(ctx); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	l.watch.Add(1)
+	go l.watchdog()
+	for _, d := range l.devs {
+		l.senders.Add(1)
+		go d.sendLoop()
+	}
+	return l, nil
+}
+
+// makeGroups puts consecutive users into groups of GroupSize.
+func (l *Load) makeGroups(ctx context.Context) error {
+	n := l.cfg.GroupSize
+	for i := 0; i+n <= len(l.users); i += n {
+		members := l.users[i : i+n]
+		owner := l.devs[i*l.cfg.DevicesPerUser]
+		g, err := owner.client().CreateGroup(ctx, client.NewGroup{Name: fmt.Sprintf("g%d", i/n), Members: members[1:]})
+		if err != nil {
+			return fmt.Errorf("create group: %w", err)
+		}
+		l.groups[g.ID] = append([]string(nil), members...)
+	}
+	return nil
+}
+
+// Groups reports how many groups the load sends to.
+func (l *Load) Groups() int { return len(l.groups) }
+
+// Devices returns the devices.
+func (l *Load) Devices() []*Device { return l.devs }
+
+func (d *Device) newClient() *client.Client {
+	l := d.load
+	// Alternate the starting logic node by device and by replacement, so
+	// logins spread and a dead node is not retried first forever.
+	i := (d.idx + d.replaced) % len(l.cfg.Servers)
+	return client.New(client.Options{
+		Server: l.cfg.Servers[i], Username: d.user, Password: password, Device: d.name,
+		Transport: "tcp", HTTPClient: l.hcs[i],
+		OnMessage: d.onMessage, OnReceipt: d.onReceipt, OnState: d.onState,
+		BackoffMin: 100 * time.Millisecond, BackoffMax: 2 * time.Second,
+		Cursors: d.cursors,
+	})
+}
+
+func (d *Device) connect(ctx context.Context) error {
+	c := d.newClient()
+	d.mu.Lock()
+	d.c, d.since = c, time.Now()
+	d.mu.Unlock()
+	var err error
+	for attempt := 0; attempt < 10; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = c.Connect(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		var e *client.Error
+		if errors.As(err, &e) && e.Code.Action() == wire.GiveUp {
+			break
+		}
+		c.Close()
+		c = d.newClient()
+		d.mu.Lock()
+		d.c = c
+		d.mu.Unlock()
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("connect %s: %w", d.name, err)
+}
+
+func (d *Device) client() *client.Client {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.c
+}
+
+// Ready reports whether the device's Client is connected and synced.
+func (d *Device) Ready() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.state == client.StateReady
+}
+
+func (d *Device) onState(st client.State, _ error) {
+	d.mu.Lock()
+	d.state, d.since = st, time.Now()
+	d.mu.Unlock()
+}
+
+func (d *Device) onMessage(m client.Message) {
+	d.load.Rec.Shown(d.name, checker.Message{Conv: m.ConversationID, Seq: m.Seq, ClientMsgID: m.ClientMsgID, Sender: m.Sender, Text: m.Text},
+		checker.Phase(d.load.phase.Load()), time.Now())
+}
+
+func (d *Device) onReceipt(r client.Receipt) {
+	d.load.Rec.Receipt(d.name, r.ConversationID, r.Username, r.Kind == client.Read, r.Seq)
+}
+
+// replace swaps a stuck Client for a new one with the same device id and
+// cursors. A safety net, counted in Load.Replaced (and reported): an SDK
+// that kept redialling a dead or draining gateway without logging in again
+// needed it after every gateway fault; a correct SDK never does.
+func (d *Device) replace(ctx context.Context) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	old := d.c
+	d.replaced++
+	d.mu.Unlock()
+	old.Close()
+	// Close returns before the old Client's callback goroutine has run
+	// what was queued (documented); its cursor saves must land before the
+	// new Client loads the cursors, or the new one would show them again.
+	time.Sleep(300 * time.Millisecond)
+	d.load.Replaced.Add(1)
+	c := d.newClient()
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		c.Close()
+		return
+	}
+	d.c, d.state, d.since = c, client.StateConnecting, time.Now()
+	d.mu.Unlock()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := c.Connect(cctx); err != nil {
+		d.mu.Lock()
+		d.state, d.since = client.StateClosed, time.Now()
+		d.mu.Unlock()
+	}
+}
+
+func (l *Load) watchdog() {
+	defer l.watch.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for range t.C {
+		if l.closing.Load() {
+			return
+		}
+		for _, d := range l.devs {
+			d.mu.Lock()
+			stuck := !d.closed && d.state != client.StateReady && time.Since(d.since) > l.cfg.StuckAfter
+			if stuck {
+				d.since = time.Now() // one replacement at a time
+			}
+			d.mu.Unlock()
+			if stuck {
+				go d.replace(ctx)
+			}
+		}
+	}
+}
+
+func (d *Device) sendLoop() {
+	l := d.load
+	defer l.senders.Done()
+	interval := time.Duration(float64(time.Second) / l.cfg.Rate)
+	next := time.Now().Add(time.Duration(d.idx%10) * interval / 10)
+	groups := make([]string, 0, len(l.groups))
+	for id, ms := range l.groups {
+		for _, m := range ms {
+			if m == d.user {
+				groups = append(groups, id)
+			}
+		}
+	}
+	for n := 0; ; n++ {
+		if wait := time.Until(next); wait > 0 {
+			select {
+			case <-l.stop:
+				return
+			case <-time.After(wait):
+			}
+		}
+		select {
+		case <-l.stop:
+			return
+		default:
+		}
+		next = next.Add(interval)
+		if time.Until(next) < -5*interval {
+			next = time.Now() // fell behind during an outage: do not burst
+		}
+		req := client.SendRequest{ClientMsgID: fmt.Sprintf("%s-%d", d.name, n)}
+		var members []string
+		if len(groups) > 0 && n%4 == 3 {
+			req.ToGroup = groups[n%len(groups)]
+			members = l.groups[req.ToGroup]
+		} else {
+			// Each user talks to the next few users, so every pair has
+			// traffic in both directions.
+			me := 0
+			for i, u := range l.users {
+				if u == d.user {
+					me = i
+				}
+			}
+			peer := l.users[(me+1+n%3)%len(l.users)]
+			req.ToUser = peer
+			members = []string{d.user, peer}
+		}
+		req.Text = "m " + req.ClientMsgID
+		d.send(req, members)
+	}
+}
+
+// send sends one message until it is ACKed, refused, or SendTimeout
+// passes, retrying with the same client message id across Client
+// replacements.
+func (d *Device) send(req client.SendRequest, members []string) {
+	l := d.load
+	l.Rec.Invoke(req.ClientMsgID, d.name, members, time.Now())
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.SendTimeout)
+	defer cancel()
+	for {
+		c := d.client()
+		ack, err := c.Send(ctx, req)
+		if err == nil {
+			l.Rec.Acked(req.ClientMsgID, ack.ConversationID, ack.Seq, time.Now())
+			return
+		}
+		if ctx.Err() != nil {
+			l.Rec.Ended(req.ClientMsgID, checker.Unknown)
+			return
+		}
+		var e *client.Error
+		if errors.As(err, &e) && e.Code.Action() == wire.GiveUp {
+			l.Rec.Ended(req.ClientMsgID, checker.Failed)
+			return
+		}
+		// ErrClosed / ErrNotConnected: the Client was replaced or stopped;
+		// retry with the same id on the current one.
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// StopSending stops the senders and waits for the sends in flight.
+func (l *Load) StopSending() {
+	l.stopOnce.Do(func() { close(l.stop) })
+	l.senders.Wait()
+}
+
+// FinalSync switches to the sync phase and makes every device sync until
+// it shows every acknowledged message it should, or d passes.
+func (l *Load) FinalSync(ctx context.Context, d time.Duration) error {
+	l.phase.Store(int32(checker.Sync))
+	deadline := time.Now().Add(d)
+	for {
+		for _, dev := range l.devs {
+			if l.Rec.MissingOn(dev.name) > 0 && dev.Ready() {
+				sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				_ = dev.client().Sync(sctx)
+				cancel()
+			}
+		}
+		if l.Rec.Missing(time.Now()) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("devices still missing %d (message, device) pairs after %v", l.Rec.Missing(time.Now()), d)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// FreshDevices logs one new device per user in, lets it sync from zero
+// until it shows everything (or d passes), and closes it.
+func (l *Load) FreshDevices(ctx context.Context, d time.Duration) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(l.users))
+	sem := make(chan struct{}, 4)
+	for i, u := range l.users {
+		dev := &Device{load: l, name: u + "-fresh", user: u, idx: i, cursors: newMemCursors()}
+		l.Rec.Device(dev.name, u, true)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := dev.connect(ctx); err != nil {
+				errs <- err
+				return
+			}
+			defer dev.client().Close()
+			deadline := time.Now().Add(d)
+			for l.Rec.MissingOn(dev.name) > 0 {
+				if time.Now().After(deadline) {
+					errs <- fmt.Errorf("%s still misses %d messages after %v", dev.name, l.Rec.MissingOn(dev.name), d)
+					return
+				}
+				sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				_ = dev.client().Sync(sctx)
+				cancel()
+				time.Sleep(200 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// Receipts marks every conversation read up to what one device of each
+// user showed, then records the server's cursors for the checker.
+func (l *Load) Receipts(ctx context.Context) error {
+	for i := 0; i < len(l.devs); i += l.cfg.DevicesPerUser {
+		d := l.devs[i]
+		c := d.client()
+		for conv, seq := range d.cursors.snapshot() {
+			if err := c.MarkRead(ctx, conv, seq); err != nil {
+				return fmt.Errorf("mark read: %w", err)
+			}
+		}
+		convs, err := c.Conversations(ctx)
+		if err != nil {
+			return fmt.Errorf("conversations: %w", err)
+		}
+		for _, cv := range convs {
+			l.Rec.Cursors(checker.Cursor{
+				User: d.user, Conv: cv.ID, Last: cv.LastSeq, Delivered: cv.DeliveredSeq, Read: cv.ReadSeq,
+				PeerDelivered: cv.PeerDeliveredSeq, PeerRead: cv.PeerReadSeq, HasPeer: cv.Kind == "private",
+			})
+		}
+	}
+	return nil
+}
+
+// NotReady counts devices whose Client is not connected and synced.
+func (l *Load) NotReady() int {
+	n := 0
+	for _, d := range l.devs {
+		if !d.Ready() {
+			n++
+		}
+	}
+	return n
+}
+
+// Close stops everything. Safe to call twice.
+func (l *Load) Close() {
+	l.stopOnce.Do(func() { close(l.stop) })
+	l.closing.Store(true)
+	l.watch.Wait()
+	for _, d := range l.devs {
+		d.mu.Lock()
+		d.closed = true
+		c := d.c
+		d.mu.Unlock()
+		if c != nil {
+			c.Close()
+		}
+	}
+	l.senders.Wait()
+}
+
+// memCursors is a client.CursorStore in memory, shared by the Clients a
+// device goes through.
+type memCursors struct {
+	mu sync.Mutex
+	m  map[string]uint64
+}
+
+func newMemCursors() *memCursors { return &memCursors{m: map[string]uint64{}} }
+
+func (c *memCursors) Load() (map[string]uint64, error) { return c.snapshot(), nil }
+
+func (c *memCursors) Save(conv string, seq uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if seq > c.m[conv] {
+		c.m[conv] = seq
+	}
+	return nil
+}
+
+func (c *memCursors) snapshot() map[string]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]uint64, len(c.m))
+	for k, v := range c.m {
+		out[k] = v
+	}
+	return out
+}
+
+var _ client.CursorStore = (*memCursors)(nil)
+
+// failoverClient is an http.Client whose requests go to servers[start]
+// and move on to the next server when one cannot be reached. The SDK
+// takes a single server URL; this is how the test gives it several.
+func failoverClient(servers []string, start int) *http.Client {
+	ft := &failover{base: http.DefaultTransport}
+	for i := range servers {
+		u := servers[(start+i)%len(servers)]
+		ft.hosts = append(ft.hosts, hostOf(u))
+	}
+	return &http.Client{Transport: ft, Timeout: 30 * time.Second}
+}
+
+type failover struct {
+	base  http.RoundTripper
+	hosts []string
+	cur   atomic.Int32
+}
+
+func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
+	var lastErr error
+	start := int(f.cur.Load())
+	for i := range f.hosts {
+		k := (start + i) % len(f.hosts)
+		r := req.Clone(req.Context())
+		r.URL.Host, r.Host = f.hosts[k], f.hosts[k]
+		if req.GetBody != nil {
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, err
+			}
+			r.Body = body
+		}
+		resp, err := f.base.RoundTrip(r)
+		if err == nil && resp.StatusCode != http.StatusBadGateway && resp.StatusCode != http.StatusServiceUnavailable {
+			f.cur.Store(int32(k))
+			return resp, nil
+		}
+		if err == nil {
+			if i == len(f.hosts)-1 {
+				return resp, nil
+			}
+			resp.Body.Close()
+			lastErr = fmt.Errorf("HTTP %d from %s", resp.StatusCode, f.hosts[k])
+			continue
+		}
+		lastErr = err
+		if req.Context().Err() != nil {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func hostOf(u string) string {
+	if p, err := url.Parse(u); err == nil && p.Host != "" {
+		return p.Host
+	}
+	return u
+}

@@ -1,0 +1,216 @@
+package clustertest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/magpie-im/magpie/internal/checker"
+)
+
+// RunConfig is a whole fault run.
+type RunConfig struct {
+	Topology Config
+	Load     LoadConfig    // Servers is filled in from the topology
+	Settle   time.Duration // traffic before, between and after faults; default 5s
+	Out      io.Writer
+}
+
+// Result is what a run found.
+type Result struct {
+	Report   *checker.Report
+	Groups   int   // groups the load sent to (0: private messages only)
+	Replaced int64 // SDK Clients the watchdog had to replace
+	Failover []FailoverFigure
+}
+
+// FailoverFigure is how fast the devices of a killed or drained gateway
+// were all ready again.
+type FailoverFigure struct {
+	Fault    string
+	Affected int
+	P99, All time.Duration
+}
+
+// Run starts the topology and the load, injects the faults in sequence,
+// heals, and checks. The returned error is about the harness (a process
+// that would not start); the checker's verdict is in Result.Report.
+func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
+	if cfg.Settle == 0 {
+		cfg.Settle = 5 * time.Second
+	}
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	cfg.Topology.Log = cfg.Out
+	topo, err := Start(ctx, cfg.Topology)
+	if err != nil {
+		return nil, err
+	}
+	defer topo.Close()
+	logf := topo.logf
+	cfg.Load.Servers = topo.LogicURLs()
+	load, err := StartLoad(ctx, cfg.Load)
+	if err != nil {
+		return nil, fmt.Errorf("load: %w\n%s", err, topo.Logs(20))
+	}
+	defer load.Close()
+	res := &Result{Groups: load.Groups()}
+	logf("load: %d users × %d devices, %d groups, %.0f msgs/s per device", len(load.users), load.cfg.DevicesPerUser, load.Groups(), load.cfg.Rate)
+
+	settle := func() { sleepCtx(ctx, cfg.Settle) }
+	caughtUp := func(fault string, since time.Time) {
+		took, ok := waitCaughtUp(ctx, load, since, 120*time.Second)
+		load.Rec.Recovered(fault, took, ok)
+		logf("  %s: caught up after %v (ok=%v); not ready now: %d; replaced so far: %d", fault, took.Round(time.Millisecond), ok, load.NotReady(), load.Replaced.Load())
+	}
+	failover := func(fault string, kill func()) {
+		kill()
+		start := time.Now()
+		affected, p99, all := waitReconnected(ctx, load, start, 120*time.Second)
+		res.Failover = append(res.Failover, FailoverFigure{Fault: fault, Affected: affected, P99: p99, All: all})
+		logf("  %s: %d devices reconnected, 99%% after %v, all after %v", fault, affected, p99.Round(time.Millisecond), all.Round(time.Millisecond))
+		caughtUp(fault, time.Now())
+	}
+	settle()
+
+	// 1. SIGTERM a gateway: it drains, its clients reconnect elsewhere.
+	gw := topo.Gateways[0]
+	logf("fault: SIGTERM %s (drain)", gw.Name)
+	failover("SIGTERM gateway", func() {
+		gw.Signal(syscall.SIGTERM)
+		if !gw.Wait(30 * time.Second) {
+			logf("  %s did not exit within 30s of SIGTERM", gw.Name)
+		}
+	})
+	if err := topo.Restart(ctx, gw); err != nil {
+		return nil, err
+	}
+	if err := topo.WaitGateways(ctx, len(topo.Gateways), 60*time.Second); err != nil {
+		return nil, err
+	}
+	settle()
+
+	// 2. kill -9 a gateway.
+	gw = topo.Gateways[1]
+	logf("fault: kill -9 %s", gw.Name)
+	failover("kill -9 gateway", gw.Kill)
+	if err := topo.Restart(ctx, gw); err != nil {
+		return nil, err
+	}
+	if err := topo.WaitGateways(ctx, len(topo.Gateways), 60*time.Second); err != nil {
+		return nil, err
+	}
+	settle()
+
+	// 3. kill -9 a logic node, restart it.
+	lg := topo.Logic[0]
+	logf("fault: kill -9 %s", lg.Name)
+	lg.Kill()
+	settle()
+	if err := topo.Restart(ctx, lg); err != nil {
+		return nil, err
+	}
+	caughtUp("kill -9 logic", time.Now())
+	settle()
+
+	// 4. Restart PostgreSQL (immediate mode).
+	logf("fault: restart PostgreSQL -m immediate")
+	if err := topo.RestartPostgres(ctx); err != nil {
+		return nil, err
+	}
+	caughtUp("restart PostgreSQL", time.Now())
+	settle()
+
+	// 5. kill -9 a NATS node, restart it.
+	logf("fault: kill -9 nats-2")
+	topo.NATS[2].Kill()
+	settle()
+	if err := topo.RestartNATS(2); err != nil {
+		return nil, err
+	}
+	caughtUp("kill -9 NATS node", time.Now())
+	settle()
+
+	logf("healing: stop senders, final sync, fresh devices")
+	load.StopSending()
+	if err := load.FinalSync(ctx, 120*time.Second); err != nil {
+		logf("  final sync: %v", err)
+	}
+	if err := load.FreshDevices(ctx, 120*time.Second); err != nil {
+		logf("  fresh devices: %v", err)
+	}
+	if err := load.Receipts(ctx); err != nil {
+		logf("  receipts: %v", err)
+	}
+	res.Report = load.Rec.Check()
+	res.Replaced = load.Replaced.Load()
+	return res, nil
+}
+
+// waitCaughtUp polls until every device shows every message acknowledged
+// before since.
+func waitCaughtUp(ctx context.Context, l *Load, since time.Time, d time.Duration) (time.Duration, bool) {
+	deadline := since.Add(d)
+	for {
+		if l.Rec.Missing(since) == 0 {
+			return time.Since(since), true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return time.Since(since), false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitReconnected watches the devices after a gateway went away: the ones
+// that drop are the affected; it returns how many, and when 99 % and all of
+// them were ready again.
+func waitReconnected(ctx context.Context, l *Load, start time.Time, d time.Duration) (affected int, p99, all time.Duration) {
+	down := map[*Device]bool{}
+	back := map[*Device]time.Duration{}
+	deadline := start.Add(d)
+	quiet := start.Add(2 * time.Second) // by then everyone affected noticed
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		for _, dev := range l.devs {
+			ready := dev.Ready()
+			if !ready && !down[dev] {
+				down[dev] = true
+				delete(back, dev)
+			}
+			if ready && down[dev] {
+				if _, ok := back[dev]; !ok {
+					back[dev] = time.Since(start)
+				}
+			}
+		}
+		if time.Now().After(quiet) && len(down) > 0 && len(back) == len(down) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var ts []time.Duration
+	for _, t := range back {
+		ts = append(ts, t)
+	}
+	affected = len(down)
+	if affected == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(ts)
+	if len(ts) < affected { // some never came back
+		return affected, d, d
+	}
+	idx := (affected*99 + 99) / 100
+	return affected, ts[min(idx, len(ts))-1], ts[len(ts)-1]
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}

@@ -1,0 +1,339 @@
+// Package config is Magpie's one typed configuration. Values are layered:
+// defaults → JSON file (--config or MAGPIE_CONFIG) → MAGPIE_* environment →
+// command-line flags → Validate. Every flag NAME has the environment
+// variable MAGPIE_NAME (upper case, '-' as '_') and the JSON key NAME.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/magpie-im/magpie/internal/push"
+)
+
+// Config holds every setting of every role.
+type Config struct {
+	Data  string
+	HTTP  string
+	TCP   string
+	Store string
+
+	AdvertiseTCP string
+	AdvertiseWS  string
+	GatewayID    string
+
+	NATS        string
+	NATSCreds   string
+	NATSCA      string
+	NATSCert    string
+	NATSKey     string
+	NATSListen  string
+	NATSCluster string
+	NATSRoutes  string
+	NATSName    string
+	NATSServer  string
+	Replicas    int
+
+	TokenSecret     string
+	TokenTTL        time.Duration
+	DevicePolicy    string
+	DeviceReject    bool
+	Strategy        string
+	RegistryTTL     time.Duration
+	AuthTimeout     time.Duration
+	Heartbeat       time.Duration
+	HeartbeatTO     time.Duration
+	SendQueue       int
+	ConnRate        float64
+	AllowedOrigins  string
+	DrainTimeout    time.Duration
+	CommitWorkers   int
+	MaxBatch        int
+	LogLevel        string
+	LogFormat       string
+	MaxConnsPerUser int
+	Metrics         string
+	RequestTimeout  time.Duration
+
+	// Issue 3: groups, friends, broadcast, files, recall, push, webhooks.
+	MaxGroupSize       int
+	Admins             string
+	AllowBroadcast     bool
+	RequireFriendship  bool
+	RecallWindow       time.Duration
+	FilesDir           string
+	FilesMaxSize       int64
+	FilesTypes         string
+	PushKeys           string
+	WebhookURLs        string
+	WebhookSecret      string
+	BeforeSendURL      string
+	BeforeSendTimeout  time.Duration
+	BeforeSendFailOpen bool
+}
+
+// Default returns the zero-setup configuration of `magpie serve`.
+func Default() Config {
+	return Config{
+		Data:          "magpie-data",
+		HTTP:          "127.0.0.1:8080",
+		TCP:           "127.0.0.1:7070",
+		Replicas:      1,
+		TokenTTL:      24 * time.Hour,
+		DevicePolicy:  "unlimited",
+		Strategy:      "round-robin",
+		RegistryTTL:   10 * time.Second,
+		AuthTimeout:   5 * time.Second,
+		Heartbeat:     30 * time.Second,
+		HeartbeatTO:   90 * time.Second,
+		SendQueue:     1024,
+		ConnRate:      500,
+		DrainTimeout:  30 * time.Second,
+		CommitWorkers: 0,
+		MaxBatch:      512,
+		LogLevel:      "info",
+		LogFormat:     "text",
+
+		MaxGroupSize:       5000,
+		MaxConnsPerUser:    100,
+		RequestTimeout:     10 * time.Second,
+		RecallWindow:       2 * time.Minute,
+		FilesMaxSize:       10 << 20,
+		FilesTypes:         "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,application/zip,application/octet-stream,audio/mpeg,video/mp4",
+		BeforeSendTimeout:  500 * time.Millisecond,
+		BeforeSendFailOpen: true,
+	}
+}
+
+// bind declares every flag on fs, writing into c.
+func (c *Config) bind(fs *flag.FlagSet) {
+	fs.StringVar(&c.Data, "data", c.Data, "data directory (SQLite database, embedded NATS, token secret)")
+	fs.StringVar(&c.HTTP, "http", c.HTTP, "HTTP listen address: API, WebSocket /v1/ws, web client")
+	fs.StringVar(&c.TCP, "tcp", c.TCP, "TCP gateway listen address (empty: no TCP listener)")
+	fs.StringVar(&c.Store, "store", c.Store, "database: a SQLite file path or a postgres:// URL (default DATA/magpie.db)")
+	fs.StringVar(&c.AdvertiseTCP, "advertise-tcp", c.AdvertiseTCP, "TCP address clients are told to dial (default: the --tcp address)")
+	fs.StringVar(&c.AdvertiseWS, "advertise-ws", c.AdvertiseWS, "WebSocket URL clients are told to dial (default: ws://<--http>/v1/ws)")
+	fs.StringVar(&c.GatewayID, "gateway-id", c.GatewayID, "gateway id in the registry (default: random per start)")
+	fs.StringVar(&c.NATS, "nats", c.NATS, "external NATS URLs, comma-separated (empty: embed a NATS server)")
+	fs.StringVar(&c.NATSCreds, "nats-creds", c.NATSCreds, "NATS credentials file")
+	fs.StringVar(&c.NATSCA, "nats-ca", c.NATSCA, "NATS TLS CA file")
+	fs.StringVar(&c.NATSCert, "nats-cert", c.NATSCert, "NATS TLS client certificate")
+	fs.StringVar(&c.NATSKey, "nats-key", c.NATSKey, "NATS TLS client key")
+	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "embedded NATS: client listen address (empty: in-process only)")
+	fs.StringVar(&c.NATSCluster, "nats-cluster", c.NATSCluster, "embedded NATS: cluster route listen address")
+	fs.StringVar(&c.NATSRoutes, "nats-routes", c.NATSRoutes, "embedded NATS: routes to the other servers, comma-separated nats-route://host:port")
+	fs.StringVar(&c.NATSName, "nats-cluster-name", c.NATSName, "embedded NATS: cluster name")
+	fs.StringVar(&c.NATSServer, "nats-server-name", c.NATSServer, "embedded NATS: server name, unique in the cluster (default: random)")
+	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "replicas of the registry and presence buckets (3 on a 3-node NATS cluster)")
+	fs.StringVar(&c.TokenSecret, "token-secret", c.TokenSecret, "secret for signing access tokens, shared by all logic nodes (default in serve: generated into DATA)")
+	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "access token lifetime")
+	fs.StringVar(&c.DevicePolicy, "device-policy", c.DevicePolicy, "devices per user: unlimited, single, per-platform")
+	fs.BoolVar(&c.DeviceReject, "device-reject", c.DeviceReject, "over the device policy, reject the new login instead of kicking the old device")
+	fs.StringVar(&c.Strategy, "route-strategy", c.Strategy, "gateway choice at login: round-robin, random, hash, least-conns")
+	fs.DurationVar(&c.RegistryTTL, "registry-ttl", c.RegistryTTL, "a gateway silent this long is dead")
+	fs.DurationVar(&c.AuthTimeout, "auth-timeout", c.AuthTimeout, "a connection must authenticate within this")
+	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, "clients ping at this interval")
+	fs.DurationVar(&c.HeartbeatTO, "heartbeat-timeout", c.HeartbeatTO, "a connection silent this long is closed")
+	fs.IntVar(&c.SendQueue, "send-queue", c.SendQueue, "frames queued per connection before it is dropped as a slow consumer")
+	fs.Float64Var(&c.ConnRate, "conn-rate", c.ConnRate, "requests per second allowed per connection")
+	fs.StringVar(&c.AllowedOrigins, "allowed-origins", c.AllowedOrigins, "WebSocket Origin allowlist, comma-separated; empty: same host only; * allows any")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, wait this long for clients to leave")
+	fs.IntVar(&c.CommitWorkers, "commit-workers", c.CommitWorkers, "concurrent commit loops (default 1 for SQLite, 4 for PostgreSQL)")
+	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "messages per group commit")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	fs.IntVar(&c.MaxConnsPerUser, "max-conns-per-user", c.MaxConnsPerUser, "live connections one user may hold across all gateways (0: no limit)")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "gateway: how long a client request waits for a logic node before the client is told to retry")
+	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "listen address for /metrics and /debug/pprof (empty: off; keep it off the public network)")
+	fs.IntVar(&c.MaxGroupSize, "max-group-size", c.MaxGroupSize, "largest number of members in a group")
+	fs.StringVar(&c.Admins, "admins", c.Admins, "usernames of server admins (may broadcast), comma-separated")
+	fs.BoolVar(&c.AllowBroadcast, "allow-broadcast", c.AllowBroadcast, "let every user broadcast to everyone online, not only admins")
+	fs.BoolVar(&c.RequireFriendship, "require-friendship", c.RequireFriendship, "private messages only between friends")
+	fs.DurationVar(&c.RecallWindow, "recall-window", c.RecallWindow, "how long after sending a sender may recall or edit a message")
+	fs.StringVar(&c.FilesDir, "files-dir", c.FilesDir, "where uploaded files are kept (default DATA/files)")
+	fs.Int64Var(&c.FilesMaxSize, "files-max-size", c.FilesMaxSize, "largest upload in bytes")
+	fs.StringVar(&c.FilesTypes, "files-types", c.FilesTypes, "allowed upload content types, comma-separated")
+	fs.StringVar(&c.PushKeys, "push-keys", c.PushKeys, "server push API keys, comma-separated KEYID:SECRET pairs (empty: push API off)")
+	fs.StringVar(&c.WebhookURLs, "webhook-urls", c.WebhookURLs, "URLs that receive signed event webhooks, comma-separated")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", c.WebhookSecret, "HMAC secret that signs webhook requests")
+	fs.StringVar(&c.BeforeSendURL, "before-send-url", c.BeforeSendURL, "URL asked to allow or veto each message before it is stored")
+	fs.DurationVar(&c.BeforeSendTimeout, "before-send-timeout", c.BeforeSendTimeout, "how long to wait for the before-send hook")
+	fs.BoolVar(&c.BeforeSendFailOpen, "before-send-fail-open", c.BeforeSendFailOpen, "if the before-send hook fails or times out, allow the message (false: refuse it)")
+}
+
+// Load parses args for the named command. stderr receives --help output.
+func Load(name string, args []string, stderr io.Writer) (Config, error) {
+	c := Default()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var file string
+	fs.StringVar(&file, "config", os.Getenv("MAGPIE_CONFIG"), "JSON config file (keys are flag names)")
+	c.bind(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: magpie %s [flags]\n\nEvery flag --name can also be set as MAGPIE_NAME in the environment or \"name\" in the --config JSON file.\nPrecedence: flag > environment > file > default.\n\n", name)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = f.Value.String() })
+	// Re-apply in precedence order onto the defaults.
+	c2 := Default()
+	fs2 := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs2.SetOutput(io.Discard)
+	c2.bind(fs2)
+	if file != "" {
+		if err := applyFile(fs2, file); err != nil {
+			return c2, err
+		}
+	}
+	var envErr error
+	fs2.VisitAll(func(f *flag.Flag) {
+		if v, ok := os.LookupEnv(EnvName(f.Name)); ok {
+			if err := f.Value.Set(v); err != nil {
+				envErr = errors.Join(envErr, fmt.Errorf("%s: %w", EnvName(f.Name), err))
+			}
+		}
+	})
+	if envErr != nil {
+		return c2, envErr
+	}
+	for k, v := range set {
+		if k == "config" {
+			continue
+		}
+		_ = fs2.Set(k, v) // already parsed once
+	}
+	return c2, c2.Validate()
+}
+
+// EnvName is the environment variable of a flag.
+func EnvName(flagName string) string {
+	return "MAGPIE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func applyFile(fs *flag.FlagSet, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if fs.Lookup(k) == nil {
+			return fmt.Errorf("config file %s: unknown key %q", path, k)
+		}
+		if err := fs.Set(k, fmt.Sprint(m[k])); err != nil {
+			return fmt.Errorf("config file %s: %s: %w", path, k, err)
+		}
+	}
+	return nil
+}
+
+// Validate checks the configuration as a whole.
+func (c *Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, a ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, a...))
+		}
+	}
+	for _, a := range []struct{ name, v string }{{"http", c.HTTP}, {"tcp", c.TCP}, {"nats-listen", c.NATSListen}, {"nats-cluster", c.NATSCluster}, {"metrics", c.Metrics}} {
+		if a.v != "" {
+			_, _, err := net.SplitHostPort(a.v)
+			check(err == nil, "--%s %q: want host:port", a.name, a.v)
+		}
+	}
+	switch c.DevicePolicy {
+	case "unlimited", "single", "per-platform":
+	default:
+		check(false, "--device-policy %q: want unlimited, single or per-platform", c.DevicePolicy)
+	}
+	switch c.Strategy {
+	case "round-robin", "random", "hash", "least-conns":
+	default:
+		check(false, "--route-strategy %q: want round-robin, random, hash or least-conns", c.Strategy)
+	}
+	check(c.TokenTTL >= time.Minute, "--token-ttl must be at least 1m")
+	check(c.RegistryTTL >= time.Second, "--registry-ttl must be at least 1s")
+	check(c.AuthTimeout > 0, "--auth-timeout must be positive")
+	check(c.Heartbeat > 0 && c.HeartbeatTO > c.Heartbeat, "--heartbeat-timeout must be longer than --heartbeat")
+	check(c.SendQueue >= 16, "--send-queue must be at least 16")
+	check(c.ConnRate > 0, "--conn-rate must be positive")
+	check(c.MaxBatch >= 1 && c.MaxBatch <= 10000, "--max-batch must be 1-10000")
+	check(c.CommitWorkers >= 0 && c.CommitWorkers <= 64, "--commit-workers must be 0-64")
+	check(c.Replicas >= 1 && c.Replicas <= 5, "--replicas must be 1-5")
+	check(c.TokenSecret == "" || len(c.TokenSecret) >= 16, "--token-secret must be at least 16 characters")
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		check(false, "--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	check(c.LogFormat == "text" || c.LogFormat == "json", "--log-format must be text or json")
+	check(c.RequestTimeout >= 100*time.Millisecond, "--request-timeout must be at least 100ms")
+	check(c.MaxConnsPerUser >= 0, "--max-conns-per-user must not be negative")
+	check(c.MaxGroupSize >= 2 && c.MaxGroupSize <= 100000, "--max-group-size must be 2-100000")
+	check(c.RecallWindow >= 0, "--recall-window must not be negative")
+	check(c.FilesMaxSize >= 1024, "--files-max-size must be at least 1024")
+	check(c.BeforeSendTimeout > 0, "--before-send-timeout must be positive")
+	if _, err := push.ParseKeys(c.PushKeys); err != nil {
+		errs = append(errs, fmt.Errorf("--push-keys: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// List splits a comma-separated setting, dropping empty entries.
+func List(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// StoreDSN is the database to open.
+func (c *Config) StoreDSN() string {
+	if c.Store != "" {
+		return c.Store
+	}
+	return filepath.Join(c.Data, "magpie.db")
+}
+
+// Print writes the effective configuration as JSON, with the token secret
+// masked.
+func (c Config) Print(w io.Writer) error {
+	fs := flag.NewFlagSet("print", flag.ContinueOnError)
+	c.bind(fs)
+	m := map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { m[f.Name] = f.Value.String() })
+	for _, k := range []string{"token-secret", "push-keys", "webhook-secret"} {
+		if m[k] != "" {
+			m[k] = "(set)"
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(m)
+}

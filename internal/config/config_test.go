@@ -1,0 +1,77 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "magpie.json")
+	if err := os.WriteFile(file, []byte(`{"http":"127.0.0.1:1111","tcp":"127.0.0.1:2222","heartbeat":"20s","max-batch":100}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MAGPIE_TCP", "127.0.0.1:3333")
+	t.Setenv("MAGPIE_MAX_BATCH", "200")
+	cfg, err := Load("serve", []string{"--config", file, "--max-batch", "300"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, got, want string }{
+		{"file beats default", cfg.HTTP, "127.0.0.1:1111"},
+		{"env beats file", cfg.TCP, "127.0.0.1:3333"},
+		{"flag beats env", fmt.Sprint(cfg.MaxBatch), "300"},
+		{"file duration", cfg.Heartbeat.String(), (20 * time.Second).String()},
+		{"default kept", cfg.DevicePolicy, "unlimited"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--http", "nope"}, "--http"},
+		{[]string{"--device-policy", "many"}, "--device-policy"},
+		{[]string{"--route-strategy", "fastest"}, "--route-strategy"},
+		{[]string{"--heartbeat", "1m", "--heartbeat-timeout", "30s"}, "--heartbeat-timeout"},
+		{[]string{"--token-secret", "short"}, "--token-secret"},
+		{[]string{"--push-keys", "k1:short"}, "--push-keys"},
+		{[]string{"extra-arg"}, "unexpected argument"},
+	}
+	for _, tt := range tests {
+		_, err := Load("serve", tt.args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: err = %v, want mention of %s", tt.args, err, tt.want)
+		}
+	}
+}
+
+func TestUnknownFileKey(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.json")
+	_ = os.WriteFile(file, []byte(`{"htp":"x"}`), 0o600)
+	if _, err := Load("serve", []string{"--config", file}, io.Discard); err == nil || !strings.Contains(err.Error(), `unknown key "htp"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestPrintMasksSecrets(t *testing.T) {
+	cfg := Default()
+	cfg.TokenSecret = "super-secret-token-value"
+	var b strings.Builder
+	if err := cfg.Print(&b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "super-secret") || !strings.Contains(b.String(), `"token-secret": "(set)"`) {
+		t.Fatalf("print leaked or lost the secret:\n%s", b.String())
+	}
+}

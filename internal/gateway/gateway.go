@@ -1,0 +1,284 @@
+// Package gateway is the role that holds client long connections: it
+// accepts TCP and WebSocket connections, authenticates their first frame
+// through Logic, answers pings, forwards every other request to Logic and
+// writes the answers, and writes deliveries addressed to its connections.
+//
+// Every exported method of Gateway is safe to call concurrently, from any
+// goroutine: Deliver and Kick never block on a client, ServeTCP may serve
+// several listeners at once, and Drain and Shutdown may be called more than
+// once and concurrently.
+//
+// Goroutines: one reader per connection (session.serve), plus a flush
+// goroutine that exists only while the connection has frames queued
+// (queue.go); every goroutine is counted in Gateway.wg and Shutdown waits
+// for them.
+//
+// Lock order (a lock may be taken while holding only locks above it):
+//
+//	Gateway.mu   listeners, draining/closed state
+//	shard.mu     one shard of the connection or user index (never two at once)
+//	session.mu   a session's outbound queue and state; a leaf: no calls out
+//	             (Logic, Presence, blocking I/O) while held
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/proto/wire"
+)
+
+// Config tunes a Gateway. Zero fields take the defaults shown.
+type Config struct {
+	ID                string        // gateway id, unique in the cluster (the caller makes it so)
+	AuthTimeout       time.Duration // 5s: the first frame must be Auth within it; also bounds Logic and Presence calls
+	HeartbeatInterval time.Duration // 30s: told to clients in AuthOK.heartbeat_seconds
+	HeartbeatTimeout  time.Duration // 90s: close a connection silent this long
+	SendQueue         int           // 1024 frames queued per connection; overflow disconnects (CodeSlowConsumer)
+	MaxInFlight       int           // 64 forwarded requests awaiting Logic per connection
+	RateLimit         float64       // 500 requests/s per connection
+	RateBurst         int           // 1000
+	AllowedOrigins    []string      // WebSocket Origins; empty: same host only; "*": any
+	WriteTimeout      time.Duration // 10s per write; closing takes at most twice this
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.AuthTimeout, 5*time.Second)
+	def(&c.HeartbeatInterval, 30*time.Second)
+	def(&c.HeartbeatTimeout, 90*time.Second)
+	def(&c.WriteTimeout, 10*time.Second)
+	if c.SendQueue <= 0 {
+		c.SendQueue = 1024
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 64
+	}
+	if c.RateLimit <= 0 {
+		c.RateLimit = 500
+	}
+	if c.RateBurst <= 0 {
+		c.RateBurst = 1000
+	}
+	return c
+}
+
+// Gateway holds client connections. Create it with New.
+type Gateway struct {
+	cfg      Config
+	logic    Logic
+	presence Presence
+	log      *slog.Logger
+	ctx      context.Context // ends when Shutdown gives up waiting; bounds backend calls
+	cancel   context.CancelFunc
+	nextID   atomic.Uint64
+	shards   shards
+	stats    counters
+	wg       sync.WaitGroup // readers, flushers, accept loops
+	stopped  chan struct{}  // closed when draining starts
+	done     chan struct{}  // closed when Shutdown finished
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	draining  bool // no new connections
+	shutdown  bool // Shutdown was called
+}
+
+// New returns a Gateway; it serves nothing until ServeTCP or the handler
+// of WebSocketHandler is used.
+func New(cfg Config, logic Logic, presence Presence, log *slog.Logger) *Gateway {
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &Gateway{
+		cfg: cfg, logic: logic, presence: presence,
+		log: log.With("gateway", cfg.ID),
+		ctx: ctx, cancel: cancel,
+		stopped:   make(chan struct{}),
+		done:      make(chan struct{}),
+		listeners: make(map[net.Listener]struct{}),
+	}
+	g.shards.init()
+	return g
+}
+
+// startSession registers a new connection and starts its reader. It
+// reports false (and the caller closes the connection) once draining.
+func (g *Gateway) startSession(t transport, enc encoding, ws bool) bool {
+	s := &session{g: g, t: t, id: g.nextID.Add(1), enc: enc, ws: ws}
+	g.mu.Lock()
+	if g.draining {
+		g.mu.Unlock()
+		return false
+	}
+	g.shards.addConn(s)
+	g.wg.Add(1)
+	g.mu.Unlock()
+	g.stats.connected(ws)
+	go s.serve()
+	return true
+}
+
+// kickFrame encodes a Kick for a connection.
+func (g *Gateway) kickFrame(enc encoding, code wire.Code, reason string, reconnect bool) []byte {
+	return encodeEnvelope(enc, kickEnvelope(code, reason, reconnect))
+}
+
+// Deliver writes d.Envelope (an encoded Envelope) to the listed connections,
+// or to every authenticated connection if d.Broadcast, then closes them if
+// d.CloseCode is set (the envelope is then a Kick). The same bytes go to
+// every protobuf connection; JSON connections share one transcoding.
+// Unknown and unauthenticated connections are skipped. It never blocks on
+// a client: a full queue disconnects that client.
+func (g *Gateway) Deliver(d *magpiepb.Delivery) {
+	var (
+		jsonFrame []byte
+		jsonDone  bool
+	)
+	frameFor := func(enc encoding) []byte {
+		if enc == encProto || len(d.Envelope) == 0 {
+			return d.Envelope
+		}
+		if !jsonDone {
+			jsonDone = true
+			var err error
+			if jsonFrame, err = protoToJSON(d.Envelope); err != nil {
+				g.log.Warn("undecodable delivery", "err", err)
+			}
+		}
+		return jsonFrame
+	}
+	code := wire.Code(d.CloseCode)
+	one := func(s *session) {
+		f := frameFor(s.enc) // nil: empty, or undecodable for JSON
+		if code == 0 {
+			if len(f) > 0 {
+				s.enqueue(f, true)
+			}
+			return
+		}
+		if len(f) == 0 {
+			f = nil
+		}
+		s.mu.Lock()
+		authed := s.authed
+		if !authed {
+			// Logic revoked the session while this gateway was still
+			// finishing its auth (presence write): apply it then.
+			s.early = &earlyKick{code: code, frame: f}
+		}
+		s.mu.Unlock()
+		if authed {
+			s.closeWith(code, f, false)
+		}
+	}
+	if d.Broadcast {
+		g.shards.each(one)
+		return
+	}
+	for _, id := range d.Conns {
+		if s := g.shards.conn(id); s != nil {
+			one(s)
+		}
+	}
+}
+
+// Kick writes Kick{code, reason, reconnect} to the listed connections and
+// closes them. Unknown ids are ignored.
+func (g *Gateway) Kick(connIDs []uint64, code wire.Code, reason string, reconnect bool) {
+	var frames [2][]byte // by encoding, encoded at most once each
+	for _, id := range connIDs {
+		if s := g.shards.conn(id); s != nil {
+			g.kickSession(s, &frames, code, reason, reconnect)
+		}
+	}
+}
+
+func (g *Gateway) kickSession(s *session, frames *[2][]byte, code wire.Code, reason string, reconnect bool) {
+	if frames[s.enc] == nil {
+		frames[s.enc] = g.kickFrame(s.enc, code, reason, reconnect)
+	}
+	s.closeWith(code, frames[s.enc], false)
+}
+
+// Conns returns the number of open connections, authenticated or not.
+func (g *Gateway) Conns() int { return g.shards.count() }
+
+// UserConns returns the ids of a user's authenticated connections here.
+func (g *Gateway) UserConns(userID int64) []uint64 { return g.shards.userConns(userID) }
+
+// Drain stops accepting connections, kicks every connection with
+// CodeDraining and reconnect set, and waits until all are closed or ctx
+// ends; then it closes the rest at once and returns ctx.Err().
+func (g *Gateway) Drain(ctx context.Context) error {
+	g.stopAccepting()
+	var frames [2][]byte
+	g.shards.each(func(s *session) {
+		g.kickSession(s, &frames, wire.CodeDraining, "gateway draining", true)
+	})
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for g.Conns() > 0 {
+		select {
+		case <-ctx.Done():
+			g.shards.each(func(s *session) { s.t.close() })
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+func (g *Gateway) stopAccepting() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.draining {
+		return
+	}
+	g.draining = true
+	close(g.stopped)
+	for ln := range g.listeners {
+		ln.Close()
+	}
+}
+
+// Shutdown drains (stop accepting, tell clients, wait for them), then waits
+// for every goroutine of the gateway, all bounded by ctx. Calling it again
+// waits for the first call to finish.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	first := !g.shutdown
+	g.shutdown = true
+	g.mu.Unlock()
+	if !first {
+		select {
+		case <-g.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	defer close(g.done)
+	err := g.Drain(ctx)
+	if err != nil {
+		g.cancel() // unblock readers waiting on Logic or Presence
+	}
+	waited := make(chan struct{})
+	go func() { g.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		g.cancel()
+		return ctx.Err()
+	}
+	g.cancel()
+	return err
+}

@@ -1,0 +1,344 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/proto/wire"
+)
+
+// transport is what the TCP and WebSocket adapters give a session.
+type transport interface {
+	// readFrame returns the next frame's payload, valid until the next
+	// call. Only the session's reader goroutine calls it.
+	readFrame() ([]byte, error)
+	// setReadDeadline may be called from any goroutine.
+	setReadDeadline(t time.Time) error
+	// writeFrames writes frames in order and flushes; only the session's
+	// flush goroutine calls it.
+	writeFrames(frames [][]byte, deadline time.Time) error
+	// shutdownWrite ends the write side after the last frame (TCP: FIN;
+	// WebSocket: a close frame carrying code). Flush goroutine only.
+	shutdownWrite(code wire.Code, deadline time.Time)
+	// discard reads and drops input until an error, so closing with unread
+	// input does not reset the connection. Reader goroutine only.
+	discard()
+	// close closes the connection. Idempotent; any goroutine.
+	close()
+}
+
+// session is one client connection. The reader goroutine (serve) owns the
+// fields marked "reader only"; mu guards the outbound state (queue.go).
+type session struct {
+	g   *Gateway
+	t   transport
+	id  uint64
+	enc encoding
+	ws  bool
+
+	// Reader only.
+	ref       *magpiepb.ConnRef // set once authenticated
+	connected bool              // presence.Connected was called
+	tokens    float64
+	last      int64 // unix nanoseconds of the last refill
+
+	inflight atomic.Int32 // requests forwarded and not yet answered
+
+	mu        sync.Mutex // a leaf: nothing else is locked or called while held
+	queue     [][]byte
+	writing   bool // a flush goroutine is running
+	authed    bool // AuthOK is queued: deliveries may follow
+	closing   bool
+	closeCode wire.Code
+	early     *earlyKick // a close that came before authed was set; see Deliver
+}
+
+// earlyKick is a close requested by logic before the auth finished.
+type earlyKick struct {
+	code  wire.Code
+	frame []byte
+}
+
+// serve is the session's reader goroutine (one at a time: it hands over
+// to a new goroutine after each frame, see below). When its loop ends it closes
+// the connection (after the flusher wrote the last frames and shut down
+// the write side, or after the close budget set by closeWith), then
+// unregisters the session and reports Disconnected.
+func (s *session) serve() {
+	defer s.g.wg.Done()
+	for s.armReadDeadline() {
+		frame, err := s.t.readFrame()
+		if err != nil {
+			s.readFailed(err)
+			break
+		}
+		s.g.stats.framesIn.Add(1)
+		if !s.handle(frame) {
+			break
+		}
+		// Wait for the next frame on a fresh goroutine. Handling a frame
+		// (protobuf, Logic, Presence) grows the stack to 4-8 KB, and the
+		// runtime shrinks a stack only while less than a quarter of it is
+		// used, which a goroutine parked in Read is not; a new goroutine
+		// starts at 2 KB (exited goroutines give grown stacks back). This
+		// costs a goroutine start per frame and saves ~2 KB per idle
+		// connection.
+		s.g.wg.Add(1) // while this one is counted: see startFlusherLocked
+		go s.serve()
+		return
+	}
+	s.closeWith(0, nil, false) // no-op unless the loop ended on its own
+	s.t.discard()
+	s.t.close()
+	s.finish()
+}
+
+// armReadDeadline sets the deadline for the next frame: AuthTimeout before
+// authentication, HeartbeatTimeout after. It reports false once the session
+// is closing, whose shorter deadline it must not extend.
+func (s *session) armReadDeadline() bool {
+	d := s.g.cfg.HeartbeatTimeout
+	if s.ref == nil {
+		d = s.g.cfg.AuthTimeout
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	return s.t.setReadDeadline(time.Now().Add(d)) == nil
+}
+
+// readFailed turns a read error into the client-visible code: the one
+// place where transport errors become codes.
+func (s *session) readFailed(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, wire.ErrFrameTooLarge), errors.Is(err, errTooLarge):
+		s.kick(wire.CodeTooLarge, "frame exceeds limit", false)
+	case errors.Is(err, wire.ErrEmptyFrame), errors.Is(err, errUndecodable), errors.Is(err, errWrongType):
+		s.kick(wire.CodeProtocolError, "undecodable frame", false)
+	case errors.As(err, &ne) && ne.Timeout():
+		if s.ref == nil {
+			s.kick(wire.CodeAuthTimeout, "no auth within the deadline", true)
+		} else {
+			s.kick(wire.CodeHeartbeatTimeout, "nothing received within the heartbeat deadline", true)
+		}
+	default: // EOF, reset, closed by us
+		s.closeWith(0, nil, false)
+	}
+}
+
+func (s *session) kick(code wire.Code, reason string, reconnect bool) {
+	s.closeWith(code, s.g.kickFrame(s.enc, code, reason, reconnect), false)
+}
+
+func (s *session) reply(env *magpiepb.Envelope) { s.send(encodeEnvelope(s.enc, env)) }
+
+// handle processes one frame; false ends the read loop.
+func (s *session) handle(frame []byte) bool {
+	env, err := decodeEnvelope(s.enc, frame)
+	if err != nil {
+		s.kick(wire.CodeProtocolError, "undecodable frame", false)
+		return false
+	}
+	if s.ref == nil {
+		if a, ok := env.Body.(*magpiepb.Envelope_Auth); ok {
+			return s.authenticate(env.Id, a.Auth.GetToken())
+		}
+		s.closeWith(wire.CodeNotAuthenticated,
+			encodeEnvelope(s.enc, errorEnvelope(env.Id, wire.CodeNotAuthenticated, "authenticate first", 0)), false)
+		return false
+	}
+	if ms, ok := s.allow(time.Now().UnixNano()); !ok {
+		s.g.stats.rateLimited.Add(1)
+		s.reply(errorEnvelope(env.Id, wire.CodeRateLimited, "too many requests", ms))
+		return true
+	}
+	switch b := env.Body.(type) {
+	case *magpiepb.Envelope_Ping:
+		s.reply(&magpiepb.Envelope{Id: env.Id, Body: &magpiepb.Envelope_Pong{Pong: &magpiepb.Pong{Time: b.Ping.GetTime()}}})
+		return true
+	case *magpiepb.Envelope_Auth:
+		s.reply(errorEnvelope(env.Id, wire.CodeAlreadyAuthed, "already authenticated", 0))
+		return true
+	}
+	if !isRequest(env) {
+		s.reply(errorEnvelope(env.Id, wire.CodeUnknownCommand, "unknown command", 0))
+		return true
+	}
+	if s.inflight.Add(1) > int32(s.g.cfg.MaxInFlight) {
+		s.inflight.Add(-1)
+		s.g.stats.rateLimited.Add(1)
+		s.reply(errorEnvelope(env.Id, wire.CodeRateLimited, "too many requests in flight", inFlightRetryMS))
+		return true
+	}
+	var raw []byte
+	if s.enc == encJSON {
+		raw, err = proto.Marshal(env)
+		if err != nil { // a decoded envelope always encodes; be safe anyway
+			s.inflight.Add(-1)
+			s.reply(errorEnvelope(env.Id, wire.CodeBadRequest, "cannot encode request", 0))
+			return true
+		}
+	} else {
+		raw = append([]byte(nil), frame...) // frame is reused by the reader
+	}
+	id := env.Id
+	s.g.logic.Forward(&magpiepb.Request{Conn: s.ref, Envelope: raw}, func(reply []byte, err error) {
+		s.inflight.Add(-1)
+		s.forwarded(id, reply, err)
+	})
+	return true
+}
+
+// inFlightRetryMS is the retry hint when MaxInFlight requests are pending.
+const inFlightRetryMS = 100
+
+// forwarded writes logic's answer. It runs on a goroutine of Logic's.
+func (s *session) forwarded(id uint64, reply []byte, err error) {
+	if err == nil && s.enc == encJSON {
+		reply, err = protoToJSON(reply)
+		if err != nil {
+			s.g.log.Warn("undecodable reply from logic", "conn", s.id, "err", err)
+			s.reply(errorEnvelope(id, wire.CodeInternal, "internal error", 0))
+			return
+		}
+	}
+	if err != nil {
+		s.reply(errorEnvelope(id, wire.CodeUnavailable, "service unavailable", 0))
+		return
+	}
+	s.send(reply)
+}
+
+// allow takes one token from the connection's bucket. Refused, it returns
+// the milliseconds until a token is available.
+func (s *session) allow(now int64) (uint32, bool) {
+	rate, burst := s.g.cfg.RateLimit, float64(s.g.cfg.RateBurst)
+	s.tokens = math.Min(burst, s.tokens+float64(now-s.last)/1e9*rate)
+	s.last = now
+	if s.tokens >= 1 {
+		s.tokens--
+		return 0, true
+	}
+	ms := math.Ceil((1 - s.tokens) / rate * 1000)
+	return uint32(max(1, ms)), false
+}
+
+// authenticate handles the first frame; false ends the read loop.
+func (s *session) authenticate(id uint64, token string) bool {
+	g := s.g
+	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.AuthTimeout)
+	reply, err := g.logic.Authenticate(ctx, &magpiepb.AuthRequest{
+		Token: token, Conn: &magpiepb.ConnRef{Gateway: g.cfg.ID, Conn: s.id},
+	})
+	cancel()
+	if err != nil {
+		g.log.Warn("authenticate failed", "conn", s.id, "err", err)
+		s.closeWith(wire.CodeUnavailable,
+			encodeEnvelope(s.enc, errorEnvelope(id, wire.CodeUnavailable, "authentication unavailable", 0)), false)
+		return false
+	}
+	out, env, err := s.transcodeAuthReply(id, reply.GetEnvelope())
+	if err != nil {
+		g.log.Warn("undecodable auth reply from logic", "conn", s.id, "err", err)
+		s.closeWith(wire.CodeInternal, encodeEnvelope(s.enc, errorEnvelope(id, wire.CodeInternal, "internal error", 0)), false)
+		return false
+	}
+	if reply.GetConn() == nil {
+		g.stats.authFailures.Add(1)
+		code := wire.Code(env.GetError().GetCode())
+		if code == 0 {
+			code = wire.CodeUnauthenticated
+		}
+		s.closeWith(code, out, false)
+		return false
+	}
+	ref := proto.CloneOf(reply.Conn)
+	ref.Gateway, ref.Conn = g.cfg.ID, s.id // ours, whatever logic said
+	s.ref = ref
+	now := time.Now().UnixNano()
+	s.tokens, s.last = float64(g.cfg.RateBurst), now
+	g.shards.addUser(ref.UserId, s)
+
+	ctx, cancel = context.WithTimeout(g.ctx, g.cfg.AuthTimeout)
+	err = g.presence.Connected(ctx, ref)
+	cancel()
+	s.connected = true // Disconnected is called even if Connected failed half way
+	if err != nil {
+		g.log.Warn("presence connected failed", "conn", s.id, "user_id", ref.UserId, "err", err)
+		s.closeWith(wire.CodeUnavailable,
+			encodeEnvelope(s.enc, errorEnvelope(id, wire.CodeUnavailable, "presence unavailable", 0)), false)
+		return false
+	}
+	// AuthOK and the authed flag change together, so no delivery overtakes it.
+	s.mu.Lock()
+	k := s.early
+	if !s.closing && k == nil {
+		s.authed = true
+	}
+	s.mu.Unlock()
+	if k != nil {
+		s.closeWith(k.code, k.frame, false)
+		return false
+	}
+	// Count before the client can see AuthOK, so stats never lag it.
+	g.stats.auths.Add(1)
+	if !s.send(out) {
+		return false
+	}
+	g.log.Debug("authenticated", "conn", s.id, "user_id", ref.UserId, "transport", s.transportName())
+	return true
+}
+
+// transcodeAuthReply puts the request id into logic's answer (logic does
+// not see it) and heartbeat_seconds into an AuthOK (the gateway owns the
+// heartbeat), and encodes the envelope for the connection.
+func (s *session) transcodeAuthReply(id uint64, b []byte) ([]byte, *magpiepb.Envelope, error) {
+	env := new(magpiepb.Envelope)
+	if err := proto.Unmarshal(b, env); err != nil {
+		return nil, nil, err
+	}
+	env.Id = id
+	if ok := env.GetAuthOk(); ok != nil {
+		ok.HeartbeatSeconds = uint32(s.g.cfg.HeartbeatInterval / time.Second)
+	}
+	return encodeEnvelope(s.enc, env), env, nil
+}
+
+func (s *session) transportName() string {
+	if s.ws {
+		return "ws"
+	}
+	return "tcp"
+}
+
+// finish runs once, on the reader goroutine, after the connection closed.
+func (s *session) finish() {
+	g := s.g
+	if s.ref != nil {
+		g.shards.removeUser(s.ref.UserId, s)
+	}
+	if s.connected {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(g.ctx), g.cfg.AuthTimeout)
+		if err := g.presence.Disconnected(ctx, s.ref); err != nil {
+			g.log.Warn("presence disconnected failed", "conn", s.id, "user_id", s.ref.UserId, "err", err)
+		}
+		cancel()
+	}
+	s.mu.Lock()
+	code := s.closeCode
+	s.mu.Unlock()
+	g.stats.disconnected(code, s.ws)
+	g.shards.removeConn(s) // last: Drain waits for this
+	g.log.Debug("closed", "conn", s.id, "code", uint32(code), "transport", s.transportName())
+}

@@ -1,0 +1,115 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/magpie-im/magpie/proto/wire"
+)
+
+func TestWebSocketHandshake(t *testing.T) {
+	tests := []struct {
+		name       string
+		allowed    []string
+		origin     string
+		protocols  []string
+		wantStatus int    // 0: the upgrade succeeds
+		wantProto  string // negotiated subprotocol
+	}{
+		{"no origin, no subprotocol", nil, "", nil, 0, ""},
+		{"same host", nil, "http://HOST", []string{wire.SubprotocolProto}, 0, wire.SubprotocolProto},
+		{"foreign origin", nil, "http://evil.example", nil, http.StatusForbidden, ""},
+		{"allowlisted origin", []string{"https://app.example"}, "https://app.example", []string{wire.SubprotocolJSON}, 0, wire.SubprotocolJSON},
+		{"not allowlisted", []string{"https://app.example"}, "https://evil.example", nil, http.StatusForbidden, ""},
+		{"any origin", []string{"*"}, "https://evil.example", nil, 0, ""},
+		{"unknown subprotocol", nil, "", []string{"mqtt"}, http.StatusBadRequest, ""},
+		{"client preference", nil, "", []string{"mqtt", wire.SubprotocolJSON, wire.SubprotocolProto}, 0, wire.SubprotocolJSON},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := startServer(t, Config{AllowedOrigins: tt.allowed})
+			hdr := http.Header{}
+			if tt.origin != "" {
+				origin := tt.origin
+				if origin == "http://HOST" {
+					origin = ts.http.URL
+				}
+				hdr.Set("Origin", origin)
+			}
+			d := websocket.Dialer{Subprotocols: tt.protocols}
+			ws, resp, err := d.Dial(ts.wsURL, hdr)
+			if tt.wantStatus != 0 {
+				if err == nil || resp == nil || resp.StatusCode != tt.wantStatus {
+					t.Fatalf("got err %v, resp %v; want status %d", err, resp, tt.wantStatus)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			defer ws.Close()
+			if ws.Subprotocol() != tt.wantProto {
+				t.Fatalf("got subprotocol %q, want %q", ws.Subprotocol(), tt.wantProto)
+			}
+			c := &client{t: t, ws: ws, nc: ws.UnderlyingConn(), json: tt.wantProto != wire.SubprotocolProto}
+			c.login("alice")
+		})
+	}
+}
+
+func TestWebSocketBadMessages(t *testing.T) {
+	tests := []struct {
+		name      string
+		kind      clientKind
+		msgType   int
+		data      []byte
+		wantKick  wire.Code
+		wantClose int
+	}{
+		{"oversize proto", kindWSProto, websocket.BinaryMessage, make([]byte, wire.MaxFrame+1), wire.CodeTooLarge, websocket.CloseMessageTooBig},
+		{"oversize json", kindWSJSON, websocket.TextMessage, bytes.Repeat([]byte(" "), wire.MaxFrame+1), wire.CodeTooLarge, websocket.CloseMessageTooBig},
+		{"invalid json", kindWSJSON, websocket.TextMessage, []byte(`{"id": 1, "auth": {`), wire.CodeProtocolError, 4000 + int(wire.CodeProtocolError)},
+		{"json nested deep", kindWSJSON, websocket.TextMessage, append(bytes.Repeat([]byte(`{"x":`), 10000), '1'), wire.CodeProtocolError, 4000 + int(wire.CodeProtocolError)},
+		{"binary on json", kindWSJSON, websocket.BinaryMessage, []byte{1, 2}, wire.CodeProtocolError, 4000 + int(wire.CodeProtocolError)},
+		{"text on proto", kindWSProto, websocket.TextMessage, []byte(`{}`), wire.CodeProtocolError, 4000 + int(wire.CodeProtocolError)},
+		{"garbage proto", kindWSProto, websocket.BinaryMessage, []byte{0xff, 0xff, 0xff}, wire.CodeProtocolError, 4000 + int(wire.CodeProtocolError)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := startServer(t, Config{})
+			c := ts.dial(t, tt.kind)
+			if err := c.ws.WriteMessage(tt.msgType, tt.data); err != nil {
+				t.Fatal(err)
+			}
+			c.expectKick(tt.wantKick)
+			_, err := c.next()
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != tt.wantClose {
+				t.Fatalf("got %v, want close code %d", err, tt.wantClose)
+			}
+			c.nc.Close()
+		})
+	}
+}
+
+func TestWebSocketJSONFieldNames(t *testing.T) {
+	ts := startServer(t, Config{})
+	c := ts.dial(t, kindWSJSON)
+	// camelCase and snake_case are both accepted on input.
+	c.sendRaw([]byte(`{"id":"1","auth":{"token":"good-alice"}}`))
+	_, b, err := c.ws.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(`"auth_ok"`)) || !bytes.Contains(b, []byte(`"heartbeat_seconds"`)) {
+		t.Fatalf("got %s, want snake_case field names", b)
+	}
+	c.sendRaw([]byte(`{"id":2,"send":{"toUser":"bob","client_msg_id":"m9","text":"hi"}}`))
+	if env := c.read(); env.GetSendAck().GetClientMsgId() != "m9" {
+		t.Fatalf("got %v, want SendAck for m9", env)
+	}
+}

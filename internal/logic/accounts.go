@@ -1,0 +1,284 @@
+package logic
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/magpie-im/magpie/internal/store"
+	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/proto/wire"
+)
+
+// Identity is an authenticated session.
+type Identity struct {
+	UserID    int64
+	Username  string
+	SessionID string
+	Device    string
+	Platform  string
+	ExpiresAt time.Time
+}
+
+// LoginResult is what a successful login returns.
+type LoginResult struct {
+	Token     string
+	Identity  Identity
+	ExpiresAt time.Time
+	Gateway   *magpiepb.GatewayInfo
+}
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (s *Service) hash(fn func()) {
+	s.hashSem <- struct{}{}
+	defer func() { <-s.hashSem }()
+	fn()
+}
+
+// Register creates an account.
+func (s *Service) Register(ctx context.Context, username, password string) (store.User, error) {
+	if err := wire.ValidName(username); err != nil {
+		return store.User{}, badRequest(err.Error())
+	}
+	if err := validPassword(password); err != nil {
+		return store.User{}, err
+	}
+	var h string
+	var err error
+	s.hash(func() { h, err = hashPassword(password) })
+	if err != nil {
+		return store.User{}, err
+	}
+	u, err := s.store.CreateUser(ctx, username, h)
+	if errors.Is(err, store.ErrExists) {
+		return u, &Error{Code: wire.CodeConflict, Msg: "username is taken", Err: err}
+	}
+	return u, err
+}
+
+func validPassword(p string) error {
+	if len(p) < 6 {
+		return badRequest("password must be at least 6 bytes")
+	}
+	if len(p) > wire.MaxPassword {
+		return &Error{Code: wire.CodeTooLarge, Msg: fmt.Sprintf("password longer than %d bytes", wire.MaxPassword), Err: ErrBadRequest}
+	}
+	return nil
+}
+
+// Platform classes for the per-platform device policy.
+func platformClass(p string) string {
+	switch strings.ToLower(p) {
+	case "ios", "android", "mobile":
+		return "mobile"
+	case "web", "browser":
+		return "web"
+	case "windows", "macos", "linux", "desktop", "mac":
+		return "desktop"
+	}
+	return "other"
+}
+
+// Login checks credentials, applies the device policy and picks a gateway.
+func (s *Service) Login(ctx context.Context, username, password, device, platform string) (LoginResult, error) {
+	var res LoginResult
+	if username == "" || password == "" {
+		return res, badRequest("username and password are required")
+	}
+	if len(password) > wire.MaxPassword || len(username) > wire.MaxUsername {
+		// Same answer as a wrong password: nothing to learn from it.
+		return res, ErrInvalidCredentials
+	}
+	if device == "" {
+		device = "d-" + randomID(6)
+	}
+	if err := wire.ValidToken(device, wire.MaxDevice); err != nil {
+		return res, badRequest("device: " + err.Error())
+	}
+	if len(platform) > wire.MaxDevice {
+		return res, badRequest("platform too long")
+	}
+	if ok, wait := s.logins.allow(strings.ToLower(username), s.now()); !ok {
+		return res, &Error{Code: wire.CodeRateLimited, Msg: "too many login attempts", RetryAfter: int(wait.Milliseconds()) + 1, Err: ErrRateLimited}
+	}
+	u, err := s.store.UserByName(ctx, username)
+	hash := u.PasswordHash
+	if errors.Is(err, store.ErrNotFound) {
+		hash = dummyHash()
+	} else if err != nil {
+		return res, err
+	}
+	var ok bool
+	s.hash(func() { ok, err = checkPassword(hash, password) })
+	if err != nil || !ok || u.ID == 0 {
+		return res, ErrInvalidCredentials
+	}
+	now := s.now()
+	kick, err := s.applyDevicePolicy(ctx, u.ID, device, platform, now)
+	if err != nil {
+		return res, err
+	}
+	gw, err := s.gateways.Pick(u.ID)
+	if err != nil {
+		return res, &Error{Code: wire.CodeUnavailable, Msg: "no gateway available, retry", RetryAfter: 1000, Err: ErrNoGateway}
+	}
+	sess := store.Session{ID: randomID(16), UserID: u.ID, Device: device, Platform: platform, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TokenTTL)}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return res, err
+	}
+	for _, old := range kick {
+		s.revoke(ctx, old, wire.CodeReplaced, "signed in on another device")
+	}
+	res.Token = s.tokens.sign(tokenClaims{Session: sess.ID, User: u.ID, Expires: sess.ExpiresAt.Unix()})
+	res.Identity = Identity{UserID: u.ID, Username: u.Username, SessionID: sess.ID, Device: device, Platform: platform, ExpiresAt: sess.ExpiresAt}
+	res.ExpiresAt = sess.ExpiresAt
+	res.Gateway = gw
+	return res, nil
+}
+
+// applyDevicePolicy returns the sessions the new login replaces, or
+// ErrDeviceLimit if the policy rejects new devices. A login with the name
+// of an existing device always replaces that device's session.
+func (s *Service) applyDevicePolicy(ctx context.Context, userID int64, device, platform string, now time.Time) ([]store.Session, error) {
+	active, err := s.store.ActiveSessions(ctx, userID, now)
+	if err != nil {
+		return nil, err
+	}
+	var replace, conflict []store.Session
+	for _, a := range active {
+		switch {
+		case a.Device == device:
+			replace = append(replace, a)
+		case s.cfg.DevicePolicy == DevicesSingle:
+			conflict = append(conflict, a)
+		case s.cfg.DevicePolicy == DevicesPerPlatform && platformClass(a.Platform) == platformClass(platform):
+			conflict = append(conflict, a)
+		}
+	}
+	if len(conflict) > 0 && s.cfg.RejectNewDevice {
+		// Only a device that is online now blocks the new login: one whose
+		// app was closed, or whose gateway crashed, must not lock the user
+		// out until its token expires (the seeds' "already logged in").
+		live := map[string]bool{}
+		for _, c := range s.presence.Conns(userID) {
+			live[c.SessionId] = true
+		}
+		for _, c := range conflict {
+			if live[c.ID] {
+				return nil, &Error{Code: wire.CodeDeviceLimit, Msg: "already signed in on another device", Err: ErrDeviceLimit}
+			}
+		}
+	}
+	return append(replace, conflict...), nil
+}
+
+// revoke ends a session and closes its live connections with code.
+func (s *Service) revoke(ctx context.Context, sess store.Session, code wire.Code, reason string) {
+	if err := s.store.RevokeSession(ctx, sess.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("revoke session", "err", err)
+	}
+	var conns []*magpiepb.ConnRef
+	for _, c := range s.presence.Conns(sess.UserID) {
+		if c.SessionId == sess.ID {
+			conns = append(conns, c)
+		}
+	}
+	s.kick(conns, code, reason, false)
+}
+
+// kick sends a Kick and closes each connection.
+func (s *Service) kick(conns []*magpiepb.ConnRef, code wire.Code, reason string, reconnect bool) {
+	if len(conns) == 0 {
+		return
+	}
+	env := encode(&magpiepb.Envelope{Body: &magpiepb.Envelope_Kick{Kick: &magpiepb.Kick{Code: uint32(code), Reason: reason, Reconnect: reconnect}}})
+	for gw, ids := range byGateway(conns) {
+		if err := s.out.Deliver(gw, &magpiepb.Delivery{Conns: ids, Envelope: env, CloseCode: uint32(code)}); err != nil {
+			s.log.Warn("kick delivery", "gateway", gw, "err", err)
+		}
+	}
+}
+
+// Route picks a live gateway for an authenticated session, so a client
+// whose gateway drained or died moves on without a new login (and the
+// Argon2 hash a login costs).
+func (s *Service) Route(ctx context.Context, id Identity) (*magpiepb.GatewayInfo, error) {
+	gw, err := s.gateways.Pick(id.UserID)
+	if err != nil {
+		return nil, &Error{Code: wire.CodeUnavailable, Msg: "no gateway available, retry", RetryAfter: 1000, Err: ErrNoGateway}
+	}
+	return gw, nil
+}
+
+// Logout revokes the session; its connections close.
+func (s *Service) Logout(ctx context.Context, id Identity) error {
+	s.revoke(ctx, store.Session{ID: id.SessionID, UserID: id.UserID}, wire.CodeLoggedOut, "logged out")
+	return nil
+}
+
+// Authenticate turns a token into an identity: signature, expiry, and a
+// live (not revoked) session.
+func (s *Service) Authenticate(ctx context.Context, token string) (Identity, error) {
+	now := s.now()
+	c, err := s.tokens.verify(token, now)
+	if err != nil {
+		return Identity{}, err
+	}
+	sess, err := s.store.Session(ctx, c.Session)
+	if errors.Is(err, store.ErrNotFound) {
+		return Identity{}, ErrUnauthenticated
+	} else if err != nil {
+		return Identity{}, err
+	}
+	if sess.Revoked || !now.Before(sess.ExpiresAt) || sess.UserID != c.User {
+		return Identity{}, ErrUnauthenticated
+	}
+	name, err := s.usernameOf(ctx, sess.UserID) // cached: names never change
+	if err != nil {
+		return Identity{}, err
+	}
+	return Identity{UserID: sess.UserID, Username: name, SessionID: sess.ID, Device: sess.Device, Platform: sess.Platform, ExpiresAt: sess.ExpiresAt}, nil
+}
+
+// Online lists the online users with their devices.
+func (s *Service) Online(ctx context.Context) ([]OnlineUser, error) {
+	online := s.presence.Online()
+	ids := make([]int64, 0, len(online))
+	for id := range online {
+		ids = append(ids, id)
+	}
+	users, err := s.store.UsersByID(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]OnlineUser, 0, len(users))
+	for _, u := range users {
+		seen := map[string]bool{}
+		ou := OnlineUser{UserID: u.ID, Username: u.Username, Devices: []string{}}
+		for _, c := range online[u.ID] {
+			if !seen[c.Device] {
+				seen[c.Device] = true
+				ou.Devices = append(ou.Devices, c.Device)
+			}
+		}
+		out = append(out, ou)
+	}
+	sortOnline(out)
+	return out, nil
+}
+
+// OnlineUser is a user with live connections.
+type OnlineUser struct {
+	UserID   int64    `json:"user_id"`
+	Username string   `json:"username"`
+	Devices  []string `json:"devices"`
+}

@@ -1,0 +1,54 @@
+package logic
+
+import (
+	"context"
+	"time"
+
+	"github.com/magpie-im/magpie/proto/wire"
+)
+
+// Hooks let integrations (webhooks) watch events and veto messages. The
+// webhook package implements it; nil means no hooks.
+type Hooks interface {
+	// BeforeSend may veto a message before it is stored by returning an
+	// error (use Vetoed). It is called on the send path, so it must bound
+	// its own time and decide itself whether a failure allows the message.
+	BeforeSend(ctx context.Context, m OutgoingMessage) error
+	// After reports something that happened. It must not block: queue
+	// and deliver later.
+	After(e Event)
+}
+
+// OutgoingMessage is a message about to be stored.
+type OutgoingMessage struct {
+	From           string `json:"from"`
+	FromID         int64  `json:"from_id"`
+	ToUser         string `json:"to_user,omitempty"`
+	ToGroup        string `json:"to_group,omitempty"`
+	ConversationID string `json:"conversation_id"`
+	ClientMsgID    string `json:"client_msg_id"`
+	Text           string `json:"text"`
+	FileID         string `json:"file_id,omitempty"`
+}
+
+// Event is one thing that happened, as sent to webhooks.
+type Event struct {
+	Type string    `json:"type"` // message.stored, message.recalled, message.edited, group.created, group.member_added, group.member_removed, group.member_left, group.role_changed, group.updated, group.dissolved, friend.requested, friend.accepted, friend.removed, user.blocked, user.unblocked
+	At   time.Time `json:"at"`
+	Data any       `json:"data"`
+}
+
+// Vetoed is the error a BeforeSend hook returns to refuse a message.
+func Vetoed(reason string) error {
+	if reason == "" {
+		reason = "message refused by policy"
+	}
+	return &Error{Code: wire.CodeForbidden, Msg: reason, Err: ErrVetoed}
+}
+
+// emit hands an event to the hooks, if any.
+func (s *Service) emit(typ string, data any) {
+	if s.cfg.Hooks != nil {
+		s.cfg.Hooks.After(Event{Type: typ, At: s.now(), Data: data})
+	}
+}

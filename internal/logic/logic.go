@@ -1,0 +1,216 @@
+// Package logic is Magpie's stateless logic role: accounts and login,
+// the message pipeline (validate, commit with a seq in one transaction,
+// ACK, fan out), receipts, sync and history. Any number of logic nodes may
+// serve the same store and bus.
+//
+// A Service is safe for concurrent use once Start has returned.
+package logic
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/magpie-im/magpie/internal/store"
+	"github.com/magpie-im/magpie/proto/magpiepb"
+)
+
+// Deliverer publishes a delivery to one gateway (cluster.Publisher).
+type Deliverer interface {
+	Deliver(gatewayID string, d *magpiepb.Delivery) error
+}
+
+// Presence tells where users are connected (cluster.PresenceView).
+type Presence interface {
+	AppendConns(dst []*magpiepb.ConnRef, userID int64) []*magpiepb.ConnRef
+	Conns(userID int64) []*magpiepb.ConnRef
+	Add(c *magpiepb.ConnRef)
+	Online() map[int64][]*magpiepb.ConnRef
+}
+
+// Gateways picks a gateway for a login (cluster.Registry with a strategy).
+type Gateways interface {
+	Pick(userID int64) (*magpiepb.GatewayInfo, error)
+	Live() []*magpiepb.GatewayInfo
+}
+
+// DevicePolicy limits the devices of one user.
+type DevicePolicy string
+
+const (
+	DevicesUnlimited   DevicePolicy = "unlimited"
+	DevicesSingle      DevicePolicy = "single"
+	DevicesPerPlatform DevicePolicy = "per-platform"
+)
+
+// Config tunes the logic role. Zero values take the defaults.
+type Config struct {
+	TokenSecret     []byte
+	TokenTTL        time.Duration // default 24h
+	DevicePolicy    DevicePolicy  // default unlimited
+	RejectNewDevice bool          // when over the policy: refuse the new login instead of kicking the old
+	MaxBatch        int           // messages per commit, default 512
+	CommitWorkers   int           // concurrent commit loops, default 1
+	SendQueue       int           // pending sends before ErrOverloaded, default 65536
+	HeartbeatSecs   uint32        // told to clients in AuthOK, default 30
+	LoginRate       float64       // login attempts per second per username, default 1 (burst 10)
+	Hooks           Hooks         // webhooks; nil: none
+	MaxConnsPerUser int           // live connections per user; 0: no limit
+	Files           Files         // uploads; nil: file messages refused
+
+	// Groups, friends, broadcast, recall (see config for meanings).
+	MaxGroupSize      int
+	Admins            []string
+	AllowBroadcast    bool
+	RequireFriendship bool
+	RecallWindow      time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = 24 * time.Hour
+	}
+	if c.DevicePolicy == "" {
+		c.DevicePolicy = DevicesUnlimited
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 512
+	}
+	if c.CommitWorkers <= 0 {
+		c.CommitWorkers = 1
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = 65536
+	}
+	if c.HeartbeatSecs == 0 {
+		c.HeartbeatSecs = 30
+	}
+	if c.LoginRate <= 0 {
+		c.LoginRate = 1
+	}
+}
+
+// Service is one logic node.
+type Service struct {
+	cfg      Config
+	store    store.Store
+	out      Deliverer
+	presence Presence
+	gateways Gateways
+	log      *slog.Logger
+	tokens   tokenSigner
+	now      func() time.Time
+
+	sends          []chan *pendingSend // one per commit loop, chosen by conversation
+	cursors        chan *pendingCursor
+	receiptMembers memberTTL     // see membersOf
+	lanes          []chan func() // ordered per connection, see lanes.go
+	stats          counters
+	names          sync.Map // username → store.User, see userByName
+	namesLen       atomic.Int64
+	ids            sync.Map      // user id → username
+	members        groupMembers  // group fan-out's member lists (groupmsg.go)
+	hashSem        chan struct{} // bounds concurrent Argon2 work (memory-heavy)
+	logins         *limiter
+
+	stopOnce sync.Once
+	stopMu   sync.RWMutex // held for reading while queueing work; see accepting
+	stopped  bool
+	stop     chan struct{}
+	wg       sync.WaitGroup // commit loops and helpers
+}
+
+// New builds a Service; call Start before use.
+func New(cfg Config, st store.Store, out Deliverer, presence Presence, gateways Gateways, log *slog.Logger) (*Service, error) {
+	cfg.setDefaults()
+	if len(cfg.TokenSecret) < 16 {
+		return nil, fmt.Errorf("logic: token secret must be at least 16 bytes")
+	}
+	switch cfg.DevicePolicy {
+	case DevicesUnlimited, DevicesSingle, DevicesPerPlatform:
+	default:
+		return nil, fmt.Errorf("logic: unknown device policy %q", cfg.DevicePolicy)
+	}
+	return &Service{
+		cfg:      cfg,
+		store:    st,
+		out:      out,
+		presence: presence,
+		gateways: gateways,
+		log:      log,
+		tokens:   tokenSigner{key: cfg.TokenSecret},
+		now:      time.Now,
+		sends:    makeQueues(cfg.CommitWorkers, cfg.SendQueue),
+		lanes:    makeLanes(laneCount, laneDepth),
+		cursors:  make(chan *pendingCursor, cfg.SendQueue),
+		hashSem:  make(chan struct{}, 2),
+		logins:   newLimiter(cfg.LoginRate, 10),
+		stop:     make(chan struct{}),
+	}, nil
+}
+
+// Start runs the commit loops.
+func (s *Service) Start() {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.cursorLoop()
+	}()
+	for i := range s.sends {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.commitLoop(s.sends[i])
+		}()
+	}
+	for _, l := range s.lanes {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.runLane(l)
+		}()
+	}
+}
+
+func makeQueues(n, depth int) []chan *pendingSend {
+	qs := make([]chan *pendingSend, n)
+	for i := range qs {
+		qs[i] = make(chan *pendingSend, depth)
+	}
+	return qs
+}
+
+// accepting runs queue under the stop gate: it returns false once Shutdown
+// began, and no queue operation can start after that point, so the loops'
+// final drain misses nothing.
+func (s *Service) accepting(queue func()) bool {
+	s.stopMu.RLock()
+	defer s.stopMu.RUnlock()
+	if s.stopped {
+		return false
+	}
+	queue()
+	return true
+}
+
+// Shutdown stops accepting sends, commits what is queued, and waits for the
+// commit loops (bounded by ctx). Safe to call twice.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		s.stopMu.Lock()
+		s.stopped = true
+		close(s.stop)
+		s.stopMu.Unlock()
+	})
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,337 @@
+package logic
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/magpie-im/magpie/internal/store"
+	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/proto/wire"
+)
+
+// SendRequest is a message from an authenticated user.
+type SendRequest struct {
+	ToUser      string
+	ToGroup     string
+	Text        string // optional (a caption) when FileID is set
+	ClientMsgID string
+	FileID      string // an upload of the sender's (Config.Files)
+	Broadcast   bool   // to everyone online, not stored (see broadcast)
+}
+
+// Ack answers a send once the message is committed.
+type Ack struct {
+	ConversationID string
+	Seq            uint64
+	ClientMsgID    string
+	SentAt         time.Time
+	Duplicate      bool
+}
+
+// pendingSend is one send waiting for the commit loop.
+type pendingSend struct {
+	req    store.AppendRequest
+	from   Identity
+	peer   string            // private chats: the receiver's username
+	peerID int64             // private chats: the receiver
+	origin *magpiepb.ConnRef // the sending connection, skipped in fan-out
+	done   func(Ack, error)
+}
+
+// StoredEvent is the data of a message.stored event.
+type StoredEvent struct {
+	ConversationID string `json:"conversation_id"`
+	Seq            uint64 `json:"seq"`
+	From           string `json:"from"`
+	FromID         int64  `json:"from_id"`
+	ToUser         string `json:"to_user,omitempty"`
+	ToGroup        string `json:"to_group,omitempty"`
+	ClientMsgID    string `json:"client_msg_id"`
+	Text           string `json:"text"`
+	SentAt         int64  `json:"sent_at"`
+	FileID         string `json:"file_id,omitempty"`
+	RefSeq         uint64 `json:"ref_seq,omitempty"` // message.recalled, message.edited
+}
+
+// committed is a batch on its way from the commit loop to fan-out.
+type committed struct {
+	batch   []*pendingSend
+	results []store.AppendResult
+	err     error
+}
+
+// Send stores a message and waits for its ACK. If ctx ends first the
+// message may still commit; a retry with the same client id returns its seq.
+func (s *Service) Send(ctx context.Context, from Identity, req SendRequest) (Ack, error) {
+	return s.wait(ctx, func(done func(Ack, error)) { s.SendAsync(ctx, from, req, nil, done) })
+}
+
+// SendAsync validates and queues a message for the commit loop; done is
+// called exactly once, after the commit (or on failure).
+func (s *Service) SendAsync(ctx context.Context, from Identity, req SendRequest, origin *magpiepb.ConnRef, done func(Ack, error)) {
+	if req.Broadcast {
+		done(s.broadcast(ctx, from, req))
+		return
+	}
+	p, err := s.prepare(ctx, from, req)
+	if err != nil {
+		done(Ack{}, err)
+		return
+	}
+	s.enqueue(p, origin, done)
+}
+
+// enqueue hands a prepared message to the commit loop.
+func (s *Service) enqueue(p *pendingSend, origin *magpiepb.ConnRef, done func(Ack, error)) {
+	p.origin, p.done = origin, done
+	// One conversation always goes to the same commit loop, so messages
+	// queued in order commit in order.
+	q := s.sends[shard(p.req.ConversationID, len(s.sends))]
+	full := false
+	if !s.accepting(func() {
+		select {
+		case q <- p:
+		default:
+			full = true
+		}
+	}) {
+		done(Ack{}, ErrStopped)
+		return
+	}
+	if full {
+		done(Ack{}, &Error{Code: wire.CodeRateLimited, Msg: "server busy, retry", RetryAfter: 100, Err: ErrOverloaded})
+	}
+}
+
+// shardSeed is fixed for the process, so a key always maps to one shard.
+var shardSeed = maphash.MakeSeed()
+
+// shard picks one of n for key.
+func shard(key string, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	return int(maphash.String(shardSeed, key) % uint64(n))
+}
+
+func (s *Service) prepare(ctx context.Context, from Identity, req SendRequest) (*pendingSend, error) {
+	if err := validBody(req.Text, req.FileID != ""); err != nil {
+		return nil, err
+	}
+	var err error
+	if req.ClientMsgID, err = clientMsgID(req.ClientMsgID); err != nil {
+		return nil, err
+	}
+	switch {
+	case req.ToGroup != "" && req.ToUser != "":
+		return nil, badRequest("set to_user or to_group, not both")
+	case req.ToGroup != "":
+		return s.prepareGroup(ctx, from, req)
+	case req.ToUser == "":
+		return nil, badRequest("to_user is required")
+	}
+	peer, err := s.userByName(ctx, req.ToUser)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &Error{Code: wire.CodeNotFound, Msg: "no such user", Err: err}
+	} else if err != nil {
+		return nil, err
+	}
+	file, err := s.fileRef(ctx, from, req.FileID)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.Hooks != nil {
+		if err := s.cfg.Hooks.BeforeSend(ctx, OutgoingMessage{
+			From: from.Username, FromID: from.UserID, ToUser: peer.Username,
+			ConversationID: store.PrivateConversationID(from.UserID, peer.ID), ClientMsgID: req.ClientMsgID, Text: req.Text,
+			FileID: req.FileID,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return &pendingSend{
+		from:   from,
+		peer:   peer.Username,
+		peerID: peer.ID,
+		req: store.AppendRequest{
+			ConversationID: store.PrivateConversationID(from.UserID, peer.ID),
+			SenderID:       from.UserID,
+			PeerID:         peer.ID,
+			ClientMsgID:    req.ClientMsgID,
+			Text:           req.Text,
+			Kind:           fileKind(file),
+			File:           file,
+			RequireFriend:  s.cfg.RequireFriendship,
+		},
+	}, nil
+}
+
+// userByName caches lookups: usernames never change owner.
+func (s *Service) userByName(ctx context.Context, name string) (store.User, error) {
+	if v, ok := s.names.Load(name); ok {
+		return v.(store.User), nil
+	}
+	u, err := s.store.UserByName(ctx, name)
+	if err != nil {
+		return u, err
+	}
+	u.PasswordHash = ""
+	if s.namesLen.Add(1) > 1_000_000 {
+		s.names.Clear()
+		s.namesLen.Store(0)
+	}
+	s.names.Store(name, u)
+	return u, nil
+}
+
+// commitLoop batches queued sends into one transaction each (group
+// commit) and hands the results to fan-out, so the next commit overlaps
+// this batch's ACKs and deliveries.
+func (s *Service) commitLoop(sends chan *pendingSend) {
+	out := make(chan committed, 4)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for c := range out {
+			s.finish(c)
+		}
+	}()
+	defer func() { close(out); wg.Wait() }()
+	for {
+		var first *pendingSend
+		select {
+		case first = <-sends:
+		case <-s.stop:
+			// Commit what was queued before the stop (nothing can be
+			// queued after it, see accepting), then return.
+			for {
+				select {
+				case p := <-sends:
+					out <- s.commit(s.collect(sends, p))
+				default:
+					return
+				}
+			}
+		}
+		out <- s.commit(s.collect(sends, first))
+	}
+}
+
+func (s *Service) collect(sends chan *pendingSend, first *pendingSend) []*pendingSend {
+	batch := []*pendingSend{first}
+	for len(batch) < s.cfg.MaxBatch {
+		select {
+		case p := <-sends:
+			batch = append(batch, p)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (s *Service) commit(batch []*pendingSend) committed {
+	reqs := make([]store.AppendRequest, len(batch))
+	now := s.now()
+	for i, p := range batch {
+		reqs[i] = p.req
+		reqs[i].SentAt = now
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := s.store.AppendMessages(ctx, reqs)
+	if err == nil && len(res) != len(batch) {
+		err = errors.New("store returned a short batch")
+	}
+	s.stats.batches.Add(1)
+	if err != nil {
+		s.stats.batchFailures.Add(1)
+		s.log.Error("commit batch", "size", len(batch), "err", err)
+	}
+	return committed{batch: batch, results: res, err: err}
+}
+
+// finish ACKs each sender, then delivers new messages to online devices.
+func (s *Service) finish(c committed) {
+	if c.err != nil {
+		err := &Error{Code: wire.CodeUnavailable, Msg: "message not stored, retry", RetryAfter: 200, Err: c.err}
+		for _, p := range c.batch {
+			p.done(Ack{}, err)
+		}
+		return
+	}
+	var conns []*magpiepb.ConnRef
+	for i, p := range c.batch {
+		r := c.results[i]
+		if r.Err != nil {
+			p.done(Ack{}, explain(r.Err))
+			continue
+		}
+		m := r.Message
+		p.done(Ack{ConversationID: m.ConversationID, Seq: m.Seq, ClientMsgID: m.ClientMsgID, SentAt: m.SentAt, Duplicate: r.Duplicate}, nil)
+		if r.Duplicate {
+			s.stats.duplicates.Add(1)
+			continue // delivered when first stored; devices sync anything missed
+		}
+		s.stats.stored.Add(1)
+		s.emitStored(p, m)
+		if isGroupID(m.ConversationID) {
+			conns = s.deliverGroup(conns[:0], p, m)
+		} else {
+			conns = s.deliverPrivate(conns[:0], p, m)
+		}
+	}
+}
+
+// deliverPrivate pushes m to every device of the receiver and every other
+// device of the sender, one publish per gateway.
+func (s *Service) deliverPrivate(conns []*magpiepb.ConnRef, p *pendingSend, m store.Message) []*magpiepb.ConnRef {
+	msg := MessagePB(m)
+	msg.Sender = p.from.Username
+	if p.peerID != p.from.UserID {
+		conns = s.presence.AppendConns(conns[:0], p.peerID)
+		if len(conns) > 0 {
+			msg.Peer = p.from.Username
+			s.publish(conns, encode(&magpiepb.Envelope{Body: &magpiepb.Envelope_Message{Message: msg}}))
+		}
+	}
+	conns = s.presence.AppendConns(conns[:0], p.from.UserID)
+	conns = without(conns, p.origin)
+	if len(conns) > 0 {
+		msg.Peer = p.peer
+		s.publish(conns, encode(&magpiepb.Envelope{Body: &magpiepb.Envelope_Message{Message: msg}}))
+	}
+	return conns
+}
+
+func without(conns []*magpiepb.ConnRef, skip *magpiepb.ConnRef) []*magpiepb.ConnRef {
+	if skip == nil {
+		return conns
+	}
+	out := conns[:0]
+	for _, c := range conns {
+		if c.Conn != skip.Conn || c.Gateway != skip.Gateway {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// publish sends one envelope to many connections: one Delivery per gateway.
+func (s *Service) publish(conns []*magpiepb.ConnRef, env []byte) {
+	if len(conns) == 1 {
+		if err := s.out.Deliver(conns[0].Gateway, &magpiepb.Delivery{Conns: []uint64{conns[0].Conn}, Envelope: env}); err != nil {
+			s.log.Warn("deliver", "gateway", conns[0].Gateway, "err", err)
+		}
+		return
+	}
+	for gw, ids := range byGateway(conns) {
+		if err := s.out.Deliver(gw, &magpiepb.Delivery{Conns: ids, Envelope: env}); err != nil {
+			s.log.Warn("deliver", "gateway", gw, "err", err)
+		}
+	}
+}

@@ -1,0 +1,138 @@
+package logic
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/magpie-im/magpie/internal/store"
+	"github.com/magpie-im/magpie/proto/wire"
+)
+
+// Receipts are group-committed like messages: every device reports
+// "delivered" for nearly every message, and a transaction (with its fsync)
+// per receipt would cost more than storing the messages.
+
+type pendingCursor struct {
+	move store.CursorMove
+	done chan store.CursorResult
+}
+
+// moveCursor queues one move for the cursor loop and waits for its commit.
+func (s *Service) moveCursor(ctx context.Context, m store.CursorMove) (store.Cursors, error) {
+	p := &pendingCursor{move: m, done: make(chan store.CursorResult, 1)}
+	full := false
+	if !s.accepting(func() {
+		select {
+		case s.cursors <- p:
+		default:
+			full = true
+		}
+	}) {
+		return store.Cursors{}, ErrStopped
+	}
+	if full {
+		return store.Cursors{}, &Error{Code: wire.CodeRateLimited, Msg: "server busy, retry", RetryAfter: 100, Err: ErrOverloaded}
+	}
+	select {
+	case r := <-p.done:
+		return r.Cursors, r.Err
+	case <-ctx.Done():
+		return store.Cursors{}, ctx.Err()
+	}
+}
+
+func (s *Service) cursorLoop() {
+	for {
+		var first *pendingCursor
+		select {
+		case first = <-s.cursors:
+		case <-s.stop:
+			// Commit what was queued before the stop, then return.
+			select {
+			case first = <-s.cursors:
+			default:
+				return
+			}
+		}
+		batch := []*pendingCursor{first}
+	collect:
+		for len(batch) < s.cfg.MaxBatch {
+			select {
+			case p := <-s.cursors:
+				batch = append(batch, p)
+			default:
+				break collect
+			}
+		}
+		moves := make([]store.CursorMove, len(batch))
+		for i, p := range batch {
+			moves[i] = p.move
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		res, err := s.store.MoveCursors(ctx, moves)
+		cancel()
+		for i, p := range batch {
+			if err != nil {
+				p.done <- store.CursorResult{Err: err}
+			} else {
+				p.done <- res[i]
+			}
+		}
+	}
+}
+
+// membersOf lists a conversation's members; private conversations name
+// theirs in the id, so the common case needs no query.
+func (s *Service) membersOf(ctx context.Context, convID string) ([]int64, error) {
+	if x, y, ok := parsePrivateID(convID); ok {
+		if x == y {
+			return []int64{x}, nil
+		}
+		return []int64{x, y}, nil
+	}
+	if ids, ok := s.receiptMembers.get(convID, s.now()); ok {
+		return ids, nil
+	}
+	ids, err := s.store.Members(ctx, convID)
+	if err == nil {
+		s.receiptMembers.put(convID, ids, s.now())
+	}
+	return ids, err
+}
+
+// memberTTL caches group member lists for receipt notifications only:
+// every member reports "delivered" for every message, and reading a big
+// member list each time would cost more than the receipt. A list a second
+// stale at worst tells a just-removed member of one more receipt; sends
+// never use this cache (see groupMembers).
+type memberTTL struct {
+	mu    sync.Mutex
+	lists map[string]ttlList
+}
+
+type ttlList struct {
+	ids []int64
+	at  time.Time
+}
+
+const receiptMembersTTL = time.Second
+
+func (c *memberTTL) get(conv string, now time.Time) ([]int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.lists[conv]
+	if !ok || now.Sub(l.at) > receiptMembersTTL {
+		return nil, false
+	}
+	return l.ids, true
+}
+
+func (c *memberTTL) put(conv string, ids []int64, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lists == nil || len(c.lists) > 10000 {
+		c.lists = map[string]ttlList{}
+	}
+	c.lists[conv] = ttlList{ids: ids, at: now}
+}

@@ -1,0 +1,32 @@
+package logic
+
+import (
+	"github.com/magpie-im/magpie/proto/magpiepb"
+)
+
+// deliverTransient pushes a message that is not stored (seq 0): to the
+// given users' devices, or with all set to every connection on every live
+// gateway (one publish per gateway). Best effort by design: nothing to
+// sync later.
+func (s *Service) deliverTransient(userIDs []int64, all bool, msg *magpiepb.Message) int {
+	msg.Transient = true
+	msg.Seq = 0
+	env := encode(&magpiepb.Envelope{Body: &magpiepb.Envelope_Message{Message: msg}})
+	if all {
+		gws := s.gateways.Live()
+		for _, gw := range gws {
+			if err := s.out.Deliver(gw.Id, &magpiepb.Delivery{Envelope: env, Broadcast: true}); err != nil {
+				s.log.Warn("broadcast delivery", "gateway", gw.Id, "err", err)
+			}
+		}
+		return len(gws)
+	}
+	var conns []*magpiepb.ConnRef
+	for _, id := range userIDs {
+		conns = s.presence.AppendConns(conns, id)
+	}
+	if len(conns) > 0 {
+		s.publish(conns, env)
+	}
+	return len(conns)
+}

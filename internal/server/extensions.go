@@ -1,0 +1,96 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/magpie-im/magpie/internal/api"
+	"github.com/magpie-im/magpie/internal/config"
+	"github.com/magpie-im/magpie/internal/files"
+	"github.com/magpie-im/magpie/internal/logic"
+	"github.com/magpie-im/magpie/internal/push"
+	"github.com/magpie-im/magpie/internal/webhook"
+)
+
+// webhookDrain bounds how long shutdown waits for queued webhook events,
+// so a dead endpoint cannot take the whole shutdown budget.
+const webhookDrain = 5 * time.Second
+
+// extensions are the logic role's optional parts: uploads, webhooks and
+// the signed push API. Zero values mean "off".
+type extensions struct {
+	uploads *files.Uploads
+	hooks   *webhook.Hooks // nil without --webhook-urls and --before-send-url
+	push    *push.Verifier // holds no key without --push-keys
+}
+
+func (n *Node) newExtensions() (extensions, error) {
+	var e extensions
+	dir := n.cfg.FilesDir
+	if dir == "" {
+		dir = filepath.Join(n.cfg.Data, "files")
+	}
+	disk, err := files.NewDisk(dir)
+	if err != nil {
+		return e, err
+	}
+	if e.uploads, err = files.NewUploads(disk, n.cfg.FilesMaxSize, config.List(n.cfg.FilesTypes)); err != nil {
+		return e, err
+	}
+	keys, err := push.ParseKeys(n.cfg.PushKeys)
+	if err != nil {
+		return e, err
+	}
+	e.push = push.NewVerifier(keys, 0, nil)
+	urls := config.List(n.cfg.WebhookURLs)
+	if len(urls) > 0 || n.cfg.BeforeSendURL != "" {
+		e.hooks, err = webhook.New(webhook.Config{
+			URLs: urls, Secret: []byte(n.cfg.WebhookSecret), BeforeSendURL: n.cfg.BeforeSendURL,
+			BeforeSendTimeout: n.cfg.BeforeSendTimeout, FailOpen: n.cfg.BeforeSendFailOpen,
+		}, n.log)
+		if err != nil {
+			return e, err
+		}
+	}
+	return e, nil
+}
+
+// logicHooks is the hooks for logic.Config: an untyped nil when there are
+// none, so logic's nil check works.
+func (e *extensions) logicHooks() logic.Hooks {
+	if e.hooks == nil {
+		return nil
+	}
+	return e.hooks
+}
+
+func (e *extensions) logicFiles() logic.Files {
+	if e.uploads == nil {
+		return nil
+	}
+	return e.uploads
+}
+
+// register switches the API's files and push routes on.
+func (e *extensions) register(h *api.Handler) {
+	if e.uploads != nil {
+		h.UseFiles(e.uploads)
+	}
+	h.UsePush(e.push)
+}
+
+// shutdown delivers queued webhook events, within webhookDrain.
+func (e *extensions) shutdown(ctx context.Context) error {
+	if e.hooks == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, webhookDrain)
+	defer cancel()
+	if err := e.hooks.Shutdown(ctx); err != nil {
+		n := e.hooks.Stats()
+		return fmt.Errorf("%w (delivered %d, failed %d, dropped %d)", err, n.Delivered, n.Failed, n.Dropped)
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"runtime"
+	"sort"
+	"time"
+
+	"github.com/magpie-im/magpie/proto/wire"
+)
+
+// serveMetrics starts the operator listener (--metrics): Prometheus text
+// metrics and pprof. It is separate from the public HTTP listener so
+// neither is exposed by accident.
+func (n *Node) serveMetrics(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", n.writeMetrics)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	n.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+	n.metricsL = ln
+	n.goTracked(func() {
+		if err := n.metrics.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("metrics server stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// MetricsAddr is the bound metrics address, or "".
+func (n *Node) MetricsAddr() string {
+	if n.metricsL == nil {
+		return ""
+	}
+	return n.metricsL.Addr().String()
+}
+
+func (n *Node) writeMetrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	m := func(name, help, typ string, v any) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %v\n", name, help, name, typ, name, v)
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	m("magpie_goroutines", "Goroutines in the process.", "gauge", runtime.NumGoroutine())
+	m("magpie_heap_inuse_bytes", "Heap bytes in use.", "gauge", ms.HeapInuse)
+	m("magpie_stack_inuse_bytes", "Goroutine stack bytes in use.", "gauge", ms.StackInuse)
+	m("magpie_gc_pause_total_seconds", "Total GC pause time.", "counter", float64(ms.PauseTotalNs)/1e9)
+	if n.gw != nil {
+		st := n.gw.Stats()
+		fmt.Fprintf(w, "# HELP magpie_gateway_connections Open client connections.\n# TYPE magpie_gateway_connections gauge\n")
+		fmt.Fprintf(w, "magpie_gateway_connections{transport=\"tcp\"} %d\nmagpie_gateway_connections{transport=\"ws\"} %d\n", st.ConnsTCP, st.ConnsWS)
+		m("magpie_gateway_auths_total", "Successful authentications.", "counter", st.Auths)
+		m("magpie_gateway_auth_failures_total", "Authentications refused.", "counter", st.AuthFailures)
+		m("magpie_gateway_frames_in_total", "Frames received from clients.", "counter", st.FramesIn)
+		m("magpie_gateway_frames_out_total", "Frames written to clients.", "counter", st.FramesOut)
+		m("magpie_gateway_slow_consumers_total", "Connections dropped for not reading.", "counter", st.SlowConsumers)
+		m("magpie_gateway_rate_limited_total", "Requests refused by the per-connection rate limit.", "counter", st.RateLimited)
+		codes := make([]int, 0, len(st.Disconnects))
+		for c := range st.Disconnects {
+			codes = append(codes, int(c))
+		}
+		sort.Ints(codes)
+		fmt.Fprintf(w, "# HELP magpie_gateway_disconnects_total Closed connections by code (0: closed by the client or network).\n# TYPE magpie_gateway_disconnects_total counter\n")
+		for _, c := range codes {
+			code := wire.Code(c)
+			fmt.Fprintf(w, "magpie_gateway_disconnects_total{code=\"%d\",name=%q} %d\n", c, code.String(), st.Disconnects[code])
+		}
+	}
+	if n.svc != nil {
+		st := n.svc.Stats()
+		m("magpie_logic_messages_stored_total", "Messages committed.", "counter", st.Stored)
+		m("magpie_logic_duplicates_total", "Sends answered with the original seq (retries).", "counter", st.Duplicates)
+		m("magpie_logic_commit_batches_total", "Group-commit transactions.", "counter", st.Batches)
+		m("magpie_logic_commit_failures_total", "Group-commit transactions that failed.", "counter", st.BatchFailures)
+		m("magpie_logic_send_queue", "Sends waiting for the commit loop.", "gauge", st.Queued)
+	}
+}

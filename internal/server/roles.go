@@ -1,0 +1,200 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/magpie-im/magpie/internal/api"
+	"github.com/magpie-im/magpie/internal/cluster"
+	"github.com/magpie-im/magpie/internal/config"
+	"github.com/magpie-im/magpie/internal/gateway"
+	"github.com/magpie-im/magpie/internal/logic"
+	"github.com/magpie-im/magpie/internal/store/sqlstore"
+	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/web"
+)
+
+func (n *Node) startLogic(ctx, bg context.Context, mux *http.ServeMux) error {
+	st, err := sqlstore.Open(ctx, n.cfg.StoreDSN())
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	n.st = st
+	secret, err := tokenSecret(n.cfg)
+	if err != nil {
+		return err
+	}
+	var presence *cluster.PresenceView
+	reg, err := cluster.WatchRegistry(bg, n.nc, n.cfg.Replicas, n.cfg.RegistryTTL, func(id string) {
+		if presence != nil {
+			presence.ForgetGateway(bg, id)
+		}
+	}, n.log)
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	n.reg = reg
+	presence, err = cluster.WatchPresence(bg, n.nc, n.cfg.Replicas, reg, n.log)
+	if err != nil {
+		return fmt.Errorf("presence: %w", err)
+	}
+	workers := n.cfg.CommitWorkers
+	if workers == 0 {
+		workers = 1
+		if storeKind(n.cfg.StoreDSN()) == "postgresql" {
+			workers = 4
+		}
+	}
+	if n.ext, err = n.newExtensions(); err != nil {
+		return err
+	}
+	svc, err := logic.New(logic.Config{
+		Files: n.ext.logicFiles(), Hooks: n.ext.logicHooks(),
+		TokenSecret: secret, TokenTTL: n.cfg.TokenTTL, DevicePolicy: logic.DevicePolicy(n.cfg.DevicePolicy),
+		RejectNewDevice: n.cfg.DeviceReject, MaxBatch: n.cfg.MaxBatch, CommitWorkers: workers,
+		HeartbeatSecs:   uint32(n.cfg.Heartbeat / time.Second),
+		MaxConnsPerUser: n.cfg.MaxConnsPerUser,
+		MaxGroupSize:    n.cfg.MaxGroupSize, Admins: config.List(n.cfg.Admins), AllowBroadcast: n.cfg.AllowBroadcast,
+		RequireFriendship: n.cfg.RequireFriendship, RecallWindow: n.cfg.RecallWindow,
+	}, st, cluster.NewPublisher(n.nc), presence, picker{reg, cluster.Strategy(n.cfg.Strategy)}, n.log)
+	if err != nil {
+		return err
+	}
+	svc.Start()
+	n.svc = svc
+	subs, err := cluster.ServeLogic(n.nc, logic.BusHandler{Service: svc})
+	if err != nil {
+		return err
+	}
+	n.subs = append(n.subs, subs...)
+	n.ext.register(api.New(mux, svc, n.log))
+	mux.Handle("GET /", web.Handler()) // the browser client; API routes are more specific
+	return nil
+}
+
+type picker struct {
+	reg *cluster.Registry
+	s   cluster.Strategy
+}
+
+func (p picker) Pick(userID int64) (*magpiepb.GatewayInfo, error) { return p.reg.Pick(p.s, userID) }
+func (p picker) Live() []*magpiepb.GatewayInfo                    { return p.reg.Live() }
+
+func (n *Node) startGateway(ctx, bg context.Context, mux *http.ServeMux) error {
+	n.gatewayID = n.cfg.GatewayID
+	if n.gatewayID == "" {
+		n.gatewayID = "gw-" + randomHex(6)
+	}
+	if !cluster.ValidGatewayID(n.gatewayID) {
+		return fmt.Errorf("--gateway-id %q: want 1-64 letters, digits, '-' or '_'", n.gatewayID)
+	}
+	n.advTCP, n.advWS = n.cfg.AdvertiseTCP, n.cfg.AdvertiseWS
+	if n.advTCP == "" && n.tcpL != nil {
+		n.advTCP = advertised(n.tcpL.Addr(), n.log, "advertise-tcp")
+	}
+	if n.advWS == "" {
+		n.advWS = "ws://" + advertised(n.httpL.Addr(), n.log, "advertise-ws") + "/v1/ws"
+	}
+	lc, err := cluster.NewLogicClient(n.nc, n.gatewayID, n.cfg.RequestTimeout)
+	if err != nil {
+		return err
+	}
+	n.lc = lc
+	pw, err := cluster.NewPresenceWriter(ctx, n.nc, n.cfg.Replicas)
+	if err != nil {
+		return fmt.Errorf("presence: %w", err)
+	}
+	n.pw = pw
+	n.gw = gateway.New(gateway.Config{
+		ID: n.gatewayID, AuthTimeout: n.cfg.AuthTimeout, HeartbeatInterval: n.cfg.Heartbeat,
+		HeartbeatTimeout: n.cfg.HeartbeatTO, SendQueue: n.cfg.SendQueue, RateLimit: n.cfg.ConnRate,
+		RateBurst: int(2 * n.cfg.ConnRate), AllowedOrigins: config.List(n.cfg.AllowedOrigins),
+	}, lc, pw, n.log)
+	sub, err := cluster.SubscribeDeliveries(n.nc, n.gatewayID, n.gw.Deliver)
+	if err != nil {
+		return err
+	}
+	n.subs = append(n.subs, sub)
+	ping, err := cluster.ServePing(n.nc, n.gatewayID)
+	if err != nil {
+		return err
+	}
+	n.subs = append(n.subs, ping)
+	buried, err := cluster.OnBuried(n.nc, n.gatewayID, n.reassertPresence)
+	if err != nil {
+		return err
+	}
+	n.subs = append(n.subs, buried)
+	mux.Handle("GET /v1/ws", n.gw.WebSocketHandler())
+	reg, err := cluster.NewRegistrar(ctx, n.nc, n.cfg.Replicas, n.cfg.RegistryTTL, n.info, n.log)
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	reg.OnGap = n.reassertPresence
+	n.registrar = reg
+	if err := reg.Put(ctx); err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	n.goTracked(func() { reg.Run(bg) })
+	// A login right after start must find this gateway.
+	for deadline := time.Now().Add(5 * time.Second); n.reg != nil && !n.reg.Alive(n.gatewayID) && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+// reassertPresence writes this gateway's presence entries again: after a
+// NATS reconnect or a long registry silence, logic nodes may have declared
+// the gateway dead and deleted them. It returns at once.
+func (n *Node) reassertPresence() {
+	pw := n.pw
+	if pw == nil {
+		return
+	}
+	go func() {
+		// JetStream may be electing a bucket leader right now (a NATS
+		// server just died): keep trying for a while.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+			err := pw.Reassert(ctx)
+			if err == nil {
+				n.log.Info("presence reasserted", "conns", pw.Len())
+				return
+			}
+			n.log.Warn("presence reassert failed; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+	}()
+}
+
+func (n *Node) info() *magpiepb.GatewayInfo {
+	gi := &magpiepb.GatewayInfo{Id: n.gatewayID, Tcp: n.advTCP, Ws: n.advWS, Draining: n.draining.Load()}
+	if n.gw != nil {
+		gi.Conns = int64(n.gw.Conns())
+	}
+	return gi
+}
+
+// advertised is the address clients should dial for a listener. A wildcard
+// listener has no single right answer, so we say loopback and warn instead
+// of guessing an interface.
+func advertised(a net.Addr, log *slog.Logger, flagName string) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	if ta.IP.IsUnspecified() {
+		log.Warn("listening on all interfaces: set --"+flagName+" to the address clients can reach; advertising loopback", "addr", a.String())
+		return net.JoinHostPort("127.0.0.1", fmt.Sprint(ta.Port))
+	}
+	return ta.String()
+}

@@ -1,0 +1,248 @@
+// Package server assembles a Magpie node from its configuration: the
+// engines (embedded or external NATS, SQLite or PostgreSQL), the roles
+// (gateway, logic, or both), the listeners, and an ordered shutdown. The
+// command line and the end-to-end tests both start nodes through it.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/magpie-im/magpie/internal/cluster"
+	"github.com/magpie-im/magpie/internal/config"
+	"github.com/magpie-im/magpie/internal/gateway"
+	"github.com/magpie-im/magpie/internal/logic"
+	"github.com/magpie-im/magpie/internal/store"
+)
+
+// Roles selects what a node runs.
+type Roles struct {
+	Gateway bool
+	Logic   bool
+}
+
+// Node is one running Magpie process (or part of a test).
+type Node struct {
+	cfg   config.Config
+	roles Roles
+	log   *slog.Logger
+
+	ns       *natsserver.Server
+	nc       *nats.Conn
+	st       store.Store
+	svc      *logic.Service
+	gw       *gateway.Gateway
+	lc       *cluster.LogicClient
+	subs     []*nats.Subscription
+	http     *http.Server
+	metrics  *http.Server
+	metricsL net.Listener
+	httpL    net.Listener
+	tcpL     net.Listener
+
+	reg       *cluster.Registry // logic role only
+	gatewayID string
+	advTCP    string
+	advWS     string
+	pw        *cluster.PresenceWriter // gateway role only
+	registrar *cluster.Registrar      // gateway role only
+	draining  atomic.Bool             // published in the registry entry
+
+	ext extensions // logic role: uploads, webhooks, push keys (extensions.go)
+
+	cancel   context.CancelFunc // ends watchers and the registrar
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start brings a node up; it returns when the node is ready to serve.
+func Start(ctx context.Context, cfg config.Config, roles Roles, log *slog.Logger) (n *Node, err error) {
+	if !roles.Gateway && !roles.Logic {
+		return nil, errors.New("server: no role selected")
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	n = &Node{cfg: cfg, roles: roles, log: log, cancel: cancel}
+	defer func() {
+		if err != nil {
+			sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+			defer c()
+			_ = n.Shutdown(sctx)
+		}
+	}()
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return n, fmt.Errorf("data dir: %w", err)
+	}
+	if err := n.startNATS(ctx); err != nil {
+		return n, err
+	}
+	if err := n.listen(); err != nil {
+		return n, err
+	}
+	mux := http.NewServeMux()
+	if roles.Logic {
+		if err := n.startLogic(ctx, bg, mux); err != nil {
+			return n, err
+		}
+	} else {
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+		})
+	}
+	if roles.Gateway {
+		if err := n.startGateway(ctx, bg, mux); err != nil {
+			return n, err
+		}
+	}
+	n.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	n.goTracked(func() {
+		if err := n.http.Serve(n.httpL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "err", err)
+		}
+	})
+	if n.gw != nil && n.tcpL != nil {
+		n.goTracked(func() {
+			if err := n.gw.ServeTCP(n.tcpL); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, gateway.ErrClosed) {
+				log.Error("tcp gateway stopped", "err", err)
+			}
+		})
+	}
+	if cfg.Metrics != "" {
+		if err := n.serveMetrics(cfg.Metrics); err != nil {
+			return n, err
+		}
+	}
+	store := "none"
+	if roles.Logic {
+		store = storeKind(cfg.StoreDSN())
+	}
+	log.Info("magpie ready", "http", n.HTTPAddr(), "tcp", n.TCPAddr(), "gateway", roles.Gateway, "gateway_id", n.gatewayID, "logic", roles.Logic, "store", store)
+	return n, nil
+}
+
+func storeKind(dsn string) string {
+	if strings.HasPrefix(dsn, "postgres") {
+		return "postgresql"
+	}
+	return "sqlite"
+}
+
+func (n *Node) goTracked(fn func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		fn()
+	}()
+}
+
+func (n *Node) startNATS(ctx context.Context) error {
+	cfg := n.cfg
+	if cfg.NATS == "" {
+		name := cfg.NATSServer
+		if name == "" {
+			name = "magpie-" + randomHex(4)
+		}
+		ns, err := cluster.StartEmbedded(cluster.EmbeddedConfig{
+			StoreDir: filepath.Join(cfg.Data, "nats"), ServerName: name, Listen: cfg.NATSListen,
+			Cluster: cfg.NATSCluster, Routes: config.List(cfg.NATSRoutes), Name: cfg.NATSName,
+		}, n.log)
+		if err != nil {
+			return err
+		}
+		n.ns = ns
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	nc, err := cluster.Connect(cctx, cluster.ConnectOptions{
+		URLs: cfg.NATS, Embedded: n.ns, Name: "magpie", Credentials: cfg.NATSCreds,
+		CAFile: cfg.NATSCA, CertFile: cfg.NATSCert, KeyFile: cfg.NATSKey,
+		OnReconnect: n.reassertPresence,
+	}, n.log)
+	if err != nil {
+		return err
+	}
+	n.nc = nc
+	return nil
+}
+
+func (n *Node) listen() error {
+	var err error
+	if n.httpL, err = net.Listen("tcp", n.cfg.HTTP); err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	if n.roles.Gateway && n.cfg.TCP != "" {
+		if n.tcpL, err = net.Listen("tcp", n.cfg.TCP); err != nil {
+			return fmt.Errorf("tcp listen: %w", err)
+		}
+	}
+	return nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// tokenSecret returns the configured secret, or one kept in the data
+// directory (created on first start) so tokens survive restarts.
+func tokenSecret(cfg config.Config) ([]byte, error) {
+	if cfg.TokenSecret != "" {
+		return []byte(cfg.TokenSecret), nil
+	}
+	path := filepath.Join(cfg.Data, "token.secret")
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	b := []byte(randomHex(32))
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("token secret: %w", err)
+	}
+	return b, nil
+}
+
+// HTTPAddr is the bound HTTP address.
+func (n *Node) HTTPAddr() string {
+	if n.httpL == nil {
+		return ""
+	}
+	return n.httpL.Addr().String()
+}
+
+// TCPAddr is the bound TCP gateway address, or "".
+func (n *Node) TCPAddr() string {
+	if n.tcpL == nil {
+		return ""
+	}
+	return n.tcpL.Addr().String()
+}
+
+// Gateway is the node's gateway, or nil.
+func (n *Node) Gateway() *gateway.Gateway { return n.gw }
+
+// drainNoticeGrace is how long a draining gateway waits, after publishing
+// that it drains, before it kicks its clients.
+const drainNoticeGrace = 250 * time.Millisecond

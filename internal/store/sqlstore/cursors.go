@@ -1,0 +1,85 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/magpie-im/magpie/internal/store"
+)
+
+// MoveCursors applies a batch of cursor moves in one write transaction:
+// delivered receipts arrive for nearly every message, and a transaction
+// (and fsync) each would cost more than the messages themselves.
+func (s *Store) MoveCursors(ctx context.Context, moves []store.CursorMove) ([]store.CursorResult, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	// Lock member rows in one order so concurrent batches cannot deadlock.
+	order := make([]int, len(moves))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		ma, mb := moves[order[a]], moves[order[b]]
+		if ma.ConversationID != mb.ConversationID {
+			return ma.ConversationID < mb.ConversationID
+		}
+		return ma.UserID < mb.UserID
+	})
+	var results []store.CursorResult
+	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		results = make([]store.CursorResult, len(moves))
+		get, set := tx.StmtContext(ctx, s.hot.cursorGet), tx.StmtContext(ctx, s.hot.cursorSet)
+		for _, i := range order {
+			m := moves[i]
+			cur, err := s.moveCursorTx(ctx, get, set, m.UserID, m.ConversationID, m.Kind, m.Seq)
+			if err != nil && !errors.Is(err, store.ErrNotMember) && !errors.Is(err, store.ErrSeqOutOfRange) {
+				return err
+			}
+			results[i] = store.CursorResult{Cursors: cur, Err: err}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// moveCursorTx moves one cursor with the transaction's statements;
+// ErrNotMember and ErrSeqOutOfRange leave the transaction usable.
+func (s *Store) moveCursorTx(ctx context.Context, get, set *sql.Stmt, userID int64, conversationID string, kind store.CursorKind, seq uint64) (store.Cursors, error) {
+	cur := store.Cursors{ConversationID: conversationID, UserID: userID}
+	if kind != store.Delivered && kind != store.Read {
+		return cur, fmt.Errorf("sqlstore: move cursor: unknown cursor kind %d", kind)
+	}
+	var delivered, read, last int64
+	err := get.QueryRowContext(ctx, conversationID, userID).Scan(&delivered, &read, &last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return cur, fmt.Errorf("conversation %q: %w", conversationID, store.ErrNotMember)
+	}
+	if err != nil {
+		return cur, fmt.Errorf("sqlstore: move cursor: %w", err)
+	}
+	cur.LastSeq = uint64(last)
+	if seq > cur.LastSeq {
+		return cur, fmt.Errorf("seq %d > %d in %q: %w", seq, last, conversationID, store.ErrSeqOutOfRange)
+	}
+	target := int64(seq)
+	newDelivered, newRead := max(delivered, target), read
+	if kind == store.Read {
+		newRead = max(read, target)
+	}
+	cur.DeliveredSeq, cur.ReadSeq = uint64(newDelivered), uint64(newRead)
+	cur.Moved = newDelivered != delivered || newRead != read
+	if !cur.Moved {
+		return cur, nil
+	}
+	if _, err := set.ExecContext(ctx, newDelivered, newRead, conversationID, userID); err != nil {
+		return cur, fmt.Errorf("sqlstore: move cursor: %w", err)
+	}
+	return cur, nil
+}

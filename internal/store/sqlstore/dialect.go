@@ -1,0 +1,135 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// dialect holds the few places where SQLite and PostgreSQL differ. Queries
+// are written once with $N placeholders, which both drivers accept.
+type dialect int
+
+const (
+	dialectSQLite dialect = iota
+	dialectPostgres
+)
+
+func (d dialect) String() string {
+	if d == dialectPostgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// forUpdate is appended to reads that must lock rows. SQLite needs none:
+// its write transactions already hold the database's single write lock.
+func (d dialect) forUpdate() string {
+	if d == dialectPostgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+func isPostgresDSN(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// isUniqueViolation reports whether err is a unique or primary-key
+// constraint failure.
+func (d dialect) isUniqueViolation(err error) bool {
+	if d == dialectPostgres {
+		var pe *pgconn.PgError
+		return errors.As(err, &pe) && pe.Code == "23505"
+	}
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+// isRetryable reports whether a failed transaction may succeed if run again
+// from the start. On PostgreSQL several logic nodes write concurrently, so
+// lock-order deadlocks and races on unique keys are expected now and then.
+// SQLite has one writer per process; busy_timeout covers other processes.
+func (d dialect) isRetryable(err error) bool {
+	if d != dialectPostgres {
+		return false
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "23505", "40001", "40P01":
+		return true
+	}
+	return false
+}
+
+// openSQLite opens two handles on one file: a single connection for writes,
+// so writers queue in database/sql instead of failing with SQLITE_BUSY, and
+// a read-only pool that WAL lets run beside the writer.
+func openSQLite(path string) (write, read *sql.DB, err error) {
+	if strings.ContainsAny(path, "?#") {
+		return nil, nil, fmt.Errorf("sqlstore: sqlite path %q must not contain '?' or '#'", path)
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, nil, fmt.Errorf("sqlstore: create data directory: %w", err)
+		}
+	}
+	// synchronous=FULL: an ACK means the commit reached the disk, even in WAL
+	// mode where NORMAL would only protect against application crashes.
+	pragmas := []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(5000)", "foreign_keys(1)"}
+	q := url.Values{"_pragma": pragmas}
+	base := "file:" + path + "?"
+
+	wq := url.Values{"_pragma": pragmas, "_txlock": {"immediate"}}
+	write, err = sql.Open("sqlite", base+wq.Encode())
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlstore: open sqlite %q: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+
+	q["_pragma"] = append(q["_pragma"], "query_only(1)")
+	read, err = sql.Open("sqlite", base+q.Encode())
+	if err != nil {
+		write.Close()
+		return nil, nil, fmt.Errorf("sqlstore: open sqlite %q: %w", path, err)
+	}
+	read.SetMaxOpenConns(8)
+	read.SetMaxIdleConns(8)
+	return write, read, nil
+}
+
+// openPostgres returns one pool used for both reads and writes.
+func openPostgres(ctx context.Context, dsn string) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: parse postgres dsn: %w", err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlstore: connect to postgres %s:%d: %w", cfg.Host, cfg.Port, err)
+	}
+	return db, nil
+}

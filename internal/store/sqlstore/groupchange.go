@@ -1,0 +1,413 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/magpie-im/magpie/internal/store"
+)
+
+// groupTx is one attempt at one ChangeGroup, inside its transaction.
+type groupTx struct {
+	d       dialect
+	tx      *sql.Tx
+	c       store.GroupChange
+	at      int64
+	lastSeq int64
+	policy  store.JoinPolicy
+	actor   memberRow
+	res     store.GroupChangeResult
+}
+
+type memberRow struct {
+	current bool
+	role    store.Role
+}
+
+var (
+	errNotOwner    = fmt.Errorf("only the owner may do that: %w", store.ErrForbidden)
+	errNotModer    = fmt.Errorf("only the owner and admins may do that: %w", store.ErrForbidden)
+	errOwnerStays  = fmt.Errorf("the owner cannot be removed: %w", store.ErrForbidden)
+	errOwnRole     = fmt.Errorf("you cannot change your own role: %w", store.ErrForbidden)
+	errTargetGone  = fmt.Errorf("not a member of the group: %w", store.ErrNotFound)
+	errInviteOnly  = fmt.Errorf("the group is invite only: %w", store.ErrForbidden)
+	errAdminLimits = fmt.Errorf("admins may act on plain members only: %w", store.ErrForbidden)
+)
+
+func (s *Store) ChangeGroup(ctx context.Context, c store.GroupChange) (store.GroupChangeResult, error) {
+	if err := s.check(); err != nil {
+		return store.GroupChangeResult{}, err
+	}
+	if !groupIDArg(c.GroupID) {
+		return store.GroupChangeResult{}, fmt.Errorf("group %q: %w", c.GroupID, store.ErrNotFound)
+	}
+	at := millis(c.At)
+	if at == 0 {
+		at = nowMillis()
+	}
+	var res store.GroupChangeResult
+	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		g := &groupTx{d: s.d, tx: tx, c: c, at: at}
+		if err := g.run(ctx); err != nil {
+			return err
+		}
+		var err error
+		g.res.Group, err = loadGroup(ctx, tx, c.GroupID, true)
+		res = g.res
+		return err
+	})
+	if err != nil {
+		return store.GroupChangeResult{}, wrapErr("change group", err)
+	}
+	return res, nil
+}
+
+func (g *groupTx) run(ctx context.Context) error {
+	var kind, policy string
+	var dissolved int64
+	err := g.tx.QueryRowContext(ctx, `SELECT kind, last_seq, join_policy, dissolved_at FROM conversations WHERE id = $1`+
+		g.d.forUpdate(), g.c.GroupID).Scan(&kind, &g.lastSeq, &policy, &dissolved)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && (kind != string(store.Group) || dissolved != 0)) {
+		return fmt.Errorf("group %q: %w", g.c.GroupID, store.ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	g.policy = store.JoinPolicy(policy)
+	if g.actor, err = g.member(ctx, g.c.ActorID); err != nil {
+		return err
+	}
+	if g.c.Op == store.OpJoin {
+		return g.join(ctx)
+	}
+	if !g.actor.current {
+		return fmt.Errorf("group %q: %w", g.c.GroupID, store.ErrNotMember)
+	}
+	switch g.c.Op {
+	case store.OpAdd:
+		return g.add(ctx)
+	case store.OpLeave:
+		return g.leave(ctx, g.c.ActorID)
+	case store.OpRemove:
+		return g.remove(ctx)
+	case store.OpSetRole:
+		return g.setRole(ctx)
+	case store.OpTransfer:
+		return g.transfer(ctx)
+	case store.OpMute:
+		return g.mute(ctx)
+	case store.OpUpdate:
+		return g.update(ctx)
+	case store.OpDissolve:
+		return g.dissolve(ctx)
+	}
+	return fmt.Errorf("unknown group op %d", g.c.Op)
+}
+
+func (g *groupTx) member(ctx context.Context, uid int64) (memberRow, error) {
+	var role string
+	var left sql.NullInt64
+	err := g.tx.QueryRowContext(ctx, `SELECT role, left_seq FROM members WHERE conversation_id = $1 AND user_id = $2`,
+		g.c.GroupID, uid).Scan(&role, &left)
+	if errors.Is(err, sql.ErrNoRows) {
+		return memberRow{}, nil
+	}
+	return memberRow{current: err == nil && !left.Valid, role: store.Role(role)}, err
+}
+
+func (g *groupTx) target() (int64, error) {
+	if len(g.c.Targets) != 1 {
+		return 0, fmt.Errorf("want exactly one target: %w", store.ErrNotFound)
+	}
+	return g.c.Targets[0], nil
+}
+
+// currentTarget is the one target, who must be a current member.
+func (g *groupTx) currentTarget(ctx context.Context) (int64, memberRow, error) {
+	uid, err := g.target()
+	if err != nil {
+		return 0, memberRow{}, err
+	}
+	m, err := g.member(ctx, uid)
+	if err == nil && !m.current {
+		err = errTargetGone
+	}
+	return uid, m, err
+}
+
+func (g *groupTx) event(ctx context.Context, ev store.Event) (int64, error) {
+	m, err := appendEvent(ctx, g.tx, g.c.GroupID, g.lastSeq, g.c.ActorID, ev, g.at)
+	if err != nil {
+		return 0, err
+	}
+	g.lastSeq = int64(m.Seq)
+	g.res.Event = &m
+	return g.lastSeq, nil
+}
+
+func (g *groupTx) count(ctx context.Context) (int, error) {
+	var n int
+	err := g.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM members WHERE conversation_id = $1 AND left_seq IS NULL`, g.c.GroupID).Scan(&n)
+	return n, err
+}
+
+// admit makes users members from the event at seq on: their window starts
+// at it and their cursors sit on it, so they have nothing unread.
+func (g *groupTx) admit(ctx context.Context, users []int64, seq int64) error {
+	for _, uid := range users {
+		// A returning member's last stay becomes a past window before the
+		// row is reused for the new one.
+		if _, err := g.tx.ExecContext(ctx, `INSERT INTO member_windows(conversation_id, user_id, from_seq, to_seq)
+			SELECT conversation_id, user_id, joined_seq, left_seq FROM members
+			WHERE conversation_id = $1 AND user_id = $2 AND left_seq IS NOT NULL AND left_seq > joined_seq
+			ON CONFLICT DO NOTHING`, g.c.GroupID, uid); err != nil {
+			return fmt.Errorf("admit member: keep past window: %w", err)
+		}
+		if _, err := g.tx.ExecContext(ctx, `INSERT INTO members(conversation_id, user_id, delivered_seq, read_seq, joined_seq, role, joined_at)
+			VALUES ($1, $2, $3, $3, $4, 'member', $5)
+			ON CONFLICT (conversation_id, user_id) DO UPDATE SET delivered_seq = $3, read_seq = $3, joined_seq = $4,
+				left_seq = NULL, role = 'member', muted_until = 0, joined_at = $5`,
+			g.c.GroupID, uid, seq, seq-1, g.at); err != nil {
+			return fmt.Errorf("admit member: %w", err)
+		}
+	}
+	return nil
+}
+
+func (g *groupTx) checkSize(ctx context.Context, adding int) error {
+	if g.c.MaxSize <= 0 {
+		return nil
+	}
+	n, err := g.count(ctx)
+	if err != nil {
+		return err
+	}
+	if n+adding > g.c.MaxSize {
+		return fmt.Errorf("%d members, limit %d: %w", n+adding, g.c.MaxSize, store.ErrGroupFull)
+	}
+	return nil
+}
+
+func (g *groupTx) add(ctx context.Context) error {
+	if g.policy != store.JoinOpen && g.actor.role == store.RoleMember {
+		return errNotModer
+	}
+	users := slices.Clone(g.c.Targets)
+	slices.Sort(users)
+	users = slices.Compact(users)
+	var fresh []int64
+	for _, uid := range users {
+		m, err := g.member(ctx, uid)
+		if err != nil {
+			return err
+		}
+		if !m.current {
+			fresh = append(fresh, uid)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil // all already members: nothing happened, no event
+	}
+	if n, err := countUsers(ctx, g.tx, fresh); err != nil {
+		return err
+	} else if n != len(fresh) {
+		return fmt.Errorf("new members: %w", store.ErrNotFound)
+	}
+	if err := g.checkSize(ctx, len(fresh)); err != nil {
+		return err
+	}
+	seq, err := g.event(ctx, narrowEvent(g.c.Event, fresh))
+	if err != nil {
+		return err
+	}
+	return g.admit(ctx, fresh, seq)
+}
+
+func (g *groupTx) join(ctx context.Context) error {
+	if g.actor.current {
+		return nil
+	}
+	if g.policy != store.JoinOpen {
+		return errInviteOnly
+	}
+	if err := g.checkSize(ctx, 1); err != nil {
+		return err
+	}
+	seq, err := g.event(ctx, narrowEvent(g.c.Event, []int64{g.c.ActorID}))
+	if err != nil {
+		return err
+	}
+	return g.admit(ctx, []int64{g.c.ActorID}, seq)
+}
+
+// leave ends uid's membership with the current event, which is the last
+// message their window shows.
+func (g *groupTx) leave(ctx context.Context, uid int64) error {
+	if uid == g.c.ActorID && g.actor.role == store.RoleOwner {
+		return store.ErrLastOwner
+	}
+	seq, err := g.event(ctx, g.c.Event)
+	if err != nil {
+		return err
+	}
+	if _, err := g.tx.ExecContext(ctx, `UPDATE members SET left_seq = $1, muted_until = 0,
+		delivered_seq = CASE WHEN delivered_seq > $1 THEN delivered_seq ELSE $1 END
+		WHERE conversation_id = $2 AND user_id = $3`, seq, g.c.GroupID, uid); err != nil {
+		return err
+	}
+	g.res.Former = append(g.res.Former, uid)
+	return nil
+}
+
+func (g *groupTx) remove(ctx context.Context) error {
+	uid, m, err := g.currentTarget(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case uid == g.c.ActorID:
+		return g.leave(ctx, uid) // removing oneself is leaving
+	case m.role == store.RoleOwner:
+		return errOwnerStays
+	case g.actor.role == store.RoleMember:
+		return errNotModer
+	case g.actor.role == store.RoleAdmin && m.role != store.RoleMember:
+		return errAdminLimits
+	}
+	return g.leave(ctx, uid)
+}
+
+func (g *groupTx) setRole(ctx context.Context) error {
+	if g.actor.role != store.RoleOwner {
+		if t, _ := g.target(); t == g.c.ActorID {
+			return errOwnRole
+		}
+		return errNotOwner
+	}
+	uid, m, err := g.currentTarget(ctx)
+	switch {
+	case err != nil:
+		return err
+	case uid == g.c.ActorID:
+		return errOwnRole
+	case g.c.Role != store.RoleAdmin && g.c.Role != store.RoleMember:
+		return fmt.Errorf("role %q: use an ownership transfer: %w", g.c.Role, store.ErrForbidden)
+	case m.role == g.c.Role:
+		return nil
+	}
+	return g.setMemberRole(ctx, uid, g.c.Role, true)
+}
+
+func (g *groupTx) setMemberRole(ctx context.Context, uid int64, role store.Role, withEvent bool) error {
+	if withEvent {
+		if _, err := g.event(ctx, g.c.Event); err != nil {
+			return err
+		}
+	}
+	_, err := g.tx.ExecContext(ctx, `UPDATE members SET role = $1 WHERE conversation_id = $2 AND user_id = $3`,
+		string(role), g.c.GroupID, uid)
+	return err
+}
+
+func (g *groupTx) transfer(ctx context.Context) error {
+	if g.actor.role != store.RoleOwner {
+		return errNotOwner
+	}
+	uid, _, err := g.currentTarget(ctx)
+	if err != nil || uid == g.c.ActorID {
+		return err
+	}
+	if err := g.setMemberRole(ctx, g.c.ActorID, store.RoleAdmin, true); err != nil {
+		return err
+	}
+	// The new owner's mute ends with the promotion.
+	_, err = g.tx.ExecContext(ctx, `UPDATE members SET role = $1, muted_until = 0 WHERE conversation_id = $2 AND user_id = $3`,
+		string(store.RoleOwner), g.c.GroupID, uid)
+	return err
+}
+
+func (g *groupTx) mute(ctx context.Context) error {
+	if g.actor.role == store.RoleMember {
+		return errNotModer
+	}
+	uid, m, err := g.currentTarget(ctx)
+	switch {
+	case err != nil:
+		return err
+	case uid == g.c.ActorID || m.role == store.RoleOwner:
+		return fmt.Errorf("cannot mute the owner or yourself: %w", store.ErrForbidden)
+	case g.actor.role == store.RoleAdmin && m.role != store.RoleMember:
+		return errAdminLimits
+	}
+	if _, err := g.event(ctx, g.c.Event); err != nil {
+		return err
+	}
+	_, err = g.tx.ExecContext(ctx, `UPDATE members SET muted_until = $1 WHERE conversation_id = $2 AND user_id = $3`,
+		millis(g.c.Until), g.c.GroupID, uid)
+	return err
+}
+
+func (g *groupTx) update(ctx context.Context) error {
+	if g.actor.role == store.RoleMember {
+		return errNotModer
+	}
+	if g.c.Name == nil && g.c.JoinPolicy == nil && g.c.MutedUntil == nil {
+		return nil
+	}
+	if _, err := g.event(ctx, g.c.Event); err != nil {
+		return err
+	}
+	set := func(col string, v any) error {
+		_, err := g.tx.ExecContext(ctx, `UPDATE conversations SET `+col+` = $1 WHERE id = $2`, v, g.c.GroupID)
+		return err
+	}
+	if g.c.Name != nil {
+		if err := set("name", *g.c.Name); err != nil {
+			return err
+		}
+	}
+	if g.c.JoinPolicy != nil {
+		if err := set("join_policy", string(*g.c.JoinPolicy)); err != nil {
+			return err
+		}
+	}
+	if g.c.MutedUntil != nil {
+		return set("muted_until", millis(*g.c.MutedUntil))
+	}
+	return nil
+}
+
+// dissolve ends every membership with the "dissolved" event; the row stays
+// so that former members keep their history.
+func (g *groupTx) dissolve(ctx context.Context) error {
+	if g.actor.role != store.RoleOwner {
+		return errNotOwner
+	}
+	rows, err := g.tx.QueryContext(ctx, `SELECT user_id FROM members WHERE conversation_id = $1 AND left_seq IS NULL ORDER BY user_id`, g.c.GroupID)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var uid int64
+		if err := rows.Scan(&uid); err != nil {
+			rows.Close()
+			return err
+		}
+		g.res.Former = append(g.res.Former, uid)
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	seq, err := g.event(ctx, g.c.Event)
+	if err != nil {
+		return err
+	}
+	if _, err := g.tx.ExecContext(ctx, `UPDATE members SET left_seq = $1 WHERE conversation_id = $2 AND left_seq IS NULL`, seq, g.c.GroupID); err != nil {
+		return err
+	}
+	_, err = g.tx.ExecContext(ctx, `UPDATE conversations SET dissolved_at = $1 WHERE id = $2`, g.at, g.c.GroupID)
+	return err
+}

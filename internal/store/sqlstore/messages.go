@@ -1,0 +1,473 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/magpie-im/magpie/internal/store"
+)
+
+// AppendMessages is the group commit: the whole batch is one transaction.
+//
+// Seqs are assigned in memory from each conversation's last_seq, read once
+// at the start, and written back once at the end. That is safe because the
+// transaction holds the write lock on those rows for its whole life: the
+// single SQLite writer, or SELECT ... FOR UPDATE on PostgreSQL, taken in id
+// order so that two nodes locking overlapping batches cannot deadlock.
+func (s *Store) AppendMessages(ctx context.Context, reqs []store.AppendRequest) ([]store.AppendResult, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	var results []store.AppendResult
+	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		// A retry starts from scratch: nothing of a failed attempt is kept.
+		b := &appendBatch{
+			d:          s.d,
+			tx:         tx,
+			now:        nowMillis(),
+			convs:      make(map[string]*convState),
+			members:    make(map[memberKey]memberState),
+			users:      make(map[int64]bool),
+			seen:       make(map[dupKey]store.Message),
+			senderSeq:  make(map[memberKey]int64),
+			member:     tx.StmtContext(ctx, s.hot.member),
+			insertMsg:  tx.StmtContext(ctx, s.hot.insertMsg),
+			insertFull: tx.StmtContext(ctx, s.hot.insertFull),
+			findDup:    tx.StmtContext(ctx, s.hot.findDup),
+			hot:        &s.hot,
+		}
+		var err error
+		results, err = b.run(ctx, reqs)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: append messages: %w", err)
+	}
+	return results, nil
+}
+
+type convState struct {
+	lastSeq    int64
+	updatedAt  int64
+	kind       string
+	mutedUntil int64 // groups: everyone but owner and admins
+	dirty      bool
+}
+
+// memberState is what the send path needs to know about one sender in one
+// conversation. blocked and friends are about the peer of a private chat.
+type memberState struct {
+	current    bool // a member who has not left
+	role       store.Role
+	mutedUntil int64
+	joinedSeq  int64
+	blocked    bool // the peer blocked the sender
+	friends    bool
+}
+
+type memberKey struct {
+	conv string
+	user int64
+}
+
+type dupKey struct {
+	sender int64
+	cmid   string
+}
+
+// appendBatch is the state of one attempt at one batch. Not safe for
+// concurrent use; it lives inside one transaction.
+type appendBatch struct {
+	d         dialect
+	tx        *sql.Tx
+	now       int64
+	convs     map[string]*convState // locked for this transaction
+	members   map[memberKey]memberState
+	users     map[int64]bool // whether the user exists
+	seen      map[dupKey]store.Message
+	senderSeq map[memberKey]int64 // the highest seq each sender appended
+
+	member, insertMsg, insertFull, findDup *sql.Stmt
+	hot                                    *hotStmts // prepared on the write DB; bind with tx.StmtContext
+}
+
+func (b *appendBatch) run(ctx context.Context, reqs []store.AppendRequest) ([]store.AppendResult, error) {
+	ids := make([]string, 0, 4)
+	for _, r := range reqs {
+		ids = append(ids, r.ConversationID)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	if err := b.createPrivates(ctx, reqs, ids); err != nil {
+		return nil, err
+	}
+	if err := b.lockConversations(ctx, ids); err != nil {
+		return nil, err
+	}
+	results := make([]store.AppendResult, len(reqs))
+	for i, r := range reqs {
+		res, err := b.append(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		results[i] = res
+	}
+	return results, b.flush(ctx)
+}
+
+// queryIDs runs a query of the form "... WHERE id IN (%s) ..." over ids in
+// chunks of 500, calling scan for each row.
+func (b *appendBatch) queryIDs(ctx context.Context, query string, ids []string, scan func(*sql.Rows) error) error {
+	for chunk := range slices.Chunk(ids, 500) {
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := b.tx.QueryContext(ctx, fmt.Sprintf(query, placeholders(1, len(chunk))), args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createPrivates creates, in id order, the private conversations the batch
+// opens. Creating them before locking anything, and both in id order, is
+// what keeps concurrent batches free of deadlocks: an insert waits on a
+// concurrent insert of the same key just as a lock would, and rows another
+// transaction created but has not committed are invisible to our locking
+// read, so no transaction can wait on a row out of order.
+func (b *appendBatch) createPrivates(ctx context.Context, reqs []store.AppendRequest, ids []string) error {
+	var candidates []string
+	for _, r := range reqs {
+		if r.PeerID != 0 {
+			candidates = append(candidates, r.ConversationID)
+		}
+	}
+	if len(candidates) == 0 {
+		return nil
+	}
+	existing := make(map[string]bool)
+	err := b.queryIDs(ctx, `SELECT id FROM conversations WHERE id IN (%s)`, ids, func(rows *sql.Rows) error {
+		var id string
+		err := rows.Scan(&id)
+		existing[id] = true
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	create := make(map[string]store.AppendRequest)
+	for _, r := range reqs {
+		if r.PeerID == 0 || existing[r.ConversationID] || r.ConversationID != store.PrivateConversationID(r.SenderID, r.PeerID) {
+			continue
+		}
+		if _, ok := create[r.ConversationID]; ok {
+			continue
+		}
+		// A retry of a message stored elsewhere must not leave an empty
+		// conversation behind; append answers it with the original.
+		if _, dup, err := b.lookupDup(ctx, dupKey{r.SenderID, r.ClientMsgID}); err != nil || dup {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		ok, err := b.usersExist(ctx, r.SenderID, r.PeerID)
+		if err != nil {
+			return err
+		}
+		if !ok || isChange(r.Kind) {
+			continue
+		}
+		refusal, err := b.pairRefusal(ctx, r)
+		if err != nil {
+			return err
+		}
+		if refusal == nil {
+			create[r.ConversationID] = r
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(create)) {
+		if err := b.createPrivate(ctx, create[id]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lockConversations reads (and on PostgreSQL locks) every existing
+// conversation of the batch, in id order.
+func (b *appendBatch) lockConversations(ctx context.Context, ids []string) error {
+	return b.queryIDs(ctx, `SELECT id, last_seq, updated_at, kind, muted_until FROM conversations
+		WHERE id IN (%s) ORDER BY id`+b.d.forUpdate(), ids, func(rows *sql.Rows) error {
+		var id string
+		st := &convState{}
+		err := rows.Scan(&id, &st.lastSeq, &st.updatedAt, &st.kind, &st.mutedUntil)
+		b.convs[id] = st
+		return err
+	})
+}
+
+// loadConversation locks a conversation that did not exist when the batch
+// locked the others: another node created it since. Rare, and out of
+// order, so it may deadlock; the retry then finds it in order.
+func (b *appendBatch) loadConversation(ctx context.Context, id string) (*convState, error) {
+	st := &convState{}
+	err := b.tx.QueryRowContext(ctx, `SELECT last_seq, updated_at, kind, muted_until FROM conversations WHERE id = $1`+b.d.forUpdate(), id).
+		Scan(&st.lastSeq, &st.updatedAt, &st.kind, &st.mutedUntil)
+	if err != nil {
+		return nil, fmt.Errorf("load conversation %q: %w", id, err)
+	}
+	b.convs[id] = st
+	return st, nil
+}
+
+// append stores one request. A per-message failure is returned in the
+// result; an error aborts the whole batch.
+func (b *appendBatch) append(ctx context.Context, r store.AppendRequest) (store.AppendResult, error) {
+	key := dupKey{r.SenderID, r.ClientMsgID}
+	if r.ClientMsgID != "" {
+		if m, ok := b.seen[key]; ok {
+			return store.AppendResult{Message: m, Duplicate: true}, nil
+		}
+	}
+	mk := memberKey{r.ConversationID, r.SenderID}
+	ms, err := b.memberState(ctx, mk, r.PeerID)
+	if err != nil {
+		return store.AppendResult{}, err
+	}
+	if !ms.current {
+		// A retry is answered with the original wherever it was sent,
+		// even if the sender may no longer write there.
+		if m, found, err := b.lookupDup(ctx, key); err != nil || found {
+			return store.AppendResult{Message: m, Duplicate: found}, err
+		}
+		if r.PeerID == 0 || r.ConversationID != store.PrivateConversationID(r.SenderID, r.PeerID) || isChange(r.Kind) {
+			return store.AppendResult{Err: fmt.Errorf("conversation %q: %w", r.ConversationID, store.ErrNotMember)}, nil
+		}
+		exist, err := b.usersExist(ctx, r.SenderID, r.PeerID)
+		if err != nil {
+			return store.AppendResult{}, err
+		}
+		if !exist {
+			return store.AppendResult{Err: fmt.Errorf("user %d or %d: %w", r.SenderID, r.PeerID, store.ErrNotFound)}, nil
+		}
+		if refusal, err := b.pairRefusal(ctx, r); err != nil || refusal != nil {
+			return store.AppendResult{Err: refusal}, err
+		}
+		if err := b.createPrivate(ctx, r); err != nil {
+			return store.AppendResult{}, err
+		}
+		delete(b.members, mk)
+		if ms, err = b.memberState(ctx, mk, r.PeerID); err != nil {
+			return store.AppendResult{}, err
+		}
+	}
+
+	st := b.convs[r.ConversationID]
+	if st == nil {
+		if st, err = b.loadConversation(ctx, r.ConversationID); err != nil {
+			return store.AppendResult{}, err
+		}
+	}
+	sentAt := millis(r.SentAt)
+	if sentAt == 0 {
+		sentAt = b.now
+	}
+	refusal, err := b.check(ctx, r, st, ms, sentAt)
+	if err != nil {
+		return store.AppendResult{}, err
+	}
+	if refusal != nil {
+		// A retry of a message stored before the refusal applied (a mute,
+		// a block) still gets its original answer.
+		if m, found, err := b.lookupDup(ctx, key); err != nil || found {
+			return store.AppendResult{Message: m, Duplicate: found}, err
+		}
+		return store.AppendResult{Err: refusal}, nil
+	}
+	seq := st.lastSeq + 1
+	res, err := b.insert(ctx, r, seq, sentAt)
+	if err != nil {
+		return store.AppendResult{}, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return store.AppendResult{}, err
+	}
+	if n == 0 {
+		// The client id was committed before (by an earlier batch, or by
+		// another node while we waited on its unique-key lock).
+		m, found, err := b.lookupDup(ctx, key)
+		if err == nil && !found {
+			err = fmt.Errorf("message (%d, %q) conflicted but cannot be found", r.SenderID, r.ClientMsgID)
+		}
+		return store.AppendResult{Message: m, Duplicate: true}, err
+	}
+	if err := b.applyChange(ctx, r, sentAt); err != nil {
+		return store.AppendResult{}, err
+	}
+	st.lastSeq = seq
+	st.dirty = true
+	st.updatedAt = sentAt // the conversation sorts by its latest message
+	b.senderSeq[mk] = seq
+	m := store.Message{
+		ConversationID: r.ConversationID,
+		Seq:            uint64(seq),
+		SenderID:       r.SenderID,
+		ClientMsgID:    r.ClientMsgID,
+		Text:           r.Text,
+		SentAt:         timeOf(sentAt),
+		Kind:           r.Kind,
+		RefSeq:         r.RefSeq,
+		File:           r.File,
+	}
+	if r.ClientMsgID != "" {
+		b.seen[key] = m
+	}
+	return store.AppendResult{Message: m}, nil
+}
+
+// memberState reads (once per batch) the sender's membership; peer is the
+// other user of a private chat, or 0. The cache key needs no peer: a
+// private conversation id names its pair.
+func (b *appendBatch) memberState(ctx context.Context, mk memberKey, peer int64) (memberState, error) {
+	if ms, known := b.members[mk]; known {
+		return ms, nil
+	}
+	var ms memberState
+	var left sql.NullInt64
+	var role string
+	err := b.member.QueryRowContext(ctx, mk.conv, mk.user, peer).
+		Scan(&left, &role, &ms.mutedUntil, &ms.joinedSeq, &ms.blocked, &ms.friends)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return memberState{}, err
+	}
+	ms.current = err == nil && !left.Valid
+	ms.role = store.Role(role)
+	b.members[mk] = ms
+	return ms, nil
+}
+
+func (b *appendBatch) insert(ctx context.Context, r store.AppendRequest, seq, sentAt int64) (sql.Result, error) {
+	if r.Kind == store.KindText && r.File == nil && r.RefSeq == 0 {
+		return b.insertMsg.ExecContext(ctx, r.ConversationID, seq, r.SenderID, nullString(r.ClientMsgID), r.Text, sentAt)
+	}
+	var fileID any
+	var file store.FileRef
+	if r.File != nil {
+		file, fileID = *r.File, r.File.ID
+	}
+	return b.insertFull.ExecContext(ctx, r.ConversationID, seq, r.SenderID, nullString(r.ClientMsgID), r.Text, sentAt,
+		int(r.Kind), int64(r.RefSeq), fileID, file.Name, file.ContentType, file.Size)
+}
+
+func (b *appendBatch) lookupDup(ctx context.Context, key dupKey) (store.Message, bool, error) {
+	if key.cmid == "" {
+		return store.Message{}, false, nil
+	}
+	m := store.Message{SenderID: key.sender, ClientMsgID: key.cmid}
+	var seq, sentAt, ref int64
+	err := b.findDup.QueryRowContext(ctx, key.sender, key.cmid).Scan(&m.ConversationID, &seq, &m.Text, &sentAt, &m.Kind, &ref)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Message{}, false, nil
+	}
+	if err != nil {
+		return store.Message{}, false, err
+	}
+	m.Seq, m.SentAt, m.RefSeq = uint64(seq), timeOf(sentAt), uint64(ref)
+	b.seen[key] = m
+	return m, true, nil
+}
+
+func (b *appendBatch) usersExist(ctx context.Context, ids ...int64) (bool, error) {
+	for _, id := range ids {
+		ok, known := b.users[id]
+		if !known {
+			var n int
+			if err := b.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE id = $1`, id).Scan(&n); err != nil {
+				return false, err
+			}
+			ok = n > 0
+			b.users[id] = ok
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// createPrivate makes the conversation and both memberships. ON CONFLICT
+// DO NOTHING lets two nodes create the same pair at once: the loser waits
+// for the winner's row and then uses it.
+func (b *appendBatch) createPrivate(ctx context.Context, r store.AppendRequest) error {
+	if _, err := b.tx.ExecContext(ctx, `INSERT INTO conversations(id, kind, last_seq, created_at, updated_at)
+		VALUES ($1, $2, 0, $3, $3) ON CONFLICT (id) DO NOTHING`, r.ConversationID, string(store.Private), b.now); err != nil {
+		return fmt.Errorf("create conversation: %w", err)
+	}
+	for _, u := range []int64{r.SenderID, r.PeerID} {
+		if _, err := b.tx.ExecContext(ctx, `INSERT INTO members(conversation_id, user_id) VALUES ($1, $2)
+			ON CONFLICT (conversation_id, user_id) DO NOTHING`, r.ConversationID, u); err != nil {
+			return fmt.Errorf("create membership: %w", err)
+		}
+	}
+	return nil
+}
+
+// flush writes back what append kept in memory, in id order so that lock
+// acquisition stays ordered.
+func (b *appendBatch) flush(ctx context.Context) error {
+	ids := make([]string, 0, len(b.convs))
+	for id, st := range b.convs {
+		if st.dirty {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	convSet := b.tx.StmtContext(ctx, b.hot.convSet)
+	for _, id := range ids {
+		st := b.convs[id]
+		if _, err := convSet.ExecContext(ctx, st.lastSeq, st.updatedAt, id); err != nil {
+			return fmt.Errorf("update conversation: %w", err)
+		}
+	}
+
+	// A sender has read what they sent: both cursors move to their last
+	// message. Nobody else's cursors change.
+	keys := make([]memberKey, 0, len(b.senderSeq))
+	for k := range b.senderSeq {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(x, y memberKey) int {
+		return cmp.Or(cmp.Compare(x.conv, y.conv), cmp.Compare(x.user, y.user))
+	})
+	senderSet := b.tx.StmtContext(ctx, b.hot.senderSet)
+	for _, k := range keys {
+		if _, err := senderSet.ExecContext(ctx, b.senderSeq[k], k.conv, k.user); err != nil {
+			return fmt.Errorf("update sender cursors: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,261 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/magpie-im/magpie/internal/store"
+)
+
+// Friendships are stored in both directions and requests in one, so that
+// every question the send path or a listing asks is a primary-key read.
+
+func (s *Store) RequestFriend(ctx context.Context, from, to int64, at time.Time) (store.FriendStatus, error) {
+	if err := s.check(); err != nil {
+		return "", err
+	}
+	if from == to {
+		return "", fmt.Errorf("befriending yourself: %w", store.ErrForbidden)
+	}
+	var status store.FriendStatus
+	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		if n, err := countUsers(ctx, tx, []int64{from, to}); err != nil {
+			return err
+		} else if n != 2 {
+			return fmt.Errorf("user %d: %w", to, store.ErrNotFound)
+		}
+		var blocked, friends, asked bool
+		err := tx.QueryRowContext(ctx, `SELECT
+			EXISTS(SELECT 1 FROM blocks WHERE (user_id = $1 AND blocked_id = $2) OR (user_id = $2 AND blocked_id = $1)),
+			EXISTS(SELECT 1 FROM friends WHERE user_id = $1 AND friend_id = $2),
+			EXISTS(SELECT 1 FROM friend_requests WHERE from_id = $2 AND to_id = $1)`, from, to).Scan(&blocked, &friends, &asked)
+		switch {
+		case err != nil:
+			return err
+		case blocked:
+			return store.ErrBlocked
+		case friends:
+			status = store.FriendsNow
+			return nil
+		case asked:
+			status = store.FriendsNow
+			return befriend(ctx, tx, from, to, millis(at))
+		}
+		status = store.FriendRequested
+		_, err = tx.ExecContext(ctx, `INSERT INTO friend_requests(from_id, to_id, created_at) VALUES ($1, $2, $3)
+			ON CONFLICT (from_id, to_id) DO NOTHING`, from, to, millis(at))
+		return err
+	})
+	if err != nil {
+		return "", wrapErr("request friend", err)
+	}
+	return status, nil
+}
+
+// befriend makes a and b friends and drops their requests.
+func befriend(ctx context.Context, tx *sql.Tx, a, b, at int64) error {
+	if err := dropRequests(ctx, tx, a, b); err != nil {
+		return err
+	}
+	for _, p := range [][2]int64{{a, b}, {b, a}} {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO friends(user_id, friend_id, since) VALUES ($1, $2, $3)
+			ON CONFLICT (user_id, friend_id) DO NOTHING`, p[0], p[1], at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func dropRequests(ctx context.Context, tx *sql.Tx, a, b int64) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM friend_requests WHERE (from_id = $1 AND to_id = $2) OR (from_id = $2 AND to_id = $1)`, a, b)
+	return err
+}
+
+func (s *Store) AcceptFriend(ctx context.Context, userID, requester int64, at time.Time) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM friend_requests WHERE from_id = $1 AND to_id = $2`,
+			requester, userID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("friend request from %d: %w", requester, store.ErrNotFound)
+		}
+		return befriend(ctx, tx, userID, requester, millis(at))
+	})
+	if err != nil {
+		return wrapErr("accept friend", err)
+	}
+	return nil
+}
+
+func (s *Store) DeclineFriend(ctx context.Context, userID, requester int64) error {
+	return s.deleteSome(ctx, "decline friend", fmt.Sprintf("friend request from %d", requester),
+		`DELETE FROM friend_requests WHERE from_id = $1 AND to_id = $2`, requester, userID)
+}
+
+func (s *Store) RemoveFriend(ctx context.Context, userID, other int64) error {
+	return s.deleteSome(ctx, "remove friend", fmt.Sprintf("friend %d", other),
+		`DELETE FROM friends WHERE (user_id = $1 AND friend_id = $2) OR (user_id = $2 AND friend_id = $1)`,
+		userID, other, `DELETE FROM friend_requests WHERE (from_id = $1 AND to_id = $2) OR (from_id = $2 AND to_id = $1)`)
+}
+
+// deleteSome runs each DELETE (args are shared; extra strings are more
+// statements) in one transaction; ErrNotFound if none deleted a row.
+func (s *Store) deleteSome(ctx context.Context, what, thing string, stmt string, a, b int64, more ...string) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		var total int64
+		for _, q := range append([]string{stmt}, more...) {
+			res, err := tx.ExecContext(ctx, q, a, b)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			total += n
+		}
+		if total == 0 {
+			return fmt.Errorf("%s: %w", thing, store.ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil {
+		return wrapErr(what, err)
+	}
+	return nil
+}
+
+func (s *Store) Block(ctx context.Context, userID, other int64, at time.Time) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if userID == other {
+		return fmt.Errorf("blocking yourself: %w", store.ErrForbidden)
+	}
+	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		if n, err := countUsers(ctx, tx, []int64{userID, other}); err != nil {
+			return err
+		} else if n != 2 {
+			return fmt.Errorf("user %d: %w", other, store.ErrNotFound)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO blocks(user_id, blocked_id, created_at) VALUES ($1, $2, $3)
+			ON CONFLICT (user_id, blocked_id) DO NOTHING`, userID, other, millis(at)); err != nil {
+			return err
+		}
+		return dropRequests(ctx, tx, userID, other)
+	})
+	if err != nil {
+		return wrapErr("block", err)
+	}
+	return nil
+}
+
+func (s *Store) Unblock(ctx context.Context, userID, other int64) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if _, err := s.write.ExecContext(ctx, `DELETE FROM blocks WHERE user_id = $1 AND blocked_id = $2`, userID, other); err != nil {
+		return wrapErr("unblock", err)
+	}
+	return nil
+}
+
+func (s *Store) Contacts(ctx context.Context, userID int64) (store.Contacts, error) {
+	if err := s.check(); err != nil {
+		return store.Contacts{}, err
+	}
+	var c store.Contacts
+	lists := []struct {
+		dst   *[]store.Contact
+		query string
+	}{
+		{&c.Friends, `SELECT u.id, u.username, f.since FROM friends f JOIN users u ON u.id = f.friend_id WHERE f.user_id = $1`},
+		{&c.Incoming, `SELECT u.id, u.username, r.created_at FROM friend_requests r JOIN users u ON u.id = r.from_id WHERE r.to_id = $1`},
+		{&c.Outgoing, `SELECT u.id, u.username, r.created_at FROM friend_requests r JOIN users u ON u.id = r.to_id WHERE r.from_id = $1`},
+		{&c.Blocked, `SELECT u.id, u.username, b.created_at FROM blocks b JOIN users u ON u.id = b.blocked_id WHERE b.user_id = $1`},
+	}
+	for _, l := range lists {
+		list, err := s.contactList(ctx, l.query+` ORDER BY u.username_lower`, userID)
+		if err != nil {
+			return store.Contacts{}, wrapErr("contacts", err)
+		}
+		*l.dst = list
+	}
+	return c, nil
+}
+
+func (s *Store) contactList(ctx context.Context, query string, userID int64) ([]store.Contact, error) {
+	rows, err := s.read.QueryContext(ctx, query, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []store.Contact{}
+	for rows.Next() {
+		var c store.Contact
+		var since int64
+		if err := rows.Scan(&c.UserID, &c.Username, &since); err != nil {
+			return nil, err
+		}
+		c.Since = timeOf(since)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) SetConversationFlags(ctx context.Context, userID int64, conversationID string, pinned, muted *bool) (store.Conversation, error) {
+	if err := s.check(); err != nil {
+		return store.Conversation{}, err
+	}
+	var sets []string
+	args := []any{conversationID, userID}
+	if pinned != nil {
+		args = append(args, *pinned)
+		sets = append(sets, fmt.Sprintf("pinned = $%d", len(args)))
+	}
+	if muted != nil {
+		args = append(args, *muted)
+		sets = append(sets, fmt.Sprintf("muted = $%d", len(args)))
+	}
+	if len(sets) > 0 {
+		res, err := s.write.ExecContext(ctx, `UPDATE members SET `+strings.Join(sets, ", ")+`
+			WHERE conversation_id = $1 AND user_id = $2 AND left_seq IS NULL`, args...)
+		if err != nil {
+			return store.Conversation{}, wrapErr("set flags", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return store.Conversation{}, wrapErr("set flags", err)
+		} else if n == 0 {
+			return store.Conversation{}, fmt.Errorf("conversation %q: %w", conversationID, store.ErrNotMember)
+		}
+	}
+	return s.Conversation(ctx, userID, conversationID)
+}
+
+// FileVisible relies on a recall clearing file_id: a recalled message no
+// longer shows its file to anyone.
+func (s *Store) FileVisible(ctx context.Context, userID int64, fileID string) (bool, error) {
+	if err := s.check(); err != nil {
+		return false, err
+	}
+	var ok bool
+	err := s.read.QueryRowContext(ctx, `SELECT EXISTS(SELECT 1 FROM messages m
+		JOIN members me ON me.conversation_id = m.conversation_id AND me.user_id = $2
+		WHERE m.file_id = $1 AND m.seq > me.joined_seq AND (me.left_seq IS NULL OR m.seq <= me.left_seq))`,
+		fileID, userID).Scan(&ok)
+	if err != nil {
+		return false, wrapErr("file visible", err)
+	}
+	return ok, nil
+}

@@ -1,0 +1,222 @@
+// Package sqlstore implements store.Store on SQLite (modernc.org/sqlite, no
+// cgo) and PostgreSQL (pgx), with one set of queries and a small dialect
+// layer for the differences.
+//
+// A Store is safe for concurrent use. On SQLite all writes go through one
+// connection, so concurrent writers queue instead of failing with
+// SQLITE_BUSY, while reads use a separate pool that WAL runs beside the
+// writer. On PostgreSQL one pool serves both, and AppendMessages retries a
+// batch that lost a race with another logic node.
+//
+// Choices the store interface leaves open:
+//   - An empty ClientMsgID is stored as NULL and never deduplicated.
+//   - A member who left a group may still page through the messages of
+//     their window, but Conversation(s), MoveCursor and AppendMessages treat
+//     them as not a member.
+//   - A private conversation with oneself is allowed; its peer is the user.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/magpie-im/magpie/internal/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Store is a store.Store backed by SQLite or PostgreSQL.
+type Store struct {
+	d      dialect
+	write  *sql.DB // SQLite: exactly one connection. PostgreSQL: same as read.
+	read   *sql.DB
+	hot    hotStmts
+	closed atomic.Bool
+}
+
+// hotStmts are prepared once because AppendMessages runs them per message;
+// tx.StmtContext reuses them on the connection they were prepared on.
+type hotStmts struct {
+	member     *sql.Stmt
+	insertMsg  *sql.Stmt
+	insertFull *sql.Stmt // messages with a kind, ref_seq or file
+	findDup    *sql.Stmt
+	cursorGet  *sql.Stmt // MoveCursors runs these per receipt
+	cursorSet  *sql.Stmt
+	convSet    *sql.Stmt // AppendMessages runs these per conversation of a batch
+	senderSet  *sql.Stmt
+}
+
+// Open opens (creating if needed) the database named by dsn and brings its
+// schema up to date. A dsn starting with postgres:// or postgresql://
+// selects PostgreSQL; anything else is a SQLite file path, whose parent
+// directory is created.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	if dsn == "" {
+		return nil, errors.New("sqlstore: empty dsn")
+	}
+	s := &Store{}
+	if isPostgresDSN(dsn) {
+		db, err := openPostgres(ctx, dsn)
+		if err != nil {
+			return nil, err
+		}
+		s.d, s.write, s.read = dialectPostgres, db, db
+	} else {
+		w, r, err := openSQLite(dsn)
+		if err != nil {
+			return nil, err
+		}
+		s.d, s.write, s.read = dialectSQLite, w, r
+	}
+	if err := s.init(ctx); err != nil {
+		s.closeDBs()
+		if s.d == dialectSQLite {
+			return nil, fmt.Errorf("sqlstore: open sqlite %q: %w", dsn, err)
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) init(ctx context.Context) error {
+	if err := migrate(ctx, s.write, s.d); err != nil {
+		return err
+	}
+	var err error
+	prep := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var st *sql.Stmt
+		st, err = s.write.PrepareContext(ctx, q)
+		return st
+	}
+	// $3 is the peer of a private chat (0 otherwise): whether the peer
+	// blocked the sender and whether they are friends come with the
+	// membership in one primary-key read each, at no extra round trip.
+	s.hot.member = prep(`SELECT m.left_seq, m.role, m.muted_until, m.joined_seq,
+		EXISTS(SELECT 1 FROM blocks b WHERE b.user_id = $3 AND b.blocked_id = m.user_id),
+		EXISTS(SELECT 1 FROM friends f WHERE f.user_id = m.user_id AND f.friend_id = $3)
+		FROM members m WHERE m.conversation_id = $1 AND m.user_id = $2`)
+	// Plain text, nearly all traffic, binds only the columns it sets.
+	s.hot.insertMsg = prep(`INSERT INTO messages(conversation_id, seq, sender_id, client_msg_id, text, sent_at)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sender_id, client_msg_id) DO NOTHING`)
+	s.hot.insertFull = prep(`INSERT INTO messages(conversation_id, seq, sender_id, client_msg_id, text, sent_at,
+		kind, ref_seq, file_id, file_name, file_type, file_size)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (sender_id, client_msg_id) DO NOTHING`)
+	s.hot.findDup = prep(`SELECT conversation_id, seq, text, sent_at, kind, ref_seq FROM messages
+		WHERE sender_id = $1 AND client_msg_id = $2`)
+	lockMember := ""
+	if s.d == dialectPostgres {
+		lockMember = " FOR UPDATE OF m"
+	}
+	s.hot.cursorGet = prep(`SELECT m.delivered_seq, m.read_seq, c.last_seq
+		FROM members m JOIN conversations c ON c.id = m.conversation_id
+		WHERE m.conversation_id = $1 AND m.user_id = $2 AND m.left_seq IS NULL` + lockMember)
+	s.hot.cursorSet = prep(`UPDATE members SET delivered_seq = $1, read_seq = $2
+		WHERE conversation_id = $3 AND user_id = $4`)
+	// Prepared once: a batch of many conversations would otherwise parse
+	// these SQL texts twice per conversation (the SQLite driver keeps no
+	// statement cache).
+	s.hot.convSet = prep(`UPDATE conversations SET last_seq = $1, updated_at = $2 WHERE id = $3`)
+	s.hot.senderSet = prep(`UPDATE members SET
+		delivered_seq = CASE WHEN delivered_seq < $1 THEN $1 ELSE delivered_seq END,
+		read_seq = CASE WHEN read_seq < $1 THEN $1 ELSE read_seq END
+		WHERE conversation_id = $2 AND user_id = $3`)
+	if err != nil {
+		return fmt.Errorf("sqlstore: prepare: %w", err)
+	}
+	return nil
+}
+
+// Close releases the databases. It is safe to call more than once; other
+// calls made after it return store.ErrClosed.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	return s.closeDBs()
+}
+
+func (s *Store) closeDBs() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.hot.member, s.hot.insertMsg, s.hot.insertFull, s.hot.findDup, s.hot.cursorGet, s.hot.cursorSet, s.hot.convSet, s.hot.senderSet} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	errs = append(errs, s.write.Close())
+	if s.read != s.write {
+		errs = append(errs, s.read.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// check is called first by every method. A call racing with Close may
+// still fail with database/sql's own "database is closed" error.
+func (s *Store) check() error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	return nil
+}
+
+// inWriteTx runs fn in a write transaction, retrying from the start when
+// the dialect says a failure was a transient conflict.
+func (s *Store) inWriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	const maxAttempts = 8
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = s.tryWriteTx(ctx, fn)
+		if err == nil || !s.d.isRetryable(err) || attempt == maxAttempts {
+			return err
+		}
+		// A short growing pause lets the winning transaction commit
+		// before we collide with it again.
+		t := time.NewTimer(time.Duration(attempt) * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Store) tryWriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func nowMillis() int64 { return time.Now().UnixMilli() }
+
+// millis and timeOf map the zero time to 0 and back, so an unset time
+// survives a round trip as the zero time.
+func millis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func timeOf(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// nullString stores "" as NULL.
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }

@@ -1,0 +1,392 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/magpie-im/magpie/internal/store"
+	"github.com/magpie-im/magpie/internal/store/storetest"
+)
+
+// postgresEnv names the variable holding a PostgreSQL DSN for the tests,
+// e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable.
+const postgresEnv = "MAGPIE_TEST_POSTGRES"
+
+// backend opens a fresh, empty store that is closed (and, for PostgreSQL,
+// dropped) when the test ends.
+type backend struct {
+	name string
+	open func(tb testing.TB) *Store
+}
+
+func backends(tb testing.TB) []backend {
+	bs := []backend{{"sqlite", openSQLiteTest}}
+	if os.Getenv(postgresEnv) != "" {
+		bs = append(bs, backend{"postgres", openPostgresTest})
+	}
+	return bs
+}
+
+func openSQLiteTest(tb testing.TB) *Store {
+	tb.Helper()
+	return mustOpen(tb, filepath.Join(tb.TempDir(), "data", "magpie.db"))
+}
+
+func mustOpen(tb testing.TB, dsn string) *Store {
+	tb.Helper()
+	s, err := Open(context.Background(), dsn)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// openPostgresTest gives each test its own schema, so tests and test
+// packages running in parallel against one database never meet.
+func openPostgresTest(tb testing.TB) *Store {
+	tb.Helper()
+	dsn := os.Getenv(postgresEnv)
+	if dsn == "" {
+		tb.Skipf("!!! %s is unset: PostgreSQL tests SKIPPED. Set it to a DSN such as "+
+			"postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run them.", postgresEnv)
+	}
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	schema := "magpie_test_" + hex.EncodeToString(rnd[:])
+
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		tb.Fatalf("open admin connection: %v", err)
+	}
+	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
+		admin.Close()
+		tb.Fatalf("create schema: %v", err)
+	}
+	// Cleanups run last-in first-out: the store closes before the drop.
+	tb.Cleanup(func() {
+		defer admin.Close()
+		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
+			tb.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		tb.Fatalf("parse %s: %v", postgresEnv, err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return mustOpen(tb, u.String())
+}
+
+func asStore(open func(testing.TB) *Store) func(*testing.T) store.Store {
+	return func(t *testing.T) store.Store { return open(t) }
+}
+
+func TestSQLite(t *testing.T) {
+	storetest.Run(t, asStore(openSQLiteTest))
+}
+
+func TestPostgres(t *testing.T) {
+	if os.Getenv(postgresEnv) == "" {
+		t.Skipf("!!! %s is unset: PostgreSQL tests SKIPPED.", postgresEnv)
+	}
+	storetest.Run(t, asStore(openPostgresTest))
+}
+
+func TestReopen(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "magpie.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	alice, _ := s.CreateUser(ctx, "alice", "h")
+	bob, _ := s.CreateUser(ctx, "bob", "h")
+	conv := store.PrivateConversationID(alice.ID, bob.ID)
+	req := store.AppendRequest{ConversationID: conv, SenderID: alice.ID, PeerID: bob.ID, ClientMsgID: "c1", Text: "before"}
+	if _, err := s.AppendMessages(ctx, []store.AppendRequest{req}); err != nil {
+		t.Fatalf("AppendMessages: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	for round := range 2 { // reopening twice must not re-run migrations
+		s = mustOpen(t, path)
+		u, err := s.UserByName(ctx, "ALICE")
+		if err != nil || u.ID != alice.ID {
+			t.Fatalf("round %d: UserByName after reopen = %+v, %v", round, u, err)
+		}
+		req.Text = "after"
+		res, err := s.AppendMessages(ctx, []store.AppendRequest{req})
+		if err != nil || !res[0].Duplicate || res[0].Message.Seq != 1 || res[0].Message.Text != "before" {
+			t.Fatalf("round %d: retry after reopen = %+v, %v; want the original as a duplicate", round, res, err)
+		}
+		var versions int
+		if err := s.read.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&versions); err != nil || versions != len(migrations) {
+			t.Fatalf("round %d: %d migrations recorded (%v), want %d", round, versions, err, len(migrations))
+		}
+		s.Close()
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "not-a-dir")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, dsn, want string
+	}{
+		{"empty", "", "empty dsn"},
+		{"parent is a file", filepath.Join(file, "sub", "magpie.db"), "create data directory"},
+		{"path is a directory", dir, "open sqlite"},
+		{"query in path", filepath.Join(dir, "a?b"), "must not contain"},
+		{"postgres refused", "postgres://nobody@127.0.0.1:1/x?sslmode=disable&connect_timeout=5", "connect to postgres"},
+	}
+	for _, tt := range tests {
+		s, err := Open(t.Context(), tt.dsn)
+		if err == nil {
+			s.Close()
+			t.Errorf("%s: Open(%q) succeeded, want an error", tt.name, tt.dsn)
+			continue
+		}
+		if !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Open(%q) = %v, want an error mentioning %q", tt.name, tt.dsn, err, tt.want)
+		}
+	}
+	if os.Geteuid() != 0 { // root writes anywhere
+		ro := filepath.Join(dir, "ro")
+		if err := os.Mkdir(ro, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := Open(t.Context(), filepath.Join(ro, "magpie.db")); err == nil {
+			s.Close()
+			t.Errorf("Open in a read-only directory succeeded")
+		}
+	}
+}
+
+// TestGroupWindow checks the history window of group members, set up with
+// SQL because the store interface has no way yet to create groups.
+func TestGroupWindow(t *testing.T) {
+	for _, be := range backends(t) {
+		t.Run(be.name, func(t *testing.T) { testGroupWindow(t, be.open(t)) })
+	}
+}
+
+func testGroupWindow(t *testing.T, s *Store) {
+	ctx := t.Context()
+	var users []store.User
+	for _, n := range []string{"alice", "bob", "carol"} {
+		u, err := s.CreateUser(ctx, n, "h")
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u)
+	}
+	alice, bob, carol := users[0], users[1], users[2]
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := s.write.ExecContext(ctx, q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	send := func(u store.User, cmid string) store.AppendResult {
+		t.Helper()
+		res, err := s.AppendMessages(ctx, []store.AppendRequest{{ConversationID: "g_1", SenderID: u.ID, ClientMsgID: cmid, Text: cmid}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0]
+	}
+	exec(`INSERT INTO conversations(id, kind, last_seq, created_at, updated_at) VALUES ('g_1', 'group', 0, 1, 1)`)
+	exec(`INSERT INTO members(conversation_id, user_id) VALUES ('g_1', $1), ('g_1', $2)`, alice.ID, bob.ID)
+	send(alice, "a1")
+	send(alice, "a2")
+	exec(`INSERT INTO members(conversation_id, user_id, delivered_seq, read_seq, joined_seq) VALUES ('g_1', $1, 2, 2, 2)`, carol.ID)
+	send(bob, "b3")
+	send(bob, "b4")
+	exec(`UPDATE members SET left_seq = 4 WHERE conversation_id = 'g_1' AND user_id = $1`, bob.ID)
+	send(alice, "a5")
+
+	seqs := func(u store.User, q store.MessageQuery) []uint64 {
+		t.Helper()
+		q.ConversationID = "g_1"
+		msgs, err := s.Messages(ctx, u.ID, q)
+		if err != nil {
+			t.Fatalf("Messages(%s): %v", u.Username, err)
+		}
+		var out []uint64
+		for _, m := range msgs {
+			out = append(out, m.Seq)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		who  store.User
+		q    store.MessageQuery
+		want []uint64
+	}{
+		{alice, store.MessageQuery{}, []uint64{1, 2, 3, 4, 5}},
+		{carol, store.MessageQuery{}, []uint64{3, 4, 5}},
+		{carol, store.MessageQuery{BeforeSeq: 4}, []uint64{3}},
+		{carol, store.MessageQuery{AfterSeq: 1, BeforeSeq: 3}, nil},
+		{bob, store.MessageQuery{}, []uint64{1, 2, 3, 4}},
+		{bob, store.MessageQuery{AfterSeq: 3}, []uint64{4}},
+	} {
+		if got := seqs(tt.who, tt.q); !slices.Equal(got, tt.want) {
+			t.Errorf("Messages(%s, %+v) = %v, want %v", tt.who.Username, tt.q, got, tt.want)
+		}
+	}
+
+	if r := send(bob, "b6"); !errors.Is(r.Err, store.ErrNotMember) {
+		t.Errorf("append by a member who left = %+v, want ErrNotMember", r)
+	}
+	if r := send(bob, "b3"); !r.Duplicate || r.Message.Seq != 3 {
+		t.Errorf("retry by a member who left = %+v, want the original", r)
+	}
+	if _, err := s.MoveCursor(ctx, bob.ID, "g_1", store.Read, 4); !errors.Is(err, store.ErrNotMember) {
+		t.Errorf("MoveCursor by a member who left: %v, want ErrNotMember", err)
+	}
+	if cs, err := s.Conversations(ctx, bob.ID); err != nil || len(cs) != 0 {
+		t.Errorf("Conversations of a member who left = %+v, %v; want none", cs, err)
+	}
+	members, err := s.Members(ctx, "g_1")
+	slices.Sort(members)
+	if want := []int64{alice.ID, carol.ID}; err != nil || !slices.Equal(members, want) {
+		t.Errorf("Members = %v, %v; want %v", members, err, want)
+	}
+	c, err := s.Conversation(ctx, carol.ID, "g_1")
+	if err != nil || c.Kind != store.Group || c.LastSeq != 5 || c.Unread() != 3 || c.PeerID != 0 ||
+		c.LastMessage == nil || c.LastMessage.Sender != "alice" {
+		t.Errorf("Conversation(carol) = %+v, %v; want a group with 3 unread", c, err)
+	}
+}
+
+// TestEmptyClientID: messages without a client id are never duplicates.
+func TestEmptyClientID(t *testing.T) {
+	s := openSQLiteTest(t)
+	ctx := t.Context()
+	a, _ := s.CreateUser(ctx, "a", "h")
+	b, _ := s.CreateUser(ctx, "b", "h")
+	req := store.AppendRequest{ConversationID: store.PrivateConversationID(a.ID, b.ID), SenderID: a.ID, PeerID: b.ID}
+	res, err := s.AppendMessages(ctx, []store.AppendRequest{req, req})
+	if err != nil || res[0].Duplicate || res[1].Duplicate || res[1].Message.Seq != 2 {
+		t.Fatalf("two messages without client id = %+v, %v; want seqs 1 and 2", res, err)
+	}
+}
+
+func BenchmarkAppendBatch(b *testing.B) {
+	for _, be := range backends(b) {
+		for _, n := range []int{1, 100, 500} {
+			b.Run(fmt.Sprintf("%s/batch=%d", be.name, n), func(b *testing.B) { benchAppend(b, be.open(b), n) })
+		}
+	}
+}
+
+// benchAppend sends batches spread over 16 private conversations, as a
+// logic node's group commit would see them.
+func benchAppend(b *testing.B, s *Store, n int) {
+	ctx := context.Background()
+	var users []store.User
+	for i := range 17 {
+		u, err := s.CreateUser(ctx, fmt.Sprintf("u%d", i), "h")
+		if err != nil {
+			b.Fatal(err)
+		}
+		users = append(users, u)
+	}
+	reqs := make([]store.AppendRequest, n)
+	now := time.Now()
+	var id int
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range reqs {
+			from, to := users[0], users[1+(id%16)]
+			reqs[i] = store.AppendRequest{
+				ConversationID: store.PrivateConversationID(from.ID, to.ID),
+				SenderID:       from.ID, PeerID: to.ID,
+				ClientMsgID: fmt.Sprintf("m%d", id), Text: "hello, this is a benchmark message", SentAt: now,
+			}
+			id++
+		}
+		res, err := s.AppendMessages(ctx, reqs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res[0].Err != nil || res[0].Duplicate {
+			b.Fatalf("result: %+v", res[0])
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// TestSQLitePragmas checks that the DSN's pragmas reach both handles: the
+// durability promise rests on them.
+func TestSQLitePragmas(t *testing.T) {
+	s := openSQLiteTest(t)
+	for _, db := range []struct {
+		name string
+		db   *sql.DB
+	}{{"write", s.write}, {"read", s.read}} {
+		for pragma, want := range map[string]string{
+			"journal_mode": "wal", "synchronous": "2", "foreign_keys": "1", "busy_timeout": "5000",
+		} {
+			var got string
+			if err := db.db.QueryRow("PRAGMA " + pragma).Scan(&got); err != nil || got != want {
+				t.Errorf("%s: PRAGMA %s = %q, %v; want %q", db.name, pragma, got, err, want)
+			}
+		}
+	}
+	if _, err := s.read.Exec(`INSERT INTO users(username, username_lower, password_hash, created_at) VALUES ('x', 'x', '', 0)`); err == nil {
+		t.Errorf("a write through the read pool succeeded")
+	}
+}
+
+// TestRetry drives the retry loop with the errors PostgreSQL reports when
+// concurrent logic nodes collide.
+func TestRetry(t *testing.T) {
+	s := openSQLiteTest(t)
+	pg := &Store{d: dialectPostgres, write: s.write, read: s.read}
+	tests := []struct {
+		code     string
+		failures int
+		wantErr  bool
+		attempts int
+	}{
+		{"40P01", 2, false, 3}, // deadlock
+		{"40001", 1, false, 2}, // serialization failure
+		{"23505", 1, false, 2}, // unique violation
+		{"40P01", 100, true, 8},
+		{"22001", 1, true, 1}, // not transient
+	}
+	for _, tt := range tests {
+		attempts := 0
+		err := pg.inWriteTx(t.Context(), func(tx *sql.Tx) error {
+			attempts++
+			if attempts <= tt.failures {
+				return fmt.Errorf("wrapped: %w", &pgconn.PgError{Code: tt.code})
+			}
+			return nil
+		})
+		if (err != nil) != tt.wantErr || attempts != tt.attempts {
+			t.Errorf("code %s, %d failures: err %v after %d attempts; want error %v after %d", tt.code, tt.failures, err, attempts, tt.wantErr, tt.attempts)
+		}
+	}
+}

@@ -1,0 +1,204 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/magpie-im/magpie/internal/store"
+)
+
+// foldName is the key usernames are unique under.
+func foldName(name string) string { return strings.ToLower(name) }
+
+func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (store.User, error) {
+	if err := s.check(); err != nil {
+		return store.User{}, err
+	}
+	u := store.User{Username: username, PasswordHash: passwordHash, CreatedAt: timeOf(nowMillis())}
+	err := s.write.QueryRowContext(ctx, `INSERT INTO users(username, username_lower, password_hash, created_at)
+		VALUES ($1, $2, $3, $4) RETURNING id`,
+		username, foldName(username), passwordHash, millis(u.CreatedAt)).Scan(&u.ID)
+	if s.d.isUniqueViolation(err) {
+		return store.User{}, fmt.Errorf("user %q: %w", username, store.ErrExists)
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("sqlstore: create user: %w", err)
+	}
+	return u, nil
+}
+
+const userCols = `id, username, password_hash, created_at`
+
+func scanUser(sc interface{ Scan(...any) error }) (store.User, error) {
+	var u store.User
+	var created int64
+	err := sc.Scan(&u.ID, &u.Username, &u.PasswordHash, &created)
+	u.CreatedAt = timeOf(created)
+	return u, err
+}
+
+func (s *Store) UserByName(ctx context.Context, username string) (store.User, error) {
+	if err := s.check(); err != nil {
+		return store.User{}, err
+	}
+	u, err := scanUser(s.read.QueryRowContext(ctx,
+		`SELECT `+userCols+` FROM users WHERE username_lower = $1`, foldName(username)))
+	return u, userErr(err, "user "+username)
+}
+
+func (s *Store) UserByID(ctx context.Context, id int64) (store.User, error) {
+	if err := s.check(); err != nil {
+		return store.User{}, err
+	}
+	u, err := scanUser(s.read.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = $1`, id))
+	return u, userErr(err, fmt.Sprintf("user %d", id))
+}
+
+func userErr(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	default:
+		return fmt.Errorf("sqlstore: %s: %w", what, err)
+	}
+}
+
+// UsersByID queries in chunks to stay under both dialects' limits on the
+// number of bound parameters.
+func (s *Store) UsersByID(ctx context.Context, ids []int64) ([]store.User, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	var users []store.User
+	for chunk := range slices.Chunk(ids, 500) {
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := s.read.QueryContext(ctx,
+			`SELECT `+userCols+` FROM users WHERE id IN (`+placeholders(1, len(chunk))+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: users by id: %w", err)
+		}
+		for rows.Next() {
+			u, err := scanUser(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("sqlstore: users by id: %w", err)
+			}
+			users = append(users, u)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("sqlstore: users by id: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("sqlstore: users by id: %w", err)
+		}
+	}
+	return users, nil
+}
+
+// placeholders returns "$from, $from+1, ..." n times.
+func placeholders(from, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "$%d", from+i)
+	}
+	return b.String()
+}
+
+func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	_, err := s.write.ExecContext(ctx, `INSERT INTO sessions(id, user_id, device, platform, created_at, expires_at, revoked)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		ss.ID, ss.UserID, ss.Device, ss.Platform, millis(ss.CreatedAt), millis(ss.ExpiresAt), ss.Revoked)
+	if s.d.isUniqueViolation(err) {
+		return fmt.Errorf("session %q: %w", ss.ID, store.ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlstore: create session: %w", err)
+	}
+	return nil
+}
+
+const sessionCols = `id, user_id, device, platform, created_at, expires_at, revoked`
+
+func scanSession(sc interface{ Scan(...any) error }) (store.Session, error) {
+	var ss store.Session
+	var created, expires int64
+	err := sc.Scan(&ss.ID, &ss.UserID, &ss.Device, &ss.Platform, &created, &expires, &ss.Revoked)
+	ss.CreatedAt, ss.ExpiresAt = timeOf(created), timeOf(expires)
+	return ss, err
+}
+
+func (s *Store) Session(ctx context.Context, id string) (store.Session, error) {
+	if err := s.check(); err != nil {
+		return store.Session{}, err
+	}
+	ss, err := scanSession(s.read.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Session{}, fmt.Errorf("session %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Session{}, fmt.Errorf("sqlstore: session: %w", err)
+	}
+	return ss, nil
+}
+
+func (s *Store) ActiveSessions(ctx context.Context, userID int64, now time.Time) ([]store.Session, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+sessionCols+` FROM sessions
+		WHERE user_id = $1 AND revoked = $2 AND expires_at > $3
+		ORDER BY created_at, id`, userID, false, now.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: active sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Session
+	for rows.Next() {
+		ss, err := scanSession(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: active sessions: %w", err)
+		}
+		out = append(out, ss)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: active sessions: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) RevokeSession(ctx context.Context, id string) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	res, err := s.write.ExecContext(ctx, `UPDATE sessions SET revoked = $1 WHERE id = $2`, true, id)
+	if err != nil {
+		return fmt.Errorf("sqlstore: revoke session: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlstore: revoke session: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("session %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,232 @@
+// Package store defines Magpie's durable state: users, sessions,
+// conversations, messages and receipt cursors, behind one interface with a
+// shared test suite (storetest) that every backend passes.
+//
+// Implementations are safe for concurrent use. Errors are the sentinels in
+// errors.go, possibly wrapped; callers test them with errors.Is.
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Store is the contract between the logic role and a database.
+//
+// Guarantees every implementation keeps (storetest checks them):
+//   - AppendMessages commits every accepted message of a batch in one
+//     transaction; when it returns, accepted messages are durable.
+//   - Each conversation's seqs are 1, 2, 3, ... with no gaps or repeats,
+//     assigned in the transaction that stores the message.
+//   - (SenderID, ClientMsgID) is unique forever: appending it again returns
+//     the original message with Duplicate set, whatever the conversation.
+//   - Cursors only move forward and keep read <= delivered <= last seq.
+type Store interface {
+	// CreateUser adds a user. ErrExists if the username is taken
+	// (case-insensitively).
+	CreateUser(ctx context.Context, username, passwordHash string) (User, error)
+	// UserByName finds a user case-insensitively. ErrNotFound if none.
+	UserByName(ctx context.Context, username string) (User, error)
+	// UserByID returns ErrNotFound if there is no such user.
+	UserByID(ctx context.Context, id int64) (User, error)
+	// UsersByID returns the users that exist among ids, in any order.
+	UsersByID(ctx context.Context, ids []int64) ([]User, error)
+
+	// CreateSession stores a new login session.
+	CreateSession(ctx context.Context, s Session) error
+	// Session returns ErrNotFound if the id is unknown. Revoked and expired
+	// sessions are returned; the caller checks them.
+	Session(ctx context.Context, id string) (Session, error)
+	// ActiveSessions lists the user's sessions that are neither revoked nor
+	// expired at now, oldest first.
+	ActiveSessions(ctx context.Context, userID int64, now time.Time) ([]Session, error)
+	// RevokeSession marks a session revoked. Revoking twice is not an error;
+	// ErrNotFound if the id is unknown.
+	RevokeSession(ctx context.Context, id string) error
+
+	// AppendMessages stores a batch in one transaction, in order. Results
+	// line up with reqs; a per-message failure (ErrNotMember, ErrNotFound)
+	// is in its result's Err and does not affect the others. The returned
+	// error is set only if nothing was committed.
+	AppendMessages(ctx context.Context, reqs []AppendRequest) ([]AppendResult, error)
+
+	// Messages returns up to limit messages of a conversation the user is a
+	// member of, with AfterSeq < seq (ascending), or if BeforeSeq > 0 the
+	// latest ones with seq < BeforeSeq (still returned ascending).
+	// ErrNotMember if the user is not a member.
+	Messages(ctx context.Context, userID int64, q MessageQuery) ([]Message, error)
+
+	// Conversations lists the user's conversations, most recent first.
+	Conversations(ctx context.Context, userID int64) ([]Conversation, error)
+	// Conversation returns one conversation from the user's view.
+	// ErrNotMember if the user is not a member (or it does not exist).
+	Conversation(ctx context.Context, userID int64, conversationID string) (Conversation, error)
+	// Members lists the user ids of a conversation's current members.
+	// ErrNotFound if the conversation does not exist.
+	Members(ctx context.Context, conversationID string) ([]int64, error)
+
+	// MoveCursor moves the user's delivered or read cursor forward to seq
+	// and returns the cursors after the move. Moving read also moves
+	// delivered up to it. A seq at or below the current cursor changes
+	// nothing (Moved is false). ErrSeqOutOfRange if seq > last seq;
+	// ErrNotMember if the user is not a member.
+	MoveCursor(ctx context.Context, userID int64, conversationID string, kind CursorKind, seq uint64) (Cursors, error)
+	// MoveCursors applies many moves in one transaction (receipts are
+	// group-committed like messages). Results line up with moves; a
+	// per-move ErrNotMember or ErrSeqOutOfRange is in its result only.
+	MoveCursors(ctx context.Context, moves []CursorMove) ([]CursorResult, error)
+
+	Groups // groups.go
+	Social // groups.go
+
+	Close() error
+}
+
+// User is an account.
+type User struct {
+	ID           int64
+	Username     string
+	PasswordHash string
+	CreatedAt    time.Time
+}
+
+// Session is one login of one device.
+type Session struct {
+	ID        string
+	UserID    int64
+	Device    string
+	Platform  string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	Revoked   bool
+}
+
+// Message is a stored message.
+type Message struct {
+	ConversationID string
+	Seq            uint64
+	SenderID       int64
+	Sender         string // username, filled in on reads
+	ClientMsgID    string
+	Text           string
+	SentAt         time.Time // set by the server at commit
+	Kind           MessageKind
+	RefSeq         uint64    // KindRecall, KindEdit: the message changed
+	File           *FileRef  // KindFile
+	Event          *Event    // KindEvent
+	EditedAt       time.Time // zero unless an EDIT replaced the text
+	Recalled       bool      // a RECALL cleared text and file
+}
+
+// AppendRequest asks to store one message. For a private conversation,
+// ConversationID is PrivateConversationID(SenderID, PeerID) and PeerID is
+// set; the store creates the conversation and both memberships on first use.
+//
+// Checks made in the transaction that assigns the seq (per-message errors):
+// the sender is a current member (ErrNotMember); in a group, neither the
+// sender nor, for plain members, the whole group is muted at SentAt
+// (*MutedError); in a private chat the peer has not blocked the sender
+// (ErrBlocked) and, with RequireFriend, they are friends (ErrNotFriends).
+// A RECALL or EDIT also changes the message RefSeq in the same transaction
+// (text and file cleared, or text replaced): its sender may do so within
+// RecallWindow of sending it, and a group's owner and admins may recall
+// any message they can see (ErrForbidden, ErrRecallLimit, ErrNotFound).
+type AppendRequest struct {
+	ConversationID string
+	SenderID       int64
+	PeerID         int64 // private conversations only
+	ClientMsgID    string
+	Text           string
+	SentAt         time.Time
+	Kind           MessageKind
+	RefSeq         uint64
+	File           *FileRef
+	RecallWindow   time.Duration
+	RequireFriend  bool
+}
+
+// AppendResult is the outcome of one AppendRequest.
+type AppendResult struct {
+	Message   Message
+	Duplicate bool // ClientMsgID was stored before; Message is the original
+	Err       error
+}
+
+// MessageQuery selects a page of a conversation.
+type MessageQuery struct {
+	ConversationID string
+	AfterSeq       uint64
+	BeforeSeq      uint64
+	Limit          int
+}
+
+// ConversationKind tells private chats from groups.
+type ConversationKind string
+
+const (
+	Private ConversationKind = "private"
+	Group   ConversationKind = "group"
+)
+
+// Conversation is a conversation seen by one member.
+type Conversation struct {
+	ID               string
+	Kind             ConversationKind
+	LastSeq          uint64
+	DeliveredSeq     uint64 // the viewing user's cursors
+	ReadSeq          uint64
+	PeerID           int64 // private chats: the other member
+	Peer             string
+	PeerDeliveredSeq uint64
+	PeerReadSeq      uint64
+	LastMessage      *Message // nil if empty
+	UpdatedAt        time.Time
+	Name             string // groups
+	Pinned           bool   // the viewing user's flags
+	Muted            bool
+}
+
+// Unread is the number of messages after the read cursor.
+func (c Conversation) Unread() uint64 { return c.LastSeq - c.ReadSeq }
+
+// CursorKind selects a receipt cursor.
+type CursorKind int
+
+const (
+	Delivered CursorKind = 1
+	Read      CursorKind = 2
+)
+
+// Cursors are one user's receipt cursors in one conversation.
+type Cursors struct {
+	ConversationID string
+	UserID         int64
+	DeliveredSeq   uint64
+	ReadSeq        uint64
+	LastSeq        uint64
+	Moved          bool
+}
+
+// CursorMove is one receipt to apply.
+type CursorMove struct {
+	UserID         int64
+	ConversationID string
+	Kind           CursorKind
+	Seq            uint64
+}
+
+// CursorResult is the outcome of one CursorMove.
+type CursorResult struct {
+	Cursors Cursors
+	Err     error
+}
+
+// PrivateConversationID names the conversation of two users; the same for
+// both orders.
+func PrivateConversationID(a, b int64) string {
+	if a > b {
+		a, b = b, a
+	}
+	return fmt.Sprintf("p_%d_%d", a, b)
+}

@@ -1,0 +1,215 @@
+package storetest
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/magpie-im/magpie/internal/store"
+)
+
+func changeReq(from store.User, conv string, kind store.MessageKind, ref uint64, cmid, text string, sentAt time.Time) store.AppendRequest {
+	return store.AppendRequest{ConversationID: conv, SenderID: from.ID, Kind: kind, RefSeq: ref, ClientMsgID: cmid,
+		Text: text, SentAt: sentAt, RecallWindow: time.Minute}
+}
+
+func testRecallEdit(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	alice, bob, carol := mustUser(t, s, "alice"), mustUser(t, s, "bob"), mustUser(t, s, "carol")
+	p := store.PrivateConversationID(alice.ID, bob.ID)
+	file := &store.FileRef{ID: "f1", Name: "cat.png", ContentType: "image/png", Size: 42}
+	first := privateReq(alice, bob, "a1", "helo", at(0))
+	withFile := privateReq(alice, bob, "a2", "caption", at(1))
+	withFile.Kind, withFile.File = store.KindFile, file
+	mustAppend(t, s, first, withFile) // seqs 1, 2
+
+	tests := []struct {
+		name    string
+		req     store.AppendRequest
+		want    error
+		wantSeq uint64
+	}{
+		{"edit someone else's", changeReq(bob, p, store.KindEdit, 1, "b-e1", "hacked", at(2)), store.ErrForbidden, 0},
+		{"recall someone else's", changeReq(bob, p, store.KindRecall, 1, "b-r1", "", at(2)), store.ErrForbidden, 0},
+		{"edit within the window", changeReq(alice, p, store.KindEdit, 1, "a-e1", "hello", at(10)), nil, 3},
+		{"edit the same retry", changeReq(alice, p, store.KindEdit, 1, "a-e1", "hello", at(11)), nil, 3},
+		{"edit after the window", changeReq(alice, p, store.KindEdit, 1, "a-e2", "late", at(61)), store.ErrRecallLimit, 0},
+		{"recall after the window", changeReq(alice, p, store.KindRecall, 1, "a-r1", "", at(61)), store.ErrRecallLimit, 0},
+		{"edit an edit", changeReq(alice, p, store.KindEdit, 3, "a-e3", "x", at(12)), store.ErrForbidden, 0},
+		{"recall a missing message", changeReq(alice, p, store.KindRecall, 99, "a-r2", "", at(12)), store.ErrNotFound, 0},
+		{"recall the file", changeReq(alice, p, store.KindRecall, 2, "a-r3", "", at(13)), nil, 4},
+		{"recall it again", changeReq(alice, p, store.KindRecall, 2, "a-r4", "", at(14)), store.ErrNotFound, 0},
+		{"recall by an outsider", changeReq(carol, p, store.KindRecall, 1, "c-r1", "", at(14)), store.ErrNotMember, 0},
+	}
+	for _, tt := range tests {
+		res := appendOne(t, s, tt.req)
+		if tt.want != nil {
+			wantErr(t, tt.name, res.Err, tt.want)
+			continue
+		}
+		if res.Err != nil || res.Message.Seq != tt.wantSeq || res.Message.Kind != tt.req.Kind || res.Message.RefSeq != tt.req.RefSeq {
+			t.Errorf("%s: %+v, %v; want seq %d", tt.name, res.Message, res.Err, tt.wantSeq)
+		}
+	}
+	msgs := readAll(t, s, bob.ID, p)
+	if len(msgs) != 4 {
+		t.Fatalf("history has %d messages, want 4", len(msgs))
+	}
+	if m := msgs[0]; m.Text != "hello" || !m.EditedAt.Equal(at(10)) || m.Recalled {
+		t.Errorf("edited original = %+v, want text hello edited at %v", m, at(10))
+	}
+	if m := msgs[1]; !m.Recalled || m.Text != "" || m.File != nil {
+		t.Errorf("recalled original = %+v, want recalled with text and file cleared", m)
+	}
+	if m := msgs[2]; m.Kind != store.KindEdit || m.RefSeq != 1 || m.Text != "hello" {
+		t.Errorf("edit message = %+v", m)
+	}
+	if ok, err := s.FileVisible(ctx, bob.ID, "f1"); err != nil || ok {
+		t.Errorf("FileVisible after recall = %v, %v; want false", ok, err)
+	}
+
+	// In a group, admins may recall anyone's message at any time.
+	g := mustGroup(t, s, 0, alice, bob, carol)
+	mustAppend(t, s, groupReq(carol, g.ID, "c1", "oops", at(2))) // seq 2
+	wantErr(t, "member recalls another's", appendOne(t, s, changeReq(bob, g.ID, store.KindRecall, 2, "b-g1", "", at(3))).Err, store.ErrForbidden)
+	wantErr(t, "owner edits another's", appendOne(t, s, changeReq(alice, g.ID, store.KindEdit, 2, "a-g0", "x", at(3))).Err, store.ErrForbidden)
+	if res := appendOne(t, s, changeReq(alice, g.ID, store.KindRecall, 2, "a-g1", "", at(3600))); res.Err != nil || res.Message.Seq != 3 {
+		t.Errorf("owner recalls late: %+v, %v", res.Message, res.Err)
+	}
+}
+
+func testFileVisible(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	alice, bob, carol := mustUser(t, s, "alice"), mustUser(t, s, "bob"), mustUser(t, s, "carol")
+	r := privateReq(alice, bob, "a1", "", at(1))
+	r.Kind, r.File = store.KindFile, &store.FileRef{ID: "doc", Name: "a.pdf", ContentType: "application/pdf", Size: 7}
+	got := mustAppend(t, s, r)[0].Message
+	if got.File == nil || *got.File != *r.File {
+		t.Errorf("appended file = %+v, want %+v", got.File, r.File)
+	}
+	for _, tt := range []struct {
+		user store.User
+		file string
+		want bool
+	}{{alice, "doc", true}, {bob, "doc", true}, {carol, "doc", false}, {bob, "other", false}} {
+		if ok, err := s.FileVisible(ctx, tt.user.ID, tt.file); err != nil || ok != tt.want {
+			t.Errorf("FileVisible(%s, %s) = %v, %v; want %v", tt.user.Username, tt.file, ok, err, tt.want)
+		}
+	}
+	if m := readAll(t, s, bob.ID, got.ConversationID)[0]; m.Kind != store.KindFile || m.File == nil || m.File.Name != "a.pdf" {
+		t.Errorf("history = %+v, want the file message", m)
+	}
+}
+
+func testFriends(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	alice, bob, carol := mustUser(t, s, "alice"), mustUser(t, s, "bob"), mustUser(t, s, "carol")
+	st, err := s.RequestFriend(ctx, alice.ID, bob.ID, at(1))
+	if err != nil || st != store.FriendRequested {
+		t.Fatalf("request: %v, %v", st, err)
+	}
+	c, _ := s.Contacts(ctx, bob.ID)
+	if len(c.Incoming) != 1 || c.Incoming[0].Username != "alice" || len(c.Friends) != 0 {
+		t.Fatalf("bob's contacts = %+v, want alice's request", c)
+	}
+	if st, err := s.RequestFriend(ctx, bob.ID, alice.ID, at(2)); err != nil || st != store.FriendsNow {
+		t.Fatalf("crossed request: %v, %v; want friends", st, err)
+	}
+	for _, u := range []store.User{alice, bob} {
+		c, _ := s.Contacts(ctx, u.ID)
+		if len(c.Friends) != 1 || len(c.Incoming)+len(c.Outgoing) != 0 || !c.Friends[0].Since.Equal(at(2)) {
+			t.Errorf("%s's contacts = %+v, want one friend since %v", u.Username, c, at(2))
+		}
+	}
+	if err := s.RemoveFriend(ctx, bob.ID, alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "remove twice", s.RemoveFriend(ctx, bob.ID, alice.ID), store.ErrNotFound)
+	wantErr(t, "accept without a request", s.AcceptFriend(ctx, carol.ID, alice.ID, at(3)), store.ErrNotFound)
+	if _, err := s.RequestFriend(ctx, carol.ID, alice.ID, at(3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeclineFriend(ctx, alice.ID, carol.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "decline twice", s.DeclineFriend(ctx, alice.ID, carol.ID), store.ErrNotFound)
+	_, err = s.RequestFriend(ctx, alice.ID, alice.ID, at(3))
+	wantErr(t, "befriend yourself", err, store.ErrForbidden)
+	_, err = s.RequestFriend(ctx, alice.ID, carol.ID+1000, at(3))
+	wantErr(t, "befriend nobody", err, store.ErrNotFound)
+	if _, err := s.RequestFriend(ctx, carol.ID, alice.ID, at(4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AcceptFriend(ctx, alice.ID, carol.ID, at(5)); err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	if c, _ := s.Contacts(ctx, carol.ID); len(c.Friends) != 1 || c.Friends[0].Username != "alice" {
+		t.Errorf("carol's friends = %+v", c.Friends)
+	}
+}
+
+func testBlocks(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	alice, bob, carol := mustUser(t, s, "alice"), mustUser(t, s, "bob"), mustUser(t, s, "carol")
+	for range 2 { // idempotent
+		if err := s.Block(ctx, bob.ID, alice.ID, at(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantErr(t, "first message to a blocker", appendOne(t, s, privateReq(alice, bob, "a1", "hi", at(2))).Err, store.ErrBlocked)
+	if cs, _ := s.Conversations(ctx, bob.ID); len(cs) != 0 {
+		t.Errorf("a refused first message left %d conversations behind", len(cs))
+	}
+	mustAppend(t, s, privateReq(bob, alice, "b1", "I can still write", at(3)))
+	wantErr(t, "reply to a blocker", appendOne(t, s, privateReq(alice, bob, "a2", "hi", at(4))).Err, store.ErrBlocked)
+	_, err := s.RequestFriend(ctx, alice.ID, bob.ID, at(4))
+	wantErr(t, "friend request to a blocker", err, store.ErrBlocked)
+	if c, _ := s.Contacts(ctx, bob.ID); len(c.Blocked) != 1 || c.Blocked[0].Username != "alice" {
+		t.Errorf("bob's blocked = %+v", c.Blocked)
+	}
+	if err := s.Unblock(ctx, bob.ID, alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, s, privateReq(alice, bob, "a3", "hi again", at(5)))
+	wantErr(t, "block yourself", s.Block(ctx, bob.ID, bob.ID, at(5)), store.ErrForbidden)
+
+	// Friendship required.
+	req := privateReq(carol, alice, "c1", "hi", at(6))
+	req.RequireFriend = true
+	wantErr(t, "stranger with friendship required", appendOne(t, s, req).Err, store.ErrNotFriends)
+	if _, err := s.RequestFriend(ctx, carol.ID, alice.ID, at(6)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AcceptFriend(ctx, alice.ID, carol.ID, at(7)); err != nil {
+		t.Fatal(err)
+	}
+	req.ClientMsgID = "c2"
+	if res := appendOne(t, s, req); res.Err != nil {
+		t.Errorf("friends with friendship required: %v", res.Err)
+	}
+}
+
+func testConversationFlags(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	alice, bob, carol := mustUser(t, s, "alice"), mustUser(t, s, "bob"), mustUser(t, s, "carol")
+	conv := mustAppend(t, s, privateReq(alice, bob, "a1", "hi", at(1)))[0].Message.ConversationID
+	yes, no := true, false
+	c, err := s.SetConversationFlags(ctx, alice.ID, conv, &yes, nil)
+	if err != nil || !c.Pinned || c.Muted {
+		t.Fatalf("pin: %+v, %v", c, err)
+	}
+	c, err = s.SetConversationFlags(ctx, alice.ID, conv, &no, &yes)
+	if err != nil || c.Pinned || !c.Muted {
+		t.Fatalf("unpin and mute: %+v, %v", c, err)
+	}
+	cs, _ := s.Conversations(ctx, alice.ID)
+	bc, _ := s.Conversation(ctx, bob.ID, conv)
+	if len(cs) != 1 || !cs[0].Muted || bc.Muted || bc.Pinned {
+		t.Errorf("alice's list = %+v, bob's = %+v; want only alice's muted", cs, bc)
+	}
+	_, err = s.SetConversationFlags(ctx, carol.ID, conv, &yes, nil)
+	wantErr(t, "flags on someone else's conversation", err, store.ErrNotMember)
+	if got := seqs(readAll(t, s, alice.ID, conv)); !slices.Equal(got, []uint64{1}) {
+		t.Errorf("flags changed the stream: %v", got)
+	}
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# cluster-test.sh: bring up a Magpie cluster on this machine as separate
+# processes and either run the fault test with the checker, or leave the
+# cluster up for you to poke at.
+#
+#   scripts/cluster-test.sh            # fault run + checker (≈2 minutes)
+#   scripts/cluster-test.sh up         # start the topology and wait for Ctrl-C
+#
+# Topology: 3 nats-server processes (built from the nats-server module in
+# go.mod) forming a JetStream cluster, 2 `magpie logic` and 3 `magpie
+# gateway` processes, and a fresh database on the machine's PostgreSQL
+# (dropped at the end).
+#
+# Environment:
+#   MAGPIE_TEST_POSTGRES   admin URL (default postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable);
+#                          the account must be allowed to CREATE DATABASE
+#   MAGPIE_CLUSTER_USERS   users in the fault run (default 16; 2 devices each)
+#   MAGPIE_CLUSTER_RATE    messages per second per device (default 4)
+#   MAGPIE_CLUSTER_SETTLE  seconds of traffic between faults (default 4)
+#
+# The fault run restarts PostgreSQL with `pg_ctlcluster ... restart -m
+# immediate`, so it needs root (or the postgres user) and must not run next
+# to anything else that uses that PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+PG="${MAGPIE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
+export MAGPIE_TEST_POSTGRES="$PG"
+
+case "${1:-test}" in
+test)
+	# The fault run is the e2e test: one code path for people and CI.
+	exec go test -tags e2e -count=1 -v -timeout 20m -run 'TestClusterFaults$' ./e2e/
+	;;
+up)
+	;;
+*)
+	echo "usage: $0 [test|up]" >&2
+	exit 2
+	;;
+esac
+
+# --- up: start the topology by hand -------------------------------------
+dir="$(mktemp -d /tmp/magpie-cluster.XXXXXX)"
+echo "working directory: $dir (logs: $dir/*.log)"
+go build -o "$dir/magpie" ./cmd/magpie
+go build -o "$dir/nats-server" github.com/nats-io/nats-server/v2
+
+db="magpie_cluster_$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+admin="$PG"
+dburl="$(printf '%s' "$PG" | sed -E "s#(://[^/]+)/[^?]*#\1/$db#")"
+psql "$admin" -qc "CREATE DATABASE $db"
+
+pids=()
+cleanup() {
+	trap - EXIT INT TERM
+	for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
+	sleep 2
+	for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
+	psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+	echo "stopped; logs kept in $dir"
+}
+trap cleanup EXIT INT TERM
+
+start() { # name, command...
+	local name="$1"
+	shift
+	setsid "$@" >"$dir/$name.log" 2>&1 &
+	pids+=($!)
+}
+
+# Ports: free ones picked now (this machine may run other servers).
+used=" "
+port() { # sets P to a free loopback port not handed out before
+	while :; do
+		P=$((20000 + RANDOM % 30000))
+		case "$used" in *" $P "*) continue ;; esac
+		if ! (echo >"/dev/tcp/127.0.0.1/$P") 2>/dev/null; then
+			used="$used$P "
+			return
+		fi
+	done
+}
+declare -a np cp lp gp tp
+for i in 0 1 2; do
+	port; np[i]=$P; port; cp[i]=$P; port; gp[i]=$P; port; tp[i]=$P
+done
+for i in 0 1; do port; lp[i]=$P; done
+routes="nats://127.0.0.1:${cp[0]},nats://127.0.0.1:${cp[1]},nats://127.0.0.1:${cp[2]}"
+natsurls="nats://127.0.0.1:${np[0]},nats://127.0.0.1:${np[1]},nats://127.0.0.1:${np[2]}"
+for i in 0 1 2; do
+	start "nats-$i" "$dir/nats-server" -a 127.0.0.1 -p "${np[i]}" --server_name "nats-$i" \
+		--cluster_name magpie --cluster "nats://127.0.0.1:${cp[i]}" --routes "$routes" \
+		-js -sd "$dir/nats-$i"
+done
+secret="$(head -c24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+common=(--nats "$natsurls" --replicas 3 --registry-ttl 5s)
+for i in 0 1; do
+	start "logic-$i" "$dir/magpie" logic --http "127.0.0.1:${lp[i]}" --data "$dir/logic-$i" \
+		--store "$dburl" --token-secret "$secret" "${common[@]}"
+done
+for i in 0 1 2; do
+	start "gw-$i" "$dir/magpie" gateway --gateway-id "gw-$i" --http "127.0.0.1:${gp[i]}" \
+		--tcp "127.0.0.1:${tp[i]}" --data "$dir/gw-$i" --drain-timeout 10s "${common[@]}"
+done
+for p in "${lp[@]}" "${gp[@]}"; do
+	ok=
+	for _ in $(seq 1 300); do
+		if curl -fs "http://127.0.0.1:$p/healthz" >/dev/null 2>&1; then ok=1; break; fi
+		sleep 0.1
+	done
+	[ -n "$ok" ] || { echo "a node on port $p did not become healthy; see $dir/*.log" >&2; exit 1; }
+done
+cat <<EOF
+
+Cluster up.
+  logic (HTTP API):  http://127.0.0.1:${lp[0]}  http://127.0.0.1:${lp[1]}
+  gateways (TCP):    127.0.0.1:${tp[0]} ${tp[1]} ${tp[2]}
+  gateways (WS):     ws://127.0.0.1:${gp[0]}/v1/ws ws://127.0.0.1:${gp[1]}/v1/ws ws://127.0.0.1:${gp[2]}/v1/ws
+  NATS:              $natsurls
+  database:          $dburl
+
+Try:  $dir/magpie chat --server http://127.0.0.1:${lp[0]} --user alice --register
+Faults to try in another shell (each process leads its own process group):
+  kill -9 <gateway pid>        kill -TERM <gateway pid> (drain)
+  pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql 2>/dev/null | head -1) main restart -m immediate
+Ctrl-C stops everything and drops the database.
+EOF
+wait

@@ -1,0 +1,281 @@
+// app.js: the Magpie web client's entry point. It signs in, owns the
+// Magpie connection (magpie.js) and wires it to the sidebar, the chat view
+// and the dialogs. One browser is one device: the session lives in
+// localStorage, so every tab shares it and each tab holds its own
+// connection (the server pushes one tab's sends to the others).
+
+import { Magpie, Codes, State } from "./magpie.js";
+import { $, h, announce } from "./dom.js";
+import { ChatView } from "./chatview.js";
+import { Sidebar } from "./sidebar.js";
+import { newChatDialog, newGroupDialog, membersDialog } from "./dialogs.js";
+
+const SESSION_KEY = "magpie.session";
+const DEVICE_KEY = "magpie.device";
+
+class App {
+  constructor() {
+    this.client = null;
+    this.current = null; // open conversation id, or "@name"
+    this.chat = new ChatView(this);
+    this.sidebar = new Sidebar(this);
+    this.renderQueued = false;
+    this.onlineTimer = 0;
+  }
+
+  boot() {
+    this.wire();
+    let saved = null;
+    try { saved = JSON.parse(localStorage.getItem(SESSION_KEY) || "null"); } catch { /* ignore */ }
+    if (saved?.token) this.startClient({ session: saved });
+    else this.showAuth();
+    window.addEventListener("storage", (e) => {
+      if (e.key !== SESSION_KEY) return;
+      const s = e.newValue ? JSON.parse(e.newValue) : null;
+      if (!s) {
+        // Only a sign-out of the session this tab uses ends it.
+        let old = null;
+        try { old = JSON.parse(e.oldValue || "null"); } catch { /* ignore */ }
+        if (this.client && old?.token && old.token === this.client.session?.token) {
+          this.client.close();
+          this.client = null;
+          this.showAuth("Signed out in another tab.");
+        }
+        return;
+      }
+      if (!this.client || (this.client.state === State.closed && s.token !== this.client.session?.token)) this.startClient({ session: s });
+    });
+  }
+
+  device() {
+    let d = localStorage.getItem(DEVICE_KEY);
+    if (!d) {
+      d = "web-" + crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
+      localStorage.setItem(DEVICE_KEY, d);
+    }
+    return d;
+  }
+
+  wire() {
+    const form = $("#auth-form");
+    form.addEventListener("submit", (e) => { e.preventDefault(); this.signIn(false); });
+    $("#register-btn").addEventListener("click", () => this.signIn(true));
+    $("#logout-btn").addEventListener("click", () => this.signOut());
+    $("#new-chat-btn").addEventListener("click", (e) => newChatDialog(this, e.currentTarget));
+    $("#new-group-btn").addEventListener("click", (e) => newGroupDialog(this, e.currentTarget));
+    $("#members-btn").addEventListener("click", (e) => membersDialog(this, this.current, e.currentTarget));
+    $("#back-btn").addEventListener("click", () => {
+      $("#app-view").dataset.pane = "list";
+      this.sidebar.convList.querySelector(`[data-conv="${CSS.escape(this.current || "")}"]`)?.focus();
+    });
+    const text = $("#composer-text");
+    $("#composer").addEventListener("submit", (e) => { e.preventDefault(); this.submit(); });
+    text.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.submit(); }
+    });
+    text.addEventListener("input", () => { text.rows = Math.min(6, text.value.split("\n").length); });
+    $("#attach-btn").addEventListener("click", () => $("#file-input").click());
+    $("#file-input").addEventListener("change", (e) => {
+      const file = e.target.files?.[0];
+      if (file) { this.chat.send({ text: text.value.trim(), file }); text.value = ""; }
+      e.target.value = "";
+      text.focus();
+    });
+    document.addEventListener("visibilitychange", () => this.markReadSoon());
+    window.addEventListener("focus", () => this.markReadSoon());
+  }
+
+  async signIn(register) {
+    const user = $("#auth-user").value.trim();
+    const pass = $("#auth-pass").value;
+    const err = $("#auth-error");
+    err.textContent = "";
+    if (!/^[A-Za-z0-9_-]{2,32}$/.test(user)) { err.textContent = "Usernames are 2–32 letters, digits, _ or -."; $("#auth-user").focus(); return; }
+    if (pass.length < 6) { err.textContent = "Passwords have at least 6 characters."; $("#auth-pass").focus(); return; }
+    const c = new Magpie({ username: user, password: pass, device: this.device() });
+    try {
+      if (register) await c.register(user, pass);
+      await c.login();
+    } catch (e) {
+      err.textContent = e.code === Codes.conflict ? "That username is taken." : e.code === Codes.invalid_credentials ? "Wrong username or password." : e.message;
+      return;
+    }
+    $("#auth-pass").value = "";
+    this.startClient({ client: c });
+  }
+
+  startClient({ session, client }) {
+    this.client?.close();
+    const c = client || new Magpie({ session, device: this.device() });
+    c.opts.freshSession = () => { try { return JSON.parse(localStorage.getItem(SESSION_KEY) || "null"); } catch { return null; } };
+    this.client = c;
+    this.current = null;
+    this.chat.threads.clear();
+    this.chat.close();
+    if (c.session) this.saveSession(c.session);
+    c.addEventListener("session", (e) => this.saveSession(e.detail));
+    c.addEventListener("state", (e) => this.onState(c, e.detail));
+    c.addEventListener("message", (e) => {
+      this.chat.onMessage(e.detail);
+      if (e.detail.conversationId === this.current) this.markReadSoon();
+      this.renderSidebar();
+    });
+    c.addEventListener("conversation", (e) => {
+      if (e.detail.id === this.current) this.chat.render({});
+      this.renderSidebar();
+    });
+    c.addEventListener("receipt", (e) => {
+      if (e.detail.conversationId === this.current && c.convs.get(this.current).kind === "group") this.chat.refreshGroupReads();
+    });
+    c.addEventListener("transient", (e) => this.toast(`${e.detail.sender || "Server"}: ${e.detail.text}`));
+    this.showApp(c);
+    c.start().catch(() => { /* onState shows why */ });
+  }
+
+  saveSession(s) {
+    localStorage.setItem(SESSION_KEY, JSON.stringify({ token: s.token, userId: s.userId, username: s.username, device: s.device, gateway: s.gateway }));
+    $("#me-name").textContent = s.username;
+  }
+
+  onState(c, { state, error, retryInMs }) {
+    if (c !== this.client) return;
+    document.body.dataset.conn = state;
+    const banner = $("#conn-banner");
+    banner.dataset.state = state;
+    clearTimeout(this.bannerTimer);
+    if (state === State.ready) {
+      if (!banner.hidden) {
+        banner.textContent = "Connected.";
+        this.bannerTimer = setTimeout(() => { banner.hidden = true; }, 1500);
+      }
+      this.sidebar.refreshOnline();
+      clearInterval(this.onlineTimer);
+      this.onlineTimer = setInterval(() => this.sidebar.refreshOnline(), 10000);
+      this.renderSidebar();
+      if (this.current && !this.current.startsWith("@") && !this.chat.thread(this.current).floor) this.chat.open(this.current);
+      this.markReadSoon();
+    } else if (state === State.reconnecting) {
+      banner.hidden = false;
+      banner.textContent = retryInMs ? `Connection lost. Reconnecting in ${Math.ceil(retryInMs / 1000)} s…` : "Connection lost. Reconnecting…";
+    } else if (state === State.connecting) {
+      banner.hidden = false;
+      banner.textContent = "Connecting…";
+    } else if (state === State.closed) {
+      clearInterval(this.onlineTimer);
+      banner.hidden = true;
+      if (error) {
+        const s = c.opts.freshSession();
+        if (s?.token && s.token !== c.session?.token) { this.startClient({ session: s }); return; }
+        if (this.client === c) this.client = null;
+        if (s?.token === c.session?.token) localStorage.removeItem(SESSION_KEY);
+        this.showAuth(error.code === Codes.unauthenticated ? "Your session expired. Please sign in again." : `Signed out: ${error.message}`);
+      }
+    }
+  }
+
+  showAuth(message = "") {
+    $("#app-view").hidden = true;
+    $("#auth-view").hidden = false;
+    $("#conn-banner").hidden = true;
+    document.body.dataset.conn = "closed";
+    $("#auth-error").textContent = message;
+    $("#auth-user").focus();
+  }
+
+  showApp(c) {
+    $("#auth-view").hidden = true;
+    $("#app-view").hidden = false;
+    $("#app-view").dataset.pane = "list";
+    $("#me-name").textContent = c.username || c.opts.username || "";
+    $("#composer").hidden = true;
+    $("#members-btn").hidden = true;
+    $("#chat-title").textContent = "No conversation selected";
+    this.renderSidebar();
+    $("#new-chat-btn").focus();
+  }
+
+  async signOut() {
+    const c = this.client;
+    this.client = null;
+    localStorage.removeItem(SESSION_KEY);
+    try { await c?.logout(); } catch { /* the session may already be gone */ }
+    this.showAuth("Signed out.");
+  }
+
+  renderSidebar() {
+    if (this.renderQueued) return;
+    this.renderQueued = true;
+    setTimeout(() => { this.renderQueued = false; if (this.client) this.sidebar.render(); }, 16); // not rAF: hidden tabs keep their list current
+  }
+
+  async openConversation(id, { focusComposer = false } = {}) {
+    this.current = id;
+    const conv = id.startsWith("@") ? null : this.client.convs.get(id);
+    $("#chat-title").textContent = conv ? (conv.kind === "group" ? "# " + conv.title : conv.title) : id.slice(1);
+    $("#members-btn").hidden = conv?.kind !== "group";
+    $("#composer").hidden = false;
+    $("#app-view").dataset.pane = "chat";
+    this.renderSidebar();
+    const opened = this.chat.open(id);
+    if (focusComposer) $("#composer-text").focus();
+    await opened;
+    this.markReadSoon();
+  }
+
+  async openNewChat(user) {
+    if (user === this.client.username) throw new Error("That is you.");
+    const existing = this.client.convs.all().find((c) => c.kind === "private" && c.peer.toLowerCase() === user.toLowerCase());
+    await this.openConversation(existing ? existing.id : "@" + user, { focusComposer: true });
+  }
+
+  async groupCreated(g) {
+    this.client.convs.update({ id: g.id, kind: "group", name: g.name });
+    await this.openConversation(g.id, { focusComposer: true });
+  }
+
+  leftGroup(id) {
+    this.client.convs.get(id).left = true;
+    this.chat.threads.delete(id);
+    this.current = null;
+    this.chat.close();
+    $("#composer").hidden = true;
+    $("#members-btn").hidden = true;
+    $("#chat-title").textContent = "No conversation selected";
+    $("#app-view").dataset.pane = "list";
+    this.renderSidebar();
+    $("#new-chat-btn").focus();
+  }
+
+  submit() {
+    const text = $("#composer-text");
+    const value = text.value.trim();
+    if (!value || !this.current) return;
+    text.value = "";
+    text.rows = 1;
+    this.chat.send({ text: value });
+    text.focus();
+  }
+
+  // markReadSoon reports the open conversation read when the user can see it.
+  markReadSoon() {
+    clearTimeout(this.readTimer);
+    this.readTimer = setTimeout(() => {
+      const c = this.client;
+      const id = this.current;
+      if (!c || !id || id.startsWith("@") || document.visibilityState !== "visible" || c.state !== State.ready) return;
+      const conv = c.convs.get(id);
+      if (conv.cursor > conv.readSeq && this.chat.atBottom()) c.markRead(id, conv.cursor).catch(() => {});
+    }, 150);
+  }
+
+  toast(text) {
+    announce(text);
+    const t = h("div", { class: "toast", role: "status" }, text);
+    document.body.append(t);
+    setTimeout(() => t.remove(), 4000);
+  }
+}
+
+const app = new App();
+window.magpieApp = app; // for debugging and the browser tests
+app.boot();

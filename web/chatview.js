@@ -1,0 +1,343 @@
+// chatview.js: the open conversation: its messages (a contiguous range of
+// seqs, grown upwards with history as the user scrolls), the optimistic
+// outbox, each own message's sent / delivered / read state, and the
+// composer.
+
+import { h, replace, $, timeLabel, sizeLabel, announce } from "./dom.js";
+import { newID } from "./magpie.js";
+
+const PAGE = 50;
+
+// Thread is what the page holds of one conversation.
+class Thread {
+  constructor() {
+    this.msgs = new Map();   // seq -> message (from events, history and own acks)
+    this.floor = 0;          // lowest seq loaded; 0: nothing loaded yet
+    this.hasOlder = true;
+    this.loading = false;
+    this.outbox = new Map(); // clientMsgId -> {text, file, previewURL, state, error}
+    this.reads = new Map();  // seq -> {read_count, member_count, readers} (groups)
+  }
+}
+
+export class ChatView {
+  // The client changes when the user signs in again.
+  get client() { return this.app.client; }
+
+  constructor(app) {
+    this.app = app;
+    this.threads = new Map(); // conversation id, or "@name" for a new private chat
+    this.key = null;          // the open thread
+    this.els = new Map();     // row key -> <li>
+    this.list = $("#msg-list");
+    this.scroller = $("#messages");
+    this.olderBtn = $("#load-older");
+    this.scroller.addEventListener("scroll", () => {
+      if (this.scroller.scrollTop < 60) this.loadOlder();
+      this.stuck = this.atBottom(); // follow new messages while the reader is at the bottom
+      if (this.stuck) this.app.markReadSoon();
+    });
+    this.olderBtn.addEventListener("click", () => this.loadOlder(true));
+    this.readsTimer = 0;
+  }
+
+  thread(key) {
+    let t = this.threads.get(key);
+    if (!t) { t = new Thread(); this.threads.set(key, t); }
+    return t;
+  }
+
+  // open shows a conversation ("p_1_2", "g_3") or a new private chat ("@bob").
+  async open(key) {
+    if (this.key !== key) { this.list.replaceChildren(); this.els.clear(); }
+    this.key = key;
+    $("#chat-empty").hidden = true;
+    const t = this.thread(key);
+    this.render({ stick: true });
+    if (!t.floor && !key.startsWith("@")) await this.loadLatest(key);
+    this.refreshGroupReads();
+  }
+
+  close() {
+    this.key = null;
+    this.list.replaceChildren();
+    this.els.clear();
+    $("#chat-empty").hidden = false;
+    this.olderBtn.hidden = true;
+  }
+
+  // loadLatest reads the page below the delivery cursor; messages after it
+  // arrive as events and join the same range.
+  async loadLatest(id) {
+    const t = this.thread(id);
+    const cursor = this.client.convs.get(id).cursor;
+    if (!cursor) { t.floor = 1; t.hasOlder = false; this.render({ stick: true }); return; }
+    t.loading = true;
+    try {
+      const { messages } = await this.client.history(id, { before: cursor + 1, limit: PAGE });
+      this.addHistory(t, messages, cursor + 1);
+    } catch (err) {
+      this.app.toast("Could not load messages: " + err.message);
+    } finally {
+      t.loading = false;
+    }
+    if (this.key === id) this.render({ stick: true });
+  }
+
+  async loadOlder(byButton = false) {
+    const id = this.key;
+    if (!id || id.startsWith("@")) return;
+    const t = this.thread(id);
+    if (t.loading || !t.hasOlder || !t.floor) return;
+    t.loading = true;
+    const before = this.scroller.scrollHeight - this.scroller.scrollTop;
+    try {
+      const { messages } = await this.client.history(id, { before: t.floor, limit: PAGE });
+      this.addHistory(t, messages, t.floor);
+    } catch (err) {
+      this.app.toast("Could not load older messages: " + err.message);
+    } finally {
+      t.loading = false;
+    }
+    if (this.key !== id) return;
+    this.render({});
+    this.scroller.scrollTop = this.scroller.scrollHeight - before; // keep the reader's place
+    if (byButton) (this.olderBtn.hidden ? this.scroller : this.olderBtn).focus();
+  }
+
+  addHistory(t, messages, below) {
+    for (const m of messages) this.put(t, m);
+    const lowest = messages.length ? messages[0].seq : below;
+    t.floor = t.floor ? Math.min(t.floor, lowest) : lowest;
+    t.hasOlder = messages.length >= PAGE && t.floor > 1;
+  }
+
+  // put stores a message; recalls and edits change the message they name.
+  put(t, m) {
+    if (m.kind === "recall" || m.kind === "edit") {
+      const target = t.msgs.get(m.refSeq);
+      if (target && m.kind === "recall") Object.assign(target, { recalled: true, text: "", file: null });
+      if (target && m.kind === "edit") Object.assign(target, { text: m.text, editedAt: m.sentAt });
+    }
+    const old = t.msgs.get(m.seq);
+    if (old && (old.recalled || old.editedAt) && !m.recalled && !m.editedAt) return; // keep what we applied
+    t.msgs.set(m.seq, m);
+  }
+
+  // onMessage takes a message event from the client.
+  onMessage(m) {
+    const t = this.thread(m.conversationId);
+    if (m.kind === "event" && m.event) {
+      const conv = this.client.convs.get(m.conversationId);
+      const me = (m.event.usernames || []).includes(this.client.username) || (!(m.event.usernames || []).length && m.event.actor === this.client.username);
+      if (me && ["left", "removed"].includes(m.event.type)) conv.left = true;
+      if (m.event.type === "dissolved") conv.left = true;
+      if (me && ["added", "joined", "created"].includes(m.event.type)) conv.left = false;
+      if (m.event.type === "updated" && m.event.detail && !conv.left) this.client.group(conv.id).then((g) => { conv.name = g.name; this.app.renderSidebar(); }).catch(() => {});
+    }
+    this.put(t, m);
+    if (t.floor === 0) t.floor = 0; // not loaded: history will include it
+    const mine = m.senderId === this.client.userId;
+    if (this.key === m.conversationId) {
+      this.render({ stick: this.atBottom() || mine });
+      if (!mine) announce(`${m.sender}: ${m.text || (m.file ? "sent a file" : "")}`);
+    }
+  }
+
+  // send shows the message at once, then stores it with the server.
+  async send({ text, file }) {
+    const key = this.key;
+    if (!key) return;
+    const conv = key.startsWith("@") ? null : this.client.convs.get(key);
+    const to = key.startsWith("@") ? { toUser: key.slice(1) }
+      : conv.kind === "group" ? { toGroup: key } : { toUser: conv.peer };
+    const id = newID();
+    const t = this.thread(key);
+    const entry = { text, file: file ? { name: file.name, contentType: file.type, size: file.size } : null, state: "sending", sentAt: Date.now() };
+    if (file && file.type.startsWith("image/")) entry.previewURL = URL.createObjectURL(file);
+    t.outbox.set(id, entry);
+    this.render({ stick: true });
+    try {
+      const meta = file ? await this.client.uploadFile(file) : undefined;
+      const ack = await this.client.send({ ...to, text, file: meta, clientMsgId: id });
+      t.outbox.delete(id);
+      if (entry.previewURL) URL.revokeObjectURL(entry.previewURL);
+      const dest = this.thread(ack.conversationId);
+      this.put(dest, { ...this.client.convs.get(ack.conversationId).lastMessage });
+      if (key.startsWith("@")) {
+        for (const [k, v] of t.outbox) dest.outbox.set(k, v);
+        this.threads.delete(key);
+        if (this.key === key) await this.app.openConversation(ack.conversationId);
+      } else if (this.key === key) this.render({ stick: true });
+      this.app.renderSidebar();
+      if (this.client.convs.get(ack.conversationId).kind === "group") this.refreshGroupReads();
+    } catch (err) {
+      Object.assign(entry, { state: "failed", error: err.message });
+      if (this.key === key) this.render({});
+      announce("Message not sent: " + err.message);
+    }
+  }
+
+  atBottom() { return this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight < 80; }
+
+  // render brings the list up to date, reusing rows by key.
+  render({ stick = false }) {
+    const key = this.key;
+    if (!key) return;
+    const t = this.thread(key);
+    const conv = key.startsWith("@") ? null : this.client.convs.get(key);
+    const rows = [];
+    if (t.floor) {
+      for (const seq of [...t.msgs.keys()].sort((a, b) => a - b)) {
+        const m = t.msgs.get(seq);
+        if (seq < t.floor || m.kind === "recall" || m.kind === "edit") continue;
+        rows.push(["s" + seq, m]);
+      }
+    }
+    for (const [cid, e] of t.outbox) rows.push(["c" + cid, { ...e, clientMsgId: cid, senderId: this.client.userId, sender: this.client.username, outbox: true }]);
+    const keep = new Set(rows.map(([k]) => k));
+    for (const [k, el] of this.els) if (!keep.has(k)) { el.remove(); this.els.delete(k); }
+    let prev = null;
+    for (const [k, m] of rows) {
+      // Rebuild a row only when what it shows changed.
+      const sig = this.signature(m, conv);
+      let el = this.els.get(k);
+      if (!el || el.dataset.sig !== sig) {
+        const fresh = this.row(m, conv);
+        fresh.dataset.sig = sig;
+        if (el) el.replaceWith(fresh);
+        el = fresh;
+        this.els.set(k, el);
+      }
+      if (prev ? prev.nextSibling !== el : this.list.firstChild !== el) {
+        if (prev) prev.after(el); else this.list.prepend(el);
+      }
+      prev = el;
+    }
+    this.olderBtn.hidden = !(t.floor && t.hasOlder);
+    if (stick) { this.scroller.scrollTop = this.scroller.scrollHeight; this.stuck = true; }
+  }
+
+  // imageLoaded keeps the view at the bottom when an image grows the list.
+  imageLoaded() {
+    if (!this.stuck) return;
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.app.markReadSoon();
+  }
+
+  signature(m, conv) {
+    const mine = m.senderId === this.client.userId;
+    let st = "";
+    if (mine && !m.outbox && conv) {
+      st = conv.kind === "group" ? JSON.stringify(this.thread(conv.id).reads.get(m.seq) || null)
+        : m.seq <= conv.peerReadSeq ? "r" : m.seq <= conv.peerDeliveredSeq ? "d" : "s";
+    }
+    return [m.seq, m.state || "", m.text || "", !!m.recalled, m.editedAt || 0, m.file?.id || "", m.previewURL || "", st].join("|");
+  }
+
+  row(m, conv) {
+    if (m.kind === "event" || m.kind === "notification") {
+      return h("li", { class: "system", "data-seq": m.seq }, eventText(m), " · ", timeLabel(m.sentAt));
+    }
+    const mine = m.senderId === this.client.userId;
+    const group = conv?.kind === "group";
+    const body = [];
+    if (group && !mine) body.push(h("div", { class: "who" }, m.sender));
+    if (m.recalled) body.push(h("div", { class: "text recalled" }, "message recalled"));
+    if (m.file) body.push(this.fileView(m));
+    if (m.text) body.push(h("div", { class: "text" }, m.text));
+    const meta = [h("time", { datetime: m.sentAt ? new Date(m.sentAt).toISOString() : undefined }, timeLabel(m.sentAt))];
+    if (m.editedAt) meta.push(h("span", {}, "edited"));
+    if (mine) meta.push(...this.statusView(m, conv));
+    const label = `${mine ? "You" : m.sender}${m.seq ? ", message " + m.seq : ""}`;
+    return h("li", {
+      class: "msg", "data-seq": m.seq || undefined, "data-client-id": m.clientMsgId || undefined,
+      "data-mine": mine ? "true" : "false", "aria-label": label,
+    }, ...body, h("div", { class: "meta" }, ...meta));
+  }
+
+  statusView(m, conv) {
+    if (m.outbox) {
+      const st = m.state === "failed" ? "failed" : "sending";
+      const out = [h("span", { class: "status", "data-state": st, title: m.error || undefined }, st === "failed" ? "⚠ not sent" : "… sending")];
+      if (st === "failed") {
+        const retry = h("button", { type: "button", class: "reads" }, "retry");
+        retry.addEventListener("click", () => { this.thread(this.key).outbox.delete(m.clientMsgId); this.send({ text: m.text }); });
+        out.push(retry);
+      }
+      return out;
+    }
+    if (conv?.kind === "group") {
+      const out = [h("span", { class: "status", "data-state": "sent" }, "✓ sent")];
+      const r = this.thread(conv.id).reads.get(m.seq);
+      if (r) {
+        const b = h("button", { type: "button", class: "reads", "data-reads": r.read_count, title: (r.readers || []).join(", ") || "nobody yet" },
+          `read by ${r.read_count || 0} of ${r.member_count || 0}`);
+        b.addEventListener("click", () => this.app.toast("Read by: " + ((r.readers || []).join(", ") || "nobody yet")));
+        out.push(b);
+      }
+      return out;
+    }
+    const state = conv && m.seq <= conv.peerReadSeq ? "read" : conv && m.seq <= conv.peerDeliveredSeq ? "delivered" : "sent";
+    const label = { sent: "✓ sent", delivered: "✓✓ delivered", read: "✓✓ read" }[state];
+    return [h("span", { class: "status", "data-state": state }, label)];
+  }
+
+  fileView(m) {
+    const f = m.file;
+    const img = (src, alt) => {
+      const el = h("img", { class: "inline", src, alt });
+      el.addEventListener("load", () => this.imageLoaded(), { once: true });
+      return el;
+    };
+    if (m.previewURL) return img(m.previewURL, f.name);
+    if (!f.id) return h("div", { class: "file" }, "File: ", f.name);
+    const url = this.client.fileURL(f.id);
+    if ((f.contentType || "").startsWith("image/")) {
+      return h("a", { href: url, target: "_blank", rel: "noopener" }, img(url, f.name || "image"));
+    }
+    return h("a", { href: url, download: f.name || "file", class: "file" }, "Download ", f.name || "file", f.size ? ` (${sizeLabel(f.size)})` : "");
+  }
+
+  // refreshGroupReads asks for read counts of the latest own messages of the
+  // open group (debounced: receipts come in bursts).
+  refreshGroupReads() {
+    clearTimeout(this.readsTimer);
+    this.readsTimer = setTimeout(async () => {
+      const id = this.key;
+      if (!id || this.client.convs.get(id).kind !== "group") return;
+      const t = this.thread(id);
+      const mine = [...t.msgs.values()].filter((m) => m.senderId === this.client.userId && m.kind !== "event").map((m) => m.seq).sort((a, b) => b - a).slice(0, 10);
+      for (const seq of mine) {
+        try { t.reads.set(seq, await this.client.reads(id, seq)); } catch { /* endpoint missing or not a member */ }
+      }
+      if (this.key === id) this.render({});
+    }, 300);
+  }
+
+  visibleLastSeq() {
+    if (!this.key || this.key.startsWith("@")) return 0;
+    return this.client.convs.get(this.key).cursor;
+  }
+}
+
+export function eventText(m) {
+  const e = m.event;
+  if (!e) return m.text || "notice";
+  const who = (e.usernames || []).join(", ");
+  const actor = e.actor || "someone";
+  switch (e.type) {
+    case "created": return `${actor} created the group${e.detail ? " " + e.detail : ""}`;
+    case "joined": return `${who || actor} joined`;
+    case "added": return `${actor} added ${who}`;
+    case "left": return `${who || actor} left`;
+    case "removed": return `${actor} removed ${who}`;
+    case "role": return `${actor} made ${who} ${e.detail || ""}`.trim();
+    case "muted": return `${actor} muted ${who || "the group"}`;
+    case "unmuted": return `${actor} unmuted ${who || "the group"}`;
+    case "updated": return `${actor} changed the group${e.detail ? ": " + e.detail : ""}`;
+    case "dissolved": return `${actor} dissolved the group`;
+    case "owner": return `${who} is now the owner`;
+    default: return `${actor}: ${e.type}${e.detail ? " " + e.detail : ""}`;
+  }
+}

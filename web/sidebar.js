@@ -1,0 +1,77 @@
+// sidebar.js: the conversation list (unread counts, last message) and the
+// online users, from which a private chat starts.
+
+import { h, replace, $ } from "./dom.js";
+import { privateID } from "./magpie.js";
+import { eventText } from "./chatview.js";
+
+export class Sidebar {
+  // The client changes when the user signs in again.
+  get client() { return this.app.client; }
+
+  constructor(app) {
+    this.app = app;
+    this.convList = $("#conv-list");
+    this.onlineList = $("#online-list");
+    this.online = [];
+  }
+
+  render() {
+    const convs = this.client.convs.all()
+      .filter((c) => !c.left && (c.lastSeq > 0 || c.id === this.app.current || c.kind === "group"))
+      .sort((a, b) => (b.lastMessage?.sentAt || 0) - (a.lastMessage?.sentAt || 0) || b.lastSeq - a.lastSeq);
+    const focused = document.activeElement?.dataset?.conv;
+    const items = convs.map((c) => {
+      const unread = c.unread;
+      const preview = previewText(c, this.client.userId);
+      const btn = h("button", {
+        type: "button", "data-conv": c.id, "aria-current": c.id === this.app.current ? "true" : undefined,
+        "aria-label": `${c.title}${c.kind === "group" ? " (group)" : ""}${unread ? `, ${unread} unread` : ""}`,
+      },
+      h("span", { class: "conv-title" }, c.kind === "group" ? "# " : "", c.title),
+      unread ? h("span", { class: "badge", "data-unread": unread, "aria-hidden": "true" }, String(unread)) : null,
+      h("span", { class: "conv-preview" }, preview));
+      btn.addEventListener("click", () => this.app.openConversation(c.id, { focusComposer: true }));
+      return h("li", {}, btn);
+    });
+    if (!items.length) items.push(h("li", { class: "empty" }, "No conversations yet."));
+    replace(this.convList, items);
+    if (focused) this.convList.querySelector(`[data-conv="${CSS.escape(focused)}"]`)?.focus();
+  }
+
+  async refreshOnline() {
+    try {
+      this.online = await this.client.online();
+    } catch {
+      return; // offline: keep the last list
+    }
+    this.renderOnline();
+  }
+
+  renderOnline() {
+    const others = this.online.filter((u) => u.userId !== this.client.userId).sort((a, b) => a.username.localeCompare(b.username));
+    const items = others.map((u) => {
+      const btn = h("button", { type: "button", "data-user": u.username, "aria-label": `Chat with ${u.username} (online)` },
+        h("span", { class: "conv-title" }, h("span", { class: "dot", "aria-hidden": "true" }), u.username));
+      btn.addEventListener("click", () => {
+        const id = privateID(this.client.userId, u.userId);
+        const c = this.client.convs.get(id);
+        if (!c.peer) Object.assign(c, { peer: u.username, peerId: u.userId, kind: "private" });
+        this.app.openConversation(id, { focusComposer: true });
+      });
+      return h("li", {}, btn);
+    });
+    if (!items.length) items.push(h("li", { class: "empty" }, "Nobody else is online."));
+    replace(this.onlineList, items);
+  }
+}
+
+function previewText(c, me) {
+  const m = c.lastMessage;
+  if (!m) return "";
+  const who = m.senderId === me ? "You: " : c.kind === "group" && m.sender ? m.sender + ": " : "";
+  if (m.recalled) return who + "message recalled";
+  if (m.kind === "event" || m.kind === "notification") return eventText(m);
+  if (m.file && !m.text) return who + "File: " + (m.file.name || "file");
+  return who + (m.text || "");
+}
