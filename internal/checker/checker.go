@@ -270,3 +270,22 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// Window summarizes the sends invoked in [from, to): how many, how many
+// were acknowledged, and the slowest ACK among them. A harness prints it
+// to show that a fault did stall sends (and for how long).
+func (r *Recorder) Window(from, to time.Time) (invoked, acked int, slowest time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.order {
+		if s.invoked.Before(from) || !s.invoked.Before(to) {
+			continue
+		}
+		invoked++
+		if s.outcome == OK {
+			acked++
+			slowest = max(slowest, s.acked.Sub(s.invoked))
+		}
+	}
+	return invoked, acked, slowest
+}

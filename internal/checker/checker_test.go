@@ -224,3 +224,19 @@ func TestPrint(t *testing.T) {
 		}
 	}
 }
+
+func TestWindow(t *testing.T) {
+	r := world()
+	r.Invoke("early", "a1", ab, t0.Add(-time.Second))
+	r.Acked("early", "c", 1, t0)
+	r.Invoke("slow", "a1", ab, t0)
+	r.Acked("slow", "c", 2, t0.Add(3*time.Second))
+	r.Invoke("fast", "a1", ab, t0.Add(time.Second))
+	r.Acked("fast", "c", 3, t0.Add(time.Second+time.Millisecond))
+	r.Invoke("lost", "a1", ab, t0.Add(2*time.Second))
+	r.Ended("lost", Unknown)
+	invoked, acked, slowest := r.Window(t0, t0.Add(2*time.Second+1))
+	if invoked != 3 || acked != 2 || slowest != 3*time.Second {
+		t.Fatalf("Window = %d, %d, %v; want 3, 2, 3s", invoked, acked, slowest)
+	}
+}

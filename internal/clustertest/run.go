@@ -16,7 +16,10 @@ type RunConfig struct {
 	Topology Config
 	Load     LoadConfig    // Servers is filled in from the topology
 	Settle   time.Duration // traffic before, between and after faults; default 5s
-	Out      io.Writer
+	// Partition is how long a pause or a network partition lasts; default
+	// 8s, past the default registry TTL.
+	Partition time.Duration
+	Out       io.Writer
 }
 
 // Result is what a run found.
@@ -42,10 +45,14 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	if cfg.Settle == 0 {
 		cfg.Settle = 5 * time.Second
 	}
+	if cfg.Partition == 0 {
+		cfg.Partition = 8 * time.Second
+	}
 	if cfg.Out == nil {
 		cfg.Out = io.Discard
 	}
 	cfg.Topology.Log = cfg.Out
+	cfg.Topology.Links = true // faults 7 and 8 cut network paths
 	topo, err := Start(ctx, cfg.Topology)
 	if err != nil {
 		return nil, err
@@ -62,6 +69,11 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	logf("load: %d users × %d devices, %d groups, %.0f msgs/s per device", len(load.users), load.cfg.DevicesPerUser, load.Groups(), load.cfg.Rate)
 
 	settle := func() { sleepCtx(ctx, cfg.Settle) }
+	// stalled shows what a fault did to the sends made while it lasted.
+	stalled := func(from time.Time) {
+		invoked, acked, slowest := load.Rec.Window(from, time.Now())
+		logf("  sends during the fault: %d, %d acknowledged so far, slowest ACK %v", invoked, acked, slowest.Round(time.Millisecond))
+	}
 	caughtUp := func(fault string, since time.Time) {
 		took, ok := waitCaughtUp(ctx, load, since, 120*time.Second)
 		load.Rec.Recovered(fault, took, ok)
@@ -133,6 +145,42 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		return nil, err
 	}
 	caughtUp("kill -9 NATS node", time.Now())
+	settle()
+
+	// 6. Pause a NATS node (SIGSTOP): its clients' connections hang.
+	logf("fault: SIGSTOP nats-1 for %v", cfg.Partition)
+	from := time.Now()
+	topo.NATS[1].Signal(syscall.SIGSTOP)
+	sleepCtx(ctx, cfg.Partition)
+	topo.NATS[1].Signal(syscall.SIGCONT)
+	caughtUp("SIGSTOP NATS node", time.Now())
+	stalled(from)
+	settle()
+
+	// 7. Cut a gateway off from NATS for longer than the registry TTL:
+	// the cluster buries it; its clients stay connected to it, and
+	// after the heal they catch up by gap detection.
+	gw = topo.Gateways[len(topo.Gateways)-1]
+	logf("fault: partition %s from NATS for %v", gw.Name, cfg.Partition)
+	from = time.Now()
+	topo.PartitionGatewayNATS()
+	sleepCtx(ctx, cfg.Partition)
+	topo.HealGatewayNATS()
+	caughtUp("gateway partitioned from NATS", time.Now())
+	stalled(from)
+	settle()
+
+	// 8. Cut a logic node off from PostgreSQL, then break its
+	// connections: its sends fail or stay unknown, never ACKed.
+	lg = topo.Logic[len(topo.Logic)-1]
+	logf("fault: partition %s from PostgreSQL for %v, then reset", lg.Name, cfg.Partition)
+	from = time.Now()
+	topo.LogicDB.Partition()
+	sleepCtx(ctx, cfg.Partition)
+	topo.LogicDB.Reset()
+	topo.LogicDB.Heal()
+	caughtUp("logic partitioned from PostgreSQL", time.Now())
+	stalled(from)
 	settle()
 
 	logf("healing: stop senders, final sync, fresh devices")

@@ -44,6 +44,9 @@ type Config struct {
 	TTL       time.Duration
 	Log       io.Writer // progress lines; nil: discard
 	ExtraGW   []string  // extra flags for gateways
+	// Links puts the last gateway's NATS connections and the last logic
+	// node's database connections behind Links a fault can cut.
+	Links bool
 }
 
 // Proc is one child process, in its own process group so a kill reaches
@@ -132,6 +135,25 @@ type Topology struct {
 	Logic    []*Node
 	secret   string
 	probes   int // probe logins made, to rotate users under the login rate limit
+
+	// With Config.Links: the path from the last gateway to every NATS
+	// server, and from the last logic node to PostgreSQL.
+	GatewayNATS []*Link
+	LogicDB     *Link
+}
+
+// PartitionGatewayNATS cuts the last gateway off from every NATS server.
+func (t *Topology) PartitionGatewayNATS() {
+	for _, l := range t.GatewayNATS {
+		l.Partition()
+	}
+}
+
+// HealGatewayNATS ends PartitionGatewayNATS.
+func (t *Topology) HealGatewayNATS() {
+	for _, l := range t.GatewayNATS {
+		l.Heal()
+	}
 }
 
 func (c *Config) defaults() {
@@ -210,6 +232,9 @@ func Start(ctx context.Context, cfg Config) (_ *Topology, err error) {
 			cfg.NATS, "-a", host, "-p", port, "--server_name", fmt.Sprintf("nats-%d", i),
 			"--cluster_name", "magpie-test", "--cluster", "nats://" + clusterAddrs[i], "--routes", strings.Join(routes, ","),
 			"-js", "-sd", filepath.Join(cfg.Dir, fmt.Sprintf("nats-%d", i)),
+			// Clients use only the URLs they are given, so a Link in
+			// front of a server cannot be bypassed.
+			"--no_advertise",
 		}}
 		if err := p.start(); err != nil {
 			return nil, err
@@ -217,12 +242,21 @@ func Start(ctx context.Context, cfg Config) (_ *Topology, err error) {
 		t.NATS = append(t.NATS, p)
 	}
 	t.logf("nats: %s", strings.Join(t.NATSURLs, ","))
+	if cfg.Links {
+		if err := t.startLinks(); err != nil {
+			return nil, err
+		}
+	}
 	for i := range cfg.Logic {
 		n := &Node{HTTP: next()}
 		n.Proc = &Proc{Name: fmt.Sprintf("logic-%d", i), log: filepath.Join(cfg.Dir, n.nameLog("logic", i)), args: append([]string{
 			cfg.Magpie, "logic", "--http", n.HTTP, "--data", filepath.Join(cfg.Dir, fmt.Sprintf("logic-%d", i)),
-		}, t.common()...)}
-		n.args = append(n.args, "--store", t.DB, "--token-secret", t.secret)
+		}, t.common(t.NATSURLs)...)}
+		db := t.DB
+		if t.LogicDB != nil && i == cfg.Logic-1 {
+			db = t.linkedDB()
+		}
+		n.args = append(n.args, "--store", db, "--token-secret", t.secret)
 		if err := n.start(); err != nil {
 			return nil, err
 		}
@@ -233,7 +267,7 @@ func Start(ctx context.Context, cfg Config) (_ *Topology, err error) {
 		n.Proc = &Proc{Name: n.ID, log: filepath.Join(cfg.Dir, n.nameLog("gateway", i)), args: append([]string{
 			cfg.Magpie, "gateway", "--http", n.HTTP, "--tcp", n.TCP, "--gateway-id", n.ID,
 			"--data", filepath.Join(cfg.Dir, n.ID), "--drain-timeout", "10s",
-		}, t.common()...)}
+		}, t.common(t.gatewayNATS(i))...)}
 		n.args = append(n.args, cfg.ExtraGW...)
 		if err := n.start(); err != nil {
 			return nil, err
@@ -254,9 +288,46 @@ func Start(ctx context.Context, cfg Config) (_ *Topology, err error) {
 
 func (n *Node) nameLog(role string, i int) string { return fmt.Sprintf("%s-%d.log", role, i) }
 
+// startLinks puts Links in front of every NATS server for the last
+// gateway, and in front of PostgreSQL for the last logic node.
+func (t *Topology) startLinks() error {
+	for _, u := range t.NATSURLs {
+		l, err := NewLink(strings.TrimPrefix(u, "nats://"))
+		if err != nil {
+			return err
+		}
+		t.GatewayNATS = append(t.GatewayNATS, l)
+	}
+	u, err := url.Parse(t.DB)
+	if err != nil {
+		return err
+	}
+	t.LogicDB, err = NewLink(u.Host)
+	return err
+}
+
+// gatewayNATS is the NATS URLs gateway i connects to.
+func (t *Topology) gatewayNATS(i int) []string {
+	if len(t.GatewayNATS) == 0 || i != t.cfg.Gateways-1 {
+		return t.NATSURLs
+	}
+	var urls []string
+	for _, l := range t.GatewayNATS {
+		urls = append(urls, "nats://"+l.Addr())
+	}
+	return urls
+}
+
+// linkedDB is the database URL through LogicDB.
+func (t *Topology) linkedDB() string {
+	u, _ := url.Parse(t.DB) // parsed once already by startLinks
+	u.Host = t.LogicDB.Addr()
+	return u.String()
+}
+
 // common flags of every magpie process.
-func (t *Topology) common() []string {
-	return []string{"--nats", strings.Join(t.NATSURLs, ","), "--replicas", "3",
+func (t *Topology) common(natsURLs []string) []string {
+	return []string{"--nats", strings.Join(natsURLs, ","), "--replicas", "3",
 		"--registry-ttl", t.cfg.TTL.String(), "--log-format", "json", "--log-level", "info"}
 }
 
@@ -425,6 +496,12 @@ func (t *Topology) Close() {
 		go func() { defer wg.Done(); p.Kill() }()
 	}
 	wg.Wait()
+	for _, l := range t.GatewayNATS {
+		l.Close()
+	}
+	if t.LogicDB != nil {
+		t.LogicDB.Close()
+	}
 	t.dropDB()
 	t.dbName = ""
 }
