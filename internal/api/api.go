@@ -160,7 +160,13 @@ func (h *Handler) auth(next func(http.ResponseWriter, *http.Request, logic.Ident
 	}
 }
 
+// health is for load balancers: 503 while this node cannot reach its
+// database, so new requests go elsewhere.
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
+	if err := h.svc.StoreErr(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "database unreachable"})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 

@@ -67,6 +67,13 @@ type Config struct {
 	AllowBroadcast    bool
 	RequireFriendship bool
 	RecallWindow      time.Duration
+
+	// OnStoreHealth, if set, is called (from the health watcher's
+	// goroutine; do not block) when the database stops or starts
+	// answering; see health.go.
+	OnStoreHealth  func(ok bool)
+	HealthInterval time.Duration // between pings, default 1s
+	HealthTimeout  time.Duration // per ping, default 2s
 }
 
 func (c *Config) setDefaults() {
@@ -90,6 +97,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.LoginRate <= 0 {
 		c.LoginRate = 1
+	}
+	if c.HealthInterval <= 0 {
+		c.HealthInterval = time.Second
+	}
+	if c.HealthTimeout <= 0 {
+		c.HealthTimeout = 2 * time.Second
 	}
 }
 
@@ -115,6 +128,7 @@ type Service struct {
 	members        groupMembers  // group fan-out's member lists (groupmsg.go)
 	hashSem        chan struct{} // bounds concurrent Argon2 work (memory-heavy)
 	logins         *limiter
+	health         storeHealth
 
 	stopOnce sync.Once
 	stopMu   sync.RWMutex // held for reading while queueing work; see accepting
@@ -166,6 +180,11 @@ func (s *Service) Start() {
 			s.commitLoop(s.sends[i])
 		}()
 	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.watchStore()
+	}()
 	for _, l := range s.lanes {
 		s.wg.Add(1)
 		go func() {

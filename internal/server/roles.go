@@ -52,6 +52,7 @@ func (n *Node) startLogic(ctx, bg context.Context, mux *http.ServeMux) error {
 	if n.ext, err = n.newExtensions(); err != nil {
 		return err
 	}
+	n.bus = &logicBus{nc: n.nc, log: n.log}
 	svc, err := logic.New(logic.Config{
 		Files: n.ext.logicFiles(), Hooks: n.ext.logicHooks(),
 		TokenSecret: secret, TokenTTL: n.cfg.TokenTTL, DevicePolicy: logic.DevicePolicy(n.cfg.DevicePolicy),
@@ -60,17 +61,17 @@ func (n *Node) startLogic(ctx, bg context.Context, mux *http.ServeMux) error {
 		MaxConnsPerUser: n.cfg.MaxConnsPerUser,
 		MaxGroupSize:    n.cfg.MaxGroupSize, Admins: config.List(n.cfg.Admins), AllowBroadcast: n.cfg.AllowBroadcast,
 		RequireFriendship: n.cfg.RequireFriendship, RecallWindow: n.cfg.RecallWindow,
+		OnStoreHealth: n.bus.setHealthy,
 	}, st, cluster.NewPublisher(n.nc), presence, picker{reg, cluster.Strategy(n.cfg.Strategy)}, n.log)
 	if err != nil {
 		return err
 	}
+	n.bus.h = logic.BusHandler{Service: svc}
 	svc.Start()
 	n.svc = svc
-	subs, err := cluster.ServeLogic(n.nc, logic.BusHandler{Service: svc})
-	if err != nil {
+	if err := n.bus.serve(); err != nil {
 		return err
 	}
-	n.subs = append(n.subs, subs...)
 	n.ext.register(api.New(mux, svc, n.log))
 	mux.Handle("GET /", web.Handler()) // the browser client; API routes are more specific
 	return nil

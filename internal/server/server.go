@@ -49,6 +49,7 @@ type Node struct {
 	gw       *gateway.Gateway
 	lc       *cluster.LogicClient
 	subs     []*nats.Subscription
+	bus      *logicBus // logic role: the request queue, left while the database is down
 	http     *http.Server
 	metrics  *http.Server
 	metricsL net.Listener

@@ -61,11 +61,15 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 		// Requests already received are still handled (Drain, not
 		// Unsubscribe), so gateways get answers instead of timeouts.
-		for _, s := range n.subs {
+		subs := n.subs
+		if n.bus != nil {
+			subs = append(subs, n.bus.close()...)
+		}
+		for _, s := range subs {
 			_ = s.Drain()
 		}
 		waitUntil(2*time.Second, func() bool {
-			for _, s := range n.subs {
+			for _, s := range subs {
 				if s.IsValid() {
 					return false
 				}

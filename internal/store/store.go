@@ -23,6 +23,9 @@ import (
 //     the original message with Duplicate set, whatever the conversation.
 //   - Cursors only move forward and keep read <= delivered <= last seq.
 type Store interface {
+	// Ping reports whether the database answers a trivial query.
+	Ping(ctx context.Context) error
+
 	// CreateUser adds a user. ErrExists if the username is taken
 	// (case-insensitively).
 	CreateUser(ctx context.Context, username, passwordHash string) (User, error)

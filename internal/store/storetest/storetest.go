@@ -267,6 +267,9 @@ func testSessions(t *testing.T, s store.Store) {
 func testClosed(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	alice := mustUser(t, s, "alice")
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping on an open store: %v", err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -281,6 +284,7 @@ func testClosed(t *testing.T, s store.Store) {
 		"Messages":      func() error { _, err := s.Messages(ctx, alice.ID, store.MessageQuery{ConversationID: "x"}); return err },
 		"Conversations": func() error { _, err := s.Conversations(ctx, alice.ID); return err },
 		"MoveCursor":    func() error { _, err := s.MoveCursor(ctx, alice.ID, "x", store.Read, 1); return err },
+		"Ping":          func() error { return s.Ping(ctx) },
 	}
 	for name, call := range calls {
 		wantErr(t, name+" after Close", call(), store.ErrClosed)
