@@ -22,6 +22,14 @@ import (
 // `magpie gateway` processes do.
 func clusterOf(t *testing.T, gateways ...string) (logic *Node, gws map[string]*Node) {
 	t.Helper()
+	logics, gws := clusterWith(t, 1, "", gateways...)
+	return logics[0], gws
+}
+
+// clusterWith is clusterOf with nLogic logic nodes on the database at dsn
+// (empty: one SQLite file, for one logic node).
+func clusterWith(t *testing.T, nLogic int, dsn string, gateways ...string) (logics []*Node, gws map[string]*Node) {
+	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ns, err := cluster.StartEmbedded(cluster.EmbeddedConfig{StoreDir: t.TempDir(), ServerName: "t", Listen: "127.0.0.1:-1"}, quiet)
 	if err != nil {
@@ -45,9 +53,14 @@ func clusterOf(t *testing.T, gateways ...string) (logic *Node, gws map[string]*N
 		t.Cleanup(func() { stopNode(t, n) })
 		return n
 	}
-	cfg := base()
-	cfg.Store = filepath.Join(cfg.Data, "magpie.db")
-	logic = start(cfg, Roles{Logic: true})
+	for range nLogic {
+		cfg := base()
+		cfg.Store = dsn
+		if dsn == "" {
+			cfg.Store = filepath.Join(cfg.Data, "magpie.db")
+		}
+		logics = append(logics, start(cfg, Roles{Logic: true}))
+	}
 	gws = map[string]*Node{}
 	for _, id := range gateways {
 		cfg := base()
@@ -55,8 +68,10 @@ func clusterOf(t *testing.T, gateways ...string) (logic *Node, gws map[string]*N
 		cfg.DrainTimeout = 10 * time.Second
 		gws[id] = start(cfg, Roles{Gateway: true})
 	}
-	waitFor(t, "every gateway routable", func() bool { return len(logic.reg.Live()) == len(gateways) })
-	return logic, gws
+	for _, l := range logics {
+		waitFor(t, "every gateway routable", func() bool { return len(l.reg.Live()) == len(gateways) })
+	}
+	return logics, gws
 }
 
 // loginGateway logs user in over HTTP and returns the gateway id it got.
