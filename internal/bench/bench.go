@@ -48,6 +48,7 @@ var workloads = []workload{
 	{"w2", "1:1 durable messages: open-loop rate steps and closed-loop maximum", w2Flags},
 	{"w3", "group fan-out: open-loop sends to groups of online members, delivery latency and loss", w3Flags},
 	{"w4", "transient push: signed POST /v1/push fanned out to online connections", w4Flags},
+	{"w7", "soak: W1 idle connections + W2 at 30 % of maximum; RSS, fd and goroutine drift, GC pauses", w7Flags},
 }
 
 // common holds the flags every workload takes.
@@ -55,6 +56,7 @@ type common struct {
 	Server      string
 	PID         int
 	JSONFile    string
+	Metrics     string // host:port of the server's --metrics listener
 	Duration    time.Duration
 	Warmup      time.Duration
 	Transport   string
@@ -72,7 +74,7 @@ func (c *common) logf(format string, args ...any) {
 }
 
 const usage = `Usage: magpie bench <workload> [flags]
-       magpie bench --smoke [common flags]   (tiny W1, W2, W3; fails on any loss)
+       magpie bench --smoke [common flags]   (tiny W1, W2, W3, W7; fails on any loss)
 
 Workloads:
 %s
@@ -117,8 +119,9 @@ func runWorkload(ctx context.Context, w workload, args []string, stdout, stderr 
 	fs.StringVar(&c.Server, "server", "http://127.0.0.1:8080", "server HTTP base URL")
 	fs.IntVar(&c.PID, "pid", 0, "the server's pid, to read its RSS and CPU from /proc (0: not measured)")
 	fs.StringVar(&c.JSONFile, "json", "", "also write the result as JSON to this file")
+	fs.StringVar(&c.Metrics, "metrics", "", "W7: host:port of the server's --metrics listener, for its goroutines, heap and GC pauses (others ignore it)")
 	fs.StringVar(&c.Transport, "transport", "tcp", "long-connection transport: tcp or ws")
-	fs.StringVar(&sources, "sources", "", "W1: local source IPs to spread connections over, comma-separated (e.g. 127.0.0.2,127.0.0.3); W2 ignores it (the SDK dials on its own)")
+	fs.StringVar(&sources, "sources", "", "W1 and W7's idle connections: local source IPs to spread connections over, comma-separated (e.g. 127.0.0.2,127.0.0.3); W2 ignores it (the SDK dials on its own)")
 	fs.StringVar(&c.UsersPrefix, "users-prefix", "", "prefix of the bench users' names (default: random per run)")
 	fs.BoolVar(&c.Smoke, "smoke", false, "tiny run (< 1 minute) that fails on any loss, duplicate, reorder or failure")
 	run := w.flags(fs, &c.Smoke)
@@ -205,12 +208,12 @@ func durationFlag(fs *flag.FlagSet, name string) (time.Duration, bool) {
 	return d, ok
 }
 
-// runSmokeAll runs the smoke profiles of W1, W2 and W3 one after the other with
+// runSmokeAll runs the smoke profiles of W1, W2, W3 and W7 one after the other with
 // the given common flags; the JSON file (if any) gets a suffix per workload.
 func runSmokeAll(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	on := true
 	var errs []error
-	for _, name := range []string{"w1", "w2", "w3"} {
+	for _, name := range []string{"w1", "w2", "w3", "w7"} {
 		wargs := withJSONSuffix(args, name)
 		for _, w := range workloads {
 			if w.name == name {

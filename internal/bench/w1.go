@@ -7,13 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/magpie-im/magpie/proto/magpiepb"
-	"github.com/magpie-im/magpie/proto/wire"
 )
 
 // W1Result is the outcome of the idle-connections workload.
@@ -61,11 +58,7 @@ type w1Opts struct {
 
 func w1Flags(fs *flag.FlagSet, smoke *bool) func(context.Context, *common) (report, error) {
 	var o w1Opts
-	fs.IntVar(&o.conns, "conns", 10000, "connections to open (one process holds at most ~19,990: 20,000 fds)")
-	fs.IntVar(&o.users, "users", 100, "users to log in; their tokens are shared by the connections")
-	fs.IntVar(&o.conc, "concurrency", 200, "connection attempts in flight")
-	fs.StringVar(&o.tokens, "tokens", "", "file of logins: reused if it exists, else written after logging in (so the server can be restarted with the same --data before measuring, keeping Argon2id's memory out of the RSS baseline)")
-	fs.DurationVar(&o.ping, "ping", 0, "ping interval (0: the server's heartbeat_seconds)")
+	w1ConnFlags(fs, &o)
 	fs.Duration("duration", 30*time.Second, "idle measurement window")
 	fs.Duration("warmup", 5*time.Second, "settle time after connecting, before measuring")
 	return func(ctx context.Context, c *common) (report, error) {
@@ -79,6 +72,15 @@ func w1Flags(fs *flag.FlagSet, smoke *bool) func(context.Context, *common) (repo
 	}
 }
 
+// w1ConnFlags registers the flags of the idle connections (W1, W7).
+func w1ConnFlags(fs *flag.FlagSet, o *w1Opts) {
+	fs.IntVar(&o.conns, "conns", 10000, "connections to open (one process holds at most ~19,990: 20,000 fds)")
+	fs.IntVar(&o.users, "users", 100, "users to log in; their tokens are shared by the connections")
+	fs.IntVar(&o.conc, "concurrency", 200, "connection attempts in flight")
+	fs.StringVar(&o.tokens, "tokens", "", "file of logins: reused if it exists, else written after logging in (so the server can be restarted with the same --data before measuring, keeping Argon2id's memory out of the RSS baseline)")
+	fs.DurationVar(&o.ping, "ping", 0, "ping interval (0: the server's heartbeat_seconds)")
+}
+
 func runW1(ctx context.Context, c *common, o w1Opts) (report, error) {
 	if o.conns < 1 || o.users < 1 {
 		return nil, fmt.Errorf("bench w1: --conns and --users must be positive")
@@ -86,7 +88,7 @@ func runW1(ctx context.Context, c *common, o w1Opts) (report, error) {
 	o.users = min(o.users, o.conns)
 	res := &W1Result{Transport: c.Transport, Target: o.conns, Users: o.users, Sources: max(1, len(c.Sources))}
 
-	logins, err := w1Logins(ctx, c, o)
+	logins, err := w1Logins(ctx, c, o, "w1")
 	if err != nil {
 		return nil, err
 	}
@@ -96,116 +98,42 @@ func runW1(ctx context.Context, c *common, o w1Opts) (report, error) {
 		sleepCtx(ctx, 2*time.Second)
 	}
 
-	var (
-		conns      = make([]*rawConn, o.conns)
-		closing    atomic.Bool
-		dropped    atomic.Int64
-		pongs      atomic.Int64
-		errMu      sync.Mutex
-		errCounts  = map[string]int{}
-		readers    sync.WaitGroup
-		heartbeat  atomic.Int64
-		latMu      sync.Mutex
-		connectLat Histogram
-	)
-	noteErr := func(what string, err error) {
-		msg := what + ": " + err.Error()
-		// Strip addresses so equal errors group together.
-		if i := strings.LastIndex(msg, ": "); i > 0 && strings.Count(msg, ":") > 3 {
-			msg = what + ": " + msg[i+2:]
-		}
-		errMu.Lock()
-		errCounts[msg]++
-		errMu.Unlock()
-	}
-	readLoop := func(rc *rawConn) {
-		defer readers.Done()
-		for {
-			env, err := rc.read()
-			if err != nil {
-				if !closing.Load() {
-					dropped.Add(1)
-					noteErr("dropped", err)
-				}
-				return
-			}
-			switch b := env.Body.(type) {
-			case *magpiepb.Envelope_Pong:
-				pongs.Add(1)
-			case *magpiepb.Envelope_Kick:
-				if !closing.Load() {
-					noteErr("kicked", fmt.Errorf("code %d (%s)", b.Kick.GetCode(), wire.Code(b.Kick.GetCode())))
-				}
-			}
-		}
-	}
-	defer func() {
-		closing.Store(true)
-		for _, rc := range conns {
-			if rc != nil {
-				rc.close()
-			}
-		}
-		readers.Wait()
-	}()
+	idle := newIdleConns(o.conns)
+	defer idle.close()
 
 	self := selfPID
 	srv0, gen0, slab0 := readProc(c.PID), readProc(self), slabBytes()
 	c.logf("w1: opening %d %s connections (%d in flight, %d source addresses)", o.conns, c.Transport, o.conc, res.Sources)
-	var failed atomic.Int64
 	start := time.Now()
-	err = openRawConns(ctx, c, logins, o.conns, o.conc, nil, func(stage string, err error) {
-		failed.Add(1)
-		noteErr(stage, err)
-	}, func(i int, rc *rawConn, hb, d time.Duration) {
-		heartbeat.Store(int64(hb))
-		latMu.Lock()
-		connectLat.RecordDuration(d)
-		latMu.Unlock()
-		conns[i] = rc
-		readers.Add(1)
-		go readLoop(rc)
-	})
+	err = idle.open(ctx, c, logins, o.conc)
 	elapsed := time.Since(start)
 	srv1, gen1 := readProc(c.PID), readProc(self)
 	if err != nil {
 		return nil, err
 	}
-	res.Failed = int(failed.Load())
+	res.Failed = int(idle.failed.Load())
 	res.Connected = o.conns - res.Failed
 	res.ConnectSecs = elapsed.Seconds()
 	res.ConnectRate = float64(res.Connected) / elapsed.Seconds()
-	res.ConnectLatency = connectLat.Summarize()
+	res.ConnectLatency = idle.connectLat.Summarize()
 	c.logf("w1: %d connected in %.2fs (%.0f/s), %d failed", res.Connected, res.ConnectSecs, res.ConnectRate, res.Failed)
 
-	interval := o.ping
-	if interval <= 0 {
-		interval = time.Duration(heartbeat.Load())
-	}
-	if interval <= 0 {
-		interval = 30 * time.Second
-	}
+	interval := idle.startPings(ctx, o.ping)
 	res.Heartbeat = interval.Seconds()
-	pingCtx, stopPing := context.WithCancel(ctx)
-	var pings atomic.Int64
-	var pingWG sync.WaitGroup
-	pingWG.Go(func() { pingLoop(pingCtx, conns, interval, &pings) })
 
 	c.logf("w1: warm-up %v, then idle window %v (ping every %v)", c.Warmup, c.Duration, interval)
 	if !sleepCtx(ctx, c.Warmup) {
-		stopPing()
 		return nil, ctx.Err()
 	}
 	srv2, gen2 := readProc(c.PID), readProc(self)
 	ok := sleepCtx(ctx, c.Duration)
 	srv3, gen3, slab3 := readProc(c.PID), readProc(self), slabBytes()
-	stopPing()
-	pingWG.Wait()
+	idle.stopPings()
 	if !ok {
 		return nil, ctx.Err()
 	}
 	res.IdleSeconds = srv3.At.Sub(srv2.At).Seconds()
-	res.Pings, res.Pongs, res.Dropped = pings.Load(), pongs.Load(), dropped.Load()
+	res.Pings, res.Pongs, res.Dropped = idle.pings.Load(), idle.pongs.Load(), idle.dropped.Load()
 	res.GenConnectCores = deltaCPU(gen0, gen1).Cores
 	res.GenIdleCores = deltaCPU(gen2, gen3).Cores
 	if srv0.Valid && srv3.Valid && res.Connected > 0 {
@@ -214,9 +142,9 @@ func runW1(ctx context.Context, c *common, o w1Opts) (report, error) {
 		res.RSSConnectedMiB = float64(srv1.RSS) / (1 << 20)
 		res.RSSAfterMiB = float64(srv3.RSS) / (1 << 20)
 		res.RSSPerConnKB = float64(srv3.RSS-srv0.RSS) / 1024 / float64(res.Connected)
-		idle := deltaCPU(srv2, srv3)
-		res.ServerIdleCores = idle.Cores
-		res.IdleCPUUsPerConnSec = float64(idle.CPU.Microseconds()) / float64(res.Connected) / res.IdleSeconds
+		cpu := deltaCPU(srv2, srv3)
+		res.ServerIdleCores = cpu.Cores
+		res.IdleCPUUsPerConnSec = float64(cpu.CPU.Microseconds()) / float64(res.Connected) / res.IdleSeconds
 		res.ServerConnectCores = deltaCPU(srv0, srv1).Cores
 	} else if c.PID > 0 {
 		res.Errors = append(res.Errors, "reading /proc of --pid failed: "+srv0.errMsg+srv3.errMsg)
@@ -224,9 +152,7 @@ func runW1(ctx context.Context, c *common, o w1Opts) (report, error) {
 	if slab0 >= 0 && slab3 >= 0 && res.Connected > 0 {
 		res.KernelSlabPerConnKB = float64(slab3-slab0) / 1024 / float64(res.Connected)
 	}
-	errMu.Lock()
-	res.Errors = appendErrorCounts(res.Errors, errCounts)
-	errMu.Unlock()
+	res.Errors = idle.errors(res.Errors)
 	return res, nil
 }
 
@@ -317,25 +243,26 @@ func (r *W1Result) table(w io.Writer) {
 }
 
 // w1Logins registers and logs in the users, or reads their logins from
-// --tokens if that file exists (writing it otherwise).
-func w1Logins(ctx context.Context, c *common, o w1Opts) ([]login, error) {
+// --tokens if that file exists (writing it otherwise); tag ("w1", "w7")
+// names the users, their device and the errors.
+func w1Logins(ctx context.Context, c *common, o w1Opts, tag string) ([]login, error) {
 	if o.tokens != "" {
 		var logins []login
 		if found, err := readTokens(o.tokens, &logins); found {
 			if err != nil || len(logins) == 0 {
-				return nil, fmt.Errorf("bench w1: --tokens %s: not a list of logins (%v)", o.tokens, err)
+				return nil, fmt.Errorf("bench %s: --tokens %s: not a list of logins (%v)", tag, o.tokens, err)
 			}
-			c.logf("w1: reusing %d logins from %s", len(logins), o.tokens)
+			c.logf("%s: reusing %d logins from %s", tag, len(logins), o.tokens)
 			return logins, nil
 		}
 	}
-	_, logins, err := registerAndLogin(ctx, c, &http.Client{Timeout: 30 * time.Second}, "w1", o.users)
+	_, logins, err := registerAndLogin(ctx, c, &http.Client{Timeout: 30 * time.Second}, tag, o.users)
 	if err != nil {
 		return nil, err
 	}
 	if o.tokens != "" {
 		if err := writeTokens(o.tokens, logins); err != nil {
-			return nil, fmt.Errorf("bench w1: --tokens: %w", err)
+			return nil, fmt.Errorf("bench %s: --tokens: %w", tag, err)
 		}
 	}
 	return logins, nil

@@ -73,15 +73,10 @@ type w2Opts struct {
 func w2Flags(fs *flag.FlagSet, smoke *bool) func(context.Context, *common) (report, error) {
 	var o w2Opts
 	var rates string
-	fs.IntVar(&o.pairs, "pairs", 200, "active sender→receiver pairs (2 users, 2 SDK clients each pair)")
+	w2SendFlags(fs, &o)
 	fs.StringVar(&rates, "rates", "10000,25000,50000", "open-loop steps in msgs/s, comma-separated (empty: none)")
 	fs.BoolVar(&o.closed, "closed", false, "also run a closed-loop maximum-throughput step")
 	fs.IntVar(&o.inflight, "inflight", 16, "closed loop: sends in flight per sender (the server allows 64 unanswered requests)")
-	fs.IntVar(&o.size, "size", 64, "message text bytes")
-	fs.IntVar(&o.schedulers, "schedulers", 4, "open loop: scheduler goroutines")
-	fs.DurationVar(&o.settle, "settle", 20*time.Second, "after a step, wait this long for ACKs and deliveries before counting losses")
-	fs.Int64Var(&o.maxOutstanding, "max-outstanding", 50000, "open loop: unACKed sends the generator keeps at most; beyond, scheduled sends are skipped and counted (an overloaded server would otherwise grow the generator without bound)")
-	fs.Float64Var(&o.connLimit, "conn-rate", 500, "the server's per-connection request limit (its --conn-rate), for the report")
 	fs.Duration("duration", 30*time.Second, "measurement window of each step")
 	fs.Duration("warmup", 5*time.Second, "warm-up of each step (same rate, not measured)")
 	return func(ctx context.Context, c *common) (report, error) {
@@ -100,6 +95,17 @@ func w2Flags(fs *flag.FlagSet, smoke *bool) func(context.Context, *common) (repo
 		}
 		return runW2(ctx, c, o)
 	}
+}
+
+// w2SendFlags registers the flags of the pairs and the open-loop sender
+// (W2, W7).
+func w2SendFlags(fs *flag.FlagSet, o *w2Opts) {
+	fs.IntVar(&o.pairs, "pairs", 200, "active sender→receiver pairs (2 users, 2 SDK clients each pair)")
+	fs.IntVar(&o.size, "size", 64, "message text bytes")
+	fs.IntVar(&o.schedulers, "schedulers", 4, "open loop: scheduler goroutines")
+	fs.DurationVar(&o.settle, "settle", 20*time.Second, "after a step, wait this long for ACKs and deliveries before counting losses")
+	fs.Int64Var(&o.maxOutstanding, "max-outstanding", 50000, "open loop: unACKed sends the generator keeps at most; beyond, scheduled sends are skipped and counted (an overloaded server would otherwise grow the generator without bound)")
+	fs.Float64Var(&o.connLimit, "conn-rate", 500, "the server's per-connection request limit (its --conn-rate), for the report")
 }
 
 // pair is one sender→receiver conversation. mu guards everything below it.
@@ -139,21 +145,30 @@ type w2 struct {
 	// Totals across steps, snapshot at the window's edges.
 	ackedTotal, deliveredTotal atomic.Uint64
 	pad                        string
+	// monitor, if set, runs beside each step's senders with the step's
+	// measurement window and must return by its end (W7 samples in it).
+	monitor func(ctx context.Context, measureFrom, end time.Time)
+}
+
+// newW2 prepares a run of nsteps steps; setup connects its clients.
+func newW2(c *common, o w2Opts, nsteps int) *w2 {
+	b := &w2{c: c, o: o, pad: strings.Repeat("x", max(0, o.size-32))}
+	for range nsteps {
+		b.steps = append(b.steps, &stepState{errs: map[string]int{}})
+	}
+	b.cur.Store(-1)
+	return b
 }
 
 func runW2(ctx context.Context, c *common, o w2Opts) (report, error) {
 	if o.pairs < 1 || o.inflight < 1 || o.schedulers < 1 {
 		return nil, errors.New("bench w2: --pairs, --inflight and --schedulers must be positive")
 	}
-	b := &w2{c: c, o: o, pad: strings.Repeat("x", max(0, o.size-32))}
 	nsteps := len(o.rates)
 	if o.closed {
 		nsteps++
 	}
-	for range nsteps {
-		b.steps = append(b.steps, &stepState{errs: map[string]int{}})
-	}
-	b.cur.Store(-1)
+	b := newW2(c, o, nsteps)
 	res := &W2Result{Transport: c.Transport, Pairs: o.pairs, TextBytes: o.size, ConnLimit: o.connLimit}
 	defer b.closeClients()
 	if err := b.setup(ctx); err != nil {
@@ -395,6 +410,9 @@ func (b *w2) runStep(ctx context.Context, idx int, rate float64, inflight int) (
 			}
 		}
 	})
+	if b.monitor != nil {
+		drivers.Go(func() { b.monitor(ctx, measureFrom, end) })
+	}
 	if inflight > 0 {
 		for _, p := range b.pairs {
 			for range inflight {
@@ -465,13 +483,7 @@ func (b *w2) runStep(ctx context.Context, idx int, rate float64, inflight int) (
 		res.AckedRate = float64(window.acked) / window.wall.Seconds()
 		res.DeliveredRate = float64(window.delivered) / window.wall.Seconds()
 	}
-	var ackH, delH Histogram
-	for _, p := range b.pairs {
-		p.mu.Lock()
-		ackH.Merge(&p.ackHist)
-		delH.Merge(&p.deliverHst)
-		p.mu.Unlock()
-	}
+	ackH, delH := b.latencies()
 	res.Ack, res.Deliver = ackH.Summarize(), delH.Summarize()
 	if d := deltaCPU(window.srv0, window.srv1); d.Valid {
 		res.ServerMeasured = true
@@ -488,6 +500,18 @@ func (b *w2) runStep(ctx context.Context, idx int, rate float64, inflight int) (
 	c.logf("w2: step %d: acked %.0f/s delivered %.0f/s, ack p99 %.2f ms, deliver p99 %.2f ms, lost %d",
 		idx, res.AckedRate, res.DeliveredRate, res.Ack.P99, res.Deliver.P99, res.Lost)
 	return res, nil
+}
+
+// latencies merges the pairs' latency histograms: the running step's so
+// far.
+func (b *w2) latencies() (ack, del Histogram) {
+	for _, p := range b.pairs {
+		p.mu.Lock()
+		ack.Merge(&p.ackHist)
+		del.Merge(&p.deliverHst)
+		p.mu.Unlock()
+	}
+	return ack, del
 }
 
 func (b *w2) ledgerTotals() (dup, reord uint64) {

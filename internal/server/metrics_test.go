@@ -3,7 +3,11 @@ package server
 import (
 	"context"
 	"io"
+	"math"
 	"net/http"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -50,4 +54,53 @@ func TestTooManyConnectionsPerUser(t *testing.T) {
 		t.Fatalf("third connection: %v, want too many connections", err)
 	}
 	_ = c3.Close()
+}
+
+// The soak benchmark (W7) reads the GC pause gauges; they must be there
+// and be numbers, the maximum at least the p99.
+func TestMetricsGCPauses(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Metrics = "127.0.0.1:0"
+	n := startNode(t, cfg)
+	runtime.GC() // the node runs in this process: at least one pause
+	resp, err := http.Get("http://" + n.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	got := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 || !strings.HasPrefix(f[0], "magpie_gc_pause_") {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			t.Errorf("%s: %v", line, err)
+		}
+		got[f[0]] = v
+	}
+	p99, ok1 := got["magpie_gc_pause_p99_seconds"]
+	pmax, ok2 := got["magpie_gc_pause_max_seconds"]
+	if !ok1 || !ok2 {
+		t.Fatalf("GC pause gauges missing:\n%s", body)
+	}
+	if p99 <= 0 || pmax < p99 || pmax > 10 {
+		t.Errorf("p99 %g s, max %g s: want 0 < p99 ≤ max ≤ 10 s", p99, pmax)
+	}
+}
+
+func TestHistQuantile(t *testing.T) {
+	inf := math.Inf(1)
+	h := &metrics.Float64Histogram{Counts: []uint64{0, 98, 1, 0, 1}, Buckets: []float64{math.Inf(-1), 0, 1e-4, 1e-3, 1e-2, inf}}
+	for _, tc := range []struct{ q, want float64 }{{0.5, 1e-4}, {0.99, 1e-3}, {1, 1e-2}} {
+		if got := histQuantile(h, tc.q); got != tc.want {
+			t.Errorf("q %g: got %g, want %g", tc.q, got, tc.want)
+		}
+	}
+	h.Counts = []uint64{0, 0, 0, 0, 0}
+	if got := histQuantile(h, 0.99); got != 0 {
+		t.Errorf("empty: got %g, want 0", got)
+	}
 }
