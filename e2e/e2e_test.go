@@ -254,14 +254,15 @@ func TestServerSurvivesGarbageAndStopsCleanly(t *testing.T) {
 }
 
 // TestBenchSmoke runs the load generator's smoke profile against the real
-// binary: a small W1, W2 and W3 that fail on any loss, duplicate, reorder
+// binary: a small W1, W2, W3 and W7 that fail on any loss, duplicate, reorder
 // or failed send. Figures are not asserted; docs/benchmarks.md has them.
 func TestBenchSmoke(t *testing.T) {
-	s := startServer(t, t.TempDir(), "--max-conns-per-user", "0")
+	metrics := freeAddr(t) // W7 reads goroutines, heap and GC pauses there
+	s := startServer(t, t.TempDir(), "--max-conns-per-user", "0", "--metrics", metrics)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, "bench", "--smoke", "--server", "http://"+s.http,
-		"--pid", fmt.Sprint(s.cmd.Process.Pid))
+		"--pid", fmt.Sprint(s.cmd.Process.Pid), "--metrics", metrics)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("bench --smoke: %v\n%s\nserver log:\n%s", err, out, s.out.String())

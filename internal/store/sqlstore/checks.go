@@ -34,18 +34,19 @@ func (b *appendBatch) check(ctx context.Context, r store.AppendRequest, st *conv
 			return store.ErrNotFriends, nil
 		}
 	}
+	// A retry of a recall never gets here to hear "already recalled":
+	// append answered it with the original.
 	if !isChange(r.Kind) {
 		return nil, nil
-	}
-	// A retry of a recall must get its ack, not "already recalled".
-	if _, found, err := b.lookupDup(ctx, dupKey{r.SenderID, r.ClientMsgID}); err != nil || found {
-		return nil, err
 	}
 	return b.checkChange(ctx, r, st, ms, sentAt)
 }
 
 // checkChange decides whether the sender may recall or edit RefSeq.
 func (b *appendBatch) checkChange(ctx context.Context, r store.AppendRequest, st *convState, ms memberState, sentAt int64) (refusal, err error) {
+	if err := b.insertQueued(ctx); err != nil { // RefSeq may be earlier in the batch
+		return nil, err
+	}
 	var sender, at int64
 	var kind int
 	var recalled bool

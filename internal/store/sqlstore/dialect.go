@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -18,7 +19,8 @@ import (
 )
 
 // dialect holds the few places where SQLite and PostgreSQL differ. Queries
-// are written once with $N placeholders, which both drivers accept.
+// are written once with $N placeholders, which both drivers accept, and
+// statements over many rows take them from rowsCTE.
 type dialect int
 
 const (
@@ -40,6 +42,54 @@ func (d dialect) forUpdate() string {
 		return " FOR UPDATE"
 	}
 	return ""
+}
+
+// lockInOrder is appended to a read that must lock the rows of table alias
+// in the order of orderBy: PostgreSQL locks rows as they leave the sort.
+func (d dialect) lockInOrder(alias, orderBy string) string {
+	if d == dialectPostgres {
+		return " ORDER BY " + orderBy + " FOR UPDATE OF " + alias
+	}
+	return ""
+}
+
+// rowsCTE returns the common table expression head AS (...) that holds
+// rows, whose columns have the SQL types types, and the arguments it binds.
+// PostgreSQL gets one array per column, unnested: the text is the same for
+// any number of rows, so each connection prepares it once and the server
+// keeps one plan, not one per batch size. SQLite gets a VALUES list of
+// anonymous parameters: it would find each "$N" by a linear search of the
+// statement's parameter names, quadratic in the rows.
+func (d dialect) rowsCTE(head string, types []string, rows [][]any) (string, []any) {
+	var sb strings.Builder
+	sb.WriteString(head + " AS (")
+	if d == dialectPostgres {
+		sb.WriteString("SELECT * FROM unnest(")
+		args := make([]any, len(types))
+		for j, t := range types {
+			col := make([]any, len(rows))
+			for i, r := range rows {
+				col[i] = r[j]
+			}
+			args[j] = col
+			if j > 0 {
+				sb.WriteString(", ")
+			}
+			fmt.Fprintf(&sb, "CAST($%d AS %s[])", j+1, t)
+		}
+		sb.WriteString("))")
+		return sb.String(), args
+	}
+	sb.WriteString("VALUES ")
+	row := "(?" + strings.Repeat(", ?", len(types)-1) + ")"
+	for i := range rows {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(row)
+	}
+	sb.WriteString(")")
+	return sb.String(), slices.Concat(rows...)
 }
 
 func isPostgresDSN(dsn string) bool {

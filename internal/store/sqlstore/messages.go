@@ -27,27 +27,30 @@ func (s *Store) AppendMessages(ctx context.Context, reqs []store.AppendRequest) 
 		return nil, nil
 	}
 	var results []store.AppendResult
+	var unprepared []string
 	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
 		// A retry starts from scratch: nothing of a failed attempt is kept.
 		b := &appendBatch{
-			d:          s.d,
-			tx:         tx,
-			now:        nowMillis(),
-			convs:      make(map[string]*convState),
-			members:    make(map[memberKey]memberState),
-			users:      make(map[int64]bool),
-			seen:       make(map[dupKey]store.Message),
-			senderSeq:  make(map[memberKey]int64),
-			member:     tx.StmtContext(ctx, s.hot.member),
-			insertMsg:  tx.StmtContext(ctx, s.hot.insertMsg),
-			insertFull: tx.StmtContext(ctx, s.hot.insertFull),
-			findDup:    tx.StmtContext(ctx, s.hot.findDup),
-			hot:        &s.hot,
+			d:         s.d,
+			tx:        tx,
+			now:       nowMillis(),
+			convs:     make(map[string]*convState),
+			members:   make(map[memberKey]memberState),
+			users:     make(map[int64]bool),
+			stored:    make(map[dupKey]bool),
+			seen:      make(map[dupKey]store.Message),
+			senderSeq: make(map[memberKey]int64),
+			member:    tx.StmtContext(ctx, s.hot.member),
+			findDup:   tx.StmtContext(ctx, s.hot.findDup),
+			hot:       &s.hot,
+			reads:     &s.reads,
 		}
 		var err error
 		results, err = b.run(ctx, reqs)
+		unprepared = append(unprepared, b.unprepared...)
 		return err
 	})
+	s.reads.prepare(ctx, s.write, unprepared)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: append messages: %w", err)
 	}
@@ -91,12 +94,16 @@ type appendBatch struct {
 	now       int64
 	convs     map[string]*convState // locked for this transaction
 	members   map[memberKey]memberState
-	users     map[int64]bool // whether the user exists
+	users     map[int64]bool  // whether the user exists
+	stored    map[dupKey]bool // the batch's client ids committed before this attempt
 	seen      map[dupKey]store.Message
 	senderSeq map[memberKey]int64 // the highest seq each sender appended
+	queued    [][]any             // message rows not yet inserted
 
-	member, insertMsg, insertFull, findDup *sql.Stmt
-	hot                                    *hotStmts // prepared on the write DB; bind with tx.StmtContext
+	member, findDup *sql.Stmt
+	hot             *hotStmts // prepared on the write DB; bind with tx.StmtContext
+	reads           *stmtCache
+	unprepared      []string // reads that reads lacked
 }
 
 func (b *appendBatch) run(ctx context.Context, reqs []store.AppendRequest) ([]store.AppendResult, error) {
@@ -106,10 +113,16 @@ func (b *appendBatch) run(ctx context.Context, reqs []store.AppendRequest) ([]st
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
+	if err := b.loadStored(ctx, reqs); err != nil {
+		return nil, err
+	}
 	if err := b.createPrivates(ctx, reqs, ids); err != nil {
 		return nil, err
 	}
 	if err := b.lockConversations(ctx, ids); err != nil {
+		return nil, err
+	}
+	if err := b.loadMembers(ctx, reqs); err != nil {
 		return nil, err
 	}
 	results := make([]store.AppendResult, len(reqs))
@@ -121,34 +134,6 @@ func (b *appendBatch) run(ctx context.Context, reqs []store.AppendRequest) ([]st
 		results[i] = res
 	}
 	return results, b.flush(ctx)
-}
-
-// queryIDs runs a query of the form "... WHERE id IN (%s) ..." over ids in
-// chunks of 500, calling scan for each row.
-func (b *appendBatch) queryIDs(ctx context.Context, query string, ids []string, scan func(*sql.Rows) error) error {
-	for chunk := range slices.Chunk(ids, 500) {
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
-		rows, err := b.tx.QueryContext(ctx, fmt.Sprintf(query, placeholders(1, len(chunk))), args...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				rows.Close()
-				return err
-			}
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // createPrivates creates, in id order, the private conversations the batch
@@ -168,7 +153,7 @@ func (b *appendBatch) createPrivates(ctx context.Context, reqs []store.AppendReq
 		return nil
 	}
 	existing := make(map[string]bool)
-	err := b.queryIDs(ctx, `SELECT id FROM conversations WHERE id IN (%s)`, ids, func(rows *sql.Rows) error {
+	err := b.queryIDs(ctx, `SELECT id FROM conversations WHERE id IN (SELECT id FROM k)`, ids, func(rows *sql.Rows) error {
 		var id string
 		err := rows.Scan(&id)
 		existing[id] = true
@@ -187,10 +172,7 @@ func (b *appendBatch) createPrivates(ctx context.Context, reqs []store.AppendReq
 		}
 		// A retry of a message stored elsewhere must not leave an empty
 		// conversation behind; append answers it with the original.
-		if _, dup, err := b.lookupDup(ctx, dupKey{r.SenderID, r.ClientMsgID}); err != nil || dup {
-			if err != nil {
-				return err
-			}
+		if b.stored[dupKey{r.SenderID, r.ClientMsgID}] {
 			continue
 		}
 		ok, err := b.usersExist(ctx, r.SenderID, r.PeerID)
@@ -220,7 +202,7 @@ func (b *appendBatch) createPrivates(ctx context.Context, reqs []store.AppendReq
 // conversation of the batch, in id order.
 func (b *appendBatch) lockConversations(ctx context.Context, ids []string) error {
 	return b.queryIDs(ctx, `SELECT id, last_seq, updated_at, kind, muted_until FROM conversations
-		WHERE id IN (%s) ORDER BY id`+b.d.forUpdate(), ids, func(rows *sql.Rows) error {
+		WHERE id IN (SELECT id FROM k) ORDER BY id`+b.d.forUpdate(), ids, func(rows *sql.Rows) error {
 		var id string
 		st := &convState{}
 		err := rows.Scan(&id, &st.lastSeq, &st.updatedAt, &st.kind, &st.mutedUntil)
@@ -246,11 +228,11 @@ func (b *appendBatch) loadConversation(ctx context.Context, id string) (*convSta
 // append stores one request. A per-message failure is returned in the
 // result; an error aborts the whole batch.
 func (b *appendBatch) append(ctx context.Context, r store.AppendRequest) (store.AppendResult, error) {
+	// A retry is answered with the original wherever it was sent, even if
+	// the sender may no longer write there (left, muted, blocked since).
 	key := dupKey{r.SenderID, r.ClientMsgID}
-	if r.ClientMsgID != "" {
-		if m, ok := b.seen[key]; ok {
-			return store.AppendResult{Message: m, Duplicate: true}, nil
-		}
+	if m, found, err := b.lookupDup(ctx, key); err != nil || found {
+		return store.AppendResult{Message: m, Duplicate: found}, err
 	}
 	mk := memberKey{r.ConversationID, r.SenderID}
 	ms, err := b.memberState(ctx, mk, r.PeerID)
@@ -258,11 +240,6 @@ func (b *appendBatch) append(ctx context.Context, r store.AppendRequest) (store.
 		return store.AppendResult{}, err
 	}
 	if !ms.current {
-		// A retry is answered with the original wherever it was sent,
-		// even if the sender may no longer write there.
-		if m, found, err := b.lookupDup(ctx, key); err != nil || found {
-			return store.AppendResult{Message: m, Duplicate: found}, err
-		}
 		if r.PeerID == 0 || r.ConversationID != store.PrivateConversationID(r.SenderID, r.PeerID) || isChange(r.Kind) {
 			return store.AppendResult{Err: fmt.Errorf("conversation %q: %w", r.ConversationID, store.ErrNotMember)}, nil
 		}
@@ -279,7 +256,9 @@ func (b *appendBatch) append(ctx context.Context, r store.AppendRequest) (store.
 		if err := b.createPrivate(ctx, r); err != nil {
 			return store.AppendResult{}, err
 		}
+		// Both memberships may be new: read them again when needed.
 		delete(b.members, mk)
+		delete(b.members, memberKey{r.ConversationID, r.PeerID})
 		if ms, err = b.memberState(ctx, mk, r.PeerID); err != nil {
 			return store.AppendResult{}, err
 		}
@@ -296,35 +275,11 @@ func (b *appendBatch) append(ctx context.Context, r store.AppendRequest) (store.
 		sentAt = b.now
 	}
 	refusal, err := b.check(ctx, r, st, ms, sentAt)
-	if err != nil {
-		return store.AppendResult{}, err
-	}
-	if refusal != nil {
-		// A retry of a message stored before the refusal applied (a mute,
-		// a block) still gets its original answer.
-		if m, found, err := b.lookupDup(ctx, key); err != nil || found {
-			return store.AppendResult{Message: m, Duplicate: found}, err
-		}
-		return store.AppendResult{Err: refusal}, nil
+	if err != nil || refusal != nil {
+		return store.AppendResult{Err: refusal}, err
 	}
 	seq := st.lastSeq + 1
-	res, err := b.insert(ctx, r, seq, sentAt)
-	if err != nil {
-		return store.AppendResult{}, err
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return store.AppendResult{}, err
-	}
-	if n == 0 {
-		// The client id was committed before (by an earlier batch, or by
-		// another node while we waited on its unique-key lock).
-		m, found, err := b.lookupDup(ctx, key)
-		if err == nil && !found {
-			err = fmt.Errorf("message (%d, %q) conflicted but cannot be found", r.SenderID, r.ClientMsgID)
-		}
-		return store.AppendResult{Message: m, Duplicate: true}, err
-	}
+	b.queue(r, seq, sentAt)
 	if err := b.applyChange(ctx, r, sentAt); err != nil {
 		return store.AppendResult{}, err
 	}
@@ -356,35 +311,22 @@ func (b *appendBatch) memberState(ctx context.Context, mk memberKey, peer int64)
 	if ms, known := b.members[mk]; known {
 		return ms, nil
 	}
-	var ms memberState
-	var left sql.NullInt64
-	var role string
-	err := b.member.QueryRowContext(ctx, mk.conv, mk.user, peer).
-		Scan(&left, &role, &ms.mutedUntil, &ms.joinedSeq, &ms.blocked, &ms.friends)
+	ms, err := scanMember(b.member.QueryRowContext(ctx, mk.conv, mk.user, peer))
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return memberState{}, err
 	}
-	ms.current = err == nil && !left.Valid
-	ms.role = store.Role(role)
 	b.members[mk] = ms
 	return ms, nil
 }
 
-func (b *appendBatch) insert(ctx context.Context, r store.AppendRequest, seq, sentAt int64) (sql.Result, error) {
-	if r.Kind == store.KindText && r.File == nil && r.RefSeq == 0 {
-		return b.insertMsg.ExecContext(ctx, r.ConversationID, seq, r.SenderID, nullString(r.ClientMsgID), r.Text, sentAt)
-	}
-	var fileID any
-	var file store.FileRef
-	if r.File != nil {
-		file, fileID = *r.File, r.File.ID
-	}
-	return b.insertFull.ExecContext(ctx, r.ConversationID, seq, r.SenderID, nullString(r.ClientMsgID), r.Text, sentAt,
-		int(r.Kind), int64(r.RefSeq), fileID, file.Name, file.ContentType, file.Size)
-}
-
+// lookupDup returns the message stored under key before this attempt or
+// earlier in it. loadStored learnt which keys to read; reading each when
+// first asked for keeps the changes made earlier in the batch.
 func (b *appendBatch) lookupDup(ctx context.Context, key dupKey) (store.Message, bool, error) {
-	if key.cmid == "" {
+	if m, ok := b.seen[key]; ok {
+		return m, true, nil
+	}
+	if !b.stored[key] {
 		return store.Message{}, false, nil
 	}
 	m := store.Message{SenderID: key.sender, ClientMsgID: key.cmid}
@@ -439,6 +381,9 @@ func (b *appendBatch) createPrivate(ctx context.Context, r store.AppendRequest) 
 // flush writes back what append kept in memory, in id order so that lock
 // acquisition stays ordered.
 func (b *appendBatch) flush(ctx context.Context) error {
+	if err := b.insertQueued(ctx); err != nil {
+		return err
+	}
 	ids := make([]string, 0, len(b.convs))
 	for id, st := range b.convs {
 		if st.dirty {
@@ -446,28 +391,18 @@ func (b *appendBatch) flush(ctx context.Context) error {
 		}
 	}
 	slices.Sort(ids)
-	convSet := b.tx.StmtContext(ctx, b.hot.convSet)
-	for _, id := range ids {
-		st := b.convs[id]
-		if _, err := convSet.ExecContext(ctx, st.lastSeq, st.updatedAt, id); err != nil {
-			return fmt.Errorf("update conversation: %w", err)
-		}
+	if err := b.updateConversations(ctx, ids); err != nil {
+		return fmt.Errorf("update conversations: %w", err)
 	}
-
 	// A sender has read what they sent: both cursors move to their last
 	// message. Nobody else's cursors change.
-	keys := make([]memberKey, 0, len(b.senderSeq))
-	for k := range b.senderSeq {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(x, y memberKey) int {
-		return cmp.Or(cmp.Compare(x.conv, y.conv), cmp.Compare(x.user, y.user))
-	})
-	senderSet := b.tx.StmtContext(ctx, b.hot.senderSet)
-	for _, k := range keys {
-		if _, err := senderSet.ExecContext(ctx, b.senderSeq[k], k.conv, k.user); err != nil {
-			return fmt.Errorf("update sender cursors: %w", err)
-		}
+	keys := slices.SortedFunc(maps.Keys(b.senderSeq), compareMemberKeys)
+	if err := b.updateSenders(ctx, keys); err != nil {
+		return fmt.Errorf("update sender cursors: %w", err)
 	}
 	return nil
+}
+
+func compareMemberKeys(x, y memberKey) int {
+	return cmp.Or(cmp.Compare(x.conv, y.conv), cmp.Compare(x.user, y.user))
 }

@@ -35,20 +35,21 @@ type Store struct {
 	write  *sql.DB // SQLite: exactly one connection. PostgreSQL: same as read.
 	read   *sql.DB
 	hot    hotStmts
+	reads  stmtCache // AppendMessages' reads over many rows
 	closed atomic.Bool
 }
 
-// hotStmts are prepared once because AppendMessages runs them per message;
+// hotStmts are prepared once because they run per message or receipt;
 // tx.StmtContext reuses them on the connection they were prepared on.
 type hotStmts struct {
-	member     *sql.Stmt
-	insertMsg  *sql.Stmt
-	insertFull *sql.Stmt // messages with a kind, ref_seq or file
-	findDup    *sql.Stmt
+	member     *sql.Stmt // AppendMessages: a membership the batch created
+	findDup    *sql.Stmt // AppendMessages: the original of a retry
+	insertText *sql.Stmt // AppendMessages writes with these on SQLite: see execRows
+	insertRow  *sql.Stmt
+	convSet    *sql.Stmt
+	senderSet  *sql.Stmt
 	cursorGet  *sql.Stmt // MoveCursors runs these per receipt
 	cursorSet  *sql.Stmt
-	convSet    *sql.Stmt // AppendMessages runs these per conversation of a batch
-	senderSet  *sql.Stmt
 }
 
 // Open opens (creating if needed) the database named by dsn and brings its
@@ -96,21 +97,17 @@ func (s *Store) init(ctx context.Context) error {
 		st, err = s.write.PrepareContext(ctx, q)
 		return st
 	}
-	// $3 is the peer of a private chat (0 otherwise): whether the peer
-	// blocked the sender and whether they are friends come with the
-	// membership in one primary-key read each, at no extra round trip.
-	s.hot.member = prep(`SELECT m.left_seq, m.role, m.muted_until, m.joined_seq,
-		EXISTS(SELECT 1 FROM blocks b WHERE b.user_id = $3 AND b.blocked_id = m.user_id),
-		EXISTS(SELECT 1 FROM friends f WHERE f.user_id = m.user_id AND f.friend_id = $3)
-		FROM members m WHERE m.conversation_id = $1 AND m.user_id = $2`)
-	// Plain text, nearly all traffic, binds only the columns it sets.
-	s.hot.insertMsg = prep(`INSERT INTO messages(conversation_id, seq, sender_id, client_msg_id, text, sent_at)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sender_id, client_msg_id) DO NOTHING`)
-	s.hot.insertFull = prep(`INSERT INTO messages(conversation_id, seq, sender_id, client_msg_id, text, sent_at,
-		kind, ref_seq, file_id, file_name, file_type, file_size)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (sender_id, client_msg_id) DO NOTHING`)
+	s.hot.member = prep(`SELECT ` + memberCols("$3") + ` FROM members m WHERE m.conversation_id = $1 AND m.user_id = $2`)
 	s.hot.findDup = prep(`SELECT conversation_id, seq, text, sent_at, kind, ref_seq FROM messages
 		WHERE sender_id = $1 AND client_msg_id = $2`)
+	s.hot.insertText = prep(`INSERT INTO messages(conversation_id, seq, sender_id, client_msg_id, text, sent_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`)
+	s.hot.insertRow = prep(insertMessage + `VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`)
+	s.hot.convSet = prep(`UPDATE conversations SET last_seq = $2, updated_at = $3 WHERE id = $1`)
+	s.hot.senderSet = prep(`UPDATE members SET
+		delivered_seq = CASE WHEN delivered_seq < $3 THEN $3 ELSE delivered_seq END,
+		read_seq = CASE WHEN read_seq < $3 THEN $3 ELSE read_seq END
+		WHERE conversation_id = $1 AND user_id = $2`)
 	lockMember := ""
 	if s.d == dialectPostgres {
 		lockMember = " FOR UPDATE OF m"
@@ -120,14 +117,6 @@ func (s *Store) init(ctx context.Context) error {
 		WHERE m.conversation_id = $1 AND m.user_id = $2 AND m.left_seq IS NULL` + lockMember)
 	s.hot.cursorSet = prep(`UPDATE members SET delivered_seq = $1, read_seq = $2
 		WHERE conversation_id = $3 AND user_id = $4`)
-	// Prepared once: a batch of many conversations would otherwise parse
-	// these SQL texts twice per conversation (the SQLite driver keeps no
-	// statement cache).
-	s.hot.convSet = prep(`UPDATE conversations SET last_seq = $1, updated_at = $2 WHERE id = $3`)
-	s.hot.senderSet = prep(`UPDATE members SET
-		delivered_seq = CASE WHEN delivered_seq < $1 THEN $1 ELSE delivered_seq END,
-		read_seq = CASE WHEN read_seq < $1 THEN $1 ELSE read_seq END
-		WHERE conversation_id = $2 AND user_id = $3`)
 	if err != nil {
 		return fmt.Errorf("sqlstore: prepare: %w", err)
 	}
@@ -145,11 +134,12 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.hot.member, s.hot.insertMsg, s.hot.insertFull, s.hot.findDup, s.hot.cursorGet, s.hot.cursorSet, s.hot.convSet, s.hot.senderSet} {
+	for _, st := range []*sql.Stmt{s.hot.member, s.hot.findDup, s.hot.insertText, s.hot.insertRow, s.hot.convSet, s.hot.senderSet, s.hot.cursorGet, s.hot.cursorSet} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
 	}
+	errs = append(errs, s.reads.close())
 	errs = append(errs, s.write.Close())
 	if s.read != s.write {
 		errs = append(errs, s.read.Close())

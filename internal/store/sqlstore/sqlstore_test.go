@@ -281,14 +281,16 @@ func testGroupWindow(t *testing.T, s *Store) {
 
 // TestEmptyClientID: messages without a client id are never duplicates.
 func TestEmptyClientID(t *testing.T) {
-	s := openSQLiteTest(t)
-	ctx := t.Context()
-	a, _ := s.CreateUser(ctx, "a", "h")
-	b, _ := s.CreateUser(ctx, "b", "h")
-	req := store.AppendRequest{ConversationID: store.PrivateConversationID(a.ID, b.ID), SenderID: a.ID, PeerID: b.ID}
-	res, err := s.AppendMessages(ctx, []store.AppendRequest{req, req})
-	if err != nil || res[0].Duplicate || res[1].Duplicate || res[1].Message.Seq != 2 {
-		t.Fatalf("two messages without client id = %+v, %v; want seqs 1 and 2", res, err)
+	for _, be := range backends(t) {
+		s := be.open(t)
+		ctx := t.Context()
+		a, _ := s.CreateUser(ctx, "a", "h")
+		b, _ := s.CreateUser(ctx, "b", "h")
+		req := store.AppendRequest{ConversationID: store.PrivateConversationID(a.ID, b.ID), SenderID: a.ID, PeerID: b.ID}
+		res, err := s.AppendMessages(ctx, []store.AppendRequest{req, req})
+		if err != nil || res[0].Duplicate || res[1].Duplicate || res[1].Message.Seq != 2 {
+			t.Fatalf("%s: two messages without client id = %+v, %v; want seqs 1 and 2", be.name, res, err)
+		}
 	}
 }
 
@@ -387,6 +389,77 @@ func TestRetry(t *testing.T) {
 		})
 		if (err != nil) != tt.wantErr || attempts != tt.attempts {
 			t.Errorf("code %s, %d failures: err %v after %d attempts; want error %v after %d", tt.code, tt.failures, err, attempts, tt.wantErr, tt.attempts)
+		}
+	}
+}
+
+// TestAppendCommittedMeanwhile: on PostgreSQL, a client id that another
+// node commits while a batch runs sends the batch round again, which then
+// answers it with the original; no seq is skipped.
+func TestAppendCommittedMeanwhile(t *testing.T) {
+	s := openPostgresTest(t)
+	ctx := t.Context()
+	var users []store.User
+	for _, n := range []string{"alice", "bob", "carol"} {
+		u, err := s.CreateUser(ctx, n, "h")
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u)
+	}
+	alice, bob, carol := users[0], users[1], users[2]
+	ac := store.PrivateConversationID(alice.ID, carol.ID)
+	req := func(to store.User, cmid string) store.AppendRequest {
+		return store.AppendRequest{ConversationID: store.PrivateConversationID(alice.ID, to.ID), SenderID: alice.ID,
+			PeerID: to.ID, ClientMsgID: cmid, Text: cmid}
+	}
+	if _, err := s.AppendMessages(ctx, []store.AppendRequest{req(carol, "c1")}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The other node stores "k" in another conversation, not yet committed.
+	other, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback()
+	if _, err := other.ExecContext(ctx, `UPDATE conversations SET last_seq = 2 WHERE id = $1`, ac); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.ExecContext(ctx, `INSERT INTO messages(conversation_id, seq, sender_id, client_msg_id, text, sent_at)
+		VALUES ($1, 2, $2, 'k', 'elsewhere', 1)`, ac, alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		res []store.AppendResult
+		err error
+	}
+	done := make(chan outcome)
+	go func() {
+		res, err := s.AppendMessages(ctx, []store.AppendRequest{req(bob, "x"), req(bob, "k"), req(bob, "y")})
+		done <- outcome{res, err}
+	}()
+	time.Sleep(200 * time.Millisecond) // the batch waits on the uncommitted "k"
+	if err := other.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	o := <-done
+	if o.err != nil {
+		t.Fatalf("AppendMessages: %v", o.err)
+	}
+	for i, want := range []struct {
+		conv string
+		seq  uint64
+		dup  bool
+		text string
+	}{
+		{store.PrivateConversationID(alice.ID, bob.ID), 1, false, "x"},
+		{ac, 2, true, "elsewhere"},
+		{store.PrivateConversationID(alice.ID, bob.ID), 2, false, "y"},
+	} {
+		if r := o.res[i]; r.Err != nil || r.Duplicate != want.dup || r.Message.ConversationID != want.conv ||
+			r.Message.Seq != want.seq || r.Message.Text != want.text {
+			t.Errorf("result %d = %+v, %v (dup %v); want seq %d of %s, dup %v", i, r.Message, r.Err, r.Duplicate, want.seq, want.conv, want.dup)
 		}
 	}
 }

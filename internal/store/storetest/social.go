@@ -78,6 +78,47 @@ func testRecallEdit(t *testing.T, s store.Store) {
 	}
 }
 
+// testRecallEditInBatch changes messages stored earlier in the same batch,
+// and answers a retry with its original as changed before it in the batch.
+func testRecallEditInBatch(t *testing.T, s store.Store) {
+	alice, bob := mustUser(t, s, "alice"), mustUser(t, s, "bob")
+	p := store.PrivateConversationID(alice.ID, bob.ID)
+	mustAppend(t, s, privateReq(alice, bob, "a0", "first", at(0))) // seq 1
+	res, err := s.AppendMessages(t.Context(), []store.AppendRequest{
+		privateReq(alice, bob, "a1", "helo", at(1)),                    // seq 2
+		changeReq(alice, p, store.KindEdit, 2, "a-e1", "hello", at(2)), // seq 3
+		changeReq(alice, p, store.KindEdit, 3, "a-e2", "x", at(3)),     // an edit of an edit
+		changeReq(alice, p, store.KindEdit, 1, "a-e3", "1st", at(4)),   // seq 4
+		privateReq(alice, bob, "a0", "retry", at(5)),                   // the original, edited
+		changeReq(alice, p, store.KindRecall, 2, "a-r1", "", at(6)),    // seq 5
+		changeReq(alice, p, store.KindRecall, 2, "a-r2", "", at(7)),    // gone
+		privateReq(bob, alice, "b1", "what?", at(8)),                   // seq 6
+	})
+	if err != nil {
+		t.Fatalf("AppendMessages: %v", err)
+	}
+	wantErr(t, "edit an edit", res[2].Err, store.ErrForbidden)
+	wantErr(t, "recall it again", res[6].Err, store.ErrNotFound)
+	for i, seq := range map[int]uint64{0: 2, 1: 3, 3: 4, 5: 5, 7: 6} {
+		if r := res[i]; r.Err != nil || r.Duplicate || r.Message.Seq != seq {
+			t.Errorf("result %d = %+v, %v (dup %v); want seq %d", i, r.Message, r.Err, r.Duplicate, seq)
+		}
+	}
+	if r := res[4]; !r.Duplicate || r.Message.Seq != 1 || r.Message.Text != "1st" {
+		t.Errorf("retry = %+v (dup %v), want seq 1 with its edited text", r.Message, r.Duplicate)
+	}
+	msgs := readAll(t, s, bob.ID, p)
+	if len(msgs) != 6 {
+		t.Fatalf("history has %d messages, want 6", len(msgs))
+	}
+	if m := msgs[0]; m.Text != "1st" || !m.EditedAt.Equal(at(4)) {
+		t.Errorf("message 1 = %+v, want edited to 1st", m)
+	}
+	if m := msgs[1]; !m.Recalled || m.Text != "" || !m.EditedAt.Equal(at(2)) {
+		t.Errorf("message 2 = %+v, want edited, then recalled", m)
+	}
+}
+
 func testFileVisible(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	alice, bob, carol := mustUser(t, s, "alice"), mustUser(t, s, "bob"), mustUser(t, s, "carol")

@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"GroupConcurrent", testGroupConcurrent},
 		{"MessageReads", testMessageReads},
 		{"RecallEdit", testRecallEdit},
+		{"RecallEditInBatch", testRecallEditInBatch},
 		{"FileVisible", testFileVisible},
 		{"Friends", testFriends},
 		{"Blocks", testBlocks},
