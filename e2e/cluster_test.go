@@ -19,7 +19,9 @@ import (
 // JetStream, 3 gateways, 2 logic nodes, PostgreSQL) under a checked load
 // through SIGTERM and kill -9 of a gateway, kill -9 of a logic node, an
 // immediate restart of PostgreSQL and kill -9 of a NATS server, and
-// requires the checker's must-be-zero figures to be zero.
+// requires the checker's must-be-zero figures to be zero and the cluster
+// to heal: every device of a gone gateway ready again, every device caught
+// up after each fault, no stuck SDK Client replaced by the watchdog.
 //
 // Needs MAGPIE_TEST_POSTGRES (an account that may CREATE DATABASE; a
 // fresh database is made and dropped) and, for the PostgreSQL restart,
@@ -87,6 +89,9 @@ func TestClusterFaults(t *testing.T) {
 	}
 	if res.Report.Acknowledged == 0 {
 		t.Fatal("nothing was acknowledged")
+	}
+	if len(res.Problems) > 0 {
+		t.Fatalf("the cluster did not heal: %s; process logs are in %s", strings.Join(res.Problems, "; "), dir)
 	}
 }
 

@@ -5,6 +5,8 @@
 #
 #   scripts/cluster-test.sh            # fault run + checker (≈2 minutes)
 #   scripts/cluster-test.sh up         # start the topology and wait for Ctrl-C
+#   scripts/cluster-test.sh w5         # benchmark W5: cross-node latency and throughput
+#   scripts/cluster-test.sh w6         # benchmark W6: kill -9 of a gateway with 16 k connections
 #
 # Topology: 3 nats-server processes (built from the nats-server module in
 # go.mod) forming a JetStream cluster, 2 `magpie logic` and 3 `magpie
@@ -17,6 +19,7 @@
 #   MAGPIE_CLUSTER_USERS   users in the fault run (default 16; 2 devices each)
 #   MAGPIE_CLUSTER_RATE    messages per second per device (default 4)
 #   MAGPIE_CLUSTER_SETTLE  seconds of traffic between faults (default 4)
+#   MAGPIE_W5_RATE, MAGPIE_W5_PAIRS, MAGPIE_W6_CONNS   benchmark sizes (docs/benchmarks.md)
 #
 # The fault run restarts PostgreSQL with `pg_ctlcluster ... restart -m
 # immediate`, so it needs root (or the postgres user) and must not run next
@@ -32,10 +35,16 @@ test)
 	# The fault run is the e2e test: one code path for people and CI.
 	exec go test -tags e2e -count=1 -v -timeout 20m -run 'TestClusterFaults$' ./e2e/
 	;;
+w5 | w6)
+	# The benchmarks are e2e tests too, run only on request; figures are
+	# logged, never asserted (docs/benchmarks.md records them).
+	export MAGPIE_CLUSTER_BENCH="$1"
+	exec go test -tags e2e -count=1 -v -timeout 30m -run "TestCluster${1^^}\$" ./e2e/
+	;;
 up)
 	;;
 *)
-	echo "usage: $0 [test|up]" >&2
+	echo "usage: $0 [test|up|w5|w6]" >&2
 	exit 2
 	;;
 esac

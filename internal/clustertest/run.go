@@ -28,6 +28,11 @@ type Result struct {
 	Groups   int   // groups the load sent to (0: private messages only)
 	Replaced int64 // SDK Clients the watchdog had to replace
 	Failover []FailoverFigure
+	// Problems are the ways the cluster failed to heal that the checker
+	// does not count: a gateway that would not drain, devices that never
+	// came back or caught up, a final sync that did not finish, Clients
+	// the watchdog had to replace. A correct cluster has none.
+	Problems []string
 }
 
 // FailoverFigure is how fast the devices of a killed or drained gateway
@@ -66,6 +71,10 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	}
 	defer load.Close()
 	res := &Result{Groups: load.Groups()}
+	problem := func(format string, args ...any) {
+		res.Problems = append(res.Problems, fmt.Sprintf(format, args...))
+		logf("  PROBLEM: "+format, args...)
+	}
 	logf("load: %d users × %d devices, %d groups, %.0f msgs/s per device", len(load.users), load.cfg.DevicesPerUser, load.Groups(), load.cfg.Rate)
 
 	settle := func() { sleepCtx(ctx, cfg.Settle) }
@@ -77,13 +86,22 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	caughtUp := func(fault string, since time.Time) {
 		took, ok := waitCaughtUp(ctx, load, since, 120*time.Second)
 		load.Rec.Recovered(fault, took, ok)
+		if !ok {
+			problem("%s: devices had not caught up after %v", fault, took.Round(time.Millisecond))
+		}
 		logf("  %s: caught up after %v (ok=%v); not ready now: %d; replaced so far: %d", fault, took.Round(time.Millisecond), ok, load.NotReady(), load.Replaced.Load())
 	}
 	failover := func(fault string, kill func()) {
 		kill()
 		start := time.Now()
-		affected, p99, all := waitReconnected(ctx, load, start, 120*time.Second)
+		affected, p99, all := waitReconnected(ctx, load, start, reconnectWithin)
 		res.Failover = append(res.Failover, FailoverFigure{Fault: fault, Affected: affected, P99: p99, All: all})
+		switch {
+		case affected == 0:
+			problem("%s: no device noticed the gateway going", fault)
+		case all >= reconnectWithin:
+			problem("%s: not every device was ready again within %v", fault, reconnectWithin)
+		}
 		logf("  %s: %d devices reconnected, 99%% after %v, all after %v", fault, affected, p99.Round(time.Millisecond), all.Round(time.Millisecond))
 		caughtUp(fault, time.Now())
 	}
@@ -95,7 +113,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	failover("SIGTERM gateway", func() {
 		gw.Signal(syscall.SIGTERM)
 		if !gw.Wait(30 * time.Second) {
-			logf("  %s did not exit within 30s of SIGTERM", gw.Name)
+			problem("%s did not exit within 30s of SIGTERM", gw.Name)
 		}
 	})
 	if err := topo.Restart(ctx, gw); err != nil {
@@ -186,18 +204,25 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	logf("healing: stop senders, final sync, fresh devices")
 	load.StopSending()
 	if err := load.FinalSync(ctx, 120*time.Second); err != nil {
-		logf("  final sync: %v", err)
+		problem("final sync: %v", err)
 	}
 	if err := load.FreshDevices(ctx, 120*time.Second); err != nil {
-		logf("  fresh devices: %v", err)
+		problem("fresh devices: %v", err)
 	}
 	if err := load.Receipts(ctx); err != nil {
-		logf("  receipts: %v", err)
+		problem("receipts: %v", err)
 	}
 	res.Report = load.Rec.Check()
-	res.Replaced = load.Replaced.Load()
+	if res.Replaced = load.Replaced.Load(); res.Replaced > 0 {
+		problem("the watchdog replaced %d stuck SDK Clients", res.Replaced)
+	}
 	return res, nil
 }
+
+// reconnectWithin bounds how long a failover may take before the run
+// counts it as failed: far past the 10 s target, so only a device that
+// never comes back trips it.
+const reconnectWithin = 120 * time.Second
 
 // waitCaughtUp polls until every device shows every message acknowledged
 // before since.
