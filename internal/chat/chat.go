@@ -83,10 +83,12 @@
 // (device d)", "* reconnecting: ...", "* disconnected: ..."), "error: "
 // lines for failed commands (the client keeps going), and the help text.
 //
+// No command is dropped: while many wait their turn, the client stops
+// reading stdin, so a fast pipe is slowed to the pace of the server's acks.
 // When stdin ends (or on :q) it waits up to 30s for its commands to finish
-// and its sends to be acknowledged, then exits 0 (non-zero if some still
-// were not; a send the server refused was already reported on stderr and
-// does not change the exit status). A failed login and a kick that forbids
+// and its sends to be acknowledged, then exits 0; non-zero if some still
+// were not or, when stdin is not a terminal, if any command failed (each
+// failure was reported on stderr). A failed login and a kick that forbids
 // reconnecting (replaced, logged out) exit non-zero.
 //
 // The password comes from MAGPIE_PASSWORD, else a prompt without echo when
@@ -135,6 +137,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return fmt.Errorf("chat: --transport must be tcp or ws, not %q", *transport)
 	}
 	in := bufio.NewReader(stdin)
+	piped := !isTerminal(stdin)
 	password, err := readPassword(in, stdin, stderr)
 	if err != nil {
 		return err
@@ -185,6 +188,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			if !ok || u.run(line, w) {
 				err := w.drain()
 				flush(ctx, c)
+				// A script must learn that it did not do all it asked.
+				if n := u.failures(); err == nil && piped && n > 0 {
+					err = fmt.Errorf("chat: %d of the commands failed", n)
+				}
 				return err
 			}
 		case <-u.fatal:
@@ -211,13 +218,18 @@ func envOr(key, def string) string {
 	return def
 }
 
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 func readPassword(in *bufio.Reader, stdin io.Reader, stderr io.Writer) (string, error) {
 	if p := os.Getenv("MAGPIE_PASSWORD"); p != "" {
 		return p, nil
 	}
-	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if isTerminal(stdin) {
 		fmt.Fprint(stderr, "Password: ")
-		b, err := term.ReadPassword(int(f.Fd()))
+		b, err := term.ReadPassword(int(stdin.(*os.File).Fd()))
 		fmt.Fprintln(stderr)
 		if err != nil {
 			return "", fmt.Errorf("chat: reading password: %w", err)
@@ -233,7 +245,9 @@ func readPassword(in *bufio.Reader, stdin io.Reader, stderr io.Writer) (string, 
 
 // worker runs commands one at a time, in input order, so a pipe of
 // messages to one peer is stored in the order it was written and a command
-// sees the effects of the lines before it.
+// sees the effects of the lines before it. Commands run off the input loop
+// so that it still sees a fatal disconnect or ctx's end while one waits for
+// its ack, and a user can type ahead.
 type worker struct {
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -242,9 +256,12 @@ type worker struct {
 	done   chan struct{}
 }
 
+// maxQueued bounds the commands read ahead of the one running.
+const maxQueued = 4096
+
 func newWorker(ctx context.Context, u *ui) *worker {
 	ctx, cancel := context.WithCancel(ctx)
-	w := &worker{ctx: ctx, cancel: cancel, u: u, queue: make(chan func(context.Context), 4096), done: make(chan struct{})}
+	w := &worker{ctx: ctx, cancel: cancel, u: u, queue: make(chan func(context.Context), maxQueued), done: make(chan struct{})}
 	go w.loop()
 	return w
 }
@@ -256,11 +273,15 @@ func (w *worker) loop() {
 	}
 }
 
+// add queues a command, waiting while the queue is full: the input loop
+// then stops taking lines, which holds back a pipe instead of dropping
+// commands. It gives up only when the client is stopping anyway, which the
+// input loop sees next.
 func (w *worker) add(f func(context.Context)) {
 	select {
 	case w.queue <- f:
-	default:
-		w.u.errorf("too many commands waiting; dropped one")
+	case <-w.ctx.Done():
+	case <-w.u.fatal:
 	}
 }
 

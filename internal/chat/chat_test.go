@@ -3,8 +3,10 @@ package chat
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -160,8 +162,8 @@ func TestPipeMode(t *testing.T) {
 	var out, errw syncBuffer
 	err := Run(ctx, []string{"--server", srv.URL, "--user", "alice", "--register", "--device", "cli"},
 		strings.NewReader(in), &out, &errw)
-	if err != nil {
-		t.Fatalf("Run: %v\nstderr:\n%s", err, errw.String())
+	if err == nil || err.Error() != "chat: 2 of the commands failed" { // piped, so the two errors make it fail
+		t.Fatalf("Run: got %v, want 2 of the commands failed\nstderr:\n%s", err, errw.String())
 	}
 	for _, want := range []string{"✓ sent #1 → bob", "✓ sent #2 → bob", "✓ sent #3 → bob", "to bob"} {
 		if !strings.Contains(out.String(), want) {
@@ -212,5 +214,41 @@ func TestReceiptsPrintOnce(t *testing.T) {
 		"✓✓ delivered #2 → bob\n✓✓ read #2 → bob\n✓ sent #3 → bob\n"
 	if out.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+// TestPipeBackPressure pipes far more lines than the command queue holds:
+// reading must wait for the worker, so every line is sent, in order.
+func TestPipeBackPressure(t *testing.T) {
+	t.Setenv("MAGPIE_PASSWORD", "pw-alice")
+	srv := clienttest.New(t)
+	srv.AddUser("alice", "pw-alice")
+	srv.AddUser("carol", "pw-carol")
+	const n = 6000 // the queue holds 4,096
+	var in strings.Builder
+	for i := range n {
+		fmt.Fprintf(&in, "carol;;%d\n", i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, errw syncBuffer
+	err := Run(ctx, []string{"--server", srv.URL, "--user", "alice"}, strings.NewReader(in.String()), &out, &errw)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if strings.Contains(errw.String(), "error:") {
+		t.Errorf("stderr has errors:\n%.2000s", errw.String())
+	}
+	if got := strings.Count(out.String(), "✓ sent #"); got != n {
+		t.Errorf("got %d acks, want %d", got, n)
+	}
+	msgs := srv.Messages("alice", "carol")
+	if len(msgs) != n {
+		t.Fatalf("server stored %d messages, want %d", len(msgs), n)
+	}
+	for i, m := range msgs {
+		if m.GetText() != strconv.Itoa(i) {
+			t.Fatalf("message %d is %q, want %q", i, m.GetText(), strconv.Itoa(i))
+		}
 	}
 }

@@ -2,6 +2,8 @@ package chat
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,16 +16,27 @@ import (
 )
 
 // runScript runs the chat as user with the script on stdin and returns
-// stdout and stderr.
-func runScript(t *testing.T, srv *clienttest.Server, user string, lines ...string) (string, string) {
+// stdout and stderr. wantErr is the error Run must return ("" for none).
+func runScript(t *testing.T, srv *clienttest.Server, user, wantErr string, lines ...string) (string, string) {
+	t.Helper()
+	return runScriptFrom(t, srv, user, wantErr, strings.NewReader(script(user, lines...)))
+}
+
+// script is stdin for user: the password line, then lines.
+func script(user string, lines ...string) string {
+	return strings.Join(append([]string{"pw-" + user}, lines...), "\n") + "\n"
+}
+
+// runScriptFrom is runScript with stdin given.
+func runScriptFrom(t *testing.T, srv *clienttest.Server, user, wantErr string, stdin io.Reader) (string, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out, errw syncBuffer
-	in := strings.Join(append([]string{"pw-" + user}, lines...), "\n") + "\n"
-	if err := Run(ctx, []string{"--server", srv.URL, "--user", user, "--device", "cli-" + user},
-		strings.NewReader(in), &out, &errw); err != nil {
-		t.Fatalf("Run as %s: %v\nstderr:\n%s", user, err, errw.String())
+	err := Run(ctx, []string{"--server", srv.URL, "--user", user, "--device", "cli-" + user},
+		stdin, &out, &errw)
+	if got := fmt.Sprint(err); (err != nil || wantErr != "") && got != wantErr {
+		t.Fatalf("Run as %s: got error %v, want %q\nstderr:\n%s", user, err, wantErr, errw.String())
 	}
 	return out.String(), errw.String()
 }
@@ -48,10 +61,13 @@ func TestGroupChatPipeMode(t *testing.T) {
 	}
 	// bob listens with the SDK and reads everything, so alice sees receipts.
 	var bob *client.Client
+	readTwo := make(chan struct{}) // closed once bob's read of #2 is stored
 	bob = client.New(client.Options{Server: srv.URL, Username: "bob", Password: "pw-bob",
 		OnMessage: func(m client.Message) {
 			if m.IsGroup() && m.Sender == "alice" && m.Kind == client.KindText {
-				go bob.MarkRead(context.Background(), m.ConversationID, m.Seq)
+				if err := bob.MarkRead(context.Background(), m.ConversationID, m.Seq); err == nil && m.Seq == 2 {
+					close(readTwo)
+				}
 			}
 		}})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -65,25 +81,37 @@ func TestGroupChatPipeMode(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out, errs := runScript(t, srv, "alice",
-		":create team bob carol", // #1 created
-		"hello team",             // #2
-		":file "+path,            // #3
-		"oops",                   // #4
-		":recall",                // #5 recalls #4
-		":invite dave",           // #6
-		":kick dave",             // #7
-		":groups",
-		":g TEAM",
-		":reads 2",
-		":leave",
-		":all hi everyone",
-		":add bob",
-		":block dave",
-		":friends",
-		":history 3",
-		":recall 99",
-	)
+	// alice's script waits for bob's read before asking who read #2.
+	stdin, feed := io.Pipe()
+	go func() {
+		feed.Write([]byte(script("alice",
+			":create team bob carol", // #1 created
+			"hello team",             // #2
+			":file "+path,            // #3
+			"oops",                   // #4
+			":recall",                // #5 recalls #4
+			":invite dave",           // #6
+			":kick dave",             // #7
+			":groups",
+			":g TEAM",
+		)))
+		select {
+		case <-readTwo:
+		case <-time.After(15 * time.Second): // the :reads line below then fails
+		}
+		feed.Write([]byte(strings.Join([]string{
+			":reads 2",
+			":leave",
+			":all hi everyone",
+			":add bob",
+			":block dave",
+			":friends",
+			":history 3",
+			":recall 99",
+		}, "\n") + "\n"))
+		feed.Close()
+	}()
+	out, errs := runScriptFrom(t, srv, "alice", "chat: 2 of the commands failed", stdin) // :leave and :recall 99
 	wantLines(t, "alice", out,
 		`created team \(g_1\) with bob, carol`,
 		`to team \(g_1\)`,
@@ -113,7 +141,7 @@ func TestGroupChatPipeMode(t *testing.T) {
 	)
 
 	// carol's fresh client syncs the whole group.
-	out, _ = runScript(t, srv, "carol", ":g g_1", ":read")
+	out, _ = runScript(t, srv, "carol", "", ":g g_1", ":read")
 	wantLines(t, "carol", out,
 		ts+`\* alice created team with bob, carol`,
 		ts+`alice @ team: hello team`,

@@ -31,6 +31,7 @@ type ui struct {
 	private map[string]*track   // conversation id -> my sent messages awaiting receipts
 	groups  map[string]*groupTrack
 
+	failed        int               // commands that failed ("error: " lines)
 	starting      bool              // until the first sync was shown
 	readAtStart   map[string]uint64 // conversation id -> my read cursor then
 	hiddenAtStart int
@@ -44,8 +45,9 @@ const maxMine = 50
 // peer read them.
 type track struct {
 	peer           string
-	pending        map[uint64]bool // seq -> delivered printed
-	delivered, red uint64          // the peer's cursors as far as we know
+	pending        []uint64 // my seqs the peer has not read, ascending
+	shown          int      // pending[:shown] were printed delivered
+	delivered, red uint64   // the peer's cursors as far as we know
 }
 
 // groupTrack counts who read my recent messages of one group.
@@ -77,11 +79,15 @@ func (u *ui) printf(format string, args ...any) {
 	fmt.Fprintf(u.out, format+"\n", args...)
 }
 
+// errorf reports a failed command.
 func (u *ui) errorf(format string, args ...any) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	u.failed++
 	fmt.Fprintf(u.errw, "error: "+format+"\n", args...)
 }
+
+func (u *ui) failures() int { u.mu.Lock(); defer u.mu.Unlock(); return u.failed }
 
 // groupName returns a group's name, asking the server the first time.
 // It may block on HTTP: call it without mu.
@@ -212,8 +218,10 @@ func (u *ui) sent(to target, ack client.Ack) {
 	}
 	u.convOf[to.user] = ack.ConversationID
 	t := u.trackLocked(ack.ConversationID, to.user)
-	if ack.Seq > t.red {
-		t.pending[ack.Seq] = false
+	// Acks come in seq order (one command runs at a time), so appending
+	// keeps pending sorted.
+	if ack.Seq > t.red && (len(t.pending) == 0 || ack.Seq > t.pending[len(t.pending)-1]) {
+		t.pending = append(t.pending, ack.Seq)
 	}
 	u.flushLocked(t)
 }
@@ -221,7 +229,7 @@ func (u *ui) sent(to target, ack client.Ack) {
 func (u *ui) trackLocked(conv, peer string) *track {
 	t := u.private[conv]
 	if t == nil {
-		t = &track{peer: peer, pending: map[uint64]bool{}}
+		t = &track{peer: peer}
 		u.private[conv] = t
 	}
 	return t
@@ -286,15 +294,19 @@ func (u *ui) groupRead(r client.Receipt, name string) {
 	}
 }
 
+// flushLocked prints, in seq order, what the peer's cursors passed since
+// the last call. It looks only at the seqs it prints (red <= delivered), so
+// thousands of piped sends to a peer who does not read stay cheap.
 func (u *ui) flushLocked(t *track) {
-	for _, seq := range slices.Sorted(maps.Keys(t.pending)) {
-		if seq <= t.delivered && !t.pending[seq] {
-			fmt.Fprintf(u.out, "✓✓ delivered #%d → %s\n", seq, t.peer)
-			t.pending[seq] = true
+	n := 0
+	for ; n < len(t.pending) && t.pending[n] <= t.red; n++ {
+		if n >= t.shown {
+			fmt.Fprintf(u.out, "✓✓ delivered #%d → %s\n", t.pending[n], t.peer)
 		}
-		if seq <= t.red {
-			fmt.Fprintf(u.out, "✓✓ read #%d → %s\n", seq, t.peer)
-			delete(t.pending, seq)
-		}
+		fmt.Fprintf(u.out, "✓✓ read #%d → %s\n", t.pending[n], t.peer)
+	}
+	t.pending, t.shown = t.pending[n:], max(t.shown-n, 0)
+	for ; t.shown < len(t.pending) && t.pending[t.shown] <= t.delivered; t.shown++ {
+		fmt.Fprintf(u.out, "✓✓ delivered #%d → %s\n", t.pending[t.shown], t.peer)
 	}
 }
