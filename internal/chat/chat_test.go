@@ -92,6 +92,12 @@ func TestParse(t *testing.T) {
 		{":recall 7", command{kind: cmdRecall, seq: 7}, false},
 		{":recall seven", command{}, true},
 		{":recall -1", command{}, true},
+		{":edit better words", command{kind: cmdEdit, text: "better words"}, false},
+		{":edit #3  fixed  it", command{kind: cmdEdit, seq: 3, text: "fixed  it"}, false},
+		{":edit 42 apples", command{kind: cmdEdit, text: "42 apples"}, false},
+		{":edit #3", command{}, true},
+		{":edit #x y", command{}, true},
+		{":edit", command{}, true},
 		{":file /tmp/a.png", command{kind: cmdFile, text: "/tmp/a.png"}, false},
 		{":file  /tmp/my holiday.png ", command{kind: cmdFile, text: "/tmp/my holiday.png"}, false},
 		{":file", command{}, true},
@@ -113,7 +119,7 @@ func TestParse(t *testing.T) {
 
 func TestHelpListsEveryCommand(t *testing.T) {
 	for _, word := range []string{":groups", ":g ", ":create", ":invite", ":kick", ":leave", ":friends", ":add",
-		":accept", ":block", ":recall", ":file", ":all", ":reads", ":to", ":olu", ":history", ":read "} {
+		":accept", ":block", ":recall", ":file", ":all", ":reads", ":edit", ":to", ":olu", ":history", ":read "} {
 		if !strings.Contains(helpText, "\n  "+word) {
 			t.Errorf("help lacks %q", word)
 		}
@@ -251,4 +257,25 @@ func TestPipeBackPressure(t *testing.T) {
 			t.Fatalf("message %d is %q, want %q", i, m.GetText(), strconv.Itoa(i))
 		}
 	}
+}
+
+// TestEditPipe edits my last message and one by seq; the peer's history
+// shows the new texts.
+func TestEditPipe(t *testing.T) {
+	t.Setenv("MAGPIE_PASSWORD", "")
+	srv := clienttest.New(t)
+	srv.AddUser("alice", "pw-alice")
+	srv.AddUser("bob", "pw-bob")
+	out, errs := runScript(t, srv, "alice", "chat: 1 of the commands failed",
+		":to bob",
+		"helo",              // #1
+		"wrold",             // #2
+		":edit world",       // #3 edits #2
+		":edit #1 hello",    // #4 edits #1
+		":edit #9 not mine", // fails
+	)
+	wantLines(t, "alice", out, `✓ edited #2 → bob`, `✓ edited #1 → bob`)
+	wantLines(t, "alice's errors", errs, `error: :edit #9: .*`)
+	out, _ = runScript(t, srv, "bob", "", ":to alice", ":history 10")
+	wantLines(t, "bob", out, ts+`alice: hello \(edited\)`, ts+`alice: world \(edited\)`)
 }

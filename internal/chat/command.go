@@ -36,14 +36,15 @@ const (
 	cmdFile                   // :file PATH
 	cmdAll                    // :all text
 	cmdReads                  // :reads [seq]
+	cmdEdit                   // :edit [#seq] text
 )
 
 type command struct {
 	kind  cmdKind
 	to    string   // cmdSend, cmdTo; cmdGroup: name or id; cmdCreate: the group's name; user commands: the user
-	text  string   // cmdSend, cmdText, cmdAll; cmdFile: the path
+	text  string   // cmdSend, cmdText, cmdAll, cmdEdit; cmdFile: the path
 	n     int      // cmdHistory
-	seq   uint64   // cmdRecall, cmdReads; 0: my last message
+	seq   uint64   // cmdRecall, cmdReads, cmdEdit; 0: my last message
 	users []string // cmdCreate, cmdInvite
 }
 
@@ -58,6 +59,7 @@ const helpText = `commands:
   :all text           broadcast text to everyone online
   :file PATH          upload a file and send it to the current conversation
   :recall [seq]       recall a message of the current conversation (default: my last one)
+  :edit [#seq] text   replace the text of a message of mine (default: my last one)
   :history [n]        show the last n messages (default 20) of the current conversation
   :read               mark the current conversation read
   :reads [seq]        who read a message of the current conversation (default: my last one)
@@ -190,6 +192,22 @@ func parseColon(line string) (command, error) {
 			seq = v
 		}
 		return command{kind: k, seq: seq}, nil
+	case ":edit":
+		// A seq must carry its '#': ":edit 42 apples" edits my last
+		// message to "42 apples".
+		var seq uint64
+		if len(args) > 0 && strings.HasPrefix(args[0], "#") {
+			v, err := strconv.ParseUint(args[0][1:], 10, 64)
+			if err != nil || v == 0 {
+				return command{}, fmt.Errorf(":edit: seq must be a positive number, not %q", args[0])
+			}
+			seq = v
+			rest = strings.TrimSpace(strings.TrimPrefix(rest, args[0]))
+		}
+		if rest == "" {
+			return command{}, fmt.Errorf("usage: :edit [#seq] text")
+		}
+		return command{kind: cmdEdit, seq: seq, text: rest}, nil
 	case ":file":
 		if rest == "" {
 			return command{}, fmt.Errorf("usage: :file PATH")

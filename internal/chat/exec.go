@@ -71,6 +71,8 @@ func (u *ui) exec(ctx context.Context, cmd command) {
 		u.recall(ctx, cur, cmd.seq)
 	case cmdReads:
 		u.reads(ctx, cur, cmd.seq)
+	case cmdEdit:
+		u.edit(ctx, cur, cmd.seq, cmd.text)
 	case cmdOnline:
 		u.online(ctx)
 	case cmdHistory:
@@ -170,6 +172,18 @@ func (u *ui) recall(ctx context.Context, t target, seq uint64) {
 	defer u.mu.Unlock()
 	u.forgetLocked(id, seq)
 	fmt.Fprintf(u.out, "✓ recalled #%d %s\n", seq, t)
+}
+
+func (u *ui) edit(ctx context.Context, t target, seq uint64, text string) {
+	id, seq, ok := u.mySeq(ctx, ":edit", t, seq)
+	if !ok {
+		return
+	}
+	if _, err := u.c.Edit(ctx, id, seq, text); err != nil {
+		u.errorf(":edit #%d: %v", seq, err)
+		return
+	}
+	u.printf("✓ edited #%d %s", seq, t)
 }
 
 func (u *ui) reads(ctx context.Context, t target, seq uint64) {
