@@ -392,3 +392,30 @@ func TestHandleGroupRecallEdit(t *testing.T) {
 		t.Fatalf("history = %+v, %v; want bob's message edited then recalled", msgs, err)
 	}
 }
+
+// TestFriendEvents: every friend and block change reaches the hooks.
+func TestFriendEvents(t *testing.T) {
+	hooks := &fakeHooks{}
+	s, _ := newTestService(t, func(c *Config) { c.Hooks = hooks })
+	ctx := context.Background()
+	alice, bob := login(t, s, "alice", "", "").Identity, login(t, s, "bob", "", "").Identity
+	steps := []func() error{
+		func() error { _, err := s.RequestFriend(ctx, alice, "bob"); return err },
+		func() error { return s.DeclineFriend(ctx, bob, "alice") },
+		func() error { _, err := s.RequestFriend(ctx, alice, "bob"); return err },
+		func() error { return s.AcceptFriend(ctx, bob, "alice") },
+		func() error { return s.RemoveFriend(ctx, alice, "bob") },
+		func() error { return s.Block(ctx, bob, "alice") },
+		func() error { return s.Unblock(ctx, bob, "alice") },
+	}
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	want := []string{"friend.requested", "friend.declined", "friend.requested", "friend.accepted",
+		"friend.removed", "user.blocked", "user.unblocked"}
+	if got := hooks.types(); !slices.Equal(got, want) {
+		t.Errorf("hook events = %v, want %v", got, want)
+	}
+}

@@ -57,7 +57,7 @@ func (s *Service) AcceptFriend(ctx context.Context, id Identity, name string) er
 }
 
 func (s *Service) DeclineFriend(ctx context.Context, id Identity, name string) error {
-	return s.friendCall(ctx, id, name, "", func(other int64) error { return s.store.DeclineFriend(ctx, id.UserID, other) })
+	return s.friendCall(ctx, id, name, "friend.declined", func(other int64) error { return s.store.DeclineFriend(ctx, id.UserID, other) })
 }
 
 func (s *Service) RemoveFriend(ctx context.Context, id Identity, name string) error {
