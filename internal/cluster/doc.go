@@ -15,7 +15,7 @@
 // Buckets (memory storage: they describe live processes, which a restart
 // ends anyway):
 //
-//	magpie-gateways   <gateway id> → GatewayInfo, re-put every TTL/3
+//	magpie-gateways   <gateway id> → GatewayInfo, re-put every TTL/3; max age 2×TTL
 //	magpie-presence   u<user>.<gateway>.<conn> → PresenceEntry
 //
 // Everything exported is safe for concurrent use.

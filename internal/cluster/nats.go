@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -183,8 +184,16 @@ func Connect(ctx context.Context, o ConnectOptions, log *slog.Logger) (*nats.Con
 	}
 }
 
-// keyValue opens (or creates) a memory bucket.
-func keyValue(ctx context.Context, nc *nats.Conn, bucket string, replicas int) (jetstream.KeyValue, error) {
+// keyValue opens (or creates) a memory bucket. maxAge > 0 makes the
+// server drop every value and delete marker older than that (the bucket's
+// TTL, a stream MaxAge: any NATS server version), so keys of processes
+// that died without deleting them cannot pile up. An existing bucket gets
+// the same config: a bucket made without a max age (by an older Magpie)
+// gets one, and the server then drops what had piled up in it. maxAge is
+// only ever raised: a larger one already set (by a process with a longer
+// --registry-ttl, or by hand) is kept, so processes that disagree do not
+// keep changing it, and none shortens it below what another needs.
+func keyValue(ctx context.Context, nc *nats.Conn, bucket string, replicas int, maxAge time.Duration) (jetstream.KeyValue, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
@@ -197,12 +206,17 @@ func keyValue(ctx context.Context, nc *nats.Conn, bucket string, replicas int) (
 		// A request sent before JetStream has a meta leader is never
 		// answered: bound each attempt, not just the whole wait.
 		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		kv, err := js.CreateOrUpdateKeyValue(actx, jetstream.KeyValueConfig{
-			Bucket:   bucket,
-			Storage:  jetstream.MemoryStorage,
-			History:  1,
-			Replicas: replicas,
-		})
+		var kv jetstream.KeyValue
+		have, err := currentMaxAge(actx, js, bucket, maxAge)
+		if err == nil {
+			kv, err = js.CreateOrUpdateKeyValue(actx, jetstream.KeyValueConfig{
+				Bucket:   bucket,
+				Storage:  jetstream.MemoryStorage,
+				History:  1,
+				Replicas: replicas,
+				TTL:      max(maxAge, have),
+			})
+		}
 		cancel()
 		if err == nil {
 			return kv, nil
@@ -215,6 +229,23 @@ func keyValue(ctx context.Context, nc *nats.Conn, bucket string, replicas int) (
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// currentMaxAge is the max age of the bucket if it exists, 0 if it does
+// not. With want 0 it is not looked up: such a bucket is meant to have no
+// max age.
+func currentMaxAge(ctx context.Context, js jetstream.JetStream, bucket string, want time.Duration) (time.Duration, error) {
+	if want <= 0 {
+		return 0, nil
+	}
+	s, err := js.Stream(ctx, "KV_"+bucket)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return s.CachedInfo().Config.MaxAge, nil
 }
 
 type debugLogger struct{}

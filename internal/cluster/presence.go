@@ -33,7 +33,7 @@ type PresenceWriter struct {
 
 // NewPresenceWriter opens the presence bucket.
 func NewPresenceWriter(ctx context.Context, nc *nats.Conn, replicas int) (*PresenceWriter, error) {
-	kv, err := keyValue(ctx, nc, bucketPresence, replicas)
+	kv, err := keyValue(ctx, nc, bucketPresence, replicas, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +145,7 @@ const localTTL = 15 * time.Second
 
 // WatchPresence loads the presence bucket and follows it until ctx ends.
 func WatchPresence(ctx context.Context, nc *nats.Conn, replicas int, reg *Registry, log *slog.Logger) (*PresenceView, error) {
-	kv, err := keyValue(ctx, nc, bucketPresence, replicas)
+	kv, err := keyValue(ctx, nc, bucketPresence, replicas, 0)
 	if err != nil {
 		return nil, err
 	}

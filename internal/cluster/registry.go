@@ -40,7 +40,7 @@ type Registrar struct {
 // NewRegistrar opens the registry bucket. info is called at every heartbeat
 // for the gateway's current entry.
 func NewRegistrar(ctx context.Context, nc *nats.Conn, replicas int, ttl time.Duration, info func() *magpiepb.GatewayInfo, log *slog.Logger) (*Registrar, error) {
-	kv, err := keyValue(ctx, nc, bucketGateways, replicas)
+	kv, err := keyValue(ctx, nc, bucketGateways, replicas, registryMaxAge(ttl))
 	if err != nil {
 		return nil, err
 	}
@@ -67,6 +67,18 @@ func (r *Registrar) Put(ctx context.Context) error {
 	}
 	return nil
 }
+
+// registryMaxAge is the max age of the registry bucket for a registry
+// TTL: the NATS server drops an entry, or the delete marker a clean stop
+// leaves, this long after it was written. Gateway ids are random per start
+// by default, so without it the keys of crashed gateways (and the markers
+// of stopped ones) would pile up forever. A live gateway re-puts its entry
+// every TTL/3, and logic nodes count an entry older than the TTL as dead
+// whatever the bucket holds, so only entries that are dead already
+// expire; a gateway that was only cut off writes its entry again with its
+// next heartbeat. Expiry is silent (no marker, no watch event): the logic
+// nodes' own sweep and probes decide who is dead.
+func registryMaxAge(ttl time.Duration) time.Duration { return 2 * ttl }
 
 // Run re-puts the entry every ttl/3 until ctx ends, then deletes it.
 func (r *Registrar) Run(ctx context.Context) {
@@ -131,7 +143,7 @@ type gwState struct {
 // WatchRegistry starts watching the registry bucket until ctx ends. onDead,
 // if set, is called (from the watch goroutine) when a gateway disappears.
 func WatchRegistry(ctx context.Context, nc *nats.Conn, replicas int, ttl time.Duration, onDead func(string), log *slog.Logger) (*Registry, error) {
-	kv, err := keyValue(ctx, nc, bucketGateways, replicas)
+	kv, err := keyValue(ctx, nc, bucketGateways, replicas, registryMaxAge(ttl))
 	if err != nil {
 		return nil, err
 	}
@@ -328,8 +340,25 @@ func (r *Registry) sweep(ctx context.Context) {
 				r.log.Info("gateway expired", "gateway", id)
 				r.forget(id, true)
 			}
+			r.pruneBuried(time.Now())
 		}
 	}
+}
+
+// pruneBuried forgets buried gateways whose last entry left the bucket
+// (registryMaxAge) a TTL ago, or the map would grow by one id per crashed
+// gateway. Should a replay of such an entry still come (another node set a
+// longer max age), it is older than the TTL: never alive, and the next
+// sweep buries it again.
+func (r *Registry) pruneBuried(now time.Time) {
+	cutoff := now.Add(-registryMaxAge(r.ttl) - r.ttl).UnixMilli()
+	r.mu.Lock()
+	for id, up := range r.buried {
+		if up < cutoff {
+			delete(r.buried, id)
+		}
+	}
+	r.mu.Unlock()
 }
 
 // asOf is the moment up to which this node's view is known complete: the

@@ -2,9 +2,13 @@ package cluster
 
 import (
 	"context"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/magpie-im/magpie/proto/magpiepb"
 )
@@ -174,4 +178,146 @@ func ids(gs []*magpiepb.GatewayInfo) string {
 		s += g.Id
 	}
 	return s
+}
+
+// Keys of gateways that crashed (and the delete markers of those that
+// stopped) leave the bucket once they are older than registryMaxAge
+// (2×TTL), also in a bucket an older Magpie created without a max age;
+// a live gateway's key stays.
+func TestRegistryKeysOfDeadGatewaysExpire(t *testing.T) {
+	ns := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const ttl = time.Second
+	js, err := jetstream.New(connect(t, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The bucket as Magpie created it before it had a max age, holding
+	// the key of a gateway that crashed back then.
+	old, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucketGateways, Storage: jetstream.MemoryStorage, History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Put(ctx, "gw-old", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	crashed := startGateway(t, ns, "gw-crashed", ttl, 1)
+	stopped := startGateway(t, ns, "gw-stopped", ttl, 1)
+	startGateway(t, ns, "gw-live", ttl, 1)
+	if got := bucketMaxAge(t, js); got != registryMaxAge(ttl) {
+		t.Fatalf("bucket max age %v, want %v", got, registryMaxAge(ttl))
+	}
+	crashed.kill() // its key stays behind
+	stopped.stop() // Run deletes its key: a delete marker stays behind
+	<-stopped.done
+	left := time.Now()
+	if got := bucketKeys(t, js); got != "gw-crashed,gw-live,gw-old,gw-stopped" {
+		t.Fatalf("keys right after the crash and the stop: %s", got)
+	}
+	eventually(t, registryMaxAge(ttl)+3*time.Second, "only the live gateway's key left", func() bool {
+		return bucketKeys(t, js) == "gw-live"
+	})
+	t.Logf("dead keys gone %v after the crash", time.Since(left).Round(time.Millisecond))
+	// The live gateway's heartbeats keep its key for longer than the max age.
+	time.Sleep(registryMaxAge(ttl))
+	if got := bucketKeys(t, js); got != "gw-live" {
+		t.Fatalf("keys after another max age: %s, want the live gateway's", got)
+	}
+}
+
+// The max age is only raised: a process with a shorter TTL keeps the
+// longer one another process (or an operator) set.
+func TestRegistryMaxAgeOnlyGrows(t *testing.T) {
+	ns := startServer(t)
+	nc := connect(t, ns)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := func() *magpiepb.GatewayInfo { return &magpiepb.GatewayInfo{Id: "gw"} }
+	for _, step := range []struct{ ttl, want time.Duration }{
+		{5 * time.Second, 10 * time.Second},
+		{time.Second, 10 * time.Second},
+		{20 * time.Second, 40 * time.Second},
+	} {
+		if _, err := NewRegistrar(ctx, nc, 1, step.ttl, info, testLogger(t)); err != nil {
+			t.Fatal(err)
+		}
+		if got := bucketMaxAge(t, js); got != step.want {
+			t.Fatalf("after a registrar with TTL %v: max age %v, want %v", step.ttl, got, step.want)
+		}
+	}
+	if _, err := WatchRegistry(ctx, nc, 1, 3*time.Second, nil, testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := bucketMaxAge(t, js); got != 40*time.Second {
+		t.Fatalf("after a watcher with TTL 3s: max age %v, want 40s", got)
+	}
+	// The presence bucket has no max age: its entries are not re-put.
+	if _, err := NewPresenceWriter(ctx, nc, 1); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, "KV_"+bucketPresence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.MaxAge; got != 0 {
+		t.Fatalf("presence bucket max age %v, want none", got)
+	}
+}
+
+// Buried gateways are forgotten once their entry cannot be replayed.
+func TestRegistryPrunesBuried(t *testing.T) {
+	const ttl = time.Second
+	r := &Registry{ttl: ttl, log: testLogger(t), gateways: map[string]gwState{}, buried: map[string]int64{}}
+	now := time.Now()
+	r.buried["gw-recent"] = now.Add(-registryMaxAge(ttl)).UnixMilli()
+	r.buried["gw-long-gone"] = now.Add(-registryMaxAge(ttl) - 2*ttl).UnixMilli()
+	r.pruneBuried(now)
+	if _, ok := r.buried["gw-long-gone"]; ok {
+		t.Error("a gateway buried long ago is still remembered")
+	}
+	if _, ok := r.buried["gw-recent"]; !ok {
+		t.Error("a gateway whose entry may still be replayed was forgotten")
+	}
+}
+
+// bucketMaxAge is the registry bucket's stream max age.
+func bucketMaxAge(t *testing.T, js jetstream.JetStream) time.Duration {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, "KV_"+bucketGateways)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.CachedInfo().Config.MaxAge
+}
+
+// bucketKeys lists the keys the registry stream holds anything for,
+// values and delete markers alike, sorted, canaries left out.
+func bucketKeys(t *testing.T, js jetstream.JetStream) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, "KV_"+bucketGateways)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "$KV." + bucketGateways + "."
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(prefix+">"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for subj := range info.State.Subjects {
+		if k := strings.TrimPrefix(subj, prefix); !strings.HasPrefix(k, canaryPrefix) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, ",")
 }

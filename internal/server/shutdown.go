@@ -16,14 +16,20 @@ func waitUntil(d time.Duration, cond func() bool) {
 
 // Shutdown stops in order: drain clients, stop accepting HTTP, commit what
 // is queued, leave the bus, close the store and NATS. Safe to call twice.
+//
+// Clients get --drain-timeout (counted from the call) to leave; those
+// still connected then are closed (they were sent Kick{draining,
+// reconnect}), and the rest of the shutdown goes on at once. ctx is the
+// hard stop for everything, the drain included.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.stopOnce.Do(func() {
 		var errs []error
+		drainCtx, cancelDrain := context.WithTimeout(ctx, max(n.cfg.DrainTimeout, 0))
 		if n.gw != nil && n.registrar != nil {
 			// Logins stop routing here before the clients are told to
 			// go, so their new logins land elsewhere.
 			n.draining.Store(true)
-			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			pctx, cancel := context.WithTimeout(drainCtx, 2*time.Second)
 			if err := n.registrar.Put(pctx); err != nil {
 				n.log.Warn("registry: could not publish draining", "err", err)
 			} else {
@@ -32,16 +38,20 @@ func (n *Node) Shutdown(ctx context.Context) error {
 				// are told to log in again.
 				select {
 				case <-time.After(drainNoticeGrace):
-				case <-ctx.Done():
+				case <-drainCtx.Done():
 				}
 			}
 			cancel()
 		}
 		if n.gw != nil {
-			if err := n.gw.Drain(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			err := n.gw.Drain(drainCtx)
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				n.log.Info("drain timeout: closed the connections still open", "drain_timeout", n.cfg.DrainTimeout.String())
+			} else if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				errs = append(errs, err)
 			}
 		}
+		cancelDrain()
 		if n.http != nil {
 			if err := n.http.Shutdown(ctx); err != nil {
 				_ = n.http.Close()
