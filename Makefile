@@ -26,7 +26,9 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzTCPFrames -fuzztime=30s ./internal/gateway/
 	$(GO) test -run=^$$ -fuzz=FuzzJSONEnvelope -fuzztime=30s ./internal/gateway/
 	$(GO) test -run=^$$ -fuzz=FuzzVerify -fuzztime=30s ./internal/push/
+	$(GO) test -run=^$$ -fuzz=FuzzTokenVerify -fuzztime=30s ./internal/logic/
 	$(GO) test -run=^$$ -fuzz=FuzzUpload -fuzztime=30s ./internal/api/
+	$(GO) test -run=^$$ -fuzz=FuzzJSONBodies -fuzztime=30s ./internal/api/
 	$(GO) test -run=^$$ -fuzz=FuzzSanitizeName -fuzztime=30s ./internal/files/
 
 bench:

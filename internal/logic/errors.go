@@ -92,6 +92,13 @@ func Message(err error) string {
 		return "service unavailable, retry"
 	case wire.CodeNotFound:
 		return "not found"
+	// The store wraps these with the ids they concern (`conversation
+	// "p_3_4": store: not a member…`, `seq 9 > 3 in "p_1_2": store: …`),
+	// which are not for clients; explain's messages leave them out too.
+	case wire.CodeNotMember:
+		return "not a member of the conversation"
+	case wire.CodeSeqOutOfRange:
+		return "seq beyond the conversation's last message"
 	}
 	return strings.TrimPrefix(err.Error(), "store: ")
 }
