@@ -72,26 +72,30 @@ func (s *Service) Handle(req *magpiepb.Request, reply func([]byte)) {
 	// Sends, recalls and edits of one connection run in arrival order on
 	// its lane (on this logic node; requests of one connection that reach
 	// different logic nodes are not ordered with each other).
-	ordered := func(fn func(context.Context, Identity)) {
-		if !s.inLane(c.Gateway+"/"+strconv.FormatUint(c.Conn, 10), func() { s.withUser(id, answer, fn) }) {
+	// prepare is the request's first step (see laneItem).
+	ordered := func(prepare func(context.Context, Identity) (queue func())) {
+		if !s.inLane(c.Gateway+"/"+strconv.FormatUint(c.Conn, 10), func() (then func()) {
+			s.withUser(id, answer, func(ctx context.Context, id Identity) { then = prepare(ctx, id) })
+			return then
+		}) {
 			answer(nil, &Error{Code: wire.CodeRateLimited, Msg: "server busy, retry", RetryAfter: 100, Err: ErrOverloaded})
 		}
 	}
 	switch b := env.Body.(type) {
 	case *magpiepb.Envelope_Send:
-		ordered(func(ctx context.Context, id Identity) {
-			s.SendAsync(ctx, id, SendRequest{ToUser: b.Send.ToUser, ToGroup: b.Send.ToGroup, Text: b.Send.Text, ClientMsgID: b.Send.ClientMsgId,
+		ordered(func(ctx context.Context, id Identity) func() {
+			return s.sendSteps(ctx, id, SendRequest{ToUser: b.Send.ToUser, ToGroup: b.Send.ToGroup, Text: b.Send.Text, ClientMsgID: b.Send.ClientMsgId,
 				FileID: b.Send.FileId, Broadcast: b.Send.Broadcast}, c, ackAnswer(answer))
 		})
 	case *magpiepb.Envelope_Recall:
-		ordered(func(ctx context.Context, id Identity) {
+		ordered(func(ctx context.Context, id Identity) func() {
 			r := b.Recall
-			s.ChangeAsync(ctx, id, store.KindRecall, ChangeRequest{ConversationID: r.ConversationId, Seq: r.Seq, ClientMsgID: r.ClientMsgId}, c, ackAnswer(answer))
+			return s.changeSteps(ctx, id, store.KindRecall, ChangeRequest{ConversationID: r.ConversationId, Seq: r.Seq, ClientMsgID: r.ClientMsgId}, c, ackAnswer(answer))
 		})
 	case *magpiepb.Envelope_Edit:
-		ordered(func(ctx context.Context, id Identity) {
+		ordered(func(ctx context.Context, id Identity) func() {
 			e := b.Edit
-			s.ChangeAsync(ctx, id, store.KindEdit, ChangeRequest{ConversationID: e.ConversationId, Seq: e.Seq, Text: e.Text, ClientMsgID: e.ClientMsgId}, c, ackAnswer(answer))
+			return s.changeSteps(ctx, id, store.KindEdit, ChangeRequest{ConversationID: e.ConversationId, Seq: e.Seq, Text: e.Text, ClientMsgID: e.ClientMsgId}, c, ackAnswer(answer))
 		})
 	case *magpiepb.Envelope_Receipt:
 		go s.withUser(id, answer, func(ctx context.Context, id Identity) {

@@ -196,12 +196,19 @@ func (s *Service) wait(ctx context.Context, start func(done func(Ack, error))) (
 // who may change what is decided by the store in the same transaction
 // that stores the change and alters the original.
 func (s *Service) ChangeAsync(ctx context.Context, from Identity, kind store.MessageKind, req ChangeRequest, origin *magpiepb.ConnRef, done func(Ack, error)) {
+	if queue := s.changeSteps(ctx, from, kind, req, origin, done); queue != nil {
+		queue()
+	}
+}
+
+// changeSteps is ChangeAsync in the two steps of a laneItem (see sendSteps).
+func (s *Service) changeSteps(ctx context.Context, from Identity, kind store.MessageKind, req ChangeRequest, origin *magpiepb.ConnRef, done func(Ack, error)) func() {
 	p, err := s.prepareChange(ctx, from, kind, req)
 	if err != nil {
 		done(Ack{}, err)
-		return
+		return nil
 	}
-	s.enqueue(p, origin, done)
+	return func() { s.enqueue(p, origin, done) }
 }
 
 func (s *Service) prepareChange(ctx context.Context, from Identity, kind store.MessageKind, req ChangeRequest) (*pendingSend, error) {

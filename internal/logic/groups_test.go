@@ -419,3 +419,90 @@ func TestFriendEvents(t *testing.T) {
 		t.Errorf("hook events = %v, want %v", got, want)
 	}
 }
+
+// barrierHooks holds each before-send call until n calls are in flight
+// at once (or a few seconds pass) and records the most it saw.
+type barrierHooks struct {
+	fakeHooks
+	n       int
+	mu      sync.Mutex
+	now     int
+	most    int
+	arrived chan struct{} // closed when n calls are in flight
+}
+
+func (h *barrierHooks) BeforeSend(ctx context.Context, m OutgoingMessage) error {
+	h.mu.Lock()
+	h.now++
+	h.most = max(h.most, h.now)
+	if h.now == h.n {
+		close(h.arrived)
+	}
+	h.mu.Unlock()
+	select {
+	case <-h.arrived:
+	case <-time.After(3 * time.Second):
+	}
+	h.mu.Lock()
+	h.now--
+	h.mu.Unlock()
+	return h.fakeHooks.BeforeSend(ctx, m)
+}
+
+// TestSlowBeforeSendHookOverlaps: the before-send calls of one
+// connection's sends run at once, not one after another, and the sends
+// still commit in the order they arrived.
+func TestSlowBeforeSendHookOverlaps(t *testing.T) {
+	const n = 8
+	hooks := &barrierHooks{n: n, arrived: make(chan struct{})}
+	s, _ := newTestService(t, func(c *Config) { c.Hooks = hooks })
+	alice := login(t, s, "alice", "", "").Identity
+	login(t, s, "bob", "", "")
+	conn := &magpiepb.ConnRef{Gateway: "gw1", Conn: 1, UserId: alice.UserID}
+	answers := make(chan *magpiepb.Envelope, n)
+	for i := range n {
+		text := fmt.Sprintf("m%d", i)
+		if i == 3 {
+			text = "veto this" // refused by the hook; the others still commit in order
+		}
+		b, _ := proto.Marshal(&magpiepb.Envelope{Id: uint64(i + 1), Body: &magpiepb.Envelope_Send{Send: &magpiepb.Send{
+			ToUser: "bob", Text: text, ClientMsgId: fmt.Sprintf("c%d", i)}}})
+		s.Handle(&magpiepb.Request{Conn: conn, Envelope: b}, func(b []byte) {
+			var out magpiepb.Envelope
+			if err := proto.Unmarshal(b, &out); err != nil {
+				t.Error(err)
+			}
+			answers <- &out
+		})
+	}
+	seqs := map[uint64]uint64{} // request id -> seq
+	for range n {
+		out := <-answers
+		if out.Id == 4 {
+			if out.GetError().GetCode() != uint32(wire.CodeForbidden) {
+				t.Errorf("vetoed send answered %v", out)
+			}
+			continue
+		}
+		if out.GetSendAck() == nil {
+			t.Fatalf("answer %v", out)
+		}
+		seqs[out.Id] = out.GetSendAck().Seq
+	}
+	hooks.mu.Lock()
+	most := hooks.most
+	hooks.mu.Unlock()
+	if most != n {
+		t.Errorf("at most %d before-send calls ran at once, want all %d", most, n)
+	}
+	want := uint64(1)
+	for id := uint64(1); id <= n; id++ {
+		if id == 4 {
+			continue
+		}
+		if seqs[id] != want {
+			t.Errorf("request %d got seq %d, want %d (arrival order)", id, seqs[id], want)
+		}
+		want++
+	}
+}

@@ -119,8 +119,8 @@ type Service struct {
 
 	sends          []chan *pendingSend // one per commit loop, chosen by conversation
 	cursors        chan *pendingCursor
-	receiptMembers memberTTL     // see membersOf
-	lanes          []chan func() // ordered per connection, see lanes.go
+	receiptMembers memberTTL       // see membersOf
+	lanes          []chan laneItem // ordered per connection, see lanes.go
 	stats          counters
 	names          sync.Map // username → store.User, see userByName
 	namesLen       atomic.Int64

@@ -72,16 +72,25 @@ func (s *Service) Send(ctx context.Context, from Identity, req SendRequest) (Ack
 // SendAsync validates and queues a message for the commit loop; done is
 // called exactly once, after the commit (or on failure).
 func (s *Service) SendAsync(ctx context.Context, from Identity, req SendRequest, origin *magpiepb.ConnRef, done func(Ack, error)) {
+	if queue := s.sendSteps(ctx, from, req, origin, done); queue != nil {
+		queue()
+	}
+}
+
+// sendSteps is SendAsync in the two steps of a laneItem: it validates and
+// authorizes now (the before-send hook included) and returns the step that
+// queues the message, or nil once done was called.
+func (s *Service) sendSteps(ctx context.Context, from Identity, req SendRequest, origin *magpiepb.ConnRef, done func(Ack, error)) func() {
 	if req.Broadcast {
 		done(s.broadcast(ctx, from, req))
-		return
+		return nil
 	}
 	p, err := s.prepare(ctx, from, req)
 	if err != nil {
 		done(Ack{}, err)
-		return
+		return nil
 	}
-	s.enqueue(p, origin, done)
+	return func() { s.enqueue(p, origin, done) }
 }
 
 // enqueue hands a prepared message to the commit loop.
