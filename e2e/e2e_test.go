@@ -326,3 +326,40 @@ func TestThreeTerminalsGroupThenRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestCurlSignedPush runs the curl and openssl script of docs/api.md, as
+// written there, against the real binary: its transient push reaches bob's
+// terminal client, and the same request replayed is refused.
+func TestCurlSignedPush(t *testing.T) {
+	for _, tool := range []string{"bash", "curl", "openssl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed to run the documented push script: %v", tool, err)
+		}
+	}
+	doc, err := os.ReadFile("../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)```sh\n(MAGPIE=\\S+\n.*?openssl.*?)```").FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/api.md has no curl and openssl push script")
+	}
+	s := startServer(t, t.TempDir(), "--push-keys", "crm:crm-secret-0123456789abcdef")
+	script := regexp.MustCompile(`(?m)^MAGPIE=\S+$`).ReplaceAllString(string(m[1]), "MAGPIE=http://"+s.http)
+	bob := startChat(t, s, "bob", "secret-bob", "--register")
+
+	// The script, then the same request again: the nonce is spent.
+	script += "\necho; echo REPLAY\n" + script[strings.Index(script, "curl "):]
+	out, err := exec.Command("bash", "-euo", "pipefail", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("push script: %v\n%s", err, out)
+	}
+	first, replay, _ := strings.Cut(string(out), "REPLAY")
+	if !strings.HasPrefix(first, "HTTP/1.1 200") {
+		t.Fatalf("push answered:\n%s", first)
+	}
+	if !strings.Contains(replay, "HTTP/1.1 401") {
+		t.Errorf("replayed push answered:\n%s", replay)
+	}
+	waitOutput(t, bob.out, "the push at bob's terminal", regexp.MustCompile(`\(notification\) .*Your order has shipped`))
+}
