@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 
 	"github.com/magpie-im/magpie/internal/store"
 )
@@ -27,7 +28,7 @@ func (s *Store) AppendMessages(ctx context.Context, reqs []store.AppendRequest) 
 		return nil, nil
 	}
 	var results []store.AppendResult
-	var unprepared []string
+	var unprepared, locked []string
 	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
 		// A retry starts from scratch: nothing of a failed attempt is kept.
 		b := &appendBatch{
@@ -44,17 +45,53 @@ func (s *Store) AppendMessages(ctx context.Context, reqs []store.AppendRequest) 
 			findDup:   tx.StmtContext(ctx, s.hot.findDup),
 			hot:       &s.hot,
 			reads:     &s.reads,
+			known:     &s.known,
 		}
 		var err error
 		results, err = b.run(ctx, reqs)
 		unprepared = append(unprepared, b.unprepared...)
+		locked = slices.Collect(maps.Keys(b.convs))
 		return err
 	})
 	s.reads.prepare(ctx, s.write, unprepared)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: append messages: %w", err)
 	}
+	s.known.add(locked)
 	return results, nil
+}
+
+// knownConvs remembers conversations known to exist. Rows of conversations
+// are never deleted, so an entry never goes stale, on any node; a batch
+// whose private conversations are all known skips reading which exist.
+type knownConvs struct {
+	mu sync.RWMutex
+	m  map[string]struct{}
+}
+
+// maxKnownConvs bounds the set; past it, it starts again empty.
+const maxKnownConvs = 1 << 20
+
+func (k *knownConvs) add(ids []string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m == nil || len(k.m)+len(ids) > maxKnownConvs {
+		k.m = make(map[string]struct{}, len(ids))
+	}
+	for _, id := range ids {
+		k.m[id] = struct{}{}
+	}
+}
+
+func (k *knownConvs) all(ids []string) bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	for _, id := range ids {
+		if _, ok := k.m[id]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 type convState struct {
@@ -102,6 +139,7 @@ type appendBatch struct {
 
 	member, findDup *sql.Stmt
 	hot             *hotStmts // prepared on the write DB; bind with tx.StmtContext
+	known           *knownConvs
 	reads           *stmtCache
 	unprepared      []string // reads that reads lacked
 }
@@ -149,7 +187,7 @@ func (b *appendBatch) createPrivates(ctx context.Context, reqs []store.AppendReq
 			candidates = append(candidates, r.ConversationID)
 		}
 	}
-	if len(candidates) == 0 {
+	if len(candidates) == 0 || b.known.all(candidates) {
 		return nil
 	}
 	existing := make(map[string]bool)

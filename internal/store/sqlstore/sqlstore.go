@@ -35,7 +35,8 @@ type Store struct {
 	write  *sql.DB // SQLite: exactly one connection. PostgreSQL: same as read.
 	read   *sql.DB
 	hot    hotStmts
-	reads  stmtCache // AppendMessages' reads over many rows
+	reads  stmtCache  // AppendMessages' reads over many rows
+	known  knownConvs // conversations that exist, so AppendMessages need not ask
 	closed atomic.Bool
 }
 
