@@ -58,6 +58,10 @@ func (n *Node) writeMetrics(w http.ResponseWriter, _ *http.Request) {
 	m("magpie_goroutines", "Goroutines in the process.", "gauge", runtime.NumGoroutine())
 	m("magpie_heap_inuse_bytes", "Heap bytes in use.", "gauge", ms.HeapInuse)
 	m("magpie_stack_inuse_bytes", "Goroutine stack bytes in use.", "gauge", ms.StackInuse)
+	// Heap the process holds but does not use: RSS beyond heap and stacks
+	// in use is this, the runtime's own memory, or SQLite's (outside Go).
+	m("magpie_heap_retained_idle_bytes", "Heap bytes held from the OS but not in use (idle minus released).", "gauge", ms.HeapIdle-ms.HeapReleased)
+	m("magpie_runtime_sys_bytes", "Bytes the Go runtime obtained from the OS in all (heap, stacks, metadata).", "gauge", ms.Sys)
 	m("magpie_gc_pause_total_seconds", "Total GC pause time.", "counter", float64(ms.PauseTotalNs)/1e9)
 	p99, pmax := gcPauses()
 	m("magpie_gc_pause_p99_seconds", "99th percentile of GC stop-the-world pauses since the process started (upper edge of the runtime's bucket).", "gauge", p99)

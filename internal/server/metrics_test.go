@@ -26,7 +26,7 @@ func TestMetricsListenerIsSeparate(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`magpie_gateway_connections{transport="tcp"} 1`, "magpie_logic_messages_stored_total 1", "magpie_goroutines"} {
+	for _, want := range []string{`magpie_gateway_connections{transport="tcp"} 1`, "magpie_logic_messages_stored_total 1", "magpie_goroutines", "magpie_heap_retained_idle_bytes", "magpie_runtime_sys_bytes"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
