@@ -92,9 +92,21 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		logf("  %s: caught up after %v (ok=%v); not ready now: %d; replaced so far: %d", fault, took.Round(time.Millisecond), ok, load.NotReady(), load.Replaced.Load())
 	}
 	failover := func(fault string, kill func()) {
-		kill()
+		// Watch from before the fault: kill may return only after the
+		// devices are back (a drained gateway exits after its clients left).
 		start := time.Now()
-		affected, p99, all := waitReconnected(ctx, load, start, reconnectWithin)
+		type figures struct {
+			affected int
+			p99, all time.Duration
+		}
+		watched := make(chan figures, 1)
+		go func() {
+			affected, p99, all := waitReconnected(ctx, load, start, reconnectWithin)
+			watched <- figures{affected, p99, all}
+		}()
+		kill()
+		f := <-watched
+		affected, p99, all := f.affected, f.p99, f.all
 		res.Failover = append(res.Failover, FailoverFigure{Fault: fault, Affected: affected, P99: p99, All: all})
 		switch {
 		case affected == 0:

@@ -132,31 +132,35 @@ func (s *Service) mayBroadcast(username string) bool {
 
 // broadcast sends a transient text to every connection online. It is not
 // stored, so the ack has seq 0 and no conversation.
-func (s *Service) broadcast(ctx context.Context, from Identity, req SendRequest) (Ack, error) {
+// prepareBroadcast checks a broadcast (rights, body, the before-send
+// hook) and returns the step that delivers it, which sendSteps runs in
+// the connection's order.
+func (s *Service) prepareBroadcast(ctx context.Context, from Identity, req SendRequest) (deliver func() Ack, err error) {
 	switch {
 	case req.ToUser != "" || req.ToGroup != "" || req.FileID != "":
-		return Ack{}, badRequest("a broadcast has only text: no to_user, to_group or file_id")
+		return nil, badRequest("a broadcast has only text: no to_user, to_group or file_id")
 	case !s.mayBroadcast(from.Username):
-		return Ack{}, &Error{Code: wire.CodeForbidden, Msg: "broadcast is allowed for server admins only", Err: store.ErrForbidden}
+		return nil, &Error{Code: wire.CodeForbidden, Msg: "broadcast is allowed for server admins only", Err: store.ErrForbidden}
 	}
 	if err := validBody(req.Text, false); err != nil {
-		return Ack{}, err
+		return nil, err
 	}
-	var err error
 	if req.ClientMsgID, err = clientMsgID(req.ClientMsgID); err != nil {
-		return Ack{}, err
+		return nil, err
 	}
 	if s.cfg.Hooks != nil {
 		if err := s.cfg.Hooks.BeforeSend(ctx, OutgoingMessage{From: from.Username, FromID: from.UserID,
 			ClientMsgID: req.ClientMsgID, Text: req.Text}); err != nil {
-			return Ack{}, err
+			return nil, err
 		}
 	}
-	now := s.now()
-	s.deliverTransient(nil, true, &magpiepb.Message{
-		SenderId: from.UserID, Sender: from.Username, ClientMsgId: req.ClientMsgID, Text: req.Text, SentAt: now.UnixMilli(),
-	})
-	return Ack{ClientMsgID: req.ClientMsgID, SentAt: now}, nil
+	return func() Ack {
+		now := s.now()
+		s.deliverTransient(nil, true, &magpiepb.Message{
+			SenderId: from.UserID, Sender: from.Username, ClientMsgId: req.ClientMsgID, Text: req.Text, SentAt: now.UnixMilli(),
+		})
+		return Ack{ClientMsgID: req.ClientMsgID, SentAt: now}
+	}, nil
 }
 
 // ChangeRequest recalls or edits the message Seq of a conversation.

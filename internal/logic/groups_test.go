@@ -446,6 +446,9 @@ func (h *barrierHooks) BeforeSend(ctx context.Context, m OutgoingMessage) error 
 	h.mu.Lock()
 	h.now--
 	h.mu.Unlock()
+	if m.Text == "m0" {
+		time.Sleep(100 * time.Millisecond) // the first send's check ends last
+	}
 	return h.fakeHooks.BeforeSend(ctx, m)
 }
 

@@ -82,8 +82,12 @@ func (s *Service) SendAsync(ctx context.Context, from Identity, req SendRequest,
 // queues the message, or nil once done was called.
 func (s *Service) sendSteps(ctx context.Context, from Identity, req SendRequest, origin *magpiepb.ConnRef, done func(Ack, error)) func() {
 	if req.Broadcast {
-		done(s.broadcast(ctx, from, req))
-		return nil
+		deliver, err := s.prepareBroadcast(ctx, from, req)
+		if err != nil {
+			done(Ack{}, err)
+			return nil
+		}
+		return func() { done(deliver(), nil) }
 	}
 	p, err := s.prepare(ctx, from, req)
 	if err != nil {

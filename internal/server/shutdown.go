@@ -29,7 +29,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			// Logins stop routing here before the clients are told to
 			// go, so their new logins land elsewhere.
 			n.draining.Store(true)
-			pctx, cancel := context.WithTimeout(drainCtx, 2*time.Second)
+			// Published even with a zero drain timeout: logic nodes must
+			// stop routing here either way.
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			if err := n.registrar.Put(pctx); err != nil {
 				n.log.Warn("registry: could not publish draining", "err", err)
 			} else {
