@@ -284,6 +284,7 @@ func (c *Config) Validate() error {
 	check(c.CommitWorkers >= 0 && c.CommitWorkers <= 64, "--commit-workers must be 0-64")
 	check(c.Replicas >= 1 && c.Replicas <= 5, "--replicas must be 1-5")
 	check(c.TokenSecret == "" || len(c.TokenSecret) >= 16, "--token-secret must be at least 16 characters")
+	check((c.NATSCert == "") == (c.NATSKey == ""), "--nats-cert and --nats-key go together")
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:

@@ -46,6 +46,8 @@ func TestValidateRejects(t *testing.T) {
 		{[]string{"--heartbeat", "1m", "--heartbeat-timeout", "30s"}, "--heartbeat-timeout"},
 		{[]string{"--token-secret", "short"}, "--token-secret"},
 		{[]string{"--push-keys", "k1:short"}, "--push-keys"},
+		{[]string{"--nats-cert", "client.pem"}, "--nats-cert and --nats-key"},
+		{[]string{"--nats-key", "client.key"}, "--nats-cert and --nats-key"},
 		{[]string{"extra-arg"}, "unexpected argument"},
 	}
 	for _, tt := range tests {
