@@ -285,8 +285,8 @@ func TestRegistryPrunesBuried(t *testing.T) {
 	}
 }
 
-// bucketMaxAge is the registry bucket's stream max age.
-func bucketMaxAge(t *testing.T, js jetstream.JetStream) time.Duration {
+// registryStream is the stream behind the registry bucket.
+func registryStream(t *testing.T, js jetstream.JetStream) jetstream.Stream {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -294,6 +294,13 @@ func bucketMaxAge(t *testing.T, js jetstream.JetStream) time.Duration {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// bucketMaxAge is the registry bucket's stream max age.
+func bucketMaxAge(t *testing.T, js jetstream.JetStream) time.Duration {
+	t.Helper()
+	s := registryStream(t, js)
 	return s.CachedInfo().Config.MaxAge
 }
 
@@ -301,12 +308,9 @@ func bucketMaxAge(t *testing.T, js jetstream.JetStream) time.Duration {
 // values and delete markers alike, sorted, canaries left out.
 func bucketKeys(t *testing.T, js jetstream.JetStream) string {
 	t.Helper()
+	s := registryStream(t, js)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, "KV_"+bucketGateways)
-	if err != nil {
-		t.Fatal(err)
-	}
 	prefix := "$KV." + bucketGateways + "."
 	info, err := s.Info(ctx, jetstream.WithSubjectFilter(prefix+">"))
 	if err != nil {

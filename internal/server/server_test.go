@@ -201,6 +201,19 @@ func rawTCP(t *testing.T, n *Node) net.Conn {
 	return c
 }
 
+// authedRaw dials the gateway and authenticates with tok: a client that
+// speaks the protocol by hand.
+func authedRaw(t *testing.T, n *Node, tok string) *rawSession {
+	t.Helper()
+	c := rawTCP(t, n)
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	s := &rawSession{t: t, r: wire.NewReader(c, 0, 0), w: func(b []byte) { _, _ = c.Write(b) }}
+	if got := s.call(&magpiepb.Envelope{Id: 1, Body: &magpiepb.Envelope_Auth{Auth: &magpiepb.Auth{Token: tok}}}); got.GetAuthOk() == nil {
+		t.Fatalf("auth: %v", got)
+	}
+	return s
+}
+
 func readKick(t *testing.T, c net.Conn) *magpiepb.Envelope {
 	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))

@@ -20,12 +20,7 @@ func TestDrainTimeoutCutsClientsThatStay(t *testing.T) {
 	cfg.DrainTimeout = time.Second
 	n := startNode(t, cfg)
 	tok := loginToken(t, n, "alice")
-	c := rawTCP(t, n)
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	s := &rawSession{t: t, r: wire.NewReader(c, 0, 0), w: func(b []byte) { _, _ = c.Write(b) }}
-	if got := s.call(&magpiepb.Envelope{Id: 1, Body: &magpiepb.Envelope_Auth{Auth: &magpiepb.Auth{Token: tok}}}); got.GetAuthOk() == nil {
-		t.Fatalf("auth: %v", got)
-	}
+	s := authedRaw(t, n, tok)
 	waitFor(t, "the connection", func() bool { return n.Gateway().Conns() == 1 })
 
 	start := time.Now()

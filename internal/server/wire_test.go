@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -67,12 +66,7 @@ func TestRecallAndEditOverTheLongConnection(t *testing.T) {
 	n := startNode(t, testConfig(t, t.TempDir()))
 	loginToken(t, n, "bob")
 	tok := loginToken(t, n, "alice")
-	c := rawTCP(t, n)
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	s := &rawSession{t: t, r: wire.NewReader(c, 0, 0), w: func(b []byte) { _, _ = c.Write(b) }}
-	if got := s.call(&magpiepb.Envelope{Id: 1, Body: &magpiepb.Envelope_Auth{Auth: &magpiepb.Auth{Token: tok}}}); got.GetAuthOk() == nil {
-		t.Fatalf("auth: %v", got)
-	}
+	s := authedRaw(t, n, tok)
 	ack := s.call(&magpiepb.Envelope{Id: 2, Body: &magpiepb.Envelope_Send{Send: &magpiepb.Send{ToUser: "bob", Text: "tpyo", ClientMsgId: "m1"}}}).GetSendAck()
 	if ack == nil || ack.Seq != 1 {
 		t.Fatalf("send: %v", ack)

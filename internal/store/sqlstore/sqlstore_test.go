@@ -192,15 +192,7 @@ func TestGroupWindow(t *testing.T) {
 
 func testGroupWindow(t *testing.T, s *Store) {
 	ctx := t.Context()
-	var users []store.User
-	for _, n := range []string{"alice", "bob", "carol"} {
-		u, err := s.CreateUser(ctx, n, "h")
-		if err != nil {
-			t.Fatal(err)
-		}
-		users = append(users, u)
-	}
-	alice, bob, carol := users[0], users[1], users[2]
+	alice, bob, carol := createThree(t, s)
 	exec := func(q string, args ...any) {
 		t.Helper()
 		if _, err := s.write.ExecContext(ctx, q, args...); err != nil {
@@ -399,15 +391,7 @@ func TestRetry(t *testing.T) {
 func TestAppendCommittedMeanwhile(t *testing.T) {
 	s := openPostgresTest(t)
 	ctx := t.Context()
-	var users []store.User
-	for _, n := range []string{"alice", "bob", "carol"} {
-		u, err := s.CreateUser(ctx, n, "h")
-		if err != nil {
-			t.Fatal(err)
-		}
-		users = append(users, u)
-	}
-	alice, bob, carol := users[0], users[1], users[2]
+	alice, bob, carol := createThree(t, s)
 	ac := store.PrivateConversationID(alice.ID, carol.ID)
 	req := func(to store.User, cmid string) store.AppendRequest {
 		return store.AppendRequest{ConversationID: store.PrivateConversationID(alice.ID, to.ID), SenderID: alice.ID,
@@ -462,4 +446,18 @@ func TestAppendCommittedMeanwhile(t *testing.T) {
 			t.Errorf("result %d = %+v, %v (dup %v); want seq %d of %s, dup %v", i, r.Message, r.Err, r.Duplicate, want.seq, want.conv, want.dup)
 		}
 	}
+}
+
+// createThree creates the users alice, bob and carol.
+func createThree(t *testing.T, s *Store) (alice, bob, carol store.User) {
+	t.Helper()
+	var users [3]store.User
+	for i, n := range []string{"alice", "bob", "carol"} {
+		u, err := s.CreateUser(t.Context(), n, "h")
+		if err != nil {
+			t.Fatal(err)
+		}
+		users[i] = u
+	}
+	return users[0], users[1], users[2]
 }
