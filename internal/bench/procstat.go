@@ -100,31 +100,6 @@ func deltaCPU(a, b procSample) cpuDelta {
 	return d
 }
 
-// tcpSockMem reads the kernel's TCP socket memory (pages, from
-// /proc/net/sockstat "TCP: ... mem N") in bytes; -1 if unreadable.
-func tcpSockMem() int64 {
-	b, err := os.ReadFile("/proc/net/sockstat")
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(line, "TCP:") {
-			continue
-		}
-		f := strings.Fields(line)
-		for i := 0; i+1 < len(f); i++ {
-			if f[i] == "mem" {
-				n, err := strconv.ParseInt(f[i+1], 10, 64)
-				if err != nil {
-					return -1
-				}
-				return n * int64(os.Getpagesize())
-			}
-		}
-	}
-	return -1
-}
-
 // Machine describes where a run happened, for docs/benchmarks.md.
 type Machine struct {
 	NProc   int    `json:"nproc"`

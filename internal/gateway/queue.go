@@ -98,12 +98,6 @@ func (s *session) closeWith(code wire.Code, final []byte, drop bool) bool {
 	return true
 }
 
-func (s *session) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
-
 // flush is the session's writer while anything is queued; see the top of
 // this file.
 func (s *session) flush() {

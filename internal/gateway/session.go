@@ -74,31 +74,34 @@ type earlyKick struct {
 // unregisters the session and reports Disconnected.
 func (s *session) serve() {
 	defer s.g.wg.Done()
-	for s.armReadDeadline() {
+	if s.armReadDeadline() {
 		frame, err := s.t.readFrame()
-		if err != nil {
+		switch {
+		case err != nil:
 			s.readFailed(err)
-			break
+		case s.handleCounted(frame):
+			// Wait for the next frame on a fresh goroutine. Handling a frame
+			// (protobuf, Logic, Presence) grows the stack to 4-8 KB, and the
+			// runtime shrinks a stack only while less than a quarter of it is
+			// used, which a goroutine parked in Read is not; a new goroutine
+			// starts at 2 KB (exited goroutines give grown stacks back). This
+			// costs a goroutine start per frame and saves ~2 KB per idle
+			// connection.
+			s.g.wg.Add(1) // while this one is counted: see startFlusherLocked
+			go s.serve()
+			return
 		}
-		s.g.stats.framesIn.Add(1)
-		if !s.handle(frame) {
-			break
-		}
-		// Wait for the next frame on a fresh goroutine. Handling a frame
-		// (protobuf, Logic, Presence) grows the stack to 4-8 KB, and the
-		// runtime shrinks a stack only while less than a quarter of it is
-		// used, which a goroutine parked in Read is not; a new goroutine
-		// starts at 2 KB (exited goroutines give grown stacks back). This
-		// costs a goroutine start per frame and saves ~2 KB per idle
-		// connection.
-		s.g.wg.Add(1) // while this one is counted: see startFlusherLocked
-		go s.serve()
-		return
 	}
 	s.closeWith(0, nil, false) // no-op unless the loop ended on its own
 	s.t.discard()
 	s.t.close()
 	s.finish()
+}
+
+// handleCounted counts and handles one frame; false ends the session.
+func (s *session) handleCounted(frame []byte) bool {
+	s.g.stats.framesIn.Add(1)
+	return s.handle(frame)
 }
 
 // armReadDeadline sets the deadline for the next frame: AuthTimeout before
