@@ -1,6 +1,6 @@
 GO ?= go
 
-.PHONY: build test test-race e2e lint fuzz bench proto run ci
+.PHONY: build test test-race e2e lint verify fuzz bench proto run ci
 
 build:
 	$(GO) build -o bin/magpie ./cmd/magpie
@@ -35,10 +35,14 @@ fuzz:
 bench:
 	$(GO) test -run=^$$ -bench=. -benchmem ./internal/store/sqlstore/ ./internal/gateway/ ./proto/wire/
 
-# Needs protoc (Debian: protobuf-compiler) and protoc-gen-go:
-#   go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+# generated code, go.mod tidiness, gofmt, vet and staticcheck (scripts/verify.sh)
+verify:
+	scripts/verify.sh
+
+# Needs protoc (Debian: protobuf-compiler); protoc-gen-go is pinned by the
+# tool directive in go.mod.
 proto:
-	protoc --go_out=. --go_opt=module=github.com/magpie-im/magpie -I proto proto/*.proto
+	protoc --plugin=protoc-gen-go="$$($(GO) tool -n protoc-gen-go)" --go_out=. --go_opt=module=github.com/magpie-im/magpie -I proto proto/*.proto
 
 ci:
 	.ci/run
