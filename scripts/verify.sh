@@ -16,6 +16,9 @@ if ! diff -r "$tmp/proto/magpiepb" proto/magpiepb; then
 	echo "verify: proto/magpiepb is stale: run make proto and commit"; fail=1
 fi
 
+echo "verify: code table outputs match proto/wire/codes.json"
+go run ./proto/wire/gencodes -check || fail=1
+
 echo "verify: go.mod and go.sum are tidy"
 cp go.mod "$tmp/go.mod.orig"; cp go.sum "$tmp/go.sum.orig"
 go mod tidy

@@ -24,17 +24,11 @@
 // from the cursors.
 
 import { Conversations } from "./conversations.js";
+import { Codes, CodeActions } from "./codes.js";
 
-export const Codes = Object.freeze({
-  internal: 1, bad_request: 2, unauthenticated: 3, forbidden: 4, not_found: 5, conflict: 6,
-  too_large: 7, rate_limited: 8, unavailable: 9, unknown_command: 10, auth_timeout: 11,
-  already_authenticated: 12, not_authenticated: 13, slow_consumer: 14, replaced: 15,
-  logged_out: 16, draining: 17, heartbeat_timeout: 18, protocol_error: 19, not_member: 20,
-  seq_out_of_range: 21, blocked: 22, device_limit: 23, server_shutdown: 24, invalid_credentials: 25,
-});
+// The code table is generated from proto/wire/codes.json (codes.js).
+export { Codes };
 const codeNames = Object.fromEntries(Object.entries(Codes).map(([k, v]) => [v, k]));
-const retryCodes = new Set([1, 8, 9]);
-const reconnectCodes = new Set([11, 14, 17, 18, 19, 24]);
 
 // MagpieError is any failure the server reported, over HTTP or the socket.
 // action says what to do: "retry", "relogin", "reconnect" or "give_up".
@@ -48,12 +42,7 @@ export class MagpieError extends Error {
     this.status = status;
     this.retryAfterMs = retryAfterMs;
   }
-  get action() {
-    if (this.code === Codes.unauthenticated) return "relogin";
-    if (retryCodes.has(this.code)) return "retry";
-    if (reconnectCodes.has(this.code)) return "reconnect";
-    return "give_up";
-  }
+  get action() { return CodeActions[this.code] ?? "give_up"; }
 }
 
 // ConnectionLost rejects requests whose connection closed before an answer.

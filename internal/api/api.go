@@ -62,29 +62,9 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-var statusOf = map[wire.Code]int{
-	wire.CodeBadRequest:        http.StatusBadRequest,
-	wire.CodeUnauthenticated:   http.StatusUnauthorized,
-	wire.CodeInvalidCredential: http.StatusUnauthorized,
-	wire.CodeForbidden:         http.StatusForbidden,
-	wire.CodeNotMember:         http.StatusForbidden,
-	wire.CodeBlocked:           http.StatusForbidden,
-	wire.CodeNotFound:          http.StatusNotFound,
-	wire.CodeConflict:          http.StatusConflict,
-	wire.CodeDeviceLimit:       http.StatusConflict,
-	wire.CodeTooLarge:          http.StatusRequestEntityTooLarge,
-	wire.CodeRateLimited:       http.StatusTooManyRequests,
-	wire.CodeUnavailable:       http.StatusServiceUnavailable,
-	wire.CodeSeqOutOfRange:     http.StatusBadRequest,
-	wire.CodeUnknownCommand:    http.StatusNotFound,
-}
-
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code := logic.Code(err)
-	status, ok := statusOf[code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
+	status := code.HTTPStatus() // from the code table, proto/wire/codes.json
 	if status >= 500 {
 		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
