@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/magpie-im/magpie/internal/rules"
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/wire"
 )
@@ -40,11 +41,14 @@ func badRequest(msg string) error {
 // edges (the HTTP API and the long connection) use.
 func Code(err error) wire.Code {
 	var e *Error
+	var refusal *rules.Refusal
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &e):
 		return e.Code
+	case errors.As(err, &refusal):
+		return refusal.Code()
 	case errors.Is(err, ErrBadRequest):
 		return wire.CodeBadRequest
 	case errors.Is(err, ErrInvalidCredentials):
@@ -65,13 +69,6 @@ func Code(err error) wire.Code {
 		return wire.CodeNotMember
 	case errors.Is(err, store.ErrSeqOutOfRange):
 		return wire.CodeSeqOutOfRange
-	case errors.Is(err, store.ErrBlocked):
-		return wire.CodeBlocked
-	case errors.Is(err, store.ErrForbidden), errors.Is(err, store.ErrMuted), errors.Is(err, store.ErrNotFriends),
-		errors.Is(err, store.ErrRecallLimit):
-		return wire.CodeForbidden
-	case errors.Is(err, store.ErrGroupFull), errors.Is(err, store.ErrLastOwner):
-		return wire.CodeConflict
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return wire.CodeUnavailable
 	}
@@ -82,8 +79,12 @@ func Code(err error) wire.Code {
 // a client can fix, generic for internal faults (whose details are logged).
 func Message(err error) string {
 	var e *Error
-	if errors.As(err, &e) {
+	var refusal *rules.Refusal
+	switch {
+	case errors.As(err, &e):
 		return e.Msg
+	case errors.As(err, &refusal):
+		return refusal.Error()
 	}
 	switch Code(err) {
 	case wire.CodeInternal:

@@ -3,12 +3,11 @@ package logic
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
+	"github.com/magpie-im/magpie/internal/rules"
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
@@ -395,53 +394,20 @@ func (s *Service) emitStored(p *pendingSend, m store.Message) {
 	}
 }
 
-// explain turns the store's refusals into client-visible errors with
-// messages a person can act on.
+// explain gives a store error its client-visible code and text: a rule's
+// refusal carries both; the store's sentinels get a fixed text, never the
+// store's wording (it names ids that are not for clients).
 func explain(err error) error {
-	var muted *store.MutedError
+	var refusal *rules.Refusal
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &muted):
-		who := "you are"
-		if muted.All {
-			who = "the group is"
-		}
-		return &Error{Code: wire.CodeForbidden, Msg: fmt.Sprintf("%s muted until %s", who, muted.Until.UTC().Format(time.RFC3339)), Err: err}
-	case errors.Is(err, store.ErrBlocked):
-		return &Error{Code: wire.CodeBlocked, Msg: "you are blocked by this user", Err: err}
-	case errors.Is(err, store.ErrNotFriends):
-		return &Error{Code: wire.CodeForbidden, Msg: "you are not friends", Err: err}
-	case errors.Is(err, store.ErrGroupFull):
-		return &Error{Code: wire.CodeConflict, Msg: "group is full", Err: err}
-	case errors.Is(err, store.ErrLastOwner):
-		return &Error{Code: wire.CodeConflict, Msg: "transfer ownership first", Err: err}
-	case errors.Is(err, store.ErrRecallLimit):
-		return &Error{Code: wire.CodeForbidden, Msg: "the message is older than the recall window", Err: err}
-	case errors.Is(err, store.ErrForbidden):
-		return &Error{Code: wire.CodeForbidden, Msg: detail(err, store.ErrForbidden, "not allowed"), Err: err}
+	case errors.As(err, &refusal):
+		return &Error{Code: refusal.Code(), Msg: refusal.Error(), Err: err}
 	case errors.Is(err, store.ErrNotMember):
 		return &Error{Code: wire.CodeNotMember, Msg: "not a member of the conversation", Err: err}
 	case errors.Is(err, store.ErrNotFound):
-		return &Error{Code: wire.CodeNotFound, Msg: detail(err, store.ErrNotFound, "not found"), Err: err}
+		return &Error{Code: wire.CodeNotFound, Msg: "not found", Err: err}
 	}
 	return err
-}
-
-// detail is the reason a store error gives before its sentinel, without
-// the "sqlstore: <operation>:" prefixes, or fallback if it gives none.
-func detail(err, sentinel error, fallback string) string {
-	msg, _, _ := strings.Cut(err.Error(), ": "+sentinel.Error())
-	for strings.HasPrefix(msg, "sqlstore: ") {
-		msg = strings.TrimPrefix(msg, "sqlstore: ")
-		if _, rest, ok := strings.Cut(msg, ": "); ok {
-			msg = rest
-		} else {
-			msg = ""
-		}
-	}
-	if msg == "" || msg == sentinel.Error() || strings.Contains(msg, "\"") {
-		return fallback // ids quoted by the store are not for clients
-	}
-	return msg
 }

@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/magpie-im/magpie/internal/rules"
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
@@ -55,7 +56,7 @@ func validPolicy(p string) (store.JoinPolicy, error) {
 // resolve turns usernames into users; an unknown one fails the call.
 func (s *Service) resolve(ctx context.Context, names []string) ([]int64, []string, error) {
 	if len(names) > s.maxGroup() {
-		return nil, nil, explain(store.ErrGroupFull)
+		return nil, nil, explain(rules.Refuse(rules.GroupFull))
 	}
 	ids := make([]int64, 0, len(names))
 	out := make([]string, 0, len(names))

@@ -3,12 +3,13 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 )
 
 // Errors of groups, friends and message changes. Like those in errors.go
-// they may come wrapped; test them with errors.Is.
+// they may come wrapped; test them with errors.Is. A rule's refusal
+// (a *rules.Refusal, which carries the client's text and wire code)
+// matches the sentinel of its reason.
 var (
 	ErrForbidden   = errors.New("store: not allowed")
 	ErrMuted       = errors.New("store: muted")
@@ -19,18 +20,6 @@ var (
 	ErrRecallLimit = errors.New("store: the message can no longer be changed")
 )
 
-// MutedError refuses a send from a muted member (or, with All, anyone but
-// owners and admins while the whole group is muted). errors.Is(err,
-// ErrMuted) holds for it.
-type MutedError struct {
-	Until time.Time
-	All   bool
-}
-
-func (e *MutedError) Error() string {
-	return fmt.Sprintf("store: muted until %s", e.Until.UTC().Format(time.RFC3339))
-}
-func (e *MutedError) Is(target error) bool { return target == ErrMuted }
 
 // MessageKind matches magpiepb.MessageKind.
 type MessageKind int

@@ -126,10 +126,10 @@ type Message struct {
 // ConversationID is PrivateConversationID(SenderID, PeerID) and PeerID is
 // set; the store creates the conversation and both memberships on first use.
 //
-// Checks made in the transaction that assigns the seq (per-message errors):
-// the sender is a current member (ErrNotMember); in a group, neither the
-// sender nor, for plain members, the whole group is muted at SentAt
-// (*MutedError); in a private chat the peer has not blocked the sender
+// Checks made in the transaction that assigns the seq (per-message errors;
+// the rules themselves are package rules'): the sender is a current member
+// (ErrNotMember); in a group, neither the sender nor, for plain members,
+// the whole group is muted at SentAt (ErrMuted); in a private chat the peer has not blocked the sender
 // (ErrBlocked) and, with RequireFriend, they are friends (ErrNotFriends).
 // A RECALL or EDIT also changes the message RefSeq in the same transaction
 // (text and file cleared, or text replaced): its sender may do so within

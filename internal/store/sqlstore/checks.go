@@ -6,77 +6,56 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/magpie-im/magpie/internal/rules"
 	"github.com/magpie-im/magpie/internal/store"
 )
 
-// The per-message rules of AppendMessages beyond membership: mutes,
-// blocks, friendship, and who may recall or edit what. They run inside
-// the batch's transaction, after the conversation row is locked, so a
-// change committed before the seq is assigned is always seen.
-
-func isChange(k store.MessageKind) bool { return k == store.KindRecall || k == store.KindEdit }
+// The per-message rules of AppendMessages beyond membership (mutes,
+// blocks, friendship, who may recall or edit what) are decided by package
+// rules. Here the batch loads the state they need inside its transaction,
+// after the conversation row is locked, so a change committed before the
+// seq is assigned is always seen.
 
 // check returns the refusal of r, if any; an error aborts the batch.
 func (b *appendBatch) check(ctx context.Context, r store.AppendRequest, st *convState, ms memberState, sentAt int64) (refusal, err error) {
-	if st.kind == string(store.Group) && r.Kind != store.KindRecall {
-		if ms.mutedUntil > sentAt {
-			return &store.MutedError{Until: timeOf(ms.mutedUntil)}, nil
-		}
-		if st.mutedUntil > sentAt && ms.role != store.RoleOwner && ms.role != store.RoleAdmin {
-			return &store.MutedError{Until: timeOf(st.mutedUntil), All: true}, nil
-		}
-	}
-	if r.PeerID != 0 && r.PeerID != r.SenderID {
-		if ms.blocked {
-			return store.ErrBlocked, nil
-		}
-		if r.RequireFriend && !ms.friends {
-			return store.ErrNotFriends, nil
-		}
+	if ref := rules.MaySend(rules.Send{
+		Kind: r.Kind, Group: st.kind == string(store.Group), Private: r.PeerID != 0 && r.PeerID != r.SenderID,
+		Sender: rules.Sender{Role: ms.role, MutedUntil: timeOf(ms.mutedUntil), Blocked: ms.blocked, Friends: ms.friends},
+		GroupMutedUntil: timeOf(st.mutedUntil), RequireFriend: r.RequireFriend, At: timeOf(sentAt),
+	}); ref != nil {
+		return ref, nil
 	}
 	// A retry of a recall never gets here to hear "already recalled":
 	// append answered it with the original.
-	if !isChange(r.Kind) {
+	if !rules.IsChange(r.Kind) {
 		return nil, nil
 	}
 	return b.checkChange(ctx, r, st, ms, sentAt)
 }
 
-// checkChange decides whether the sender may recall or edit RefSeq.
+// checkChange loads the message a recall or edit refers to and asks the
+// rules whether the sender may change it.
 func (b *appendBatch) checkChange(ctx context.Context, r store.AppendRequest, st *convState, ms memberState, sentAt int64) (refusal, err error) {
 	if err := b.insertQueued(ctx); err != nil { // RefSeq may be earlier in the batch
 		return nil, err
 	}
-	var sender, at int64
+	o := rules.Original{Seq: r.RefSeq}
+	var at int64
 	var kind int
-	var recalled bool
 	err = b.tx.QueryRowContext(ctx, `SELECT sender_id, sent_at, kind, recalled FROM messages
-		WHERE conversation_id = $1 AND seq = $2`, r.ConversationID, clampSeq(r.RefSeq)).Scan(&sender, &at, &kind, &recalled)
-	notFound := fmt.Errorf("message %d of %q: %w", r.RefSeq, r.ConversationID, store.ErrNotFound)
-	if errors.Is(err, sql.ErrNoRows) {
-		return notFound, nil
-	}
-	if err != nil {
+		WHERE conversation_id = $1 AND seq = $2`, r.ConversationID, clampSeq(r.RefSeq)).Scan(&o.SenderID, &at, &kind, &o.Recalled)
+	switch {
+	case err == nil:
+		o.Found, o.SentAt, o.Kind = true, timeOf(at), store.MessageKind(kind)
+	case !errors.Is(err, sql.ErrNoRows):
 		return nil, err
 	}
-	if int64(r.RefSeq) <= ms.joinedSeq || recalled {
-		return notFound, nil // outside the sender's window, or gone
+	var role store.Role
+	if st.kind == string(store.Group) {
+		role = ms.role
 	}
-	if k := store.MessageKind(kind); k != store.KindText && k != store.KindFile {
-		return fmt.Errorf("only text and file messages can be changed: %w", store.ErrForbidden), nil
-	}
-	own := sender == r.SenderID
-	inWindow := r.RecallWindow > 0 && sentAt-at <= r.RecallWindow.Milliseconds()
-	moderator := st.kind == string(store.Group) && (ms.role == store.RoleOwner || ms.role == store.RoleAdmin)
-	switch {
-	case own && inWindow:
-		return nil, nil
-	case r.Kind == store.KindRecall && moderator:
-		return nil, nil
-	case own:
-		return store.ErrRecallLimit, nil
-	}
-	return fmt.Errorf("not your message: %w", store.ErrForbidden), nil
+	return rules.Err(rules.MayChange(rules.Change{Kind: r.Kind, SenderID: r.SenderID, Role: role,
+		JoinedSeq: uint64(max(ms.joinedSeq, 0)), Window: r.RecallWindow, At: timeOf(sentAt), Original: o})), nil
 }
 
 // applyChange changes the original of a RECALL or EDIT in the transaction
@@ -109,13 +88,8 @@ func (b *appendBatch) pairRefusal(ctx context.Context, r store.AppendRequest) (r
 	err = b.tx.QueryRowContext(ctx, `SELECT
 		EXISTS(SELECT 1 FROM blocks WHERE user_id = $1 AND blocked_id = $2),
 		EXISTS(SELECT 1 FROM friends WHERE user_id = $2 AND friend_id = $1)`, r.PeerID, r.SenderID).Scan(&blocked, &friends)
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil, err
-	case blocked:
-		return store.ErrBlocked, nil
-	case r.RequireFriend && !friends:
-		return store.ErrNotFriends, nil
 	}
-	return nil, nil
+	return rules.Err(rules.MayStartPrivate(blocked, friends, r.RequireFriend)), nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/magpie-im/magpie/internal/rules"
 	"github.com/magpie-im/magpie/internal/store"
 )
 
@@ -65,15 +66,12 @@ func (s *Store) moveCursorTx(ctx context.Context, get, set *sql.Stmt, userID int
 		return cur, fmt.Errorf("sqlstore: move cursor: %w", err)
 	}
 	cur.LastSeq = uint64(last)
-	if seq > cur.LastSeq {
-		return cur, fmt.Errorf("seq %d > %d in %q: %w", seq, last, conversationID, store.ErrSeqOutOfRange)
+	moved, refusal := rules.MoveCursor(rules.Cursors{Delivered: uint64(delivered), Read: uint64(read), Last: cur.LastSeq}, kind, seq)
+	if refusal != nil {
+		return cur, refusal
 	}
-	target := int64(seq)
-	newDelivered, newRead := max(delivered, target), read
-	if kind == store.Read {
-		newRead = max(read, target)
-	}
-	cur.DeliveredSeq, cur.ReadSeq = uint64(newDelivered), uint64(newRead)
+	newDelivered, newRead := int64(moved.Delivered), int64(moved.Read)
+	cur.DeliveredSeq, cur.ReadSeq = moved.Delivered, moved.Read
 	cur.Moved = newDelivered != delivered || newRead != read
 	if !cur.Moved {
 		return cur, nil

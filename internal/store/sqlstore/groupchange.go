@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/magpie-im/magpie/internal/rules"
 	"github.com/magpie-im/magpie/internal/store"
 )
 
@@ -27,15 +28,7 @@ type memberRow struct {
 	role    store.Role
 }
 
-var (
-	errNotOwner    = fmt.Errorf("only the owner may do that: %w", store.ErrForbidden)
-	errNotModer    = fmt.Errorf("only the owner and admins may do that: %w", store.ErrForbidden)
-	errOwnerStays  = fmt.Errorf("the owner cannot be removed: %w", store.ErrForbidden)
-	errOwnRole     = fmt.Errorf("you cannot change your own role: %w", store.ErrForbidden)
-	errTargetGone  = fmt.Errorf("not a member of the group: %w", store.ErrNotFound)
-	errInviteOnly  = fmt.Errorf("the group is invite only: %w", store.ErrForbidden)
-	errAdminLimits = fmt.Errorf("admins may act on plain members only: %w", store.ErrForbidden)
-)
+func (m memberRow) rule() rules.Member { return rules.Member{Current: m.current, Role: m.role} }
 
 func (s *Store) ChangeGroup(ctx context.Context, c store.GroupChange) (store.GroupChangeResult, error) {
 	if err := s.check(); err != nil {
@@ -119,10 +112,8 @@ func (g *groupTx) member(ctx context.Context, uid int64) (memberRow, error) {
 }
 
 func (g *groupTx) target() (int64, error) {
-	if len(g.c.Targets) != 1 {
-		return 0, fmt.Errorf("want exactly one target: %w", store.ErrNotFound)
-	}
-	return g.c.Targets[0], nil
+	uid, r := rules.Target(g.c.Targets)
+	return uid, rules.Err(r)
 }
 
 // currentTarget is the one target, who must be a current member.
@@ -132,8 +123,8 @@ func (g *groupTx) currentTarget(ctx context.Context) (int64, memberRow, error) {
 		return 0, memberRow{}, err
 	}
 	m, err := g.member(ctx, uid)
-	if err == nil && !m.current {
-		err = errTargetGone
+	if err == nil {
+		err = rules.Err(rules.CurrentTarget(m.rule()))
 	}
 	return uid, m, err
 }
@@ -185,15 +176,12 @@ func (g *groupTx) checkSize(ctx context.Context, adding int) error {
 	if err != nil {
 		return err
 	}
-	if n+adding > g.c.MaxSize {
-		return fmt.Errorf("%d members, limit %d: %w", n+adding, g.c.MaxSize, store.ErrGroupFull)
-	}
-	return nil
+	return rules.Err(rules.Fits(n, adding, g.c.MaxSize))
 }
 
 func (g *groupTx) add(ctx context.Context) error {
-	if g.policy != store.JoinOpen && g.actor.role == store.RoleMember {
-		return errNotModer
+	if r := rules.MayAdd(g.actor.rule(), g.policy); r != nil {
+		return r
 	}
 	users := slices.Clone(g.c.Targets)
 	slices.Sort(users)
@@ -214,7 +202,7 @@ func (g *groupTx) add(ctx context.Context) error {
 	if n, err := countUsers(ctx, g.tx, fresh); err != nil {
 		return err
 	} else if n != len(fresh) {
-		return fmt.Errorf("new members: %w", store.ErrNotFound)
+		return rules.Refuse(rules.NoSuchUser)
 	}
 	if err := g.checkSize(ctx, len(fresh)); err != nil {
 		return err
@@ -230,8 +218,8 @@ func (g *groupTx) join(ctx context.Context) error {
 	if g.actor.current {
 		return nil
 	}
-	if g.policy != store.JoinOpen {
-		return errInviteOnly
+	if r := rules.MayJoin(g.policy); r != nil {
+		return r
 	}
 	if err := g.checkSize(ctx, 1); err != nil {
 		return err
@@ -246,8 +234,10 @@ func (g *groupTx) join(ctx context.Context) error {
 // leave ends uid's membership with the current event, which is the last
 // message their window shows.
 func (g *groupTx) leave(ctx context.Context, uid int64) error {
-	if uid == g.c.ActorID && g.actor.role == store.RoleOwner {
-		return store.ErrLastOwner
+	if uid == g.c.ActorID {
+		if r := rules.MayLeave(g.actor.rule()); r != nil {
+			return r
+		}
 	}
 	seq, err := g.event(ctx, g.c.Event)
 	if err != nil {
@@ -267,36 +257,29 @@ func (g *groupTx) remove(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case uid == g.c.ActorID:
+	if uid == g.c.ActorID {
 		return g.leave(ctx, uid) // removing oneself is leaving
-	case m.role == store.RoleOwner:
-		return errOwnerStays
-	case g.actor.role == store.RoleMember:
-		return errNotModer
-	case g.actor.role == store.RoleAdmin && m.role != store.RoleMember:
-		return errAdminLimits
+	}
+	if r := rules.MayRemove(g.actor.rule(), m.rule()); r != nil {
+		return r
 	}
 	return g.leave(ctx, uid)
 }
 
 func (g *groupTx) setRole(ctx context.Context) error {
-	if g.actor.role != store.RoleOwner {
-		if t, _ := g.target(); t == g.c.ActorID {
-			return errOwnRole
-		}
-		return errNotOwner
+	t, _ := g.target()
+	if r := rules.MaySetRoleAtAll(g.actor.rule(), t == g.c.ActorID); r != nil {
+		return r
 	}
 	uid, m, err := g.currentTarget(ctx)
-	switch {
-	case err != nil:
+	if err != nil {
 		return err
-	case uid == g.c.ActorID:
-		return errOwnRole
-	case g.c.Role != store.RoleAdmin && g.c.Role != store.RoleMember:
-		return fmt.Errorf("role %q: use an ownership transfer: %w", g.c.Role, store.ErrForbidden)
-	case m.role == g.c.Role:
-		return nil
+	}
+	if r := rules.MaySetRole(uid == g.c.ActorID, g.c.Role); r != nil {
+		return r
+	}
+	if m.role == g.c.Role {
+		return nil // nothing changes, no event
 	}
 	return g.setMemberRole(ctx, uid, g.c.Role, true)
 }
@@ -313,8 +296,8 @@ func (g *groupTx) setMemberRole(ctx context.Context, uid int64, role store.Role,
 }
 
 func (g *groupTx) transfer(ctx context.Context) error {
-	if g.actor.role != store.RoleOwner {
-		return errNotOwner
+	if r := rules.OnlyOwner(g.actor.rule()); r != nil {
+		return r
 	}
 	uid, _, err := g.currentTarget(ctx)
 	if err != nil || uid == g.c.ActorID {
@@ -330,17 +313,15 @@ func (g *groupTx) transfer(ctx context.Context) error {
 }
 
 func (g *groupTx) mute(ctx context.Context) error {
-	if g.actor.role == store.RoleMember {
-		return errNotModer
+	if r := rules.OnlyModerators(g.actor.rule()); r != nil {
+		return r
 	}
 	uid, m, err := g.currentTarget(ctx)
-	switch {
-	case err != nil:
+	if err != nil {
 		return err
-	case uid == g.c.ActorID || m.role == store.RoleOwner:
-		return fmt.Errorf("cannot mute the owner or yourself: %w", store.ErrForbidden)
-	case g.actor.role == store.RoleAdmin && m.role != store.RoleMember:
-		return errAdminLimits
+	}
+	if r := rules.MayMute(g.actor.rule(), m.rule(), uid == g.c.ActorID); r != nil {
+		return r
 	}
 	if _, err := g.event(ctx, g.c.Event); err != nil {
 		return err
@@ -351,8 +332,8 @@ func (g *groupTx) mute(ctx context.Context) error {
 }
 
 func (g *groupTx) update(ctx context.Context) error {
-	if g.actor.role == store.RoleMember {
-		return errNotModer
+	if r := rules.OnlyModerators(g.actor.rule()); r != nil {
+		return r
 	}
 	if g.c.Name == nil && g.c.JoinPolicy == nil && g.c.MutedUntil == nil {
 		return nil
@@ -383,8 +364,8 @@ func (g *groupTx) update(ctx context.Context) error {
 // dissolve ends every membership with the "dissolved" event; the row stays
 // so that former members keep their history.
 func (g *groupTx) dissolve(ctx context.Context) error {
-	if g.actor.role != store.RoleOwner {
-		return errNotOwner
+	if r := rules.OnlyOwner(g.actor.rule()); r != nil {
+		return r
 	}
 	rows, err := g.tx.QueryContext(ctx, `SELECT user_id FROM members WHERE conversation_id = $1 AND left_seq IS NULL ORDER BY user_id`, g.c.GroupID)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/magpie-im/magpie/internal/rules"
 	"github.com/magpie-im/magpie/internal/store"
 )
 
@@ -32,8 +33,8 @@ func (s *Store) CreateGroup(ctx context.Context, g store.NewGroup) (store.GroupI
 	slices.Sort(others)
 	others = slices.Compact(others)
 	others = slices.DeleteFunc(others, func(id int64) bool { return id == g.OwnerID })
-	if g.MaxSize > 0 && 1+len(others) > g.MaxSize {
-		return store.GroupInfo{}, store.Message{}, fmt.Errorf("%d members, limit %d: %w", 1+len(others), g.MaxSize, store.ErrGroupFull)
+	if r := rules.Fits(0, 1+len(others), g.MaxSize); r != nil {
+		return store.GroupInfo{}, store.Message{}, r
 	}
 	if g.JoinPolicy == "" {
 		g.JoinPolicy = store.JoinInvite

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/magpie-im/magpie/internal/rules"
 	"github.com/magpie-im/magpie/internal/store"
 )
 
@@ -217,7 +218,7 @@ func (b *appendBatch) createPrivates(ctx context.Context, reqs []store.AppendReq
 		if err != nil {
 			return err
 		}
-		if !ok || isChange(r.Kind) {
+		if !ok || rules.IsChange(r.Kind) {
 			continue
 		}
 		refusal, err := b.pairRefusal(ctx, r)
@@ -278,7 +279,7 @@ func (b *appendBatch) append(ctx context.Context, r store.AppendRequest) (store.
 		return store.AppendResult{}, err
 	}
 	if !ms.current {
-		if r.PeerID == 0 || r.ConversationID != store.PrivateConversationID(r.SenderID, r.PeerID) || isChange(r.Kind) {
+		if r.PeerID == 0 || r.ConversationID != store.PrivateConversationID(r.SenderID, r.PeerID) || rules.IsChange(r.Kind) {
 			return store.AppendResult{Err: fmt.Errorf("conversation %q: %w", r.ConversationID, store.ErrNotMember)}, nil
 		}
 		exist, err := b.usersExist(ctx, r.SenderID, r.PeerID)

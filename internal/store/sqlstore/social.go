@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/rules"
 	"github.com/magpie-im/magpie/internal/store"
 )
 
@@ -17,8 +18,8 @@ func (s *Store) RequestFriend(ctx context.Context, from, to int64, at time.Time)
 	if err := s.check(); err != nil {
 		return "", err
 	}
-	if from == to {
-		return "", fmt.Errorf("befriending yourself: %w", store.ErrForbidden)
+	if r := rules.MayBefriend(from, to); r != nil {
+		return "", r
 	}
 	var status store.FriendStatus
 	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
@@ -32,15 +33,17 @@ func (s *Store) RequestFriend(ctx context.Context, from, to int64, at time.Time)
 			EXISTS(SELECT 1 FROM blocks WHERE (user_id = $1 AND blocked_id = $2) OR (user_id = $2 AND blocked_id = $1)),
 			EXISTS(SELECT 1 FROM friends WHERE user_id = $1 AND friend_id = $2),
 			EXISTS(SELECT 1 FROM friend_requests WHERE from_id = $2 AND to_id = $1)`, from, to).Scan(&blocked, &friends, &asked)
-		switch {
-		case err != nil:
+		if err != nil {
 			return err
-		case blocked:
-			return store.ErrBlocked
-		case friends:
+		}
+		outcome, refusal := rules.FriendRequest(blocked, friends, asked)
+		switch {
+		case refusal != nil:
+			return refusal
+		case outcome == rules.AlreadyFriends:
 			status = store.FriendsNow
 			return nil
-		case asked:
+		case outcome == rules.AcceptMutual:
 			status = store.FriendsNow
 			return befriend(ctx, tx, from, to, millis(at))
 		}
@@ -140,8 +143,8 @@ func (s *Store) Block(ctx context.Context, userID, other int64, at time.Time) er
 	if err := s.check(); err != nil {
 		return err
 	}
-	if userID == other {
-		return fmt.Errorf("blocking yourself: %w", store.ErrForbidden)
+	if r := rules.MayBlock(userID, other); r != nil {
+		return r
 	}
 	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
 		if n, err := countUsers(ctx, tx, []int64{userID, other}); err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/rules"
 	"github.com/magpie-im/magpie/internal/store"
 )
 
@@ -198,9 +199,9 @@ func testGroupMute(t *testing.T, s store.Store) {
 	if _, err := change(t, s, store.GroupChange{GroupID: g.ID, ActorID: alice.ID, Op: store.OpMute, Targets: []int64{carol.ID}, Until: at(100)}); err != nil {
 		t.Fatal(err)
 	}
-	var me *store.MutedError
+	var me *rules.Refusal
 	res := appendOne(t, s, groupReq(carol, g.ID, "c1", "x", at(50)))
-	if !errors.As(res.Err, &me) || !me.Until.Equal(at(100)) || me.All || !errors.Is(res.Err, store.ErrMuted) {
+	if !errors.As(res.Err, &me) || !me.Until.Equal(at(100)) || me.Reason != rules.Muted || !errors.Is(res.Err, store.ErrMuted) {
 		t.Errorf("muted send: %v, want muted until %v", res.Err, at(100))
 	}
 	if res := appendOne(t, s, groupReq(carol, g.ID, "c2", "x", at(101))); res.Err != nil {
@@ -211,7 +212,7 @@ func testGroupMute(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	res = appendOne(t, s, groupReq(bob, g.ID, "b1", "x", at(150)))
-	if !errors.As(res.Err, &me) || !me.All {
+	if !errors.As(res.Err, &me) || me.Reason != rules.GroupMuted {
 		t.Errorf("send while everyone is muted: %v, want muted (all)", res.Err)
 	}
 	if res := appendOne(t, s, groupReq(alice, g.ID, "a1", "x", at(150))); res.Err != nil {

@@ -1,0 +1,41 @@
+package rules
+
+// MayBefriend refuses a friend request to oneself.
+func MayBefriend(from, to int64) *Refusal {
+	if from == to {
+		return Refuse(SelfFriend)
+	}
+	return nil
+}
+
+// MayBlock refuses blocking oneself.
+func MayBlock(user, other int64) *Refusal {
+	if user == other {
+		return Refuse(SelfBlock)
+	}
+	return nil
+}
+
+// FriendOutcome is what a friend request does.
+type FriendOutcome uint8
+
+const (
+	AlreadyFriends FriendOutcome = iota // nothing to do
+	AcceptMutual                        // the other asked first: they are friends now
+	StoreRequest                        // wait for the other's answer
+)
+
+// FriendRequest decides a request from a user to another, given whether
+// either blocked the other, whether they are friends already, and whether
+// the other asked first.
+func FriendRequest(blocked, friends, otherAsked bool) (FriendOutcome, *Refusal) {
+	switch {
+	case blocked:
+		return 0, Refuse(Blocked)
+	case friends:
+		return AlreadyFriends, nil
+	case otherAsked:
+		return AcceptMutual, nil
+	}
+	return StoreRequest, nil
+}
