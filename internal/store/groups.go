@@ -20,7 +20,6 @@ var (
 	ErrRecallLimit = errors.New("store: the message can no longer be changed")
 )
 
-
 // MessageKind matches magpiepb.MessageKind.
 type MessageKind int
 

@@ -20,7 +20,7 @@ import (
 func (b *appendBatch) check(ctx context.Context, r store.AppendRequest, st *convState, ms memberState, sentAt int64) (refusal, err error) {
 	if ref := rules.MaySend(rules.Send{
 		Kind: r.Kind, Group: st.kind == string(store.Group), Private: r.PeerID != 0 && r.PeerID != r.SenderID,
-		Sender: rules.Sender{Role: ms.role, MutedUntil: timeOf(ms.mutedUntil), Blocked: ms.blocked, Friends: ms.friends},
+		Sender:          rules.Sender{Role: ms.role, MutedUntil: timeOf(ms.mutedUntil), Blocked: ms.blocked, Friends: ms.friends},
 		GroupMutedUntil: timeOf(st.mutedUntil), RequireFriend: r.RequireFriend, At: timeOf(sentAt),
 	}); ref != nil {
 		return ref, nil
