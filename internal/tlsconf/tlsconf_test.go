@@ -112,7 +112,9 @@ func TestFailedReloadKeepsCertificate(t *testing.T) {
 		wantErrSub string
 	}{
 		{"garbage certificate", func(*tlstest.Leaf) []byte { return []byte("not pem") }, func(l *tlstest.Leaf) []byte { return l.KeyPEM }, "certificate"},
-		{"garbage key", func(l *tlstest.Leaf) []byte { return l.CertPEM }, func(*tlstest.Leaf) []byte { return []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n") }, "key"},
+		{"garbage key", func(l *tlstest.Leaf) []byte { return l.CertPEM }, func(*tlstest.Leaf) []byte {
+			return []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+		}, "key"},
 		{"key of another certificate", func(l *tlstest.Leaf) []byte { return l.CertPEM }, func(*tlstest.Leaf) []byte { return other.KeyPEM }, "match"},
 		{"empty files", func(*tlstest.Leaf) []byte { return nil }, func(*tlstest.Leaf) []byte { return nil }, "certificate"},
 	} {
