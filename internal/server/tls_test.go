@@ -169,7 +169,7 @@ func TestTLSListenersAdvertiseTLS(t *testing.T) {
 			t.Fatal("a plain-text client got a frame from the TLS listener")
 		}
 	})
-	t.Run("raw TLS session authenticates", func(t *testing.T) {
+	t.Run("raw TLS session authenticates and is kicked", func(t *testing.T) {
 		tok := loginTokenTLS(t, f, "alice")
 		c, err := tls.Dial("tcp", f.n.TCPAddr(), f.ca.ClientConfig())
 		if err != nil {
@@ -180,6 +180,26 @@ func TestTLSListenersAdvertiseTLS(t *testing.T) {
 		s := &rawSession{t: t, r: wire.NewReader(c, 0, 0), w: func(b []byte) { _, _ = c.Write(b) }}
 		if got := s.call(&magpiepb.Envelope{Id: 1, Body: &magpiepb.Envelope_Auth{Auth: &magpiepb.Auth{Token: tok}}}); got.GetAuthOk() == nil {
 			t.Fatalf("auth over TLS: %v", got)
+		}
+		// A kick arrives whole before the close (close_notify, then EOF).
+		_, _ = c.Write(wire.AppendFrame(nil, []byte{0xff, 0xfe, 0xfd, 0x01}))
+		var kick *magpiepb.Kick
+		for kick == nil {
+			p, err := s.r.ReadFrame()
+			if err != nil {
+				t.Fatalf("read before the kick: %v", err)
+			}
+			var env magpiepb.Envelope
+			if err := proto.Unmarshal(p, &env); err != nil {
+				t.Fatal(err)
+			}
+			kick = env.GetKick()
+		}
+		if kick.Code != uint32(wire.CodeProtocolError) {
+			t.Fatalf("kick over TLS: %v, want protocol_error", kick)
+		}
+		if _, err := s.r.ReadFrame(); !errors.Is(err, io.EOF) {
+			t.Fatalf("after the kick: %v, want EOF", err)
 		}
 	})
 	t.Run("raw WSS session authenticates", func(t *testing.T) {
