@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,7 +27,15 @@ type Options struct {
 	Transport string // "tcp" (default) or "ws"
 
 	Logger     *slog.Logger // nil: discard
-	HTTPClient *http.Client // nil: http.DefaultClient
+	HTTPClient *http.Client // nil: http.DefaultClient, or one using TLS below
+
+	// TLS configures the client side of TLS: of an https Server, of a
+	// wss:// WebSocket gateway and of a TCP gateway advertised as
+	// tls://host:port. nil verifies against the system roots; set RootCAs
+	// to trust a private CA. ServerName defaults to the host dialled. It
+	// is used for HTTP too unless HTTPClient is set (then that client's
+	// own TLS settings apply to HTTP).
+	TLS *tls.Config
 
 	// Callbacks run one at a time, in order, on one SDK goroutine. They
 	// may call any Client method; a slow callback delays later ones.
@@ -115,7 +124,7 @@ func New(opts Options) *Client {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	if c.hc == nil {
-		c.hc = http.DefaultClient
+		c.hc = httpClientFor(opts.TLS)
 	}
 	if c.backoff.min <= 0 {
 		c.backoff.min = 250 * time.Millisecond
@@ -227,7 +236,7 @@ func (c *Client) connectOnce(ctx context.Context) (*session, error) {
 	if c.opts.Transport == "ws" {
 		addr = wsURL
 	}
-	t, err := dialTransport(ctx, c.opts.Transport, tcpAddr, wsURL)
+	t, err := dialTransport(ctx, c.opts.Transport, tcpAddr, wsURL, c.opts.TLS)
 	if err != nil {
 		if ctx.Err() == nil {
 			c.gatewayFailed(li, addr, err)

@@ -48,6 +48,14 @@
 //   - Conversation state pushes (flags changed on another device) go to
 //     OnConversation.
 //
+// # TLS
+//
+// An https:// Options.Server, a wss:// WebSocket gateway and a TCP gateway
+// advertised as tls://host:port are dialled with TLS, verified against the
+// system roots or Options.TLS (RootCAs for a private CA). Options.TLS
+// also configures the SDK's HTTP client unless Options.HTTPClient is set.
+// Client.Register creates the account through the same client.
+//
 // # Features over HTTP
 //
 // Groups (CreateGroup, AddMembers, SetRole, Reads, …), friends and blocks

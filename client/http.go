@@ -17,12 +17,24 @@ import (
 )
 
 // Register creates an account on the server at base URL server (for
-// example "http://127.0.0.1:8080"). A taken name is an *Error with
+// example "http://127.0.0.1:8080") with http.DefaultClient; Client.Register
+// does the same with a Client's TLS settings. A taken name is an *Error with
 // Code wire.CodeConflict.
 func Register(ctx context.Context, server, username, password string) (User, error) {
 	var u User
 	body := map[string]string{"username": username, "password": password}
 	err := doJSON(ctx, http.DefaultClient, http.MethodPost, strings.TrimRight(server, "/")+"/v1/users", "", body, &u)
+	return u, err
+}
+
+// Register creates the account Options.Username with Options.Password,
+// through the Client's HTTP client (so with Options.TLS or
+// Options.HTTPClient), without connecting. A taken name is an *Error with
+// Code wire.CodeConflict.
+func (c *Client) Register(ctx context.Context) (User, error) {
+	var u User
+	body := map[string]string{"username": c.opts.Username, "password": c.opts.Password}
+	err := doJSON(ctx, c.hc, http.MethodPost, c.url("/v1/users"), "", body, &u)
 	return u, err
 }
 
@@ -327,6 +339,9 @@ func (c *Client) gatewayAddr(addr string) string {
 	if wu, err := url.Parse(addr); err == nil && (wu.Scheme == "ws" || wu.Scheme == "wss") {
 		wu.Host = fix(wu.Host)
 		return wu.String()
+	}
+	if scheme, rest, ok := strings.Cut(addr, "://"); ok { // tls://host:port
+		return scheme + "://" + fix(rest)
 	}
 	return fix(addr)
 }

@@ -2,9 +2,12 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,14 +37,48 @@ var (
 	_ transport = (*wsTransport)(nil)
 )
 
-func dialTransport(ctx context.Context, kind, tcpAddr, wsURL string) (transport, error) {
+// handshakeTimeout bounds a TLS handshake with a TCP gateway (the
+// WebSocket dialer's HandshakeTimeout covers its own).
+const handshakeTimeout = 10 * time.Second
+
+// splitTCPAddr reads an advertised TCP gateway address (docs/protocol.md):
+// "tls://host:port" is TLS, "host:port" or "tcp://host:port" plain.
+func splitTCPAddr(addr string) (hostport string, useTLS bool, err error) {
+	scheme, rest, ok := strings.Cut(addr, "://")
+	if !ok {
+		return addr, false, nil
+	}
+	switch scheme {
+	case "tls":
+		return rest, true, nil
+	case "tcp":
+		return rest, false, nil
+	}
+	return "", false, fmt.Errorf("magpie: TCP gateway address %q: unknown scheme %q (want tls:// or none)", addr, scheme)
+}
+
+// dialTransport connects to the gateway over kind ("tcp" or "ws"); tlsConf
+// is Options.TLS, used when the address says TLS.
+func dialTransport(ctx context.Context, kind, tcpAddr, wsURL string, tlsConf *tls.Config) (transport, error) {
 	switch kind {
 	case "", "tcp":
 		if tcpAddr == "" {
 			return nil, errors.New("magpie: the server offered no TCP gateway")
 		}
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", tcpAddr)
+		hostport, useTLS, err := splitTCPAddr(tcpAddr)
+		if err != nil {
+			return nil, err
+		}
+		var conn net.Conn
+		if useTLS {
+			hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+			defer cancel()
+			d := tls.Dialer{Config: tlsClientConfig(tlsConf, hostport)}
+			conn, err = d.DialContext(hctx, "tcp", hostport)
+		} else {
+			var d net.Dialer
+			conn, err = d.DialContext(ctx, "tcp", hostport)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -50,7 +87,8 @@ func dialTransport(ctx context.Context, kind, tcpAddr, wsURL string) (transport,
 		if wsURL == "" {
 			return nil, errors.New("magpie: the server offered no WebSocket gateway")
 		}
-		d := websocket.Dialer{Subprotocols: []string{wire.SubprotocolProto}, HandshakeTimeout: 10 * time.Second}
+		d := websocket.Dialer{Subprotocols: []string{wire.SubprotocolProto}, HandshakeTimeout: 10 * time.Second,
+			TLSClientConfig: tlsConf} // used for wss:// only; the library fills in ServerName
 		conn, resp, err := d.DialContext(ctx, wsURL, nil)
 		if resp != nil && resp.Body != nil {
 			resp.Body.Close()
@@ -62,6 +100,32 @@ func dialTransport(ctx context.Context, kind, tcpAddr, wsURL string) (transport,
 		return &wsTransport{conn: conn}, nil
 	}
 	return nil, fmt.Errorf("magpie: unknown transport %q (want tcp or ws)", kind)
+}
+
+// tlsClientConfig is a copy of c (nil: defaults, the system roots) naming
+// the host of hostport unless c names one.
+func tlsClientConfig(c *tls.Config, hostport string) *tls.Config {
+	if c == nil {
+		c = &tls.Config{MinVersion: tls.VersionTLS12}
+	} else {
+		c = c.Clone()
+	}
+	if c.ServerName == "" {
+		if host, _, err := net.SplitHostPort(hostport); err == nil {
+			c.ServerName = host
+		}
+	}
+	return c
+}
+
+// httpClientFor is the HTTP client of a Client without Options.HTTPClient.
+func httpClientFor(c *tls.Config) *http.Client {
+	if c == nil {
+		return http.DefaultClient
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = c.Clone()
+	return &http.Client{Transport: tr}
 }
 
 type tcpTransport struct {

@@ -85,7 +85,7 @@ type server struct {
 	exited chan struct{}
 }
 
-var readyLine = regexp.MustCompile(`HTTP API and web client: http://([0-9.:]+)/\s+TCP gateway: ([0-9.:]+)`)
+var readyLine = regexp.MustCompile(`HTTP API and web client: https?://([0-9.:]+)/\s+TCP gateway: (?:tls://)?([0-9.:]+)`)
 
 func startServer(t *testing.T, data string, extra ...string) *server {
 	t.Helper()
@@ -132,7 +132,13 @@ type chat struct {
 
 func startChat(t *testing.T, s *server, user, password string, args ...string) *chat {
 	t.Helper()
-	all := append([]string{"chat", "--server", "http://" + s.http, "--user", user}, args...)
+	return startChatArgs(t, user, password, append([]string{"--server", "http://" + s.http}, args...)...)
+}
+
+// startChatArgs is startChat with the --server (and any other) flags in args.
+func startChatArgs(t *testing.T, user, password string, args ...string) *chat {
+	t.Helper()
+	all := append([]string{"chat", "--user", user}, args...)
 	c := &chat{cmd: exec.Command(binary, all...), out: &output{}, done: make(chan error, 1)}
 	c.cmd.Env = append(os.Environ(), "MAGPIE_PASSWORD="+password)
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
@@ -168,9 +174,15 @@ func (c *chat) send(t *testing.T, lines ...string) {
 // runChat runs `magpie chat` with a script on stdin until it exits.
 func runChat(t *testing.T, s *server, user, password, script string, args ...string) string {
 	t.Helper()
+	return runChatArgs(t, user, password, script, append([]string{"--server", "http://" + s.http}, args...)...)
+}
+
+// runChatArgs is runChat with the --server (and any other) flags in args.
+func runChatArgs(t *testing.T, user, password, script string, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	all := append([]string{"chat", "--server", "http://" + s.http, "--user", user}, args...)
+	all := append([]string{"chat", "--user", user}, args...)
 	cmd := exec.CommandContext(ctx, binary, all...)
 	cmd.Env = append(os.Environ(), "MAGPIE_PASSWORD="+password)
 	cmd.Stdin = strings.NewReader(script)

@@ -122,17 +122,46 @@ func runNode(ctx context.Context, name string, args []string, roles server.Roles
 	if err != nil {
 		return err
 	}
-	if roles.Logic {
-		fmt.Fprintf(stdout, "Magpie is running. HTTP API and web client: http://%s/  TCP gateway: %s\n", n.HTTPAddr(), n.TCPAddr())
-		fmt.Fprintf(stdout, "Chat from a terminal: go run ./cmd/magpie chat --server http://%s --user alice --register\n", n.HTTPAddr())
-	} else {
-		fmt.Fprintf(stdout, "Magpie gateway running. WebSocket: ws://%s/v1/ws  TCP: %s\n", n.HTTPAddr(), n.TCPAddr())
+	web, ws, tcp := "http", "ws", n.TCPAddr()
+	if n.TLS() {
+		web, ws = "https", "wss"
+		if tcp != "" {
+			tcp = "tls://" + tcp
+		}
 	}
-	<-ctx.Done()
+	if roles.Logic {
+		fmt.Fprintf(stdout, "Magpie is running. HTTP API and web client: %s://%s/  TCP gateway: %s\n", web, n.HTTPAddr(), tcp)
+		fmt.Fprintf(stdout, "Chat from a terminal: go run ./cmd/magpie chat --server %s://%s --user alice --register\n", web, n.HTTPAddr())
+	} else {
+		fmt.Fprintf(stdout, "Magpie gateway running. WebSocket: %s://%s/v1/ws  TCP: %s\n", ws, n.HTTPAddr(), tcp)
+	}
+	waitForStop(ctx, n, log)
 	log.Info("shutting down", "drain_timeout", cfg.DrainTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout+5*time.Second)
 	defer cancel()
 	return n.Shutdown(sctx)
+}
+
+// waitForStop returns when ctx ends. With TLS, SIGHUP reloads the
+// certificate meanwhile (without TLS it keeps its default action, ending
+// the process, as before).
+func waitForStop(ctx context.Context, n *server.Node, log *slog.Logger) {
+	if !n.TLS() {
+		<-ctx.Done()
+		return
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Info("SIGHUP: reloading the TLS certificate")
+			_ = n.ReloadTLS() // a failure is logged and keeps the old certificate
+		}
+	}
 }
 
 func runConfig(args []string, stdout, stderr io.Writer) error {

@@ -76,3 +76,26 @@ test("delivered receipts report the newest cursor", async () => {
   const receipts = requests.filter((r) => r.receipt).map((r) => r.receipt.seq);
   assert.deepEqual(receipts, ["3"]);
 });
+
+// wsURL runs in a page: location is the page's. An https page must dial
+// wss:// (browsers refuse ws:// from https), whatever the server advertised.
+test("an https page dials wss", () => {
+  const saved = globalThis.location;
+  try {
+    const cases = [
+      // page, advertised, want
+      ["https://localhost:8443/", "wss://127.0.0.1:8443/v1/ws", "wss://localhost:8443/v1/ws"],
+      ["https://chat.example.com/", "wss://chat.example.com/v1/ws", "wss://chat.example.com/v1/ws"],
+      ["https://chat.example.com/", "ws://chat.example.com/v1/ws", "wss://chat.example.com/v1/ws"],
+      ["https://chat.example.com/", undefined, "wss://chat.example.com/v1/ws"],
+      ["http://127.0.0.1:8080/", "ws://127.0.0.1:8080/v1/ws", "ws://127.0.0.1:8080/v1/ws"],
+    ];
+    for (const [page, ws, want] of cases) {
+      globalThis.location = new URL(page);
+      const c = new Magpie({ baseURL: "", session: { token: "t", userId: 1, username: "alice", gateway: ws ? { ws } : undefined } });
+      assert.equal(c.wsURL(), want, `page ${page}, advertised ${ws}`);
+    }
+  } finally {
+    globalThis.location = saved;
+  }
+});

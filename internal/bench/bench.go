@@ -14,6 +14,7 @@ package bench
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -21,9 +22,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/magpie-im/magpie/internal/tlsconf"
 )
 
 // workload is one entry of the registry.
@@ -60,6 +64,7 @@ type common struct {
 	Duration    time.Duration
 	Warmup      time.Duration
 	Transport   string
+	TLS         *tls.Config // --ca: for an https server and its TLS gateways; nil: system roots
 	Sources     []net.IP
 	UsersPrefix string
 	Smoke       bool
@@ -67,6 +72,16 @@ type common struct {
 	set            map[string]bool // flags given on the command line
 	stdout, stderr io.Writer
 	machine        Machine
+}
+
+// httpClient is an HTTP client for the server, with --ca's trust.
+// maxIdle is idle connections kept per host (0: net/http's default).
+func (c *common) httpClient(timeout time.Duration, maxIdle int) *http.Client {
+	tr := &http.Transport{MaxIdleConnsPerHost: maxIdle}
+	if c.TLS != nil {
+		tr.TLSClientConfig = c.TLS.Clone()
+	}
+	return &http.Client{Timeout: timeout, Transport: tr}
 }
 
 func (c *common) logf(format string, args ...any) {
@@ -115,12 +130,13 @@ func runWorkload(ctx context.Context, w workload, args []string, stdout, stderr 
 	fs := flag.NewFlagSet("magpie bench "+w.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := &common{stdout: stdout, stderr: stderr}
-	var sources string
+	var sources, caFile string
 	fs.StringVar(&c.Server, "server", "http://127.0.0.1:8080", "server HTTP base URL")
 	fs.IntVar(&c.PID, "pid", 0, "the server's pid, to read its RSS and CPU from /proc (0: not measured)")
 	fs.StringVar(&c.JSONFile, "json", "", "also write the result as JSON to this file")
 	fs.StringVar(&c.Metrics, "metrics", "", "W7: host:port of the server's --metrics listener, for its goroutines, heap and GC pauses (others ignore it)")
 	fs.StringVar(&c.Transport, "transport", "tcp", "long-connection transport: tcp or ws")
+	fs.StringVar(&caFile, "ca", "", "PEM file of a CA to trust for an https:// server and its wss:// and tls:// gateways, besides the system roots")
 	fs.StringVar(&sources, "sources", "", "W1 and W7's idle connections: local source IPs to spread connections over, comma-separated (e.g. 127.0.0.2,127.0.0.3); W2 ignores it (the SDK dials on its own)")
 	fs.StringVar(&c.UsersPrefix, "users-prefix", "", "prefix of the bench users' names (default: random per run)")
 	fs.BoolVar(&c.Smoke, "smoke", false, "tiny run (< 1 minute) that fails on any loss, duplicate, reorder or failure")
@@ -148,6 +164,12 @@ func runWorkload(ctx context.Context, w workload, args []string, stdout, stderr 
 	c.Warmup, _ = durationFlag(fs, "warmup")
 	if c.Transport != "tcp" && c.Transport != "ws" {
 		return nil, fmt.Errorf("bench: --transport must be tcp or ws, not %q", c.Transport)
+	}
+	if caFile != "" {
+		var err error
+		if c.TLS, err = tlsconf.ClientConfig(caFile); err != nil {
+			return nil, fmt.Errorf("bench: --ca: %w", err)
+		}
 	}
 	for _, s := range strings.Split(sources, ",") {
 		if s = strings.TrimSpace(s); s == "" {

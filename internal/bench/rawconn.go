@@ -2,10 +2,12 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -20,25 +22,43 @@ import (
 // a source address. One goroutine reads (readLoop); one other goroutine
 // writes (the pinger). Close may be called from anywhere.
 type rawConn struct {
-	tcp *net.TCPConn
+	tcp net.Conn // a *net.TCPConn, or a *tls.Conn over one
 	r   *wire.Reader
 	ws  *websocket.Conn
 }
 
-// dialRaw connects to the gateway from src (nil: any) over transport.
-func dialRaw(ctx context.Context, transport string, lg login, src net.IP) (*rawConn, error) {
+// dialRaw connects to the gateway from src (nil: any) over transport;
+// tlsConf (nil: system roots) checks a tls:// or wss:// gateway.
+func dialRaw(ctx context.Context, transport string, lg login, src net.IP, tlsConf *tls.Config) (*rawConn, error) {
 	d := &net.Dialer{Timeout: 10 * time.Second}
 	if src != nil {
 		d.LocalAddr = &net.TCPAddr{IP: src}
 	}
 	switch transport {
 	case "tcp":
-		c, err := d.DialContext(ctx, "tcp", lg.Gateway.TCP)
+		addr, useTLS := strings.CutPrefix(lg.Gateway.TCP, "tls://")
+		c, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return nil, err
 		}
-		tc := c.(*net.TCPConn)
-		return &rawConn{tcp: tc, r: wire.NewReader(tc, 256, wire.MaxFrame)}, nil
+		if useTLS {
+			cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+			if tlsConf != nil {
+				cfg = tlsConf.Clone()
+			}
+			if cfg.ServerName == "" {
+				cfg.ServerName, _, _ = net.SplitHostPort(addr)
+			}
+			tc := tls.Client(c, cfg)
+			hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := tc.HandshakeContext(hctx); err != nil {
+				c.Close()
+				return nil, err
+			}
+			c = tc
+		}
+		return &rawConn{tcp: c, r: wire.NewReader(c, 256, wire.MaxFrame)}, nil
 	case "ws":
 		wd := websocket.Dialer{
 			NetDialContext:   d.DialContext,
@@ -46,6 +66,7 @@ func dialRaw(ctx context.Context, transport string, lg login, src net.IP) (*rawC
 			HandshakeTimeout: 10 * time.Second,
 			ReadBufferSize:   256,
 			WriteBufferSize:  256,
+			TLSClientConfig:  tlsConf, // wss:// only
 		}
 		c, resp, err := wd.DialContext(ctx, lg.Gateway.WS, http.Header{})
 		if resp != nil && resp.Body != nil {

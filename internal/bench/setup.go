@@ -34,10 +34,14 @@ type login struct {
 // registerUsers creates the named users with conc requests at a time
 // (Argon2id hashing makes each take tens of milliseconds on the server).
 // A name that already exists is an error: prefixes are random per run.
-func registerUsers(ctx context.Context, server string, names []string, conc int) error {
+func registerUsers(ctx context.Context, c *common, names []string, conc int) error {
+	hc := c.httpClient(30*time.Second, conc)
+	defer hc.CloseIdleConnections()
 	return forEach(ctx, len(names), conc, func(ctx context.Context, i int) error {
 		return retryRateLimited(ctx, func() error {
-			_, err := client.Register(ctx, server, names[i], benchPassword)
+			cl := client.New(client.Options{Server: c.Server, Username: names[i], Password: benchPassword, HTTPClient: hc})
+			defer cl.Close()
+			_, err := cl.Register(ctx)
 			return err
 		})
 	})
@@ -52,7 +56,7 @@ func registerAndLogin(ctx context.Context, c *common, hc *http.Client, tag strin
 		names[i] = fmt.Sprintf("%s_%s_%d", c.UsersPrefix, tag, i)
 	}
 	c.logf("%s: registering and logging in %d users", tag, n)
-	if err := registerUsers(ctx, c.Server, names, 4); err != nil {
+	if err := registerUsers(ctx, c, names, 4); err != nil {
 		return nil, nil, fmt.Errorf("bench %s: register: %w", tag, err)
 	}
 	logins, err := loginUsers(ctx, hc, c.Server, names, tag, 4)
@@ -103,7 +107,7 @@ func openRawConns(ctx context.Context, c *common, logins []login, n, conc int,
 		lg := logins[i%len(logins)]
 		src := sourceFor(c, i)
 		t0 := time.Now()
-		rc, err := dialRaw(ctx, c.Transport, lg, src)
+		rc, err := dialRaw(ctx, c.Transport, lg, src, c.TLS)
 		if err != nil {
 			fail("dial", err)
 			return nil

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -256,7 +255,7 @@ func w1Logins(ctx context.Context, c *common, o w1Opts, tag string) ([]login, er
 			return logins, nil
 		}
 	}
-	_, logins, err := registerAndLogin(ctx, c, &http.Client{Timeout: 30 * time.Second}, tag, o.users)
+	_, logins, err := registerAndLogin(ctx, c, c.httpClient(30*time.Second, 0), tag, o.users)
 	if err != nil {
 		return nil, err
 	}

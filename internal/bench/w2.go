@@ -264,14 +264,14 @@ func (b *w2) setup(ctx context.Context) error {
 		names[2*i+1] = fmt.Sprintf("%s_r%d", c.UsersPrefix, i)
 	}
 	c.logf("w2: registering %d users", len(names))
-	if err := registerUsers(ctx, c.Server, names, 4); err != nil {
+	if err := registerUsers(ctx, c, names, 4); err != nil {
 		return fmt.Errorf("bench w2: register: %w", err)
 	}
 	b.pairs = make([]*pair, o.pairs)
 	for i := range b.pairs {
 		p := &pair{to: names[2*i+1]}
-		p.sender = client.New(client.Options{Server: c.Server, Username: names[2*i], Password: benchPassword, Device: "bench", Platform: "bench", Transport: c.Transport})
-		p.receiver = client.New(client.Options{Server: c.Server, Username: names[2*i+1], Password: benchPassword, Device: "bench", Platform: "bench", Transport: c.Transport,
+		p.sender = client.New(client.Options{Server: c.Server, Username: names[2*i], Password: benchPassword, Device: "bench", Platform: "bench", Transport: c.Transport, TLS: c.TLS})
+		p.receiver = client.New(client.Options{Server: c.Server, Username: names[2*i+1], Password: benchPassword, Device: "bench", Platform: "bench", Transport: c.Transport, TLS: c.TLS,
 			OnMessage: func(m client.Message) { b.onMessage(p, m) }})
 		b.pairs[i] = p
 	}

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -234,12 +233,12 @@ func (b *w3) setup(ctx context.Context, res *W3Result) error {
 	// groups (a sync answer past the 64 KiB frame limit kills the connection).
 	senderName := func(i int) string { return fmt.Sprintf("%s_w3s_%d", c.UsersPrefix, i) }
 	memberName := func(i int) string { return fmt.Sprintf("%s_w3m_%d", tok.Prefix, i) }
-	hc := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.conc * 2}}
+	hc := c.httpClient(60*time.Second, o.conc*2)
 	snames := make([]string, o.senders)
 	for i := range snames {
 		snames[i] = senderName(i)
 	}
-	if err := registerUsers(ctx, c.Server, snames, o.conc); err != nil {
+	if err := registerUsers(ctx, c, snames, o.conc); err != nil {
 		return fmt.Errorf("bench w3: register senders: %w", err)
 	}
 	if !reuse {
@@ -249,7 +248,7 @@ func (b *w3) setup(ctx context.Context, res *W3Result) error {
 		}
 		c.logf("w3: registering %d users (%d in flight)", len(names), o.conc)
 		t := time.Now()
-		if err := registerUsers(ctx, c.Server, names, o.conc); err != nil {
+		if err := registerUsers(ctx, c, names, o.conc); err != nil {
 			return fmt.Errorf("bench w3: register: %w", err)
 		}
 		c.logf("w3: registered in %v; logging in %d members", time.Since(t).Round(time.Millisecond), nraw)
@@ -269,7 +268,7 @@ func (b *w3) setup(ctx context.Context, res *W3Result) error {
 	// Senders: SDK clients, each timing the others' messages.
 	for i := range o.senders {
 		cl := client.New(client.Options{Server: c.Server, Username: senderName(i), Password: benchPassword,
-			Device: "w3", Platform: "bench", Transport: c.Transport, OnMessage: b.onSDKMessage})
+			Device: "w3", Platform: "bench", Transport: c.Transport, TLS: c.TLS, OnMessage: b.onSDKMessage})
 		b.senders = append(b.senders, cl)
 	}
 	c.logf("w3: connecting %d SDK senders", o.senders)

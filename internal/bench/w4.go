@@ -107,7 +107,7 @@ func runW4(ctx context.Context, c *common, o w4Opts) (report, error) {
 		res.Batch = 0
 	}
 
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.conc * 2}}
+	hc := c.httpClient(30*time.Second, o.conc*2)
 	names, logins, err := registerAndLogin(ctx, c, hc, "w4", o.users)
 	if err != nil {
 		return nil, err

@@ -91,6 +91,10 @@
 // failure was reported on stderr). A failed login and a kick that forbids
 // reconnecting (replaced, logged out) exit non-zero.
 //
+// --server https://… works with a certificate from the system roots, or
+// from a private CA given with --ca FILE (MAGPIE_CA); the gateways it is
+// sent to (wss://, tls://) are checked the same way.
+//
 // The password comes from MAGPIE_PASSWORD, else a prompt without echo when
 // stdin is a terminal, else the first line of stdin.
 package chat
@@ -98,6 +102,7 @@ package chat
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -109,6 +114,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/magpie-im/magpie/client"
+	"github.com/magpie-im/magpie/internal/tlsconf"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -124,6 +130,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	device := fs.String("device", "", "device id (default: random)")
 	transport := fs.String("transport", "tcp", "long connection transport: tcp or ws")
 	register := fs.Bool("register", false, "create the account first if it does not exist")
+	caFile := fs.String("ca", os.Getenv("MAGPIE_CA"), "PEM file of a CA to trust for an https:// server and its TLS gateways, besides the system roots (env MAGPIE_CA)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -136,27 +143,33 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if *transport != "tcp" && *transport != "ws" {
 		return fmt.Errorf("chat: --transport must be tcp or ws, not %q", *transport)
 	}
+	var tlsConf *tls.Config
+	if *caFile != "" {
+		var err error
+		if tlsConf, err = tlsconf.ClientConfig(*caFile); err != nil {
+			return fmt.Errorf("chat: --ca: %w", err)
+		}
+	}
 	in := bufio.NewReader(stdin)
 	piped := !isTerminal(stdin)
 	password, err := readPassword(in, stdin, stderr)
 	if err != nil {
 		return err
 	}
+	u := newUI(stdout, stderr)
+	c := client.New(client.Options{
+		Server: *server, Username: *user, Password: password, Device: *device, Transport: *transport, TLS: tlsConf,
+		OnMessage: u.message, OnReceipt: u.receipt, OnState: u.state, OnConversation: u.conversationState,
+	})
+	u.c = c
+	defer c.Close()
 	if *register {
-		_, err := client.Register(ctx, *server, *user, password)
+		_, err := c.Register(ctx)
 		var e *client.Error
 		if err != nil && !(errors.As(err, &e) && e.Code == wire.CodeConflict) {
 			return fmt.Errorf("chat: register %s: %w", *user, err)
 		}
 	}
-
-	u := newUI(stdout, stderr)
-	c := client.New(client.Options{
-		Server: *server, Username: *user, Password: password, Device: *device, Transport: *transport,
-		OnMessage: u.message, OnReceipt: u.receipt, OnState: u.state, OnConversation: u.conversationState,
-	})
-	u.c = c
-	defer c.Close()
 	if err := c.Connect(ctx); err != nil {
 		return fmt.Errorf("chat: login as %s: %w", *user, err)
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -278,4 +280,20 @@ func TestEditPipe(t *testing.T) {
 	wantLines(t, "alice's errors", errs, `error: :edit #9: .*`)
 	out, _ = runScript(t, srv, "bob", "", ":to alice", ":history 10")
 	wantLines(t, "bob", out, ts+`alice: hello \(edited\)`, ts+`alice: world \(edited\)`)
+}
+
+func TestCAFileIsChecked(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, ca := range []string{filepath.Join(dir, "missing.pem"), notPEM} {
+		var out, errw syncBuffer
+		err := Run(context.Background(), []string{"--server", "https://127.0.0.1:1", "--user", "alice", "--ca", ca},
+			strings.NewReader("pw\n"), &out, &errw)
+		if err == nil || !strings.Contains(err.Error(), "--ca") {
+			t.Errorf("--ca %s: got %v, want an error about --ca", ca, err)
+		}
+	}
 }

@@ -31,6 +31,11 @@ type Config struct {
 	AdvertiseWS  string
 	GatewayID    string
 
+	// TLS on the public listeners (--http and --tcp), issue 9.
+	TLSCert  string
+	TLSKey   string
+	TLSWatch time.Duration
+
 	NATS        string
 	NATSCreds   string
 	NATSCA      string
@@ -88,6 +93,7 @@ func Default() Config {
 		HTTP:          "127.0.0.1:8080",
 		TCP:           "127.0.0.1:7070",
 		Replicas:      1,
+		TLSWatch:      2 * time.Second,
 		TokenTTL:      24 * time.Hour,
 		DevicePolicy:  "unlimited",
 		Strategy:      "round-robin",
@@ -120,8 +126,11 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTP, "http", c.HTTP, "HTTP listen address: API, WebSocket /v1/ws, web client")
 	fs.StringVar(&c.TCP, "tcp", c.TCP, "TCP gateway listen address (empty: no TCP listener)")
 	fs.StringVar(&c.Store, "store", c.Store, "database: a SQLite file path or a postgres:// URL (default DATA/magpie.db)")
-	fs.StringVar(&c.AdvertiseTCP, "advertise-tcp", c.AdvertiseTCP, "TCP address clients are told to dial (default: the --tcp address)")
-	fs.StringVar(&c.AdvertiseWS, "advertise-ws", c.AdvertiseWS, "WebSocket URL clients are told to dial (default: ws://<--http>/v1/ws)")
+	fs.StringVar(&c.AdvertiseTCP, "advertise-tcp", c.AdvertiseTCP, "TCP address clients are told to dial, used as given (default: the --tcp address; tls://<--tcp> with --tls-cert)")
+	fs.StringVar(&c.AdvertiseWS, "advertise-ws", c.AdvertiseWS, "WebSocket URL clients are told to dial, used as given (default: ws://<--http>/v1/ws; wss:// with --tls-cert)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) for HTTPS, WSS and TLS on --tcp; reloaded on SIGHUP and when the file changes (empty: no TLS)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
+	fs.DurationVar(&c.TLSWatch, "tls-watch", c.TLSWatch, "how often the --tls-cert and --tls-key files are checked for a change (0: only on SIGHUP)")
 	fs.StringVar(&c.GatewayID, "gateway-id", c.GatewayID, "gateway id in the registry (default: random per start)")
 	fs.StringVar(&c.NATS, "nats", c.NATS, "external NATS URLs, comma-separated (empty: embed a NATS server)")
 	fs.StringVar(&c.NATSCreds, "nats-creds", c.NATSCreds, "NATS credentials file")
@@ -285,6 +294,8 @@ func (c *Config) Validate() error {
 	check(c.Replicas >= 1 && c.Replicas <= 5, "--replicas must be 1-5")
 	check(c.TokenSecret == "" || len(c.TokenSecret) >= 16, "--token-secret must be at least 16 characters")
 	check((c.NATSCert == "") == (c.NATSKey == ""), "--nats-cert and --nats-key go together")
+	check((c.TLSCert == "") == (c.TLSKey == ""), "--tls-cert and --tls-key go together")
+	check(c.TLSWatch == 0 || c.TLSWatch >= 100*time.Millisecond, "--tls-watch must be 0 (off) or at least 100ms")
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -313,6 +324,9 @@ func List(s string) []string {
 	}
 	return out
 }
+
+// TLS reports whether the public listeners speak TLS.
+func (c *Config) TLS() bool { return c.TLSCert != "" }
 
 // StoreDSN is the database to open.
 func (c *Config) StoreDSN() string {

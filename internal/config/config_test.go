@@ -48,6 +48,9 @@ func TestValidateRejects(t *testing.T) {
 		{[]string{"--push-keys", "k1:short"}, "--push-keys"},
 		{[]string{"--nats-cert", "client.pem"}, "--nats-cert and --nats-key"},
 		{[]string{"--nats-key", "client.key"}, "--nats-cert and --nats-key"},
+		{[]string{"--tls-cert", "server.pem"}, "--tls-cert and --tls-key"},
+		{[]string{"--tls-key", "server.key"}, "--tls-cert and --tls-key"},
+		{[]string{"--tls-watch", "1ms"}, "--tls-watch"},
 		{[]string{"extra-arg"}, "unexpected argument"},
 	}
 	for _, tt := range tests {
@@ -75,5 +78,20 @@ func TestPrintMasksSecrets(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "super-secret") || !strings.Contains(b.String(), `"token-secret": "(set)"`) {
 		t.Fatalf("print leaked or lost the secret:\n%s", b.String())
+	}
+}
+
+func TestTLSFromEnvironmentAndFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "magpie.json")
+	if err := os.WriteFile(file, []byte(`{"tls-key":"/etc/magpie/key.pem"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MAGPIE_TLS_CERT", "/etc/magpie/cert.pem")
+	cfg, err := Load("gateway", []string{"--config", file}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TLSCert != "/etc/magpie/cert.pem" || cfg.TLSKey != "/etc/magpie/key.pem" || !cfg.TLS() {
+		t.Fatalf("got cert %q key %q TLS %v", cfg.TLSCert, cfg.TLSKey, cfg.TLS())
 	}
 }

@@ -93,12 +93,21 @@ func (n *Node) startGateway(ctx, bg context.Context, mux *http.ServeMux) error {
 	if !cluster.ValidGatewayID(n.gatewayID) {
 		return fmt.Errorf("--gateway-id %q: want 1-64 letters, digits, '-' or '_'", n.gatewayID)
 	}
+	// An operator's --advertise-* is used as given: behind a proxy that
+	// ends TLS, the listeners here are plain and the addresses say TLS.
 	n.advTCP, n.advWS = n.cfg.AdvertiseTCP, n.cfg.AdvertiseWS
 	if n.advTCP == "" && n.tcpL != nil {
 		n.advTCP = advertised(n.tcpL.Addr(), n.log, "advertise-tcp")
+		if n.tls != nil {
+			n.advTCP = "tls://" + n.advTCP
+		}
 	}
 	if n.advWS == "" {
-		n.advWS = "ws://" + advertised(n.httpL.Addr(), n.log, "advertise-ws") + "/v1/ws"
+		scheme := "ws://"
+		if n.tls != nil {
+			scheme = "wss://"
+		}
+		n.advWS = scheme + advertised(n.httpL.Addr(), n.log, "advertise-ws") + "/v1/ws"
 	}
 	lc, err := cluster.NewLogicClient(n.nc, n.gatewayID, n.cfg.RequestTimeout)
 	if err != nil {

@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 	"github.com/magpie-im/magpie/internal/gateway"
 	"github.com/magpie-im/magpie/internal/logic"
 	"github.com/magpie-im/magpie/internal/store"
+	"github.com/magpie-im/magpie/internal/tlsconf"
 )
 
 // Roles selects what a node runs.
@@ -53,8 +55,9 @@ type Node struct {
 	http     *http.Server
 	metrics  *http.Server
 	metricsL net.Listener
-	httpL    net.Listener
-	tcpL     net.Listener
+	httpL    net.Listener      // a TLS listener with --tls-cert
+	tcpL     net.Listener      // likewise
+	tls      *tlsconf.Reloader // nil: plain listeners
 
 	reg       *cluster.Registry // logic role only
 	gatewayID string
@@ -94,6 +97,9 @@ func Start(ctx context.Context, cfg config.Config, roles Roles, log *slog.Logger
 	}
 	if err := n.listen(); err != nil {
 		return n, err
+	}
+	if n.tls != nil && cfg.TLSWatch > 0 {
+		n.goTracked(func() { n.tls.Watch(bg, cfg.TLSWatch) })
 	}
 	mux := http.NewServeMux()
 	if roles.Logic {
@@ -140,7 +146,7 @@ func Start(ctx context.Context, cfg config.Config, roles Roles, log *slog.Logger
 	if roles.Logic {
 		store = storeKind(cfg.StoreDSN())
 	}
-	log.Info("magpie ready", "http", n.HTTPAddr(), "tcp", n.TCPAddr(), "gateway", roles.Gateway, "gateway_id", n.gatewayID, "logic", roles.Logic, "store", store)
+	log.Info("magpie ready", "http", n.HTTPAddr(), "tcp", n.TCPAddr(), "tls", n.tls != nil, "gateway", roles.Gateway, "gateway_id", n.gatewayID, "logic", roles.Logic, "store", store)
 	return n, nil
 }
 
@@ -189,17 +195,48 @@ func (n *Node) startNATS(ctx context.Context) error {
 	return nil
 }
 
+// listen opens the public listeners, wrapped in TLS with --tls-cert. The
+// handshake runs on a connection's first read, in its own goroutine (the
+// HTTP server's, or the gateway session's reader under the auth deadline),
+// so a client that never finishes one holds up no one else.
 func (n *Node) listen() error {
 	var err error
+	if n.cfg.TLS() {
+		if n.tls, err = tlsconf.New(n.cfg.TLSCert, n.cfg.TLSKey, n.log); err != nil {
+			return err
+		}
+	}
 	if n.httpL, err = net.Listen("tcp", n.cfg.HTTP); err != nil {
 		return fmt.Errorf("http listen: %w", err)
+	}
+	if n.tls != nil {
+		// HTTP/1.1 only: the WebSocket upgrade needs it (the Go HTTP/2
+		// server would offer browsers WebSocket over HTTP/2, which the
+		// gateway's WebSocket library does not speak), and the API's
+		// small JSON calls gain little from HTTP/2.
+		n.httpL = tls.NewListener(n.httpL, n.tls.Config("http/1.1"))
 	}
 	if n.roles.Gateway && n.cfg.TCP != "" {
 		if n.tcpL, err = net.Listen("tcp", n.cfg.TCP); err != nil {
 			return fmt.Errorf("tcp listen: %w", err)
 		}
+		if n.tls != nil {
+			n.tcpL = tls.NewListener(n.tcpL, n.tls.Config())
+		}
 	}
 	return nil
+}
+
+// TLS reports whether the public listeners speak TLS.
+func (n *Node) TLS() bool { return n.tls != nil }
+
+// ReloadTLS reads --tls-cert and --tls-key again (SIGHUP). On failure the
+// certificate in use stays, and the error says why.
+func (n *Node) ReloadTLS() error {
+	if n.tls == nil {
+		return errors.New("no --tls-cert configured")
+	}
+	return n.tls.Reload()
 }
 
 func randomHex(n int) string {
