@@ -47,6 +47,13 @@ type Store interface {
 	// RevokeSession marks a session revoked. Revoking twice is not an error;
 	// ErrNotFound if the id is unknown.
 	RevokeSession(ctx context.Context, id string) error
+	// TouchSession records that the session was seen at at (its last
+	// authentication or request). It never moves LastSeen backwards.
+	// ErrNotFound if the id is unknown.
+	TouchSession(ctx context.Context, id string, at time.Time) error
+	// SetPasswordHash replaces a user's password hash. ErrNotFound if there
+	// is no such user.
+	SetPasswordHash(ctx context.Context, userID int64, passwordHash string) error
 
 	// AppendMessages stores a batch in one transaction, in order. Results
 	// line up with reqs; a per-message failure (ErrNotMember, ErrNotFound)
@@ -102,6 +109,7 @@ type Session struct {
 	Platform  string
 	CreatedAt time.Time
 	ExpiresAt time.Time
+	LastSeen  time.Time // last authentication or request; CreatedAt until then
 	Revoked   bool
 }
 

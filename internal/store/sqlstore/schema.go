@@ -152,6 +152,15 @@ var migrations = []migration{
 				PRIMARY KEY (conversation_id, user_id, from_seq))`,
 		},
 	},
+	{
+		// When a session last authenticated or made a request, for the
+		// user's list of sessions (GET /v1/sessions). Written at most once
+		// a minute per session (logic throttles); 0 reads as created_at.
+		version: 4,
+		common: []string{
+			`ALTER TABLE sessions ADD COLUMN last_seen_at BIGINT NOT NULL DEFAULT 0`,
+		},
+	},
 }
 
 // migrate brings the schema up to date in one transaction, so a crash

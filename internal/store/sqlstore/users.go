@@ -136,13 +136,13 @@ func (s *Store) CreateSession(ctx context.Context, ss store.Session) error {
 	return nil
 }
 
-const sessionCols = `id, user_id, device, platform, created_at, expires_at, revoked`
+const sessionCols = `id, user_id, device, platform, created_at, expires_at, revoked, last_seen_at`
 
 func scanSession(sc interface{ Scan(...any) error }) (store.Session, error) {
 	var ss store.Session
-	var created, expires int64
-	err := sc.Scan(&ss.ID, &ss.UserID, &ss.Device, &ss.Platform, &created, &expires, &ss.Revoked)
-	ss.CreatedAt, ss.ExpiresAt = timeOf(created), timeOf(expires)
+	var created, expires, seen int64
+	err := sc.Scan(&ss.ID, &ss.UserID, &ss.Device, &ss.Platform, &created, &expires, &ss.Revoked, &seen)
+	ss.CreatedAt, ss.ExpiresAt, ss.LastSeen = timeOf(created), timeOf(expires), timeOf(max(seen, created))
 	return ss, err
 }
 
@@ -199,6 +199,45 @@ func (s *Store) RevokeSession(ctx context.Context, id string) error {
 	}
 	if n == 0 {
 		return fmt.Errorf("session %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	// The MAX keeps a late write from an older request from moving it back.
+	ms := at.UnixMilli()
+	res, err := s.write.ExecContext(ctx, `UPDATE sessions SET last_seen_at = CASE WHEN last_seen_at > $1 THEN last_seen_at ELSE $1 END
+		WHERE id = $2`, ms, id)
+	if err != nil {
+		return fmt.Errorf("sqlstore: touch session: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlstore: touch session: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("session %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+func (s *Store) SetPasswordHash(ctx context.Context, userID int64, passwordHash string) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	res, err := s.write.ExecContext(ctx, `UPDATE users SET password_hash = $1 WHERE id = $2`, passwordHash, userID)
+	if err != nil {
+		return fmt.Errorf("sqlstore: set password: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlstore: set password: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("user %d: %w", userID, store.ErrNotFound)
 	}
 	return nil
 }

@@ -31,6 +31,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Users", testUsers},
 		{"UsersByID", testUsersByID},
 		{"Sessions", testSessions},
+		{"SessionLastSeen", testSessionLastSeen}, // sessions.go
+		{"SetPasswordHash", testSetPasswordHash},
 		{"AppendSeqs", testAppendSeqs},
 		{"AppendIdempotent", testAppendIdempotent},
 		{"AppendSameIDInBatch", testAppendSameIDInBatch},
