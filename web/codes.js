@@ -27,6 +27,7 @@ export const Codes = Object.freeze({
   device_limit: 23,
   server_shutdown: 24,
   invalid_credentials: 25,
+  session_expired: 26,
 });
 
 // CodeActions says what a client does about each code: "retry", "relogin", "reconnect" or "give_up".
@@ -56,4 +57,5 @@ export const CodeActions = Object.freeze({
   23: "give_up",
   24: "reconnect",
   25: "give_up",
+  26: "relogin",
 });

@@ -278,11 +278,16 @@ func (x *Request) GetEnvelope() []byte {
 // Delivery is published to one gateway: write envelope to every listed
 // connection (encoded once), then close them if close_code is set.
 type Delivery struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Conns         []uint64               `protobuf:"varint,1,rep,packed,name=conns,proto3" json:"conns,omitempty"`
-	Envelope      []byte                 `protobuf:"bytes,2,opt,name=envelope,proto3" json:"envelope,omitempty"`
-	CloseCode     uint32                 `protobuf:"varint,3,opt,name=close_code,json=closeCode,proto3" json:"close_code,omitempty"`
-	Broadcast     bool                   `protobuf:"varint,4,opt,name=broadcast,proto3" json:"broadcast,omitempty"` // every authenticated connection of the gateway
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Conns     []uint64               `protobuf:"varint,1,rep,packed,name=conns,proto3" json:"conns,omitempty"`
+	Envelope  []byte                 `protobuf:"bytes,2,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	CloseCode uint32                 `protobuf:"varint,3,opt,name=close_code,json=closeCode,proto3" json:"close_code,omitempty"`
+	Broadcast bool                   `protobuf:"varint,4,opt,name=broadcast,proto3" json:"broadcast,omitempty"` // every authenticated connection of the gateway
+	// With close_code: the session ended. Close user_id's connections of
+	// session_id too, and for the auth timeout any that authenticate with it
+	// (their auth read the session before it ended).
+	SessionId     string `protobuf:"bytes,5,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	UserId        int64  `protobuf:"varint,6,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -343,6 +348,20 @@ func (x *Delivery) GetBroadcast() bool {
 		return x.Broadcast
 	}
 	return false
+}
+
+func (x *Delivery) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Delivery) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
 }
 
 // GatewayInfo is a gateway's registry entry.
@@ -506,13 +525,16 @@ const file_cluster_proto_rawDesc = "" +
 	"\x04conn\x18\x02 \x01(\v2\x1a.magpie.cluster.v1.ConnRefR\x04conn\"U\n" +
 	"\aRequest\x12.\n" +
 	"\x04conn\x18\x01 \x01(\v2\x1a.magpie.cluster.v1.ConnRefR\x04conn\x12\x1a\n" +
-	"\benvelope\x18\x02 \x01(\fR\benvelope\"y\n" +
+	"\benvelope\x18\x02 \x01(\fR\benvelope\"\xb1\x01\n" +
 	"\bDelivery\x12\x14\n" +
 	"\x05conns\x18\x01 \x03(\x04R\x05conns\x12\x1a\n" +
 	"\benvelope\x18\x02 \x01(\fR\benvelope\x12\x1d\n" +
 	"\n" +
 	"close_code\x18\x03 \x01(\rR\tcloseCode\x12\x1c\n" +
-	"\tbroadcast\x18\x04 \x01(\bR\tbroadcast\"\x90\x01\n" +
+	"\tbroadcast\x18\x04 \x01(\bR\tbroadcast\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x05 \x01(\tR\tsessionId\x12\x17\n" +
+	"\auser_id\x18\x06 \x01(\x03R\x06userId\"\x90\x01\n" +
 	"\vGatewayInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03tcp\x18\x02 \x01(\tR\x03tcp\x12\x0e\n" +

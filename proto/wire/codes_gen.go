@@ -29,6 +29,7 @@ const (
 	CodeDeviceLimit       Code = 23 // the device policy refused a new login
 	CodeServerShutdown    Code = 24 // the server is stopping
 	CodeInvalidCredential Code = 25 // wrong username or password (one answer for both)
+	CodeSessionExpired    Code = 26 // the token expired on a live connection: a kick at expiry (reconnect: false: log in first)
 )
 
 // codes is indexed by code; entry 0 is unused.
@@ -58,4 +59,5 @@ var codes = [...]codeInfo{
 	CodeDeviceLimit:       {"device_limit", GiveUp, 409},
 	CodeServerShutdown:    {"server_shutdown", Reconnect, 0},
 	CodeInvalidCredential: {"invalid_credentials", GiveUp, 401},
+	CodeSessionExpired:    {"session_expired", Relogin, 401},
 }
