@@ -48,9 +48,10 @@ func New(mux *http.ServeMux, svc *logic.Service, log *slog.Logger) *Handler {
 	mux.HandleFunc("GET /v1/conversations/{id}/messages", h.auth(h.messages))
 	mux.HandleFunc("POST /v1/conversations/{id}/read", h.auth(h.read))
 	h.registerExtensions(mux)
-	h.registerGroups(mux)  // groups.go
-	h.registerSocial(mux)  // friends.go
-	h.registerChanges(mux) // recall.go
+	h.registerGroups(mux)   // groups.go
+	h.registerSocial(mux)   // friends.go
+	h.registerChanges(mux)  // recall.go
+	h.registerSessions(mux) // sessions.go
 	return h
 }
 
@@ -200,8 +201,19 @@ func (h *Handler) gateway(w http.ResponseWriter, r *http.Request, id logic.Ident
 	writeJSON(w, http.StatusOK, map[string]any{"gateway": map[string]string{"id": gw.Id, "tcp": gw.Tcp, "ws": gw.Ws}})
 }
 
+// logout ends the caller's session, or with ?all=true every session of
+// the user.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, id logic.Identity) {
-	if err := h.svc.Logout(r.Context(), id); err != nil {
+	end := h.svc.Logout
+	switch r.URL.Query().Get("all") {
+	case "", "false", "0":
+	case "true", "1":
+		end = h.svc.LogoutAll
+	default:
+		h.fail(w, r, badRequest("all must be true or false"))
+		return
+	}
+	if err := end(r.Context(), id); err != nil {
 		h.fail(w, r, err)
 		return
 	}

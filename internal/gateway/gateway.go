@@ -19,6 +19,7 @@
 //	shard.mu     one shard of the connection or user index (never two at once)
 //	session.mu   a session's outbound queue and state; a leaf: no calls out
 //	             (Logic, Presence, blocking I/O) while held
+//	endedSessions.mu  a leaf, taken with no other lock held
 package gateway
 
 import (
@@ -83,6 +84,7 @@ type Gateway struct {
 	nextID   atomic.Uint64
 	shards   shards
 	stats    counters
+	ended    endedSessions  // sessions logic ended just now, see ended.go
 	wg       sync.WaitGroup // readers, flushers, accept loops
 	stopped  chan struct{}  // closed when draining starts
 	done     chan struct{}  // closed when Shutdown finished
@@ -106,6 +108,7 @@ func New(cfg Config, logic Logic, presence Presence, log *slog.Logger) *Gateway 
 		done:      make(chan struct{}),
 		listeners: make(map[net.Listener]struct{}),
 	}
+	g.ended.ttl = cfg.AuthTimeout
 	g.shards.init()
 	return g
 }
@@ -136,8 +139,11 @@ func (g *Gateway) kickFrame(enc encoding, code wire.Code, reason string, reconne
 // or to every authenticated connection if d.Broadcast, then closes them if
 // d.CloseCode is set (the envelope is then a Kick). The same bytes go to
 // every protobuf connection; JSON connections share one transcoding.
-// Unknown and unauthenticated connections are skipped. It never blocks on
-// a client: a full queue disconnects that client.
+// Unknown and unauthenticated connections are skipped. With d.SessionId
+// (and d.CloseCode) the session ended: its connections here are closed
+// too, listed or not, and so is any that authenticates with it within the
+// auth timeout (ended.go). It never blocks on a client: a full queue
+// disconnects that client.
 func (g *Gateway) Deliver(d *magpiepb.Delivery) {
 	var (
 		jsonFrame []byte
@@ -183,6 +189,14 @@ func (g *Gateway) Deliver(d *magpiepb.Delivery) {
 	if d.Broadcast {
 		g.shards.each(one)
 		return
+	}
+	if d.SessionId != "" && code != 0 {
+		g.ended.add(d.SessionId, code, d.Envelope, time.Now()) // before the index: see ended.go
+		for _, s := range g.shards.userSessions(d.UserId) {
+			if s.ref.SessionId == d.SessionId { // ref is set before the session enters the index
+				one(s)
+			}
+		}
 	}
 	for _, id := range d.Conns {
 		if s := g.shards.conn(id); s != nil {

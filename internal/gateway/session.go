@@ -48,7 +48,8 @@ type session struct {
 	ref       *magpiepb.ConnRef // set once authenticated
 	connected bool              // presence.Connected was called
 	tokens    float64
-	last      int64 // unix nanoseconds of the last refill
+	last      int64       // unix nanoseconds of the last refill
+	expiry    *time.Timer // closes the session when its token expires
 
 	inflight atomic.Int32 // requests forwarded and not yet answered
 
@@ -272,6 +273,16 @@ func (s *session) authenticate(id uint64, token string) bool {
 	now := time.Now().UnixNano()
 	s.tokens, s.last = float64(g.cfg.RateBurst), now
 	g.shards.addUser(ref.UserId, s)
+	if e, ok := g.ended.get(ref.SessionId, time.Now()); ok { // after addUser: see ended.go
+		f := e.frame
+		if s.enc == encJSON {
+			if f, err = protoToJSON(f); err != nil {
+				f = nil
+			}
+		}
+		s.closeWith(e.code, f, false)
+		return false
+	}
 
 	ctx, cancel = context.WithTimeout(g.ctx, g.cfg.AuthTimeout)
 	err = g.presence.Connected(ctx, ref)
@@ -294,6 +305,7 @@ func (s *session) authenticate(id uint64, token string) bool {
 		s.closeWith(k.code, k.frame, false)
 		return false
 	}
+	s.armExpiry(ref.ExpiresMs)
 	// Count before the client can see AuthOK, so stats never lag it.
 	g.stats.auths.Add(1)
 	if !s.send(out) {
@@ -301,6 +313,19 @@ func (s *session) authenticate(id uint64, token string) bool {
 	}
 	g.log.Debug("authenticated", "conn", s.id, "user_id", ref.UserId, "transport", s.transportName())
 	return true
+}
+
+// armExpiry closes the session with CodeSessionExpired when its token
+// expires (unix milliseconds; 0: never), so a connection that only pings
+// does not outlive its token. finish stops the timer; a timer that fires
+// as the session closes finds it closing and does nothing.
+func (s *session) armExpiry(expiresMs int64) {
+	if expiresMs <= 0 {
+		return
+	}
+	s.expiry = time.AfterFunc(time.Until(time.UnixMilli(expiresMs)), func() {
+		s.kick(wire.CodeSessionExpired, "session expired, log in again", false)
+	})
 }
 
 // transcodeAuthReply puts the request id into logic's answer (logic does
@@ -328,6 +353,9 @@ func (s *session) transportName() string {
 // finish runs once, on the reader goroutine, after the connection closed.
 func (s *session) finish() {
 	g := s.g
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
 	if s.ref != nil {
 		g.shards.removeUser(s.ref.UserId, s)
 	}

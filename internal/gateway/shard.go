@@ -86,6 +86,14 @@ func (sh *shards) userConns(uid int64) []uint64 {
 	return out
 }
 
+// userSessions returns one user's authenticated sessions.
+func (sh *shards) userSessions(uid int64) []*session {
+	x := sh.forUser(uid)
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return append([]*session(nil), x.users[uid]...)
+}
+
 // each calls f for every session, holding one shard's read lock at a time.
 // f must not take a shard lock (session.mu is fine: see the lock order).
 func (sh *shards) each(f func(*session)) {

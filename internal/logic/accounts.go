@@ -181,20 +181,6 @@ func (s *Service) applyDevicePolicy(ctx context.Context, userID int64, device, p
 	return append(replace, conflict...), nil
 }
 
-// revoke ends a session and closes its live connections with code.
-func (s *Service) revoke(ctx context.Context, sess store.Session, code wire.Code, reason string) {
-	if err := s.store.RevokeSession(ctx, sess.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.log.Warn("revoke session", "err", err)
-	}
-	var conns []*magpiepb.ConnRef
-	for _, c := range s.presence.Conns(sess.UserID) {
-		if c.SessionId == sess.ID {
-			conns = append(conns, c)
-		}
-	}
-	s.kick(conns, code, reason, false)
-}
-
 // kick sends a Kick and closes each connection.
 func (s *Service) kick(conns []*magpiepb.ConnRef, code wire.Code, reason string, reconnect bool) {
 	if len(conns) == 0 {
@@ -242,6 +228,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Identity, err
 	if sess.Revoked || !now.Before(sess.ExpiresAt) || sess.UserID != c.User {
 		return Identity{}, ErrUnauthenticated
 	}
+	s.seen(sess.ID, now)
 	name, err := s.usernameOf(ctx, sess.UserID) // cached: names never change
 	if err != nil {
 		return Identity{}, err

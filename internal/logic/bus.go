@@ -55,12 +55,15 @@ func (s *Service) Handle(req *magpiepb.Request, reply func([]byte)) {
 	id := Identity{UserID: c.UserId, SessionID: c.SessionId, Device: c.Device, Platform: c.Platform}
 	rid := env.Id
 	// A token expires on a live connection too: refuse its requests and
-	// close it, so the client logs in again.
-	if c.ExpiresMs > 0 && s.now().UnixMilli() >= c.ExpiresMs {
-		reply(errorEnvelope(rid, &Error{Code: wire.CodeUnauthenticated, Msg: "session expired, log in again", Err: ErrUnauthenticated}))
-		s.kick([]*magpiepb.ConnRef{c}, wire.CodeUnauthenticated, "session expired", true)
+	// close it, so the client logs in again. (The gateway closes it at
+	// expiry; this covers a request that crossed that close.)
+	now := s.now()
+	if c.ExpiresMs > 0 && now.UnixMilli() >= c.ExpiresMs {
+		reply(errorEnvelope(rid, &Error{Code: wire.CodeSessionExpired, Msg: "session expired, log in again", Err: ErrUnauthenticated}))
+		s.kick([]*magpiepb.ConnRef{c}, wire.CodeSessionExpired, "session expired, log in again", false)
 		return
 	}
+	s.seen(c.SessionId, now)
 	answer := func(body *magpiepb.Envelope, err error) {
 		if err != nil {
 			reply(errorEnvelope(rid, err))

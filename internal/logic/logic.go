@@ -74,6 +74,7 @@ type Config struct {
 	OnStoreHealth  func(ok bool)
 	HealthInterval time.Duration // between pings, default 1s
 	HealthTimeout  time.Duration // per ping, default 2s
+	SeenEvery      time.Duration // a session's last-seen time is written at most this often, default 1m
 }
 
 func (c *Config) setDefaults() {
@@ -104,6 +105,9 @@ func (c *Config) setDefaults() {
 	if c.HealthTimeout <= 0 {
 		c.HealthTimeout = 2 * time.Second
 	}
+	if c.SeenEvery <= 0 {
+		c.SeenEvery = seenEvery
+	}
 }
 
 // Service is one logic node.
@@ -129,6 +133,7 @@ type Service struct {
 	hashSem        chan struct{} // bounds concurrent Argon2 work (memory-heavy)
 	logins         *limiter
 	health         storeHealth
+	seenT          seenTracker // sessions.go
 
 	stopOnce sync.Once
 	stopMu   sync.RWMutex // held for reading while queueing work; see accepting
@@ -148,7 +153,7 @@ func New(cfg Config, st store.Store, out Deliverer, presence Presence, gateways 
 	default:
 		return nil, fmt.Errorf("logic: unknown device policy %q", cfg.DevicePolicy)
 	}
-	return &Service{
+	svc := &Service{
 		cfg:      cfg,
 		store:    st,
 		out:      out,
@@ -163,7 +168,9 @@ func New(cfg Config, st store.Store, out Deliverer, presence Presence, gateways 
 		hashSem:  make(chan struct{}, 2),
 		logins:   newLimiter(cfg.LoginRate, 10),
 		stop:     make(chan struct{}),
-	}, nil
+	}
+	svc.seenT.queue = make(chan seenWrite, 1024)
+	return svc, nil
 }
 
 // Start runs the commit loops.
@@ -184,6 +191,11 @@ func (s *Service) Start() {
 	go func() {
 		defer s.wg.Done()
 		s.watchStore()
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.seenLoop()
 	}()
 	for _, l := range s.lanes {
 		s.wg.Add(1)
