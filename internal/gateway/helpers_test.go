@@ -32,6 +32,10 @@ type fakeLogic struct {
 	held    []func()
 	down    bool // Forward fails
 	pending sync.WaitGroup
+
+	expiresMs   int64         // set on every ConnRef: the token's expiry
+	authEntered chan struct{} // if set, Authenticate reports it started
+	authBlock   chan struct{} // if set, Authenticate waits for it to close
 }
 
 var _ Logic = (*fakeLogic)(nil)
@@ -43,13 +47,22 @@ func userID(name string) int64 {
 }
 
 func (f *fakeLogic) Authenticate(_ context.Context, req *magpiepb.AuthRequest) (*magpiepb.AuthReply, error) {
+	f.mu.Lock()
+	entered, block, expires := f.authEntered, f.authBlock, f.expiresMs
+	f.mu.Unlock()
+	if entered != nil {
+		entered <- struct{}{}
+	}
+	if block != nil {
+		<-block
+	}
 	user, ok := strings.CutPrefix(req.Token, "good-")
 	if !ok || user == "" {
 		env, _ := proto.Marshal(errorEnvelope(0, wire.CodeUnauthenticated, "bad token", 0))
 		return &magpiepb.AuthReply{Envelope: env}, nil
 	}
 	ref := proto.CloneOf(req.Conn)
-	ref.UserId, ref.SessionId, ref.Device = userID(user), "s-"+user, "dev"
+	ref.UserId, ref.SessionId, ref.Device, ref.ExpiresMs = userID(user), "s-"+user, "dev", expires
 	env, _ := proto.Marshal(&magpiepb.Envelope{Body: &magpiepb.Envelope_AuthOk{AuthOk: &magpiepb.AuthOK{
 		UserId: ref.UserId, Username: user, SessionId: ref.SessionId, Device: "dev",
 	}}})
