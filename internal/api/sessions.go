@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/magpie-im/magpie/internal/logic"
 )
@@ -16,18 +15,18 @@ func (h *Handler) registerSessions(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/password", h.auth(h.changePassword))
 }
 
+// sessionJSON is one session; times are unix milliseconds, like a
+// message's sent_at.
 type sessionJSON struct {
 	ID        string `json:"id"`
 	Device    string `json:"device"`
 	Platform  string `json:"platform"`
-	CreatedAt string `json:"created_at"`
-	LastSeen  string `json:"last_seen"`
-	ExpiresAt string `json:"expires_at"`
+	CreatedAt int64  `json:"created_at"`
+	LastSeen  int64  `json:"last_seen"`
+	ExpiresAt int64  `json:"expires_at"`
 	Online    bool   `json:"online"`
 	Current   bool   `json:"current"`
 }
-
-func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 func (h *Handler) sessions(w http.ResponseWriter, r *http.Request, id logic.Identity) {
 	list, err := h.svc.Sessions(r.Context(), id)
@@ -37,8 +36,8 @@ func (h *Handler) sessions(w http.ResponseWriter, r *http.Request, id logic.Iden
 	}
 	out := make([]sessionJSON, 0, len(list))
 	for _, s := range list {
-		out = append(out, sessionJSON{ID: s.ID, Device: s.Device, Platform: s.Platform, CreatedAt: rfc3339(s.CreatedAt),
-			LastSeen: rfc3339(s.LastSeen), ExpiresAt: rfc3339(s.ExpiresAt), Online: s.Online, Current: s.Current})
+		out = append(out, sessionJSON{ID: s.ID, Device: s.Device, Platform: s.Platform, CreatedAt: s.CreatedAt.UnixMilli(),
+			LastSeen: s.LastSeen.UnixMilli(), ExpiresAt: s.ExpiresAt.UnixMilli(), Online: s.Online, Current: s.Current})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
 }
