@@ -307,7 +307,10 @@ func (c *Client) run(s *session) {
 			return
 		}
 		var e *Error
-		if kick != nil && !kick.GetReconnect() {
+		// A kick whose code says "log in again" (session_expired) needs a
+		// new token, not a stop: the Relogin case below drops the old one,
+		// so no attempt offers it again.
+		if kick != nil && !kick.GetReconnect() && wire.Code(kick.GetCode()).Action() != wire.Relogin {
 			c.stop(why)
 			return
 		}

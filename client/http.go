@@ -127,9 +127,12 @@ func (c *Client) url(path string) string { return c.server + path }
 
 // login logs in over HTTP and remembers the credentials.
 func (c *Client) login(ctx context.Context) (*loginInfo, error) {
+	c.mu.Lock()
+	password := c.opts.Password // ChangePassword replaces it
+	c.mu.Unlock()
 	body := map[string]string{
 		"username": c.opts.Username,
-		"password": c.opts.Password,
+		"password": password,
 		"device":   c.device,
 	}
 	if c.opts.Platform != "" {

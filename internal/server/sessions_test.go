@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/magpie-im/magpie/client"
 	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
@@ -373,5 +374,103 @@ func TestTokenExpiryClosesLiveConnections(t *testing.T) {
 				t.Errorf("WebSocket close %d, want %d", code, 4000+int(wire.CodeSessionExpired))
 			}
 		}
+	}
+}
+
+// The SDK's session calls against the real server, and its reaction to
+// each ending: another device's EndSession and LogoutAll stop it
+// (logged_out: give up), ChangePassword keeps the caller and its new
+// password logs in.
+func TestSDKSessions(t *testing.T) {
+	n := startNode(t, testConfig(t, t.TempDir()))
+	ctx := t.Context()
+	a, _ := newClient(t, n, "alice", "a", "tcp", true)
+	b, _ := newClient(t, n, "alice", "b", "ws", false)
+	c, _ := newClient(t, n, "alice", "c", "tcp", false)
+	list, err := a.Sessions(ctx)
+	if err != nil || len(list) != 3 {
+		t.Fatalf("Sessions: %v %v, want 3", list, err)
+	}
+	ids := map[string]string{}
+	for _, s := range list {
+		ids[s.Device] = s.ID
+		if s.Current != (s.Device == "a") || !s.Online || s.CreatedAt.IsZero() || s.LastSeen.Before(s.CreatedAt) {
+			t.Errorf("session %+v: want online, current only for a, last seen after created", s)
+		}
+	}
+	if err := a.EndSession(ctx, ids["b"]); err != nil {
+		t.Fatalf("EndSession: %v", err)
+	}
+	waitFor(t, "b closed", func() bool { return b.State() == client.StateClosed })
+	var e *client.Error
+	if err := a.EndSession(ctx, "nope"); !errors.As(err, &e) || e.Code != wire.CodeNotFound {
+		t.Errorf("EndSession(unknown): %v, want not_found", err)
+	}
+	if err := a.ChangePassword(ctx, "wrong", "new-password"); !errors.As(err, &e) || e.Code != wire.CodeInvalidCredential {
+		t.Errorf("ChangePassword(wrong old): %v, want invalid_credentials", err)
+	}
+	if err := a.ChangePassword(ctx, "password-alice", "new-password"); err != nil {
+		t.Fatalf("ChangePassword: %v", err)
+	}
+	waitFor(t, "c closed by the password change", func() bool { return c.State() == client.StateClosed })
+	if a.State() != client.StateReady {
+		t.Errorf("a after its own password change: %v, want ready", a.State())
+	}
+	d := client.New(client.Options{Server: "http://" + n.HTTPAddr(), Username: "alice", Password: "new-password", Device: "d"})
+	if err := d.Connect(ctx); err != nil {
+		t.Fatalf("connect with the new password: %v", err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if err := a.LogoutAll(ctx); err != nil {
+		t.Fatalf("LogoutAll: %v", err)
+	}
+	waitFor(t, "d closed by LogoutAll", func() bool { return d.State() == client.StateClosed })
+	if a.State() != client.StateClosed {
+		t.Errorf("a after LogoutAll: %v, want closed", a.State())
+	}
+}
+
+// At session_expired the SDK logs in again (the action says so) and keeps
+// working; it does not stop, nor offer the dead token again.
+func TestSDKLogsInAgainAtExpiry(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.TokenTTL = 2 * time.Second
+	n := startNode(t, cfg)
+	for _, transport := range []string{"tcp", "ws"} {
+		t.Run(transport, func(t *testing.T) {
+			var mu sync.Mutex
+			var states []string
+			name := "alice" + transport
+			if _, err := client.Register(t.Context(), "http://"+n.HTTPAddr(), name, "password-"+name); err != nil {
+				t.Fatal(err)
+			}
+			c := client.New(client.Options{Server: "http://" + n.HTTPAddr(), Username: name, Password: "password-" + name,
+				Transport: transport, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+				OnState: func(s client.State, err error) {
+					mu.Lock()
+					defer mu.Unlock()
+					var e *client.Error
+					if errors.As(err, &e) {
+						states = append(states, s.String()+":"+e.Code.String())
+					} else {
+						states = append(states, s.String())
+					}
+				}})
+			if err := c.Connect(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			waitFor(t, "kicked at expiry and ready again", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				i := slices.Index(states, "reconnecting:session_expired")
+				return i >= 0 && slices.Contains(states[i:], "ready")
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if slices.Contains(states, "closed") {
+				t.Fatalf("states %v: the client stopped", states)
+			}
+		})
 	}
 }
