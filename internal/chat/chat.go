@@ -30,6 +30,9 @@
 //	:leave              leave the current group
 //	:friends            list friends, requests and blocks
 //	:add NAME, :accept NAME, :decline NAME, :block NAME, :unblock NAME
+//	:sessions           list my sessions
+//	:end-session ID     end one of them
+//	:logout-all         end all of them, this one too, and quit
 //	:help, :q
 //
 // Output on stdout (HH:MM:SS is the message's send time, local clock; TEAM
@@ -74,6 +77,10 @@
 //	friend request sent to bob          answering :add (or "friends with bob" if bob had asked already)
 //	friends with bob                    answering :accept
 //	declined bob, blocked bob, unblocked bob
+//	session: ID DEVICE (PLATFORM), this one   one line per session, answering :sessions; ", online" for
+//	                                    another connected one, else ", last seen 2026-05-01 17:00"
+//	ended session ID                    answering :end-session
+//	logged out everywhere               answering :logout-all (then the client exits)
 //
 // Sizes are in B, KB, MB (powers of 1024, one decimal below 10).
 // A message shown by :history that was recalled reads "(recalled)"; an

@@ -106,6 +106,10 @@ func TestParse(t *testing.T) {
 		{":all hello everyone", command{kind: cmdAll, text: "hello everyone"}, false},
 		{":all   spaced  out ", command{kind: cmdAll, text: "spaced  out"}, false},
 		{":all", command{}, true},
+		{":sessions", command{kind: cmdSessions}, false},
+		{":end-session abc123", command{kind: cmdEndSession, to: "abc123"}, false},
+		{":end-session", command{}, true},
+		{":logout-all", command{kind: cmdLogoutAll}, false},
 	}
 	for _, tt := range tests {
 		got, err := parse(tt.line)

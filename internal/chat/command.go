@@ -11,32 +11,35 @@ import (
 type cmdKind int
 
 const (
-	cmdNone    cmdKind = iota // empty line
-	cmdSend                   // NAME;;text or @NAME text
-	cmdText                   // plain text to the current conversation
-	cmdTo                     // :to NAME
-	cmdOnline                 // :olu
-	cmdHistory                // :history [n]
-	cmdRead                   // :read
-	cmdHelp                   // :help
-	cmdQuit                   // :q
-	cmdGroups                 // :groups
-	cmdGroup                  // :g NAME-OR-ID
-	cmdCreate                 // :create NAME user…
-	cmdInvite                 // :invite user…
-	cmdKick                   // :kick user
-	cmdLeave                  // :leave
-	cmdFriends                // :friends
-	cmdAdd                    // :add NAME
-	cmdAccept                 // :accept NAME
-	cmdDecline                // :decline NAME
-	cmdBlock                  // :block NAME
-	cmdUnblock                // :unblock NAME
-	cmdRecall                 // :recall [seq]
-	cmdFile                   // :file PATH
-	cmdAll                    // :all text
-	cmdReads                  // :reads [seq]
-	cmdEdit                   // :edit [#seq] text
+	cmdNone       cmdKind = iota // empty line
+	cmdSend                      // NAME;;text or @NAME text
+	cmdText                      // plain text to the current conversation
+	cmdTo                        // :to NAME
+	cmdOnline                    // :olu
+	cmdHistory                   // :history [n]
+	cmdRead                      // :read
+	cmdHelp                      // :help
+	cmdQuit                      // :q
+	cmdGroups                    // :groups
+	cmdGroup                     // :g NAME-OR-ID
+	cmdCreate                    // :create NAME user…
+	cmdInvite                    // :invite user…
+	cmdKick                      // :kick user
+	cmdLeave                     // :leave
+	cmdFriends                   // :friends
+	cmdAdd                       // :add NAME
+	cmdAccept                    // :accept NAME
+	cmdDecline                   // :decline NAME
+	cmdBlock                     // :block NAME
+	cmdUnblock                   // :unblock NAME
+	cmdRecall                    // :recall [seq]
+	cmdFile                      // :file PATH
+	cmdAll                       // :all text
+	cmdReads                     // :reads [seq]
+	cmdEdit                      // :edit [#seq] text
+	cmdSessions                  // :sessions
+	cmdEndSession                // :end-session ID
+	cmdLogoutAll                 // :logout-all
 )
 
 type command struct {
@@ -75,6 +78,9 @@ const helpText = `commands:
   :decline NAME       decline NAME's friend request
   :block NAME         refuse NAME's private messages
   :unblock NAME       lift a block
+  :sessions           list my sessions (devices logged in)
+  :end-session ID     end one of my sessions (its connections close)
+  :logout-all         end every session of mine, this one too, and quit
   :help               this help
   :q                  quit (after unsent messages are acknowledged)`
 
@@ -119,6 +125,7 @@ var userCommands = map[string]cmdKind{
 var simpleCommands = map[string]cmdKind{
 	":olu": cmdOnline, ":read": cmdRead, ":help": cmdHelp, ":q": cmdQuit, ":quit": cmdQuit,
 	":groups": cmdGroups, ":leave": cmdLeave, ":friends": cmdFriends,
+	":sessions": cmdSessions, ":logout-all": cmdLogoutAll,
 }
 
 func parseColon(line string) (command, error) {
@@ -208,6 +215,11 @@ func parseColon(line string) (command, error) {
 			return command{}, fmt.Errorf("usage: :edit [#seq] text")
 		}
 		return command{kind: cmdEdit, seq: seq, text: rest}, nil
+	case ":end-session":
+		if len(args) != 1 {
+			return command{}, fmt.Errorf("usage: :end-session ID (see :sessions)")
+		}
+		return command{kind: cmdEndSession, to: args[0]}, nil
 	case ":file":
 		if rest == "" {
 			return command{}, fmt.Errorf("usage: :file PATH")

@@ -26,6 +26,10 @@ func (u *ui) run(line string, w *worker) (quit bool) {
 		u.mu.Unlock()
 	case cmdQuit:
 		return true
+	case cmdLogoutAll:
+		// Quit after it: the kick of this session that follows is expected.
+		w.add(func(ctx context.Context) { u.logoutAll(ctx) })
+		return true
 	default:
 		w.add(func(ctx context.Context) { u.exec(ctx, cmd) })
 	}
@@ -75,6 +79,14 @@ func (u *ui) exec(ctx context.Context, cmd command) {
 		u.edit(ctx, cur, cmd.seq, cmd.text)
 	case cmdOnline:
 		u.online(ctx)
+	case cmdSessions:
+		u.sessions(ctx)
+	case cmdEndSession:
+		if err := u.c.EndSession(ctx, cmd.to); err != nil {
+			u.errorf(":end-session %s: %v", cmd.to, err)
+			return
+		}
+		u.printf("ended session %s", cmd.to)
 	case cmdHistory:
 		u.history(ctx, cur, cmd.n)
 	case cmdRead:
@@ -270,4 +282,35 @@ func (u *ui) markRead(ctx context.Context, t target) {
 		}
 	}
 	u.printf("marked read #%d (%s)", seq, t.label())
+}
+
+func (u *ui) sessions(ctx context.Context) {
+	list, err := u.c.Sessions(ctx)
+	if err != nil {
+		u.errorf(":sessions: %v", err)
+		return
+	}
+	for _, s := range list {
+		line := fmt.Sprintf("session: %s %s", s.ID, s.Device)
+		if s.Platform != "" {
+			line += " (" + s.Platform + ")"
+		}
+		switch {
+		case s.Current:
+			line += ", this one"
+		case s.Online:
+			line += ", online"
+		default:
+			line += ", last seen " + s.LastSeen.Local().Format("2006-01-02 15:04")
+		}
+		u.printf("%s", line)
+	}
+}
+
+func (u *ui) logoutAll(ctx context.Context) {
+	if err := u.c.LogoutAll(ctx); err != nil {
+		u.errorf(":logout-all: %v", err)
+		return
+	}
+	u.printf("logged out everywhere")
 }

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/magpie-im/magpie/client"
+	"github.com/magpie-im/magpie/internal/chat"
 	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
@@ -473,4 +476,23 @@ func TestSDKLogsInAgainAtExpiry(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The terminal client's :sessions and :logout-all against the real server.
+func TestChatSessionCommands(t *testing.T) {
+	n := startNode(t, testConfig(t, t.TempDir()))
+	other, _ := newClient(t, n, "alice", "phone", "tcp", true)
+	t.Setenv("MAGPIE_PASSWORD", "password-alice")
+	var out, errw bytes.Buffer
+	err := chat.Run(t.Context(), []string{"--server", "http://" + n.HTTPAddr(), "--user", "alice", "--device", "cli"},
+		strings.NewReader(":sessions\n:logout-all\n"), &out, &errw)
+	if err != nil {
+		t.Fatalf("chat: %v\nstderr:\n%s", err, errw.String())
+	}
+	for _, want := range []string{`(?m)^session: \w+ phone, online$`, `(?m)^session: \w+ cli, this one$`, `(?m)^logged out everywhere$`} {
+		if !regexp.MustCompile(want).MatchString(out.String()) {
+			t.Errorf("stdout lacks %s:\n%s", want, out.String())
+		}
+	}
+	waitFor(t, "the phone closed", func() bool { return other.State() == client.StateClosed })
 }
