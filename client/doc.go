@@ -10,7 +10,12 @@
 //     BackoffMax), a new login when the token is refused or expired, and a
 //     sync from the cursors. A kick with reconnect=false (replaced, logged
 //     out) or a fatal error (bad credentials) stops the client with
-//     StateClosed and that error.
+//     StateClosed and that error; a kick whose code says log in again
+//     (session_expired, sent when the token expires) makes it drop the
+//     token, log in again and reconnect.
+//   - Sessions: Sessions lists this user's logins, EndSession ends one,
+//     LogoutAll ends all of them, ChangePassword ends all but this one
+//     (and the Client logs in with the new password from then on).
 //   - Gateway failover: the SDK reconnects to the gateway its login named
 //     until that gateway is draining (a kick or error with
 //     wire.CodeDraining) or two consecutive dials, or auths that got no
