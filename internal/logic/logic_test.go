@@ -33,6 +33,7 @@ type delivered struct {
 	conns   []uint64
 	env     *magpiepb.Envelope
 	close   uint32
+	session string // the session it ends, if any
 }
 
 func newFakeBus() *fakeBus { return &fakeBus{conns: map[int64][]*magpiepb.ConnRef{}} }
@@ -43,7 +44,7 @@ func (b *fakeBus) Deliver(gw string, d *magpiepb.Delivery) error {
 		return err
 	}
 	b.mu.Lock()
-	b.deliveries = append(b.deliveries, delivered{gw, d.Conns, &env, d.CloseCode})
+	b.deliveries = append(b.deliveries, delivered{gw, d.Conns, &env, d.CloseCode, d.SessionId})
 	b.mu.Unlock()
 	return nil
 }

@@ -1,0 +1,90 @@
+package logic
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/proto/wire"
+)
+
+// Ending sessions tells every live gateway, not only those presence
+// names (a connection mid-auth is in no presence yet), with the session
+// and a code and reason that say why.
+func TestEndedSessionsReachEveryGateway(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		end    func(s *Service, me Identity, other string) error
+		ended  func(me, other string) []string
+		reason string
+	}{
+		{"logout all", func(s *Service, me Identity, _ string) error { return s.LogoutAll(ctx, me) },
+			func(me, other string) []string { return []string{me, other} }, "logged out everywhere"},
+		{"end one", func(s *Service, me Identity, other string) error { return s.EndSession(ctx, me, other) },
+			func(_, other string) []string { return []string{other} }, "session ended from another device"},
+		{"password", func(s *Service, me Identity, _ string) error { return s.ChangePassword(ctx, me, "password1", "password2") },
+			func(_, other string) []string { return []string{other} }, "password changed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, bus := newTestService(t, nil)
+			meRes, otherRes := login(t, s, "alice", "phone", ""), login(t, s, "alice", "laptop", "")
+			me, other := meRes.Identity, otherRes.Identity.SessionID
+			tokens := map[string]string{me.SessionID: meRes.Token, other: otherRes.Token}
+			bus.Add(&magpiepb.ConnRef{Gateway: "gw3", Conn: 7, UserId: me.UserID, SessionId: other}) // a gateway not in Live
+			bus.take()
+			if err := tt.end(s, me, other); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][]string{} // session → gateways told
+			for _, d := range bus.take() {
+				k := d.env.GetKick()
+				if k == nil || d.close != uint32(wire.CodeLoggedOut) || k.Reason != tt.reason || d.session == "" {
+					t.Fatalf("delivery %+v, want a logged_out kick saying %q for a session", d, tt.reason)
+				}
+				if d.gateway == "gw3" && !slices.Equal(d.conns, []uint64{7}) {
+					t.Errorf("gw3 told conns %v, want the listed connection 7", d.conns)
+				}
+				got[d.session] = append(got[d.session], d.gateway)
+			}
+			want := tt.ended(me.SessionID, other)
+			if len(got) != len(want) {
+				t.Fatalf("sessions ended %v, want %v", got, want)
+			}
+			for _, sid := range want {
+				gws := got[sid]
+				slices.Sort(gws)
+				wantGW := []string{"gw1", "gw2"}
+				if sid == other {
+					wantGW = []string{"gw1", "gw2", "gw3"}
+				}
+				if !slices.Equal(gws, wantGW) {
+					t.Errorf("session %s told to %v, want %v", sid, gws, wantGW)
+				}
+				if _, err := s.Authenticate(ctx, tokens[sid]); Code(err) != wire.CodeUnauthenticated {
+					t.Errorf("token of ended session %s: %v, want unauthenticated", sid, err)
+				}
+			}
+			if len(want) == 1 { // the caller's session stays
+				if _, err := s.Authenticate(ctx, meRes.Token); err != nil {
+					t.Errorf("caller's token: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// Another user's session cannot be ended, and says not found.
+func TestEndSessionOfAnotherUser(t *testing.T) {
+	s, _ := newTestService(t, nil)
+	alice := login(t, s, "alice", "phone", "").Identity
+	bob := login(t, s, "bob", "phone", "")
+	if err := s.EndSession(context.Background(), alice, bob.Identity.SessionID); Code(err) != wire.CodeNotFound {
+		t.Fatalf("EndSession(bob's): %v, want not_found", err)
+	}
+	if _, err := s.Authenticate(context.Background(), bob.Token); err != nil {
+		t.Fatalf("bob's session after alice tried to end it: %v", err)
+	}
+}
