@@ -24,7 +24,9 @@ func TestEndedSessionsReachEveryGateway(t *testing.T) {
 			func(me, other string) []string { return []string{me, other} }, "logged out everywhere"},
 		{"end one", func(s *Service, me Identity, other string) error { return s.EndSession(ctx, me, other) },
 			func(_, other string) []string { return []string{other} }, "session ended from another device"},
-		{"password", func(s *Service, me Identity, _ string) error { return s.ChangePassword(ctx, me, "password1", "password2") },
+		{"password", func(s *Service, me Identity, _ string) error {
+			return s.ChangePassword(ctx, me, "password1", "password2")
+		},
 			func(_, other string) []string { return []string{other} }, "password changed"},
 	}
 	for _, tt := range tests {
