@@ -168,7 +168,7 @@ class App {
         if (s?.token && s.token !== c.session?.token) { this.startClient({ session: s }); return; }
         if (this.client === c) this.client = null;
         if (s?.token === c.session?.token) localStorage.removeItem(SESSION_KEY);
-        this.showAuth(error.code === Codes.unauthenticated ? "Your session expired. Please sign in again." : `Signed out: ${error.message}`);
+        this.showAuth(error.code === Codes.unauthenticated || error.code === Codes.session_expired ? "Your session expired. Please sign in again." : `Signed out: ${error.message}`);
       }
     }
   }
