@@ -288,6 +288,8 @@ func testClosed(t *testing.T, s store.Store) {
 		"Conversations": func() error { _, err := s.Conversations(ctx, alice.ID); return err },
 		"MoveCursor":    func() error { _, err := s.MoveCursor(ctx, alice.ID, "x", store.Read, 1); return err },
 		"Ping":          func() error { return s.Ping(ctx) },
+		"TouchSession":  func() error { return s.TouchSession(ctx, "x", base) },
+		"SetPassword":   func() error { return s.SetPasswordHash(ctx, alice.ID, "x") },
 	}
 	for name, call := range calls {
 		wantErr(t, name+" after Close", call(), store.ErrClosed)
