@@ -67,7 +67,11 @@ func (s *Service) EndSession(ctx context.Context, id Identity, sessionID string)
 	if err != nil || sess.UserID != id.UserID || sess.Revoked || !s.now().Before(sess.ExpiresAt) {
 		return &Error{Code: wire.CodeNotFound, Msg: "no such session", Err: store.ErrNotFound}
 	}
-	s.revoke(ctx, sess, wire.CodeLoggedOut, "session ended from another device")
+	reason := "session ended from another device"
+	if sessionID == id.SessionID {
+		reason = "session ended"
+	}
+	s.revoke(ctx, sess, wire.CodeLoggedOut, reason)
 	return nil
 }
 
