@@ -496,3 +496,27 @@ func TestChatSessionCommands(t *testing.T) {
 	}
 	waitFor(t, "the phone closed", func() bool { return other.State() == client.StateClosed })
 }
+
+// In a cluster (logic and gateways apart, over NATS) logging out
+// everywhere closes the user's connections on every gateway within 1 s.
+func TestLogoutAllAcrossGateways(t *testing.T) {
+	logic, gws := clusterOf(t, "gw-a", "gw-b")
+	u := signup(t, logic, "alice", true)
+	tokA, _ := u.login("a")
+	tokB, _ := u.login("b")
+	conns := map[string]*liveConn{"gw-a tcp": connect(t, gws["gw-a"], "tcp", tokA), "gw-b ws": connect(t, gws["gw-b"], "ws", tokB)}
+	r := u.do("POST", "/v1/logout?all=true", nil)
+	answered := time.Now()
+	if r.status != 204 {
+		t.Fatalf("logout all: %d %v", r.status, r.body)
+	}
+	for name, c := range conns {
+		k, at := c.closedBy(name)
+		if wire.Code(k.Code) != wire.CodeLoggedOut {
+			t.Errorf("%s: kick %v, want logged_out", name, k)
+		}
+		if d := at.Sub(answered); d > time.Second {
+			t.Errorf("%s: closed %v after the answer, want within 1s", name, d)
+		}
+	}
+}
