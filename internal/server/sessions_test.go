@@ -144,6 +144,17 @@ func (c *liveConn) alive(what string) {
 	}
 }
 
+// authCode dials TCP, authenticates with tok and returns the error code
+// of the answer (0 for AuthOK).
+func authCode(t *testing.T, n *Node, tok string) wire.Code {
+	t.Helper()
+	nc := rawTCP(t, n)
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	s := &rawSession{t: t, r: wire.NewReader(nc, 0, 0), w: func(b []byte) { _, _ = nc.Write(b) }}
+	got := s.call(&magpiepb.Envelope{Id: 1, Body: &magpiepb.Envelope_Auth{Auth: &magpiepb.Auth{Token: tok}}})
+	return wire.Code(got.GetError().GetCode())
+}
+
 // login logs u in again as another device and returns that session's
 // token and id.
 func (u *httpUser) login(device string) (token, session string) {
@@ -219,6 +230,9 @@ func TestEndedSessionsCloseWithinOneSecond(t *testing.T) {
 					}
 					if got := u.as(tokens[dev]).do("GET", "/v1/sessions", nil); got.status != 401 {
 						t.Errorf("%s: token after the session ended: %d, want 401", dev, got.status)
+					}
+					if code := authCode(t, n, tokens[dev]); code != wire.CodeUnauthenticated {
+						t.Errorf("%s: auth with the ended session's token: code %v, want unauthenticated", dev, code)
 					}
 				}
 				for dev, c := range conns {
