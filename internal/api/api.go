@@ -32,6 +32,9 @@ type Handler struct {
 	log *slog.Logger
 	mux *http.ServeMux
 	ext extensions // files and the push API (files.go, push.go)
+
+	limits Limits       // see SetLimits
+	stats  handlerStats // see Stats
 }
 
 // New registers the API routes on mux.
@@ -159,7 +162,7 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	u, err := h.svc.Register(r.Context(), req.Username, req.Password)
+	u, err := h.svc.RegisterFrom(r.Context(), h.clientOf(r), req.Username, req.Password)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -178,7 +181,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	res, err := h.svc.Login(r.Context(), req.Username, req.Password, req.Device, req.Platform)
+	res, err := h.svc.LoginFrom(r.Context(), h.clientOf(r), req.Username, req.Password, req.Device, req.Platform)
 	if err != nil {
 		h.fail(w, r, err)
 		return
