@@ -38,12 +38,6 @@ func randomID(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func (s *Service) hash(fn func()) {
-	s.hashSem <- struct{}{}
-	defer func() { <-s.hashSem }()
-	fn()
-}
-
 // Register creates an account for a caller the per-address limits do
 // not apply to (see RegisterFrom).
 func (s *Service) Register(ctx context.Context, username, password string) (store.User, error) {
