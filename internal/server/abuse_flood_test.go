@@ -74,7 +74,7 @@ func TestConnectionFloodClosesWith4008(t *testing.T) {
 // budget: either path exhausts it for the other.
 func TestHTTPSendSharesTheLongConnectionBudget(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	cfg.UserSendRate = 1 // burst 2
+	cfg.UserSendRate = 0.5 // burst 1, then one every 2 s: each subtest has 2 s
 	n := startNode(t, cfg)
 	signup(t, n, "bob", true)
 	sendLong := func(s *rawSession, id uint64) *magpiepb.Envelope {
@@ -87,20 +87,16 @@ func TestHTTPSendSharesTheLongConnectionBudget(t *testing.T) {
 	t.Run("long connection, then HTTP", func(t *testing.T) {
 		tok := loginToken(t, n, "alice")
 		s := authedRaw(t, n, tok)
-		for i := range 2 {
-			if got := sendLong(s, uint64(10+i)); got.GetSendAck() == nil {
-				t.Fatalf("long send %d: %v", i, got)
-			}
+		if got := sendLong(s, 10); got.GetSendAck() == nil {
+			t.Fatalf("long send: %v", got)
 		}
 		sendHTTP(tok).throttled(t, "HTTP send after the budget went on the long connection")
 	})
 	t.Run("HTTP, then long connection", func(t *testing.T) {
 		tok := loginToken(t, n, "carol")
 		s := authedRaw(t, n, tok)
-		for i := range 2 {
-			if r := sendHTTP(tok); r.status != 200 {
-				t.Fatalf("HTTP send %d: %d %v", i, r.status, r.body)
-			}
+		if r := sendHTTP(tok); r.status != 200 {
+			t.Fatalf("HTTP send: %d %v", r.status, r.body)
 		}
 		got := sendLong(s, 20).GetError()
 		if got == nil || got.Code != uint32(wire.CodeRateLimited) || got.RetryAfterMs == 0 {
@@ -166,19 +162,17 @@ func TestFilesQuota(t *testing.T) {
 func TestPushRate(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.PushKeys = "crm:crm-secret-0123456789,ops:ops-secret-0123456789"
-	cfg.PushRate = 1 // burst 2
+	cfg.PushRate = 0.5 // burst 1, then one every 2 s
 	n := startNode(t, cfg)
 	base := "http://" + n.HTTPAddr()
 	body := `{"everyone":true,"text":"hello","transient":true}`
-	for i := range 2 {
-		if code, out := signedPush(t, base, "crm", "crm-secret-0123456789", body); code != 200 {
-			t.Fatalf("push %d: %d %v", i, code, out)
-		}
+	if code, out := signedPush(t, base, "crm", "crm-secret-0123456789", body); code != 200 {
+		t.Fatalf("first push: %d %v", code, out)
 	}
 	code, out := signedPush(t, base, "crm", "crm-secret-0123456789", body)
 	e, _ := out["error"].(map[string]any)
 	if code != http.StatusTooManyRequests || e["code"] != "rate_limited" || e["retry_after_ms"] == nil {
-		t.Fatalf("third push: %d %v, want 429 rate_limited with retry_after_ms", code, out)
+		t.Fatalf("second push: %d %v, want 429 rate_limited with retry_after_ms", code, out)
 	}
 	if code, out := signedPush(t, base, "ops", "ops-secret-0123456789", body); code != 200 {
 		t.Fatalf("another key: %d %v", code, out)
