@@ -68,7 +68,10 @@ type errorBody struct {
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code := logic.Code(err)
 	status := code.HTTPStatus() // from the code table, proto/wire/codes.json
-	if status >= 500 {
+	// Overload refusals (the hashing slots, a full queue) are expected
+	// under a flood and counted in the metrics; logging each would let a
+	// flood fill the log too.
+	if status >= 500 && !errors.Is(err, logic.ErrOverloaded) {
 		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	var body errorBody

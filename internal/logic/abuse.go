@@ -60,6 +60,31 @@ func (s *Service) limited(c Client) bool {
 	return true
 }
 
+// Limit names a limit in the refusal counters (Stats.Limited).
+type Limit int
+
+const (
+	LimitLoginAddr Limit = iota
+	LimitLoginUser
+	LimitLoginGlobal
+	LimitRegisterAddr
+	LimitHashBusy
+	LimitUserSends
+	LimitPushKey
+	NumLimits // the number of limits
+)
+
+// String is the limit's metric label.
+func (l Limit) String() string {
+	return [...]string{"login_addr", "login_user", "login_global", "register_addr", "hash_busy", "user_sends", "push_key"}[l]
+}
+
+// refuse counts a refusal by limit l and returns err.
+func (s *Service) refuse(l Limit, err error) error {
+	s.stats.limited[l].Add(1)
+	return err
+}
+
 // rateLimited is the client-visible refusal of a bucket, with the wait.
 func rateLimited(msg string, wait time.Duration) error {
 	return &Error{Code: wire.CodeRateLimited, Msg: msg, RetryAfter: int(wait.Milliseconds()) + 1, Err: ErrRateLimited}
@@ -76,18 +101,18 @@ func (s *Service) admitLogin(c Client, username string) (succeeded func(), err e
 	if s.loginIPs != nil && s.limited(c) {
 		ipKey = addrKey(c.Addr)
 		if ok, wait := s.loginIPs.allow(ipKey, now); !ok {
-			return nil, rateLimited("too many failed logins from this address", wait)
+			return nil, s.refuse(LimitLoginAddr, rateLimited("too many failed logins from this address", wait))
 		}
 	}
 	if ok, wait := s.logins.allow(username, now); !ok {
-		return nil, rateLimited("too many login attempts", wait)
+		return nil, s.refuse(LimitLoginUser, rateLimited("too many login attempts", wait))
 	}
 	if s.loginsAll != nil {
 		if ok, wait := s.loginsAll.allow("", now); !ok {
 			if ipKey != "" {
 				s.loginIPs.refund(ipKey)
 			}
-			return nil, rateLimited("too many failed logins on this server, retry later", wait)
+			return nil, s.refuse(LimitLoginGlobal, rateLimited("too many failed logins on this server, retry later", wait))
 		}
 	}
 	return func() {
@@ -106,7 +131,7 @@ func (s *Service) admitRegister(c Client) error {
 		return nil
 	}
 	if ok, wait := s.registers.allow(addrKey(c.Addr), s.now()); !ok {
-		return rateLimited("too many registrations from this address", wait)
+		return s.refuse(LimitRegisterAddr, rateLimited("too many registrations from this address", wait))
 	}
 	return nil
 }
@@ -125,9 +150,9 @@ func (s *Service) hashWithin(ctx context.Context, fn func()) error {
 	select {
 	case s.hashSem <- struct{}{}:
 	case <-t.C:
-		return errHashBusy
+		return s.refuse(LimitHashBusy, errHashBusy)
 	case <-ctx.Done():
-		return errHashBusy
+		return s.refuse(LimitHashBusy, errHashBusy)
 	}
 	defer func() { <-s.hashSem }()
 	s.stats.hashes.Add(1)
@@ -143,7 +168,7 @@ func (s *Service) allowSend(userID int64) error {
 		return nil
 	}
 	if ok, wait := s.userSends.allow(strconv.FormatInt(userID, 10), s.now()); !ok {
-		return rateLimited(fmt.Sprintf("too many messages (limit %g per second per user)", s.cfg.UserSendRate), wait)
+		return s.refuse(LimitUserSends, rateLimited(fmt.Sprintf("too many messages (limit %g per second per user)", s.cfg.UserSendRate), wait))
 	}
 	return nil
 }
@@ -154,7 +179,7 @@ func (s *Service) allowPush(keyID string) error {
 		return nil
 	}
 	if ok, wait := s.pushes.allow(keyID, s.now()); !ok {
-		return rateLimited(fmt.Sprintf("too many push requests for this key (limit %g per second)", s.cfg.PushRate), wait)
+		return s.refuse(LimitPushKey, rateLimited(fmt.Sprintf("too many push requests for this key (limit %g per second)", s.cfg.PushRate), wait))
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/magpie-im/magpie/internal/config"
+	"github.com/magpie-im/magpie/internal/logic"
 )
 
 // abuseReply is an HTTP answer with the headers the limits set.
@@ -99,6 +100,9 @@ func TestLoginSprayFromOneAddressIsThrottled(t *testing.T) {
 	}
 	if h := n.svc.Stats().PasswordHashes - before; h > 50 {
 		t.Fatalf("%d hashes for a throttled spray, want at most the burst (refused before hashing)", h)
+	}
+	if got := n.svc.Stats().Limited[logic.LimitLoginAddr]; got != uint64(limited) {
+		t.Fatalf("login_addr refusals counted %d, want %d", got, limited)
 	}
 }
 
@@ -220,6 +224,9 @@ func TestHashSlotsBoundedWait(t *testing.T) {
 	wg.Wait()
 	if busy.Load() == 0 {
 		t.Fatal("16 concurrent logins over 1 hashing slot with a 10ms wait: none was turned away")
+	}
+	if got := n.svc.Stats().Limited[logic.LimitHashBusy]; got != uint64(busy.Load()) {
+		t.Fatalf("hash_busy refusals counted %d, want %d", got, busy.Load())
 	}
 }
 
