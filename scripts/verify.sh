@@ -19,6 +19,13 @@ fi
 echo "verify: code table outputs match proto/wire/codes.json"
 go run ./proto/wire/gencodes -check || fail=1
 
+echo "verify: the flag table in docs/operations.md matches magpie serve --help"
+sed -n '/<!-- flags:begin/,/<!-- flags:end/p' docs/operations.md | sed '1d;$d' > "$tmp/doc-flags.md"
+scripts/flags-table.sh > "$tmp/flags.md"
+if ! diff "$tmp/doc-flags.md" "$tmp/flags.md"; then
+	echo "verify: docs/operations.md's flag table is stale: paste scripts/flags-table.sh's output"; fail=1
+fi
+
 echo "verify: go.mod and go.sum are tidy"
 cp go.mod "$tmp/go.mod.orig"; cp go.sum "$tmp/go.sum.orig"
 go mod tidy

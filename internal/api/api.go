@@ -32,6 +32,9 @@ type Handler struct {
 	log *slog.Logger
 	mux *http.ServeMux
 	ext extensions // files and the push API (files.go, push.go)
+
+	limits Limits       // see SetLimits
+	stats  handlerStats // see Stats
 }
 
 // New registers the API routes on mux.
@@ -66,7 +69,10 @@ type errorBody struct {
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code := logic.Code(err)
 	status := code.HTTPStatus() // from the code table, proto/wire/codes.json
-	if status >= 500 {
+	// Overload refusals (the hashing slots, a full queue) are expected
+	// under a flood and counted in the metrics; logging each would let a
+	// flood fill the log too.
+	if status >= 500 && !errors.Is(err, logic.ErrOverloaded) {
 		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	var body errorBody
@@ -160,7 +166,7 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	u, err := h.svc.Register(r.Context(), req.Username, req.Password)
+	u, err := h.svc.RegisterFrom(r.Context(), h.clientOf(r), req.Username, req.Password)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -179,7 +185,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	res, err := h.svc.Login(r.Context(), req.Username, req.Password, req.Device, req.Platform)
+	res, err := h.svc.LoginFrom(r.Context(), h.clientOf(r), req.Username, req.Password, req.Device, req.Platform)
 	if err != nil {
 		h.fail(w, r, err)
 		return

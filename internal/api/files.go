@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -198,5 +199,40 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Content-Security-Policy", "default-src 'none'; sandbox")
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("Cache-Control", "private, max-age=300")
-	http.ServeContent(w, r, "", m.Created, f) // Content-Length, Range, HEAD
+	cw := h.cutSlowReader(w, m.Size)
+	http.ServeContent(cw, r, "", m.Created, f) // Content-Length, Range, HEAD
+	if cw.timedOut {
+		h.stats.downloadsCut.Add(1)
+	}
 }
+
+// cutSlowReader bounds how long the download of size bytes may take:
+// DownloadGrace plus the time it takes at DownloadMinRate. A reader that
+// stops reading would otherwise hold the connection, its goroutine and an
+// open file until the TCP keepalive gives up (the server has no
+// WriteTimeout, which could not fit both a small and a 10 MB file).
+func (h *Handler) cutSlowReader(w http.ResponseWriter, size int64) *deadlineWriter {
+	dw := &deadlineWriter{ResponseWriter: w}
+	if rate := h.limits.DownloadMinRate; rate > 0 {
+		d := h.limits.DownloadGrace + time.Duration(float64(size)/float64(rate)*float64(time.Second))
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d))
+	}
+	return dw
+}
+
+// deadlineWriter notes that a write failed on its deadline.
+type deadlineWriter struct {
+	http.ResponseWriter
+	timedOut bool
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	n, err := d.ResponseWriter.Write(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		d.timedOut = true
+	}
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -84,6 +85,21 @@ type Config struct {
 	BeforeSendURL      string
 	BeforeSendTimeout  time.Duration
 	BeforeSendFailOpen bool
+
+	// Issue 9: abuse limits (docs/operations.md, "Abuse limits").
+	TrustedProxies     string
+	LimitExempt        string
+	LoginIPRate        float64
+	LoginGlobalRate    float64
+	RegisterIPRate     float64
+	HashConcurrency    int
+	HashWait           time.Duration
+	UserSendRate       float64
+	PushRate           float64
+	FilesQuota         int64
+	DownloadMinRate    int64
+	DownloadGrace      time.Duration
+	MaxSessionsPerUser int
 }
 
 // Default returns the zero-setup configuration of `magpie serve`.
@@ -117,6 +133,18 @@ func Default() Config {
 		FilesTypes:         "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,application/zip,application/octet-stream,audio/mpeg,video/mp4",
 		BeforeSendTimeout:  500 * time.Millisecond,
 		BeforeSendFailOpen: true,
+
+		LimitExempt:        "127.0.0.0/8,::1",
+		LoginIPRate:        0.2,
+		LoginGlobalRate:    20,
+		RegisterIPRate:     0.1,
+		HashWait:           2 * time.Second,
+		UserSendRate:       500,
+		PushRate:           100,
+		FilesQuota:         1 << 30,
+		DownloadMinRate:    16 << 10,
+		DownloadGrace:      30 * time.Second,
+		MaxSessionsPerUser: 100,
 	}
 }
 
@@ -176,6 +204,19 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", c.WebhookSecret, "HMAC secret that signs webhook requests")
 	fs.StringVar(&c.BeforeSendURL, "before-send-url", c.BeforeSendURL, "URL asked to allow or veto each message before it is stored")
 	fs.DurationVar(&c.BeforeSendTimeout, "before-send-timeout", c.BeforeSendTimeout, "how long to wait for the before-send hook")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "IPs or CIDRs of reverse proxies whose X-Forwarded-For names the client, comma-separated (empty: the peer is the client)")
+	fs.StringVar(&c.LimitExempt, "limit-exempt", c.LimitExempt, "client IPs or CIDRs the per-address login and registration limits skip, comma-separated")
+	fs.Float64Var(&c.LoginIPRate, "login-ip-rate", c.LoginIPRate, "failed logins per second per client address, burst 20 (0: no limit)")
+	fs.Float64Var(&c.LoginGlobalRate, "login-global-rate", c.LoginGlobalRate, "failed logins per second on one logic node, burst 10 s worth (0: no limit)")
+	fs.Float64Var(&c.RegisterIPRate, "register-ip-rate", c.RegisterIPRate, "registrations per second per client address, burst 10 (0: no limit)")
+	fs.IntVar(&c.HashConcurrency, "hash-concurrency", c.HashConcurrency, "password hashes (Argon2id, 19 MiB each) run at once per logic node (0: GOMAXPROCS, at least 2)")
+	fs.DurationVar(&c.HashWait, "hash-wait", c.HashWait, "how long a login or registration waits for a hashing slot before 503")
+	fs.Float64Var(&c.UserSendRate, "user-send-rate", c.UserSendRate, "messages per second per user over HTTP and the long connection together, per logic node, burst 2 s worth (0: no limit)")
+	fs.Float64Var(&c.PushRate, "push-rate", c.PushRate, "push API requests per second per push key, per logic node, burst 2 s worth (0: no limit)")
+	fs.Int64Var(&c.FilesQuota, "files-quota", c.FilesQuota, "bytes of uploads each user may keep stored (0: no limit)")
+	fs.Int64Var(&c.DownloadMinRate, "download-min-rate", c.DownloadMinRate, "a download slower than this many bytes per second (after --download-grace) is cut (0: never)")
+	fs.DurationVar(&c.DownloadGrace, "download-grace", c.DownloadGrace, "time every download gets on top of its size at --download-min-rate")
+	fs.IntVar(&c.MaxSessionsPerUser, "max-sessions-per-user", c.MaxSessionsPerUser, "active sessions (logged-in devices) per user; a login beyond it ends the oldest (0: no limit)")
 	fs.BoolVar(&c.BeforeSendFailOpen, "before-send-fail-open", c.BeforeSendFailOpen, "if the before-send hook fails or times out, allow the message (false: refuse it)")
 }
 
@@ -308,6 +349,18 @@ func (c *Config) Validate() error {
 	check(c.RecallWindow >= 0, "--recall-window must not be negative")
 	check(c.FilesMaxSize >= 1024, "--files-max-size must be at least 1024")
 	check(c.BeforeSendTimeout > 0, "--before-send-timeout must be positive")
+	for _, p := range []struct{ name, v string }{{"trusted-proxies", c.TrustedProxies}, {"limit-exempt", c.LimitExempt}} {
+		if _, err := Prefixes(p.v); err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w", p.name, err))
+		}
+	}
+	check(c.LoginIPRate >= 0 && c.LoginGlobalRate >= 0 && c.RegisterIPRate >= 0, "--login-ip-rate, --login-global-rate and --register-ip-rate must not be negative")
+	check(c.HashConcurrency >= 0 && c.HashConcurrency <= 256, "--hash-concurrency must be 0-256")
+	check(c.HashWait >= 10*time.Millisecond, "--hash-wait must be at least 10ms")
+	check(c.UserSendRate >= 0 && c.PushRate >= 0, "--user-send-rate and --push-rate must not be negative")
+	check(c.FilesQuota >= 0, "--files-quota must not be negative")
+	check(c.DownloadMinRate >= 0 && c.DownloadGrace >= 0, "--download-min-rate and --download-grace must not be negative")
+	check(c.MaxSessionsPerUser >= 0, "--max-sessions-per-user must not be negative")
 	if _, err := push.ParseKeys(c.PushKeys); err != nil {
 		errs = append(errs, fmt.Errorf("--push-keys: %w", err))
 	}
@@ -327,6 +380,29 @@ func List(s string) []string {
 
 // TLS reports whether the public listeners speak TLS.
 func (c *Config) TLS() bool { return c.TLSCert != "" }
+
+// Prefixes parses a comma-separated list of IPs and CIDRs (an IP is its
+// own /32 or /128).
+func Prefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range List(s) {
+		if strings.Contains(v, "/") {
+			p, err := netip.ParsePrefix(v)
+			if err != nil {
+				return nil, fmt.Errorf("%q: want an IP or a CIDR", v)
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, fmt.Errorf("%q: want an IP or a CIDR", v)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
 
 // StoreDSN is the database to open.
 func (c *Config) StoreDSN() string {

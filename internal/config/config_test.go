@@ -52,11 +52,33 @@ func TestValidateRejects(t *testing.T) {
 		{[]string{"--tls-key", "server.key"}, "--tls-cert and --tls-key"},
 		{[]string{"--tls-watch", "1ms"}, "--tls-watch"},
 		{[]string{"extra-arg"}, "unexpected argument"},
+		{[]string{"--trusted-proxies", "10.0.0.0/8,proxy.local"}, "--trusted-proxies"},
+		{[]string{"--limit-exempt", "300.1.1.1"}, "--limit-exempt"},
+		{[]string{"--login-ip-rate", "-1"}, "--login-ip-rate"},
+		{[]string{"--hash-wait", "1ms"}, "--hash-wait"},
+		{[]string{"--files-quota", "-5"}, "--files-quota"},
+		{[]string{"--max-sessions-per-user", "-1"}, "--max-sessions-per-user"},
 	}
 	for _, tt := range tests {
 		_, err := Load("serve", tt.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: err = %v, want mention of %s", tt.args, err, tt.want)
+		}
+	}
+}
+
+func TestPrefixes(t *testing.T) {
+	got, err := Prefixes("10.0.0.1, 192.168.1.7/24,::1,fd00::/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.1/32", "192.168.1.0/24", "::1/128", "fd00::/8"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("entry %d: got %s, want %s", i, got[i], want[i])
 		}
 	}
 }

@@ -19,6 +19,8 @@ var (
 	// does not match the type the upload declared. The HTTP API answers
 	// it with 415.
 	ErrTypeNotAllowed = errors.New("content type not allowed")
+	// ErrQuotaExceeded is an upload beyond the owner's --files-quota.
+	ErrQuotaExceeded = errors.New("upload quota exceeded")
 	// ErrEmpty is an upload with no bytes.
 	ErrEmpty = errors.New("empty file")
 )

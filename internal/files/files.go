@@ -93,6 +93,7 @@ type Uploads struct {
 	maxSize int64
 	allowed []string // media types, or "type/*"
 	now     func() time.Time
+	quota   quota // per owner, see SetQuota
 }
 
 var _ logic.Files = (*Uploads)(nil)
@@ -146,9 +147,26 @@ func (u *Uploads) Save(ctx context.Context, owner int64, name, declared string, 
 	if err := u.checkType(declared, sniffed); err != nil {
 		return Meta{}, err
 	}
-	body := &limitReader{r: io.MultiReader(bytes.NewReader(head), r), left: u.maxSize, max: u.maxSize}
+	room, release, err := u.reserve(ctx, owner, u.maxSize)
+	if err != nil {
+		return Meta{}, err
+	}
+	body := &limitReader{r: io.MultiReader(bytes.NewReader(head), r), left: room, max: u.maxSize}
+	if room < u.maxSize {
+		body.over = func() error {
+			u.quota.mu.Lock()
+			defer u.quota.mu.Unlock()
+			return u.quota.exceeded(owner)
+		}
+	}
 	m := Meta{ID: NewID(), OwnerID: owner, Name: SanitizeName(name), ContentType: sniffed, Created: u.now().UTC()}
-	return u.blobs.Put(ctx, m, body)
+	m, err = u.blobs.Put(ctx, m, body)
+	if err != nil {
+		release(0)
+		return Meta{}, err
+	}
+	release(m.Size)
+	return m, nil
 }
 
 // readHead reads up to sniffLen bytes; only a clean io.EOF ends it early,
@@ -249,7 +267,15 @@ func (u *Uploads) Delete(ctx context.Context, id string) error {
 	if !ValidID(id) {
 		return ErrNotFound
 	}
-	return u.blobs.Delete(ctx, id)
+	m, err := u.blobs.Stat(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := u.blobs.Delete(ctx, id); err != nil {
+		return err
+	}
+	u.forget(m)
+	return nil
 }
 
 // SanitizeName turns a client's file name into a display name: the last
@@ -290,11 +316,12 @@ func SanitizeName(name string) string {
 type limitReader struct {
 	r         io.Reader
 	left, max int64
+	over      func() error // the error past left, if not tooLarge (the quota's)
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
 	if l.left < 0 {
-		return 0, tooLarge(l.max)
+		return 0, l.err()
 	}
 	if int64(len(p)) > l.left+1 {
 		p = p[:l.left+1]
@@ -302,7 +329,14 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	l.left -= int64(n)
 	if l.left < 0 {
-		return n, tooLarge(l.max)
+		return n, l.err()
 	}
 	return n, err
+}
+
+func (l *limitReader) err() error {
+	if l.over != nil {
+		return l.over()
+	}
+	return tooLarge(l.max)
 }

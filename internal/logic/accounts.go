@@ -38,23 +38,28 @@ func randomID(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func (s *Service) hash(fn func()) {
-	s.hashSem <- struct{}{}
-	defer func() { <-s.hashSem }()
-	fn()
+// Register creates an account for a caller the per-address limits do
+// not apply to (see RegisterFrom).
+func (s *Service) Register(ctx context.Context, username, password string) (store.User, error) {
+	return s.RegisterFrom(ctx, Client{}, username, password)
 }
 
-// Register creates an account.
-func (s *Service) Register(ctx context.Context, username, password string) (store.User, error) {
+// RegisterFrom creates an account, limited per client address.
+func (s *Service) RegisterFrom(ctx context.Context, from Client, username, password string) (store.User, error) {
 	if err := wire.ValidName(username); err != nil {
 		return store.User{}, badRequest(err.Error())
 	}
 	if err := validPassword(password); err != nil {
 		return store.User{}, err
 	}
+	if err := s.admitRegister(from); err != nil {
+		return store.User{}, err
+	}
 	var h string
 	var err error
-	s.hash(func() { h, err = hashPassword(password) })
+	if herr := s.hashWithin(ctx, func() { h, err = hashPassword(password) }); herr != nil {
+		return store.User{}, herr
+	}
 	if err != nil {
 		return store.User{}, err
 	}
@@ -88,8 +93,15 @@ func platformClass(p string) string {
 	return "other"
 }
 
-// Login checks credentials, applies the device policy and picks a gateway.
+// Login is LoginFrom for a caller the per-address limits do not apply to.
 func (s *Service) Login(ctx context.Context, username, password, device, platform string) (LoginResult, error) {
+	return s.LoginFrom(ctx, Client{}, username, password, device, platform)
+}
+
+// LoginFrom checks credentials, applies the device policy and picks a
+// gateway. The login limits (admitLogin) are checked before the password
+// is hashed, so a refused attempt costs no Argon2 work.
+func (s *Service) LoginFrom(ctx context.Context, from Client, username, password, device, platform string) (LoginResult, error) {
 	var res LoginResult
 	if username == "" || password == "" {
 		return res, badRequest("username and password are required")
@@ -107,8 +119,9 @@ func (s *Service) Login(ctx context.Context, username, password, device, platfor
 	if len(platform) > wire.MaxDevice {
 		return res, badRequest("platform too long")
 	}
-	if ok, wait := s.logins.allow(strings.ToLower(username), s.now()); !ok {
-		return res, &Error{Code: wire.CodeRateLimited, Msg: "too many login attempts", RetryAfter: int(wait.Milliseconds()) + 1, Err: ErrRateLimited}
+	succeeded, err := s.admitLogin(from, strings.ToLower(username))
+	if err != nil {
+		return res, err
 	}
 	u, err := s.store.UserByName(ctx, username)
 	hash := u.PasswordHash
@@ -118,10 +131,13 @@ func (s *Service) Login(ctx context.Context, username, password, device, platfor
 		return res, err
 	}
 	var ok bool
-	s.hash(func() { ok, err = checkPassword(hash, password) })
+	if herr := s.hashWithin(ctx, func() { ok, err = checkPassword(hash, password) }); herr != nil {
+		return res, herr
+	}
 	if err != nil || !ok || u.ID == 0 {
 		return res, ErrInvalidCredentials
 	}
+	succeeded()
 	now := s.now()
 	kick, err := s.applyDevicePolicy(ctx, u.ID, device, platform, now)
 	if err != nil {
@@ -134,6 +150,16 @@ func (s *Service) Login(ctx context.Context, username, password, device, platfor
 	sess := store.Session{ID: randomID(16), UserID: u.ID, Device: device, Platform: platform, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TokenTTL)}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return res, err
+	}
+	// A password change between our check and CreateSession ended every
+	// other session before this one existed: look again, now that it does
+	// (a change after this read lists and ends it).
+	if cur, err := s.store.UserByID(ctx, u.ID); err != nil || cur.PasswordHash != u.PasswordHash {
+		s.revoke(ctx, sess, wire.CodeLoggedOut, "password changed")
+		if err != nil {
+			return res, err
+		}
+		return res, ErrInvalidCredentials
 	}
 	for _, old := range kick {
 		s.revoke(ctx, old, wire.CodeReplaced, "signed in on another device")
@@ -178,7 +204,7 @@ func (s *Service) applyDevicePolicy(ctx context.Context, userID int64, device, p
 			}
 		}
 	}
-	return append(replace, conflict...), nil
+	return s.capSessions(active, append(replace, conflict...)), nil
 }
 
 // kick sends a Kick and closes each connection.

@@ -87,6 +87,10 @@ func (s *Service) Handle(req *magpiepb.Request, reply func([]byte)) {
 	switch b := env.Body.(type) {
 	case *magpiepb.Envelope_Send:
 		ordered(func(ctx context.Context, id Identity) func() {
+			if err := s.allowSend(id.UserID); err != nil {
+				answer(nil, err)
+				return nil
+			}
 			return s.sendSteps(ctx, id, SendRequest{ToUser: b.Send.ToUser, ToGroup: b.Send.ToGroup, Text: b.Send.Text, ClientMsgID: b.Send.ClientMsgId,
 				FileID: b.Send.FileId, Broadcast: b.Send.Broadcast}, c, ackAnswer(answer))
 		})

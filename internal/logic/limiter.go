@@ -53,3 +53,12 @@ func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 	}
 	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
 }
+
+// refund gives back a token taken by allow, up to the burst.
+func (l *limiter) refund(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b := l.buckets[key]; b != nil {
+		b.tokens = min(b.tokens+1, l.burst)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,7 +61,17 @@ type Config struct {
 	LoginRate       float64       // login attempts per second per username, default 1 (burst 10)
 	Hooks           Hooks         // webhooks; nil: none
 	MaxConnsPerUser int           // live connections per user; 0: no limit
-	Files           Files         // uploads; nil: file messages refused
+	// Abuse limits (abuse.go); a zero rate or count is no limit.
+	LoginIPRate        float64        // failed logins per second per client address (burst 20)
+	LoginGlobalRate    float64        // failed logins per second on this node (burst 10 s of it)
+	RegisterIPRate     float64        // registrations per second per client address (burst 10)
+	LimitExempt        []netip.Prefix // client addresses the per-address limits skip
+	UserSendRate       float64        // sends per second per user, HTTP and long connection together (burst 2 s of it)
+	PushRate           float64        // push requests per second per push key (burst 2 s of it)
+	MaxSessionsPerUser int            // active sessions per user; a login beyond it ends the oldest
+	HashConcurrency    int            // Argon2id hashes at once, default GOMAXPROCS (at least 2)
+	HashWait           time.Duration  // a login waits this long for a hashing slot, then 503; default 2s
+	Files              Files          // uploads; nil: file messages refused
 
 	// Groups, friends, broadcast, recall (see config for meanings).
 	MaxGroupSize      int
@@ -99,6 +111,12 @@ func (c *Config) setDefaults() {
 	if c.LoginRate <= 0 {
 		c.LoginRate = 1
 	}
+	if c.HashConcurrency <= 0 {
+		c.HashConcurrency = max(2, runtime.GOMAXPROCS(0))
+	}
+	if c.HashWait <= 0 {
+		c.HashWait = 2 * time.Second
+	}
 	if c.HealthInterval <= 0 {
 		c.HealthInterval = time.Second
 	}
@@ -131,7 +149,12 @@ type Service struct {
 	ids            sync.Map      // user id → username
 	members        groupMembers  // group fan-out's member lists (groupmsg.go)
 	hashSem        chan struct{} // bounds concurrent Argon2 work (memory-heavy)
-	logins         *limiter
+	logins         *limiter      // per username, every attempt
+	loginIPs       *limiter      // per client address, failed attempts; nil: off
+	loginsAll      *limiter      // the whole node, failed attempts; nil: off
+	registers      *limiter      // per client address; nil: off
+	userSends      *limiter      // per user id; nil: off
+	pushes         *limiter      // per push key; nil: off
 	health         storeHealth
 	seenT          seenTracker // sessions.go
 
@@ -154,20 +177,25 @@ func New(cfg Config, st store.Store, out Deliverer, presence Presence, gateways 
 		return nil, fmt.Errorf("logic: unknown device policy %q", cfg.DevicePolicy)
 	}
 	svc := &Service{
-		cfg:      cfg,
-		store:    st,
-		out:      out,
-		presence: presence,
-		gateways: gateways,
-		log:      log,
-		tokens:   tokenSigner{key: cfg.TokenSecret},
-		now:      time.Now,
-		sends:    makeQueues(cfg.CommitWorkers, cfg.SendQueue),
-		lanes:    makeLanes(laneCount, laneDepth),
-		cursors:  make(chan *pendingCursor, cfg.SendQueue),
-		hashSem:  make(chan struct{}, 2),
-		logins:   newLimiter(cfg.LoginRate, 10),
-		stop:     make(chan struct{}),
+		cfg:       cfg,
+		store:     st,
+		out:       out,
+		presence:  presence,
+		gateways:  gateways,
+		log:       log,
+		tokens:    tokenSigner{key: cfg.TokenSecret},
+		now:       time.Now,
+		sends:     makeQueues(cfg.CommitWorkers, cfg.SendQueue),
+		lanes:     makeLanes(laneCount, laneDepth),
+		cursors:   make(chan *pendingCursor, cfg.SendQueue),
+		hashSem:   make(chan struct{}, cfg.HashConcurrency),
+		logins:    newLimiter(cfg.LoginRate, 10),
+		loginIPs:  newOptionalLimiter(cfg.LoginIPRate, loginIPBurst),
+		loginsAll: newOptionalLimiter(cfg.LoginGlobalRate, int(cfg.LoginGlobalRate*globalBurstSecs)),
+		registers: newOptionalLimiter(cfg.RegisterIPRate, registerBurst),
+		userSends: newOptionalLimiter(cfg.UserSendRate, int(2*cfg.UserSendRate)),
+		pushes:    newOptionalLimiter(cfg.PushRate, int(2*cfg.PushRate)),
+		stop:      make(chan struct{}),
 	}
 	svc.seenT.queue = make(chan seenWrite, 1024)
 	return svc, nil

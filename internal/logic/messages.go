@@ -66,6 +66,9 @@ type committed struct {
 // Send stores a message and waits for its ACK. If ctx ends first the
 // message may still commit; a retry with the same client id returns its seq.
 func (s *Service) Send(ctx context.Context, from Identity, req SendRequest) (Ack, error) {
+	if err := s.allowSend(from.UserID); err != nil {
+		return Ack{}, err
+	}
 	return s.wait(ctx, func(done func(Ack, error)) { s.SendAsync(ctx, from, req, nil, done) })
 }
 

@@ -59,6 +59,9 @@ type PushAck struct {
 // devices as NOTIFICATION messages (seq 0, never stored), stored ones
 // through the normal pipeline as messages from From, one per target.
 func (s *Service) Push(ctx context.Context, req PushRequest) (PushResult, error) {
+	if err := s.allowPush(req.KeyID); err != nil {
+		return PushResult{}, err
+	}
 	if err := validBody(req.Text, false); err != nil {
 		return PushResult{}, err
 	}

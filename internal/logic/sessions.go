@@ -120,12 +120,16 @@ func (s *Service) ChangePassword(ctx context.Context, id Identity, oldPassword, 
 		return err
 	}
 	var ok bool
-	s.hash(func() { ok, err = checkPassword(u.PasswordHash, oldPassword) })
+	if herr := s.hashWithin(ctx, func() { ok, err = checkPassword(u.PasswordHash, oldPassword) }); herr != nil {
+		return herr
+	}
 	if err != nil || !ok {
 		return ErrInvalidCredentials
 	}
 	var h string
-	s.hash(func() { h, err = hashPassword(newPassword) })
+	if herr := s.hashWithin(ctx, func() { h, err = hashPassword(newPassword) }); herr != nil {
+		return herr
+	}
 	if err != nil {
 		return err
 	}

@@ -3,8 +3,10 @@ package logic
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 
+	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
@@ -88,5 +90,44 @@ func TestEndSessionOfAnotherUser(t *testing.T) {
 	}
 	if _, err := s.Authenticate(context.Background(), bob.Token); err != nil {
 		t.Fatalf("bob's session after alice tried to end it: %v", err)
+	}
+}
+
+// passwordRaceStore changes the password while a login is between its
+// password check and the creation of its session.
+type passwordRaceStore struct {
+	store.Store
+	once   sync.Once
+	change func()
+}
+
+func (p *passwordRaceStore) CreateSession(ctx context.Context, sess store.Session) error {
+	p.once.Do(p.change)
+	return p.Store.CreateSession(ctx, sess)
+}
+
+// A login that checked the old password must not outlive a password change
+// that ended every other session just before the login's session existed.
+func TestLoginRacingPasswordChangeIsRefused(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestService(t, nil)
+	me := login(t, s, "alice", "phone", "").Identity
+	s.store = &passwordRaceStore{Store: s.store, change: func() {
+		if err := s.ChangePassword(ctx, me, "password1", "password2"); err != nil {
+			t.Errorf("change password: %v", err)
+		}
+	}}
+	if _, err := s.Login(ctx, "alice", "password1", "laptop", ""); Code(err) != wire.CodeInvalidCredential {
+		t.Fatalf("login with the old password during a change: %v, want invalid_credentials", err)
+	}
+	active, err := s.store.ActiveSessions(ctx, me.UserID, s.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(active) != 1 || active[0].ID != me.SessionID {
+		t.Fatalf("active sessions %+v, want only the one that changed the password", active)
+	}
+	if _, err := s.Login(ctx, "alice", "password2", "laptop", ""); err != nil {
+		t.Fatalf("login with the new password: %v", err)
 	}
 }

@@ -39,6 +39,9 @@ func (n *Node) newExtensions() (extensions, error) {
 	if e.uploads, err = files.NewUploads(disk, n.cfg.FilesMaxSize, config.List(n.cfg.FilesTypes)); err != nil {
 		return e, err
 	}
+	if err := e.uploads.SetQuota(n.cfg.FilesQuota); err != nil {
+		return e, err
+	}
 	keys, err := push.ParseKeys(n.cfg.PushKeys)
 	if err != nil {
 		return e, err

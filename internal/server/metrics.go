@@ -12,6 +12,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/logic"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -94,6 +95,14 @@ func (n *Node) writeMetrics(w http.ResponseWriter, _ *http.Request) {
 		m("magpie_logic_commit_batches_total", "Group-commit transactions.", "counter", st.Batches)
 		m("magpie_logic_commit_failures_total", "Group-commit transactions that failed.", "counter", st.BatchFailures)
 		m("magpie_logic_send_queue", "Sends waiting for the commit loop.", "gauge", st.Queued)
+		m("magpie_logic_password_hashes_total", "Argon2id hashes run (logins, including unknown users, and registrations).", "counter", st.PasswordHashes)
+		fmt.Fprintf(w, "# HELP magpie_logic_limited_total Requests refused by an abuse limit (docs/operations.md).\n# TYPE magpie_logic_limited_total counter\n")
+		for l, v := range st.Limited {
+			fmt.Fprintf(w, "magpie_logic_limited_total{limit=%q} %d\n", logic.Limit(l).String(), v)
+		}
+	}
+	if n.api != nil {
+		m("magpie_http_downloads_cut_total", "File downloads cut because the reader fell below --download-min-rate.", "counter", n.api.Stats().DownloadsCut)
 	}
 }
 

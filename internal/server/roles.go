@@ -53,6 +53,14 @@ func (n *Node) startLogic(ctx, bg context.Context, mux *http.ServeMux) error {
 		return err
 	}
 	n.bus = &logicBus{nc: n.nc, log: n.log}
+	exempt, err := config.Prefixes(n.cfg.LimitExempt)
+	if err != nil {
+		return fmt.Errorf("--limit-exempt: %w", err)
+	}
+	trusted, err := config.Prefixes(n.cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
 	svc, err := logic.New(logic.Config{
 		Files: n.ext.logicFiles(), Hooks: n.ext.logicHooks(),
 		TokenSecret: secret, TokenTTL: n.cfg.TokenTTL, DevicePolicy: logic.DevicePolicy(n.cfg.DevicePolicy),
@@ -62,6 +70,10 @@ func (n *Node) startLogic(ctx, bg context.Context, mux *http.ServeMux) error {
 		MaxGroupSize:    n.cfg.MaxGroupSize, Admins: config.List(n.cfg.Admins), AllowBroadcast: n.cfg.AllowBroadcast,
 		RequireFriendship: n.cfg.RequireFriendship, RecallWindow: n.cfg.RecallWindow,
 		OnStoreHealth: n.bus.setHealthy,
+
+		LoginIPRate: n.cfg.LoginIPRate, LoginGlobalRate: n.cfg.LoginGlobalRate, RegisterIPRate: n.cfg.RegisterIPRate,
+		LimitExempt: exempt, UserSendRate: n.cfg.UserSendRate, PushRate: n.cfg.PushRate,
+		MaxSessionsPerUser: n.cfg.MaxSessionsPerUser, HashConcurrency: n.cfg.HashConcurrency, HashWait: n.cfg.HashWait,
 	}, st, cluster.NewPublisher(n.nc), presence, picker{reg, cluster.Strategy(n.cfg.Strategy)}, n.log)
 	if err != nil {
 		return err
@@ -72,7 +84,9 @@ func (n *Node) startLogic(ctx, bg context.Context, mux *http.ServeMux) error {
 	if err := n.bus.serve(); err != nil {
 		return err
 	}
-	n.ext.register(api.New(mux, svc, n.log))
+	n.api = api.New(mux, svc, n.log)
+	n.api.SetLimits(api.Limits{TrustedProxies: trusted, DownloadMinRate: n.cfg.DownloadMinRate, DownloadGrace: n.cfg.DownloadGrace})
+	n.ext.register(n.api)
 	mux.Handle("GET /", web.Handler()) // the browser client; API routes are more specific
 	return nil
 }

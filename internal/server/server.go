@@ -24,6 +24,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/magpie-im/magpie/internal/api"
 	"github.com/magpie-im/magpie/internal/cluster"
 	"github.com/magpie-im/magpie/internal/config"
 	"github.com/magpie-im/magpie/internal/gateway"
@@ -48,6 +49,7 @@ type Node struct {
 	nc       *nats.Conn
 	st       store.Store
 	svc      *logic.Service
+	api      *api.Handler // logic role only
 	gw       *gateway.Gateway
 	lc       *cluster.LogicClient
 	subs     []*nats.Subscription
