@@ -146,6 +146,12 @@ func (c *Client) storeCall(ctx context.Context, env *magpiepb.Envelope, cmid *st
 	defer func() {
 		c.mu.Lock()
 		delete(c.sending, *cmid)
+		if env.GetSend().GetBroadcast() {
+			if len(c.echoes) == maxEchoes {
+				c.echoes = c.echoes[1:]
+			}
+			c.echoes = append(c.echoes, *cmid)
+		}
 		c.mu.Unlock()
 	}()
 	call := c.call

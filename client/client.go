@@ -95,6 +95,13 @@ type Client struct {
 	gwFails  int                   // consecutive failed dials or auths to gwAddr
 	syncing  bool                  // a periodic resync runs
 	wg       sync.WaitGroup        // every goroutine except the dispatcher
+
+	// echoes holds the client_msg_ids of this Client's last broadcasts
+	// (guarded by mu): the server sends a broadcast to the sender's
+	// connection too, and that echo may arrive after the ack, when the id
+	// is no longer in sending. A transient has no seq for the cursor to
+	// drop it by.
+	echoes []string
 }
 
 // gatewayFailLimit is how many consecutive failed dials (or auths that got

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/magpie-im/magpie/client/clienttest"
-	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/internal/faultproxy"
+	"github.com/magpie-im/magpie/internal/testserver"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -55,15 +55,11 @@ func (r *recorder) count(s State) int {
 	return n
 }
 
-func newServer(t *testing.T, users ...string) *clienttest.Server {
-	srv := clienttest.New(t)
-	for _, u := range users {
-		srv.AddUser(u, "pw-"+u)
-	}
-	return srv
+func newServer(t *testing.T, users ...string) *testserver.Server {
+	return testserver.Start(t, nil, users...)
 }
 
-func connect(t *testing.T, srv *clienttest.Server, user string, mod ...func(*Options)) (*Client, *recorder) {
+func connect(t *testing.T, srv *testserver.Server, user string, mod ...func(*Options)) (*Client, *recorder) {
 	t.Helper()
 	rec := &recorder{}
 	o := Options{Server: srv.URL, Username: user, Password: "pw-" + user,
@@ -90,25 +86,55 @@ func ctxT(t *testing.T) context.Context {
 
 func wantTexts(t *testing.T, rec *recorder, want ...string) {
 	t.Helper()
-	clienttest.WaitFor(t, fmt.Sprintf("messages %v", want), func() bool { return len(rec.texts()) >= len(want) })
+	testserver.WaitFor(t, fmt.Sprintf("messages %v", want), func() bool { return len(rec.texts()) >= len(want) })
 	if got := rec.texts(); !slices.Equal(got, want) {
 		t.Fatalf("got messages %v, want %v", got, want)
 	}
+}
+
+// pushTo matches live message pushes to user (not sync or history answers).
+func pushTo(user string, f *faultproxy.Frame) bool {
+	return f.Dir == faultproxy.ToClient && f.Conn.User() == user && f.Env.GetMessage() != nil
+}
+
+// sendTexts sends each text from c to user and returns the conversation id.
+func sendTexts(t *testing.T, c *Client, to string, texts ...string) string {
+	t.Helper()
+	var conv string
+	for _, text := range texts {
+		ack, err := c.SendText(ctxT(t), to, text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conv = ack.ConversationID
+	}
+	return conv
+}
+
+// stored returns how many messages conversation conv holds, read by c.
+func stored(t *testing.T, c *Client, conv string) int {
+	t.Helper()
+	hist, err := c.History(ctxT(t), conv, HistoryQuery{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(hist)
 }
 
 func TestGapIsFilledFromHistory(t *testing.T) {
 	srv := newServer(t, "alice", "bob")
 	alice, arec := connect(t, srv, "alice")
 	bob, brec := connect(t, srv, "bob")
-	srv.SetDropPush(func(to string, m *magpiepb.Message) bool { return to == "bob" && m.Seq == 2 })
-	for _, text := range []string{"one", "two", "three"} {
-		if _, err := alice.SendText(ctxT(t), "bob", text); err != nil {
-			t.Fatal(err)
+	srv.Proxy.SetRule(func(f *faultproxy.Frame) faultproxy.Action {
+		if pushTo("bob", f) && f.Env.GetMessage().GetSeq() == 2 {
+			return faultproxy.Drop
 		}
-	}
+		return faultproxy.Pass
+	})
+	conv := sendTexts(t, alice, "bob", "one", "two", "three")
 	wantTexts(t, brec, "1:one", "2:two", "3:three")
 	// bob's delivered cursor reaches alice as a receipt.
-	clienttest.WaitFor(t, "delivered receipt", func() bool {
+	testserver.WaitFor(t, "delivered receipt", func() bool {
 		arec.mu.Lock()
 		defer arec.mu.Unlock()
 		for _, r := range arec.receipts {
@@ -118,50 +144,107 @@ func TestGapIsFilledFromHistory(t *testing.T) {
 		}
 		return false
 	})
-	if got := bob.Cursors(); got["p:alice:bob"] != 3 {
-		t.Fatalf("bob's cursors %v, want p:alice:bob=3", got)
+	if got := bob.Cursors(); got[conv] != 3 {
+		t.Fatalf("bob's cursors %v, want %s=3", got, conv)
 	}
 	if got := arec.texts(); len(got) != 0 {
 		t.Fatalf("alice got her own sends delivered: %v", got)
+	}
+	if n := srv.Proxy.Count(func(f *faultproxy.Frame) bool { return f.Env.GetHistory() != nil }); n == 0 {
+		t.Fatal("the gap was not filled with a history request")
+	}
+}
+
+// holdPushes makes the proxy hold user's live pushes and returns a
+// function that waits for n of them and returns them.
+func holdPushes(t *testing.T, srv *testserver.Server, user string) func(n int) []*faultproxy.Frame {
+	srv.Proxy.SetRule(func(f *faultproxy.Frame) faultproxy.Action {
+		if pushTo(user, f) {
+			return faultproxy.Hold
+		}
+		return faultproxy.Pass
+	})
+	var held []*faultproxy.Frame
+	return func(n int) []*faultproxy.Frame {
+		t.Helper()
+		testserver.WaitFor(t, fmt.Sprintf("%d held pushes", n), func() bool {
+			held = append(held, srv.Proxy.Held()...)
+			return len(held) >= n
+		})
+		return held
 	}
 }
 
 func TestDuplicatesAreDropped(t *testing.T) {
 	srv := newServer(t, "alice", "bob")
+	alice, _ := connect(t, srv, "alice")
 	_, rec := connect(t, srv, "bob")
-	m1 := srv.Store("alice", "bob", "one")
-	m2 := srv.Store("alice", "bob", "two")
-	for _, m := range []*magpiepb.Message{m1, m1, m2, m1, m2} {
-		srv.Push("bob", m)
+	held := holdPushes(t, srv, "bob")
+	sendTexts(t, alice, "bob", "one", "two")
+	ms := held(2)
+	srv.Proxy.SetRule(nil)
+	m1, m2 := ms[0], ms[1]
+	if err := srv.Proxy.Release(nil, m1, m1, m2, m1, m2); err != nil {
+		t.Fatal(err)
 	}
 	wantTexts(t, rec, "1:one", "2:two")
-	// A reconnect syncs from the cursor and must not repeat anything.
+	// A reconnect syncs from the cursor and must not repeat anything,
+	// not even a late duplicate of an old push on the new connection.
 	ready := rec.count(StateReady)
-	srv.DropConnections()
-	clienttest.WaitFor(t, "reconnect", func() bool { return rec.count(StateReady) > ready })
-	srv.Push("bob", m2)
-	m3 := srv.Store("alice", "bob", "three")
-	srv.Push("bob", m3)
+	srv.Proxy.CutAll()
+	testserver.WaitFor(t, "reconnect", func() bool { return rec.count(StateReady) > ready && len(srv.Proxy.ConnsOf("bob")) == 1 })
+	if err := srv.Proxy.Release(srv.Proxy.ConnsOf("bob")[0], m2); err != nil {
+		t.Fatal(err)
+	}
+	sendTexts(t, alice, "bob", "three")
 	wantTexts(t, rec, "1:one", "2:two", "3:three")
 }
 
 func TestOutOfOrderPushesAreReordered(t *testing.T) {
 	srv := newServer(t, "alice", "bob")
+	alice, _ := connect(t, srv, "alice")
 	_, rec := connect(t, srv, "bob")
-	var ms []*magpiepb.Message
-	for _, text := range []string{"one", "two", "three"} {
-		ms = append(ms, srv.Store("alice", "bob", text))
+	held := holdPushes(t, srv, "bob")
+	sendTexts(t, alice, "bob", "one", "two", "three")
+	ms := held(3)
+	srv.Proxy.SetRule(nil)
+	if err := srv.Proxy.Release(nil, ms[2], ms[1], ms[0]); err != nil {
+		t.Fatal(err)
 	}
-	srv.Push("bob", ms[2])
-	srv.Push("bob", ms[1])
-	srv.Push("bob", ms[0])
 	wantTexts(t, rec, "1:one", "2:two", "3:three")
+}
+
+// cutOnFirstAck cuts the connection instead of passing the first ack of
+// each client message id; it counts the attempts seen.
+func cutOnFirstAck(srv *testserver.Server) (attempts func(id string) int) {
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	srv.Proxy.SetRule(func(f *faultproxy.Frame) faultproxy.Action {
+		id := f.Env.GetSendAck().GetClientMsgId()
+		if f.Dir != faultproxy.ToClient || id == "" {
+			return faultproxy.Pass
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if acked[id] {
+			return faultproxy.Pass
+		}
+		acked[id] = true
+		return faultproxy.Cut
+	})
+	return func(id string) int {
+		return srv.Proxy.Count(func(f *faultproxy.Frame) bool {
+			e := f.Env
+			return f.Dir == faultproxy.ToServer &&
+				(e.GetSend().GetClientMsgId() == id || e.GetRecall().GetClientMsgId() == id || e.GetEdit().GetClientMsgId() == id)
+		})
+	}
 }
 
 func TestSendIsRepeatedWithTheSameIDAfterADroppedConnection(t *testing.T) {
 	srv := newServer(t, "alice", "bob")
 	alice, _ := connect(t, srv, "alice")
-	srv.SetDropAck(func(id string, attempt int) bool { return attempt == 1 })
+	attempts := cutOnFirstAck(srv)
 	ack, err := alice.Send(ctxT(t), SendRequest{ToUser: "bob", Text: "hi", ClientMsgID: "m-1"})
 	if err != nil {
 		t.Fatal(err)
@@ -169,10 +252,10 @@ func TestSendIsRepeatedWithTheSameIDAfterADroppedConnection(t *testing.T) {
 	if ack.Seq != 1 || !ack.Duplicate || ack.ClientMsgID != "m-1" {
 		t.Fatalf("got ack %+v, want seq 1, duplicate, id m-1", ack)
 	}
-	if n := srv.SendAttempts("m-1"); n != 2 {
+	if n := attempts("m-1"); n != 2 {
 		t.Fatalf("got %d send attempts, want 2", n)
 	}
-	if n := len(srv.Messages("alice", "bob")); n != 1 {
+	if n := stored(t, alice, ack.ConversationID); n != 1 {
 		t.Fatalf("got %d stored messages, want 1", n)
 	}
 }
@@ -183,9 +266,18 @@ func TestReloginWhenTheTokenIsRefused(t *testing.T) {
 	if n := srv.Logins(); n != 1 {
 		t.Fatalf("got %d logins, want 1", n)
 	}
-	srv.RevokeTokens()
-	srv.DropConnections()
-	clienttest.WaitFor(t, "second login and ready", func() bool {
+	// The session is revoked (a logout elsewhere with this token) and the
+	// kick that says so is lost: the client only sees its connection drop,
+	// and its token is refused when it comes back.
+	auths := srv.Proxy.Seen(func(f *faultproxy.Frame) bool { return f.Env.GetAuth() != nil })
+	srv.Proxy.SetRule(func(f *faultproxy.Frame) faultproxy.Action {
+		if f.Env.GetKick() != nil {
+			return faultproxy.Drop
+		}
+		return faultproxy.Pass
+	})
+	srv.Logout(t, auths[0].Env.GetAuth().GetToken())
+	testserver.WaitFor(t, "second login and ready", func() bool {
 		return srv.Logins() == 2 && rec.count(StateReady) == 2
 	})
 	if _, err := alice.SendText(ctxT(t), "bob", "still here"); err != nil {
@@ -195,9 +287,11 @@ func TestReloginWhenTheTokenIsRefused(t *testing.T) {
 
 func TestKickWithoutReconnectStops(t *testing.T) {
 	srv := newServer(t, "alice", "bob")
-	alice, rec := connect(t, srv, "alice")
-	srv.Kick("alice", wire.CodeReplaced, false)
-	clienttest.WaitFor(t, "closed", func() bool { return rec.count(StateClosed) == 1 })
+	alice, rec := connect(t, srv, "alice", func(o *Options) { o.Device = "phone" })
+	// A login elsewhere with the same device replaces the session: the
+	// gateway kicks this one with "replaced", reconnect false.
+	srv.Login(t, "alice", "phone")
+	testserver.WaitFor(t, "closed", func() bool { return rec.count(StateClosed) == 1 })
 	rec.mu.Lock()
 	err := rec.errs[len(rec.errs)-1]
 	rec.mu.Unlock()
@@ -208,19 +302,10 @@ func TestKickWithoutReconnectStops(t *testing.T) {
 	if _, err := alice.SendText(ctxT(t), "bob", "x"); !errors.As(err, &e) || e.Code != wire.CodeReplaced {
 		t.Fatalf("Send after kick: got %v, want code replaced", err)
 	}
-	// The fake server forgets a connection when its read loop ends, after
-	// the client has already seen the kick.
-	clienttest.WaitFor(t, "server side closed", func() bool { return srv.Online("alice") == 0 })
-	if srv.Logins() != 1 || rec.count(StateReconnecting) != 0 {
+	testserver.WaitFor(t, "server side closed", func() bool { return srv.Node.Gateway().Conns() == 0 })
+	if srv.Logins() != 1 || rec.count(StateReconnecting) != 0 || len(srv.Proxy.Conns()) != 0 {
 		t.Fatalf("client came back after a kick without reconnect")
 	}
-}
-
-func TestKickWithReconnectComesBack(t *testing.T) {
-	srv := newServer(t, "alice")
-	_, rec := connect(t, srv, "alice")
-	srv.Kick("alice", wire.CodeDraining, true)
-	clienttest.WaitFor(t, "ready again", func() bool { return rec.count(StateReady) == 2 })
 }
 
 func TestOwnMessagesFromAnotherDevice(t *testing.T) {
@@ -286,36 +371,33 @@ func TestBackoffJitterBounds(t *testing.T) {
 }
 
 func TestMissingPongMeansADeadConnection(t *testing.T) {
-	srv := newServer(t, "alice")
-	srv.SetHeartbeat(1)
+	srv := testserver.Start(t, []testserver.Options{testserver.Heartbeat(time.Second)}, "alice")
 	_, rec := connect(t, srv, "alice")
-	srv.SetMute(true)
-	clienttest.WaitFor(t, "reconnecting", func() bool { return rec.count(StateReconnecting) == 1 })
-	srv.SetMute(false)
+	srv.Proxy.Stall(true)
+	testserver.WaitFor(t, "reconnecting", func() bool { return rec.count(StateReconnecting) == 1 })
+	srv.Proxy.Stall(false)
 	rec.mu.Lock()
 	err := rec.errs[slices.Index(rec.states, StateReconnecting)]
 	rec.mu.Unlock()
 	if !errors.Is(err, errHeartbeat) {
 		t.Fatalf("got %v, want the heartbeat error", err)
 	}
-	clienttest.WaitFor(t, "ready again", func() bool { return rec.count(StateReady) == 2 })
+	testserver.WaitFor(t, "ready again", func() bool { return rec.count(StateReady) == 2 })
 }
 
 func TestLoadedCursorsAndMissingRanges(t *testing.T) {
 	srv := newServer(t, "alice", "bob")
-	for _, text := range []string{"one", "two", "three"} {
-		srv.Store("alice", "bob", text)
-	}
+	alice, _ := connect(t, srv, "alice")
+	conv := sendTexts(t, alice, "bob", "one", "two", "three")
 	// A stored cursor: sync starts after it.
-	c, rec := connect(t, srv, "bob", func(o *Options) { o.Cursors = memCursors{"p:alice:bob": 1} })
+	c, rec := connect(t, srv, "bob", func(o *Options) { o.Cursors = memCursors{conv: 1} })
 	wantTexts(t, rec, "2:two", "3:three")
-	m := srv.Store("alice", "bob", "four")
-	srv.Push("bob", m)
+	sendTexts(t, alice, "bob", "four")
 	wantTexts(t, rec, "2:two", "3:three", "4:four")
 	// An answer for "after 4" that starts at 6 means 5 does not exist for
 	// us (before a member's history window): the cursor must not stall.
-	c.skipMissing("p:alice:bob", 4, 6)
-	if got := c.Cursors()["p:alice:bob"]; got != 5 {
+	c.skipMissing(conv, 4, 6)
+	if got := c.Cursors()[conv]; got != 5 {
 		t.Fatalf("cursor after skip %d, want 5", got)
 	}
 }

@@ -105,6 +105,10 @@ func (c *Client) ingest(msgs []*magpiepb.Message, fromSelf bool) {
 	}
 }
 
+// maxEchoes bounds Client.echoes: a broadcast's echo comes within moments
+// of its ack, so only the last few can still be on their way.
+const maxEchoes = 16
+
 // transientLocked delivers a transient message unless it is an echo of
 // this Client's own broadcast.
 func (c *Client) transientLocked(m *magpiepb.Message) {
@@ -114,6 +118,10 @@ func (c *Client) transientLocked(m *magpiepb.Message) {
 	}
 	if m.GetSenderId() == c.userID && m.GetClientMsgId() != "" {
 		if _, mine := c.sending[m.GetClientMsgId()]; mine {
+			return
+		}
+		if i := slices.Index(c.echoes, m.GetClientMsgId()); i >= 0 {
+			c.echoes = slices.Delete(c.echoes, i, i+1)
 			return
 		}
 	}

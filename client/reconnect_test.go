@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/magpie-im/magpie/client/clienttest"
-	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/internal/config"
+	"github.com/magpie-im/magpie/internal/faultproxy"
+	"github.com/magpie-im/magpie/internal/testserver"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -44,23 +45,30 @@ func (h logCounter) count(msg string) int {
 }
 
 func TestDrainingKickMovesToTheNewGateway(t *testing.T) {
-	srv := newServer(t, "alice", "bob")
-	old := srv.Gateway()
-	alice, rec := connect(t, srv, "alice", func(o *Options) { o.Device = "phone" })
-	if srv.OnlineAt(old, "alice") != 1 {
+	c := testserver.StartCluster(t, "alice", "bob")
+	old := c.AddGateway(t, "gw-old", func(cfg *config.Config) { cfg.DrainTimeout = 5 * time.Second })
+	alice, rec := connect(t, c.Server, "alice", func(o *Options) { o.Device = "phone" })
+	if len(old.Proxy.ConnsOf("alice")) != 1 {
 		t.Fatal("alice is not on the first gateway")
 	}
-	// The first gateway drains: it still accepts connections, but the
-	// server routes logins elsewhere.
-	next := srv.AddGateway(t)
-	srv.RouteLogins(next)
-	srv.Kick("alice", wire.CodeDraining, true)
-	clienttest.WaitFor(t, "ready on the new gateway", func() bool {
-		return rec.count(StateReady) == 2 && srv.OnlineAt(next, "alice") == 1
+	// The first gateway drains (SIGTERM): it leaves the routing, then
+	// kicks its clients with draining, reconnect set.
+	next := c.AddGateway(t, "gw-next")
+	kicks := func() int {
+		return old.Proxy.Count(func(f *faultproxy.Frame) bool { return f.Env.GetKick().GetCode() == uint32(wire.CodeDraining) })
+	}
+	testserver.Stop(t, old.Node)
+	if kicks() != 1 {
+		t.Fatalf("%d draining kicks seen, want 1", kicks())
+	}
+	testserver.WaitFor(t, "ready on the new gateway", func() bool {
+		return rec.count(StateReady) == 2 && len(next.Proxy.ConnsOf("alice")) == 1
 	})
-	clienttest.WaitFor(t, "nothing left on the draining gateway", func() bool { return srv.OnlineAt(old, "alice") == 0 })
+	if n := len(old.Proxy.Conns()); n != 0 {
+		t.Fatalf("%d connections left on the draining gateway", n)
+	}
 	// The token is still good: the client asks for a gateway, no login.
-	if got, routes := srv.LoginDevices(), srv.Routes(); !slices.Equal(got, []string{"phone"}) || routes != 1 {
+	if got, routes := c.LoginDevices(), c.Routes(); !slices.Equal(got, []string{"phone"}) || routes != 1 {
 		t.Fatalf("logins %v and %d reroutes, want no new login and one GET /v1/gateway", got, routes)
 	}
 	if _, err := alice.SendText(ctxT(t), "bob", "moved"); err != nil {
@@ -69,22 +77,25 @@ func TestDrainingKickMovesToTheNewGateway(t *testing.T) {
 }
 
 func TestDeadGatewayLeadsToRerouteAfterTwoFailedDials(t *testing.T) {
-	srv := newServer(t, "alice")
-	doomed := srv.AddGateway(t)
-	srv.RouteLogins(doomed)
+	c := testserver.StartCluster(t, "alice")
+	doomed := c.AddGateway(t, "gw-doomed", func(cfg *config.Config) { cfg.DrainTimeout = 100 * time.Millisecond })
 	logs := newLogCounter()
-	_, rec := connect(t, srv, "alice", func(o *Options) { o.Device = "laptop"; o.Logger = slog.New(logs) })
-	if srv.OnlineAt(doomed, "alice") != 1 {
+	_, rec := connect(t, c.Server, "alice", func(o *Options) { o.Device = "laptop"; o.Logger = slog.New(logs) })
+	if len(doomed.Proxy.ConnsOf("alice")) != 1 {
 		t.Fatal("alice is not on the doomed gateway")
 	}
-	// kill -9: the listener is gone (dials are refused) and the
-	// connection drops; the token the client holds is still valid.
-	srv.RouteLogins(srv.Gateway())
-	srv.KillGateway(doomed)
-	clienttest.WaitFor(t, "ready on the live gateway", func() bool {
-		return rec.count(StateReady) == 2 && srv.OnlineAt(srv.Gateway(), "alice") == 1
+	live := c.AddGateway(t, "gw-live")
+	// kill -9: the server side learns the gateway is gone (here by its
+	// shutdown, whose kick the partition swallows), and the client sees
+	// only its connection drop and dials refused; the token it holds is
+	// still valid.
+	doomed.Proxy.Partition()
+	testserver.Stop(t, doomed.Node)
+	doomed.Proxy.Kill()
+	testserver.WaitFor(t, "ready on the live gateway", func() bool {
+		return rec.count(StateReady) == 2 && len(live.Proxy.ConnsOf("alice")) == 1
 	})
-	if got, routes := srv.LoginDevices(), srv.Routes(); !slices.Equal(got, []string{"laptop"}) || routes != 1 {
+	if got, routes := c.LoginDevices(), c.Routes(); !slices.Equal(got, []string{"laptop"}) || routes != 1 {
 		t.Fatalf("logins %v and %d reroutes, want no new login and one GET /v1/gateway", got, routes)
 	}
 	if f, r := logs.count("reconnect failed"), logs.count("gateway unreachable; asking for another"); f != 2 || r != 1 {
@@ -93,14 +104,18 @@ func TestDeadGatewayLeadsToRerouteAfterTwoFailedDials(t *testing.T) {
 }
 
 func TestPeriodicResyncDeliversALostLastMessage(t *testing.T) {
-	srv := newServer(t, "alice", "bob")
-	srv.SetHeartbeat(1)
+	srv := testserver.Start(t, []testserver.Options{testserver.Heartbeat(time.Second)}, "alice", "bob")
 	alice, _ := connect(t, srv, "alice")
 	_, withResync := connect(t, srv, "bob", func(o *Options) { o.Device = "phone"; o.ResyncEvery = time.Millisecond })
 	_, without := connect(t, srv, "bob", func(o *Options) { o.Device = "laptop"; o.ResyncEvery = -1 })
 	// bob's live push of alice's last message is lost, and no later
 	// message reveals the gap.
-	srv.SetDropPush(func(to string, m *magpiepb.Message) bool { return to == "bob" })
+	srv.Proxy.SetRule(func(f *faultproxy.Frame) faultproxy.Action {
+		if pushTo("bob", f) {
+			return faultproxy.Drop
+		}
+		return faultproxy.Pass
+	})
 	if _, err := alice.SendText(ctxT(t), "bob", "the last word"); err != nil {
 		t.Fatal(err)
 	}
@@ -110,5 +125,8 @@ func TestPeriodicResyncDeliversALostLastMessage(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	if got := without.texts(); len(got) != 0 {
 		t.Fatalf("with ResyncEvery < 0, got %v without a sync", got)
+	}
+	if n := srv.Proxy.Count(func(f *faultproxy.Frame) bool { return pushTo("bob", f) }); n != 2 {
+		t.Fatalf("%d pushes to bob dropped, want 2 (one per device)", n)
 	}
 }

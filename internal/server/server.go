@@ -283,6 +283,20 @@ func (n *Node) TCPAddr() string {
 // Gateway is the node's gateway, or nil.
 func (n *Node) Gateway() *gateway.Gateway { return n.gw }
 
+// LiveGateways lists the ids of the gateways this logic node routes logins
+// to (nil on a gateway-only node). A gateway started elsewhere becomes
+// routable a moment after its Start returns; tests wait on this.
+func (n *Node) LiveGateways() []string {
+	if n.reg == nil {
+		return nil
+	}
+	var ids []string
+	for _, g := range n.reg.Live() {
+		ids = append(ids, g.GetId())
+	}
+	return ids
+}
+
 // drainNoticeGrace is how long a draining gateway waits, after publishing
 // that it drains, before it kicks its clients.
 const drainNoticeGrace = 250 * time.Millisecond
