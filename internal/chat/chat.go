@@ -276,8 +276,9 @@ type worker struct {
 	done   chan struct{}
 }
 
-// maxQueued bounds the commands read ahead of the one running.
-const maxQueued = 4096
+// maxQueued bounds the commands read ahead of the one running (a var so
+// that a test can pipe past it without thousands of real sends).
+var maxQueued = 4096
 
 func newWorker(ctx context.Context, u *ui) *worker {
 	ctx, cancel := context.WithCancel(ctx)

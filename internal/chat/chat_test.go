@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/magpie-im/magpie/client"
-	"github.com/magpie-im/magpie/client/clienttest"
+	"github.com/magpie-im/magpie/internal/testserver"
 )
 
 func TestParse(t *testing.T) {
@@ -147,8 +147,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 
 func TestPipeMode(t *testing.T) {
 	t.Setenv("MAGPIE_PASSWORD", "")
-	srv := clienttest.New(t)
-	srv.AddUser("bob", "pw-bob")
+	srv := testserver.Start(t, nil, "bob")
 
 	// bob listens with the SDK.
 	var mu sync.Mutex
@@ -187,7 +186,7 @@ func TestPipeMode(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, errw.String())
 		}
 	}
-	clienttest.WaitFor(t, "bob's messages", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 3 })
+	testserver.WaitFor(t, "bob's messages", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 3 })
 	mu.Lock()
 	if strings.Join(got, ",") != "alice:one,alice:two,alice:three" {
 		t.Errorf("bob got %v", got)
@@ -233,10 +232,10 @@ func TestReceiptsPrintOnce(t *testing.T) {
 // reading must wait for the worker, so every line is sent, in order.
 func TestPipeBackPressure(t *testing.T) {
 	t.Setenv("MAGPIE_PASSWORD", "pw-alice")
-	srv := clienttest.New(t)
-	srv.AddUser("alice", "pw-alice")
-	srv.AddUser("carol", "pw-carol")
-	const n = 6000 // the queue holds 4,096
+	srv := testserver.Start(t, nil, "alice", "carol")
+	defer func(q int) { maxQueued = q }(maxQueued)
+	maxQueued = 256
+	const n = 600 // more than twice what the queue holds
 	var in strings.Builder
 	for i := range n {
 		fmt.Fprintf(&in, "carol;;%d\n", i)
@@ -254,13 +253,38 @@ func TestPipeBackPressure(t *testing.T) {
 	if got := strings.Count(out.String(), "✓ sent #"); got != n {
 		t.Errorf("got %d acks, want %d", got, n)
 	}
-	msgs := srv.Messages("alice", "carol")
-	if len(msgs) != n {
-		t.Fatalf("server stored %d messages, want %d", len(msgs), n)
+	for i, text := range storedTexts(t, srv, "carol") {
+		if text != strconv.Itoa(i) {
+			t.Fatalf("message %d is %q, want %q", i, text, strconv.Itoa(i))
+		}
 	}
-	for i, m := range msgs {
-		if m.GetText() != strconv.Itoa(i) {
-			t.Fatalf("message %d is %q, want %q", i, m.GetText(), strconv.Itoa(i))
+}
+
+// storedTexts returns the texts of user's first conversation, as stored.
+func storedTexts(t *testing.T, srv *testserver.Server, user string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := client.New(client.Options{Server: srv.URL, Username: user, Password: "pw-" + user, Device: "reader"})
+	defer c.Close()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	convs, err := c.Conversations(ctx)
+	if err != nil || len(convs) != 1 {
+		t.Fatalf("%s's conversations: %+v, %v", user, convs, err)
+	}
+	var out []string
+	for {
+		page, err := c.History(ctx, convs[0].ID, client.HistoryQuery{AfterSeq: uint64(len(out)), Limit: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			return out
+		}
+		for _, m := range page {
+			out = append(out, m.Text)
 		}
 	}
 }
@@ -269,9 +293,7 @@ func TestPipeBackPressure(t *testing.T) {
 // shows the new texts.
 func TestEditPipe(t *testing.T) {
 	t.Setenv("MAGPIE_PASSWORD", "")
-	srv := clienttest.New(t)
-	srv.AddUser("alice", "pw-alice")
-	srv.AddUser("bob", "pw-bob")
+	srv := testserver.Start(t, nil, "alice", "bob")
 	out, errs := runScript(t, srv, "alice", "chat: 1 of the commands failed",
 		":to bob",
 		"helo",              // #1
