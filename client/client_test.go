@@ -122,6 +122,7 @@ func stored(t *testing.T, c *Client, conv string) int {
 }
 
 func TestGapIsFilledFromHistory(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, "alice", "bob")
 	alice, arec := connect(t, srv, "alice")
 	bob, brec := connect(t, srv, "bob")
@@ -176,6 +177,7 @@ func holdPushes(t *testing.T, srv *testserver.Server, user string) func(n int) [
 }
 
 func TestDuplicatesAreDropped(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, "alice", "bob")
 	alice, _ := connect(t, srv, "alice")
 	_, rec := connect(t, srv, "bob")
@@ -201,6 +203,7 @@ func TestDuplicatesAreDropped(t *testing.T) {
 }
 
 func TestOutOfOrderPushesAreReordered(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, "alice", "bob")
 	alice, _ := connect(t, srv, "alice")
 	_, rec := connect(t, srv, "bob")
@@ -242,6 +245,7 @@ func cutOnFirstAck(srv *testserver.Server) (attempts func(id string) int) {
 }
 
 func TestSendIsRepeatedWithTheSameIDAfterADroppedConnection(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, "alice", "bob")
 	alice, _ := connect(t, srv, "alice")
 	attempts := cutOnFirstAck(srv)
@@ -261,6 +265,7 @@ func TestSendIsRepeatedWithTheSameIDAfterADroppedConnection(t *testing.T) {
 }
 
 func TestReloginWhenTheTokenIsRefused(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, "alice", "bob")
 	alice, rec := connect(t, srv, "alice")
 	if n := srv.Logins(); n != 1 {
@@ -286,6 +291,7 @@ func TestReloginWhenTheTokenIsRefused(t *testing.T) {
 }
 
 func TestKickWithoutReconnectStops(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, "alice", "bob")
 	alice, rec := connect(t, srv, "alice", func(o *Options) { o.Device = "phone" })
 	// A login elsewhere with the same device replaces the session: the
@@ -309,6 +315,7 @@ func TestKickWithoutReconnectStops(t *testing.T) {
 }
 
 func TestOwnMessagesFromAnotherDevice(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, "alice", "bob")
 	phone, prec := connect(t, srv, "alice", func(o *Options) { o.Device = "phone" })
 	_, lrec := connect(t, srv, "alice", func(o *Options) { o.Device = "laptop"; o.Transport = "ws" })
@@ -328,6 +335,7 @@ func TestOwnMessagesFromAnotherDevice(t *testing.T) {
 }
 
 func TestGiveUpErrorsAreTyped(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, "alice")
 	alice, _ := connect(t, srv, "alice")
 	_, err := alice.SendText(ctxT(t), "nobody", "hi")
@@ -371,6 +379,7 @@ func TestBackoffJitterBounds(t *testing.T) {
 }
 
 func TestMissingPongMeansADeadConnection(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, []testserver.Options{testserver.Heartbeat(time.Second)}, "alice")
 	_, rec := connect(t, srv, "alice")
 	srv.Proxy.Stall(true)
@@ -386,6 +395,7 @@ func TestMissingPongMeansADeadConnection(t *testing.T) {
 }
 
 func TestLoadedCursorsAndMissingRanges(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, "alice", "bob")
 	alice, _ := connect(t, srv, "alice")
 	conv := sendTexts(t, alice, "bob", "one", "two", "three")

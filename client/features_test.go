@@ -23,6 +23,7 @@ import (
 )
 
 func TestTransientMessagesBypassCursorsAndGaps(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, []testserver.Options{func(c *config.Config) { c.AllowBroadcast = true }}, "alice", "bob")
 	alice, _ := connect(t, srv, "alice")
 	bob, rec := connect(t, srv, "bob")
@@ -63,6 +64,7 @@ func TestTransientMessagesBypassCursorsAndGaps(t *testing.T) {
 }
 
 func TestBroadcastIsTransientAndNotEchoed(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, []testserver.Options{func(c *config.Config) { c.Admins = "alice" }}, "alice", "bob")
 	phone, prec := connect(t, srv, "alice", func(o *Options) { o.Device = "phone" })
 	_, lrec := connect(t, srv, "alice", func(o *Options) { o.Device = "laptop" })
@@ -107,6 +109,7 @@ func TestBroadcastIsTransientAndNotEchoed(t *testing.T) {
 }
 
 func TestRecallAndEditAreRetriedWithTheSameID(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, "alice", "bob")
 	alice, arec := connect(t, srv, "alice")
 	_, brec := connect(t, srv, "bob")
@@ -150,6 +153,7 @@ func TestRecallAndEditAreRetriedWithTheSameID(t *testing.T) {
 }
 
 func TestFilesUploadSendAndDownload(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, "alice", "bob", "carol")
 	alice, _ := connect(t, srv, "alice")
 	bob, brec := connect(t, srv, "bob")
@@ -201,6 +205,7 @@ func TestFilesUploadSendAndDownload(t *testing.T) {
 }
 
 func TestFriendsAndBlocks(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, "alice", "bob")
 	alice, _ := connect(t, srv, "alice")
 	bob, _ := connect(t, srv, "bob")
@@ -240,6 +245,7 @@ func TestFriendsAndBlocks(t *testing.T) {
 }
 
 func TestConversationFlagsReachOtherDevices(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, "alice", "bob")
 	var mu sync.Mutex
 	var states []ConversationState
@@ -289,6 +295,7 @@ func TestMessageKindJSON(t *testing.T) {
 }
 
 func TestFlushWaitsForCallbacks(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, "alice", "bob")
 	release := make(chan struct{})
 	var mu sync.Mutex
@@ -325,6 +332,7 @@ func TestFlushWaitsForCallbacks(t *testing.T) {
 }
 
 func TestRecallFallsBackToHTTPWhenTheGatewayRefusesIt(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, "alice", "bob")
 	alice, _ := connect(t, srv, "alice")
 	_, brec := connect(t, srv, "bob")

@@ -49,6 +49,7 @@ func wantDescribed(t *testing.T, rec *recorder, want ...string) {
 }
 
 func TestGroupMessagesArriveInOrderWithEvents(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, "alice", "bob", "carol", "dave")
 	alice, arec := connect(t, srv, "alice")
 	bob, _ := connect(t, srv, "bob")
@@ -112,6 +113,7 @@ func TestGroupMessagesArriveInOrderWithEvents(t *testing.T) {
 }
 
 func TestGroupAdministration(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t, "alice", "bob", "carol")
 	alice, _ := connect(t, srv, "alice")
 	bob, brec := connect(t, srv, "bob")

@@ -45,6 +45,7 @@ func (h logCounter) count(msg string) int {
 }
 
 func TestDrainingKickMovesToTheNewGateway(t *testing.T) {
+	t.Parallel()
 	c := testserver.StartCluster(t, "alice", "bob")
 	old := c.AddGateway(t, "gw-old", func(cfg *config.Config) { cfg.DrainTimeout = 5 * time.Second })
 	alice, rec := connect(t, c.Server, "alice", func(o *Options) { o.Device = "phone" })
@@ -77,6 +78,7 @@ func TestDrainingKickMovesToTheNewGateway(t *testing.T) {
 }
 
 func TestDeadGatewayLeadsToRerouteAfterTwoFailedDials(t *testing.T) {
+	t.Parallel()
 	c := testserver.StartCluster(t, "alice")
 	doomed := c.AddGateway(t, "gw-doomed", func(cfg *config.Config) { cfg.DrainTimeout = 100 * time.Millisecond })
 	logs := newLogCounter()
@@ -104,6 +106,7 @@ func TestDeadGatewayLeadsToRerouteAfterTwoFailedDials(t *testing.T) {
 }
 
 func TestPeriodicResyncDeliversALostLastMessage(t *testing.T) {
+	t.Parallel()
 	srv := testserver.Start(t, []testserver.Options{testserver.Heartbeat(time.Second)}, "alice", "bob")
 	alice, _ := connect(t, srv, "alice")
 	_, withResync := connect(t, srv, "bob", func(o *Options) { o.Device = "phone"; o.ResyncEvery = time.Millisecond })
