@@ -308,8 +308,10 @@ func TestKickWithoutReconnectStops(t *testing.T) {
 	if _, err := alice.SendText(ctxT(t), "bob", "x"); !errors.As(err, &e) || e.Code != wire.CodeReplaced {
 		t.Fatalf("Send after kick: got %v, want code replaced", err)
 	}
-	testserver.WaitFor(t, "server side closed", func() bool { return srv.Node.Gateway().Conns() == 0 })
-	if srv.Logins() != 1 || rec.count(StateReconnecting) != 0 || len(srv.Proxy.Conns()) != 0 {
+	testserver.WaitFor(t, "server side closed", func() bool {
+		return srv.Node.Gateway().Conns() == 0 && len(srv.Proxy.Conns()) == 0
+	})
+	if srv.Logins() != 1 || rec.count(StateReconnecting) != 0 {
 		t.Fatalf("client came back after a kick without reconnect")
 	}
 }
