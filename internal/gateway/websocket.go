@@ -119,8 +119,8 @@ func (g *Gateway) originAllowed(r *http.Request) bool {
 type wsTransport struct {
 	c       *websocket.Conn
 	raw     net.Conn // under c's frameLimitConn (wslimit.go)
-	msgType int    // BinaryMessage (protobuf) or TextMessage (JSON)
-	buf     []byte // reader only; released after large messages
+	msgType int      // BinaryMessage (protobuf) or TextMessage (JSON)
+	buf     []byte   // reader only; released after large messages
 }
 
 var _ transport = (*wsTransport)(nil)
