@@ -480,3 +480,28 @@ func TestSlowlorisOnHTTP(t *testing.T) {
 	}
 	checkHealthy(t, n)
 }
+
+// TestAuthorizationSchemeAnyCase and the push API's query string, through
+// the node's HTTP listener.
+func TestAuthorizationSchemeAndPushQuery(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.PushKeys = testPushKey + ":" + testPushSecret
+	n := startNode(t, cfg)
+	tok := loginToken(t, n, "alice")
+	for _, scheme := range []string{"Bearer", "bearer", "BEARER", "bEaReR"} {
+		req, _ := http.NewRequest("GET", "http://"+n.HTTPAddr()+"/v1/conversations", nil)
+		req.Header.Set("Authorization", scheme+" "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("Authorization: %s <token>: %d, want 200", scheme, resp.StatusCode)
+		}
+	}
+	r := rawPost(t, n, "/v1/push?to_users=carol", "", `{"to_users":["alice"],"text":"x","transient":true}`)
+	if r.status != 400 || !strings.Contains(r.body["error"].(map[string]any)["message"].(string), "query string") {
+		t.Errorf("push with a query string: %d %v, want 400", r.status, r.body)
+	}
+}
