@@ -16,7 +16,7 @@ import (
 
 // Every JSON request body of the API, the push API's included, is read
 // here: at most MaxBody bytes, then jsoncheck (valid UTF-8 without lone
-// surrogates, no duplicate keys, nested at most jsoncheck.DefaultMaxDepth),
+// surrogates, no duplicate keys, nested at most wire.MaxJSONDepth),
 // then encoding/json. Without the check encoding/json would store U+FFFD in
 // place of bad bytes and let the last of two keys win.
 
@@ -56,7 +56,7 @@ func decodeBody(body []byte, v any, strict bool) error {
 	}
 	// FoldKeys: encoding/json matches keys to fields regardless of case,
 	// so "to_user" and "TO_USER" are the same field.
-	if err := jsoncheck.Check(body, jsoncheck.Options{FoldKeys: true}); err != nil {
+	if err := jsoncheck.Check(body, jsoncheck.Options{MaxDepth: wire.MaxJSONDepth, FoldKeys: true}); err != nil {
 		return badRequest(err.Error())
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/magpie-im/magpie/internal/jsoncheck"
 	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/proto/wire"
 )
 
 // A frame the client sent is one of three things (docs/protocol.md,
@@ -28,7 +29,7 @@ import (
 //     read, so the client gets error{2} for that request and the
 //     connection stays;
 //   - garbage: not protobuf, not a JSON object, or nested deeper than
-//     jsoncheck.DefaultMaxDepth. Nothing in it can be trusted, not even an
+//     wire.MaxJSONDepth. Nothing in it can be trusted, not even an
 //     id, so the connection closes with 19 (protocol_error).
 
 // badFrame is a well-formed frame carrying a bad request.
@@ -94,7 +95,7 @@ var laxEnvelope = sync.OnceValue(func() protoreflect.MessageType {
 // decodeJSON decodes a JSON text frame: jsoncheck first (protojson would
 // take a lone surrogate escape and duplicate unknown keys), then protojson.
 func decodeJSON(frame []byte) (*magpiepb.Envelope, error) {
-	if err := jsoncheck.Check(frame, jsoncheck.Options{}); err != nil {
+	if err := jsoncheck.Check(frame, jsoncheck.Options{MaxDepth: wire.MaxJSONDepth}); err != nil {
 		if errors.Is(err, jsoncheck.ErrInvalidText) || errors.Is(err, jsoncheck.ErrDuplicateKey) {
 			if id, ok := jsonID(frame); ok {
 				return nil, newBadFrame(id, err.Error())

@@ -61,6 +61,7 @@ const (
 	MaxToken          = 1024
 	MaxCursors        = 10000 // cursors in one SyncRequest
 	MaxConversationID = 64
+	MaxJSONDepth      = 32 // arrays and objects open at once in a JSON frame or body
 	DefaultPageLimit  = 100
 	MaxPageLimit      = 500
 )
