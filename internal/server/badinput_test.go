@@ -410,9 +410,9 @@ func TestWebSocketAbuse(t *testing.T) {
 		if err := ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
 			t.Fatal(err)
 		}
-		// Server timeouts are seconds to minutes; the answer must not wait
-		// for them, nor for the bytes announced.
-		_ = ws.SetReadDeadline(time.Now().Add(3 * time.Second))
+		// The heartbeat timeout is 90 s: the answer must not wait for it,
+		// nor for the bytes announced.
+		_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
 		read := func() (*magpiepb.Envelope, error) {
 			_, p, err := ws.ReadMessage()
 			if err != nil {
