@@ -299,12 +299,12 @@ func TestHugeArrays(t *testing.T) {
 	w.stillUp()
 
 	// A repeated field of a million entries does not fit in a frame.
-	c := rawTCP(t, n)
 	big := &magpiepb.SyncRequest{}
 	for range 1 << 20 {
 		big.Cursors = append(big.Cursors, &magpiepb.Cursor{})
 	}
 	b, _ := proto.Marshal(&magpiepb.Envelope{Id: 1, Body: &magpiepb.Envelope_Sync{Sync: big}})
+	c := rawTCP(t, n) // after the slow part: the auth timeout runs from here
 	// Its first 100 KB: the server answers at the header. (Writing all 2 MB
 	// would outrun the 1 MB the server drains before it closes, and the
 	// reset could overtake the kick.)
