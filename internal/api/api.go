@@ -9,6 +9,7 @@ package api
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
