@@ -129,7 +129,7 @@ func (c *Client) Edit(ctx context.Context, conversationID string, seq uint64, te
 func (c *Client) storeCall(ctx context.Context, env *magpiepb.Envelope, cmid *string, retry bool) (Ack, error) {
 	if *cmid == "" {
 		*cmid = newID()
-	} else if err := wire.ValidToken(*cmid, wire.MaxClientMsgID); err != nil {
+	} else if err := wire.ValidID(*cmid, wire.MaxClientMsgID); err != nil {
 		return Ack{}, badRequest("client message id %v", err)
 	}
 	switch b := env.Body.(type) {

@@ -10,8 +10,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -96,32 +94,10 @@ func badRequest(msg string) error {
 	return &logic.Error{Code: wire.CodeBadRequest, Msg: msg, Err: logic.ErrBadRequest}
 }
 
-// decode reads one JSON object of at most MaxBody bytes.
-func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return badRequest("Content-Type must be application/json")
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return &logic.Error{Code: wire.CodeTooLarge, Msg: fmt.Sprintf("body larger than %d bytes", MaxBody), Err: logic.ErrBadRequest}
-		}
-		if errors.Is(err, io.EOF) {
-			return badRequest("empty body, expected a JSON object")
-		}
-		return badRequest("invalid JSON: " + err.Error())
-	}
-	if dec.More() {
-		return badRequest("trailing data after the JSON object")
-	}
-	return nil
-}
-
 // identify authenticates a request by its Bearer token, or, if
 // allowQuery, by ?access_token= (browsers cannot add headers to <img src>).
 func (h *Handler) identify(r *http.Request, allowQuery bool) (logic.Identity, error) {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	tok, ok := bearer(r.Header.Get("Authorization"))
 	if (!ok || tok == "") && allowQuery {
 		tok = r.URL.Query().Get("access_token")
 	}
@@ -133,6 +109,17 @@ func (h *Handler) identify(r *http.Request, allowQuery bool) (logic.Identity, er
 		return logic.Identity{}, &logic.Error{Code: wire.CodeUnauthenticated, Msg: msg, Err: logic.ErrUnauthenticated}
 	}
 	return h.svc.Authenticate(r.Context(), tok)
+}
+
+// bearer returns the token of an Authorization header of the Bearer
+// scheme, whose name is case-insensitive (RFC 9110, section 11.1): "bearer
+// x" and "BEARER x" are "Bearer x".
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimLeft(tok, " "), true
 }
 
 // auth requires a valid Bearer token.

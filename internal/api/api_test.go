@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/magpie-im/magpie/internal/jsoncheck"
 	"github.com/magpie-im/magpie/internal/logic"
 	"github.com/magpie-im/magpie/internal/store/sqlstore"
 	"github.com/magpie-im/magpie/proto/magpiepb"
@@ -110,6 +111,10 @@ func TestHTTPFlow(t *testing.T) {
 		{"POST", "/v1/messages", `{"to_user":"bob","text":""}`, 400, "bad_request"},
 		{"POST", "/v1/messages", `{"to_user":"bob","text":"x"} trailing`, 400, "bad_request"},
 		{"POST", "/v1/messages", `[1,2,3]`, 400, "bad_request"},
+		{"POST", "/v1/messages", "{\"to_user\":\"bob\",\"text\":\"a\xffb\"}", 400, "bad_request"},
+		{"POST", "/v1/messages", `{"to_user":"bob","text":"a\udc00"}`, 400, "bad_request"},
+		{"POST", "/v1/messages", `{"to_user":"bob","to_user":"carol","text":"x"}`, 400, "bad_request"},
+		{"POST", "/v1/messages", `{"to_user":"bob","To_User":"carol","text":"x"}`, 400, "bad_request"},
 	}
 	for _, tt := range tests {
 		code, out := do(h, tt.method, tt.path, tok, tt.body)
@@ -117,6 +122,19 @@ func TestHTTPFlow(t *testing.T) {
 		if code != tt.want || e["code"] != tt.code {
 			t.Errorf("%s %s %s: %d %v, want %d %s", tt.method, tt.path, tt.body, code, out, tt.want, tt.code)
 		}
+	}
+	// The scheme name is case-insensitive.
+	for _, scheme := range []string{"bearer", "BEARER", "bEaReR"} {
+		req := httptest.NewRequest("GET", "/v1/gateway", nil)
+		req.Header.Set("Authorization", scheme+" "+tok)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			t.Errorf("Authorization: %s <token>: %d %s, want 200", scheme, rec.Code, rec.Body)
+		}
+	}
+	if code, out = do(h, "GET", "/v1/conversations/"+conv+"/messages", tok, ""); code != 200 || len(out["messages"].([]any)) != 1 {
+		t.Fatalf("refused bodies stored something: %d %v", code, out)
 	}
 	if code, _ = do(h, "POST", "/v1/logout", tok, ""); code != 204 {
 		t.Fatalf("logout: %d", code)
@@ -132,6 +150,7 @@ func FuzzJSONBodies(f *testing.F) {
 	for _, seed := range []string{
 		`{"username":"alice","password":"secret-a"}`, `{"to_user":"alice","text":"hi"}`, `{"seq":1}`,
 		`{`, `[]`, `null`, `{"username":1e400}`, `{"a":{"a":{"a":{}}}}`, "\xff\xfe", `{"text":"\ud800"}`,
+		`{"to_user":"alice","text":"hi","to_user":"bob"}`, "{\"to_user\":\"alice\",\"text\":\"h\xffi\"}",
 	} {
 		f.Add(seed)
 	}
@@ -146,6 +165,10 @@ func FuzzJSONBodies(f *testing.F) {
 			code, _ := do(h, "POST", ep.path, ep.tok, body)
 			if code >= 500 {
 				t.Fatalf("%s with %q: status %d", ep.path, body, code)
+			}
+			// Nothing that jsoncheck refuses is ever taken.
+			if err := jsoncheck.Check([]byte(body), jsoncheck.Options{FoldKeys: true}); code < 300 && err != nil {
+				t.Fatalf("%s with %q: status %d, but the body is refused: %v", ep.path, body, code, err)
 			}
 		}
 	})

@@ -31,6 +31,7 @@ type signedReq struct {
 	body               string // what is signed
 	sent               string // what is sent, if different
 	signature          string // overrides the computed one
+	target             string // the URL requested, if not /v1/push (the path signed is /v1/push)
 }
 
 func (a extAPI) push(r signedReq) *httptest.ResponseRecorder {
@@ -54,7 +55,10 @@ func (a extAPI) push(r signedReq) *httptest.ResponseRecorder {
 	if r.signature != "" {
 		sig = r.signature
 	}
-	req := httptest.NewRequest("POST", "/v1/push", bytes.NewBufferString(r.sent))
+	if r.target == "" {
+		r.target = "/v1/push"
+	}
+	req := httptest.NewRequest("POST", r.target, bytes.NewBufferString(r.sent))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(push.HeaderKey, r.key)
 	req.Header.Set(push.HeaderTimestamp, ts)
@@ -112,11 +116,19 @@ func TestPushRefused(t *testing.T) {
 		{"timestamp -301 s", signedReq{body: body, ts: now - 301}, "401 unauthenticated push signature: timestamp outside the allowed window " + window},
 		{"body changed by one byte", signedReq{body: body, sent: strings.Replace(body, "ding", "dong", 1)}, "401 unauthenticated push signature: signature does not match"},
 		{"wrong signature", signedReq{body: body, secret: "not-the-secret-000000"}, "401 unauthenticated push signature: signature does not match"},
-		{"garbage signature", signedReq{body: body, signature: "xyz"}, "401 unauthenticated push signature: signature does not match"},
+		{"garbage signature", signedReq{body: body, signature: "xyz"}, "401 unauthenticated push signature: X-Magpie-Signature must be 64 lowercase hex digits"},
+		{"upper-case signature", signedReq{body: body, signature: strings.ToUpper(push.Sign([]byte(pushSecret), "POST", "/v1/push", strconv.FormatInt(now, 10), "upper-case-nonce-01", []byte(body))), nonce: "upper-case-nonce-01"},
+			"401 unauthenticated push signature: X-Magpie-Signature must be 64 lowercase hex digits"},
+		{"query string", signedReq{body: body, target: "/v1/push?to_users=carol"}, "400 bad_request the push API takes no query string (the signature does not cover one)"},
+		{"empty query string", signedReq{body: body, target: "/v1/push?"}, "400 bad_request the push API takes no query string (the signature does not cover one)"},
+		{"invalid UTF-8", signedReq{body: "{\"to_users\":[\"bob\"],\"text\":\"a\xffb\",\"transient\":true}"}, "400 bad_request text is not valid UTF-8 at byte 29"},
+		{"lone surrogate", signedReq{body: `{"to_users":["bob"],"text":"a\ud800","transient":true}`}, "400 bad_request text is not valid UTF-8 at byte 29"},
+		{"duplicate key", signedReq{body: `{"to_users":["bob"],"text":"x","to_users":["carol"],"transient":true}`}, `400 bad_request duplicate key "to_users" at byte 31`},
+		{"duplicate key by case", signedReq{body: `{"to_users":["bob"],"text":"x","TO_USERS":["carol"],"transient":true}`}, `400 bad_request duplicate key "TO_USERS" at byte 31`},
 		{"unknown key", signedReq{body: body, key: "intruder"}, "401 unauthenticated push signature: unknown key"},
 		{"short nonce", signedReq{body: body, nonce: "abc"}, "401 unauthenticated push signature: X-Magpie-Nonce must be 16-64 printable ASCII characters"},
 		{"unknown field", signedReq{body: `{"to_user":"bob","text":"x"}`}, `400 bad_request invalid JSON: json: unknown field "to_user"`},
-		{"not JSON", signedReq{body: `hello`}, "400 bad_request invalid JSON: invalid character 'h' looking for beginning of value"},
+		{"not JSON", signedReq{body: `hello`}, "400 bad_request invalid JSON at byte 0"},
 		{"unknown user", signedReq{body: `{"to_users":["zed"],"text":"x","transient":true}`}, "404 not_found no such user: zed"},
 		{"stored from nobody", signedReq{body: `{"to_users":["bob"],"text":"x","from":"ghost"}`}, "400 bad_request from: no such user"},
 		{"body too large", signedReq{body: `{"text":"` + strings.Repeat("x", MaxBody) + `"}`}, "413 too_large body larger than 65536 bytes"},

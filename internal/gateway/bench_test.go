@@ -207,3 +207,25 @@ func dialWSRaw(b testing.TB, addr, user string) net.Conn {
 	io.CopyN(io.Discard, c, int64(hdr[1]&0x7f))
 	return c
 }
+
+// BenchmarkDecodeJSON is a JSON text frame's decode with the strict check
+// (jsoncheck, then protojson) next to protojson alone, what it cost before.
+func BenchmarkDecodeJSON(b *testing.B) {
+	frame := []byte(`{"id":"12","send":{"to_user":"bob","client_msg_id":"w-0123456789abcdef","text":"Hello Bob, how are you today? ☀"}}`)
+	b.Run("checked", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeEnvelope(encJSON, frame); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("protojson", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := jsonIn.Unmarshal(frame, new(magpiepb.Envelope)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

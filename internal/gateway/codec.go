@@ -28,19 +28,14 @@ const (
 	encJSON                  // protojson: WebSocket text messages
 )
 
-// decodeEnvelope decodes one client frame.
+// decodeEnvelope decodes one client frame. An error is a *badFrame (a
+// well-formed frame carrying a bad request, answered with error{2}) or
+// wraps errUndecodable (garbage, closed with 19); see badframe.go.
 func decodeEnvelope(enc encoding, frame []byte) (*magpiepb.Envelope, error) {
-	env := new(magpiepb.Envelope)
-	var err error
 	if enc == encJSON {
-		err = jsonIn.Unmarshal(frame, env)
-	} else {
-		err = proto.Unmarshal(frame, env)
+		return decodeJSON(frame)
 	}
-	if err != nil {
-		return nil, errors.Join(errUndecodable, err)
-	}
-	return env, nil
+	return decodeProto(frame)
 }
 
 // encodeEnvelope encodes a server frame for a connection.

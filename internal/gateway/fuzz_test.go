@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -39,6 +41,7 @@ func FuzzTCPFrames(f *testing.F) {
 		{0x7f, 0xff, 0xff, 0xff},
 		{0, 0, 0, 0},
 		{0, 0, 0, 3, 0xff, 0xff, 0xff},
+		append(append([]byte{}, auth...), wire.AppendFrame(nil, []byte{0x08, 0x03, 0x62, 0x04, 0x22, 0x02, 0xff, 0xfe})...), // send with invalid UTF-8 text
 	}
 	for _, s := range seeds {
 		f.Add(s)
@@ -77,11 +80,17 @@ func FuzzJSONEnvelope(f *testing.F) {
 		`{"id":1e400}`,
 		`{"id":"1","auth":{`,
 		`[]`, `null`, ``,
+		"{\"id\":7,\"send\":{\"text\":\"a\xffb\"}}", `{"id":7,"send":{"text":"\ud800"}}`, `{"id":-1,"ping":{}}`,
+		`{"id":7,"receipt":{"seq":-1}}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		env, err := decodeEnvelope(encJSON, data)
+		var bad *badFrame
+		if errors.As(err, &bad) && !json.Valid(data) {
+			t.Fatalf("%q, which is not JSON, was taken for a bad request: %v", data, err)
+		}
 		if err != nil {
 			return
 		}

@@ -151,6 +151,10 @@ func (s *session) reply(env *magpiepb.Envelope) { s.send(encodeEnvelope(s.enc, e
 func (s *session) handle(frame []byte) bool {
 	env, err := decodeEnvelope(s.enc, frame)
 	if err != nil {
+		var bad *badFrame
+		if errors.As(err, &bad) {
+			return s.badRequest(bad)
+		}
 		s.kick(wire.CodeProtocolError, "undecodable frame", false)
 		return false
 	}
@@ -201,6 +205,26 @@ func (s *session) handle(frame []byte) bool {
 		s.inflight.Add(-1)
 		s.forwarded(id, reply, err)
 	})
+	return true
+}
+
+// badRequest answers a well-formed frame carrying a bad request with
+// error{2} for its id; false ends the read loop. Before authentication only
+// a valid auth is accepted, so the connection then closes after the answer,
+// as it does for any other request before auth; after it, the connection
+// stays, and the frame counts against the rate limit like any request.
+func (s *session) badRequest(bad *badFrame) bool {
+	e := errorEnvelope(bad.id, wire.CodeBadRequest, bad.msg, 0)
+	if s.ref == nil {
+		s.closeWith(wire.CodeBadRequest, encodeEnvelope(s.enc, e), false)
+		return false
+	}
+	if ms, ok := s.allow(time.Now().UnixNano()); !ok {
+		s.g.stats.rateLimited.Add(1)
+		s.reply(errorEnvelope(bad.id, wire.CodeRateLimited, "too many requests", ms))
+		return true
+	}
+	s.reply(e)
 	return true
 }
 

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/binary"
+	"strings"
 	"testing"
 	"time"
 
@@ -240,5 +241,54 @@ func TestShutdownTwice(t *testing.T) {
 	}
 	if err := ts.g.Shutdown(ctx); err != nil {
 		t.Fatalf("third Shutdown: %v", err)
+	}
+}
+
+// TestTCPTrickle: a frame trickled a byte at a time must still complete
+// within the read deadline (the auth timeout before auth, the heartbeat
+// timeout after): the deadline is set once per frame, not moved by each
+// byte, so a client cannot hold a connection open with a byte a tick.
+func TestTCPTrickle(t *testing.T) {
+	auth, _ := proto.Marshal(authEnv(1, "good-alice"))
+	// A send of a few hundred bytes: it takes seconds to trickle.
+	send, _ := proto.Marshal(sendEnv(2, strings.Repeat("x", 200)))
+	tests := []struct {
+		name  string
+		login bool
+		frame []byte
+		kick  wire.Code
+	}{
+		{"before auth", false, wire.AppendFrame(nil, auth), wire.CodeAuthTimeout},
+		{"after auth", true, wire.AppendFrame(nil, send), wire.CodeHeartbeatTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := startServer(t, Config{AuthTimeout: 300 * time.Millisecond, HeartbeatTimeout: 300 * time.Millisecond})
+			c := ts.dial(t, kindTCP)
+			c.conn.(interface{ SetNoDelay(bool) error }).SetNoDelay(true)
+			if tt.login {
+				c.login("alice")
+			}
+			// One byte every 50 ms: each byte well within the timeout, the
+			// whole frame far beyond it.
+			sent := make(chan int, 1)
+			go func() {
+				tick := time.NewTicker(50 * time.Millisecond)
+				defer tick.Stop()
+				i := 0
+				for ; i < len(tt.frame); i++ {
+					<-tick.C
+					if _, err := c.conn.Write(tt.frame[i : i+1]); err != nil {
+						break
+					}
+				}
+				sent <- i
+			}()
+			c.expectKick(tt.kick)
+			c.expectClosed()
+			if i := <-sent; i >= len(tt.frame) {
+				t.Fatalf("the whole frame (%d bytes) was taken", i)
+			}
+		})
 	}
 }

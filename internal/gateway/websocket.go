@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -59,11 +60,12 @@ func (g *Gateway) WebSocketHandler() http.Handler {
 		if proto != "" {
 			hdr = http.Header{"Sec-Websocket-Protocol": {proto}}
 		}
-		c, err := up.Upgrade(w, r, hdr)
+		lw := &limitHijacker{ResponseWriter: w, max: wire.MaxFrame}
+		c, err := up.Upgrade(lw, r, hdr)
 		if err != nil {
 			return // Upgrade answered the client
 		}
-		t := &wsTransport{c: c, msgType: websocket.BinaryMessage}
+		t := &wsTransport{c: c, raw: lw.raw, msgType: websocket.BinaryMessage}
 		if enc == encJSON {
 			t.msgType = websocket.TextMessage
 		}
@@ -116,19 +118,21 @@ func (g *Gateway) originAllowed(r *http.Request) bool {
 // wsTransport carries one Envelope per WebSocket message.
 type wsTransport struct {
 	c       *websocket.Conn
-	msgType int    // BinaryMessage (protobuf) or TextMessage (JSON)
-	buf     []byte // reader only; released after large messages
+	raw     net.Conn // under c's frameLimitConn (wslimit.go)
+	msgType int      // BinaryMessage (protobuf) or TextMessage (JSON)
+	buf     []byte   // reader only; released after large messages
 }
 
 var _ transport = (*wsTransport)(nil)
 
 func (t *wsTransport) setReadDeadline(d time.Time) error { return t.c.SetReadDeadline(d) }
 func (t *wsTransport) close()                            { t.c.Close() }
-func (t *wsTransport) discard()                          { discardInput(t.c.UnderlyingConn()) }
+func (t *wsTransport) discard()                          { discardInput(t.raw) }
 
-// readFrame reads one message of at most wire.MaxFrame bytes. The limit is
-// enforced here rather than with SetReadLimit, which would send its own
-// close frame before the gateway's Kick.
+// readFrame reads one message of at most wire.MaxFrame bytes. A frame
+// header announcing more fails at once in frameLimitConn (not with
+// SetReadLimit, which would send its own close frame before the gateway's
+// Kick); the count below is a second guard.
 func (t *wsTransport) readFrame() ([]byte, error) {
 	mt, r, err := t.c.NextReader()
 	if err != nil {
@@ -190,7 +194,7 @@ func (t *wsTransport) shutdownWrite(code wire.Code, deadline time.Time) {
 		ws = 4000 + int(code)
 	}
 	t.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(ws, ""), deadline)
-	if tc, ok := t.c.UnderlyingConn().(interface{ CloseWrite() error }); ok {
+	if tc, ok := t.raw.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()
 	}
 }

@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/magpie-im/magpie/proto/wire"
 )
@@ -112,4 +115,90 @@ func TestWebSocketJSONFieldNames(t *testing.T) {
 	if env := c.read(); env.GetSendAck().GetClientMsgId() != "m9" {
 		t.Fatalf("got %v, want SendAck for m9", env)
 	}
+}
+
+// wsHeader is a client frame header with a zero mask (so the payload goes
+// as is).
+func wsHeader(fin bool, op byte, n uint64) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	h := []byte{b0}
+	switch {
+	case n < 126:
+		h = append(h, 0x80|byte(n))
+	case n < 1<<16:
+		h = binary.BigEndian.AppendUint16(append(h, 0x80|126), uint16(n))
+	default:
+		h = binary.BigEndian.AppendUint64(append(h, 0x80|127), n)
+	}
+	return append(h, 0, 0, 0, 0)
+}
+
+// TestWebSocketHeaderTooLarge: a frame header announcing more than the
+// frame limit gets kick{too_large} and close 1009 at once, not after the
+// heartbeat timeout (10 minutes here; the client waits 10 s at most).
+func TestWebSocketHeaderTooLarge(t *testing.T) {
+	first := make([]byte, wire.MaxFrame/2+1)
+	tests := []struct {
+		name  string
+		login bool
+		data  []byte
+	}{
+		{"2^63-1 before auth", false, wsHeader(true, websocket.BinaryMessage, 1<<63-1)},
+		{"2^63-1 after auth", true, wsHeader(true, websocket.BinaryMessage, 1<<63-1)},
+		{"2^64-1", true, wsHeader(true, websocket.BinaryMessage, 1<<64-1)},
+		{"limit+1", true, wsHeader(true, websocket.BinaryMessage, wire.MaxFrame+1)},
+		{"fragments beyond the limit", true, append(append(wsHeader(false, websocket.BinaryMessage, uint64(len(first))), first...),
+			wsHeader(true, 0, uint64(len(first)))...)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := startServer(t, Config{AuthTimeout: 10 * time.Minute, HeartbeatTimeout: 10 * time.Minute})
+			c := ts.dial(t, kindWSProto)
+			if tt.login {
+				c.login("alice")
+			}
+			if _, err := c.nc.Write(tt.data); err != nil {
+				t.Fatal(err)
+			}
+			c.expectKick(wire.CodeTooLarge)
+			_, err := c.next()
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
+				t.Fatalf("got %v, want close 1009", err)
+			}
+			c.nc.Close()
+			waitFor(t, "disconnect", func() bool { return ts.g.Conns() == 0 })
+		})
+	}
+}
+
+// TestWebSocketFramesOneByteAtATime: the header watch copes with frames
+// split anywhere, control frames between fragments, and a message of
+// exactly the limit.
+func TestWebSocketFramesOneByteAtATime(t *testing.T) {
+	ts := startServer(t, Config{})
+	c := ts.dial(t, kindWSProto)
+	auth, _ := proto.Marshal(authEnv(1, "good-alice"))
+	var b []byte
+	b = append(append(b, wsHeader(false, websocket.BinaryMessage, 3)...), auth[:3]...)
+	b = append(append(b, wsHeader(true, websocket.PingMessage, 2)...), 'h', 'i')
+	b = append(append(b, wsHeader(true, 0, uint64(len(auth)-3))...), auth[3:]...)
+	for _, x := range b {
+		if _, err := c.nc.Write([]byte{x}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if env := c.read(); env.GetAuthOk() == nil {
+		t.Fatalf("got %v, want AuthOK", env)
+	}
+	// A message of exactly wire.MaxFrame bytes passes the header watch (its
+	// content is then undecodable, which is the session's business).
+	full := append(wsHeader(true, websocket.BinaryMessage, wire.MaxFrame), make([]byte, wire.MaxFrame)...)
+	if _, err := c.nc.Write(full); err != nil {
+		t.Fatal(err)
+	}
+	c.expectKick(wire.CodeProtocolError)
 }

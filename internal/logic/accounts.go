@@ -113,7 +113,7 @@ func (s *Service) LoginFrom(ctx context.Context, from Client, username, password
 	if device == "" {
 		device = "d-" + randomID(6)
 	}
-	if err := wire.ValidToken(device, wire.MaxDevice); err != nil {
+	if err := wire.ValidID(device, wire.MaxDevice); err != nil {
 		return res, badRequest("device: " + err.Error())
 	}
 	if len(platform) > wire.MaxDevice {

@@ -118,6 +118,10 @@ func (s *Service) Handle(req *magpiepb.Request, reply func([]byte)) {
 			}
 			cur := make(map[string]uint64, len(b.Sync.Cursors))
 			for _, k := range b.Sync.Cursors {
+				if err := validConversationID(k.ConversationId); err != nil {
+					answer(nil, err)
+					return
+				}
 				cur[k.ConversationId] = k.Seq
 			}
 			res, err := s.Sync(ctx, id, cur, int(b.Sync.Limit))

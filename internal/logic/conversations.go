@@ -13,7 +13,7 @@ import (
 )
 
 func validConversationID(id string) error {
-	if err := wire.ValidToken(id, wire.MaxConversationID); err != nil {
+	if err := wire.ValidID(id, wire.MaxConversationID); err != nil {
 		return badRequest("conversation_id: " + err.Error())
 	}
 	return nil

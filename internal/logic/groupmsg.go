@@ -40,7 +40,7 @@ func clientMsgID(id string) (string, error) {
 	if id == "" {
 		return "srv-" + randomID(12), nil
 	}
-	if err := wire.ValidToken(id, wire.MaxClientMsgID); err != nil {
+	if err := wire.ValidID(id, wire.MaxClientMsgID); err != nil {
 		return "", badRequest("client_msg_id: " + err.Error())
 	}
 	return id, nil

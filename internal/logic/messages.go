@@ -149,6 +149,9 @@ func (s *Service) prepare(ctx context.Context, from Identity, req SendRequest) (
 	case req.ToUser == "":
 		return nil, badRequest("to_user is required")
 	}
+	if err := wire.ValidName(req.ToUser); err != nil {
+		return nil, badRequest("to_user: " + err.Error())
+	}
 	peer, err := s.userByName(ctx, req.ToUser)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, &Error{Code: wire.CodeNotFound, Msg: "no such user", Err: err}

@@ -13,4 +13,5 @@ var (
 	ErrBadSignature   = errors.New("signature does not match")
 	ErrReplay         = errors.New("nonce already used")
 	ErrNonceCacheFull = errors.New("too many signed requests in the replay window")
+	ErrSignatureForm  = errors.New("X-Magpie-Signature must be 64 lowercase hex digits")
 )

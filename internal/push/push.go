@@ -4,7 +4,10 @@
 //	X-Magpie-Key:       the key id
 //	X-Magpie-Timestamp: unix seconds, within Window of the server's clock
 //	X-Magpie-Nonce:     16-64 printable ASCII characters, never reused
-//	X-Magpie-Signature: hex(HMAC-SHA256(secret, canonical))
+//	X-Magpie-Signature: lowercase hex(HMAC-SHA256(secret, canonical)), 64 digits
+//
+// The request has no query string (the HTTP API refuses one: the canonical
+// string does not cover it, so it could be changed in flight).
 //
 //	canonical = METHOD "\n" PATH "\n" TIMESTAMP "\n" NONCE "\n" hex(SHA256(body))
 //
@@ -130,10 +133,10 @@ func (v *Verifier) Verify(method, path string, h http.Header, body []byte) (stri
 	if !ok {
 		return "", ErrUnknownKey
 	}
-	got, err := hex.DecodeString(sigHex)
-	if err != nil {
-		return "", ErrBadSignature
+	if !lowerHex(sigHex, 2*sha256.Size) {
+		return "", ErrSignatureForm
 	}
+	got, _ := hex.DecodeString(sigHex)
 	mac := hmac.New(sha256.New, secret)
 	mac.Write([]byte(Canonical(method, path, tsText, nonce, body)))
 	if !hmac.Equal(got, mac.Sum(nil)) {
@@ -145,6 +148,21 @@ func (v *Verifier) Verify(method, path string, h http.Header, body []byte) (stri
 		return "", err
 	}
 	return keyID, nil
+}
+
+// lowerHex reports whether s is n lowercase hex digits, the one form
+// documented: a signature in upper case or with a prefix is refused, not
+// guessed at.
+func lowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func validNonce(n string) bool {

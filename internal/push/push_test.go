@@ -77,7 +77,17 @@ func TestVerify(t *testing.T) {
 			h := signed(now, nonce, testBody)
 			h.Set(HeaderSignature, "zz")
 			return h
-		}, testBody, ErrBadSignature},
+		}, testBody, ErrSignatureForm},
+		{"signature in upper case", "POST", testPath, func() http.Header {
+			h := signed(now, nonce, testBody)
+			h.Set(HeaderSignature, strings.ToUpper(h.Get(HeaderSignature)))
+			return h
+		}, testBody, ErrSignatureForm},
+		{"signature with a prefix", "POST", testPath, func() http.Header {
+			h := signed(now, nonce, testBody)
+			h.Set(HeaderSignature, "sha256="+h.Get(HeaderSignature))
+			return h
+		}, testBody, ErrSignatureForm},
 		{"unknown key", "POST", testPath, func() http.Header {
 			h := signed(now, nonce, testBody)
 			h.Set(HeaderKey, "intruder")

@@ -272,7 +272,7 @@ func TestBadInputLeavesServerUp(t *testing.T) {
 		{"huge body", "/v1/users", `{"username":"` + strings.Repeat("a", 70000) + `"}`, 413, "too_large"},
 		{"bad name", "/v1/users", `{"username":"a.b*","password":"secret99"}`, 400, "bad_request"},
 		{"number out of range", "/v1/login", `{"username":"x","password":1e400}`, 400, "bad_request"},
-		{"duplicate keys", "/v1/login", `{"username":"x","username":"nobody","password":"secret99"}`, 401, "invalid_credentials"},
+		{"duplicate keys", "/v1/login", `{"username":"x","username":"nobody","password":"secret99"}`, 400, "bad_request"},
 		{"login wrong", "/v1/login", `{"username":"nobody","password":"secret99"}`, 401, "invalid_credentials"},
 		{"send without token", "/v1/messages", `{"to_user":"bob","text":"x"}`, 401, "unauthenticated"},
 	}

@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -60,6 +61,7 @@ const (
 	MaxToken          = 1024
 	MaxCursors        = 10000 // cursors in one SyncRequest
 	MaxConversationID = 64
+	MaxJSONDepth      = 32 // arrays and objects open at once in a JSON frame or body
 	DefaultPageLimit  = 100
 	MaxPageLimit      = 500
 )
@@ -162,6 +164,21 @@ func ValidToken(s string, max int) error {
 		if c := s[i]; c <= ' ' || c > '~' {
 			return fmt.Errorf("contains a space, control or non-ASCII character")
 		}
+	}
+	return nil
+}
+
+// ValidID reports whether s is an acceptable identifier that a client
+// names on the long connection or at login: a client message id, a device
+// name, a conversation id. It is ValidToken without '.', '*' and '>', the
+// characters that separate and match NATS subject tokens, so no id ever
+// reads as more than one token or as a wildcard wherever it travels.
+func ValidID(s string, max int) error {
+	if err := ValidToken(s, max); err != nil {
+		return err
+	}
+	if i := strings.IndexAny(s, ".*>"); i >= 0 {
+		return fmt.Errorf("contains %q; '.', '*' and '>' are not allowed", s[i])
 	}
 	return nil
 }

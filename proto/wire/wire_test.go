@@ -74,6 +74,12 @@ func TestValidators(t *testing.T) {
 		{"token ok", ValidToken("m-1.2_x", 64), true},
 		{"token empty", ValidToken("", 64), false},
 		{"token space", ValidToken("a b", 64), false},
+		{"id ok", ValidID("m-1_x:y", 64), true},
+		{"id dot", ValidID("m.1", 64), false},
+		{"id star", ValidID("*", 64), false},
+		{"id gt", ValidID("a>", 64), false},
+		{"id space", ValidID("a b", 64), false},
+		{"id empty", ValidID("", 64), false},
 		{"token long", ValidToken("abcdef", 5), false},
 	}
 	for _, tt := range tests {
