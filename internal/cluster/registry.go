@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -512,19 +511,32 @@ func (r *Registry) Pick(s Strategy, userID int64) (*magpiepb.GatewayInfo, error)
 }
 
 // pickRendezvous is highest-random-weight hashing: a user keeps its gateway
-// while that gateway lives, and only its users move when it dies.
+// while that gateway lives, and only its users move when it dies (or, when
+// a gateway joins, only the users it now wins move to it).
+//
+// The weight must be well mixed in every bit: FNV over "id\x00uid" is
+// not (sequential user ids differ only in the last bytes, which barely
+// reach the high bits compared here), and ids 1–100 split 10/90 over two
+// gateways. So the gateway id is hashed once and the user id is folded in
+// through a 64-bit finalizer (splitmix64), whose every output bit depends
+// on every input bit.
 func pickRendezvous(live []*magpiepb.GatewayInfo, userID int64) *magpiepb.GatewayInfo {
 	var best *magpiepb.GatewayInfo
 	var bestW uint64
-	uid := strconv.FormatInt(userID, 10)
 	for _, g := range live {
 		h := fnv.New64a()
 		h.Write([]byte(g.Id))
-		h.Write([]byte{0})
-		h.Write([]byte(uid))
-		if w := h.Sum64(); best == nil || w > bestW {
+		if w := mix64(h.Sum64() ^ mix64(uint64(userID))); best == nil || w > bestW || (w == bestW && g.Id < best.Id) {
 			best, bestW = g, w
 		}
 	}
 	return best
+}
+
+// mix64 is the splitmix64 finalizer.
+func mix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
 }
