@@ -196,7 +196,7 @@ func TestReloginWhenTheTokenIsRefused(t *testing.T) {
 func TestKickWithoutReconnectStops(t *testing.T) {
 	srv := newServer(t, "alice", "bob")
 	alice, rec := connect(t, srv, "alice")
-	srv.Kick("alice", wire.CodeReplaced, false)
+	srv.Kick("alice", wire.CodeReplaced)
 	clienttest.WaitFor(t, "closed", func() bool { return rec.count(StateClosed) == 1 })
 	rec.mu.Lock()
 	err := rec.errs[len(rec.errs)-1]
@@ -219,7 +219,7 @@ func TestKickWithoutReconnectStops(t *testing.T) {
 func TestKickWithReconnectComesBack(t *testing.T) {
 	srv := newServer(t, "alice")
 	_, rec := connect(t, srv, "alice")
-	srv.Kick("alice", wire.CodeDraining, true)
+	srv.Kick("alice", wire.CodeDraining)
 	clienttest.WaitFor(t, "ready again", func() bool { return rec.count(StateReady) == 2 })
 }
 

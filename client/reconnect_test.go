@@ -54,7 +54,7 @@ func TestDrainingKickMovesToTheNewGateway(t *testing.T) {
 	// server routes logins elsewhere.
 	next := srv.AddGateway(t)
 	srv.RouteLogins(next)
-	srv.Kick("alice", wire.CodeDraining, true)
+	srv.Kick("alice", wire.CodeDraining)
 	clienttest.WaitFor(t, "ready on the new gateway", func() bool {
 		return rec.count(StateReady) == 2 && srv.OnlineAt(next, "alice") == 1
 	})

@@ -228,9 +228,10 @@ func (s *Server) DropConnections() {
 	}
 }
 
-// Kick sends a kick to every connection of name and closes them.
-func (s *Server) Kick(name string, code wire.Code, reconnect bool) {
-	env := &magpiepb.Envelope{Body: &magpiepb.Envelope_Kick{Kick: &magpiepb.Kick{Code: uint32(code), Reason: code.String(), Reconnect: reconnect}}}
+// Kick sends a kick to every connection of name and closes them; its
+// reconnect flag follows code's action, as the real server's does.
+func (s *Server) Kick(name string, code wire.Code) {
+	env := &magpiepb.Envelope{Body: &magpiepb.Envelope_Kick{Kick: &magpiepb.Kick{Code: uint32(code), Reason: code.String(), Reconnect: code.KickReconnect()}}}
 	for _, c := range s.connsOf(name, nil) {
 		c.send(env)
 		c.close()
