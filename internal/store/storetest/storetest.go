@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MessageReads", testMessageReads},
 		{"RecallEdit", testRecallEdit},
 		{"RecallEditInBatch", testRecallEditInBatch},
+		{"RecallBlanksEdits", testRecallBlanksEdits},
 		{"FileVisible", testFileVisible},
 		{"Friends", testFriends},
 		{"Blocks", testBlocks},
