@@ -307,3 +307,33 @@ func testConversationFlags(t *testing.T, s store.Store) {
 		t.Errorf("flags changed the stream: %v", got)
 	}
 }
+
+func testMessageByClientID(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	alice, bob := mustUser(t, s, "alice"), mustUser(t, s, "bob")
+	p := store.PrivateConversationID(alice.ID, bob.ID)
+	mustAppend(t, s, privateReq(alice, bob, "a1", "hi", at(0)), privateReq(bob, alice, "b1", "yo", at(1)))
+	mustAppend(t, s, changeReq(alice, p, store.KindEdit, 1, "a-e1", "hello", at(2)))
+	tests := []struct {
+		sender  store.User
+		cmid    string
+		wantSeq uint64
+		kind    store.MessageKind
+	}{
+		{alice, "a1", 1, store.KindText},
+		{bob, "b1", 2, store.KindText},
+		{alice, "a-e1", 3, store.KindEdit},
+		{bob, "a1", 0, 0}, // ids are per sender
+		{alice, "nope", 0, 0},
+	}
+	for _, tt := range tests {
+		m, err := s.MessageByClientID(ctx, tt.sender.ID, tt.cmid)
+		if tt.wantSeq == 0 {
+			wantErr(t, tt.sender.Username+"/"+tt.cmid, err, store.ErrNotFound)
+			continue
+		}
+		if err != nil || m.Seq != tt.wantSeq || m.ConversationID != p || m.Kind != tt.kind || m.ClientMsgID != tt.cmid || m.SentAt.IsZero() {
+			t.Errorf("MessageByClientID(%s, %s) = %+v, %v; want seq %d of %s", tt.sender.Username, tt.cmid, m, err, tt.wantSeq, p)
+		}
+	}
+}

@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RecallEdit", testRecallEdit},
 		{"RecallEditInBatch", testRecallEditInBatch},
 		{"RecallBlanksEdits", testRecallBlanksEdits},
+		{"MessageByClientID", testMessageByClientID},
 		{"FileVisible", testFileVisible},
 		{"Friends", testFriends},
 		{"Blocks", testBlocks},
