@@ -33,7 +33,7 @@ func TestDataFilesArePrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]fs.FileMode{
-		dir:                                0o700,
+		dir:                                 0o700,
 		filepath.Join(dir, "magpie.db"):     0o600,
 		filepath.Join(dir, "magpie.db-wal"): 0o600,
 		filepath.Join(dir, "magpie.db-shm"): 0o600,
