@@ -115,12 +115,15 @@ var ErrNoGateway = errors.New("cluster: no live gateway")
 
 // Registry is a logic node's view of the live gateways, kept by watching
 // the registry bucket. A gateway whose entry was not refreshed within the
-// TTL (by the local clock of this node) is dead, whatever the bucket says.
+// TTL (by the local clock of this node) is suspect; before it is declared
+// dead, the bucket itself is asked (recheck), since this node's view can
+// be stale where the bucket is not.
 type Registry struct {
 	ttl time.Duration
 	log *slog.Logger
 	rr  atomic.Uint64
 	nc  *nats.Conn
+	kv  jetstream.KeyValue // nil in unit tests: no recheck
 	// current: this node's view of the bucket holds every update made
 	// before this moment (the write time of the last canary that came
 	// back), in unix nanoseconds; 0: no canary back yet.
@@ -136,7 +139,8 @@ type Registry struct {
 type gwState struct {
 	info   *magpiepb.GatewayInfo
 	seen   time.Time
-	misses int // consecutive probes answered "no responders"
+	rev    uint64 // the bucket revision info came from
+	misses int    // consecutive probes answered "no responders"
 }
 
 // WatchRegistry starts watching the registry bucket until ctx ends. onDead,
@@ -146,7 +150,7 @@ func WatchRegistry(ctx context.Context, nc *nats.Conn, replicas int, ttl time.Du
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{ttl: ttl, log: log, nc: nc, gateways: map[string]gwState{}, buried: map[string]int64{}, onDead: onDead}
+	r := &Registry{ttl: ttl, log: log, nc: nc, kv: kv, gateways: map[string]gwState{}, buried: map[string]int64{}, onDead: onDead}
 	ready := make(chan struct{})
 	go watchBucketAlive(ctx, kv, ready, log, r.update, func(w time.Time) { r.current.Store(w.UnixNano()) })
 	select {
@@ -291,7 +295,7 @@ func (r *Registry) update(e jetstream.KeyValueEntry) {
 		}
 		delete(r.buried, gi.Id) // a fresh heartbeat: it lives (again)
 	}
-	r.gateways[gi.Id] = gwState{info: &gi, seen: seen}
+	r.gateways[gi.Id] = gwState{info: &gi, seen: seen, rev: e.Revision()}
 }
 
 // remove forgets a gateway whose entry was deleted (it stopped cleanly).
@@ -327,21 +331,74 @@ func (r *Registry) sweep(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			var dead []string
-			r.mu.RLock()
-			for id, g := range r.gateways {
-				if !r.fresh(g.seen) {
-					dead = append(dead, id)
-				}
-			}
-			r.mu.RUnlock()
-			for _, id := range dead {
-				r.log.Info("gateway expired", "gateway", id)
-				r.forget(id, true)
-			}
-			r.pruneBuried(time.Now())
+			r.sweepOnce(ctx)
 		}
 	}
+}
+
+// sweepOnce buries the gateways that were silent for the TTL in this
+// node's view and are silent in the bucket too.
+func (r *Registry) sweepOnce(ctx context.Context) {
+	var suspects []string
+	r.mu.RLock()
+	for id, g := range r.gateways {
+		if !r.fresh(g.seen) {
+			suspects = append(suspects, id)
+		}
+	}
+	r.mu.RUnlock()
+	for _, id := range suspects {
+		if r.recheck(ctx, id) {
+			continue
+		}
+		r.log.Info("gateway expired", "gateway", id)
+		r.forget(id, true)
+	}
+	r.pruneBuried(time.Now())
+}
+
+// recheck asks the bucket itself about a gateway this node's view holds as
+// silent, and reports whether it lives after all (its state is then
+// refreshed). The view is this node's own and can lag where the bucket
+// does not: after the process was paused (SIGSTOP, a frozen VM) its timers
+// fire before its watch has delivered the heartbeats written meanwhile, so
+// every gateway looks silent for as long as the pause lasted; a watch can
+// also fall behind. A revision newer than the view's, or a heartbeat
+// younger than the TTL, is a heartbeat seen now. Only an entry that is
+// gone (deleted, or expired by the bucket's max age) or unchanged and old
+// makes the gateway dead. A failed read proves nothing, like a probe over
+// a broken link: the gateway is left to the next sweep, and the probes
+// still catch a crash meanwhile.
+func (r *Registry) recheck(ctx context.Context, id string) bool {
+	if r.kv == nil {
+		return false
+	}
+	gctx, cancel := context.WithTimeout(ctx, max(r.ttl/4, 100*time.Millisecond))
+	e, err := r.kv.Get(gctx, id)
+	cancel()
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false
+	}
+	if err != nil {
+		r.log.Debug("registry recheck failed", "gateway", id, "err", err)
+		return ctx.Err() == nil
+	}
+	var gi magpiepb.GatewayInfo
+	if proto.Unmarshal(e.Value(), &gi) != nil || gi.Id != id {
+		return false
+	}
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g, ok := r.gateways[id]
+	if !ok {
+		return true // forgotten meanwhile (deleted): nothing to bury
+	}
+	if e.Revision() <= g.rev && now.Sub(time.UnixMilli(gi.UpdatedMs)) > r.ttl {
+		return false
+	}
+	r.gateways[id] = gwState{info: &gi, seen: now, rev: max(e.Revision(), g.rev), misses: g.misses}
+	return true
 }
 
 // pruneBuried forgets buried gateways whose last entry left the bucket
