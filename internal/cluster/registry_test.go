@@ -331,50 +331,59 @@ func bucketKeys(t *testing.T, js jetstream.JetStream) string {
 // pause: its timers fire before its watch delivers what was written
 // meanwhile. It must ask the bucket before burying a gateway that kept
 // heartbeating, or it deletes that gateway's presence and live pushes to
-// its users are lost. The pause is injected into the view: the last
-// heartbeat seen three TTLs ago, at the view's revision (a watch that
-// delivered nothing since) or even at the latest one.
+// its users are lost. The registry here has no watcher (a watch blocked
+// by the pause): its view holds one entry, last seen three TTLs ago, while
+// the bucket holds that entry still fresh ("stale clock") or a newer
+// heartbeat ("stale watch").
 func TestRegistryPausedNodeAsksTheBucketBeforeBurying(t *testing.T) {
-	const ttl = time.Second
+	const ttl = 2 * time.Second
 	for _, tt := range []struct {
 		name     string
-		watchLag bool // the view also missed the heartbeats' revisions
-	}{{"stale clock", false}, {"stale clock and watch", true}} {
+		watchLag bool // the bucket holds a heartbeat the view never saw
+	}{{"stale clock", false}, {"stale watch", true}} {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := startServer(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			t.Cleanup(cancel)
-			startGateway(t, ns, "gw-a", ttl, 1)
-			var mu sync.Mutex
-			var dead []string
-			reg, err := WatchRegistry(ctx, connect(t, ns), 1, ttl, func(id string) { mu.Lock(); dead = append(dead, id); mu.Unlock() }, testLogger(t))
+			nc := connect(t, ns)
+			gw, err := NewRegistrar(ctx, nc, 1, ttl, func() *magpiepb.GatewayInfo { return &magpiepb.GatewayInfo{Id: "gw-a"} }, testLogger(t))
 			if err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 2*time.Second, "gw-a alive", func() bool { return reg.Alive("gw-a") })
-
+			if err := gw.Put(ctx); err != nil {
+				t.Fatal(err)
+			}
+			kv, err := keyValue(ctx, nc, bucketGateways, 1, registryMaxAge(ttl))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var dead []string
+			reg := &Registry{ttl: ttl, log: testLogger(t), kv: kv, gateways: map[string]gwState{}, buried: map[string]int64{},
+				onDead: func(id string) { dead = append(dead, id) }}
+			e, err := kv.Get(ctx, "gw-a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg.update(e)
+			if tt.watchLag {
+				if err := gw.Put(ctx); err != nil { // a heartbeat during the pause
+					t.Fatal(err)
+				}
+			}
 			// Wake from the pause: the last heartbeat seen is 3 TTLs old
-			// while this node's canaries say its view is current.
+			// by this node's clock, and its canaries say its view is current.
 			now := time.Now()
-			reg.mu.Lock()
 			g := reg.gateways["gw-a"]
 			g.seen = now.Add(-3 * ttl)
-			if tt.watchLag {
-				g.rev = 1
-			}
 			reg.gateways["gw-a"] = g
-			reg.mu.Unlock()
 			reg.current.Store(now.UnixNano())
 			if reg.Alive("gw-a") {
 				t.Fatal("the injected pause did not make gw-a look silent")
 			}
 
 			reg.sweepOnce(ctx)
-			mu.Lock()
-			buried := len(dead) > 0
-			mu.Unlock()
-			if buried {
-				t.Fatal("the paused node buried gw-a, which heartbeated all along")
+			if len(dead) > 0 {
+				t.Fatal("the paused node buried gw-a, whose entry in the bucket is fresh")
 			}
 			if !reg.Alive("gw-a") {
 				t.Fatal("gw-a not alive after the sweep asked the bucket")
