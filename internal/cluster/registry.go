@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,12 +115,15 @@ var ErrNoGateway = errors.New("cluster: no live gateway")
 
 // Registry is a logic node's view of the live gateways, kept by watching
 // the registry bucket. A gateway whose entry was not refreshed within the
-// TTL (by the local clock of this node) is dead, whatever the bucket says.
+// TTL (by the local clock of this node) is suspect; before it is declared
+// dead, the bucket itself is asked (recheck), since this node's view can
+// be stale where the bucket is not.
 type Registry struct {
 	ttl time.Duration
 	log *slog.Logger
 	rr  atomic.Uint64
 	nc  *nats.Conn
+	kv  jetstream.KeyValue // nil in unit tests: no recheck
 	// current: this node's view of the bucket holds every update made
 	// before this moment (the write time of the last canary that came
 	// back), in unix nanoseconds; 0: no canary back yet.
@@ -137,7 +139,8 @@ type Registry struct {
 type gwState struct {
 	info   *magpiepb.GatewayInfo
 	seen   time.Time
-	misses int // consecutive probes answered "no responders"
+	rev    uint64 // the bucket revision info came from
+	misses int    // consecutive probes answered "no responders"
 }
 
 // WatchRegistry starts watching the registry bucket until ctx ends. onDead,
@@ -147,7 +150,7 @@ func WatchRegistry(ctx context.Context, nc *nats.Conn, replicas int, ttl time.Du
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{ttl: ttl, log: log, nc: nc, gateways: map[string]gwState{}, buried: map[string]int64{}, onDead: onDead}
+	r := &Registry{ttl: ttl, log: log, nc: nc, kv: kv, gateways: map[string]gwState{}, buried: map[string]int64{}, onDead: onDead}
 	ready := make(chan struct{})
 	go watchBucketAlive(ctx, kv, ready, log, r.update, func(w time.Time) { r.current.Store(w.UnixNano()) })
 	select {
@@ -292,7 +295,7 @@ func (r *Registry) update(e jetstream.KeyValueEntry) {
 		}
 		delete(r.buried, gi.Id) // a fresh heartbeat: it lives (again)
 	}
-	r.gateways[gi.Id] = gwState{info: &gi, seen: seen}
+	r.gateways[gi.Id] = gwState{info: &gi, seen: seen, rev: e.Revision()}
 }
 
 // remove forgets a gateway whose entry was deleted (it stopped cleanly).
@@ -328,21 +331,74 @@ func (r *Registry) sweep(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			var dead []string
-			r.mu.RLock()
-			for id, g := range r.gateways {
-				if !r.fresh(g.seen) {
-					dead = append(dead, id)
-				}
-			}
-			r.mu.RUnlock()
-			for _, id := range dead {
-				r.log.Info("gateway expired", "gateway", id)
-				r.forget(id, true)
-			}
-			r.pruneBuried(time.Now())
+			r.sweepOnce(ctx)
 		}
 	}
+}
+
+// sweepOnce buries the gateways that were silent for the TTL in this
+// node's view and are silent in the bucket too.
+func (r *Registry) sweepOnce(ctx context.Context) {
+	var suspects []string
+	r.mu.RLock()
+	for id, g := range r.gateways {
+		if !r.fresh(g.seen) {
+			suspects = append(suspects, id)
+		}
+	}
+	r.mu.RUnlock()
+	for _, id := range suspects {
+		if r.recheck(ctx, id) {
+			continue
+		}
+		r.log.Info("gateway expired", "gateway", id)
+		r.forget(id, true)
+	}
+	r.pruneBuried(time.Now())
+}
+
+// recheck asks the bucket itself about a gateway this node's view holds as
+// silent, and reports whether it lives after all (its state is then
+// refreshed). The view is this node's own and can lag where the bucket
+// does not: after the process was paused (SIGSTOP, a frozen VM) its timers
+// fire before its watch has delivered the heartbeats written meanwhile, so
+// every gateway looks silent for as long as the pause lasted; a watch can
+// also fall behind. A revision newer than the view's, or a heartbeat
+// younger than the TTL, is a heartbeat seen now. Only an entry that is
+// gone (deleted, or expired by the bucket's max age) or unchanged and old
+// makes the gateway dead. A failed read proves nothing, like a probe over
+// a broken link: the gateway is left to the next sweep, and the probes
+// still catch a crash meanwhile.
+func (r *Registry) recheck(ctx context.Context, id string) bool {
+	if r.kv == nil {
+		return false
+	}
+	gctx, cancel := context.WithTimeout(ctx, max(r.ttl/4, 100*time.Millisecond))
+	e, err := r.kv.Get(gctx, id)
+	cancel()
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false
+	}
+	if err != nil {
+		r.log.Debug("registry recheck failed", "gateway", id, "err", err)
+		return ctx.Err() == nil
+	}
+	var gi magpiepb.GatewayInfo
+	if proto.Unmarshal(e.Value(), &gi) != nil || gi.Id != id {
+		return false
+	}
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g, ok := r.gateways[id]
+	if !ok {
+		return true // forgotten meanwhile (deleted): nothing to bury
+	}
+	if e.Revision() <= g.rev && now.Sub(time.UnixMilli(gi.UpdatedMs)) > r.ttl {
+		return false
+	}
+	r.gateways[id] = gwState{info: &gi, seen: now, rev: max(e.Revision(), g.rev), misses: g.misses}
+	return true
 }
 
 // pruneBuried forgets buried gateways whose last entry left the bucket
@@ -512,19 +568,32 @@ func (r *Registry) Pick(s Strategy, userID int64) (*magpiepb.GatewayInfo, error)
 }
 
 // pickRendezvous is highest-random-weight hashing: a user keeps its gateway
-// while that gateway lives, and only its users move when it dies.
+// while that gateway lives, and only its users move when it dies (or, when
+// a gateway joins, only the users it now wins move to it).
+//
+// The weight must be well mixed in every bit: FNV over "id\x00uid" is
+// not (sequential user ids differ only in the last bytes, which barely
+// reach the high bits compared here), and ids 1–100 split 10/90 over two
+// gateways. So the gateway id is hashed once and the user id is folded in
+// through a 64-bit finalizer (splitmix64), whose every output bit depends
+// on every input bit.
 func pickRendezvous(live []*magpiepb.GatewayInfo, userID int64) *magpiepb.GatewayInfo {
 	var best *magpiepb.GatewayInfo
 	var bestW uint64
-	uid := strconv.FormatInt(userID, 10)
 	for _, g := range live {
 		h := fnv.New64a()
 		h.Write([]byte(g.Id))
-		h.Write([]byte{0})
-		h.Write([]byte(uid))
-		if w := h.Sum64(); best == nil || w > bestW {
+		if w := mix64(h.Sum64() ^ mix64(uint64(userID))); best == nil || w > bestW || (w == bestW && g.Id < best.Id) {
 			best, bestW = g, w
 		}
 	}
 	return best
+}
+
+// mix64 is the splitmix64 finalizer.
+func mix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
 }

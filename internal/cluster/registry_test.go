@@ -325,3 +325,69 @@ func bucketKeys(t *testing.T, js jetstream.JetStream) string {
 	sort.Strings(keys)
 	return strings.Join(keys, ",")
 }
+
+// A logic node that was paused (SIGSTOP, a frozen VM) longer than the TTL
+// wakes with a view in which every gateway has been silent for the whole
+// pause: its timers fire before its watch delivers what was written
+// meanwhile. It must ask the bucket before burying a gateway that kept
+// heartbeating, or it deletes that gateway's presence and live pushes to
+// its users are lost. The registry here has no watcher (a watch blocked
+// by the pause): its view holds one entry, last seen three TTLs ago, while
+// the bucket holds that entry still fresh ("stale clock") or a newer
+// heartbeat ("stale watch").
+func TestRegistryPausedNodeAsksTheBucketBeforeBurying(t *testing.T) {
+	const ttl = 2 * time.Second
+	for _, tt := range []struct {
+		name     string
+		watchLag bool // the bucket holds a heartbeat the view never saw
+	}{{"stale clock", false}, {"stale watch", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := startServer(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			nc := connect(t, ns)
+			gw, err := NewRegistrar(ctx, nc, 1, ttl, func() *magpiepb.GatewayInfo { return &magpiepb.GatewayInfo{Id: "gw-a"} }, testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := gw.Put(ctx); err != nil {
+				t.Fatal(err)
+			}
+			kv, err := keyValue(ctx, nc, bucketGateways, 1, registryMaxAge(ttl))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var dead []string
+			reg := &Registry{ttl: ttl, log: testLogger(t), kv: kv, gateways: map[string]gwState{}, buried: map[string]int64{},
+				onDead: func(id string) { dead = append(dead, id) }}
+			e, err := kv.Get(ctx, "gw-a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg.update(e)
+			if tt.watchLag {
+				if err := gw.Put(ctx); err != nil { // a heartbeat during the pause
+					t.Fatal(err)
+				}
+			}
+			// Wake from the pause: the last heartbeat seen is 3 TTLs old
+			// by this node's clock, and its canaries say its view is current.
+			now := time.Now()
+			g := reg.gateways["gw-a"]
+			g.seen = now.Add(-3 * ttl)
+			reg.gateways["gw-a"] = g
+			reg.current.Store(now.UnixNano())
+			if reg.Alive("gw-a") {
+				t.Fatal("the injected pause did not make gw-a look silent")
+			}
+
+			reg.sweepOnce(ctx)
+			if len(dead) > 0 {
+				t.Fatal("the paused node buried gw-a, whose entry in the bucket is fresh")
+			}
+			if !reg.Alive("gw-a") {
+				t.Fatal("gw-a not alive after the sweep asked the bucket")
+			}
+		})
+	}
+}

@@ -84,6 +84,67 @@ func TestPickHashIsStableAndMovesOnlyTheDeadGatewaysUsers(t *testing.T) {
 	}
 }
 
+// The review found sequential ids 1–6 all on one of two gateways and 1–100
+// split 10/90: every gateway must get its fair share of ids 1–10,000
+// within ±5 %, for the gateway ids operators use (--gateway-id) and for
+// the random ones a gateway picks by default.
+func TestPickHashSpreadsSequentialIDsEvenly(t *testing.T) {
+	const users = 10000
+	for _, ids := range [][]string{
+		{"gw-1", "gw-2"}, {"gw-1", "gw-2", "gw-3"}, {"gw-1", "gw-2", "gw-3", "gw-4"},
+		{"a", "b"}, {"a", "b", "c"}, {"a", "b", "c", "d"},
+		{"gw-a", "gw-b"}, {"gw-a", "gw-b", "gw-c"}, {"gw-a", "gw-b", "gw-c", "gw-d"},
+		{"7f3a9c21e4b0", "0c5d2e8f1a97"}, {"7f3a9c21e4b0", "0c5d2e8f1a97", "b41e77d0c3f2"},
+		{"7f3a9c21e4b0", "0c5d2e8f1a97", "b41e77d0c3f2", "5a8e0b6d9c14"},
+	} {
+		var gws []*magpiepb.GatewayInfo
+		for _, id := range ids {
+			gws = append(gws, gw(id, 0))
+		}
+		r := staticRegistry(gws...)
+		count := map[string]int{}
+		for u := int64(1); u <= users; u++ {
+			g, err := r.Pick(ConsistentHash, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			count[g.Id]++
+		}
+		fair := float64(users) / float64(len(ids))
+		for _, id := range ids {
+			if n := float64(count[id]); n < fair*0.95 || n > fair*1.05 {
+				t.Errorf("gateways %v: counts %v, want each within ±5%% of %.0f", ids, count, fair)
+				break
+			}
+		}
+	}
+}
+
+// A joining gateway takes only its fair share, and only from the others:
+// nobody moves between the gateways that were there before.
+func TestPickHashJoinMovesOnlyTheNewGatewaysShare(t *testing.T) {
+	r := staticRegistry(gw("gw-1", 0), gw("gw-2", 0), gw("gw-3", 0))
+	before := map[int64]string{}
+	for u := int64(1); u <= 10000; u++ {
+		g, _ := r.Pick(ConsistentHash, u)
+		before[u] = g.Id
+	}
+	r.gateways["gw-4"] = gwState{info: gw("gw-4", 0), seen: time.Now()}
+	moved := 0
+	for u, was := range before {
+		g, _ := r.Pick(ConsistentHash, u)
+		if g.Id != was {
+			if g.Id != "gw-4" {
+				t.Fatalf("user %d moved from %s to %s when gw-4 joined", u, was, g.Id)
+			}
+			moved++
+		}
+	}
+	if moved < 2375 || moved > 2625 {
+		t.Fatalf("%d of 10000 users moved to gw-4, want about a quarter", moved)
+	}
+}
+
 func TestPickLeastConns(t *testing.T) {
 	r := staticRegistry(gw("a", 500), gw("b", 20), gw("c", 300), &magpiepb.GatewayInfo{Id: "d", Conns: 1, Draining: true})
 	for i := range 10 {

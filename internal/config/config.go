@@ -68,6 +68,7 @@ type Config struct {
 	LogFormat       string
 	MaxConnsPerUser int
 	Metrics         string
+	MetricsToken    string
 	RequestTimeout  time.Duration
 
 	// Issue 3: groups, friends, broadcast, files, recall, push, webhooks.
@@ -191,6 +192,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxConnsPerUser, "max-conns-per-user", c.MaxConnsPerUser, "live connections one user may hold across all gateways (0: no limit)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "gateway: how long a client request waits for a logic node before the client is told to retry")
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "listen address for /metrics and /debug/pprof (empty: off; keep it off the public network)")
+	fs.StringVar(&c.MetricsToken, "metrics-token", c.MetricsToken, "if set, the metrics listener requires Authorization: Bearer TOKEN (at least 16 characters)")
 	fs.IntVar(&c.MaxGroupSize, "max-group-size", c.MaxGroupSize, "largest number of members in a group")
 	fs.StringVar(&c.Admins, "admins", c.Admins, "usernames of server admins (may broadcast), comma-separated")
 	fs.BoolVar(&c.AllowBroadcast, "allow-broadcast", c.AllowBroadcast, "let every user broadcast to everyone online, not only admins")
@@ -334,6 +336,7 @@ func (c *Config) Validate() error {
 	check(c.CommitWorkers >= 0 && c.CommitWorkers <= 64, "--commit-workers must be 0-64")
 	check(c.Replicas >= 1 && c.Replicas <= 5, "--replicas must be 1-5")
 	check(c.TokenSecret == "" || len(c.TokenSecret) >= 16, "--token-secret must be at least 16 characters")
+	check(c.MetricsToken == "" || len(c.MetricsToken) >= 16, "--metrics-token must be at least 16 characters")
 	check((c.NATSCert == "") == (c.NATSKey == ""), "--nats-cert and --nats-key go together")
 	check((c.TLSCert == "") == (c.TLSKey == ""), "--tls-cert and --tls-key go together")
 	check(c.TLSWatch == 0 || c.TLSWatch >= 100*time.Millisecond, "--tls-watch must be 0 (off) or at least 100ms")
@@ -419,7 +422,7 @@ func (c Config) Print(w io.Writer) error {
 	c.bind(fs)
 	m := map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { m[f.Name] = f.Value.String() })
-	for _, k := range []string{"token-secret", "push-keys", "webhook-secret"} {
+	for _, k := range []string{"token-secret", "push-keys", "webhook-secret", "metrics-token"} {
 		if m[k] != "" {
 			m[k] = "(set)"
 		}

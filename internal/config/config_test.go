@@ -46,6 +46,7 @@ func TestValidateRejects(t *testing.T) {
 		{[]string{"--heartbeat", "1m", "--heartbeat-timeout", "30s"}, "--heartbeat-timeout"},
 		{[]string{"--token-secret", "short"}, "--token-secret"},
 		{[]string{"--push-keys", "k1:short"}, "--push-keys"},
+		{[]string{"--metrics-token", "short"}, "--metrics-token"},
 		{[]string{"--nats-cert", "client.pem"}, "--nats-cert and --nats-key"},
 		{[]string{"--nats-key", "client.key"}, "--nats-cert and --nats-key"},
 		{[]string{"--tls-cert", "server.pem"}, "--tls-cert and --tls-key"},
@@ -94,11 +95,12 @@ func TestUnknownFileKey(t *testing.T) {
 func TestPrintMasksSecrets(t *testing.T) {
 	cfg := Default()
 	cfg.TokenSecret = "super-secret-token-value"
+	cfg.MetricsToken = "super-secret-metrics-token"
 	var b strings.Builder
 	if err := cfg.Print(&b); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(b.String(), "super-secret") || !strings.Contains(b.String(), `"token-secret": "(set)"`) {
+	if strings.Contains(b.String(), "super-secret") || !strings.Contains(b.String(), `"token-secret": "(set)"`) || !strings.Contains(b.String(), `"metrics-token": "(set)"`) {
 		t.Fatalf("print leaked or lost the secret:\n%s", b.String())
 	}
 }

@@ -83,8 +83,10 @@ func errorEnvelope(id uint64, code wire.Code, msg string, retryAfterMS uint32) *
 	}}}
 }
 
-func kickEnvelope(code wire.Code, reason string, reconnect bool) *magpiepb.Envelope {
+// kickEnvelope is the one place a gateway builds a Kick: reconnect comes
+// from the code's action (wire.Code.KickReconnect), never from the caller.
+func kickEnvelope(code wire.Code, reason string) *magpiepb.Envelope {
 	return &magpiepb.Envelope{Body: &magpiepb.Envelope_Kick{Kick: &magpiepb.Kick{
-		Code: uint32(code), Reason: reason, Reconnect: reconnect,
+		Code: uint32(code), Reason: reason, Reconnect: code.KickReconnect(),
 	}}}
 }

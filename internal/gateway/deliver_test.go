@@ -74,7 +74,7 @@ func TestDeliverCloseCode(t *testing.T) {
 	a, b := ts.dial(t, kindTCP), ts.dial(t, kindWSJSON)
 	a.login("alice")
 	b.login("bob")
-	kick, _ := proto.Marshal(kickEnvelope(wire.CodeLoggedOut, "logged out", false))
+	kick, _ := proto.Marshal(kickEnvelope(wire.CodeLoggedOut, "logged out"))
 	ts.g.Deliver(&magpiepb.Delivery{
 		Conns: []uint64{connOf(t, ts, "alice"), connOf(t, ts, "bob")}, Envelope: kick, CloseCode: uint32(wire.CodeLoggedOut),
 	})
@@ -92,7 +92,7 @@ func TestKick(t *testing.T) {
 	a, b := ts.dial(t, kindTCP), ts.dial(t, kindWSProto)
 	a.login("alice")
 	b.login("bob")
-	ts.g.Kick([]uint64{connOf(t, ts, "alice"), 424242}, wire.CodeReplaced, "another device", false)
+	ts.g.Kick([]uint64{connOf(t, ts, "alice"), 424242}, wire.CodeReplaced, "another device")
 	a.expectKick(wire.CodeReplaced)
 	a.expectClosed()
 	b.send(pingEnv(2, 2))

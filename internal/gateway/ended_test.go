@@ -22,7 +22,7 @@ func TestSessionEndedDuringAuthIsClosed(t *testing.T) {
 			c := ts.dial(t, kind)
 			c.send(authEnv(1, "good-alice"))
 			<-ts.logic.authEntered
-			kick := encodeEnvelope(encProto, kickEnvelope(wire.CodeLoggedOut, "logged out everywhere", false))
+			kick := encodeEnvelope(encProto, kickEnvelope(wire.CodeLoggedOut, "logged out everywhere"))
 			// Logic knows no connection of the session yet: none listed.
 			ts.g.Deliver(&magpiepb.Delivery{Envelope: kick, CloseCode: uint32(wire.CodeLoggedOut),
 				SessionId: "s-alice", UserId: userID("alice")})
@@ -44,7 +44,7 @@ func TestSessionEndedClosesUnlistedConnections(t *testing.T) {
 	b.login("alice")
 	other := ts.dial(t, kindTCP)
 	other.login("bob")
-	kick := encodeEnvelope(encProto, kickEnvelope(wire.CodeLoggedOut, "session ended", false))
+	kick := encodeEnvelope(encProto, kickEnvelope(wire.CodeLoggedOut, "session ended"))
 	ts.g.Deliver(&magpiepb.Delivery{Envelope: kick, CloseCode: uint32(wire.CodeLoggedOut), SessionId: "s-alice", UserId: userID("alice")})
 	for _, c := range []*client{a, b} {
 		c.expectKick(wire.CodeLoggedOut)

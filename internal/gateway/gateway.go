@@ -131,8 +131,8 @@ func (g *Gateway) startSession(t transport, enc encoding, ws bool) bool {
 }
 
 // kickFrame encodes a Kick for a connection.
-func (g *Gateway) kickFrame(enc encoding, code wire.Code, reason string, reconnect bool) []byte {
-	return encodeEnvelope(enc, kickEnvelope(code, reason, reconnect))
+func (g *Gateway) kickFrame(enc encoding, code wire.Code, reason string) []byte {
+	return encodeEnvelope(enc, kickEnvelope(code, reason))
 }
 
 // Deliver writes d.Envelope (an encoded Envelope) to the listed connections,
@@ -205,20 +205,20 @@ func (g *Gateway) Deliver(d *magpiepb.Delivery) {
 	}
 }
 
-// Kick writes Kick{code, reason, reconnect} to the listed connections and
-// closes them. Unknown ids are ignored.
-func (g *Gateway) Kick(connIDs []uint64, code wire.Code, reason string, reconnect bool) {
+// Kick writes Kick{code, reason} (reconnect as code's action says) to the
+// listed connections and closes them. Unknown ids are ignored.
+func (g *Gateway) Kick(connIDs []uint64, code wire.Code, reason string) {
 	var frames [2][]byte // by encoding, encoded at most once each
 	for _, id := range connIDs {
 		if s := g.shards.conn(id); s != nil {
-			g.kickSession(s, &frames, code, reason, reconnect)
+			g.kickSession(s, &frames, code, reason)
 		}
 	}
 }
 
-func (g *Gateway) kickSession(s *session, frames *[2][]byte, code wire.Code, reason string, reconnect bool) {
+func (g *Gateway) kickSession(s *session, frames *[2][]byte, code wire.Code, reason string) {
 	if frames[s.enc] == nil {
-		frames[s.enc] = g.kickFrame(s.enc, code, reason, reconnect)
+		frames[s.enc] = g.kickFrame(s.enc, code, reason)
 	}
 	s.closeWith(code, frames[s.enc], false)
 }
@@ -236,7 +236,7 @@ func (g *Gateway) Drain(ctx context.Context) error {
 	g.stopAccepting()
 	var frames [2][]byte
 	g.shards.each(func(s *session) {
-		g.kickSession(s, &frames, wire.CodeDraining, "gateway draining", true)
+		g.kickSession(s, &frames, wire.CodeDraining, "gateway draining")
 	})
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()

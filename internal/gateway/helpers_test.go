@@ -380,6 +380,11 @@ func (c *client) expectKick(code wire.Code) *magpiepb.Kick {
 	if k == nil || wire.Code(k.Code) != code {
 		c.t.Fatalf("got %v, want Kick{%v}", env, code)
 	}
+	// The code table's action decides the flag: only Reconnect and Retry
+	// codes say "connect again" (Relogin ones: log in first).
+	if want := code.Action() == wire.Reconnect || code.Action() == wire.Retry; k.Reconnect != want {
+		c.t.Fatalf("got %v, want reconnect %v as %v's action says", k, want, code)
+	}
 	return k
 }
 

@@ -17,7 +17,7 @@ func TestKickDuringAuthIsApplied(t *testing.T) {
 	c := ts.dial(t, kindTCP)
 	c.send(authEnv(1, "good-alice"))
 	conn := <-ts.presence.entered
-	kick := encodeEnvelope(encProto, kickEnvelope(wire.CodeLoggedOut, "logged out", false))
+	kick := encodeEnvelope(encProto, kickEnvelope(wire.CodeLoggedOut, "logged out"))
 	ts.g.Deliver(&magpiepb.Delivery{Conns: []uint64{conn}, Envelope: kick, CloseCode: uint32(wire.CodeLoggedOut)})
 	close(ts.presence.block)
 	if k := c.expectKick(wire.CodeLoggedOut); k.Reconnect {

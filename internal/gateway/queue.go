@@ -41,7 +41,7 @@ func (s *session) enqueue(frame []byte, needAuth bool) bool {
 	if len(s.queue) >= s.g.cfg.SendQueue {
 		s.mu.Unlock()
 		s.g.stats.slowConsumers.Add(1)
-		s.closeWith(wire.CodeSlowConsumer, s.g.kickFrame(s.enc, wire.CodeSlowConsumer, "send queue full", true), true)
+		s.closeWith(wire.CodeSlowConsumer, s.g.kickFrame(s.enc, wire.CodeSlowConsumer, "send queue full"), true)
 		return false
 	}
 	s.queue = append(s.queue, frame)

@@ -127,22 +127,22 @@ func (s *session) readFailed(err error) {
 	var ne net.Error
 	switch {
 	case errors.Is(err, wire.ErrFrameTooLarge), errors.Is(err, errTooLarge):
-		s.kick(wire.CodeTooLarge, "frame exceeds limit", false)
+		s.kick(wire.CodeTooLarge, "frame exceeds limit")
 	case errors.Is(err, wire.ErrEmptyFrame), errors.Is(err, errUndecodable), errors.Is(err, errWrongType):
-		s.kick(wire.CodeProtocolError, "undecodable frame", false)
+		s.kick(wire.CodeProtocolError, "undecodable frame")
 	case errors.As(err, &ne) && ne.Timeout():
 		if s.ref == nil {
-			s.kick(wire.CodeAuthTimeout, "no auth within the deadline", true)
+			s.kick(wire.CodeAuthTimeout, "no auth within the deadline")
 		} else {
-			s.kick(wire.CodeHeartbeatTimeout, "nothing received within the heartbeat deadline", true)
+			s.kick(wire.CodeHeartbeatTimeout, "nothing received within the heartbeat deadline")
 		}
 	default: // EOF, reset, closed by us
 		s.closeWith(0, nil, false)
 	}
 }
 
-func (s *session) kick(code wire.Code, reason string, reconnect bool) {
-	s.closeWith(code, s.g.kickFrame(s.enc, code, reason, reconnect), false)
+func (s *session) kick(code wire.Code, reason string) {
+	s.closeWith(code, s.g.kickFrame(s.enc, code, reason), false)
 }
 
 func (s *session) reply(env *magpiepb.Envelope) { s.send(encodeEnvelope(s.enc, env)) }
@@ -155,7 +155,7 @@ func (s *session) handle(frame []byte) bool {
 		if errors.As(err, &bad) {
 			return s.badRequest(bad)
 		}
-		s.kick(wire.CodeProtocolError, "undecodable frame", false)
+		s.kick(wire.CodeProtocolError, "undecodable frame")
 		return false
 	}
 	if s.ref == nil {
@@ -348,7 +348,7 @@ func (s *session) armExpiry(expiresMs int64) {
 		return
 	}
 	s.expiry = time.AfterFunc(time.Until(time.UnixMilli(expiresMs)), func() {
-		s.kick(wire.CodeSessionExpired, "session expired, log in again", false)
+		s.kick(wire.CodeSessionExpired, "session expired, log in again")
 	})
 }
 

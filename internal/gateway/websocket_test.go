@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -201,4 +203,83 @@ func TestWebSocketFramesOneByteAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.expectKick(wire.CodeProtocolError)
+}
+
+// The close codes docs/protocol.md ("Closing") promises a WebSocket
+// client, each after its last frame: a kick, or an error for the request
+// that could not be carried out.
+func TestWebSocketCloseCodes(t *testing.T) {
+	tests := []struct {
+		name      string
+		cfg       Config
+		run       func(t *testing.T, ts *testServer, c *client)
+		wantClose int
+	}{
+		{"bad token", Config{}, func(t *testing.T, ts *testServer, c *client) {
+			c.send(authEnv(1, "forged"))
+			c.expectError(1, wire.CodeUnauthenticated)
+		}, 4003},
+		{"no auth in time", Config{AuthTimeout: 100 * time.Millisecond}, func(t *testing.T, ts *testServer, c *client) {
+			c.expectKick(wire.CodeAuthTimeout)
+		}, 4011},
+		{"bad request before auth", Config{}, func(t *testing.T, ts *testServer, c *client) {
+			if err := c.ws.WriteMessage(websocket.TextMessage, []byte(`{"id":"3","auth":{"token":"a","token":"b"}}`)); err != nil {
+				t.Fatal(err)
+			}
+			c.expectError(3, wire.CodeBadRequest)
+		}, 4002},
+		{"request before auth", Config{}, func(t *testing.T, ts *testServer, c *client) {
+			c.send(pingEnv(4, 1))
+			c.expectError(4, wire.CodeNotAuthenticated)
+		}, 4013},
+		{"replaced", Config{}, func(t *testing.T, ts *testServer, c *client) {
+			c.login("alice")
+			ts.g.Kick([]uint64{connOf(t, ts, "alice")}, wire.CodeReplaced, "signed in on another device")
+			c.expectKick(wire.CodeReplaced)
+		}, 4015},
+		{"logged out", Config{}, func(t *testing.T, ts *testServer, c *client) {
+			c.login("alice")
+			kick, _ := proto.Marshal(kickEnvelope(wire.CodeLoggedOut, "logged out"))
+			ts.g.Deliver(&magpiepb.Delivery{Conns: []uint64{connOf(t, ts, "alice")}, Envelope: kick, CloseCode: uint32(wire.CodeLoggedOut)})
+			c.expectKick(wire.CodeLoggedOut)
+		}, 4016},
+		{"silent", Config{HeartbeatTimeout: 200 * time.Millisecond}, func(t *testing.T, ts *testServer, c *client) {
+			c.login("alice")
+			c.expectKick(wire.CodeHeartbeatTimeout)
+		}, 4018},
+		{"undecodable", Config{}, func(t *testing.T, ts *testServer, c *client) {
+			if err := c.ws.WriteMessage(websocket.TextMessage, []byte(`{"id":`)); err != nil {
+				t.Fatal(err)
+			}
+			c.expectKick(wire.CodeProtocolError)
+		}, 4019},
+		{"too large", Config{}, func(t *testing.T, ts *testServer, c *client) {
+			if err := c.ws.WriteMessage(websocket.TextMessage, bytes.Repeat([]byte(" "), wire.MaxFrame+1)); err != nil {
+				t.Fatal(err)
+			}
+			c.expectKick(wire.CodeTooLarge) // the kick first, then 1009
+		}, websocket.CloseMessageTooBig},
+		{"draining", Config{}, func(t *testing.T, ts *testServer, c *client) {
+			c.login("alice")
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = ts.g.Drain(ctx)
+			}()
+			c.expectKick(wire.CodeDraining)
+		}, websocket.CloseGoingAway},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := startServer(t, tt.cfg)
+			c := ts.dial(t, kindWSJSON)
+			tt.run(t, ts, c)
+			_, err := c.next()
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != tt.wantClose {
+				t.Fatalf("got %v, want close code %d", err, tt.wantClose)
+			}
+			c.nc.Close()
+		})
+	}
 }

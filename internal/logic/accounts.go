@@ -207,12 +207,20 @@ func (s *Service) applyDevicePolicy(ctx context.Context, userID int64, device, p
 	return s.capSessions(active, append(replace, conflict...)), nil
 }
 
+// kickEnvelope is the one place logic builds a Kick: reconnect comes from
+// the code's action (wire.Code.KickReconnect), as on the gateway.
+func kickEnvelope(code wire.Code, reason string) []byte {
+	return encode(&magpiepb.Envelope{Body: &magpiepb.Envelope_Kick{Kick: &magpiepb.Kick{
+		Code: uint32(code), Reason: reason, Reconnect: code.KickReconnect(),
+	}}})
+}
+
 // kick sends a Kick and closes each connection.
-func (s *Service) kick(conns []*magpiepb.ConnRef, code wire.Code, reason string, reconnect bool) {
+func (s *Service) kick(conns []*magpiepb.ConnRef, code wire.Code, reason string) {
 	if len(conns) == 0 {
 		return
 	}
-	env := encode(&magpiepb.Envelope{Body: &magpiepb.Envelope_Kick{Kick: &magpiepb.Kick{Code: uint32(code), Reason: reason, Reconnect: reconnect}}})
+	env := kickEnvelope(code, reason)
 	for gw, ids := range byGateway(conns) {
 		if err := s.out.Deliver(gw, &magpiepb.Delivery{Conns: ids, Envelope: env, CloseCode: uint32(code)}); err != nil {
 			s.log.Warn("kick delivery", "gateway", gw, "err", err)

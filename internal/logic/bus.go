@@ -60,7 +60,7 @@ func (s *Service) Handle(req *magpiepb.Request, reply func([]byte)) {
 	now := s.now()
 	if c.ExpiresMs > 0 && now.UnixMilli() >= c.ExpiresMs {
 		reply(errorEnvelope(rid, &Error{Code: wire.CodeSessionExpired, Msg: "session expired, log in again", Err: ErrUnauthenticated}))
-		s.kick([]*magpiepb.ConnRef{c}, wire.CodeSessionExpired, "session expired, log in again", false)
+		s.kick([]*magpiepb.ConnRef{c}, wire.CodeSessionExpired, "session expired, log in again")
 		return
 	}
 	s.seen(c.SessionId, now)

@@ -94,7 +94,7 @@ func fileKind(f *store.FileRef) store.MessageKind {
 
 // prepareGroup readies a group message. Membership and mutes are checked
 // by the store in the transaction that assigns the seq, not here.
-func (s *Service) prepareGroup(ctx context.Context, from Identity, req SendRequest) (*pendingSend, error) {
+func (s *Service) prepareGroup(ctx context.Context, from Identity, req SendRequest, given bool) (*pendingSend, error) {
 	if err := validGroupID(req.ToGroup); err != nil {
 		return nil, err
 	}
@@ -102,15 +102,14 @@ func (s *Service) prepareGroup(ctx context.Context, from Identity, req SendReque
 	if err != nil {
 		return nil, err
 	}
-	if s.cfg.Hooks != nil {
-		if err := s.cfg.Hooks.BeforeSend(ctx, OutgoingMessage{
-			From: from.Username, FromID: from.UserID, ToGroup: req.ToGroup, ConversationID: req.ToGroup,
-			ClientMsgID: req.ClientMsgID, Text: req.Text, FileID: req.FileID,
-		}); err != nil {
-			return nil, err
-		}
+	stored, err := s.beforeSend(ctx, OutgoingMessage{
+		From: from.Username, FromID: from.UserID, ToGroup: req.ToGroup, ConversationID: req.ToGroup,
+		ClientMsgID: req.ClientMsgID, Text: req.Text, FileID: req.FileID,
+	}, given)
+	if err != nil {
+		return nil, err
 	}
-	return &pendingSend{from: from, req: store.AppendRequest{
+	return &pendingSend{from: from, stored: stored, req: store.AppendRequest{
 		ConversationID: req.ToGroup, SenderID: from.UserID, ClientMsgID: req.ClientMsgID,
 		Text: req.Text, Kind: fileKind(file), File: file,
 	}}, nil
@@ -228,6 +227,7 @@ func (s *Service) prepareChange(ctx context.Context, from Identity, kind store.M
 	} else {
 		req.Text = ""
 	}
+	given := req.ClientMsgID != ""
 	var err error
 	if req.ClientMsgID, err = clientMsgID(req.ClientMsgID); err != nil {
 		return nil, err
@@ -248,7 +248,7 @@ func (s *Service) prepareChange(ctx context.Context, from Identity, kind store.M
 		}
 		p.peer, p.peerID = name, peer
 	}
-	if kind == store.KindEdit && s.cfg.Hooks != nil {
+	if kind == store.KindEdit {
 		m := OutgoingMessage{From: from.Username, FromID: from.UserID, ConversationID: req.ConversationID,
 			ClientMsgID: req.ClientMsgID, Text: req.Text}
 		if p.peerID != 0 {
@@ -256,7 +256,7 @@ func (s *Service) prepareChange(ctx context.Context, from Identity, kind store.M
 		} else {
 			m.ToGroup = req.ConversationID
 		}
-		if err := s.cfg.Hooks.BeforeSend(ctx, m); err != nil {
+		if p.stored, err = s.beforeSend(ctx, m, given); err != nil {
 			return nil, err
 		}
 	}

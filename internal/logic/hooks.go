@@ -2,8 +2,10 @@ package logic
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -44,6 +46,31 @@ func Vetoed(reason string) error {
 		reason = "message refused by policy"
 	}
 	return &Error{Code: wire.CodeForbidden, Msg: reason, Err: ErrVetoed}
+}
+
+// beforeSend asks the before-send hook about m, unless m retries a message
+// already stored: that one was allowed when it was stored (and may have
+// been delivered), so its sender gets the original ACK (returned here),
+// never a veto for a committed message. given says whether the client
+// chose m.ClientMsgID; a generated one is never a retry. The lookup costs
+// one indexed read, only when a hook is configured; a retry racing with
+// its first attempt misses it, asks the hook, and the store's own
+// duplicate check answers it with the original once the hook allows it.
+func (s *Service) beforeSend(ctx context.Context, m OutgoingMessage, given bool) (*Ack, error) {
+	if s.cfg.Hooks == nil {
+		return nil, nil
+	}
+	if given {
+		stored, err := s.store.MessageByClientID(ctx, m.FromID, m.ClientMsgID)
+		switch {
+		case err == nil:
+			return &Ack{ConversationID: stored.ConversationID, Seq: stored.Seq, ClientMsgID: stored.ClientMsgID,
+				SentAt: stored.SentAt, Duplicate: true}, nil
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, &Error{Code: wire.CodeUnavailable, Msg: "message not checked, retry", RetryAfter: 200, Err: err}
+		}
+	}
+	return nil, s.cfg.Hooks.BeforeSend(ctx, m)
 }
 
 // emit hands an event to the hooks, if any.

@@ -39,6 +39,10 @@ type pendingSend struct {
 	peerID int64             // private chats: the receiver
 	origin *magpiepb.ConnRef // the sending connection, skipped in fan-out
 	done   func(Ack, error)
+	// stored is set for a retry of a message found stored before the
+	// before-send hook was asked: it is answered with this ACK, in the
+	// lane's order, without the commit loop.
+	stored *Ack
 }
 
 // StoredEvent is the data of a message.stored event.
@@ -103,6 +107,11 @@ func (s *Service) sendSteps(ctx context.Context, from Identity, req SendRequest,
 // enqueue hands a prepared message to the commit loop.
 func (s *Service) enqueue(p *pendingSend, origin *magpiepb.ConnRef, done func(Ack, error)) {
 	p.origin, p.done = origin, done
+	if p.stored != nil {
+		s.stats.duplicates.Add(1)
+		done(*p.stored, nil)
+		return
+	}
 	// One conversation always goes to the same commit loop, so messages
 	// queued in order commit in order.
 	q := s.sends[shard(p.req.ConversationID, len(s.sends))]
@@ -137,6 +146,7 @@ func (s *Service) prepare(ctx context.Context, from Identity, req SendRequest) (
 	if err := validBody(req.Text, req.FileID != ""); err != nil {
 		return nil, err
 	}
+	given := req.ClientMsgID != ""
 	var err error
 	if req.ClientMsgID, err = clientMsgID(req.ClientMsgID); err != nil {
 		return nil, err
@@ -145,7 +155,7 @@ func (s *Service) prepare(ctx context.Context, from Identity, req SendRequest) (
 	case req.ToGroup != "" && req.ToUser != "":
 		return nil, badRequest("set to_user or to_group, not both")
 	case req.ToGroup != "":
-		return s.prepareGroup(ctx, from, req)
+		return s.prepareGroup(ctx, from, req, given)
 	case req.ToUser == "":
 		return nil, badRequest("to_user is required")
 	}
@@ -162,16 +172,16 @@ func (s *Service) prepare(ctx context.Context, from Identity, req SendRequest) (
 	if err != nil {
 		return nil, err
 	}
-	if s.cfg.Hooks != nil {
-		if err := s.cfg.Hooks.BeforeSend(ctx, OutgoingMessage{
-			From: from.Username, FromID: from.UserID, ToUser: peer.Username,
-			ConversationID: store.PrivateConversationID(from.UserID, peer.ID), ClientMsgID: req.ClientMsgID, Text: req.Text,
-			FileID: req.FileID,
-		}); err != nil {
-			return nil, err
-		}
+	stored, err := s.beforeSend(ctx, OutgoingMessage{
+		From: from.Username, FromID: from.UserID, ToUser: peer.Username,
+		ConversationID: store.PrivateConversationID(from.UserID, peer.ID), ClientMsgID: req.ClientMsgID, Text: req.Text,
+		FileID: req.FileID,
+	}, given)
+	if err != nil {
+		return nil, err
 	}
 	return &pendingSend{
+		stored: stored,
 		from:   from,
 		peer:   peer.Username,
 		peerID: peer.ID,

@@ -158,7 +158,7 @@ func (s *Service) revoke(ctx context.Context, sess store.Session, code wire.Code
 			targets[c.Gateway] = append(targets[c.Gateway], c.Conn)
 		}
 	}
-	env := encode(&magpiepb.Envelope{Body: &magpiepb.Envelope_Kick{Kick: &magpiepb.Kick{Code: uint32(code), Reason: reason}}})
+	env := kickEnvelope(code, reason)
 	gws := make([]string, 0, len(targets))
 	for gw := range targets {
 		gws = append(gws, gw)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"math"
@@ -10,6 +11,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/magpie-im/magpie/internal/logic"
@@ -18,7 +20,9 @@ import (
 
 // serveMetrics starts the operator listener (--metrics): Prometheus text
 // metrics and pprof. It is separate from the public HTTP listener so
-// neither is exposed by accident.
+// neither is exposed by accident. /debug/pprof/cmdline is not served: it
+// shows the process's flags, secrets included (--token-secret,
+// --push-keys, ...). With --metrics-token every path needs the token.
 func (n *Node) serveMetrics(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -30,8 +34,8 @@ func (n *Node) serveMetrics(addr string) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	n.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+	mux.HandleFunc("/debug/pprof/cmdline", http.NotFound)
+	n.metrics = &http.Server{Handler: requireBearer(n.cfg.MetricsToken, mux), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	n.metricsL = ln
 	n.goTracked(func() {
 		if err := n.metrics.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -39,6 +43,26 @@ func (n *Node) serveMetrics(addr string) error {
 		}
 	})
 	return nil
+}
+
+// requireBearer lets a request through to h only with "Authorization:
+// Bearer token" (the scheme in any case, as RFC 7235 has it); an empty
+// token lets everything through. The comparison takes the same time
+// whatever the guess.
+func requireBearer(token string, h http.Handler) http.Handler {
+	if token == "" {
+		return h
+	}
+	want := []byte(token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="magpie-metrics"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // MetricsAddr is the bound metrics address, or "".

@@ -104,3 +104,75 @@ func TestHistQuantile(t *testing.T) {
 		t.Errorf("empty: got %g, want 0", got)
 	}
 }
+
+// /debug/pprof/cmdline would show every flag, secrets included: it is not
+// served, under any spelling, while the rest of pprof still is.
+func TestMetricsListenerHidesTheCommandLine(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Metrics = "127.0.0.1:0"
+	n := startNode(t, cfg)
+	base := "http://" + n.MetricsAddr()
+	for _, path := range []string{"/debug/pprof/cmdline", "/debug/pprof/cmdline/", "/debug/pprof/cmdline?debug=1", "/debug/pprof/./cmdline", "/debug/pprof//cmdline"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || strings.Contains(string(body), "test") {
+			t.Errorf("GET %s: %d %q, want 404 without the command line", path, resp.StatusCode, body)
+		}
+	}
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/metrics"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d, want 200", path, resp.StatusCode)
+		}
+	}
+}
+
+// With --metrics-token, every path of the metrics listener needs it.
+func TestMetricsToken(t *testing.T) {
+	const token = "metrics-token-0123456789"
+	cfg := testConfig(t, t.TempDir())
+	cfg.Metrics = "127.0.0.1:0"
+	cfg.MetricsToken = token
+	n := startNode(t, cfg)
+	base := "http://" + n.MetricsAddr()
+	tests := []struct {
+		name, auth string
+		want       int
+	}{
+		{"none", "", http.StatusUnauthorized},
+		{"wrong", "Bearer metrics-token-0123456780", http.StatusUnauthorized},
+		{"prefix", "Bearer metrics-token", http.StatusUnauthorized},
+		{"basic", "Basic " + token, http.StatusUnauthorized},
+		{"bare", token, http.StatusUnauthorized},
+		{"right", "Bearer " + token, http.StatusOK},
+		{"lower-case scheme", "bearer " + token, http.StatusOK},
+	}
+	for _, path := range []string{"/metrics", "/debug/pprof/", "/debug/pprof/goroutine"} {
+		for _, tt := range tests {
+			req, _ := http.NewRequest("GET", base+path, nil)
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("%s with %s: %d, want %d", path, tt.name, resp.StatusCode, tt.want)
+			}
+			if tt.want == http.StatusUnauthorized && (strings.Contains(string(body), "magpie_") || resp.Header.Get("WWW-Authenticate") == "") {
+				t.Errorf("%s with %s: refused with %q (WWW-Authenticate %q), want no metrics and a challenge", path, tt.name, body, resp.Header.Get("WWW-Authenticate"))
+			}
+		}
+	}
+}

@@ -28,6 +28,7 @@ func (n *Node) startLogic(ctx, bg context.Context, mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
+	warnLooseModes(n.log, n.privatePaths()...)
 	var presence *cluster.PresenceView
 	reg, err := cluster.WatchRegistry(bg, n.nc, n.cfg.Replicas, n.cfg.RegistryTTL, func(id string) {
 		if presence != nil {

@@ -94,6 +94,9 @@ func Start(ctx context.Context, cfg config.Config, roles Roles, log *slog.Logger
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return n, fmt.Errorf("data dir: %w", err)
 	}
+	if !roles.Logic {
+		warnLooseModes(log, cfg.Data)
+	}
 	if err := n.startNATS(ctx); err != nil {
 		return n, err
 	}

@@ -207,7 +207,7 @@ func authedRaw(t *testing.T, n *Node, tok string) *rawSession {
 	t.Helper()
 	c := rawTCP(t, n)
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	s := &rawSession{t: t, r: wire.NewReader(c, 0, 0), w: func(b []byte) { _, _ = c.Write(b) }}
+	s := &rawSession{t: t, r: wire.NewReader(c, 0, 0), w: func(b []byte) { _, _ = c.Write(b) }, close: func() { _ = c.Close() }}
 	if got := s.call(&magpiepb.Envelope{Id: 1, Body: &magpiepb.Envelope_Auth{Auth: &magpiepb.Auth{Token: tok}}}); got.GetAuthOk() == nil {
 		t.Fatalf("auth: %v", got)
 	}

@@ -17,6 +17,8 @@ type rawSession struct {
 	t *testing.T
 	r *wire.Reader
 	w func([]byte)
+	// close closes the connection.
+	close func()
 }
 
 func (s *rawSession) call(env *magpiepb.Envelope) *magpiepb.Envelope {

@@ -61,6 +61,12 @@ type Store interface {
 	// error is set only if nothing was committed.
 	AppendMessages(ctx context.Context, reqs []AppendRequest) ([]AppendResult, error)
 
+	// MessageByClientID returns what senderID stored under clientMsgID
+	// (conversation, seq, sent_at, kind, ref_seq and text), or ErrNotFound.
+	// It is one indexed read outside any transaction: it may miss a
+	// message committing meanwhile, so AppendMessages still decides.
+	MessageByClientID(ctx context.Context, senderID int64, clientMsgID string) (Message, error)
+
 	// Messages returns up to limit messages of a conversation the user is a
 	// member of, with AfterSeq < seq (ascending), or if BeforeSeq > 0 the
 	// latest ones with seq < BeforeSeq (still returned ascending).

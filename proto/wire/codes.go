@@ -54,6 +54,16 @@ func (c Code) HTTPStatus() int {
 	return 500
 }
 
+// KickReconnect is a kick's reconnect flag for c, derived from c's action
+// so the flag and the code table cannot disagree: Reconnect and Retry
+// codes say connect again (as you are); GiveUp codes say do not, and so
+// do Relogin codes: the token is spent, and a client must log in first
+// (the SDK does, when it holds the credentials).
+func (c Code) KickReconnect() bool {
+	a := c.Action()
+	return a == Reconnect || a == Retry
+}
+
 // Codes lists every defined code, for documentation and tests.
 func Codes() []Code {
 	out := make([]Code, 0, len(codes)-1)

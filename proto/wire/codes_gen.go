@@ -16,7 +16,7 @@ const (
 	CodeUnknownCommand    Code = 10 // the envelope body is not a known request
 	CodeAuthTimeout       Code = 11 // no auth within the deadline
 	CodeAlreadyAuthed     Code = 12 // a second auth on one connection
-	CodeNotAuthenticated  Code = 13 // a request before auth; the connection closes
+	CodeNotAuthenticated  Code = 13 // a request before auth: an error frame (not a kick), then the connection closes
 	CodeSlowConsumer      Code = 14 // the client did not read fast enough
 	CodeReplaced          Code = 15 // a newer login took this device's place (device policy)
 	CodeLoggedOut         Code = 16 // the session was logged out

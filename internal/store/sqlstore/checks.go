@@ -67,6 +67,14 @@ func (b *appendBatch) applyChange(ctx context.Context, r store.AppendRequest, se
 		_, err = b.tx.ExecContext(ctx, `UPDATE messages SET recalled = $1, text = '', file_id = NULL,
 			file_name = '', file_type = '', file_size = 0 WHERE conversation_id = $2 AND seq = $3`,
 			true, r.ConversationID, int64(r.RefSeq))
+		if err == nil {
+			// Each edit is a message of its own carrying the new text:
+			// left alone, history and sync would still show what the
+			// recall took back. Every edit is in the table by now
+			// (checkChange inserted the batch's queued messages).
+			_, err = b.tx.ExecContext(ctx, `UPDATE messages SET text = '' WHERE conversation_id = $1
+				AND ref_seq = $2 AND kind = $3`, r.ConversationID, int64(r.RefSeq), int(store.KindEdit))
+		}
 	case store.KindEdit:
 		_, err = b.tx.ExecContext(ctx, `UPDATE messages SET text = $1, edited_at = $2
 			WHERE conversation_id = $3 AND seq = $4`, r.Text, sentAt, r.ConversationID, int64(r.RefSeq))

@@ -137,9 +137,12 @@ func openSQLite(path string) (write, read *sql.DB, err error) {
 		return nil, nil, fmt.Errorf("sqlstore: sqlite path %q must not contain '?' or '#'", path)
 	}
 	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
+		if err := os.MkdirAll(dir, dirMode); err != nil {
 			return nil, nil, fmt.Errorf("sqlstore: create data directory: %w", err)
 		}
+	}
+	if err := createPrivateFile(path); err != nil {
+		return nil, nil, err
 	}
 	// synchronous=FULL: an ACK means the commit reached the disk, even in WAL
 	// mode where NORMAL would only protect against application crashes.

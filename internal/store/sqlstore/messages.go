@@ -358,6 +358,26 @@ func (b *appendBatch) memberState(ctx context.Context, mk memberKey, peer int64)
 	return ms, nil
 }
 
+// MessageByClientID implements store.Store. It reads what the batch's
+// duplicate check reads (findDup), on the read pool.
+func (s *Store) MessageByClientID(ctx context.Context, senderID int64, clientMsgID string) (store.Message, error) {
+	if err := s.check(); err != nil {
+		return store.Message{}, err
+	}
+	m := store.Message{SenderID: senderID, ClientMsgID: clientMsgID}
+	var seq, sentAt, ref int64
+	err := s.read.QueryRowContext(ctx, `SELECT conversation_id, seq, text, sent_at, kind, ref_seq FROM messages
+		WHERE sender_id = $1 AND client_msg_id = $2`, senderID, clientMsgID).Scan(&m.ConversationID, &seq, &m.Text, &sentAt, &m.Kind, &ref)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Message{}, fmt.Errorf("message %q of user %d: %w", clientMsgID, senderID, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Message{}, fmt.Errorf("sqlstore: message by client id: %w", err)
+	}
+	m.Seq, m.SentAt, m.RefSeq = uint64(seq), timeOf(sentAt), uint64(ref)
+	return m, nil
+}
+
 // lookupDup returns the message stored under key before this attempt or
 // earlier in it. loadStored learnt which keys to read; reading each when
 // first asked for keeps the changes made earlier in the batch.

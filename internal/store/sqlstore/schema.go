@@ -161,6 +161,14 @@ var migrations = []migration{
 			`ALTER TABLE sessions ADD COLUMN last_seen_at BIGINT NOT NULL DEFAULT 0`,
 		},
 	},
+	{
+		// A recall blanks the edits of its message too: find them
+		// without scanning the conversation from the original on.
+		version: 5,
+		common: []string{
+			`CREATE INDEX messages_ref ON messages(conversation_id, ref_seq) WHERE ref_seq > 0`,
+		},
+	},
 }
 
 // migrate brings the schema up to date in one transaction, so a crash

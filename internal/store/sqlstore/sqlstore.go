@@ -82,6 +82,13 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		}
 		return nil, err
 	}
+	if s.d == dialectSQLite {
+		// init wrote to the database, so the -wal and -shm files exist.
+		if err := restrictSidecars(dsn); err != nil {
+			s.closeDBs()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 

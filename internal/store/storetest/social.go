@@ -117,6 +117,59 @@ func testRecallEditInBatch(t *testing.T, s store.Store) {
 	if m := msgs[1]; !m.Recalled || m.Text != "" || !m.EditedAt.Equal(at(2)) {
 		t.Errorf("message 2 = %+v, want edited, then recalled", m)
 	}
+	if m := msgs[2]; m.Kind != store.KindEdit || m.RefSeq != 2 || m.Text != "" {
+		t.Errorf("edit of the recalled message 2 = %+v, want its text blanked", m)
+	}
+	if m := msgs[3]; m.Kind != store.KindEdit || m.RefSeq != 1 || m.Text != "1st" {
+		t.Errorf("edit of message 1 = %+v, want it untouched", m)
+	}
+}
+
+// A recall takes back every edit too: "oops" edited to "fixed" and then
+// recalled must not leave "fixed" in history, in a sync from scratch, in
+// the conversation list or in the answer to a retried edit.
+func testRecallBlanksEdits(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	alice, bob := mustUser(t, s, "alice"), mustUser(t, s, "bob")
+	p := store.PrivateConversationID(alice.ID, bob.ID)
+	mustAppend(t, s, privateReq(alice, bob, "a1", "oops", at(0)))                     // seq 1
+	mustAppend(t, s, privateReq(alice, bob, "a2", "keep", at(1)))                     // seq 2
+	mustAppend(t, s, changeReq(alice, p, store.KindEdit, 1, "a-e1", "fixed", at(2)))  // seq 3
+	mustAppend(t, s, changeReq(alice, p, store.KindEdit, 2, "a-e2", "kept", at(3)))   // seq 4
+	mustAppend(t, s, changeReq(alice, p, store.KindEdit, 1, "a-e3", "fixed!", at(4))) // seq 5
+	if c, err := s.Conversation(ctx, bob.ID, p); err != nil || c.LastMessage == nil || c.LastMessage.Text != "fixed!" {
+		t.Fatalf("before the recall: last message %+v, %v", c.LastMessage, err)
+	}
+	mustAppend(t, s, changeReq(alice, p, store.KindRecall, 1, "a-r1", "", at(5))) // seq 6
+
+	for _, reader := range []store.User{alice, bob} {
+		msgs := readAll(t, s, reader.ID, p)
+		if len(msgs) != 6 {
+			t.Fatalf("history has %d messages, want 6", len(msgs))
+		}
+		for _, m := range msgs {
+			if m.Seq == 1 || m.RefSeq == 1 {
+				if m.Text != "" {
+					t.Errorf("%s reads message %d (kind %d, ref %d) with text %q after the recall of 1, want it blank", reader.Username, m.Seq, m.Kind, m.RefSeq, m.Text)
+				}
+			}
+		}
+		if m := msgs[3]; m.Text != "kept" {
+			t.Errorf("edit of the kept message = %+v, want it untouched", m)
+		}
+		if m := msgs[1]; m.Text != "kept" || m.Recalled {
+			t.Errorf("kept message = %+v, want its edited text", m)
+		}
+	}
+	// A page in the middle, as a sync from a cursor reads it.
+	page, err := s.Messages(ctx, bob.ID, store.MessageQuery{ConversationID: p, AfterSeq: 2, Limit: 2})
+	if err != nil || len(page) != 2 || page[0].Text != "" || page[1].Text != "kept" {
+		t.Errorf("page after seq 2 = %+v, %v; want the edit blanked and the other kept", page, err)
+	}
+	res := appendOne(t, s, changeReq(alice, p, store.KindEdit, 1, "a-e1", "fixed", at(6)))
+	if !res.Duplicate || res.Message.Seq != 3 || res.Message.Text != "" {
+		t.Errorf("retried edit = %+v (dup %v), want the original seq 3 with its text blanked", res.Message, res.Duplicate)
+	}
 }
 
 func testFileVisible(t *testing.T, s store.Store) {
@@ -252,5 +305,35 @@ func testConversationFlags(t *testing.T, s store.Store) {
 	wantErr(t, "flags on someone else's conversation", err, store.ErrNotMember)
 	if got := seqs(readAll(t, s, alice.ID, conv)); !slices.Equal(got, []uint64{1}) {
 		t.Errorf("flags changed the stream: %v", got)
+	}
+}
+
+func testMessageByClientID(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	alice, bob := mustUser(t, s, "alice"), mustUser(t, s, "bob")
+	p := store.PrivateConversationID(alice.ID, bob.ID)
+	mustAppend(t, s, privateReq(alice, bob, "a1", "hi", at(0)), privateReq(bob, alice, "b1", "yo", at(1)))
+	mustAppend(t, s, changeReq(alice, p, store.KindEdit, 1, "a-e1", "hello", at(2)))
+	tests := []struct {
+		sender  store.User
+		cmid    string
+		wantSeq uint64
+		kind    store.MessageKind
+	}{
+		{alice, "a1", 1, store.KindText},
+		{bob, "b1", 2, store.KindText},
+		{alice, "a-e1", 3, store.KindEdit},
+		{bob, "a1", 0, 0}, // ids are per sender
+		{alice, "nope", 0, 0},
+	}
+	for _, tt := range tests {
+		m, err := s.MessageByClientID(ctx, tt.sender.ID, tt.cmid)
+		if tt.wantSeq == 0 {
+			wantErr(t, tt.sender.Username+"/"+tt.cmid, err, store.ErrNotFound)
+			continue
+		}
+		if err != nil || m.Seq != tt.wantSeq || m.ConversationID != p || m.Kind != tt.kind || m.ClientMsgID != tt.cmid || m.SentAt.IsZero() {
+			t.Errorf("MessageByClientID(%s, %s) = %+v, %v; want seq %d of %s", tt.sender.Username, tt.cmid, m, err, tt.wantSeq, p)
+		}
 	}
 }

@@ -61,6 +61,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MessageReads", testMessageReads},
 		{"RecallEdit", testRecallEdit},
 		{"RecallEditInBatch", testRecallEditInBatch},
+		{"RecallBlanksEdits", testRecallBlanksEdits},
+		{"MessageByClientID", testMessageByClientID},
 		{"FileVisible", testFileVisible},
 		{"Friends", testFriends},
 		{"Blocks", testBlocks},
