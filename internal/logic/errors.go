@@ -112,3 +112,21 @@ func RetryAfter(err error) int {
 	}
 	return 0
 }
+
+// explain gives a store error its client-visible code and text: a rule's
+// refusal carries both; the store's sentinels get a fixed text, never the
+// store's wording (it names ids that are not for clients).
+func explain(err error) error {
+	var refusal *rules.Refusal
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &refusal):
+		return &Error{Code: refusal.Code(), Msg: refusal.Error(), Err: err}
+	case errors.Is(err, store.ErrNotMember):
+		return &Error{Code: wire.CodeNotMember, Msg: "not a member of the conversation", Err: err}
+	case errors.Is(err, store.ErrNotFound):
+		return &Error{Code: wire.CodeNotFound, Msg: "not found", Err: err}
+	}
+	return err
+}
