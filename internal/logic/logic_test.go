@@ -106,9 +106,20 @@ func (b *fakeBus) waitDeliveries(t *testing.T, n int) []delivered {
 
 func newTestService(t *testing.T, mut func(*Config)) (*Service, *fakeBus) {
 	t.Helper()
-	st, err := sqlstore.Open(context.Background(), filepath.Join(t.TempDir(), "m.db"))
+	return newTestServiceOn(t, mut, nil)
+}
+
+// newTestServiceOn is newTestService with the store wrapped by wrap
+// (nil: none), before the Service's goroutines start using it.
+func newTestServiceOn(t *testing.T, mut func(*Config), wrap func(store.Store) store.Store) (*Service, *fakeBus) {
+	t.Helper()
+	sq, err := sqlstore.Open(context.Background(), filepath.Join(t.TempDir(), "m.db"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	var st store.Store = sq
+	if wrap != nil {
+		st = wrap(sq)
 	}
 	bus := newFakeBus()
 	cfg := Config{TokenSecret: []byte("0123456789abcdef0123456789abcdef"), LoginRate: 1000}

@@ -110,13 +110,15 @@ func (p *passwordRaceStore) CreateSession(ctx context.Context, sess store.Sessio
 // that ended every other session just before the login's session existed.
 func TestLoginRacingPasswordChangeIsRefused(t *testing.T) {
 	ctx := context.Background()
-	s, _ := newTestService(t, nil)
+	race := &passwordRaceStore{change: func() {}}
+	s, _ := newTestServiceOn(t, nil, func(st store.Store) store.Store { race.Store = st; return race })
 	me := login(t, s, "alice", "phone", "").Identity
-	s.store = &passwordRaceStore{Store: s.store, change: func() {
+	race.once = sync.Once{} // the login above used the no-op
+	race.change = func() {
 		if err := s.ChangePassword(ctx, me, "password1", "password2"); err != nil {
 			t.Errorf("change password: %v", err)
 		}
-	}}
+	}
 	if _, err := s.Login(ctx, "alice", "password1", "laptop", ""); Code(err) != wire.CodeInvalidCredential {
 		t.Fatalf("login with the old password during a change: %v, want invalid_credentials", err)
 	}
