@@ -1,0 +1,213 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/magpie-im/magpie/internal/config"
+	"github.com/magpie-im/magpie/internal/server"
+	"github.com/magpie-im/magpie/proto/magpiepb"
+)
+
+// startServer runs a real single-node server (SQLite in a temp directory)
+// in-process and returns its HTTP base URL.
+func startServer(t *testing.T) string {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Data = t.TempDir()
+	cfg.HTTP = "127.0.0.1:0"
+	cfg.TCP = "127.0.0.1:0"
+	cfg.LogLevel = "error"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := server.Start(ctx, cfg, server.Roles{Gateway: true, Logic: true}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := n.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return "http://" + n.HTTPAddr()
+}
+
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+// runTestW2 runs W2 against srv with small defaults changed by o's
+// non-zero fields.
+func runTestW2(t *testing.T, srv, transport string, o w2Opts) *W2Result {
+	t.Helper()
+	var rb [3]byte
+	rand.Read(rb[:])
+	c := &common{Server: srv, Transport: transport, Duration: time.Second, Warmup: 300 * time.Millisecond,
+		UsersPrefix: "t" + hex.EncodeToString(rb[:]), stdout: io.Discard, stderr: testLog{t}, set: map[string]bool{}}
+	o.size, o.schedulers, o.maxOutstanding, o.connLimit = 64, 2, 10000, 500
+	if o.inflight == 0 {
+		o.inflight = 1
+	}
+	if o.settle == 0 {
+		o.settle = 3 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	rep, err := runW2(ctx, c, o)
+	if err != nil {
+		t.Fatalf("runW2: %v", err)
+	}
+	return rep.(*W2Result)
+}
+
+func TestW2RawCounts(t *testing.T) {
+	for _, tc := range []struct {
+		transport string
+		rates     []float64
+		closed    bool
+	}{
+		{"tcp", []float64{200}, true},
+		{"ws", nil, true},
+	} {
+		t.Run(tc.transport, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t)
+			res := runTestW2(t, srv, tc.transport, w2Opts{driver: "raw", pairs: 4, inflight: 4, rates: tc.rates, closed: tc.closed})
+			if res.Driver != "raw" {
+				t.Errorf("driver %q, want raw", res.Driver)
+			}
+			want := len(tc.rates)
+			if tc.closed {
+				want++
+			}
+			if len(res.Steps) != want {
+				t.Fatalf("%d steps, want %d", len(res.Steps), want)
+			}
+			for i, s := range res.Steps {
+				if s.Acked == 0 || s.Sent != s.Acked || s.Failed+s.Skipped+s.Unsettled != 0 {
+					t.Errorf("step %d: sent %d, acked %d, failed %d, skipped %d, unsettled %d; errors %v", i, s.Sent, s.Acked, s.Failed, s.Skipped, s.Unsettled, s.Errors)
+				}
+				if s.Delivered != s.Acked || s.Lost+s.LostAtStep+s.MissingAtSettle+s.Duplicated+s.Reordered != 0 {
+					t.Errorf("step %d: acked %d, delivered %d, missing %d, lost %d, dup %d, reord %d", i, s.Acked, s.Delivered, s.MissingAtSettle, s.Lost, s.Duplicated, s.Reordered)
+				}
+				if s.Ack.Count == 0 || s.Deliver.Count == 0 || s.AckedRate <= 0 || s.DeliveredRate <= 0 {
+					t.Errorf("step %d: nothing measured in the window: ack %+v, deliver %+v", i, s.Ack, s.Deliver)
+				}
+				if s.GeneratorCPUUsPerMsg <= 0 {
+					t.Errorf("step %d: generator CPU per message %v", i, s.GeneratorCPUUsPerMsg)
+				}
+			}
+			if tc.rates != nil {
+				// The open loop sends exactly its schedule: 200/s for 1.3 s.
+				if s := res.Steps[0]; s.Sent != 260 {
+					t.Errorf("open loop sent %d, want 260", s.Sent)
+				}
+			}
+			if p := res.problems(); len(p) > 0 {
+				t.Errorf("problems: %v", p)
+			}
+		})
+	}
+}
+
+// TestW2RawDetectsLoss drops two deliveries at the receivers: pair 0's
+// seq 3 only from the live stream (the history still has it), pair 1's
+// seq 5 from the live stream and from history (as if the server had lost
+// an ACKed message). The first must be counted missing and recovered, the
+// second lost.
+func TestW2RawDetectsLoss(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	res := runTestW2(t, srv, "tcp", w2Opts{driver: "raw", pairs: 4, rates: []float64{200},
+		tamper: func(pair int, seq uint64, history bool) bool {
+			return pair == 0 && seq == 3 && !history || pair == 1 && seq == 5
+		}})
+	s := res.Steps[0]
+	if s.Sent != s.Acked || s.Acked == 0 {
+		t.Fatalf("sent %d, acked %d", s.Sent, s.Acked)
+	}
+	if s.MissingAtSettle != 2 || s.Recovered != 1 || s.Lost != 1 {
+		t.Errorf("missing at settle %d, recovered %d, lost %d; want 2, 1, 1", s.MissingAtSettle, s.Recovered, s.Lost)
+	}
+	if s.Delivered != s.Acked-1 {
+		t.Errorf("delivered %d, want acked−1 = %d", s.Delivered, s.Acked-1)
+	}
+	if p := res.problems(); len(p) == 0 || !strings.Contains(p[0], "lost 1") {
+		t.Errorf("problems %v, want the loss reported", p)
+	}
+}
+
+// TestRawSendFrame decodes the patched template with the real decoder.
+func TestRawSendFrame(t *testing.T) {
+	b := &w2{pad: strings.Repeat("x", 32)}
+	peer := &rawPeer{rc: &rawConn{}} // TCP framing
+	rs := &rawSend{step: 3, measured: true, intended: 1764650000123456789}
+	for i, id := range []uint64{1, 300, 1 << 40} {
+		frame := peer.encodeSendLocked(b, "bob_r1", rs, id)
+		env := new(magpiepb.Envelope)
+		if err := proto.Unmarshal(frame[4:], env); err != nil {
+			t.Fatal(err)
+		}
+		if n := int(frame[0])<<24 | int(frame[1])<<16 | int(frame[2])<<8 | int(frame[3]); n != len(frame)-4 {
+			t.Errorf("frame header %d, payload %d bytes", n, len(frame)-4)
+		}
+		snd := env.GetSend()
+		wantText := b.text(3, true, rs.intended)
+		if env.GetId() != id || snd.GetToUser() != "bob_r1" || snd.GetText() != wantText || len(snd.GetClientMsgId()) != 32 {
+			t.Fatalf("id %d: decoded %v", id, env)
+		}
+		if got, ok := readCmid([]byte(snd.GetClientMsgId())); !ok || got != uint64(i+1) {
+			t.Errorf("client_msg_id %q: counter %d, want %d", snd.GetClientMsgId(), got, i+1)
+		}
+		if step, measured, intended, ok := parseText([]byte(snd.GetText())); !ok || step != 3 || !measured || intended != rs.intended {
+			t.Errorf("parseText(%q) = %d %v %d %v", snd.GetText(), step, measured, intended, ok)
+		}
+		rs.cmid = 0 // a new message
+	}
+	// The same bytes as proto.Marshal of the SDK's envelope.
+	rs = &rawSend{step: 0, intended: 1764650000123456789, cmid: 7}
+	frame := peer.encodeSendLocked(b, "bob_r1", rs, 9)
+	want, _ := proto.Marshal(&magpiepb.Envelope{Id: 9, Body: &magpiepb.Envelope_Send{Send: &magpiepb.Send{
+		ToUser: "bob_r1", ClientMsgId: "raw" + strings.Repeat("0", 28) + "7", Text: b.text(0, false, rs.intended)}}})
+	if string(frame[4:]) != string(want) {
+		t.Errorf("frame differs from proto.Marshal:\n got %x\nwant %x", frame[4:], want)
+	}
+}
+
+func TestParseText(t *testing.T) {
+	b := &w2{pad: "xx"}
+	for _, tc := range []struct {
+		text     string
+		step     int
+		measured bool
+		at       int64
+		ok       bool
+	}{
+		{b.text(12, true, 1764650000123456789), 12, true, 1764650000123456789, true},
+		{b.text(0, false, 5), 0, false, 5, true},
+		{"b1|m|123", 1, true, 123, true},
+		{"hello", 0, false, 0, false},
+		{"b|m|1|", 0, false, 0, false},
+		{"b1|m||x", 0, false, 0, false},
+		{"b1|m", 0, false, 0, false},
+		{"bx|m|1|", 0, false, 0, false},
+	} {
+		step, measured, at, ok := parseText(tc.text)
+		if ok != tc.ok || ok && (step != tc.step || measured != tc.measured || at != tc.at) {
+			t.Errorf("parseText(%q) = %d %v %d %v", tc.text, step, measured, at, ok)
+		}
+	}
+}
