@@ -73,21 +73,24 @@ func runTestW2(t *testing.T, srv, transport string, o w2Opts) *W2Result {
 	return rep.(*W2Result)
 }
 
-func TestW2RawCounts(t *testing.T) {
+// TestW2Counts runs both drivers end to end: every send ACKed and
+// delivered once, in order, and measured.
+func TestW2Counts(t *testing.T) {
 	for _, tc := range []struct {
-		transport string
-		rates     []float64
-		closed    bool
+		driver, transport string
+		rates             []float64
+		closed            bool
 	}{
-		{"tcp", []float64{200}, true},
-		{"ws", nil, true},
+		{"raw", "tcp", []float64{200}, true},
+		{"raw", "ws", nil, true},
+		{"sdk", "tcp", []float64{200}, true},
 	} {
-		t.Run(tc.transport, func(t *testing.T) {
+		t.Run(tc.driver+"/"+tc.transport, func(t *testing.T) {
 			t.Parallel()
 			srv := startServer(t)
-			res := runTestW2(t, srv, tc.transport, w2Opts{driver: "raw", pairs: 4, inflight: 4, rates: tc.rates, closed: tc.closed})
-			if res.Driver != "raw" {
-				t.Errorf("driver %q, want raw", res.Driver)
+			res := runTestW2(t, srv, tc.transport, w2Opts{driver: tc.driver, pairs: 4, inflight: 4, rates: tc.rates, closed: tc.closed})
+			if res.Driver != tc.driver {
+				t.Errorf("driver %q, want %s", res.Driver, tc.driver)
 			}
 			want := len(tc.rates)
 			if tc.closed {
