@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,7 +120,7 @@ func (d *rawDriver) failRun(err error) {
 	if d.closing.Load() {
 		return
 	}
-	d.b.c.logf("w2: %v", err)
+	d.b.c.logf("w2: %s", strings.TrimPrefix(err.Error(), "bench w2: "))
 	if d.b.fail != nil {
 		d.b.fail(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,11 @@ import (
 // startServer runs a real single-node server (SQLite in a temp directory)
 // in-process and returns its HTTP base URL.
 func startServer(t *testing.T) string {
+	_, url := startNode(t)
+	return url
+}
+
+func startNode(t *testing.T) (*server.Node, string) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Data = t.TempDir()
@@ -39,13 +45,23 @@ func startServer(t *testing.T) string {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return "http://" + n.HTTPAddr()
+	return n, "http://" + n.HTTPAddr()
 }
 
-type testLog struct{ t *testing.T }
+// testLog logs the bench's lines; a line containing signalOn closes
+// signal (once).
+type testLog struct {
+	t        *testing.T
+	signalOn string
+	signal   chan struct{}
+	once     *sync.Once
+}
 
 func (w testLog) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(b), "\n"))
+	if w.signal != nil && strings.Contains(string(b), w.signalOn) {
+		w.once.Do(func() { close(w.signal) })
+	}
 	return len(b), nil
 }
 
@@ -53,10 +69,19 @@ func (w testLog) Write(b []byte) (int, error) {
 // non-zero fields.
 func runTestW2(t *testing.T, srv, transport string, o w2Opts) *W2Result {
 	t.Helper()
+	rep, err := runTestW2Log(t, srv, transport, o, testLog{t: t})
+	if err != nil {
+		t.Fatalf("runW2: %v", err)
+	}
+	return rep
+}
+
+func runTestW2Log(t *testing.T, srv, transport string, o w2Opts, log testLog) (*W2Result, error) {
+	t.Helper()
 	var rb [3]byte
 	rand.Read(rb[:])
 	c := &common{Server: srv, Transport: transport, Duration: time.Second, Warmup: 300 * time.Millisecond,
-		UsersPrefix: "t" + hex.EncodeToString(rb[:]), stdout: io.Discard, stderr: testLog{t}, set: map[string]bool{}}
+		UsersPrefix: "t" + hex.EncodeToString(rb[:]), stdout: io.Discard, stderr: log, set: map[string]bool{}}
 	o.size, o.schedulers, o.maxOutstanding, o.connLimit = 64, 2, 10000, 500
 	if o.inflight == 0 {
 		o.inflight = 1
@@ -67,10 +92,27 @@ func runTestW2(t *testing.T, srv, transport string, o w2Opts) *W2Result {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	rep, err := runW2(ctx, c, o)
-	if err != nil {
-		t.Fatalf("runW2: %v", err)
+	res, _ := rep.(*W2Result)
+	return res, err
+}
+
+// TestW2RawDropEndsRun shuts the server down while the raw driver sends:
+// the run must end at once with the dropped connection as its error (the
+// raw driver does not reconnect), not wait out its steps.
+func TestW2RawDropEndsRun(t *testing.T) {
+	t.Parallel()
+	n, srv := startNode(t)
+	log := testLog{t: t, signalOn: "step 0 open loop", signal: make(chan struct{}), once: new(sync.Once)}
+	go func() {
+		<-log.signal
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_ = n.Shutdown(ctx)
+	}()
+	_, err := runTestW2Log(t, srv, "tcp", w2Opts{driver: "raw", pairs: 2, rates: []float64{100}, settle: time.Minute}, log)
+	if err == nil || !strings.Contains(err.Error(), "raw connection") && !strings.Contains(err.Error(), "kicked") {
+		t.Fatalf("err = %v, want the dropped connection", err)
 	}
-	return rep.(*W2Result)
 }
 
 // TestW2Counts runs both drivers end to end: every send ACKed and
