@@ -351,7 +351,7 @@ func (b *w2) finalCheck(ctx context.Context, res *W2Result) {
 			p.mu.Unlock()
 		}
 		res.Steps[i].Lost = lost
-		res.Steps[i].Recovered = res.Steps[i].MissingAtSettle - lost
+		res.Steps[i].Recovered = res.Steps[i].MissingAtSettle - min(lost, res.Steps[i].MissingAtSettle)
 	}
 }
 

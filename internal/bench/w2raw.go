@@ -682,6 +682,10 @@ func (d *rawDriver) catchUp(ctx context.Context, p *pair) error {
 	}
 	after, last := miss[0]-1, miss[len(miss)-1]
 	for after < last {
+		select { // a late answer to an abandoned request
+		case <-peer.replies:
+		default:
+		}
 		peer.wmu.Lock()
 		id, err := peer.writeEnvLocked(&magpiepb.Envelope{Body: &magpiepb.Envelope_History{History: &magpiepb.HistoryRequest{
 			ConversationId: conv, AfterSeq: after, Limit: wire.MaxPageLimit}}})

@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/magpie-im/magpie/client"
 	"github.com/magpie-im/magpie/internal/config"
 	"github.com/magpie-im/magpie/internal/server"
 	"github.com/magpie-im/magpie/proto/magpiepb"
@@ -69,14 +70,15 @@ func (w testLog) Write(b []byte) (int, error) {
 // non-zero fields.
 func runTestW2(t *testing.T, srv, transport string, o w2Opts) *W2Result {
 	t.Helper()
-	rep, err := runTestW2Log(t, srv, transport, o, testLog{t: t})
+	rep, _, err := runTestW2Log(t, srv, transport, o, testLog{t: t})
 	if err != nil {
 		t.Fatalf("runW2: %v", err)
 	}
 	return rep
 }
 
-func runTestW2Log(t *testing.T, srv, transport string, o w2Opts, log testLog) (*W2Result, error) {
+// runTestW2Log also returns the users' prefix.
+func runTestW2Log(t *testing.T, srv, transport string, o w2Opts, log testLog) (*W2Result, string, error) {
 	t.Helper()
 	var rb [3]byte
 	rand.Read(rb[:])
@@ -93,7 +95,7 @@ func runTestW2Log(t *testing.T, srv, transport string, o w2Opts, log testLog) (*
 	defer cancel()
 	rep, err := runW2(ctx, c, o)
 	res, _ := rep.(*W2Result)
-	return res, err
+	return res, c.UsersPrefix, err
 }
 
 // TestW2RawDropEndsRun shuts the server down while the raw driver sends:
@@ -109,7 +111,7 @@ func TestW2RawDropEndsRun(t *testing.T) {
 		defer cancel()
 		_ = n.Shutdown(ctx)
 	}()
-	_, err := runTestW2Log(t, srv, "tcp", w2Opts{driver: "raw", pairs: 2, rates: []float64{100}, settle: time.Minute}, log)
+	_, _, err := runTestW2Log(t, srv, "tcp", w2Opts{driver: "raw", pairs: 2, rates: []float64{100}, settle: time.Minute}, log)
 	if err == nil || !strings.Contains(err.Error(), "raw connection") && !strings.Contains(err.Error(), "kicked") {
 		t.Fatalf("err = %v, want the dropped connection", err)
 	}
@@ -130,7 +132,10 @@ func TestW2Counts(t *testing.T) {
 		t.Run(tc.driver+"/"+tc.transport, func(t *testing.T) {
 			t.Parallel()
 			srv := startServer(t)
-			res := runTestW2(t, srv, tc.transport, w2Opts{driver: tc.driver, pairs: 4, inflight: 4, rates: tc.rates, closed: tc.closed})
+			res, prefix, err := runTestW2Log(t, srv, tc.transport, w2Opts{driver: tc.driver, pairs: 4, inflight: 4, rates: tc.rates, closed: tc.closed}, testLog{t: t})
+			if err != nil {
+				t.Fatalf("runW2: %v", err)
+			}
 			if res.Driver != tc.driver {
 				t.Errorf("driver %q, want %s", res.Driver, tc.driver)
 			}
@@ -164,7 +169,32 @@ func TestW2Counts(t *testing.T) {
 			if p := res.problems(); len(p) > 0 {
 				t.Errorf("problems: %v", p)
 			}
+			// The receiver reported its delivered cursor, as the SDK
+			// does: the server's covers at least the open step's 65
+			// messages of each pair (the closed step ran after them).
+			// (The sender's own cursor the server also moves on send.)
+			if tc.rates != nil {
+				checkCursors(t, srv, prefix+"_s0", 65)
+			}
 		})
+	}
+}
+
+// checkCursors logs in as sender and checks its conversation's delivered
+// cursors (its own and its peer's) are at least min.
+func checkCursors(t *testing.T, srv, sender string, min uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := client.New(client.Options{Server: srv, Username: sender, Password: benchPassword, Device: "check"})
+	defer cl.Close()
+	convs, err := cl.Conversations(ctx)
+	if err != nil || len(convs) != 1 {
+		t.Fatalf("conversations of %s: %v, %v", sender, convs, err)
+	}
+	cv := convs[0]
+	if cv.DeliveredSeq < min || cv.PeerDeliveredSeq < min || cv.PeerDeliveredSeq > cv.LastSeq {
+		t.Errorf("%s: last seq %d, delivered %d, peer delivered %d; want both ≥ %d", sender, cv.LastSeq, cv.DeliveredSeq, cv.PeerDeliveredSeq, min)
 	}
 }
 
