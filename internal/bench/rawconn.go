@@ -30,6 +30,13 @@ type rawConn struct {
 // dialRaw connects to the gateway from src (nil: any) over transport;
 // tlsConf (nil: system roots) checks a tls:// or wss:// gateway.
 func dialRaw(ctx context.Context, transport string, lg login, src net.IP, tlsConf *tls.Config) (*rawConn, error) {
+	return dialRawSize(ctx, transport, lg, src, tlsConf, 256)
+}
+
+// dialRawSize is dialRaw with read buffers of bufSize bytes (and WebSocket
+// write buffers of that size): W1's idle connections keep them small, a
+// busy W2 connection reads many frames per syscall.
+func dialRawSize(ctx context.Context, transport string, lg login, src net.IP, tlsConf *tls.Config, bufSize int) (*rawConn, error) {
 	d := &net.Dialer{Timeout: 10 * time.Second}
 	if src != nil {
 		d.LocalAddr = &net.TCPAddr{IP: src}
@@ -58,14 +65,14 @@ func dialRaw(ctx context.Context, transport string, lg login, src net.IP, tlsCon
 			}
 			c = tc
 		}
-		return &rawConn{tcp: c, r: wire.NewReader(c, 256, wire.MaxFrame)}, nil
+		return &rawConn{tcp: c, r: wire.NewReader(c, bufSize, wire.MaxFrame)}, nil
 	case "ws":
 		wd := websocket.Dialer{
 			NetDialContext:   d.DialContext,
 			Subprotocols:     []string{wire.SubprotocolProto},
 			HandshakeTimeout: 10 * time.Second,
-			ReadBufferSize:   256,
-			WriteBufferSize:  256,
+			ReadBufferSize:   bufSize,
+			WriteBufferSize:  bufSize,
 			TLSClientConfig:  tlsConf, // wss:// only
 		}
 		c, resp, err := wd.DialContext(ctx, lg.Gateway.WS, http.Header{})

@@ -17,6 +17,10 @@ import (
 
 // W2Result is the outcome of the 1:1 durable-messages workload.
 type W2Result struct {
+	// Driver is how the generator talks to the server: "sdk" (the Go SDK,
+	// one client per user) or "raw" (pre-encoded frames on raw
+	// connections, w2raw.go).
+	Driver    string       `json:"driver"`
 	Transport string       `json:"transport"`
 	Pairs     int          `json:"pairs"`
 	TextBytes int          `json:"text_bytes"`
@@ -53,12 +57,22 @@ type StepResult struct {
 	// were already waiting for their ACK (the server fell behind).
 	Skipped uint64 `json:"skipped_generator_backlog"`
 
-	ServerMeasured    bool     `json:"server_measured"`
-	ServerCPUUsPerMsg float64  `json:"server_cpu_us_per_delivered_msg"`
-	ServerCores       float64  `json:"server_cpu_cores"`
-	ServerRSSMiB      float64  `json:"server_rss_mib"`
-	GeneratorCores    float64  `json:"generator_cpu_cores"`
-	Errors            []string `json:"errors,omitempty"`
+	ServerMeasured    bool    `json:"server_measured"`
+	ServerCPUUsPerMsg float64 `json:"server_cpu_us_per_delivered_msg"`
+	ServerCores       float64 `json:"server_cpu_cores"`
+	ServerRSSMiB      float64 `json:"server_rss_mib"`
+	GeneratorCores    float64 `json:"generator_cpu_cores"`
+	// GeneratorCPUUsPerMsg is the generator's CPU (senders and receivers
+	// together) per message delivered in the window.
+	GeneratorCPUUsPerMsg float64 `json:"generator_cpu_us_per_delivered_msg"`
+	// MissingAtSettle: ACKed messages not delivered by the settle deadline
+	// (the SDK driver: not even by the SDK's own gap fills; the raw
+	// driver: not pushed live). Recovered: of those, the ones the
+	// receiver's sync (SDK) or history request (raw) then brought, at the
+	// step's end or in the final check; the rest are Lost.
+	MissingAtSettle uint64   `json:"missing_at_settle"`
+	Recovered       uint64   `json:"recovered_by_sync"`
+	Errors          []string `json:"errors,omitempty"`
 }
 
 type w2Opts struct {
@@ -68,6 +82,11 @@ type w2Opts struct {
 	settle                            time.Duration
 	connLimit                         float64
 	maxOutstanding                    int64
+	driver                            string // "sdk" (default) or "raw"
+	// tamper, if set (tests), makes the raw driver's receivers ignore a
+	// delivery of seq to pair i: live pushes, and with history also the
+	// history pages of the final check (a message the server "lost").
+	tamper func(pair int, seq uint64, history bool) bool
 }
 
 func w2Flags(fs *flag.FlagSet, smoke *bool) func(context.Context, *common) (report, error) {
@@ -76,6 +95,7 @@ func w2Flags(fs *flag.FlagSet, smoke *bool) func(context.Context, *common) (repo
 	w2SendFlags(fs, &o)
 	fs.StringVar(&rates, "rates", "10000,25000,50000", "open-loop steps in msgs/s, comma-separated (empty: none)")
 	fs.BoolVar(&o.closed, "closed", false, "also run a closed-loop maximum-throughput step")
+	fs.StringVar(&o.driver, "driver", "sdk", "sdk: one Go SDK client per user; raw: pre-encoded frames on raw connections, a minimal decoder, so the generator costs less per message (see docs/benchmarks.md)")
 	fs.IntVar(&o.inflight, "inflight", 16, "closed loop: sends in flight per sender (the server allows 64 unanswered requests)")
 	fs.Duration("duration", 30*time.Second, "measurement window of each step")
 	fs.Duration("warmup", 5*time.Second, "warm-up of each step (same rate, not measured)")
@@ -89,6 +109,9 @@ func w2Flags(fs *flag.FlagSet, smoke *bool) func(context.Context, *common) (repo
 		var err error
 		if o.rates, err = parseRates(rates, "bench w2: --rates"); err != nil {
 			return nil, err
+		}
+		if o.driver != "sdk" && o.driver != "raw" {
+			return nil, fmt.Errorf("bench w2: --driver must be sdk or raw, not %q", o.driver)
 		}
 		if len(o.rates) == 0 && !o.closed {
 			return nil, errors.New("bench w2: nothing to run: give --rates or --closed")
@@ -110,8 +133,10 @@ func w2SendFlags(fs *flag.FlagSet, o *w2Opts) {
 
 // pair is one sender→receiver conversation. mu guards everything below it.
 type pair struct {
-	sender, receiver *client.Client
-	to               string
+	sender, receiver *client.Client // SDK driver
+	raw              *rawPair       // raw driver
+	to               string         // the receiver's username
+	from             string         // the sender's
 
 	mu         sync.Mutex
 	ledger     convLedger
@@ -139,12 +164,17 @@ func (s *stepState) noteErr(err error) {
 type w2 struct {
 	c     *common
 	o     w2Opts
+	drv   w2Driver
 	pairs []*pair
 	steps []*stepState
 	cur   atomic.Int64 // index of the running step; deliveries of others are not timed
 	// Totals across steps, snapshot at the window's edges.
 	ackedTotal, deliveredTotal atomic.Uint64
 	pad                        string
+	// fail ends the run with a cause (a raw connection dropped); nil for
+	// W7, whose connections are the SDK's.
+	fail   func(error)
+	tamper func(pair int, seq uint64, history bool) bool // o.tamper
 	// monitor, if set, runs beside each step's senders with the step's
 	// measurement window and must return by its end (W7 samples in it).
 	monitor func(ctx context.Context, measureFrom, end time.Time)
@@ -152,13 +182,74 @@ type w2 struct {
 
 // newW2 prepares a run of nsteps steps; setup connects its clients.
 func newW2(c *common, o w2Opts, nsteps int) *w2 {
-	b := &w2{c: c, o: o, pad: strings.Repeat("x", max(0, o.size-32))}
+	b := &w2{c: c, o: o, pad: strings.Repeat("x", max(0, o.size-32)), tamper: o.tamper}
 	for range nsteps {
 		b.steps = append(b.steps, &stepState{errs: map[string]int{}})
 	}
 	b.cur.Store(-1)
+	if o.driver == "raw" {
+		b.drv = &rawDriver{b: b}
+	} else {
+		b.drv = &sdkDriver{b: b, wgs: make([]sync.WaitGroup, nsteps)}
+	}
 	return b
 }
+
+// w2Driver is how W2 drives the server: through the SDK, or raw
+// connections with pre-encoded frames (w2raw.go). Both keep the same
+// books: stepState's counters, pair.acked, the ledgers and histograms.
+type w2Driver interface {
+	// connect opens the pairs' connections; the users exist.
+	connect(ctx context.Context) error
+	// sendOpen sends one open-loop message and returns without waiting
+	// for its ACK; st.outstanding counts it until it is ACKed or failed.
+	sendOpen(ctx context.Context, st *stepState, p *pair, step int, measured bool, intended time.Time)
+	// closedLoop starts the closed loop's senders, inflight sends per
+	// sender until end, as goroutines of drivers.
+	closedLoop(ctx context.Context, drivers *sync.WaitGroup, st *stepState, step, inflight int, measureFrom, end time.Time)
+	// waitSends waits until the step's sends are answered or deadline.
+	waitSends(st *stepState, step int, deadline time.Time)
+	// catchUp makes p's receiver fetch what it missed (the SDK's Sync).
+	catchUp(ctx context.Context, p *pair) error
+	close()
+}
+
+// sdkDriver drives the pairs through the Go SDK. wgs: each step's
+// open-loop sends.
+type sdkDriver struct {
+	b   *w2
+	wgs []sync.WaitGroup
+}
+
+func (d *sdkDriver) sendOpen(ctx context.Context, st *stepState, p *pair, step int, measured bool, intended time.Time) {
+	st.outstanding.Add(1)
+	d.wgs[step].Go(func() {
+		defer st.outstanding.Add(-1)
+		d.b.send(ctx, st, p, step, measured, intended)
+	})
+}
+
+func (d *sdkDriver) closedLoop(ctx context.Context, drivers *sync.WaitGroup, st *stepState, step, inflight int, measureFrom, end time.Time) {
+	for _, p := range d.b.pairs {
+		for range inflight {
+			drivers.Go(func() {
+				for {
+					now := time.Now()
+					if !now.Before(end) || ctx.Err() != nil {
+						return
+					}
+					d.b.send(ctx, st, p, step, !now.Before(measureFrom), now)
+				}
+			})
+		}
+	}
+}
+
+func (d *sdkDriver) waitSends(_ *stepState, step int, deadline time.Time) {
+	waitUntil(&d.wgs[step], deadline)
+}
+
+func (d *sdkDriver) catchUp(ctx context.Context, p *pair) error { return p.receiver.Sync(ctx) }
 
 func runW2(ctx context.Context, c *common, o w2Opts) (report, error) {
 	if o.pairs < 1 || o.inflight < 1 || o.schedulers < 1 {
@@ -168,8 +259,12 @@ func runW2(ctx context.Context, c *common, o w2Opts) (report, error) {
 	if o.closed {
 		nsteps++
 	}
+	// A raw connection that drops ends the run with its cause.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	b := newW2(c, o, nsteps)
-	res := &W2Result{Transport: c.Transport, Pairs: o.pairs, TextBytes: o.size, ConnLimit: o.connLimit}
+	b.fail = cancel
+	res := &W2Result{Driver: b.driverName(), Transport: c.Transport, Pairs: o.pairs, TextBytes: o.size, ConnLimit: o.connLimit}
 	defer b.closeClients()
 	if err := b.setup(ctx); err != nil {
 		return nil, err
@@ -177,18 +272,21 @@ func runW2(ctx context.Context, c *common, o w2Opts) (report, error) {
 	for i, r := range o.rates {
 		st, err := b.runStep(ctx, i, r, 0)
 		if err != nil {
-			return res, err
+			return res, context.Cause(ctx)
 		}
 		res.Steps = append(res.Steps, st)
 	}
 	if o.closed {
 		st, err := b.runStep(ctx, len(o.rates), 0, o.inflight)
 		if err != nil {
-			return res, err
+			return res, context.Cause(ctx)
 		}
 		res.Steps = append(res.Steps, st)
 	}
 	b.finalCheck(ctx, res)
+	if err := context.Cause(ctx); err != nil {
+		return res, err
+	}
 	return res, nil
 }
 
@@ -236,8 +334,8 @@ func (b *w2) finalCheck(ctx context.Context, res *W2Result) {
 		wg.Go(func() {
 			sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 			defer cancel()
-			if err := p.receiver.Sync(sctx); err != nil {
-				b.c.logf("w2: final sync %s: %v", p.receiver.Username(), err)
+			if err := b.drv.catchUp(sctx, p); err != nil {
+				b.c.logf("w2: final sync %s: %v", p.to, err)
 			}
 		})
 	}
@@ -253,6 +351,7 @@ func (b *w2) finalCheck(ctx context.Context, res *W2Result) {
 			p.mu.Unlock()
 		}
 		res.Steps[i].Lost = lost
+		res.Steps[i].Recovered = res.Steps[i].MissingAtSettle - min(lost, res.Steps[i].MissingAtSettle)
 	}
 }
 
@@ -269,11 +368,25 @@ func (b *w2) setup(ctx context.Context) error {
 	}
 	b.pairs = make([]*pair, o.pairs)
 	for i := range b.pairs {
-		p := &pair{to: names[2*i+1]}
-		p.sender = client.New(client.Options{Server: c.Server, Username: names[2*i], Password: benchPassword, Device: "bench", Platform: "bench", Transport: c.Transport, TLS: c.TLS})
-		p.receiver = client.New(client.Options{Server: c.Server, Username: names[2*i+1], Password: benchPassword, Device: "bench", Platform: "bench", Transport: c.Transport, TLS: c.TLS,
+		b.pairs[i] = &pair{from: names[2*i], to: names[2*i+1]}
+	}
+	return b.drv.connect(ctx)
+}
+
+func (b *w2) driverName() string {
+	if _, raw := b.drv.(*rawDriver); raw {
+		return "raw"
+	}
+	return "sdk"
+}
+
+func (d *sdkDriver) connect(ctx context.Context) error {
+	b := d.b
+	c, o := b.c, b.o
+	for _, p := range b.pairs {
+		p.sender = client.New(client.Options{Server: c.Server, Username: p.from, Password: benchPassword, Device: "bench", Platform: "bench", Transport: c.Transport, TLS: c.TLS})
+		p.receiver = client.New(client.Options{Server: c.Server, Username: p.to, Password: benchPassword, Device: "bench", Platform: "bench", Transport: c.Transport, TLS: c.TLS,
 			OnMessage: func(m client.Message) { b.onMessage(p, m) }})
-		b.pairs[i] = p
 	}
 	c.logf("w2: connecting %d SDK clients (%s)", 2*o.pairs, c.Transport)
 	return forEach(ctx, 2*o.pairs, 4, func(ctx context.Context, i int) error {
@@ -289,10 +402,12 @@ func (b *w2) setup(ctx context.Context) error {
 	})
 }
 
-func (b *w2) closeClients() {
+func (b *w2) closeClients() { b.drv.close() }
+
+func (d *sdkDriver) close() {
 	var wg sync.WaitGroup
-	for _, p := range b.pairs {
-		if p == nil {
+	for _, p := range d.b.pairs {
+		if p == nil || p.sender == nil {
 			continue
 		}
 		wg.Go(func() { p.sender.Close(); p.receiver.Close() })
@@ -311,36 +426,66 @@ func (b *w2) text(step int, measured bool, intended int64) string {
 	return fmt.Sprintf("b%d|%c|%d|%s", step, ph, intended, b.pad)
 }
 
-func parseText(s string) (step int, measured bool, intended int64, ok bool) {
-	f := strings.SplitN(s, "|", 4)
-	if len(f) < 3 || len(f[0]) < 2 || f[0][0] != 'b' {
+// parseText reads what text put in, without allocating (the raw driver
+// parses the frame's bytes).
+func parseText[T string | []byte](t T) (step int, measured bool, intended int64, ok bool) {
+	if len(t) < 2 || t[0] != 'b' {
 		return 0, false, 0, false
 	}
-	st, err1 := strconv.Atoi(f[0][1:])
-	in, err2 := strconv.ParseInt(f[2], 10, 64)
-	if err1 != nil || err2 != nil {
+	i := 1
+	for ; i < len(t) && t[i] != '|'; i++ {
+		if t[i] < '0' || t[i] > '9' || i > 9 {
+			return 0, false, 0, false
+		}
+		step = step*10 + int(t[i]-'0')
+	}
+	if i == 1 || i == len(t) {
 		return 0, false, 0, false
 	}
-	return st, f[1] == "m", in, true
+	j := i + 1
+	for ; j < len(t) && t[j] != '|'; j++ {
+	}
+	if j == len(t) {
+		return 0, false, 0, false
+	}
+	measured = j == i+2 && t[i+1] == 'm'
+	k := j + 1
+	for ; k < len(t) && t[k] != '|'; k++ {
+		if t[k] < '0' || t[k] > '9' || k-j > 19 {
+			return 0, false, 0, false
+		}
+		intended = intended*10 + int64(t[k]-'0')
+	}
+	if k == j+1 {
+		return 0, false, 0, false
+	}
+	return step, measured, intended, true
 }
 
 // onMessage runs on the receiver's SDK callback goroutine.
 func (b *w2) onMessage(p *pair, m client.Message) {
 	now := time.Now().UnixNano()
 	step, measured, intended, ok := parseText(m.Text)
+	b.delivered(p, m.Seq, now, step, measured, intended, ok)
+}
+
+// delivered books one delivery of seq to p's receiver at now (Unix ns);
+// step..ok are what the text says. It returns the delivery's kind.
+func (b *w2) delivered(p *pair, seq uint64, now int64, step int, measured bool, intended int64, ok bool) deliveryKind {
 	p.mu.Lock()
-	kind := p.ledger.observe(m.Seq)
+	kind := p.ledger.observe(seq)
 	if kind != deliveredDuplicate && ok && measured && int64(step) == b.cur.Load() {
 		p.deliverHst.Record(now - intended)
 	}
 	p.mu.Unlock()
 	if kind == deliveredDuplicate {
-		return
+		return kind
 	}
 	b.deliveredTotal.Add(1)
 	if ok && step >= 0 && step < len(b.steps) {
 		b.steps[step].delivered.Add(1)
 	}
+	return kind
 }
 
 // send sends one message and records its ACK.
@@ -396,7 +541,6 @@ func (b *w2) runStep(ctx context.Context, idx int, rate float64, inflight int) (
 	// Sends may take until the settle deadline; then they are abandoned.
 	sendCtx, cancelSends := context.WithTimeout(ctx, c.Warmup+c.Duration+o.settle)
 	defer cancelSends()
-	var inflightWG sync.WaitGroup
 	t0 := time.Now()
 	measureFrom, end := t0.Add(c.Warmup), t0.Add(c.Warmup+c.Duration)
 
@@ -414,19 +558,7 @@ func (b *w2) runStep(ctx context.Context, idx int, rate float64, inflight int) (
 		drivers.Go(func() { b.monitor(ctx, measureFrom, end) })
 	}
 	if inflight > 0 {
-		for _, p := range b.pairs {
-			for range inflight {
-				drivers.Go(func() {
-					for {
-						now := time.Now()
-						if !now.Before(end) || sendCtx.Err() != nil {
-							return
-						}
-						b.send(sendCtx, st, p, idx, !now.Before(measureFrom), now)
-					}
-				})
-			}
-		}
+		b.drv.closedLoop(sendCtx, &drivers, st, idx, inflight, measureFrom, end)
 	} else {
 		period := float64(time.Second) / rate
 		for j := range o.schedulers {
@@ -447,11 +579,7 @@ func (b *w2) runStep(ctx context.Context, idx int, rate float64, inflight int) (
 						st.skipped.Add(1)
 						continue
 					}
-					st.outstanding.Add(1)
-					inflightWG.Go(func() {
-						defer st.outstanding.Add(-1)
-						b.send(sendCtx, st, p, idx, measured, intended)
-					})
+					b.drv.sendOpen(sendCtx, st, p, idx, measured, intended)
 				}
 			})
 		}
@@ -462,9 +590,10 @@ func (b *w2) runStep(ctx context.Context, idx int, rate float64, inflight int) (
 	}
 	// Settle: wait for outstanding sends, then for the deliveries.
 	settleEnd := time.Now().Add(o.settle)
-	waitUntil(&inflightWG, settleEnd)
+	b.drv.waitSends(st, idx, settleEnd)
 	res.Unsettled = st.sent.Load() - st.acked.Load() - st.failed.Load()
 	lost := b.waitDelivered(ctx, settleEnd)
+	res.MissingAtSettle = lost
 	if lost > 0 {
 		// Ask the receivers that miss messages to sync, then count again.
 		c.logf("w2: %d ACKed messages not delivered after the settle; syncing receivers", lost)
@@ -479,6 +608,7 @@ func (b *w2) runStep(ctx context.Context, idx int, rate float64, inflight int) (
 	res.Sent, res.Acked, res.Failed, res.Delivered = st.sent.Load(), st.acked.Load(), st.failed.Load(), st.delivered.Load()
 	res.Skipped = uint64(st.skipped.Load())
 	res.Lost, res.LostAtStep, res.Duplicated, res.Reordered = lost, lost, dup1-dup0, reord1-reord0
+	res.Recovered = res.MissingAtSettle - lost
 	if window.wall > 0 {
 		res.AckedRate = float64(window.acked) / window.wall.Seconds()
 		res.DeliveredRate = float64(window.delivered) / window.wall.Seconds()
@@ -493,7 +623,12 @@ func (b *w2) runStep(ctx context.Context, idx int, rate float64, inflight int) (
 			res.ServerCPUUsPerMsg = float64(d.CPU.Microseconds()) / float64(window.delivered)
 		}
 	}
-	res.GeneratorCores = deltaCPU(window.gen0, window.gen1).Cores
+	if d := deltaCPU(window.gen0, window.gen1); d.Valid {
+		res.GeneratorCores = d.Cores
+		if window.delivered > 0 {
+			res.GeneratorCPUUsPerMsg = float64(d.CPU.Microseconds()) / float64(window.delivered)
+		}
+	}
 	st.errMu.Lock()
 	res.Errors = appendErrorCounts(res.Errors, st.errs)
 	st.errMu.Unlock()
@@ -556,8 +691,8 @@ func (b *w2) syncMissing(ctx context.Context) {
 			wg.Go(func() {
 				sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				defer cancel()
-				if err := p.receiver.Sync(sctx); err != nil {
-					b.c.logf("w2: sync %s: %v", p.receiver.Username(), err)
+				if err := b.drv.catchUp(sctx, p); err != nil {
+					b.c.logf("w2: sync %s: %v", p.to, err)
 				}
 			})
 		}
@@ -608,10 +743,10 @@ func (r *W2Result) problems() []string {
 }
 
 func (r *W2Result) table(w io.Writer) {
-	fmt.Fprintf(w, "W2 1:1 durable messages: %d pairs, %s, %d-byte texts\n", r.Pairs, r.Transport, r.TextBytes)
+	fmt.Fprintf(w, "W2 1:1 durable messages: %d pairs, %s driver, %s, %d-byte texts\n", r.Pairs, r.Driver, r.Transport, r.TextBytes)
 	t := newTable(w)
 	t.row("step", "target/s", "acked/s", "deliv/s", "ack p50/p90/p99/p99.9/max ms", "deliver p50/p90/p99/p99.9/max ms",
-		"sent", "acked", "failed", "deliv", "lost", "dup", "reord", "srv µs/msg", "srv cores", "gen cores", "srv RSS MiB")
+		"sent", "acked", "failed", "deliv", "lost", "dup", "reord", "srv µs/msg", "srv cores", "gen µs/msg", "gen cores", "srv RSS MiB")
 	for _, s := range r.Steps {
 		target := fmt.Sprintf("%.0f", s.TargetRate)
 		if s.Mode == "closed" {
@@ -624,7 +759,7 @@ func (r *W2Result) table(w io.Writer) {
 		t.row(s.Mode, target, fmt.Sprintf("%.0f", s.AckedRate), fmt.Sprintf("%.0f", s.DeliveredRate),
 			pct(s.Ack), pct(s.Deliver),
 			u(s.Sent), u(s.Acked), u(s.Failed), u(s.Delivered), u(s.Lost), u(s.Duplicated), u(s.Reordered),
-			cpu, cores, fmt.Sprintf("%.2f", s.GeneratorCores), rss)
+			cpu, cores, fmt.Sprintf("%.1f", s.GeneratorCPUUsPerMsg), fmt.Sprintf("%.2f", s.GeneratorCores), rss)
 	}
 	t.flush()
 	for i, s := range r.Steps {
@@ -633,6 +768,9 @@ func (r *W2Result) table(w io.Writer) {
 		}
 		if s.LostAtStep > 0 {
 			fmt.Fprintf(w, "step %d: %d ACKed messages were not delivered by the step's settle deadline; %d still missing after the final sync\n", i, s.LostAtStep, s.Lost)
+		}
+		if s.MissingAtSettle > 0 {
+			fmt.Fprintf(w, "step %d: %d ACKed messages missing at the settle deadline, %d of them then brought by the receiver's sync (raw: history)\n", i, s.MissingAtSettle, s.Recovered)
 		}
 		if s.Skipped > 0 {
 			fmt.Fprintf(w, "step %d: %d scheduled sends skipped: the generator already had --max-outstanding sends waiting for ACKs (server overloaded)\n", i, s.Skipped)
