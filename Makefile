@@ -43,6 +43,7 @@ verify:
 # tool directive in go.mod.
 proto:
 	protoc --plugin=protoc-gen-go="$$($(GO) tool -n protoc-gen-go)" --go_out=. --go_opt=module=github.com/magpie-im/magpie -I proto proto/*.proto
+	protoc --plugin=protoc-gen-go="$$($(GO) tool -n protoc-gen-go)" --go_out=. --go_opt=module=github.com/magpie-im/magpie -I internal/cluster/clusterpb internal/cluster/clusterpb/*.proto
 
 ci:
 	.ci/run

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 	"github.com/magpie-im/magpie/internal/logic"
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/wire"
@@ -181,7 +182,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		"token": res.Token, "user_id": res.Identity.UserID, "username": res.Identity.Username,
 		"session_id": res.Identity.SessionID, "device": res.Identity.Device,
 		"expires_at": res.ExpiresAt.UTC().Format(time.RFC3339),
-		"gateway":    map[string]string{"id": res.Gateway.Id, "tcp": res.Gateway.Tcp, "ws": res.Gateway.Ws},
+		"gateway":    gatewayJSON(res.Gateway),
 	})
 }
 
@@ -191,7 +192,14 @@ func (h *Handler) gateway(w http.ResponseWriter, r *http.Request, id logic.Ident
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"gateway": map[string]string{"id": gw.Id, "tcp": gw.Tcp, "ws": gw.Ws}})
+	writeJSON(w, http.StatusOK, map[string]any{"gateway": gatewayJSON(gw)})
+}
+
+// gatewayJSON is the documented {id, tcp, ws} shape of a gateway
+// (docs/api.md): the registry keeps addresses by transport kind, and a kind
+// a gateway does not advertise is "".
+func gatewayJSON(gw *clusterpb.GatewayInfo) map[string]string {
+	return map[string]string{"id": gw.GetId(), "tcp": gw.GetAddrs()["tcp"], "ws": gw.GetAddrs()["ws"]}
 }
 
 // logout ends the caller's session, or with ?all=true every session of

@@ -11,26 +11,27 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/magpie-im/magpie/internal/jsoncheck"
 	"github.com/magpie-im/magpie/internal/logic"
 	"github.com/magpie-im/magpie/internal/store/sqlstore"
-	"github.com/magpie-im/magpie/proto/magpiepb"
 )
 
 // nobody is presence, delivery and gateway choice for a node with no
 // connections: enough for the HTTP API alone.
 type nobody struct{}
 
-func (nobody) Deliver(string, *magpiepb.Delivery) error { return nil }
-func (nobody) AppendConns(d []*magpiepb.ConnRef, _ int64) []*magpiepb.ConnRef {
+func (nobody) Deliver(string, *clusterpb.Delivery) error { return nil }
+func (nobody) AppendConns(d []*clusterpb.ConnRef, _ int64) []*clusterpb.ConnRef {
 	return d
 }
-func (nobody) Conns(int64) []*magpiepb.ConnRef       { return nil }
-func (nobody) Add(*magpiepb.ConnRef)                 {}
-func (nobody) Online() map[int64][]*magpiepb.ConnRef { return nil }
-func (nobody) Live() []*magpiepb.GatewayInfo         { return nil }
-func (nobody) Pick(int64) (*magpiepb.GatewayInfo, error) {
-	return &magpiepb.GatewayInfo{Id: "gw", Tcp: "127.0.0.1:1", Ws: "ws://127.0.0.1:2/v1/ws"}, nil
+func (nobody) Conns(int64) []*clusterpb.ConnRef       { return nil }
+func (nobody) Add(*clusterpb.ConnRef)                 {}
+func (nobody) Online() map[int64][]*clusterpb.ConnRef { return nil }
+func (nobody) Live() []*clusterpb.GatewayInfo         { return nil }
+func (nobody) Pick(int64) (*clusterpb.GatewayInfo, error) {
+	return &clusterpb.GatewayInfo{Id: "gw", Addrs: map[string]string{"tcp": "127.0.0.1:1", "ws": "ws://127.0.0.1:2/v1/ws"}}, nil
 }
 
 func newTestAPI(t testing.TB) http.Handler {

@@ -8,10 +8,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/magpie-im/magpie/proto/magpiepb"
 )
 
 // LogicClient is a gateway's connection to the logic role. It implements
@@ -53,7 +53,7 @@ func NewLogicClient(nc *nats.Conn, gatewayID string, timeout time.Duration) (*Lo
 }
 
 // Authenticate implements gateway.Logic.
-func (c *LogicClient) Authenticate(ctx context.Context, req *magpiepb.AuthRequest) (*magpiepb.AuthReply, error) {
+func (c *LogicClient) Authenticate(ctx context.Context, req *clusterpb.AuthRequest) (*clusterpb.AuthReply, error) {
 	data, err := proto.Marshal(req)
 	if err != nil {
 		return nil, err
@@ -67,7 +67,7 @@ func (c *LogicClient) Authenticate(ctx context.Context, req *magpiepb.AuthReques
 		}
 		return nil, err
 	}
-	var reply magpiepb.AuthReply
+	var reply clusterpb.AuthReply
 	if err := proto.Unmarshal(msg.Data, &reply); err != nil {
 		return nil, fmt.Errorf("auth reply: %w", err)
 	}
@@ -76,7 +76,7 @@ func (c *LogicClient) Authenticate(ctx context.Context, req *magpiepb.AuthReques
 
 // Forward implements gateway.Logic: it publishes now (so order from one
 // caller is kept) and calls done when the reply or the timeout comes.
-func (c *LogicClient) Forward(req *magpiepb.Request, done func([]byte, error)) {
+func (c *LogicClient) Forward(req *clusterpb.Request, done func([]byte, error)) {
 	data, err := proto.Marshal(req)
 	if err != nil {
 		done(nil, err)
@@ -148,10 +148,10 @@ const (
 // LogicHandler is what a logic node serves over the bus.
 type LogicHandler interface {
 	// Authenticate answers a gateway's AuthRequest.
-	Authenticate(ctx context.Context, req *magpiepb.AuthRequest) *magpiepb.AuthReply
+	Authenticate(ctx context.Context, req *clusterpb.AuthRequest) *clusterpb.AuthReply
 	// Handle answers one forwarded client request by calling reply exactly
 	// once with an encoded Envelope, possibly later from another goroutine.
-	Handle(req *magpiepb.Request, reply func([]byte))
+	Handle(req *clusterpb.Request, reply func([]byte))
 }
 
 // ServeLogic subscribes h to the logic subjects in the "logic" queue group,
@@ -162,7 +162,7 @@ func ServeLogic(nc *nats.Conn, h LogicHandler) ([]*nats.Subscription, error) {
 	// run at a time, the rest wait in the subscription's queue.
 	authSlots := make(chan struct{}, maxConcurrentAuths)
 	auth, err := nc.QueueSubscribe(subjAuth, queueLogic, func(m *nats.Msg) {
-		var req magpiepb.AuthRequest
+		var req clusterpb.AuthRequest
 		if err := proto.Unmarshal(m.Data, &req); err != nil {
 			return
 		}
@@ -184,7 +184,7 @@ func ServeLogic(nc *nats.Conn, h LogicHandler) ([]*nats.Subscription, error) {
 		return nil, err
 	}
 	reqs, err := nc.QueueSubscribe(subjRequest, queueLogic, func(m *nats.Msg) {
-		var req magpiepb.Request
+		var req clusterpb.Request
 		if err := proto.Unmarshal(m.Data, &req); err != nil {
 			return
 		}
@@ -208,7 +208,7 @@ func NewPublisher(nc *nats.Conn) *Publisher { return &Publisher{nc: nc} }
 
 // Deliver publishes d to one gateway. Delivery is best effort: the message
 // is already stored and clients fill gaps by seq.
-func (p *Publisher) Deliver(gatewayID string, d *magpiepb.Delivery) error {
+func (p *Publisher) Deliver(gatewayID string, d *clusterpb.Delivery) error {
 	data, err := proto.Marshal(d)
 	if err != nil {
 		return err
@@ -218,9 +218,9 @@ func (p *Publisher) Deliver(gatewayID string, d *magpiepb.Delivery) error {
 
 // SubscribeDeliveries hands every Delivery addressed to gatewayID to fn, in
 // order, on one goroutine.
-func SubscribeDeliveries(nc *nats.Conn, gatewayID string, fn func(*magpiepb.Delivery)) (*nats.Subscription, error) {
+func SubscribeDeliveries(nc *nats.Conn, gatewayID string, fn func(*clusterpb.Delivery)) (*nats.Subscription, error) {
 	sub, err := nc.Subscribe(deliverSubject(gatewayID), func(m *nats.Msg) {
-		var d magpiepb.Delivery
+		var d clusterpb.Delivery
 		if err := proto.Unmarshal(m.Data, &d); err != nil {
 			return
 		}

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-
-	"github.com/magpie-im/magpie/proto/magpiepb"
 )
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -105,10 +105,10 @@ func startGateway(t *testing.T, ns *server.Server, id string, ttl time.Duration,
 // kill stops the gateway's connection without deregistering: a crash.
 func (g *fakeGateway) kill() { g.nc.Close(); g.stop(); <-g.done }
 
-func (g *fakeGateway) info() *magpiepb.GatewayInfo {
+func (g *fakeGateway) info() *clusterpb.GatewayInfo {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return &magpiepb.GatewayInfo{Id: g.id, Tcp: "127.0.0.1:1", Ws: "ws://" + g.id, Conns: g.conns, Draining: g.draining}
+	return &clusterpb.GatewayInfo{Id: g.id, Addrs: map[string]string{"tcp": "127.0.0.1:1", "ws": "ws://" + g.id}, Conns: g.conns, Draining: g.draining}
 }
 
 // set changes the entry and publishes it at once.
@@ -124,6 +124,6 @@ func (g *fakeGateway) set(t *testing.T, draining bool, conns int64) {
 	}
 }
 
-func conn(user int64, gw string, id uint64) *magpiepb.ConnRef {
-	return &magpiepb.ConnRef{UserId: user, Gateway: gw, Conn: id, Device: fmt.Sprintf("d%d", id)}
+func conn(user int64, gw string, id uint64) *clusterpb.ConnRef {
+	return &clusterpb.ConnRef{UserId: user, Gateway: gw, Conn: id, Device: fmt.Sprintf("d%d", id)}
 }

@@ -9,14 +9,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/magpie-im/magpie/proto/magpiepb"
 )
 
-func presenceKey(c *magpiepb.ConnRef) string {
+func presenceKey(c *clusterpb.ConnRef) string {
 	return "u" + strconv.FormatInt(c.UserId, 10) + "." + c.Gateway + "." + strconv.FormatUint(c.Conn, 10)
 }
 
@@ -41,8 +41,8 @@ func NewPresenceWriter(ctx context.Context, nc *nats.Conn, replicas int) (*Prese
 }
 
 // Connected implements gateway.Presence.
-func (p *PresenceWriter) Connected(ctx context.Context, c *magpiepb.ConnRef) error {
-	data, err := proto.Marshal(&magpiepb.PresenceEntry{Conn: c, SinceMs: time.Now().UnixMilli()})
+func (p *PresenceWriter) Connected(ctx context.Context, c *clusterpb.ConnRef) error {
+	data, err := proto.Marshal(&clusterpb.PresenceEntry{Conn: c, SinceMs: time.Now().UnixMilli()})
 	if err != nil {
 		return err
 	}
@@ -57,7 +57,7 @@ func (p *PresenceWriter) Connected(ctx context.Context, c *magpiepb.ConnRef) err
 }
 
 // Disconnected implements gateway.Presence.
-func (p *PresenceWriter) Disconnected(ctx context.Context, c *magpiepb.ConnRef) error {
+func (p *PresenceWriter) Disconnected(ctx context.Context, c *clusterpb.ConnRef) error {
 	key := presenceKey(c)
 	p.mu.Lock()
 	delete(p.entries, key)
@@ -133,9 +133,9 @@ type PresenceView struct {
 	registry *Registry
 	log      *slog.Logger
 
-	mu     sync.RWMutex                           // guards byUser and local
-	byUser map[int64]map[string]*magpiepb.ConnRef // user → key → conn
-	local  map[string]time.Time                   // keys added by Add, not yet confirmed by the bucket
+	mu     sync.RWMutex                            // guards byUser and local
+	byUser map[int64]map[string]*clusterpb.ConnRef // user → key → conn
+	local  map[string]time.Time                    // keys added by Add, not yet confirmed by the bucket
 }
 
 // localTTL is how long an entry added by Add may wait for the gateway's
@@ -149,7 +149,7 @@ func WatchPresence(ctx context.Context, nc *nats.Conn, replicas int, reg *Regist
 	if err != nil {
 		return nil, err
 	}
-	v := &PresenceView{kv: kv, registry: reg, log: log, byUser: map[int64]map[string]*magpiepb.ConnRef{}, local: map[string]time.Time{}}
+	v := &PresenceView{kv: kv, registry: reg, log: log, byUser: map[int64]map[string]*clusterpb.ConnRef{}, local: map[string]time.Time{}}
 	ready := make(chan struct{})
 	go watchBucket(ctx, kv, ready, log, v.update)
 	select {
@@ -168,7 +168,7 @@ func (v *PresenceView) update(e jetstream.KeyValueEntry) {
 		v.removeKey(e.Key())
 		return
 	}
-	var pe magpiepb.PresenceEntry
+	var pe clusterpb.PresenceEntry
 	if proto.Unmarshal(e.Value(), &pe) != nil || pe.Conn == nil {
 		return
 	}
@@ -216,15 +216,15 @@ func (v *PresenceView) collect(ctx context.Context, interval time.Duration) {
 
 // Add records a connection locally, before the bucket's watch reports it:
 // the logic node that authenticated a connection routes to it at once.
-func (v *PresenceView) Add(c *magpiepb.ConnRef) { v.put(c, true) }
+func (v *PresenceView) Add(c *clusterpb.ConnRef) { v.put(c, true) }
 
-func (v *PresenceView) put(c *magpiepb.ConnRef, local bool) {
+func (v *PresenceView) put(c *clusterpb.ConnRef, local bool) {
 	key := presenceKey(c)
 	now := time.Now()
 	v.mu.Lock()
 	m := v.byUser[c.UserId]
 	if m == nil {
-		m = map[string]*magpiepb.ConnRef{}
+		m = map[string]*clusterpb.ConnRef{}
 		v.byUser[c.UserId] = m
 	}
 	m[key] = c
@@ -284,11 +284,11 @@ func userOfKey(key string) (int64, error) {
 }
 
 // Conns lists the live connections of a user.
-func (v *PresenceView) Conns(userID int64) []*magpiepb.ConnRef { return v.AppendConns(nil, userID) }
+func (v *PresenceView) Conns(userID int64) []*clusterpb.ConnRef { return v.AppendConns(nil, userID) }
 
 // AppendConns appends the live connections of a user to dst, avoiding an
 // allocation per lookup on the message path.
-func (v *PresenceView) AppendConns(dst []*magpiepb.ConnRef, userID int64) []*magpiepb.ConnRef {
+func (v *PresenceView) AppendConns(dst []*clusterpb.ConnRef, userID int64) []*clusterpb.ConnRef {
 	v.mu.RLock()
 	for _, c := range v.byUser[userID] {
 		if v.registry == nil || v.registry.Alive(c.Gateway) {
@@ -300,10 +300,10 @@ func (v *PresenceView) AppendConns(dst []*magpiepb.ConnRef, userID int64) []*mag
 }
 
 // Online lists every user with at least one live connection.
-func (v *PresenceView) Online() map[int64][]*magpiepb.ConnRef {
+func (v *PresenceView) Online() map[int64][]*clusterpb.ConnRef {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	out := make(map[int64][]*magpiepb.ConnRef, len(v.byUser))
+	out := make(map[int64][]*clusterpb.ConnRef, len(v.byUser))
 	for uid, m := range v.byUser {
 		for _, c := range m {
 			if v.registry == nil || v.registry.Alive(c.Gateway) {

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 
-	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // presenceKeys lists the keys in the presence bucket.
@@ -193,9 +193,9 @@ func TestPresenceComesBackAfterFalseDeath(t *testing.T) {
 // An entry Add made for a connection the gateway never confirmed (it gave
 // up on the auth) does not linger as a phantom connection.
 func TestPresenceLocalEntryExpires(t *testing.T) {
-	v := &PresenceView{byUser: map[int64]map[string]*magpiepb.ConnRef{}, local: map[string]time.Time{}}
-	phantom := &magpiepb.ConnRef{Gateway: "gw1", Conn: 1, UserId: 7}
-	confirmed := &magpiepb.ConnRef{Gateway: "gw1", Conn: 2, UserId: 7}
+	v := &PresenceView{byUser: map[int64]map[string]*clusterpb.ConnRef{}, local: map[string]time.Time{}}
+	phantom := &clusterpb.ConnRef{Gateway: "gw1", Conn: 1, UserId: 7}
+	confirmed := &clusterpb.ConnRef{Gateway: "gw1", Conn: 2, UserId: 7}
 	v.Add(phantom)
 	v.Add(confirmed)
 	v.put(confirmed, false) // the gateway's own write arrived

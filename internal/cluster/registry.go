@@ -12,17 +12,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/magpie-im/magpie/proto/magpiepb"
 )
 
 // Registrar keeps one gateway's registry entry fresh.
 type Registrar struct {
 	kv   jetstream.KeyValue
-	info func() *magpiepb.GatewayInfo
+	info func() *clusterpb.GatewayInfo
 	ttl  time.Duration
 	log  *slog.Logger
 
@@ -38,7 +38,7 @@ type Registrar struct {
 
 // NewRegistrar opens the registry bucket. info is called at every heartbeat
 // for the gateway's current entry.
-func NewRegistrar(ctx context.Context, nc *nats.Conn, replicas int, ttl time.Duration, info func() *magpiepb.GatewayInfo, log *slog.Logger) (*Registrar, error) {
+func NewRegistrar(ctx context.Context, nc *nats.Conn, replicas int, ttl time.Duration, info func() *clusterpb.GatewayInfo, log *slog.Logger) (*Registrar, error) {
 	kv, err := keyValue(ctx, nc, bucketGateways, replicas, registryMaxAge(ttl))
 	if err != nil {
 		return nil, err
@@ -137,7 +137,7 @@ type Registry struct {
 }
 
 type gwState struct {
-	info   *magpiepb.GatewayInfo
+	info   *clusterpb.GatewayInfo
 	seen   time.Time
 	rev    uint64 // the bucket revision info came from
 	misses int    // consecutive probes answered "no responders"
@@ -278,7 +278,7 @@ func (r *Registry) update(e jetstream.KeyValueEntry) {
 		r.remove(e.Key())
 		return
 	}
-	var gi magpiepb.GatewayInfo
+	var gi clusterpb.GatewayInfo
 	if proto.Unmarshal(e.Value(), &gi) != nil || gi.Id == "" {
 		return
 	}
@@ -383,7 +383,7 @@ func (r *Registry) recheck(ctx context.Context, id string) bool {
 		r.log.Debug("registry recheck failed", "gateway", id, "err", err)
 		return ctx.Err() == nil
 	}
-	var gi magpiepb.GatewayInfo
+	var gi clusterpb.GatewayInfo
 	if proto.Unmarshal(e.Value(), &gi) != nil || gi.Id != id {
 		return false
 	}
@@ -530,9 +530,9 @@ func (r *Registry) Alive(id string) bool {
 }
 
 // Live lists the live gateways that are not draining, sorted by id.
-func (r *Registry) Live() []*magpiepb.GatewayInfo {
+func (r *Registry) Live() []*clusterpb.GatewayInfo {
 	r.mu.RLock()
-	out := make([]*magpiepb.GatewayInfo, 0, len(r.gateways))
+	out := make([]*clusterpb.GatewayInfo, 0, len(r.gateways))
 	for _, g := range r.gateways {
 		if r.fresh(g.seen) && !g.info.Draining {
 			out = append(out, g.info)
@@ -544,7 +544,7 @@ func (r *Registry) Live() []*magpiepb.GatewayInfo {
 }
 
 // Pick chooses a live gateway for userID by strategy.
-func (r *Registry) Pick(s Strategy, userID int64) (*magpiepb.GatewayInfo, error) {
+func (r *Registry) Pick(s Strategy, userID int64) (*clusterpb.GatewayInfo, error) {
 	live := r.Live()
 	if len(live) == 0 {
 		return nil, ErrNoGateway
@@ -577,8 +577,8 @@ func (r *Registry) Pick(s Strategy, userID int64) (*magpiepb.GatewayInfo, error)
 // gateways. So the gateway id is hashed once and the user id is folded in
 // through a 64-bit finalizer (splitmix64), whose every output bit depends
 // on every input bit.
-func pickRendezvous(live []*magpiepb.GatewayInfo, userID int64) *magpiepb.GatewayInfo {
-	var best *magpiepb.GatewayInfo
+func pickRendezvous(live []*clusterpb.GatewayInfo, userID int64) *clusterpb.GatewayInfo {
+	var best *clusterpb.GatewayInfo
 	var bestW uint64
 	for _, g := range live {
 		h := fnv.New64a()

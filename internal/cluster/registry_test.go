@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 
-	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestRegistrySeesGatewaysAndDraining(t *testing.T) {
@@ -90,7 +90,7 @@ func TestRegistryTTLExpiry(t *testing.T) {
 	}
 	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
 	defer rcancel()
-	r, err := NewRegistrar(rctx, nc, 1, ttl, func() *magpiepb.GatewayInfo { return &magpiepb.GatewayInfo{Id: "gw-hung"} }, testLogger(t))
+	r, err := NewRegistrar(rctx, nc, 1, ttl, func() *clusterpb.GatewayInfo { return &clusterpb.GatewayInfo{Id: "gw-hung"} }, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestRegistryProbeDetectsCrash(t *testing.T) {
 	}
 }
 
-func ids(gs []*magpiepb.GatewayInfo) string {
+func ids(gs []*clusterpb.GatewayInfo) string {
 	s := ""
 	for i, g := range gs {
 		if i > 0 {
@@ -237,7 +237,7 @@ func TestRegistryMaxAgeOnlyGrows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info := func() *magpiepb.GatewayInfo { return &magpiepb.GatewayInfo{Id: "gw"} }
+	info := func() *clusterpb.GatewayInfo { return &clusterpb.GatewayInfo{Id: "gw"} }
 	for _, step := range []struct{ ttl, want time.Duration }{
 		{5 * time.Second, 10 * time.Second},
 		{time.Second, 10 * time.Second},
@@ -346,7 +346,7 @@ func TestRegistryPausedNodeAsksTheBucketBeforeBurying(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			t.Cleanup(cancel)
 			nc := connect(t, ns)
-			gw, err := NewRegistrar(ctx, nc, 1, ttl, func() *magpiepb.GatewayInfo { return &magpiepb.GatewayInfo{Id: "gw-a"} }, testLogger(t))
+			gw, err := NewRegistrar(ctx, nc, 1, ttl, func() *clusterpb.GatewayInfo { return &clusterpb.GatewayInfo{Id: "gw-a"} }, testLogger(t))
 			if err != nil {
 				t.Fatal(err)
 			}

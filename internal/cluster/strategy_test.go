@@ -5,11 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 )
 
 // staticRegistry is a Registry holding the given gateways, fresh now.
-func staticRegistry(gws ...*magpiepb.GatewayInfo) *Registry {
+func staticRegistry(gws ...*clusterpb.GatewayInfo) *Registry {
 	r := &Registry{ttl: time.Minute, log: slog.New(slog.DiscardHandler), gateways: map[string]gwState{}, buried: map[string]int64{}}
 	for _, g := range gws {
 		r.gateways[g.Id] = gwState{info: g, seen: time.Now()}
@@ -17,8 +17,8 @@ func staticRegistry(gws ...*magpiepb.GatewayInfo) *Registry {
 	return r
 }
 
-func gw(id string, conns int64) *magpiepb.GatewayInfo {
-	return &magpiepb.GatewayInfo{Id: id, Conns: conns}
+func gw(id string, conns int64) *clusterpb.GatewayInfo {
+	return &clusterpb.GatewayInfo{Id: id, Conns: conns}
 }
 
 func TestPickRoundRobinCycles(t *testing.T) {
@@ -39,7 +39,7 @@ func TestPickRoundRobinCycles(t *testing.T) {
 }
 
 func TestPickRandomCoversLiveOnly(t *testing.T) {
-	r := staticRegistry(gw("a", 0), gw("b", 0), &magpiepb.GatewayInfo{Id: "d", Draining: true})
+	r := staticRegistry(gw("a", 0), gw("b", 0), &clusterpb.GatewayInfo{Id: "d", Draining: true})
 	r.gateways["old"] = gwState{info: gw("old", 0), seen: time.Now().Add(-2 * time.Minute)}
 	count := map[string]int{}
 	for i := range 1000 {
@@ -97,7 +97,7 @@ func TestPickHashSpreadsSequentialIDsEvenly(t *testing.T) {
 		{"7f3a9c21e4b0", "0c5d2e8f1a97"}, {"7f3a9c21e4b0", "0c5d2e8f1a97", "b41e77d0c3f2"},
 		{"7f3a9c21e4b0", "0c5d2e8f1a97", "b41e77d0c3f2", "5a8e0b6d9c14"},
 	} {
-		var gws []*magpiepb.GatewayInfo
+		var gws []*clusterpb.GatewayInfo
 		for _, id := range ids {
 			gws = append(gws, gw(id, 0))
 		}
@@ -146,7 +146,7 @@ func TestPickHashJoinMovesOnlyTheNewGatewaysShare(t *testing.T) {
 }
 
 func TestPickLeastConns(t *testing.T) {
-	r := staticRegistry(gw("a", 500), gw("b", 20), gw("c", 300), &magpiepb.GatewayInfo{Id: "d", Conns: 1, Draining: true})
+	r := staticRegistry(gw("a", 500), gw("b", 20), gw("c", 300), &clusterpb.GatewayInfo{Id: "d", Conns: 1, Draining: true})
 	for i := range 10 {
 		if g, _ := r.Pick(LeastConns, int64(i)); g.Id != "b" {
 			t.Fatalf("least-conns picked %s, want b", g.Id)

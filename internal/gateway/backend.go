@@ -3,7 +3,7 @@ package gateway
 import (
 	"context"
 
-	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 )
 
 // Logic is the gateway's view of the logic role. The cluster package
@@ -12,13 +12,13 @@ type Logic interface {
 	// Authenticate checks the token of a new connection. The reply's
 	// envelope (AuthOK or Error) is written to the client as is; reply.Conn
 	// is set only on success. A returned error means logic was unreachable.
-	Authenticate(ctx context.Context, req *magpiepb.AuthRequest) (*magpiepb.AuthReply, error)
+	Authenticate(ctx context.Context, req *clusterpb.AuthRequest) (*clusterpb.AuthReply, error)
 
 	// Forward sends one client request (an encoded Envelope in req) to logic
 	// without waiting. done is called exactly once, from another goroutine,
 	// with the encoded answer Envelope or an error (timeout, no logic node).
 	// Requests forwarded in order from one goroutine reach logic in order.
-	Forward(req *magpiepb.Request, done func(reply []byte, err error))
+	Forward(req *clusterpb.Request, done func(reply []byte, err error))
 }
 
 // Presence records which connections are online, so logic can route
@@ -26,7 +26,7 @@ type Logic interface {
 type Presence interface {
 	// Connected is called after a connection authenticated, before the
 	// client is told so.
-	Connected(ctx context.Context, conn *magpiepb.ConnRef) error
+	Connected(ctx context.Context, conn *clusterpb.ConnRef) error
 	// Disconnected is called once when an authenticated connection closes.
-	Disconnected(ctx context.Context, conn *magpiepb.ConnRef) error
+	Disconnected(ctx context.Context, conn *clusterpb.ConnRef) error
 }

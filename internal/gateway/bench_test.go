@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/magpie-im/magpie/proto/magpiepb"
@@ -25,7 +27,7 @@ func BenchmarkDeliverFanout(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
 			ts := startServer(b, Config{SendQueue: 1 << 16})
-			d := &magpiepb.Delivery{Envelope: messageBytes(b, "a group message of a typical size, about one hundred bytes long....", 0)}
+			d := &clusterpb.Delivery{Envelope: messageBytes(b, "a group message of a typical size, about one hundred bytes long....", 0)}
 			for i := range n {
 				c := ts.dial(b, kindTCP)
 				user := "u" + strconv.Itoa(i)
@@ -57,7 +59,7 @@ func BenchmarkDeliverEncode(b *testing.B) {
 	for _, enc := range []encoding{encProto, encJSON} {
 		b.Run([]string{"proto", "json"}[enc]+"/conns=1000", func(b *testing.B) {
 			g := New(Config{ID: "bench"}, &fakeLogic{}, newFakePresence(), testLogger(b))
-			d := &magpiepb.Delivery{Envelope: messageBytes(b, "hello", 0)}
+			d := &clusterpb.Delivery{Envelope: messageBytes(b, "hello", 0)}
 			for i := range 1000 {
 				s := &session{g: g, t: nullTransport{}, id: uint64(i + 1), enc: enc, authed: true}
 				g.shards.addConn(s)

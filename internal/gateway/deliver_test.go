@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/magpie-im/magpie/proto/magpiepb"
@@ -48,7 +50,7 @@ func TestDeliver(t *testing.T) {
 
 	// A subset, with an unknown id, across encodings.
 	targets := []string{"tcp1", "proto", "json1", "json2"}
-	d := &magpiepb.Delivery{Envelope: messageBytes(t, "hello", 0), Conns: []uint64{999999}}
+	d := &clusterpb.Delivery{Envelope: messageBytes(t, "hello", 0), Conns: []uint64{999999}}
 	for _, u := range targets {
 		d.Conns = append(d.Conns, connOf(t, ts, u))
 	}
@@ -59,7 +61,7 @@ func TestDeliver(t *testing.T) {
 		}
 	}
 	// Everyone, then a ping: tcp2 must see the broadcast first, not "hello".
-	ts.g.Deliver(&magpiepb.Delivery{Envelope: messageBytes(t, "all", 0), Broadcast: true})
+	ts.g.Deliver(&clusterpb.Delivery{Envelope: messageBytes(t, "all", 0), Broadcast: true})
 	for _, u := range users {
 		if env := clients[u].read(); env.GetMessage().GetText() != "all" {
 			t.Fatalf("%s got %v, want the broadcast", u, env)
@@ -75,7 +77,7 @@ func TestDeliverCloseCode(t *testing.T) {
 	a.login("alice")
 	b.login("bob")
 	kick, _ := proto.Marshal(kickEnvelope(wire.CodeLoggedOut, "logged out"))
-	ts.g.Deliver(&magpiepb.Delivery{
+	ts.g.Deliver(&clusterpb.Delivery{
 		Conns: []uint64{connOf(t, ts, "alice"), connOf(t, ts, "bob")}, Envelope: kick, CloseCode: uint32(wire.CodeLoggedOut),
 	})
 	for _, c := range []*client{a, b} {
@@ -113,13 +115,13 @@ func TestSlowConsumer(t *testing.T) {
 		if i > 10000 {
 			t.Fatal("the client that never reads was not disconnected")
 		}
-		ts.g.Deliver(&magpiepb.Delivery{Conns: ids, Envelope: msg})
+		ts.g.Deliver(&clusterpb.Delivery{Conns: ids, Envelope: msg})
 		if env := fast.read(); env.GetMessage() == nil {
 			t.Fatalf("got %v, want a message", env)
 		}
 	}
 	waitFor(t, "slow consumer disconnect", func() bool { return ts.g.Stats().Disconnects[wire.CodeSlowConsumer] == 1 })
-	ts.g.Deliver(&magpiepb.Delivery{Conns: ids, Envelope: messageBytes(t, "after", 0)})
+	ts.g.Deliver(&clusterpb.Delivery{Conns: ids, Envelope: messageBytes(t, "after", 0)})
 	if env := fast.read(); env.GetMessage().GetText() != "after" {
 		t.Fatalf("got %v, want the message after", env)
 	}

@@ -4,7 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -24,7 +25,7 @@ func TestSessionEndedDuringAuthIsClosed(t *testing.T) {
 			<-ts.logic.authEntered
 			kick := encodeEnvelope(encProto, kickEnvelope(wire.CodeLoggedOut, "logged out everywhere"))
 			// Logic knows no connection of the session yet: none listed.
-			ts.g.Deliver(&magpiepb.Delivery{Envelope: kick, CloseCode: uint32(wire.CodeLoggedOut),
+			ts.g.Deliver(&clusterpb.Delivery{Envelope: kick, CloseCode: uint32(wire.CodeLoggedOut),
 				SessionId: "s-alice", UserId: userID("alice")})
 			close(ts.logic.authBlock)
 			if k := c.expectKick(wire.CodeLoggedOut); k.Reason != "logged out everywhere" {
@@ -45,7 +46,7 @@ func TestSessionEndedClosesUnlistedConnections(t *testing.T) {
 	other := ts.dial(t, kindTCP)
 	other.login("bob")
 	kick := encodeEnvelope(encProto, kickEnvelope(wire.CodeLoggedOut, "session ended"))
-	ts.g.Deliver(&magpiepb.Delivery{Envelope: kick, CloseCode: uint32(wire.CodeLoggedOut), SessionId: "s-alice", UserId: userID("alice")})
+	ts.g.Deliver(&clusterpb.Delivery{Envelope: kick, CloseCode: uint32(wire.CodeLoggedOut), SessionId: "s-alice", UserId: userID("alice")})
 	for _, c := range []*client{a, b} {
 		c.expectKick(wire.CodeLoggedOut)
 		c.expectClosed()

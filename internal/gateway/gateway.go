@@ -30,7 +30,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -144,7 +145,7 @@ func (g *Gateway) kickFrame(enc encoding, code wire.Code, reason string) []byte 
 // too, listed or not, and so is any that authenticates with it within the
 // auth timeout (ended.go). It never blocks on a client: a full queue
 // disconnects that client.
-func (g *Gateway) Deliver(d *magpiepb.Delivery) {
+func (g *Gateway) Deliver(d *clusterpb.Delivery) {
 	var (
 		jsonFrame []byte
 		jsonDone  bool

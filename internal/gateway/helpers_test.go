@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/gorilla/websocket"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -46,7 +48,7 @@ func userID(name string) int64 {
 	return int64(h.Sum32())
 }
 
-func (f *fakeLogic) Authenticate(_ context.Context, req *magpiepb.AuthRequest) (*magpiepb.AuthReply, error) {
+func (f *fakeLogic) Authenticate(_ context.Context, req *clusterpb.AuthRequest) (*clusterpb.AuthReply, error) {
 	f.mu.Lock()
 	entered, block, expires := f.authEntered, f.authBlock, f.expiresMs
 	f.mu.Unlock()
@@ -59,17 +61,17 @@ func (f *fakeLogic) Authenticate(_ context.Context, req *magpiepb.AuthRequest) (
 	user, ok := strings.CutPrefix(req.Token, "good-")
 	if !ok || user == "" {
 		env, _ := proto.Marshal(errorEnvelope(0, wire.CodeUnauthenticated, "bad token", 0))
-		return &magpiepb.AuthReply{Envelope: env}, nil
+		return &clusterpb.AuthReply{Envelope: env}, nil
 	}
 	ref := proto.CloneOf(req.Conn)
 	ref.UserId, ref.SessionId, ref.Device, ref.ExpiresMs = userID(user), "s-"+user, "dev", expires
 	env, _ := proto.Marshal(&magpiepb.Envelope{Body: &magpiepb.Envelope_AuthOk{AuthOk: &magpiepb.AuthOK{
 		UserId: ref.UserId, Username: user, SessionId: ref.SessionId, Device: "dev",
 	}}})
-	return &magpiepb.AuthReply{Envelope: env, Conn: ref}, nil
+	return &clusterpb.AuthReply{Envelope: env, Conn: ref}, nil
 }
 
-func (f *fakeLogic) Forward(req *magpiepb.Request, done func([]byte, error)) {
+func (f *fakeLogic) Forward(req *clusterpb.Request, done func([]byte, error)) {
 	env := new(magpiepb.Envelope)
 	if err := proto.Unmarshal(req.Envelope, env); err != nil {
 		panic("gateway forwarded an undecodable envelope: " + err.Error())
@@ -120,7 +122,7 @@ func newFakePresence() *fakePresence {
 	return &fakePresence{connected: map[uint64]int{}, disconnected: map[uint64]int{}}
 }
 
-func (p *fakePresence) Connected(_ context.Context, c *magpiepb.ConnRef) error {
+func (p *fakePresence) Connected(_ context.Context, c *clusterpb.ConnRef) error {
 	p.mu.Lock()
 	block, entered := p.block, p.entered
 	p.mu.Unlock()
@@ -136,7 +138,7 @@ func (p *fakePresence) Connected(_ context.Context, c *magpiepb.ConnRef) error {
 	return nil
 }
 
-func (p *fakePresence) Disconnected(_ context.Context, c *magpiepb.ConnRef) error {
+func (p *fakePresence) Disconnected(_ context.Context, c *clusterpb.ConnRef) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.disconnected[c.Conn]++

@@ -3,7 +3,8 @@ package gateway
 import (
 	"testing"
 
-	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -18,7 +19,7 @@ func TestKickDuringAuthIsApplied(t *testing.T) {
 	c.send(authEnv(1, "good-alice"))
 	conn := <-ts.presence.entered
 	kick := encodeEnvelope(encProto, kickEnvelope(wire.CodeLoggedOut, "logged out"))
-	ts.g.Deliver(&magpiepb.Delivery{Conns: []uint64{conn}, Envelope: kick, CloseCode: uint32(wire.CodeLoggedOut)})
+	ts.g.Deliver(&clusterpb.Delivery{Conns: []uint64{conn}, Envelope: kick, CloseCode: uint32(wire.CodeLoggedOut)})
 	close(ts.presence.block)
 	if k := c.expectKick(wire.CodeLoggedOut); k.Reconnect {
 		t.Fatalf("kick %v, want logged_out without reconnect", k)

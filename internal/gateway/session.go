@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/magpie-im/magpie/proto/magpiepb"
@@ -45,8 +47,8 @@ type session struct {
 	ws  bool
 
 	// Reader only.
-	ref       *magpiepb.ConnRef // set once authenticated
-	connected bool              // presence.Connected was called
+	ref       *clusterpb.ConnRef // set once authenticated
+	connected bool               // presence.Connected was called
 	tokens    float64
 	last      int64       // unix nanoseconds of the last refill
 	expiry    *time.Timer // closes the session when its token expires
@@ -201,7 +203,7 @@ func (s *session) handle(frame []byte) bool {
 		raw = append([]byte(nil), frame...) // frame is reused by the reader
 	}
 	id := env.Id
-	s.g.logic.Forward(&magpiepb.Request{Conn: s.ref, Envelope: raw}, func(reply []byte, err error) {
+	s.g.logic.Forward(&clusterpb.Request{Conn: s.ref, Envelope: raw}, func(reply []byte, err error) {
 		s.inflight.Add(-1)
 		s.forwarded(id, reply, err)
 	})
@@ -266,8 +268,8 @@ func (s *session) allow(now int64) (uint32, bool) {
 func (s *session) authenticate(id uint64, token string) bool {
 	g := s.g
 	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.AuthTimeout)
-	reply, err := g.logic.Authenticate(ctx, &magpiepb.AuthRequest{
-		Token: token, Conn: &magpiepb.ConnRef{Gateway: g.cfg.ID, Conn: s.id},
+	reply, err := g.logic.Authenticate(ctx, &clusterpb.AuthRequest{
+		Token: token, Conn: &clusterpb.ConnRef{Gateway: g.cfg.ID, Conn: s.id},
 	})
 	cancel()
 	if err != nil {

@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/gorilla/websocket"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -240,7 +241,7 @@ func TestWebSocketCloseCodes(t *testing.T) {
 		{"logged out", Config{}, func(t *testing.T, ts *testServer, c *client) {
 			c.login("alice")
 			kick, _ := proto.Marshal(kickEnvelope(wire.CodeLoggedOut, "logged out"))
-			ts.g.Deliver(&magpiepb.Delivery{Conns: []uint64{connOf(t, ts, "alice")}, Envelope: kick, CloseCode: uint32(wire.CodeLoggedOut)})
+			ts.g.Deliver(&clusterpb.Delivery{Conns: []uint64{connOf(t, ts, "alice")}, Envelope: kick, CloseCode: uint32(wire.CodeLoggedOut)})
 			c.expectKick(wire.CodeLoggedOut)
 		}, 4016},
 		{"silent", Config{HeartbeatTimeout: 200 * time.Millisecond}, func(t *testing.T, ts *testServer, c *client) {

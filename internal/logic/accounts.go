@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
@@ -29,7 +31,7 @@ type LoginResult struct {
 	Token     string
 	Identity  Identity
 	ExpiresAt time.Time
-	Gateway   *magpiepb.GatewayInfo
+	Gateway   *clusterpb.GatewayInfo
 }
 
 func randomID(n int) string {
@@ -216,13 +218,13 @@ func kickEnvelope(code wire.Code, reason string) []byte {
 }
 
 // kick sends a Kick and closes each connection.
-func (s *Service) kick(conns []*magpiepb.ConnRef, code wire.Code, reason string) {
+func (s *Service) kick(conns []*clusterpb.ConnRef, code wire.Code, reason string) {
 	if len(conns) == 0 {
 		return
 	}
 	env := kickEnvelope(code, reason)
 	for gw, ids := range byGateway(conns) {
-		if err := s.out.Deliver(gw, &magpiepb.Delivery{Conns: ids, Envelope: env, CloseCode: uint32(code)}); err != nil {
+		if err := s.out.Deliver(gw, &clusterpb.Delivery{Conns: ids, Envelope: env, CloseCode: uint32(code)}); err != nil {
 			s.log.Warn("kick delivery", "gateway", gw, "err", err)
 		}
 	}
@@ -231,7 +233,7 @@ func (s *Service) kick(conns []*magpiepb.ConnRef, code wire.Code, reason string)
 // Route picks a live gateway for an authenticated session, so a client
 // whose gateway drained or died moves on without a new login (and the
 // Argon2 hash a login costs).
-func (s *Service) Route(ctx context.Context, id Identity) (*magpiepb.GatewayInfo, error) {
+func (s *Service) Route(ctx context.Context, id Identity) (*clusterpb.GatewayInfo, error) {
 	gw, err := s.gateways.Pick(id.UserID)
 	if err != nil {
 		return nil, &Error{Code: wire.CodeUnavailable, Msg: "no gateway available, retry", RetryAfter: 1000, Err: ErrNoGateway}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/magpie-im/magpie/internal/store"
@@ -19,33 +21,33 @@ import (
 const requestTimeout = 15 * time.Second
 
 // AuthenticateConn answers a gateway's AuthRequest.
-func (s *Service) AuthenticateConn(ctx context.Context, req *magpiepb.AuthRequest) *magpiepb.AuthReply {
+func (s *Service) AuthenticateConn(ctx context.Context, req *clusterpb.AuthRequest) *clusterpb.AuthReply {
 	if req.Conn == nil {
-		return &magpiepb.AuthReply{Envelope: errorEnvelope(0, badRequest("missing connection"))}
+		return &clusterpb.AuthReply{Envelope: errorEnvelope(0, badRequest("missing connection"))}
 	}
 	id, err := s.Authenticate(ctx, req.Token)
 	if err != nil {
-		return &magpiepb.AuthReply{Envelope: errorEnvelope(0, err)}
+		return &clusterpb.AuthReply{Envelope: errorEnvelope(0, err)}
 	}
 	if max := s.cfg.MaxConnsPerUser; max > 0 && len(s.presence.Conns(id.UserID)) >= max {
-		return &magpiepb.AuthReply{Envelope: errorEnvelope(0, &Error{
+		return &clusterpb.AuthReply{Envelope: errorEnvelope(0, &Error{
 			Code: wire.CodeRateLimited, Msg: fmt.Sprintf("too many connections for this user (limit %d)", max), RetryAfter: 5000, Err: ErrRateLimited,
 		})}
 	}
-	ref := &magpiepb.ConnRef{
+	ref := &clusterpb.ConnRef{
 		Gateway: req.Conn.Gateway, Conn: req.Conn.Conn, UserId: id.UserID,
 		SessionId: id.SessionID, Device: id.Device, Platform: id.Platform, ExpiresMs: id.ExpiresAt.UnixMilli(),
 	}
 	// Route to the connection from now on, before the bucket's watch says so.
 	s.presence.Add(ref)
-	return &magpiepb.AuthReply{Conn: ref, Envelope: encode(&magpiepb.Envelope{Body: &magpiepb.Envelope_AuthOk{AuthOk: &magpiepb.AuthOK{
+	return &clusterpb.AuthReply{Conn: ref, Envelope: encode(&magpiepb.Envelope{Body: &magpiepb.Envelope_AuthOk{AuthOk: &magpiepb.AuthOK{
 		UserId: id.UserID, Username: id.Username, SessionId: id.SessionID, Device: id.Device, HeartbeatSeconds: s.cfg.HeartbeatSecs,
 	}}})}
 }
 
 // Handle answers one client request forwarded by a gateway. It returns
 // quickly: sends go to the commit loop, reads run on their own goroutine.
-func (s *Service) Handle(req *magpiepb.Request, reply func([]byte)) {
+func (s *Service) Handle(req *clusterpb.Request, reply func([]byte)) {
 	var env magpiepb.Envelope
 	if req.Conn == nil || proto.Unmarshal(req.Envelope, &env) != nil {
 		reply(errorEnvelope(0, &Error{Code: wire.CodeProtocolError, Msg: "undecodable request"}))
@@ -60,7 +62,7 @@ func (s *Service) Handle(req *magpiepb.Request, reply func([]byte)) {
 	now := s.now()
 	if c.ExpiresMs > 0 && now.UnixMilli() >= c.ExpiresMs {
 		reply(errorEnvelope(rid, &Error{Code: wire.CodeSessionExpired, Msg: "session expired, log in again", Err: ErrUnauthenticated}))
-		s.kick([]*magpiepb.ConnRef{c}, wire.CodeSessionExpired, "session expired, log in again")
+		s.kick([]*clusterpb.ConnRef{c}, wire.CodeSessionExpired, "session expired, log in again")
 		return
 	}
 	s.seen(c.SessionId, now)
@@ -197,6 +199,6 @@ func errorEnvelope(id uint64, err error) []byte {
 // BusHandler adapts the Service to cluster.LogicHandler.
 type BusHandler struct{ *Service }
 
-func (h BusHandler) Authenticate(ctx context.Context, req *magpiepb.AuthRequest) *magpiepb.AuthReply {
+func (h BusHandler) Authenticate(ctx context.Context, req *clusterpb.AuthRequest) *clusterpb.AuthReply {
 	return h.AuthenticateConn(ctx, req)
 }

@@ -5,8 +5,9 @@ package logic
 import (
 	"context"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -38,14 +39,14 @@ func (s *Service) wait(ctx context.Context, start func(done func(Ack, error))) (
 // ChangeAsync queues a RECALL or EDIT through the commit loop, like a send:
 // who may change what is decided by the store in the same transaction
 // that stores the change and alters the original.
-func (s *Service) ChangeAsync(ctx context.Context, from Identity, kind store.MessageKind, req ChangeRequest, origin *magpiepb.ConnRef, done func(Ack, error)) {
+func (s *Service) ChangeAsync(ctx context.Context, from Identity, kind store.MessageKind, req ChangeRequest, origin *clusterpb.ConnRef, done func(Ack, error)) {
 	if queue := s.changeSteps(ctx, from, kind, req, origin, done); queue != nil {
 		queue()
 	}
 }
 
 // changeSteps is ChangeAsync in the two steps of a laneItem (see sendSteps).
-func (s *Service) changeSteps(ctx context.Context, from Identity, kind store.MessageKind, req ChangeRequest, origin *magpiepb.ConnRef, done func(Ack, error)) func() {
+func (s *Service) changeSteps(ctx context.Context, from Identity, kind store.MessageKind, req ChangeRequest, origin *clusterpb.ConnRef, done func(Ack, error)) func() {
 	p, err := s.prepareChange(ctx, from, kind, req)
 	if err != nil {
 		done(Ack{}, err)

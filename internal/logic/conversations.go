@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/magpie-im/magpie/internal/store"
@@ -63,7 +65,7 @@ func (s *Service) visibleLastSeq(ctx context.Context, id Identity, convID string
 
 // MoveCursor records a delivered or read receipt and tells the other
 // members and the user's other devices when the cursor moved.
-func (s *Service) MoveCursor(ctx context.Context, id Identity, convID string, kind store.CursorKind, seq uint64, origin *magpiepb.ConnRef) (store.Cursors, error) {
+func (s *Service) MoveCursor(ctx context.Context, id Identity, convID string, kind store.CursorKind, seq uint64, origin *clusterpb.ConnRef) (store.Cursors, error) {
 	if err := validConversationID(convID); err != nil {
 		return store.Cursors{}, err
 	}
@@ -90,7 +92,7 @@ func (s *Service) MoveCursor(ctx context.Context, id Identity, convID string, ki
 	if isGroupID(convID) && len(members) > SmallGroup {
 		members = []int64{id.UserID}
 	}
-	var conns []*magpiepb.ConnRef
+	var conns []*clusterpb.ConnRef
 	for _, m := range members {
 		conns = s.presence.AppendConns(conns, m)
 	}

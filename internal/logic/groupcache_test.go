@@ -5,12 +5,13 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/magpiepb"
 )
 
 // groupSend sends text to gid as from and waits for the ack.
-func groupSend(t *testing.T, s *Service, from Identity, gid, text string, origin *magpiepb.ConnRef) Ack {
+func groupSend(t *testing.T, s *Service, from Identity, gid, text string, origin *clusterpb.ConnRef) Ack {
 	t.Helper()
 	done := make(chan Ack, 1)
 	s.SendAsync(context.Background(), from, SendRequest{ToGroup: gid, Text: text}, origin, func(a Ack, err error) {

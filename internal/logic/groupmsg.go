@@ -7,6 +7,8 @@ import (
 	"context"
 	"sync"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/magpiepb"
 )
@@ -94,7 +96,7 @@ func (c *groupMembers) put(conv string, seq uint64, ids []int64) {
 
 // deliverGroup pushes m to every online device of every member but the
 // sending connection: one envelope, encoded once, one publish per gateway.
-func (s *Service) deliverGroup(conns []*magpiepb.ConnRef, p *pendingSend, m store.Message) []*magpiepb.ConnRef {
+func (s *Service) deliverGroup(conns []*clusterpb.ConnRef, p *pendingSend, m store.Message) []*clusterpb.ConnRef {
 	ids, ok := s.members.next(m.ConversationID, m.Seq)
 	if !ok {
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)

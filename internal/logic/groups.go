@@ -11,6 +11,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/magpie-im/magpie/internal/rules"
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/magpiepb"
@@ -294,7 +296,7 @@ var hookTypes = map[string]string{
 // announce pushes a stored event to the devices of the members and of the
 // former members, and tells the hooks.
 func (s *Service) announce(g store.GroupInfo, ev *store.Message, former []int64) {
-	var conns []*magpiepb.ConnRef
+	var conns []*clusterpb.ConnRef
 	for _, m := range g.Members {
 		conns = s.presence.AppendConns(conns, m.UserID)
 	}

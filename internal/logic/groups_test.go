@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/magpie-im/magpie/internal/store"
@@ -56,8 +58,8 @@ func (f fakeFiles) Stat(ctx context.Context, id string) (FileMeta, error) {
 	return m, nil
 }
 
-func connect(bus *fakeBus, gw string, n uint64, id Identity) *magpiepb.ConnRef {
-	c := &magpiepb.ConnRef{Gateway: gw, Conn: n, UserId: id.UserID}
+func connect(bus *fakeBus, gw string, n uint64, id Identity) *clusterpb.ConnRef {
+	c := &clusterpb.ConnRef{Gateway: gw, Conn: n, UserId: id.UserID}
 	bus.Add(c)
 	return c
 }
@@ -321,7 +323,7 @@ func TestBigGroupReceiptsStayHome(t *testing.T) {
 			t.Fatal(err)
 		}
 		bus.waitDeliveries(t, 1) // fan-out runs after the ack
-		if _, err := s.MoveCursor(ctx, bob, g.ID, store.Read, 2, &magpiepb.ConnRef{Gateway: "gw1", Conn: 3}); err != nil {
+		if _, err := s.MoveCursor(ctx, bob, g.ID, store.Read, 2, &clusterpb.ConnRef{Gateway: "gw1", Conn: 3}); err != nil {
 			t.Fatal(err)
 		}
 		d := bus.waitDeliveries(t, 1)[0]
@@ -346,12 +348,12 @@ func TestHandleGroupRecallEdit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := &magpiepb.ConnRef{Gateway: "gw1", Conn: 1, UserId: bob.UserID}
+	conn := &clusterpb.ConnRef{Gateway: "gw1", Conn: 1, UserId: bob.UserID}
 	call := func(env *magpiepb.Envelope) *magpiepb.Envelope {
 		t.Helper()
 		b, _ := proto.Marshal(env)
 		got := make(chan []byte, 1)
-		s.Handle(&magpiepb.Request{Conn: conn, Envelope: b}, func(b []byte) { got <- b })
+		s.Handle(&clusterpb.Request{Conn: conn, Envelope: b}, func(b []byte) { got <- b })
 		var out magpiepb.Envelope
 		if err := proto.Unmarshal(<-got, &out); err != nil {
 			t.Fatal(err)
@@ -461,7 +463,7 @@ func TestSlowBeforeSendHookOverlaps(t *testing.T) {
 	s, _ := newTestService(t, func(c *Config) { c.Hooks = hooks })
 	alice := login(t, s, "alice", "", "").Identity
 	login(t, s, "bob", "", "")
-	conn := &magpiepb.ConnRef{Gateway: "gw1", Conn: 1, UserId: alice.UserID}
+	conn := &clusterpb.ConnRef{Gateway: "gw1", Conn: 1, UserId: alice.UserID}
 	answers := make(chan *magpiepb.Envelope, n)
 	for i := range n {
 		text := fmt.Sprintf("m%d", i)
@@ -470,7 +472,7 @@ func TestSlowBeforeSendHookOverlaps(t *testing.T) {
 		}
 		b, _ := proto.Marshal(&magpiepb.Envelope{Id: uint64(i + 1), Body: &magpiepb.Envelope_Send{Send: &magpiepb.Send{
 			ToUser: "bob", Text: text, ClientMsgId: fmt.Sprintf("c%d", i)}}})
-		s.Handle(&magpiepb.Request{Conn: conn, Envelope: b}, func(b []byte) {
+		s.Handle(&clusterpb.Request{Conn: conn, Envelope: b}, func(b []byte) {
 			var out magpiepb.Envelope
 			if err := proto.Unmarshal(b, &out); err != nil {
 				t.Error(err)

@@ -16,27 +16,28 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/magpiepb"
 )
 
 // Deliverer publishes a delivery to one gateway (cluster.Publisher).
 type Deliverer interface {
-	Deliver(gatewayID string, d *magpiepb.Delivery) error
+	Deliver(gatewayID string, d *clusterpb.Delivery) error
 }
 
 // Presence tells where users are connected (cluster.PresenceView).
 type Presence interface {
-	AppendConns(dst []*magpiepb.ConnRef, userID int64) []*magpiepb.ConnRef
-	Conns(userID int64) []*magpiepb.ConnRef
-	Add(c *magpiepb.ConnRef)
-	Online() map[int64][]*magpiepb.ConnRef
+	AppendConns(dst []*clusterpb.ConnRef, userID int64) []*clusterpb.ConnRef
+	Conns(userID int64) []*clusterpb.ConnRef
+	Add(c *clusterpb.ConnRef)
+	Online() map[int64][]*clusterpb.ConnRef
 }
 
 // Gateways picks a gateway for a login (cluster.Registry with a strategy).
 type Gateways interface {
-	Pick(userID int64) (*magpiepb.GatewayInfo, error)
-	Live() []*magpiepb.GatewayInfo
+	Pick(userID int64) (*clusterpb.GatewayInfo, error)
+	Live() []*clusterpb.GatewayInfo
 }
 
 // DevicePolicy limits the devices of one user.

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/magpie-im/magpie/internal/store"
@@ -25,7 +27,7 @@ import (
 type fakeBus struct {
 	mu         sync.Mutex
 	deliveries []delivered
-	conns      map[int64][]*magpiepb.ConnRef
+	conns      map[int64][]*clusterpb.ConnRef
 }
 
 type delivered struct {
@@ -36,9 +38,9 @@ type delivered struct {
 	session string // the session it ends, if any
 }
 
-func newFakeBus() *fakeBus { return &fakeBus{conns: map[int64][]*magpiepb.ConnRef{}} }
+func newFakeBus() *fakeBus { return &fakeBus{conns: map[int64][]*clusterpb.ConnRef{}} }
 
-func (b *fakeBus) Deliver(gw string, d *magpiepb.Delivery) error {
+func (b *fakeBus) Deliver(gw string, d *clusterpb.Delivery) error {
 	var env magpiepb.Envelope
 	if err := proto.Unmarshal(d.Envelope, &env); err != nil {
 		return err
@@ -49,32 +51,32 @@ func (b *fakeBus) Deliver(gw string, d *magpiepb.Delivery) error {
 	return nil
 }
 
-func (b *fakeBus) AppendConns(dst []*magpiepb.ConnRef, uid int64) []*magpiepb.ConnRef {
+func (b *fakeBus) AppendConns(dst []*clusterpb.ConnRef, uid int64) []*clusterpb.ConnRef {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append(dst, b.conns[uid]...)
 }
-func (b *fakeBus) Conns(uid int64) []*magpiepb.ConnRef { return b.AppendConns(nil, uid) }
-func (b *fakeBus) Add(c *magpiepb.ConnRef) {
+func (b *fakeBus) Conns(uid int64) []*clusterpb.ConnRef { return b.AppendConns(nil, uid) }
+func (b *fakeBus) Add(c *clusterpb.ConnRef) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.conns[c.UserId] = append(b.conns[c.UserId], c)
 }
-func (b *fakeBus) Online() map[int64][]*magpiepb.ConnRef {
+func (b *fakeBus) Online() map[int64][]*clusterpb.ConnRef {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := map[int64][]*magpiepb.ConnRef{}
+	out := map[int64][]*clusterpb.ConnRef{}
 	for k, v := range b.conns {
 		out[k] = v
 	}
 	return out
 }
-func (b *fakeBus) Pick(int64) (*magpiepb.GatewayInfo, error) {
-	return &magpiepb.GatewayInfo{Id: "gw1", Tcp: "127.0.0.1:1", Ws: "ws://127.0.0.1:2/v1/ws"}, nil
+func (b *fakeBus) Pick(int64) (*clusterpb.GatewayInfo, error) {
+	return &clusterpb.GatewayInfo{Id: "gw1", Addrs: map[string]string{"tcp": "127.0.0.1:1", "ws": "ws://127.0.0.1:2/v1/ws"}}, nil
 }
 
-func (b *fakeBus) Live() []*magpiepb.GatewayInfo {
-	return []*magpiepb.GatewayInfo{{Id: "gw1"}, {Id: "gw2"}}
+func (b *fakeBus) Live() []*clusterpb.GatewayInfo {
+	return []*clusterpb.GatewayInfo{{Id: "gw1"}, {Id: "gw2"}}
 }
 
 func (b *fakeBus) take() []delivered {
@@ -225,10 +227,10 @@ func TestSendAckDeliverAndIdempotency(t *testing.T) {
 	ctx := context.Background()
 	alice := login(t, s, "alice", "laptop", "")
 	bob := login(t, s, "bob", "phone", "")
-	aliceLaptop := &magpiepb.ConnRef{Gateway: "gw1", Conn: 1, UserId: alice.Identity.UserID, SessionId: alice.Identity.SessionID}
-	alicePhone := &magpiepb.ConnRef{Gateway: "gw2", Conn: 2, UserId: alice.Identity.UserID}
-	bobPhone := &magpiepb.ConnRef{Gateway: "gw1", Conn: 3, UserId: bob.Identity.UserID}
-	for _, c := range []*magpiepb.ConnRef{aliceLaptop, alicePhone, bobPhone} {
+	aliceLaptop := &clusterpb.ConnRef{Gateway: "gw1", Conn: 1, UserId: alice.Identity.UserID, SessionId: alice.Identity.SessionID}
+	alicePhone := &clusterpb.ConnRef{Gateway: "gw2", Conn: 2, UserId: alice.Identity.UserID}
+	bobPhone := &clusterpb.ConnRef{Gateway: "gw1", Conn: 3, UserId: bob.Identity.UserID}
+	for _, c := range []*clusterpb.ConnRef{aliceLaptop, alicePhone, bobPhone} {
 		bus.Add(c)
 	}
 	done := make(chan Ack, 1)
@@ -340,7 +342,7 @@ func TestReceiptsAndSync(t *testing.T) {
 	bob := login(t, s, "bob", "", "")
 	// Connected first, so the sends' fan-out (which runs after each ACK)
 	// can be waited for instead of racing the receipt below.
-	aliceConn := &magpiepb.ConnRef{Gateway: "gw1", Conn: 9, UserId: alice.Identity.UserID}
+	aliceConn := &clusterpb.ConnRef{Gateway: "gw1", Conn: 9, UserId: alice.Identity.UserID}
 	bus.Add(aliceConn)
 	for i := 0; i < 3; i++ {
 		if _, err := s.Send(ctx, alice.Identity, SendRequest{ToUser: "bob", Text: fmt.Sprint("m", i)}); err != nil {
@@ -398,7 +400,7 @@ func TestDevicePolicy(t *testing.T) {
 		t.Run(fmt.Sprint(i, tt.policy), func(t *testing.T) {
 			s, bus := newTestService(t, func(c *Config) { c.DevicePolicy = tt.policy; c.RejectNewDevice = tt.reject })
 			first := login(t, s, "alice", tt.first[0], tt.first[1])
-			bus.Add(&magpiepb.ConnRef{Gateway: "gw1", Conn: 5, UserId: first.Identity.UserID, SessionId: first.Identity.SessionID})
+			bus.Add(&clusterpb.ConnRef{Gateway: "gw1", Conn: 5, UserId: first.Identity.UserID, SessionId: first.Identity.SessionID})
 			_, err := s.Login(context.Background(), "alice", "password1", tt.second[0], tt.second[1])
 			if Code(err) != tt.wantErr {
 				t.Fatalf("second login: %v, want code %v", err, tt.wantErr)
@@ -423,9 +425,9 @@ func TestDevicePolicy(t *testing.T) {
 func TestHandleUnknownAndUndecodable(t *testing.T) {
 	s, _ := newTestService(t, nil)
 	got := make(chan []byte, 2)
-	s.Handle(&magpiepb.Request{Conn: &magpiepb.ConnRef{UserId: 1}, Envelope: []byte{0xff, 0xff}}, func(b []byte) { got <- b })
+	s.Handle(&clusterpb.Request{Conn: &clusterpb.ConnRef{UserId: 1}, Envelope: []byte{0xff, 0xff}}, func(b []byte) { got <- b })
 	env, _ := proto.Marshal(&magpiepb.Envelope{Id: 7})
-	s.Handle(&magpiepb.Request{Conn: &magpiepb.ConnRef{UserId: 1}, Envelope: env}, func(b []byte) { got <- b })
+	s.Handle(&clusterpb.Request{Conn: &clusterpb.ConnRef{UserId: 1}, Envelope: env}, func(b []byte) { got <- b })
 	for _, want := range []wire.Code{wire.CodeProtocolError, wire.CodeUnknownCommand} {
 		var e magpiepb.Envelope
 		if err := proto.Unmarshal(<-got, &e); err != nil || e.GetError().GetCode() != uint32(want) {
@@ -456,14 +458,14 @@ func TestDeviceRejectIgnoresOfflineSessions(t *testing.T) {
 func TestExpiredSessionOnLiveConnection(t *testing.T) {
 	s, bus := newTestService(t, nil)
 	res := login(t, s, "alice", "a", "")
-	reply := s.AuthenticateConn(context.Background(), &magpiepb.AuthRequest{Token: res.Token, Conn: &magpiepb.ConnRef{Gateway: "gw1", Conn: 4}})
+	reply := s.AuthenticateConn(context.Background(), &clusterpb.AuthRequest{Token: res.Token, Conn: &clusterpb.ConnRef{Gateway: "gw1", Conn: 4}})
 	if reply.Conn == nil || reply.Conn.ExpiresMs != res.ExpiresAt.UnixMilli() {
 		t.Fatalf("auth reply conn %+v, want the session's expiry", reply.Conn)
 	}
 	s.now = func() time.Time { return res.ExpiresAt.Add(time.Second) }
 	env, _ := proto.Marshal(&magpiepb.Envelope{Id: 9, Body: &magpiepb.Envelope_Online{Online: &magpiepb.OnlineRequest{}}})
 	got := make(chan []byte, 1)
-	s.Handle(&magpiepb.Request{Conn: reply.Conn, Envelope: env}, func(b []byte) { got <- b })
+	s.Handle(&clusterpb.Request{Conn: reply.Conn, Envelope: env}, func(b []byte) { got <- b })
 	var e magpiepb.Envelope
 	if err := proto.Unmarshal(<-got, &e); err != nil || e.GetError().GetCode() != uint32(wire.CodeSessionExpired) || e.Id != 9 {
 		t.Fatalf("got %v, want session_expired for request 9", &e)

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
@@ -35,9 +37,9 @@ type Ack struct {
 type pendingSend struct {
 	req    store.AppendRequest
 	from   Identity
-	peer   string            // private chats: the receiver's username
-	peerID int64             // private chats: the receiver
-	origin *magpiepb.ConnRef // the sending connection, skipped in fan-out
+	peer   string             // private chats: the receiver's username
+	peerID int64              // private chats: the receiver
+	origin *clusterpb.ConnRef // the sending connection, skipped in fan-out
 	done   func(Ack, error)
 	// stored is set for a retry of a message found stored before the
 	// before-send hook was asked: it is answered with this ACK, in the
@@ -78,7 +80,7 @@ func (s *Service) Send(ctx context.Context, from Identity, req SendRequest) (Ack
 
 // SendAsync validates and queues a message for the commit loop; done is
 // called exactly once, after the commit (or on failure).
-func (s *Service) SendAsync(ctx context.Context, from Identity, req SendRequest, origin *magpiepb.ConnRef, done func(Ack, error)) {
+func (s *Service) SendAsync(ctx context.Context, from Identity, req SendRequest, origin *clusterpb.ConnRef, done func(Ack, error)) {
 	if queue := s.sendSteps(ctx, from, req, origin, done); queue != nil {
 		queue()
 	}
@@ -87,7 +89,7 @@ func (s *Service) SendAsync(ctx context.Context, from Identity, req SendRequest,
 // sendSteps is SendAsync in the two steps of a laneItem: it validates and
 // authorizes now (the before-send hook included) and returns the step that
 // queues the message, or nil once done was called.
-func (s *Service) sendSteps(ctx context.Context, from Identity, req SendRequest, origin *magpiepb.ConnRef, done func(Ack, error)) func() {
+func (s *Service) sendSteps(ctx context.Context, from Identity, req SendRequest, origin *clusterpb.ConnRef, done func(Ack, error)) func() {
 	if req.Broadcast {
 		deliver, err := s.prepareBroadcast(ctx, from, req)
 		if err != nil {
@@ -105,7 +107,7 @@ func (s *Service) sendSteps(ctx context.Context, from Identity, req SendRequest,
 }
 
 // enqueue hands a prepared message to the commit loop.
-func (s *Service) enqueue(p *pendingSend, origin *magpiepb.ConnRef, done func(Ack, error)) {
+func (s *Service) enqueue(p *pendingSend, origin *clusterpb.ConnRef, done func(Ack, error)) {
 	p.origin, p.done = origin, done
 	if p.stored != nil {
 		s.stats.duplicates.Add(1)
@@ -293,7 +295,7 @@ func (s *Service) finish(c committed) {
 		}
 		return
 	}
-	var conns []*magpiepb.ConnRef
+	var conns []*clusterpb.ConnRef
 	for i, p := range c.batch {
 		r := c.results[i]
 		if r.Err != nil {
@@ -318,7 +320,7 @@ func (s *Service) finish(c committed) {
 
 // deliverPrivate pushes m to every device of the receiver and every other
 // device of the sender, one publish per gateway.
-func (s *Service) deliverPrivate(conns []*magpiepb.ConnRef, p *pendingSend, m store.Message) []*magpiepb.ConnRef {
+func (s *Service) deliverPrivate(conns []*clusterpb.ConnRef, p *pendingSend, m store.Message) []*clusterpb.ConnRef {
 	msg := MessagePB(m)
 	msg.Sender = p.from.Username
 	if p.peerID != p.from.UserID {
@@ -337,7 +339,7 @@ func (s *Service) deliverPrivate(conns []*magpiepb.ConnRef, p *pendingSend, m st
 	return conns
 }
 
-func without(conns []*magpiepb.ConnRef, skip *magpiepb.ConnRef) []*magpiepb.ConnRef {
+func without(conns []*clusterpb.ConnRef, skip *clusterpb.ConnRef) []*clusterpb.ConnRef {
 	if skip == nil {
 		return conns
 	}
@@ -351,15 +353,15 @@ func without(conns []*magpiepb.ConnRef, skip *magpiepb.ConnRef) []*magpiepb.Conn
 }
 
 // publish sends one envelope to many connections: one Delivery per gateway.
-func (s *Service) publish(conns []*magpiepb.ConnRef, env []byte) {
+func (s *Service) publish(conns []*clusterpb.ConnRef, env []byte) {
 	if len(conns) == 1 {
-		if err := s.out.Deliver(conns[0].Gateway, &magpiepb.Delivery{Conns: []uint64{conns[0].Conn}, Envelope: env}); err != nil {
+		if err := s.out.Deliver(conns[0].Gateway, &clusterpb.Delivery{Conns: []uint64{conns[0].Conn}, Envelope: env}); err != nil {
 			s.log.Warn("deliver", "gateway", conns[0].Gateway, "err", err)
 		}
 		return
 	}
 	for gw, ids := range byGateway(conns) {
-		if err := s.out.Deliver(gw, &magpiepb.Delivery{Conns: ids, Envelope: env}); err != nil {
+		if err := s.out.Deliver(gw, &clusterpb.Delivery{Conns: ids, Envelope: env}); err != nil {
 			s.log.Warn("deliver", "gateway", gw, "err", err)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
@@ -54,9 +56,9 @@ func TestPushTransient(t *testing.T) {
 	s, bus := newTestService(t, nil)
 	bob := login(t, s, "bob", "", "").Identity
 	carol := login(t, s, "carol", "", "").Identity
-	bus.Add(&magpiepb.ConnRef{UserId: bob.UserID, Gateway: "gw1", Conn: 1})
-	bus.Add(&magpiepb.ConnRef{UserId: bob.UserID, Gateway: "gw2", Conn: 2})
-	bus.Add(&magpiepb.ConnRef{UserId: carol.UserID, Gateway: "gw1", Conn: 3})
+	bus.Add(&clusterpb.ConnRef{UserId: bob.UserID, Gateway: "gw1", Conn: 1})
+	bus.Add(&clusterpb.ConnRef{UserId: bob.UserID, Gateway: "gw2", Conn: 2})
+	bus.Add(&clusterpb.ConnRef{UserId: carol.UserID, Gateway: "gw1", Conn: 3})
 	ctx := context.Background()
 
 	res, err := s.Push(ctx, PushRequest{KeyID: "backend", ToUsers: []string{"bob", "bob"}, Text: "ding", Transient: true})

@@ -9,8 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -165,7 +166,7 @@ func (s *Service) revoke(ctx context.Context, sess store.Session, code wire.Code
 	}
 	slices.Sort(gws)
 	for _, gw := range gws {
-		d := &magpiepb.Delivery{Conns: targets[gw], Envelope: env, CloseCode: uint32(code), SessionId: sess.ID, UserId: sess.UserID}
+		d := &clusterpb.Delivery{Conns: targets[gw], Envelope: env, CloseCode: uint32(code), SessionId: sess.ID, UserId: sess.UserID}
 		if err := s.out.Deliver(gw, d); err != nil {
 			s.log.Warn("kick delivery", "gateway", gw, "err", err)
 		}

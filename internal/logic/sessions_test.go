@@ -6,8 +6,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -37,7 +38,7 @@ func TestEndedSessionsReachEveryGateway(t *testing.T) {
 			meRes, otherRes := login(t, s, "alice", "phone", ""), login(t, s, "alice", "laptop", "")
 			me, other := meRes.Identity, otherRes.Identity.SessionID
 			tokens := map[string]string{me.SessionID: meRes.Token, other: otherRes.Token}
-			bus.Add(&magpiepb.ConnRef{Gateway: "gw3", Conn: 7, UserId: me.UserID, SessionId: other}) // a gateway not in Live
+			bus.Add(&clusterpb.ConnRef{Gateway: "gw3", Conn: 7, UserId: me.UserID, SessionId: other}) // a gateway not in Live
 			bus.take()
 			if err := tt.end(s, me, other); err != nil {
 				t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
@@ -89,7 +91,7 @@ func (s *Service) friendCall(ctx context.Context, id Identity, name, event strin
 
 // SetConversationFlags changes the user's pinned and muted flags and
 // pushes the new state to the user's other devices.
-func (s *Service) SetConversationFlags(ctx context.Context, id Identity, convID string, pinned, muted *bool, origin *magpiepb.ConnRef) (store.Conversation, error) {
+func (s *Service) SetConversationFlags(ctx context.Context, id Identity, convID string, pinned, muted *bool, origin *clusterpb.ConnRef) (store.Conversation, error) {
 	if err := validConversationID(convID); err != nil {
 		return store.Conversation{}, err
 	}

@@ -1,6 +1,7 @@
 package logic
 
 import (
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 	"github.com/magpie-im/magpie/proto/magpiepb"
 )
 
@@ -15,13 +16,13 @@ func (s *Service) deliverTransient(userIDs []int64, all bool, msg *magpiepb.Mess
 	if all {
 		gws := s.gateways.Live()
 		for _, gw := range gws {
-			if err := s.out.Deliver(gw.Id, &magpiepb.Delivery{Envelope: env, Broadcast: true}); err != nil {
+			if err := s.out.Deliver(gw.Id, &clusterpb.Delivery{Envelope: env, Broadcast: true}); err != nil {
 				s.log.Warn("broadcast delivery", "gateway", gw.Id, "err", err)
 			}
 		}
 		return len(gws)
 	}
-	var conns []*magpiepb.ConnRef
+	var conns []*clusterpb.ConnRef
 	for _, id := range userIDs {
 		conns = s.presence.AppendConns(conns, id)
 	}

@@ -3,6 +3,8 @@ package logic
 import (
 	"sort"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/magpie-im/magpie/internal/store"
@@ -17,7 +19,7 @@ func encode(env *magpiepb.Envelope) []byte {
 	return b
 }
 
-func byGateway(conns []*magpiepb.ConnRef) map[string][]uint64 {
+func byGateway(conns []*clusterpb.ConnRef) map[string][]uint64 {
 	out := make(map[string][]uint64, 1)
 	for _, c := range conns {
 		out[c.Gateway] = append(out[c.Gateway], c.Conn)

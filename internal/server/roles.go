@@ -8,13 +8,14 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+
 	"github.com/magpie-im/magpie/internal/api"
 	"github.com/magpie-im/magpie/internal/cluster"
 	"github.com/magpie-im/magpie/internal/config"
 	"github.com/magpie-im/magpie/internal/gateway"
 	"github.com/magpie-im/magpie/internal/logic"
 	"github.com/magpie-im/magpie/internal/store/sqlstore"
-	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/web"
 )
 
@@ -97,8 +98,8 @@ type picker struct {
 	s   cluster.Strategy
 }
 
-func (p picker) Pick(userID int64) (*magpiepb.GatewayInfo, error) { return p.reg.Pick(p.s, userID) }
-func (p picker) Live() []*magpiepb.GatewayInfo                    { return p.reg.Live() }
+func (p picker) Pick(userID int64) (*clusterpb.GatewayInfo, error) { return p.reg.Pick(p.s, userID) }
+func (p picker) Live() []*clusterpb.GatewayInfo                    { return p.reg.Live() }
 
 func (n *Node) startGateway(ctx, bg context.Context, mux *http.ServeMux) error {
 	n.gatewayID = n.cfg.GatewayID
@@ -201,8 +202,8 @@ func (n *Node) reassertPresence() {
 	}()
 }
 
-func (n *Node) info() *magpiepb.GatewayInfo {
-	gi := &magpiepb.GatewayInfo{Id: n.gatewayID, Tcp: n.advTCP, Ws: n.advWS, Draining: n.draining.Load()}
+func (n *Node) info() *clusterpb.GatewayInfo {
+	gi := &clusterpb.GatewayInfo{Id: n.gatewayID, Addrs: map[string]string{"tcp": n.advTCP, "ws": n.advWS}, Draining: n.draining.Load()}
 	if n.gw != nil {
 		gi.Conns = int64(n.gw.Conns())
 	}

@@ -375,8 +375,8 @@ func TestAdvertisedAddressesAreUsedAsGiven(t *testing.T) {
 					wantTCP, wantWS = "tls://"+wantTCP, "wss://"+n.HTTPAddr()+"/v1/ws"
 				}
 			}
-			if gi.Tcp != wantTCP || gi.Ws != wantWS {
-				t.Fatalf("advertised tcp %q ws %q, want %q %q", gi.Tcp, gi.Ws, wantTCP, wantWS)
+			if gi.Addrs["tcp"] != wantTCP || gi.Addrs["ws"] != wantWS {
+				t.Fatalf("advertised tcp %q ws %q, want %q %q", gi.Addrs["tcp"], gi.Addrs["ws"], wantTCP, wantWS)
 			}
 		})
 	}
