@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
-	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -159,12 +156,6 @@ func (c *Client) storeCall(ctx context.Context, env *magpiepb.Envelope, cmid *st
 		call = c.callOnce
 	}
 	reply, err := call(ctx, env)
-	var e *Error
-	if errors.As(err, &e) && e.Code == wire.CodeUnknownCommand && env.GetSend() == nil {
-		// A gateway that does not forward recall or edit frames: the
-		// HTTP API takes the same request with the same id.
-		reply, err = c.changeOverHTTP(ctx, env)
-	}
 	if err != nil {
 		return Ack{}, err
 	}
@@ -185,53 +176,6 @@ func (c *Client) storeCall(ctx context.Context, env *magpiepb.Envelope, cmid *st
 		SentAt:         time.UnixMilli(a.GetSentAt()),
 		Duplicate:      a.GetDuplicate(),
 	}, nil
-}
-
-// changeOverHTTP sends a recall or edit envelope as POST
-// /v1/conversations/{id}/messages/{seq}/recall (or /edit), repeating
-// after retryable errors until ctx ends, and returns the answer as a
-// send_ack envelope.
-func (c *Client) changeOverHTTP(ctx context.Context, env *magpiepb.Envelope) (*magpiepb.Envelope, error) {
-	var conv, verb string
-	var seq uint64
-	body := map[string]string{}
-	switch b := env.Body.(type) {
-	case *magpiepb.Envelope_Recall:
-		conv, seq, verb = b.Recall.GetConversationId(), b.Recall.GetSeq(), "recall"
-		body["client_msg_id"] = b.Recall.GetClientMsgId()
-	case *magpiepb.Envelope_Edit:
-		conv, seq, verb = b.Edit.GetConversationId(), b.Edit.GetSeq(), "edit"
-		body["client_msg_id"], body["text"] = b.Edit.GetClientMsgId(), b.Edit.GetText()
-	default:
-		return nil, fmt.Errorf("magpie: %T has no HTTP form", env.Body)
-	}
-	path := "/v1/conversations/" + url.PathEscape(conv) + "/messages/" + strconv.FormatUint(seq, 10) + "/" + verb
-	for attempt := 0; ; attempt++ {
-		var a struct {
-			ConversationID string `json:"conversation_id"`
-			Seq            uint64 `json:"seq"`
-			ClientMsgID    string `json:"client_msg_id"`
-			SentAt         int64  `json:"sent_at"`
-			Duplicate      bool   `json:"duplicate"`
-		}
-		err := c.authedJSON(ctx, http.MethodPost, path, body, &a)
-		if err == nil {
-			return &magpiepb.Envelope{Body: &magpiepb.Envelope_SendAck{SendAck: &magpiepb.SendAck{
-				ConversationId: a.ConversationID, Seq: a.Seq, ClientMsgId: a.ClientMsgID, SentAt: a.SentAt, Duplicate: a.Duplicate,
-			}}}, nil
-		}
-		var e *Error
-		if errors.As(err, &e) && e.Code.Action() == wire.GiveUp || ctx.Err() != nil {
-			return nil, err
-		}
-		d := c.backoff.delay(attempt) // a retryable code, or the network
-		if e != nil {
-			d = max(d, e.RetryAfter)
-		}
-		if !sleep(ctx, d) {
-			return nil, ctx.Err()
-		}
-	}
 }
 
 // callOnce is call without repeats, for requests that are not idempotent.

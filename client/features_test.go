@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -328,46 +326,6 @@ func TestFlushWaitsForCallbacks(t *testing.T) {
 	bob.Close()
 	if err := bob.Flush(ctxT(t)); err != nil {
 		t.Fatalf("Flush after Close: %v", err)
-	}
-}
-
-func TestRecallFallsBackToHTTPWhenTheGatewayRefusesIt(t *testing.T) {
-	t.Parallel()
-	srv := newServer(t, "alice", "bob")
-	alice, _ := connect(t, srv, "alice")
-	_, brec := connect(t, srv, "bob")
-	// An older gateway that does not forward recall and edit frames: it
-	// answers them with unknown_command; the HTTP API takes them.
-	srv.Proxy.SetRule(func(f *faultproxy.Frame) faultproxy.Action {
-		if f.Dir == faultproxy.ToServer && (f.Env.GetRecall() != nil || f.Env.GetEdit() != nil) {
-			f.Conn.Send(faultproxy.ToClient, &magpiepb.Envelope{Id: f.Env.GetId(), Body: &magpiepb.Envelope_Error{
-				Error: &magpiepb.Error{Code: uint32(wire.CodeUnknownCommand), Message: "unknown command"}}})
-			return faultproxy.Drop
-		}
-		return faultproxy.Pass
-	})
-	sent, err := alice.SendText(ctxT(t), "bob", "helo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	edit, err := alice.Edit(ctxT(t), sent.ConversationID, sent.Seq, "hello")
-	if err != nil {
-		t.Fatal(err)
-	}
-	recall, err := alice.Recall(ctxT(t), sent.ConversationID, sent.Seq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	overHTTP := srv.Requests(http.MethodPost, "/v1/conversations/"+sent.ConversationID+"/messages/1/recall")
-	overTCP := srv.Proxy.Seen(func(f *faultproxy.Frame) bool { return f.Env.GetRecall() != nil })
-	if edit.Seq != 2 || recall.Seq != 3 || len(overHTTP) != 1 || len(overTCP) != 1 ||
-		!strings.Contains(string(overHTTP[0].Body), overTCP[0].Env.GetRecall().GetClientMsgId()) {
-		t.Fatalf("edit %+v recall %+v after %d TCP and %d HTTP attempts; want #2, #3 and one HTTP attempt with the same id",
-			edit, recall, len(overTCP), len(overHTTP))
-	}
-	wantDescribed(t, brec, "1:text:alice:helo", "2:edit:alice:hello:ref1", "3:recall:alice::ref1")
-	if got := alice.Cursors()[sent.ConversationID]; got != 3 {
-		t.Fatalf("alice's cursor %d, want 3", got)
 	}
 }
 

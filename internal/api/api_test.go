@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/magpie-im/magpie/internal/adapter/envelope"
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 
 	"github.com/magpie-im/magpie/internal/jsoncheck"
@@ -41,7 +42,7 @@ func newTestAPI(t testing.TB) http.Handler {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := logic.New(logic.Config{TokenSecret: []byte("0123456789abcdef0123456789abcdef"), LoginRate: 1e6}, st, nobody{}, nobody{}, nobody{}, log)
+	svc, err := logic.New(logic.Config{TokenSecret: []byte("0123456789abcdef0123456789abcdef"), LoginRate: 1e6, Encoder: envelope.Encoder{}}, st, nobody{}, nobody{}, nobody{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/adapter/envelope"
 	"github.com/magpie-im/magpie/internal/files"
 	"github.com/magpie-im/magpie/internal/logic"
 	"github.com/magpie-im/magpie/internal/push"
@@ -48,7 +49,7 @@ func newExtAPI(t testing.TB, keys map[string][]byte, now func() time.Time) extAP
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := logic.New(logic.Config{TokenSecret: []byte("0123456789abcdef0123456789abcdef"), LoginRate: 1e6, Files: up},
+	svc, err := logic.New(logic.Config{TokenSecret: []byte("0123456789abcdef0123456789abcdef"), LoginRate: 1e6, Encoder: envelope.Encoder{}, Files: up},
 		st, nobody{}, nobody{}, nobody{}, log)
 	if err != nil {
 		t.Fatal(err)

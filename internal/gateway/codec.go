@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/magpie-im/magpie/internal/adapter/envelope"
 	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
@@ -64,29 +65,15 @@ func protoToJSON(b []byte) ([]byte, error) {
 	return jsonOut.Marshal(env)
 }
 
-// isRequest reports whether env carries a body a client may send. Server
-// bodies (auth_ok, message, kick, ...) sent by a client are unknown
-// commands, like bodies this version does not know.
-func isRequest(env *magpiepb.Envelope) bool {
-	switch env.GetBody().(type) {
-	case *magpiepb.Envelope_Auth, *magpiepb.Envelope_Send, *magpiepb.Envelope_Receipt,
-		*magpiepb.Envelope_Sync, *magpiepb.Envelope_History, *magpiepb.Envelope_Ping,
-		*magpiepb.Envelope_Online, *magpiepb.Envelope_Recall, *magpiepb.Envelope_Edit:
-		return true
-	}
-	return false
-}
-
 func errorEnvelope(id uint64, code wire.Code, msg string, retryAfterMS uint32) *magpiepb.Envelope {
 	return &magpiepb.Envelope{Id: id, Body: &magpiepb.Envelope_Error{Error: &magpiepb.Error{
 		Code: uint32(code), Message: msg, RetryAfterMs: retryAfterMS,
 	}}}
 }
 
-// kickEnvelope is the one place a gateway builds a Kick: reconnect comes
-// from the code's action (wire.Code.KickReconnect), never from the caller.
+// kickEnvelope is a Kick built as logic builds its own (envelope.Kick):
+// reconnect comes from the code's action (wire.Code.KickReconnect), never
+// from the caller.
 func kickEnvelope(code wire.Code, reason string) *magpiepb.Envelope {
-	return &magpiepb.Envelope{Body: &magpiepb.Envelope_Kick{Kick: &magpiepb.Kick{
-		Code: uint32(code), Reason: reason, Reconnect: code.KickReconnect(),
-	}}}
+	return envelope.Kick(code, reason)
 }

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/magpie-im/magpie/internal/adapter"
 	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
@@ -94,7 +95,7 @@ func FuzzJSONEnvelope(f *testing.F) {
 		if err != nil {
 			return
 		}
-		isRequest(env)
+		adapter.Lookup(env)
 		b := encodeEnvelope(encProto, env)
 		j, err := protoToJSON(b)
 		if err != nil {

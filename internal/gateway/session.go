@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/adapter"
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 
 	"google.golang.org/protobuf/proto"
@@ -160,9 +161,12 @@ func (s *session) handle(frame []byte) bool {
 		s.kick(wire.CodeProtocolError, "undecodable frame")
 		return false
 	}
+	// How each command is treated comes from the adapter's command table:
+	// auth and ping are answered here, everything else is forwarded.
+	cmd := adapter.Lookup(env)
 	if s.ref == nil {
-		if a, ok := env.Body.(*magpiepb.Envelope_Auth); ok {
-			return s.authenticate(env.Id, a.Auth.GetToken())
+		if cmd != nil && !cmd.Auth {
+			return s.authenticate(env.Id, env.GetAuth().GetToken())
 		}
 		s.closeWith(wire.CodeNotAuthenticated,
 			encodeEnvelope(s.enc, errorEnvelope(env.Id, wire.CodeNotAuthenticated, "authenticate first", 0)), false)
@@ -173,16 +177,15 @@ func (s *session) handle(frame []byte) bool {
 		s.reply(errorEnvelope(env.Id, wire.CodeRateLimited, "too many requests", ms))
 		return true
 	}
-	switch b := env.Body.(type) {
-	case *magpiepb.Envelope_Ping:
-		s.reply(&magpiepb.Envelope{Id: env.Id, Body: &magpiepb.Envelope_Pong{Pong: &magpiepb.Pong{Time: b.Ping.GetTime()}}})
+	switch {
+	case cmd == nil:
+		s.reply(errorEnvelope(env.Id, wire.CodeUnknownCommand, "unknown command", 0))
 		return true
-	case *magpiepb.Envelope_Auth:
+	case !cmd.Auth:
 		s.reply(errorEnvelope(env.Id, wire.CodeAlreadyAuthed, "already authenticated", 0))
 		return true
-	}
-	if !isRequest(env) {
-		s.reply(errorEnvelope(env.Id, wire.CodeUnknownCommand, "unknown command", 0))
+	case cmd.ByGateway: // ping
+		s.reply(&magpiepb.Envelope{Id: env.Id, Body: &magpiepb.Envelope_Pong{Pong: &magpiepb.Pong{Time: env.GetPing().GetTime()}}})
 		return true
 	}
 	if s.inflight.Add(1) > int32(s.g.cfg.MaxInFlight) {

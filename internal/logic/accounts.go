@@ -12,7 +12,6 @@ import (
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -209,20 +208,12 @@ func (s *Service) applyDevicePolicy(ctx context.Context, userID int64, device, p
 	return s.capSessions(active, append(replace, conflict...)), nil
 }
 
-// kickEnvelope is the one place logic builds a Kick: reconnect comes from
-// the code's action (wire.Code.KickReconnect), as on the gateway.
-func kickEnvelope(code wire.Code, reason string) []byte {
-	return encode(&magpiepb.Envelope{Body: &magpiepb.Envelope_Kick{Kick: &magpiepb.Kick{
-		Code: uint32(code), Reason: reason, Reconnect: code.KickReconnect(),
-	}}})
-}
-
 // kick sends a Kick and closes each connection.
 func (s *Service) kick(conns []*clusterpb.ConnRef, code wire.Code, reason string) {
 	if len(conns) == 0 {
 		return
 	}
-	env := kickEnvelope(code, reason)
+	env := s.enc.Kick(code, reason)
 	for gw, ids := range byGateway(conns) {
 		if err := s.out.Deliver(gw, &clusterpb.Delivery{Conns: ids, Envelope: env, CloseCode: uint32(code)}); err != nil {
 			s.log.Warn("kick delivery", "gateway", gw, "err", err)

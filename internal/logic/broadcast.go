@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -51,8 +50,8 @@ func (s *Service) prepareBroadcast(ctx context.Context, from Identity, req SendR
 	}
 	return func() Ack {
 		now := s.now()
-		s.deliverTransient(nil, true, &magpiepb.Message{
-			SenderId: from.UserID, Sender: from.Username, ClientMsgId: req.ClientMsgID, Text: req.Text, SentAt: now.UnixMilli(),
+		s.deliverTransient(nil, true, &store.Message{
+			SenderID: from.UserID, Sender: from.Username, ClientMsgID: req.ClientMsgID, Text: req.Text, SentAt: now,
 		})
 		return Ack{ClientMsgID: req.ClientMsgID, SentAt: now}
 	}, nil

@@ -7,10 +7,7 @@ import (
 
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -80,11 +77,9 @@ func (s *Service) MoveCursor(ctx context.Context, id Identity, convID string, ki
 	if err != nil {
 		return cur, nil // the receipt is stored; notification is best effort
 	}
-	r := &magpiepb.Receipt{ConversationId: convID, UserId: id.UserID, Username: id.Username}
+	seq = cur.DeliveredSeq
 	if kind == store.Read {
-		r.Kind, r.Seq = magpiepb.ReceiptKind_RECEIPT_KIND_READ, cur.ReadSeq
-	} else {
-		r.Kind, r.Seq = magpiepb.ReceiptKind_RECEIPT_KIND_DELIVERED, cur.DeliveredSeq
+		seq = cur.ReadSeq
 	}
 	// Every member's devices would receive every member's receipts: n²
 	// pushes in a big group. Beyond SmallGroup members only the reader's
@@ -98,43 +93,60 @@ func (s *Service) MoveCursor(ctx context.Context, id Identity, convID string, ki
 	}
 	conns = without(conns, origin)
 	if len(conns) > 0 {
-		s.publish(conns, encode(&magpiepb.Envelope{Body: &magpiepb.Envelope_Receipt{Receipt: r}}))
+		s.publish(conns, s.enc.Receipt(convID, id.UserID, id.Username, kind, seq))
 	}
 	return cur, nil
 }
 
-// frameBudget is what a sync or history answer may fill: a frame's limit
+// FrameBudget is what a sync or history answer may fill: a frame's limit
 // minus room for the envelope. Counting messages alone is not enough: 500
 // messages of a few hundred bytes, or five of the largest, overflow a frame
 // and the client could then never catch up.
-const frameBudget = wire.MaxFrame - 4<<10
+const FrameBudget = wire.MaxFrame - 4<<10
 
-// pbSize is a message's share of an encoded answer (with field overhead).
-func pbSize(m proto.Message) int { return proto.Size(m) + 8 }
+// SyncResult is what a device is missing: More says to call again with
+// the advanced cursors.
+type SyncResult struct {
+	Conversations []store.Conversation
+	Messages      []PeerMessage
+	More          bool
+}
+
+// PeerMessage is a message with the other side of its private
+// conversation as the device sees it ("" in a group).
+type PeerMessage struct {
+	store.Message
+	Peer string
+}
 
 // Sync returns what the device is missing after its cursors: up to limit
 // messages over all conversations, and every conversation's state, within
-// one frame. More says to call again with the advanced cursors.
-func (s *Service) Sync(ctx context.Context, id Identity, cursors map[string]uint64, limit int) (*magpiepb.SyncResponse, error) {
+// one frame (as the Encoder measures it).
+func (s *Service) Sync(ctx context.Context, id Identity, cursors map[string]uint64, limit int) (SyncResult, error) {
+	for k := range cursors {
+		if err := validConversationID(k); err != nil {
+			return SyncResult{}, err
+		}
+	}
 	if limit <= 0 || limit > wire.MaxPageLimit {
 		limit = wire.MaxPageLimit
 	}
 	convs, err := s.store.Conversations(ctx, id.UserID)
 	if err != nil {
-		return nil, err
+		return SyncResult{}, err
 	}
-	res := &magpiepb.SyncResponse{}
-	budget := frameBudget
+	var res SyncResult
+	budget := FrameBudget
 	current := make(map[string]bool, len(convs))
 	for _, c := range convs {
 		current[c.ID] = true
-		st := ConversationPB(c)
-		if budget-pbSize(st) < frameBudget/2 {
+		n := s.enc.ConversationSize(c)
+		if budget-n < FrameBudget/2 {
 			res.More = true // the states of older conversations come next time
 			break
 		}
-		budget -= pbSize(st)
-		res.Conversations = append(res.Conversations, st)
+		budget -= n
+		res.Conversations = append(res.Conversations, c)
 	}
 	// Groups the user left since the device's cursor: the rest of the
 	// membership window still belongs on the device.
@@ -157,17 +169,15 @@ func (s *Service) Sync(ctx context.Context, id Identity, cursors map[string]uint
 			continue // never a member: nothing to send
 		}
 		if err != nil {
-			return nil, err
+			return SyncResult{}, err
 		}
 		n := 0
 		for _, m := range msgs {
-			pm := MessagePB(m)
-			pm.Peer = c.Peer
-			if budget -= pbSize(pm); budget < 0 && n > 0 {
+			if budget -= s.enc.MessageSize(m, c.Peer); budget < 0 && n > 0 {
 				res.More = true
 				break
 			}
-			res.Messages = append(res.Messages, pm)
+			res.Messages = append(res.Messages, PeerMessage{Message: m, Peer: c.Peer})
 			n++
 		}
 		limit -= n
@@ -176,34 +186,4 @@ func (s *Service) Sync(ctx context.Context, id Identity, cursors map[string]uint
 		}
 	}
 	return res, nil
-}
-
-// fitHistory trims a history page to one frame: from the end of an
-// ascending page read after a seq, from the start of one read before a seq
-// (the newest messages are the point of those).
-func fitHistory(msgs []*magpiepb.Message, newest bool) []*magpiepb.Message {
-	budget := frameBudget
-	if newest {
-		for i := len(msgs) - 1; i >= 0; i-- {
-			if budget -= pbSize(msgs[i]); budget < 0 && i < len(msgs)-1 {
-				return msgs[i+1:]
-			}
-		}
-		return msgs
-	}
-	for i, m := range msgs {
-		if budget -= pbSize(m); budget < 0 && i > 0 {
-			return msgs[:i]
-		}
-	}
-	return msgs
-}
-
-// ConversationPB converts a conversation for the wire.
-func ConversationPB(c store.Conversation) *magpiepb.ConversationState {
-	return &magpiepb.ConversationState{
-		ConversationId: c.ID, LastSeq: c.LastSeq, DeliveredSeq: c.DeliveredSeq, ReadSeq: c.ReadSeq,
-		PeerDeliveredSeq: c.PeerDeliveredSeq, PeerReadSeq: c.PeerReadSeq, Peer: c.Peer,
-		Kind: string(c.Kind), Name: c.Name, Pinned: c.Pinned, Muted: c.Muted, Unread: c.Unread(),
-	}
 }

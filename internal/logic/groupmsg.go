@@ -10,7 +10,6 @@ import (
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/magpiepb"
 )
 
 // SmallGroup is the largest group whose members receive each other's
@@ -115,9 +114,8 @@ func (s *Service) deliverGroup(conns []*clusterpb.ConnRef, p *pendingSend, m sto
 	}
 	conns = without(conns, p.origin)
 	if len(conns) > 0 {
-		msg := MessagePB(m)
-		msg.Sender = p.from.Username
-		s.publish(conns, encode(&magpiepb.Envelope{Body: &magpiepb.Envelope_Message{Message: msg}}))
+		m.Sender = p.from.Username
+		s.publish(conns, s.enc.Message(m, ""))
 	}
 	return conns
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/magpie-im/magpie/internal/rules"
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -304,7 +303,7 @@ func (s *Service) announce(g store.GroupInfo, ev *store.Message, former []int64)
 		conns = s.presence.AppendConns(conns, uid)
 	}
 	if len(conns) > 0 {
-		s.publish(conns, encode(&magpiepb.Envelope{Body: &magpiepb.Envelope_Message{Message: MessagePB(*ev)}}))
+		s.publish(conns, s.enc.Message(*ev, ""))
 	}
 	if e := ev.Event; e != nil {
 		s.emit(hookTypes[e.Type], GroupEventData{GroupID: g.ID, Seq: ev.Seq, Type: e.Type, Actor: e.Actor, Users: e.Usernames, Detail: e.Detail})

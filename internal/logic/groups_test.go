@@ -353,7 +353,7 @@ func TestHandleGroupRecallEdit(t *testing.T) {
 		t.Helper()
 		b, _ := proto.Marshal(env)
 		got := make(chan []byte, 1)
-		s.Handle(&clusterpb.Request{Conn: conn, Envelope: b}, func(b []byte) { got <- b })
+		s.handle(&clusterpb.Request{Conn: conn, Envelope: b}, func(b []byte) { got <- b })
 		var out magpiepb.Envelope
 		if err := proto.Unmarshal(<-got, &out); err != nil {
 			t.Fatal(err)
@@ -472,7 +472,7 @@ func TestSlowBeforeSendHookOverlaps(t *testing.T) {
 		}
 		b, _ := proto.Marshal(&magpiepb.Envelope{Id: uint64(i + 1), Body: &magpiepb.Envelope_Send{Send: &magpiepb.Send{
 			ToUser: "bob", Text: text, ClientMsgId: fmt.Sprintf("c%d", i)}}})
-		s.Handle(&clusterpb.Request{Conn: conn, Envelope: b}, func(b []byte) {
+		s.handle(&clusterpb.Request{Conn: conn, Envelope: b}, func(b []byte) {
 			var out magpiepb.Envelope
 			if err := proto.Unmarshal(b, &out); err != nil {
 				t.Error(err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/adapter/envelope"
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/internal/store/sqlstore"
 )
@@ -41,6 +42,7 @@ func TestStoreHealthLeavesAndRejoins(t *testing.T) {
 	bus := newFakeBus()
 	cfg := Config{
 		TokenSecret:    []byte("0123456789abcdef0123456789abcdef"),
+		Encoder:        envelope.Encoder{},
 		HealthInterval: 5 * time.Millisecond,
 		OnStoreHealth:  func(ok bool) { mu.Lock(); changes = append(changes, ok); mu.Unlock() },
 	}

@@ -19,11 +19,36 @@ import (
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 
 	"github.com/magpie-im/magpie/internal/store"
+	"github.com/magpie-im/magpie/proto/wire"
 )
 
 // Deliverer publishes a delivery to one gateway (cluster.Publisher).
 type Deliverer interface {
 	Deliver(gatewayID string, d *clusterpb.Delivery) error
+}
+
+// Encoder encodes what logic pushes to devices into the bytes a gateway
+// writes to a connection as they are (internal/adapter/envelope implements
+// it in the client protocol). Logic encodes each push once and shares the
+// bytes among every Delivery of it, so the encoder is called once per push,
+// never per recipient.
+type Encoder interface {
+	// Message is a stored message; peer is the other side of a private
+	// conversation as the receiving device sees it ("" for a group).
+	Message(m store.Message, peer string) []byte
+	// Transient is a message that is not stored (seq 0): broadcasts and
+	// notifications.
+	Transient(m store.Message) []byte
+	// Receipt says userID's kind cursor of convID moved to seq.
+	Receipt(convID string, userID int64, username string, kind store.CursorKind, seq uint64) []byte
+	// Conversation is a conversation's new state or flags.
+	Conversation(c store.Conversation) []byte
+	// Kick tells a device why its connection closes.
+	Kick(code wire.Code, reason string) []byte
+	// MessageSize and ConversationSize are what a message or a state adds
+	// to an encoded answer; Sync fills one frame with them.
+	MessageSize(m store.Message, peer string) int
+	ConversationSize(c store.Conversation) int
 }
 
 // Presence tells where users are connected (cluster.PresenceView).
@@ -73,6 +98,8 @@ type Config struct {
 	HashConcurrency    int            // Argon2id hashes at once, default GOMAXPROCS (at least 2)
 	HashWait           time.Duration  // a login waits this long for a hashing slot, then 503; default 2s
 	Files              Files          // uploads; nil: file messages refused
+	Encoder            Encoder        // required: how pushes are encoded
+	MaxReads           int            // read requests (sync, history, online, receipts) at once, default 1024
 
 	// Groups, friends, broadcast, recall (see config for meanings).
 	MaxGroupSize      int
@@ -118,6 +145,9 @@ func (c *Config) setDefaults() {
 	if c.HashWait <= 0 {
 		c.HashWait = 2 * time.Second
 	}
+	if c.MaxReads <= 0 {
+		c.MaxReads = 1024
+	}
 	if c.HealthInterval <= 0 {
 		c.HealthInterval = time.Second
 	}
@@ -134,6 +164,7 @@ type Service struct {
 	cfg      Config
 	store    store.Store
 	out      Deliverer
+	enc      Encoder
 	presence Presence
 	gateways Gateways
 	log      *slog.Logger
@@ -163,12 +194,20 @@ type Service struct {
 	stopMu   sync.RWMutex // held for reading while queueing work; see accepting
 	stopped  bool
 	stop     chan struct{}
-	wg       sync.WaitGroup // commit loops and helpers
+	wg       sync.WaitGroup // commit loops, helpers and read requests
+	reads    chan struct{}  // one token per running read request; see Read
+	// life ends when Shutdown returns (or gives up): read requests still
+	// running then stop waiting on the store.
+	life    context.Context
+	endLife context.CancelFunc
 }
 
 // New builds a Service; call Start before use.
 func New(cfg Config, st store.Store, out Deliverer, presence Presence, gateways Gateways, log *slog.Logger) (*Service, error) {
 	cfg.setDefaults()
+	if cfg.Encoder == nil {
+		return nil, fmt.Errorf("logic: no encoder")
+	}
 	if len(cfg.TokenSecret) < 16 {
 		return nil, fmt.Errorf("logic: token secret must be at least 16 bytes")
 	}
@@ -181,6 +220,8 @@ func New(cfg Config, st store.Store, out Deliverer, presence Presence, gateways 
 		cfg:       cfg,
 		store:     st,
 		out:       out,
+		enc:       cfg.Encoder,
+		reads:     make(chan struct{}, cfg.MaxReads),
 		presence:  presence,
 		gateways:  gateways,
 		log:       log,
@@ -198,6 +239,7 @@ func New(cfg Config, st store.Store, out Deliverer, presence Presence, gateways 
 		pushes:    newOptionalLimiter(cfg.PushRate, int(2*cfg.PushRate)),
 		stop:      make(chan struct{}),
 	}
+	svc.life, svc.endLife = context.WithCancel(context.Background())
 	svc.seenT.queue = make(chan seenWrite, 1024)
 	return svc, nil
 }
@@ -265,6 +307,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		close(s.stop)
 		s.stopMu.Unlock()
 	})
+	defer s.endLife()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

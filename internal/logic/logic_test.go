@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/adapter/envelope"
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 
 	"google.golang.org/protobuf/proto"
@@ -124,7 +125,7 @@ func newTestServiceOn(t *testing.T, mut func(*Config), wrap func(store.Store) st
 		st = wrap(sq)
 	}
 	bus := newFakeBus()
-	cfg := Config{TokenSecret: []byte("0123456789abcdef0123456789abcdef"), LoginRate: 1000}
+	cfg := Config{TokenSecret: []byte("0123456789abcdef0123456789abcdef"), LoginRate: 1000, Encoder: envelope.Encoder{}}
 	if mut != nil {
 		mut(&cfg)
 	}
@@ -425,9 +426,9 @@ func TestDevicePolicy(t *testing.T) {
 func TestHandleUnknownAndUndecodable(t *testing.T) {
 	s, _ := newTestService(t, nil)
 	got := make(chan []byte, 2)
-	s.Handle(&clusterpb.Request{Conn: &clusterpb.ConnRef{UserId: 1}, Envelope: []byte{0xff, 0xff}}, func(b []byte) { got <- b })
+	s.handle(&clusterpb.Request{Conn: &clusterpb.ConnRef{UserId: 1}, Envelope: []byte{0xff, 0xff}}, func(b []byte) { got <- b })
 	env, _ := proto.Marshal(&magpiepb.Envelope{Id: 7})
-	s.Handle(&clusterpb.Request{Conn: &clusterpb.ConnRef{UserId: 1}, Envelope: env}, func(b []byte) { got <- b })
+	s.handle(&clusterpb.Request{Conn: &clusterpb.ConnRef{UserId: 1}, Envelope: env}, func(b []byte) { got <- b })
 	for _, want := range []wire.Code{wire.CodeProtocolError, wire.CodeUnknownCommand} {
 		var e magpiepb.Envelope
 		if err := proto.Unmarshal(<-got, &e); err != nil || e.GetError().GetCode() != uint32(want) {
@@ -458,14 +459,14 @@ func TestDeviceRejectIgnoresOfflineSessions(t *testing.T) {
 func TestExpiredSessionOnLiveConnection(t *testing.T) {
 	s, bus := newTestService(t, nil)
 	res := login(t, s, "alice", "a", "")
-	reply := s.AuthenticateConn(context.Background(), &clusterpb.AuthRequest{Token: res.Token, Conn: &clusterpb.ConnRef{Gateway: "gw1", Conn: 4}})
-	if reply.Conn == nil || reply.Conn.ExpiresMs != res.ExpiresAt.UnixMilli() {
+	reply, err := s.AuthenticateConn(context.Background(), res.Token, &clusterpb.ConnRef{Gateway: "gw1", Conn: 4})
+	if err != nil || reply.Conn.ExpiresMs != res.ExpiresAt.UnixMilli() {
 		t.Fatalf("auth reply conn %+v, want the session's expiry", reply.Conn)
 	}
 	s.now = func() time.Time { return res.ExpiresAt.Add(time.Second) }
 	env, _ := proto.Marshal(&magpiepb.Envelope{Id: 9, Body: &magpiepb.Envelope_Online{Online: &magpiepb.OnlineRequest{}}})
 	got := make(chan []byte, 1)
-	s.Handle(&clusterpb.Request{Conn: reply.Conn, Envelope: env}, func(b []byte) { got <- b })
+	s.handle(&clusterpb.Request{Conn: reply.Conn, Envelope: env}, func(b []byte) { got <- b })
 	var e magpiepb.Envelope
 	if err := proto.Unmarshal(<-got, &e); err != nil || e.GetError().GetCode() != uint32(wire.CodeSessionExpired) || e.Id != 9 {
 		t.Fatalf("got %v, want session_expired for request 9", &e)

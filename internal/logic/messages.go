@@ -10,7 +10,6 @@ import (
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -321,20 +320,17 @@ func (s *Service) finish(c committed) {
 // deliverPrivate pushes m to every device of the receiver and every other
 // device of the sender, one publish per gateway.
 func (s *Service) deliverPrivate(conns []*clusterpb.ConnRef, p *pendingSend, m store.Message) []*clusterpb.ConnRef {
-	msg := MessagePB(m)
-	msg.Sender = p.from.Username
+	m.Sender = p.from.Username
 	if p.peerID != p.from.UserID {
 		conns = s.presence.AppendConns(conns[:0], p.peerID)
 		if len(conns) > 0 {
-			msg.Peer = p.from.Username
-			s.publish(conns, encode(&magpiepb.Envelope{Body: &magpiepb.Envelope_Message{Message: msg}}))
+			s.publish(conns, s.enc.Message(m, p.from.Username))
 		}
 	}
 	conns = s.presence.AppendConns(conns[:0], p.from.UserID)
 	conns = without(conns, p.origin)
 	if len(conns) > 0 {
-		msg.Peer = p.peer
-		s.publish(conns, encode(&magpiepb.Envelope{Body: &magpiepb.Envelope_Message{Message: msg}}))
+		s.publish(conns, s.enc.Message(m, p.peer))
 	}
 	return conns
 }

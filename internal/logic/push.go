@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -128,12 +127,12 @@ func (s *Service) pushTransient(ctx context.Context, req PushRequest, users []st
 	if err := wire.ValidToken(sender, maxPushSender); err != nil {
 		return PushResult{}, badRequest("from: " + err.Error())
 	}
-	msg := &magpiepb.Message{
-		Kind: magpiepb.MessageKind_MESSAGE_KIND_NOTIFICATION, Sender: sender, Text: req.Text,
-		ClientMsgId: "push-" + randomID(12), SentAt: s.now().UnixMilli(),
+	msg := &store.Message{
+		Kind: store.KindNotification, Sender: sender, Text: req.Text,
+		ClientMsgID: "push-" + randomID(12), SentAt: s.now(),
 	}
 	if req.PushID != "" {
-		msg.ClientMsgId = "push:" + req.PushID
+		msg.ClientMsgID = "push:" + req.PushID
 	}
 	switch {
 	case req.Everyone:
@@ -150,7 +149,7 @@ func (s *Service) pushTransient(ctx context.Context, req PushRequest, users []st
 		} else if err != nil {
 			return PushResult{}, err
 		}
-		msg.ConversationId = req.ToGroup
+		msg.ConversationID = req.ToGroup
 		return PushResult{Delivered: s.deliverTransient(ids, false, msg)}, nil
 	default:
 		ids := make([]int64, len(users))

@@ -159,7 +159,7 @@ func (s *Service) revoke(ctx context.Context, sess store.Session, code wire.Code
 			targets[c.Gateway] = append(targets[c.Gateway], c.Conn)
 		}
 	}
-	env := kickEnvelope(code, reason)
+	env := s.enc.Kick(code, reason)
 	gws := make([]string, 0, len(targets))
 	for gw := range targets {
 		gws = append(gws, gw)

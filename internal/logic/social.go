@@ -7,7 +7,6 @@ import (
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -104,7 +103,7 @@ func (s *Service) SetConversationFlags(ctx context.Context, id Identity, convID 
 	}
 	conns := without(s.presence.AppendConns(nil, id.UserID), origin)
 	if len(conns) > 0 {
-		s.publish(conns, encode(&magpiepb.Envelope{Body: &magpiepb.Envelope_Conversation{Conversation: ConversationPB(c)}}))
+		s.publish(conns, s.enc.Conversation(c))
 	}
 	return c, nil
 }

@@ -2,17 +2,15 @@ package logic
 
 import (
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
-	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/internal/store"
 )
 
 // deliverTransient pushes a message that is not stored (seq 0): to the
 // given users' devices, or with all set to every connection on every live
 // gateway (one publish per gateway). Best effort by design: nothing to
 // sync later.
-func (s *Service) deliverTransient(userIDs []int64, all bool, msg *magpiepb.Message) int {
-	msg.Transient = true
-	msg.Seq = 0
-	env := encode(&magpiepb.Envelope{Body: &magpiepb.Envelope_Message{Message: msg}})
+func (s *Service) deliverTransient(userIDs []int64, all bool, msg *store.Message) int {
+	env := s.enc.Transient(*msg)
 	if all {
 		gws := s.gateways.Live()
 		for _, gw := range gws {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/adapter"
+	"github.com/magpie-im/magpie/internal/adapter/envelope"
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 
 	"github.com/magpie-im/magpie/internal/api"
@@ -64,7 +66,7 @@ func (n *Node) startLogic(ctx, bg context.Context, mux *http.ServeMux) error {
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	svc, err := logic.New(logic.Config{
-		Files: n.ext.logicFiles(), Hooks: n.ext.logicHooks(),
+		Files: n.ext.logicFiles(), Hooks: n.ext.logicHooks(), Encoder: envelope.Encoder{},
 		TokenSecret: secret, TokenTTL: n.cfg.TokenTTL, DevicePolicy: logic.DevicePolicy(n.cfg.DevicePolicy),
 		RejectNewDevice: n.cfg.DeviceReject, MaxBatch: n.cfg.MaxBatch, CommitWorkers: workers,
 		HeartbeatSecs:   uint32(n.cfg.Heartbeat / time.Second),
@@ -80,7 +82,7 @@ func (n *Node) startLogic(ctx, bg context.Context, mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	n.bus.h = logic.BusHandler{Service: svc}
+	n.bus.h = adapter.New(svc)
 	svc.Start()
 	n.svc = svc
 	if err := n.bus.serve(); err != nil {
