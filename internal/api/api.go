@@ -199,7 +199,11 @@ func (h *Handler) gateway(w http.ResponseWriter, r *http.Request, id logic.Ident
 // (docs/api.md): the registry keeps addresses by transport kind, and a kind
 // a gateway does not advertise is "".
 func gatewayJSON(gw *clusterpb.GatewayInfo) map[string]string {
-	return map[string]string{"id": gw.GetId(), "tcp": gw.GetAddrs()["tcp"], "ws": gw.GetAddrs()["ws"]}
+	tcp, ws := gw.GetAddrs()["tcp"], gw.GetAddrs()["ws"]
+	if len(gw.GetAddrs()) == 0 { // a gateway older than Addrs (cluster.proto)
+		tcp, ws = gw.GetTcp(), gw.GetWs()
+	}
+	return map[string]string{"id": gw.GetId(), "tcp": tcp, "ws": ws}
 }
 
 // logout ends the caller's session, or with ?all=true every session of

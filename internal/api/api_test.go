@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -174,4 +175,18 @@ func FuzzJSONBodies(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Logins answer {id, tcp, ws} whether the gateway's registry entry keeps
+// its addresses by kind or, written by an older gateway, in tcp and ws.
+func TestGatewayJSON(t *testing.T) {
+	want := map[string]string{"id": "gw", "tcp": "tls://h:7070", "ws": "wss://h/v1/ws"}
+	for _, gi := range []*clusterpb.GatewayInfo{
+		{Id: "gw", Addrs: map[string]string{"tcp": "tls://h:7070", "ws": "wss://h/v1/ws"}},
+		{Id: "gw", Tcp: "tls://h:7070", Ws: "wss://h/v1/ws"},
+	} {
+		if got := gatewayJSON(gi); !maps.Equal(got, want) {
+			t.Errorf("gatewayJSON(%v) = %v, want %v", gi, got, want)
+		}
+	}
 }

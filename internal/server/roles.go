@@ -205,7 +205,8 @@ func (n *Node) reassertPresence() {
 }
 
 func (n *Node) info() *clusterpb.GatewayInfo {
-	gi := &clusterpb.GatewayInfo{Id: n.gatewayID, Addrs: map[string]string{"tcp": n.advTCP, "ws": n.advWS}, Draining: n.draining.Load()}
+	gi := &clusterpb.GatewayInfo{Id: n.gatewayID, Addrs: map[string]string{"tcp": n.advTCP, "ws": n.advWS}, Draining: n.draining.Load(),
+		Tcp: n.advTCP, Ws: n.advWS} // for logic nodes older than Addrs (cluster.proto)
 	if n.gw != nil {
 		gi.Conns = int64(n.gw.Conns())
 	}

@@ -367,11 +367,17 @@ func (x *Delivery) GetUserId() int64 {
 
 // GatewayInfo is a gateway's registry entry.
 type GatewayInfo struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Conns     int64                  `protobuf:"varint,4,opt,name=conns,proto3" json:"conns,omitempty"`
-	UpdatedMs int64                  `protobuf:"varint,5,opt,name=updated_ms,json=updatedMs,proto3" json:"updated_ms,omitempty"`
-	Draining  bool                   `protobuf:"varint,6,opt,name=draining,proto3" json:"draining,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// tcp and ws are addrs["tcp"] and addrs["ws"] for nodes older than
+	// addrs, so a rolling upgrade keeps routing logins: gateways still write
+	// them, readers use them only when addrs is empty. Drop them (reserved)
+	// one release after addrs.
+	Tcp       string `protobuf:"bytes,2,opt,name=tcp,proto3" json:"tcp,omitempty"`
+	Ws        string `protobuf:"bytes,3,opt,name=ws,proto3" json:"ws,omitempty"`
+	Conns     int64  `protobuf:"varint,4,opt,name=conns,proto3" json:"conns,omitempty"`
+	UpdatedMs int64  `protobuf:"varint,5,opt,name=updated_ms,json=updatedMs,proto3" json:"updated_ms,omitempty"`
+	Draining  bool   `protobuf:"varint,6,opt,name=draining,proto3" json:"draining,omitempty"`
 	// The advertised address of each transport, by kind ("tcp" →
 	// "tls://host:7070", "ws" → "wss://host/v1/ws"): a new transport adds a
 	// kind, not a field.
@@ -413,6 +419,20 @@ func (*GatewayInfo) Descriptor() ([]byte, []int) {
 func (x *GatewayInfo) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *GatewayInfo) GetTcp() string {
+	if x != nil {
+		return x.Tcp
+	}
+	return ""
+}
+
+func (x *GatewayInfo) GetWs() string {
+	if x != nil {
+		return x.Ws
 	}
 	return ""
 }
@@ -530,9 +550,11 @@ const file_cluster_proto_rawDesc = "" +
 	"\tbroadcast\x18\x04 \x01(\bR\tbroadcast\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x05 \x01(\tR\tsessionId\x12\x17\n" +
-	"\auser_id\x18\x06 \x01(\x03R\x06userId\"\xf5\x01\n" +
+	"\auser_id\x18\x06 \x01(\x03R\x06userId\"\x8b\x02\n" +
 	"\vGatewayInfo\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03tcp\x18\x02 \x01(\tR\x03tcp\x12\x0e\n" +
+	"\x02ws\x18\x03 \x01(\tR\x02ws\x12\x14\n" +
 	"\x05conns\x18\x04 \x01(\x03R\x05conns\x12\x1d\n" +
 	"\n" +
 	"updated_ms\x18\x05 \x01(\x03R\tupdatedMs\x12\x1a\n" +
@@ -541,7 +563,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"AddrsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04\"Z\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Z\n" +
 	"\rPresenceEntry\x12.\n" +
 	"\x04conn\x18\x01 \x01(\v2\x1a.magpie.cluster.v1.ConnRefR\x04conn\x12\x19\n" +
 	"\bsince_ms\x18\x02 \x01(\x03R\asinceMsB8Z6github.com/magpie-im/magpie/internal/cluster/clusterpbb\x06proto3"
