@@ -126,7 +126,7 @@ func sync(h *Handler, r *request, env *magpiepb.Envelope) {
 	b := env.GetSync()
 	r.read(func(ctx context.Context, id logic.Identity) {
 		if len(b.Cursors) > wire.MaxCursors {
-			r.fail(&logic.Error{Code: wire.CodeTooLarge, Msg: "too many cursors", Err: logic.ErrBadRequest})
+			r.Fail(&logic.Error{Code: wire.CodeTooLarge, Msg: "too many cursors", Err: logic.ErrBadRequest})
 			return
 		}
 		cur := make(map[string]uint64, len(b.Cursors))
@@ -135,7 +135,7 @@ func sync(h *Handler, r *request, env *magpiepb.Envelope) {
 		}
 		res, err := h.svc.Sync(ctx, id, cur, int(b.Limit))
 		if err != nil {
-			r.fail(err)
+			r.Fail(err)
 			return
 		}
 		out := &magpiepb.SyncResponse{More: res.More}

@@ -65,11 +65,12 @@ type request struct {
 	reply func([]byte)
 }
 
-func (r *request) fail(err error) { r.reply(errorEnvelope(r.rid, err)) }
+// Fail answers with an error (logic.Failer).
+func (r *request) Fail(err error) { r.reply(errorEnvelope(r.rid, err)) }
 
 func (r *request) answer(body *magpiepb.Envelope, err error) {
 	if err != nil {
-		r.fail(err)
+		r.Fail(err)
 		return
 	}
 	body.Id = r.rid
@@ -79,7 +80,7 @@ func (r *request) answer(body *magpiepb.Envelope, err error) {
 // ack answers a send, recall or edit with its send_ack.
 func (r *request) ack(a logic.Ack, err error) {
 	if err != nil {
-		r.fail(err)
+		r.Fail(err)
 		return
 	}
 	r.answer(&magpiepb.Envelope{Body: &magpiepb.Envelope_SendAck{SendAck: &magpiepb.SendAck{
@@ -88,10 +89,10 @@ func (r *request) ack(a logic.Ack, err error) {
 }
 
 func (r *request) ordered(prepare func(context.Context, logic.Identity) (queue func())) {
-	r.svc.Ordered(r.conn, r.id, r.fail, prepare)
+	r.svc.Ordered(r.conn, r.id, r, prepare)
 }
 
-func (r *request) read(fn func(context.Context, logic.Identity)) { r.svc.Read(r.id, r.fail, fn) }
+func (r *request) read(fn func(context.Context, logic.Identity)) { r.svc.Read(r.id, r, fn) }
 
 func errorEnvelope(id uint64, err error) []byte {
 	return envelope.Marshal(&magpiepb.Envelope{Id: id, Body: &magpiepb.Envelope_Error{Error: &magpiepb.Error{

@@ -63,17 +63,28 @@ func (s *Service) Arrived(c *clusterpb.ConnRef) (Identity, error) {
 	return Identity{UserID: c.UserId, SessionID: c.SessionId, Device: c.Device, Platform: c.Platform}, nil
 }
 
+// Failer answers a request that cannot run (or whose first step failed)
+// with an error. An interface rather than a func, so the adapter's
+// per-request value serves as it is, without one more allocation per
+// request.
+type Failer interface{ Fail(err error) }
+
+// FailFunc is a func as a Failer.
+type FailFunc func(err error)
+
+func (f FailFunc) Fail(err error) { f(err) }
+
 // Ordered runs a send, recall or edit of connection c in arrival order on
 // its lane (on this logic node; requests of one connection that reach
 // different logic nodes are not ordered with each other). prepare is the
 // request's first step (see laneItem); fail answers the request when it
 // cannot run.
-func (s *Service) Ordered(c *clusterpb.ConnRef, id Identity, fail func(error), prepare func(context.Context, Identity) (queue func())) {
+func (s *Service) Ordered(c *clusterpb.ConnRef, id Identity, fail Failer, prepare func(context.Context, Identity) (queue func())) {
 	if !s.inLane(c.Gateway+"/"+strconv.FormatUint(c.Conn, 10), func() (then func()) {
 		s.withUser(id, fail, func(ctx context.Context, id Identity) { then = prepare(ctx, id) })
 		return then
 	}) {
-		fail(&Error{Code: wire.CodeRateLimited, Msg: "server busy, retry", RetryAfter: 100, Err: ErrOverloaded})
+		fail.Fail(&Error{Code: wire.CodeRateLimited, Msg: "server busy, retry", RetryAfter: 100, Err: ErrOverloaded})
 	}
 }
 
@@ -82,16 +93,16 @@ func (s *Service) Ordered(c *clusterpb.ConnRef, id Identity, fail func(error), p
 // fn's context ends with the Service. When all slots are taken, or the
 // Service is stopping, fail gets ErrOverloaded (unavailable, retry
 // shortly) at once.
-func (s *Service) Read(id Identity, fail func(error), fn func(context.Context, Identity)) {
+func (s *Service) Read(id Identity, fail Failer, fn func(context.Context, Identity)) {
 	select {
 	case s.reads <- struct{}{}:
 	default:
-		fail(errReadsBusy)
+		fail.Fail(errReadsBusy)
 		return
 	}
 	if !s.accepting(func() { s.wg.Add(1) }) {
 		<-s.reads
-		fail(errReadsBusy)
+		fail.Fail(errReadsBusy)
 		return
 	}
 	go func() {
@@ -118,12 +129,12 @@ func (s *Service) ChangeSteps(ctx context.Context, from Identity, kind store.Mes
 }
 
 // withUser fills in the username (cached) and runs fn with a deadline.
-func (s *Service) withUser(id Identity, fail func(error), fn func(context.Context, Identity)) {
+func (s *Service) withUser(id Identity, fail Failer, fn func(context.Context, Identity)) {
 	ctx, cancel := context.WithTimeout(s.life, requestTimeout)
 	defer cancel()
 	name, err := s.usernameOf(ctx, id.UserID)
 	if err != nil {
-		fail(err)
+		fail.Fail(err)
 		return
 	}
 	id.Username = name

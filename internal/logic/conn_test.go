@@ -14,13 +14,13 @@ func TestReadPoolFull(t *testing.T) {
 	s, _ := newTestService(t, func(c *Config) { c.MaxReads = 1 })
 	alice := login(t, s, "alice", "", "").Identity
 	started, release := make(chan struct{}), make(chan struct{})
-	s.Read(alice, func(err error) { t.Errorf("first read failed: %v", err) }, func(ctx context.Context, _ Identity) {
+	s.Read(alice, FailFunc(func(err error) { t.Errorf("first read failed: %v", err) }), func(ctx context.Context, _ Identity) {
 		close(started)
 		<-release
 	})
 	<-started
 	got := make(chan error, 1)
-	s.Read(alice, func(err error) { got <- err }, func(context.Context, Identity) { t.Error("second read ran with the pool full") })
+	s.Read(alice, FailFunc(func(err error) { got <- err }), func(context.Context, Identity) { t.Error("second read ran with the pool full") })
 	err := <-got
 	var e *Error
 	if !errors.As(err, &e) || Code(err) != wire.CodeUnavailable || RetryAfter(err) <= 0 {
@@ -30,7 +30,7 @@ func TestReadPoolFull(t *testing.T) {
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	s.Read(alice, func(err error) { got <- err }, func(context.Context, Identity) { t.Error("a read ran after Shutdown") })
+	s.Read(alice, FailFunc(func(err error) { got <- err }), func(context.Context, Identity) { t.Error("a read ran after Shutdown") })
 	if err := <-got; Code(err) != wire.CodeUnavailable {
 		t.Fatalf("read after Shutdown: %v, want unavailable", err)
 	}
