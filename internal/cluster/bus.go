@@ -8,10 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
-
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 )
 
 // LogicClient is a gateway's connection to the logic role. It implements

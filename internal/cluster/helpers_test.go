@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
-
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 )
 
 func testLogger(t *testing.T) *slog.Logger {

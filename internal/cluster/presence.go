@@ -9,11 +9,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
-
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 )
 
 func presenceKey(c *clusterpb.ConnRef) string {

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
-
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 )
 
 // presenceKeys lists the keys in the presence bucket.

@@ -12,11 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
-
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 )
 
 // Registrar keeps one gateway's registry entry fresh.

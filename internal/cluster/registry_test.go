@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
-
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 )
 
 func TestRegistrySeesGatewaysAndDraining(t *testing.T) {

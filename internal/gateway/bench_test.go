@@ -12,10 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
-
 	"google.golang.org/protobuf/proto"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )

@@ -31,7 +31,6 @@ import (
 	"time"
 
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
-
 	"github.com/magpie-im/magpie/proto/wire"
 )
 

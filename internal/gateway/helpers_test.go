@@ -15,12 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
-
 	"github.com/gorilla/websocket"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
-
 	"github.com/magpie-im/magpie/proto/wire"
 )
 

@@ -9,11 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
-
 	"github.com/gorilla/websocket"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 

@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
-
 	"github.com/magpie-im/magpie/internal/store"
 )
 

@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
-
 	"github.com/magpie-im/magpie/internal/rules"
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/wire"

@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
-
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/wire"
 )
