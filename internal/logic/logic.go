@@ -3,6 +3,10 @@
 // ACK, fan out), receipts, sync and history. Any number of logic nodes may
 // serve the same store and bus.
 //
+// Logic speaks domain types: internal/adapter decodes the client's
+// envelopes and calls it (conn.go), and what logic pushes to devices is
+// encoded through its Encoder.
+//
 // A Service is safe for concurrent use once Start has returned.
 package logic
 
