@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
@@ -43,11 +45,19 @@ func (e *badFrame) Error() string { return "gateway: bad request: " + e.msg }
 // maxBadMsg bounds the reason echoed to the client.
 const maxBadMsg = 200
 
+// newBadFrame keeps the reason valid UTF-8: it quotes the client's token
+// (protojson's errors do), and an Error whose message is not UTF-8 cannot
+// be encoded (encodeEnvelope panics). So the cut falls between
+// characters, and anything else invalid is replaced.
 func newBadFrame(id uint64, msg string) *badFrame {
 	if len(msg) > maxBadMsg {
-		msg = msg[:maxBadMsg]
+		cut := maxBadMsg
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut]
 	}
-	return &badFrame{id: id, msg: msg}
+	return &badFrame{id: id, msg: strings.ToValidUTF8(msg, "\ufffd")}
 }
 
 // decodeProto decodes a protobuf frame. When proto.Unmarshal refuses it,

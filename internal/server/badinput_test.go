@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"google.golang.org/protobuf/proto"
@@ -504,4 +505,36 @@ func TestAuthorizationSchemeAndPushQuery(t *testing.T) {
 	if r.status != 400 || !strings.Contains(r.body["error"].(map[string]any)["message"].(string), "query string") {
 		t.Errorf("push with a query string: %d %v, want 400", r.status, r.body)
 	}
+}
+
+// TestLongNonASCIIBadRequest: protojson's refusal quotes the offending
+// token, and the gateway cuts the reason to 200 bytes; the cut must not
+// split a character, or the error frame cannot be encoded (the gateway
+// panicked, taking the node down, even before authentication).
+func TestLongNonASCIIBadRequest(t *testing.T) {
+	n := startNode(t, testConfig(t, t.TempDir()))
+	// Two tokens a byte apart: whatever the length of the text before
+	// the quote (protobuf-go varies its error text per build), one of
+	// them puts a two-byte character across the cut.
+	for _, long := range []string{strings.Repeat("é", 150), "x" + strings.Repeat("é", 150)} {
+		ws, _, err := dialWS(t, n, wire.SubprotocolJSON, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+		pre := &wsJSON{t: t, ws: ws}
+		pre.wantError(`{"id":"`+long+`","ping":{}}`, 0, wire.CodeBadRequest)
+
+		w := authedWSJSON(t, n, loginToken(t, n, "alice"))
+		got := w.call(`{"id":7,"receipt":{"conversation_id":"p_1_2","seq":"`+long+`"}}`, 7)
+		e, _ := got["error"].(map[string]any)
+		if c, _ := e["code"].(float64); wire.Code(c) != wire.CodeBadRequest {
+			t.Fatalf("got %v, want error{2}", got)
+		}
+		if m, _ := e["message"].(string); !utf8.ValidString(m) || !strings.Contains(m, "é") {
+			t.Fatalf("reason %q: want valid UTF-8 quoting the token", m)
+		}
+		w.stillUp()
+	}
+	checkHealthy(t, n)
 }
