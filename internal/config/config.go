@@ -213,7 +213,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.Float64Var(&c.RegisterIPRate, "register-ip-rate", c.RegisterIPRate, "registrations per second per client address, burst 10 (0: no limit)")
 	fs.IntVar(&c.HashConcurrency, "hash-concurrency", c.HashConcurrency, "password hashes (Argon2id, 19 MiB each) run at once per logic node (0: GOMAXPROCS, at least 2)")
 	fs.DurationVar(&c.HashWait, "hash-wait", c.HashWait, "how long a login or registration waits for a hashing slot before 503")
-	fs.Float64Var(&c.UserSendRate, "user-send-rate", c.UserSendRate, "messages per second per user over HTTP and the long connection together, per logic node, burst 2 s worth (0: no limit)")
+	fs.Float64Var(&c.UserSendRate, "user-send-rate", c.UserSendRate, "sends, edits and recalls per second per user over HTTP and the long connection together, per logic node, burst 2 s worth (0: no limit)")
 	fs.Float64Var(&c.PushRate, "push-rate", c.PushRate, "push API requests per second per push key, per logic node, burst 2 s worth (0: no limit)")
 	fs.Int64Var(&c.FilesQuota, "files-quota", c.FilesQuota, "bytes of uploads each user may keep stored (0: no limit)")
 	fs.Int64Var(&c.DownloadMinRate, "download-min-rate", c.DownloadMinRate, "a download slower than this many bytes per second (after --download-grace) is cut (0: never)")

@@ -10,13 +10,21 @@ import (
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
-// Recall stores a RECALL of req.Seq and waits for its ack.
+// Recall stores a RECALL of req.Seq and waits for its ack. A change is
+// stored and fanned out like a send, so it draws from the same per-user
+// budget (allowSend), on HTTP as on the long connection.
 func (s *Service) Recall(ctx context.Context, from Identity, req ChangeRequest) (Ack, error) {
+	if err := s.allowSend(from.UserID); err != nil {
+		return Ack{}, err
+	}
 	return s.wait(ctx, func(done func(Ack, error)) { s.ChangeAsync(ctx, from, store.KindRecall, req, nil, done) })
 }
 
 // Edit stores an EDIT of req.Seq and waits for its ack.
 func (s *Service) Edit(ctx context.Context, from Identity, req ChangeRequest) (Ack, error) {
+	if err := s.allowSend(from.UserID); err != nil {
+		return Ack{}, err
+	}
 	return s.wait(ctx, func(done func(Ack, error)) { s.ChangeAsync(ctx, from, store.KindEdit, req, nil, done) })
 }
 

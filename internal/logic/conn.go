@@ -123,8 +123,14 @@ func (s *Service) SendSteps(ctx context.Context, from Identity, req SendRequest,
 	return s.sendSteps(ctx, from, req, origin, done)
 }
 
-// ChangeSteps is a recall's or an edit's first step (see Ordered).
+// ChangeSteps is a recall's or an edit's first step (see Ordered). A
+// change is stored and fanned out like a send: it draws from the same
+// per-user budget.
 func (s *Service) ChangeSteps(ctx context.Context, from Identity, kind store.MessageKind, req ChangeRequest, origin *clusterpb.ConnRef, done func(Ack, error)) func() {
+	if err := s.allowSend(from.UserID); err != nil {
+		done(Ack{}, err)
+		return nil
+	}
 	return s.changeSteps(ctx, from, kind, req, origin, done)
 }
 

@@ -105,6 +105,45 @@ func TestHTTPSendSharesTheLongConnectionBudget(t *testing.T) {
 	})
 }
 
+// Edits and recalls are stored and fanned out like sends, so they draw
+// from the same per-user budget: over HTTP nothing else limits them (an
+// edit loop stored a row and a fan-out per request, without bound).
+func TestChangesShareTheSendBudget(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.UserSendRate = 0.5 // burst 1: the send takes it, the change finds none
+	n := startNode(t, cfg)
+	signup(t, n, "bob", true)
+
+	t.Run("HTTP", func(t *testing.T) {
+		tok := loginToken(t, n, "alice")
+		r := postFrom(t, n, "/v1/messages", "", tok, map[string]string{"to_user": "bob", "text": "oops"})
+		if r.status != 200 {
+			t.Fatalf("send: %d %v", r.status, r.body)
+		}
+		conv, _ := r.body["conversation_id"].(string)
+		seq, _ := r.body["seq"].(float64)
+		base := fmt.Sprintf("/v1/conversations/%s/messages/%d/", conv, int(seq))
+		postFrom(t, n, base+"edit", "", tok, map[string]string{"text": "fixed"}).throttled(t, "HTTP edit after the budget went on a send")
+		postFrom(t, n, base+"recall", "", tok, map[string]string{}).throttled(t, "HTTP recall after the budget went on a send")
+	})
+	t.Run("long connection", func(t *testing.T) {
+		s := authedRaw(t, n, loginToken(t, n, "carol"))
+		ack := s.call(&magpiepb.Envelope{Id: 10, Body: &magpiepb.Envelope_Send{Send: &magpiepb.Send{ToUser: "bob", Text: "oops"}}}).GetSendAck()
+		if ack == nil {
+			t.Fatal("send: no ack")
+		}
+		for id, env := range map[uint64]*magpiepb.Envelope{
+			11: {Id: 11, Body: &magpiepb.Envelope_Edit{Edit: &magpiepb.Edit{ConversationId: ack.ConversationId, Seq: ack.Seq, Text: "fixed"}}},
+			12: {Id: 12, Body: &magpiepb.Envelope_Recall{Recall: &magpiepb.Recall{ConversationId: ack.ConversationId, Seq: ack.Seq}}},
+		} {
+			got := s.call(env).GetError()
+			if got == nil || got.Code != uint32(wire.CodeRateLimited) || got.RetryAfterMs == 0 {
+				t.Fatalf("change %d after the budget went on a send: %v, want rate_limited with retry_after_ms", id, got)
+			}
+		}
+	})
+}
+
 // upload posts data as a file for tok.
 func upload(t *testing.T, n *Node, tok string, data []byte) abuseReply {
 	t.Helper()
