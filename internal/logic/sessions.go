@@ -209,7 +209,7 @@ func (s *Service) seen(session string, now time.Time) {
 	select {
 	case t.queue <- seenWrite{session, now}:
 	default:
-		t.last.Delete(session) // try again next time
+		s.forgetSeen(session) // try again next time (and stop counting it)
 	}
 }
 

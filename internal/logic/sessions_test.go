@@ -2,9 +2,11 @@ package logic
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 	"github.com/magpie-im/magpie/internal/store"
@@ -131,5 +133,27 @@ func TestLoginRacingPasswordChangeIsRefused(t *testing.T) {
 	}
 	if _, err := s.Login(ctx, "alice", "password2", "laptop", ""); err != nil {
 		t.Fatalf("login with the new password: %v", err)
+	}
+}
+
+// TestSeenCountsOnlyTrackedSessions: a last-seen write dropped on a full
+// queue forgets its session, and the count of tracked sessions follows.
+// Left counted, every drop inflated it for good, and past seenLimit each
+// new session made a pass over the whole map.
+func TestSeenCountsOnlyTrackedSessions(t *testing.T) {
+	s := &Service{cfg: Config{SeenEvery: time.Minute}}
+	s.seenT.queue = make(chan seenWrite) // no writer: every write is dropped
+	now := time.Now()
+	for i := range 5 {
+		s.seen(fmt.Sprintf("s%d", i), now)
+		s.seen(fmt.Sprintf("s%d", i), now.Add(2*time.Minute)) // known, due again, dropped again
+	}
+	if n := s.seenT.count.Load(); n != 0 {
+		t.Fatalf("count %d after five dropped sessions, want 0", n)
+	}
+	s.seenT.queue = make(chan seenWrite, 1)
+	s.seen("kept", now)
+	if n := s.seenT.count.Load(); n != 1 {
+		t.Fatalf("count %d with one session tracked, want 1", n)
 	}
 }
