@@ -64,7 +64,7 @@ func (h *Handler) clientAddr(r *http.Request) netip.Addr {
 	for i := len(hops) - 1; i >= 0; i-- {
 		parts := strings.Split(hops[i], ",")
 		for j := len(parts) - 1; j >= 0; j-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			a, err := parseHop(parts[j])
 			if err != nil {
 				return addr
 			}
@@ -75,6 +75,28 @@ func (h *Handler) clientAddr(r *http.Request) netip.Addr {
 		}
 	}
 	return addr
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, or one with a
+// port or in brackets ("203.0.113.9:41234", "[2001:db8::1]:41234"), as
+// some proxies write them. Refusing those stopped the walk at the proxy,
+// so every client shared its budgets, or, for a proxy on loopback (in
+// --limit-exempt by default), was exempt from them.
+func parseHop(s string) (netip.Addr, error) {
+	s = strings.TrimSpace(s)
+	a, err := netip.ParseAddr(s)
+	if err == nil {
+		return a, nil
+	}
+	if ap, perr := netip.ParseAddrPort(s); perr == nil {
+		return ap.Addr(), nil
+	}
+	if in, ok := strings.CutPrefix(s, "["); ok {
+		if in, ok = strings.CutSuffix(in, "]"); ok {
+			return netip.ParseAddr(in)
+		}
+	}
+	return netip.Addr{}, err
 }
 
 type handlerStats struct {

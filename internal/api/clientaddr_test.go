@@ -24,6 +24,10 @@ func TestClientAddr(t *testing.T) {
 		{"all hops trusted: the left-most", trusted, "10.1.1.1:5000", []string{"10.9.9.9, 10.2.2.2"}, "10.9.9.9"},
 		{"garbage stops at the last trusted hop", trusted, "10.1.1.1:5000", []string{"203.0.113.9, nonsense"}, "10.1.1.1"},
 		{"IPv6 peer and mapped client", trusted, "[fd00::1]:5000", []string{"::ffff:203.0.113.9"}, "203.0.113.9"},
+		{"an entry with a port", trusted, "10.1.1.1:5000", []string{"203.0.113.9:41234"}, "203.0.113.9"},
+		{"IPv6 with a port", trusted, "10.1.1.1:5000", []string{"[2001:db8::9]:41234"}, "2001:db8::9"},
+		{"IPv6 in brackets", trusted, "10.1.1.1:5000", []string{"[2001:db8::9]"}, "2001:db8::9"},
+		{"trusted hop with a port is skipped", trusted, "10.1.1.1:5000", []string{"203.0.113.9, 10.2.2.2:80"}, "203.0.113.9"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

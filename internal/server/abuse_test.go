@@ -156,6 +156,30 @@ func TestLoginSprayThroughProxies(t *testing.T) {
 	})
 }
 
+// Some proxies write X-Forwarded-For entries with a port. Such an entry
+// names the client like any other: refused, it stopped the walk at the
+// proxy, and a proxy on loopback is in the default --limit-exempt, so
+// every client behind it escaped the per-address limits.
+func TestForwardedAddressWithAPort(t *testing.T) {
+	cfg := testConfig(t, t.TempDir()) // the default --limit-exempt (loopback)
+	cfg.TrustedProxies = "127.0.0.1"
+	n := startNode(t, cfg)
+	for _, host := range []string{"203.0.113.7:%d", "[2001:db8::7]:%d"} {
+		limited := 0
+		for i := range 30 { // the per-address burst is 20
+			r := login(t, n, fmt.Sprintf(host, 40000+i), fmt.Sprintf("user%03d", i), "guess-123")
+			if r.status == http.StatusTooManyRequests {
+				limited++
+			} else if r.status != http.StatusUnauthorized {
+				t.Fatalf("%s attempt %d: %d %v", host, i, r.status, r.body)
+			}
+		}
+		if limited == 0 {
+			t.Errorf("%s: 30 failed logins from one forwarded address, none throttled", host)
+		}
+	}
+}
+
 // A spray from one address cannot starve a real user's login from
 // another: the spray is refused before hashing once over its budget, and
 // the hashing slots stay free for others.
