@@ -47,7 +47,10 @@ func NewLogicClient(nc *nats.Conn, gatewayID string, timeout time.Duration) (*Lo
 	if err != nil {
 		return nil, fmt.Errorf("reply inbox: %w", err)
 	}
-	sub.SetPendingLimits(-1, -1)
+	if err := sub.SetPendingLimits(replyPendingMsgs, replyPendingBytes); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("reply inbox: %w", err)
+	}
 	c.sub = sub
 	return c, nil
 }
@@ -145,6 +148,28 @@ const (
 	authTimeout        = 10 * time.Second // the gateway gives up on an auth sooner
 )
 
+// Pending limits of the bus subscriptions: what NATS queues in this process
+// for a handler that has fallen behind. Past them NATS drops messages for
+// this subscriber (a slow consumer) instead of growing the heap without
+// bound; a dropped request or reply is a timeout for the gateway, which the
+// client retries (its request ids make the retry safe).
+//
+// The numbers: a request waiting longer than the gateway's
+// --request-timeout (10 s by default) is answered to no one, and the
+// closed-loop W2 maximum is about 12 k requests/s (docs/benchmarks.md), so
+// 128 Ki messages is roughly that timeout's worth at full speed: a backlog
+// beyond it only holds answers nobody waits for. The byte limit caps the
+// same queue when requests are large (files' metadata, long texts) at
+// 128 MiB. Replies come back at most as fast as requests went out, and
+// the gateway caps each connection's requests in flight, so the reply
+// inbox gets the same limits.
+const (
+	requestPendingMsgs  = 128 << 10
+	requestPendingBytes = 128 << 20
+	replyPendingMsgs    = requestPendingMsgs
+	replyPendingBytes   = requestPendingBytes
+)
+
 // LogicHandler is what a logic node serves over the bus.
 type LogicHandler interface {
 	// Authenticate answers a gateway's AuthRequest.
@@ -155,9 +180,15 @@ type LogicHandler interface {
 }
 
 // ServeLogic subscribes h to the logic subjects in the "logic" queue group,
-// so each request reaches exactly one logic node. Unsubscribe the returned
-// subscriptions to stop.
-func ServeLogic(nc *nats.Conn, h LogicHandler) ([]*nats.Subscription, error) {
+// so each request reaches exactly one logic node. Unsubscribe (or Drain)
+// the returned subscriptions to stop.
+//
+// Authentications run off the subscription's goroutine, at most
+// maxConcurrentAuths at once, each on a goroutine counted in wg and under
+// a context derived from ctx (the node's lifetime): the owner cancels ctx,
+// then waits on wg. Once ctx ended, auths still queued are dropped (the
+// gateway times them out and the client retries elsewhere).
+func ServeLogic(ctx context.Context, nc *nats.Conn, h LogicHandler, wg *sync.WaitGroup) ([]*nats.Subscription, error) {
 	// A reconnect storm brings thousands of auths at once: a bounded number
 	// run at a time, the rest wait in the subscription's queue.
 	authSlots := make(chan struct{}, maxConcurrentAuths)
@@ -168,10 +199,21 @@ func ServeLogic(nc *nats.Conn, h LogicHandler) ([]*nats.Subscription, error) {
 		}
 		// Authentication hashes nothing but reads the store: run it off
 		// the subscription goroutine so one slow lookup stalls no one.
-		authSlots <- struct{}{}
+		if ctx.Err() != nil {
+			return
+		}
+		select {
+		case authSlots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		// Add runs on the subscription's goroutine, before the owner's
+		// Wait: the owner drains the subscription first.
+		wg.Add(1)
 		go func() {
+			defer wg.Done()
 			defer func() { <-authSlots }()
-			ctx, cancel := context.WithTimeout(context.Background(), authTimeout)
+			ctx, cancel := context.WithTimeout(ctx, authTimeout)
 			defer cancel()
 			reply := h.Authenticate(ctx, &req)
 			data, err := proto.Marshal(reply)
@@ -196,7 +238,11 @@ func ServeLogic(nc *nats.Conn, h LogicHandler) ([]*nats.Subscription, error) {
 		return nil, err
 	}
 	for _, s := range []*nats.Subscription{auth, reqs} {
-		s.SetPendingLimits(-1, -1)
+		if err := s.SetPendingLimits(requestPendingMsgs, requestPendingBytes); err != nil {
+			_ = auth.Unsubscribe()
+			_ = reqs.Unsubscribe()
+			return nil, err
+		}
 	}
 	return []*nats.Subscription{auth, reqs}, nil
 }

@@ -19,6 +19,24 @@
 //	magpie-presence   u<user>.<gateway>.<conn> → PresenceEntry
 //
 // Everything exported is safe for concurrent use.
+//
+// Goroutines: nothing here outlives its owner. WatchRegistry and
+// WatchPresence start their watch, sweep and probe goroutines under the
+// ctx they are given (the node's lifetime) and Registry.Wait and
+// PresenceView.Wait wait for them; Registrar.Run runs on its caller's
+// goroutine; ServeLogic runs each authentication on a goroutine counted in
+// the caller's WaitGroup (at most maxConcurrentAuths at once). Replies and
+// deliveries run on the NATS subscriptions' own goroutines, which
+// Drain or Unsubscribe ends.
+//
+// Lock order (a lock may be taken while holding only locks above it):
+//
+//	PresenceView.mu   byUser and local; held (read) while Registry.Alive runs
+//	Registry.mu       gateways and buried; never held across onDead, a
+//	                  publish or a bucket read
+//	LogicClient.mu, PresenceWriter.mu, Registrar.mu, a watcher's canary mu:
+//	                  leaves, taken with no other lock of this package held
+//	                  and no call out (done callbacks, NATS I/O) while held
 package cluster
 
 import "errors"

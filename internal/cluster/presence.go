@@ -136,6 +136,8 @@ type PresenceView struct {
 	mu     sync.RWMutex                            // guards byUser and local
 	byUser map[int64]map[string]*clusterpb.ConnRef // user → key → conn
 	local  map[string]time.Time                    // keys added by Add, not yet confirmed by the bucket
+
+	wg sync.WaitGroup // the watch and collect goroutines
 }
 
 // localTTL is how long an entry added by Add may wait for the gateway's
@@ -144,6 +146,7 @@ type PresenceView struct {
 const localTTL = 15 * time.Second
 
 // WatchPresence loads the presence bucket and follows it until ctx ends.
+// Wait waits for the goroutines it starts, which end with ctx.
 func WatchPresence(ctx context.Context, nc *nats.Conn, replicas int, reg *Registry, log *slog.Logger) (*PresenceView, error) {
 	kv, err := keyValue(ctx, nc, bucketPresence, replicas, 0)
 	if err != nil {
@@ -151,17 +154,30 @@ func WatchPresence(ctx context.Context, nc *nats.Conn, replicas int, reg *Regist
 	}
 	v := &PresenceView{kv: kv, registry: reg, log: log, byUser: map[int64]map[string]*clusterpb.ConnRef{}, local: map[string]time.Time{}}
 	ready := make(chan struct{})
-	go watchBucket(ctx, kv, ready, log, v.update)
+	v.goTracked(func() { watchBucket(ctx, kv, ready, log, v.update) })
 	select {
 	case <-ready:
 	case <-ctx.Done():
+		v.wg.Wait()
 		return nil, ctx.Err()
 	}
 	if reg != nil {
-		go v.collect(ctx, reg.ttl)
+		v.goTracked(func() { v.collect(ctx, reg.ttl) })
 	}
 	return v, nil
 }
+
+func (v *PresenceView) goTracked(fn func()) {
+	v.wg.Add(1)
+	go func() {
+		defer v.wg.Done()
+		fn()
+	}()
+}
+
+// Wait blocks until the goroutines WatchPresence started have returned,
+// which they do once its ctx ended.
+func (v *PresenceView) Wait() { v.wg.Wait() }
 
 func (v *PresenceView) update(e jetstream.KeyValueEntry) {
 	if e.Operation() != jetstream.KeyValuePut {

@@ -134,6 +134,8 @@ type Registry struct {
 	buried   map[string]int64 // gateway → UpdatedMs of its entry when declared dead
 
 	onDead func(id string)
+
+	wg sync.WaitGroup // the watch, sweep and probe goroutines
 }
 
 type gwState struct {
@@ -144,7 +146,9 @@ type gwState struct {
 }
 
 // WatchRegistry starts watching the registry bucket until ctx ends. onDead,
-// if set, is called (from the watch goroutine) when a gateway disappears.
+// if set, is called (from the watch, sweep or probe goroutine) when a
+// gateway disappears. The goroutines it starts end with ctx; Wait waits
+// for them.
 func WatchRegistry(ctx context.Context, nc *nats.Conn, replicas int, ttl time.Duration, onDead func(string), log *slog.Logger) (*Registry, error) {
 	kv, err := keyValue(ctx, nc, bucketGateways, replicas, registryMaxAge(ttl))
 	if err != nil {
@@ -152,16 +156,31 @@ func WatchRegistry(ctx context.Context, nc *nats.Conn, replicas int, ttl time.Du
 	}
 	r := &Registry{ttl: ttl, log: log, nc: nc, kv: kv, gateways: map[string]gwState{}, buried: map[string]int64{}, onDead: onDead}
 	ready := make(chan struct{})
-	go watchBucketAlive(ctx, kv, ready, log, r.update, func(w time.Time) { r.current.Store(w.UnixNano()) })
+	r.goTracked(func() {
+		watchBucketAlive(ctx, kv, ready, log, r.update, func(w time.Time) { r.current.Store(w.UnixNano()) })
+	})
 	select {
 	case <-ready:
 	case <-ctx.Done():
+		r.wg.Wait()
 		return nil, ctx.Err()
 	}
-	go r.sweep(ctx)
-	go r.probe(ctx)
+	r.goTracked(func() { r.sweep(ctx) })
+	r.goTracked(func() { r.probe(ctx) })
 	return r, nil
 }
+
+func (r *Registry) goTracked(fn func()) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		fn()
+	}()
+}
+
+// Wait blocks until the goroutines WatchRegistry started have returned,
+// which they do once its ctx ended.
+func (r *Registry) Wait() { r.wg.Wait() }
 
 // watchBucket feeds every update of kv to fn until ctx ends, closing ready
 // once the initial values are in. A watcher that ends early is started
@@ -178,7 +197,8 @@ func watchBucket(ctx context.Context, kv jetstream.KeyValue, ready chan struct{}
 
 // watchBucketAlive is watchBucket that also calls alive each time the
 // watcher's own canary comes back, with the time it was written: the view
-// holds every update made before that moment.
+// holds every update made before that moment. It returns once ctx ended
+// and its canary writer has stopped.
 func watchBucketAlive(ctx context.Context, kv jetstream.KeyValue, ready chan struct{}, log *slog.Logger, fn func(jetstream.KeyValueEntry), alive func(written time.Time)) {
 	once := sync.Once{}
 	canary := canaryPrefix + nats.NewInbox()[len("_INBOX."):]
@@ -186,13 +206,18 @@ func watchBucketAlive(ctx context.Context, kv jetstream.KeyValue, ready chan str
 		mu       sync.Mutex // guards pending
 		pending  time.Time  // when the oldest canary not yet seen back was written
 		restarts = make(chan struct{}, 1)
+		writer   sync.WaitGroup
 	)
+	writer.Add(1)
+	defer writer.Wait()
 	go func() {
+		defer writer.Done()
 		t := time.NewTicker(canaryEvery)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
+				// ctx has ended: the purge gets its own short budget.
 				dctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				_ = kv.Purge(dctx, canary)
 				cancel()

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 
@@ -18,9 +19,18 @@ type logicBus struct {
 	h   cluster.LogicHandler
 	log *slog.Logger
 
+	ctx    context.Context // the authentications' lifetime; ends at stop
+	cancel context.CancelFunc
+	auths  sync.WaitGroup // authentications running (cluster.ServeLogic)
+
 	mu     sync.Mutex
 	subs   []*nats.Subscription // nil while out of the queue
 	closed bool
+}
+
+func newLogicBus(nc *nats.Conn, log *slog.Logger) *logicBus {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &logicBus{nc: nc, log: log, ctx: ctx, cancel: cancel}
 }
 
 func (b *logicBus) serve() error {
@@ -29,7 +39,7 @@ func (b *logicBus) serve() error {
 	if b.closed || b.subs != nil {
 		return nil
 	}
-	subs, err := cluster.ServeLogic(b.nc, b.h)
+	subs, err := cluster.ServeLogic(b.ctx, b.nc, b.h, &b.auths)
 	if err != nil {
 		return err
 	}
@@ -55,13 +65,19 @@ func (b *logicBus) setHealthy(ok bool) {
 	b.subs = nil
 }
 
-// close stops resubscribing and hands over the live subscriptions, for
-// Shutdown to drain.
-func (b *logicBus) close() []*nats.Subscription {
+// stop leaves the queue for good: requests already received are still
+// answered (Drain), then the authentications they started are waited
+// for, all bounded by ctx.
+func (b *logicBus) stop(ctx context.Context) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.closed = true
 	subs := b.subs
 	b.subs = nil
-	return subs
+	b.mu.Unlock()
+	defer b.cancel()
+	if err := drainSubs(ctx, subs...); err != nil {
+		// A callback may still run and add to auths: do not wait on it.
+		return err
+	}
+	return stopWaitGroup(ctx, &b.auths)
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -37,11 +38,11 @@ func (n *Node) serveMetrics(addr string) error {
 	mux.HandleFunc("/debug/pprof/cmdline", http.NotFound)
 	n.metrics = &http.Server{Handler: requireBearer(n.cfg.MetricsToken, mux), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	n.metricsL = ln
-	n.goTracked(func() {
+	n.goServe("metrics", func() {
 		if err := n.metrics.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("metrics server stopped", "err", err)
 		}
-	})
+	}, func(context.Context) error { return n.metrics.Close() })
 	return nil
 }
 

@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/magpie-im/magpie/internal/adapter"
@@ -21,31 +23,48 @@ import (
 	"github.com/magpie-im/magpie/web"
 )
 
-func (n *Node) startLogic(ctx, bg context.Context, mux *http.ServeMux) error {
+func (n *Node) startLogic(ctx context.Context, mux *http.ServeMux) error {
 	st, err := sqlstore.Open(ctx, n.cfg.StoreDSN())
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	n.st = st
+	n.onStop("store", func(context.Context) error { return st.Close() })
 	secret, err := tokenSecret(n.cfg)
 	if err != nil {
 		return err
 	}
 	warnLooseModes(n.log, n.privatePaths()...)
-	var presence *cluster.PresenceView
-	reg, err := cluster.WatchRegistry(bg, n.nc, n.cfg.Replicas, n.cfg.RegistryTTL, func(id string) {
-		if presence != nil {
-			presence.ForgetGateway(bg, id)
+	// The registry's callback may run before WatchPresence returns: it
+	// reads the view through an atomic, and a gateway that dies in that
+	// moment is cleaned up by the view's own collect sweep instead.
+	var presence atomic.Pointer[cluster.PresenceView]
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	reg, err := cluster.WatchRegistry(watchCtx, n.nc, n.cfg.Replicas, n.cfg.RegistryTTL, func(id string) {
+		if v := presence.Load(); v != nil {
+			v.ForgetGateway(watchCtx, id)
 		}
 	}, n.log)
 	if err != nil {
+		stopWatch()
 		return fmt.Errorf("registry: %w", err)
 	}
 	n.reg = reg
-	presence, err = cluster.WatchPresence(bg, n.nc, n.cfg.Replicas, reg, n.log)
+	n.onStop("registry watch", func(ctx context.Context) error {
+		stopWatch()
+		return stopWaitGroupFunc(ctx, reg.Wait)
+	})
+	pctx, stopPresence := context.WithCancel(context.Background())
+	view, err := cluster.WatchPresence(pctx, n.nc, n.cfg.Replicas, reg, n.log)
 	if err != nil {
+		stopPresence()
 		return fmt.Errorf("presence: %w", err)
 	}
+	presence.Store(view)
+	n.onStop("presence watch", func(ctx context.Context) error {
+		stopPresence()
+		return stopWaitGroupFunc(ctx, view.Wait)
+	})
 	workers := n.cfg.CommitWorkers
 	if workers == 0 {
 		workers = 1
@@ -56,7 +75,7 @@ func (n *Node) startLogic(ctx, bg context.Context, mux *http.ServeMux) error {
 	if n.ext, err = n.newExtensions(); err != nil {
 		return err
 	}
-	n.bus = &logicBus{nc: n.nc, log: n.log}
+	n.bus = newLogicBus(n.nc, n.log)
 	exempt, err := config.Prefixes(n.cfg.LimitExempt)
 	if err != nil {
 		return fmt.Errorf("--limit-exempt: %w", err)
@@ -78,22 +97,34 @@ func (n *Node) startLogic(ctx, bg context.Context, mux *http.ServeMux) error {
 		LoginIPRate: n.cfg.LoginIPRate, LoginGlobalRate: n.cfg.LoginGlobalRate, RegisterIPRate: n.cfg.RegisterIPRate,
 		LimitExempt: exempt, UserSendRate: n.cfg.UserSendRate, PushRate: n.cfg.PushRate,
 		MaxSessionsPerUser: n.cfg.MaxSessionsPerUser, HashConcurrency: n.cfg.HashConcurrency, HashWait: n.cfg.HashWait,
-	}, st, cluster.NewPublisher(n.nc), presence, picker{reg, cluster.Strategy(n.cfg.Strategy)}, n.log)
+	}, st, cluster.NewPublisher(n.nc), view, picker{reg, cluster.Strategy(n.cfg.Strategy)}, n.log)
 	if err != nil {
 		return err
 	}
 	n.bus.h = adapter.New(svc)
 	svc.Start()
 	n.svc = svc
+	n.onStop("logic", func(context.Context) error {
+		// Committing what is queued gets its own budget: the clients'
+		// drain may have used up Shutdown's ctx. The extensions stop
+		// after the last commit's events.
+		ctx, cancel := context.WithTimeout(context.Background(), commitBudget)
+		defer cancel()
+		return errors.Join(svc.Shutdown(ctx), n.ext.shutdown(ctx))
+	})
 	if err := n.bus.serve(); err != nil {
 		return err
 	}
+	n.onStop("logic bus", n.bus.stop)
 	n.api = api.New(mux, svc, n.log)
 	n.api.SetLimits(api.Limits{TrustedProxies: trusted, DownloadMinRate: n.cfg.DownloadMinRate, DownloadGrace: n.cfg.DownloadGrace})
 	n.ext.register(n.api)
 	mux.Handle("GET /", web.Handler()) // the browser client; API routes are more specific
 	return nil
 }
+
+// commitBudget bounds committing what is queued at shutdown.
+const commitBudget = 10 * time.Second
 
 type picker struct {
 	reg *cluster.Registry
@@ -103,7 +134,7 @@ type picker struct {
 func (p picker) Pick(userID int64) (*clusterpb.GatewayInfo, error) { return p.reg.Pick(p.s, userID) }
 func (p picker) Live() []*clusterpb.GatewayInfo                    { return p.reg.Live() }
 
-func (n *Node) startGateway(ctx, bg context.Context, mux *http.ServeMux) error {
+func (n *Node) startGateway(ctx context.Context, mux *http.ServeMux) error {
 	n.gatewayID = n.cfg.GatewayID
 	if n.gatewayID == "" {
 		n.gatewayID = "gw-" + randomHex(6)
@@ -132,76 +163,51 @@ func (n *Node) startGateway(ctx, bg context.Context, mux *http.ServeMux) error {
 		return err
 	}
 	n.lc = lc
+	n.onStop("logic client", func(context.Context) error { lc.Close(); return nil })
 	pw, err := cluster.NewPresenceWriter(ctx, n.nc, n.cfg.Replicas)
 	if err != nil {
 		return fmt.Errorf("presence: %w", err)
 	}
-	n.pw = pw
+	n.reassert.use(pw)
+	n.onStop("presence reassert", n.reassert.stop)
 	n.gw = gateway.New(gateway.Config{
 		ID: n.gatewayID, AuthTimeout: n.cfg.AuthTimeout, HeartbeatInterval: n.cfg.Heartbeat,
 		HeartbeatTimeout: n.cfg.HeartbeatTO, SendQueue: n.cfg.SendQueue, RateLimit: n.cfg.ConnRate,
 		RateBurst: int(2 * n.cfg.ConnRate), AllowedOrigins: config.List(n.cfg.AllowedOrigins),
 	}, lc, pw, n.log)
+	gw := n.gw
+	n.onStop("gateway", gw.Shutdown)
 	sub, err := cluster.SubscribeDeliveries(n.nc, n.gatewayID, n.gw.Deliver)
 	if err != nil {
 		return err
 	}
-	n.subs = append(n.subs, sub)
+	n.onStop("deliveries", func(ctx context.Context) error { return drainSubs(ctx, sub) })
 	ping, err := cluster.ServePing(n.nc, n.gatewayID)
 	if err != nil {
 		return err
 	}
-	n.subs = append(n.subs, ping)
-	buried, err := cluster.OnBuried(n.nc, n.gatewayID, n.reassertPresence)
+	n.onStop("ping", func(ctx context.Context) error { return drainSubs(ctx, ping) })
+	buried, err := cluster.OnBuried(n.nc, n.gatewayID, n.reassert.trigger)
 	if err != nil {
 		return err
 	}
-	n.subs = append(n.subs, buried)
+	n.onStop("buried", func(ctx context.Context) error { return drainSubs(ctx, buried) })
 	mux.Handle("GET /v1/ws", n.gw.WebSocketHandler())
 	reg, err := cluster.NewRegistrar(ctx, n.nc, n.cfg.Replicas, n.cfg.RegistryTTL, n.info, n.log)
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
-	reg.OnGap = n.reassertPresence
+	reg.OnGap = n.reassert.trigger
 	n.registrar = reg
 	if err := reg.Put(ctx); err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
-	n.goTracked(func() { reg.Run(bg) })
+	n.goUntilStop("registrar", reg.Run) // deletes the entry when stopped
 	// A login right after start must find this gateway.
 	for deadline := time.Now().Add(5 * time.Second); n.reg != nil && !n.reg.Alive(n.gatewayID) && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return nil
-}
-
-// reassertPresence writes this gateway's presence entries again: after a
-// NATS reconnect or a long registry silence, logic nodes may have declared
-// the gateway dead and deleted them. It returns at once.
-func (n *Node) reassertPresence() {
-	pw := n.pw
-	if pw == nil {
-		return
-	}
-	go func() {
-		// JetStream may be electing a bucket leader right now (a NATS
-		// server just died): keep trying for a while.
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-			err := pw.Reassert(ctx)
-			if err == nil {
-				n.log.Info("presence reasserted", "conns", pw.Len())
-				return
-			}
-			n.log.Warn("presence reassert failed; retrying", "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
-			}
-		}
-	}()
 }
 
 func (n *Node) info() *clusterpb.GatewayInfo {

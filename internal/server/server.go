@@ -52,7 +52,6 @@ type Node struct {
 	api      *api.Handler // logic role only
 	gw       *gateway.Gateway
 	lc       *cluster.LogicClient
-	subs     []*nats.Subscription
 	bus      *logicBus // logic role: the request queue, left while the database is down
 	http     *http.Server
 	metrics  *http.Server
@@ -65,14 +64,14 @@ type Node struct {
 	gatewayID string
 	advTCP    string
 	advWS     string
-	pw        *cluster.PresenceWriter // gateway role only
-	registrar *cluster.Registrar      // gateway role only
-	draining  atomic.Bool             // published in the registry entry
+
+	registrar *cluster.Registrar // gateway role only
+	reassert  *reasserter        // gateway role: rewrites presence after a gap
+	draining  atomic.Bool        // published in the registry entry
 
 	ext extensions // logic role: uploads, webhooks, push keys (extensions.go)
 
-	cancel   context.CancelFunc // ends watchers and the registrar
-	wg       sync.WaitGroup
+	steps    []stopStep // in start order; Shutdown runs them in reverse (shutdown.go)
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -82,8 +81,7 @@ func Start(ctx context.Context, cfg config.Config, roles Roles, log *slog.Logger
 	if !roles.Gateway && !roles.Logic {
 		return nil, errors.New("server: no role selected")
 	}
-	bg, cancel := context.WithCancel(context.Background())
-	n = &Node{cfg: cfg, roles: roles, log: log, cancel: cancel}
+	n = &Node{cfg: cfg, roles: roles, log: log, reassert: newReasserter(log)}
 	defer func() {
 		if err != nil {
 			sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
@@ -104,11 +102,11 @@ func Start(ctx context.Context, cfg config.Config, roles Roles, log *slog.Logger
 		return n, err
 	}
 	if n.tls != nil && cfg.TLSWatch > 0 {
-		n.goTracked(func() { n.tls.Watch(bg, cfg.TLSWatch) })
+		n.goUntilStop("tls watch", func(ctx context.Context) { n.tls.Watch(ctx, cfg.TLSWatch) })
 	}
 	mux := http.NewServeMux()
 	if roles.Logic {
-		if err := n.startLogic(ctx, bg, mux); err != nil {
+		if err := n.startLogic(ctx, mux); err != nil {
 			return n, err
 		}
 	} else {
@@ -118,7 +116,7 @@ func Start(ctx context.Context, cfg config.Config, roles Roles, log *slog.Logger
 		})
 	}
 	if roles.Gateway {
-		if err := n.startGateway(ctx, bg, mux); err != nil {
+		if err := n.startGateway(ctx, mux); err != nil {
 			return n, err
 		}
 	}
@@ -130,17 +128,22 @@ func Start(ctx context.Context, cfg config.Config, roles Roles, log *slog.Logger
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	n.goTracked(func() {
+	n.goServe("http", func() {
 		if err := n.http.Serve(n.httpL); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", "err", err)
 		}
+	}, func(ctx context.Context) error {
+		if err := n.http.Shutdown(ctx); err != nil {
+			_ = n.http.Close()
+		}
+		return nil
 	})
 	if n.gw != nil && n.tcpL != nil {
-		n.goTracked(func() {
+		n.goServe("tcp", func() {
 			if err := n.gw.ServeTCP(n.tcpL); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, gateway.ErrClosed) {
 				log.Error("tcp gateway stopped", "err", err)
 			}
-		})
+		}, func(context.Context) error { return ignoreClosed(n.tcpL.Close()) })
 	}
 	if cfg.Metrics != "" {
 		if err := n.serveMetrics(cfg.Metrics); err != nil {
@@ -162,12 +165,11 @@ func storeKind(dsn string) string {
 	return "sqlite"
 }
 
-func (n *Node) goTracked(fn func()) {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		fn()
-	}()
+func ignoreClosed(err error) error {
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
 }
 
 func (n *Node) startNATS(ctx context.Context) error {
@@ -185,18 +187,24 @@ func (n *Node) startNATS(ctx context.Context) error {
 			return err
 		}
 		n.ns = ns
+		n.onStop("embedded nats", func(context.Context) error {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+			return nil
+		})
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	nc, err := cluster.Connect(cctx, cluster.ConnectOptions{
 		URLs: cfg.NATS, Embedded: n.ns, Name: "magpie", Credentials: cfg.NATSCreds,
 		CAFile: cfg.NATSCA, CertFile: cfg.NATSCert, KeyFile: cfg.NATSKey,
-		OnReconnect: n.reassertPresence,
+		OnReconnect: n.reassert.trigger,
 	}, n.log)
 	if err != nil {
 		return err
 	}
 	n.nc = nc
+	n.onStop("nats", func(ctx context.Context) error { return closeNATS(ctx, nc) })
 	return nil
 }
 
@@ -214,6 +222,8 @@ func (n *Node) listen() error {
 	if n.httpL, err = net.Listen("tcp", n.cfg.HTTP); err != nil {
 		return fmt.Errorf("http listen: %w", err)
 	}
+	httpL := n.httpL
+	n.onStop("http listener", func(context.Context) error { return ignoreClosed(httpL.Close()) })
 	if n.tls != nil {
 		// HTTP/1.1 only: the WebSocket upgrade needs it (the Go HTTP/2
 		// server would offer browsers WebSocket over HTTP/2, which the
@@ -228,6 +238,8 @@ func (n *Node) listen() error {
 		if n.tls != nil {
 			n.tcpL = tls.NewListener(n.tcpL, n.tls.Config())
 		}
+		tcpL := n.tcpL
+		n.onStop("tcp listener", func(context.Context) error { return ignoreClosed(tcpL.Close()) })
 	}
 	return nil
 }
