@@ -1,5 +1,7 @@
 package logic
 
+import "sync"
+
 // Lanes run the ordered part of client requests (sends, recalls, edits)
 // off the bus subscription's goroutine, so one slow request stalls only the
 // connections of its lane, while every request of one connection still
@@ -38,7 +40,8 @@ func (s *Service) inLane(key string, it laneItem) bool {
 }
 
 // runLane runs the lane's items until Shutdown, then the ones queued
-// before it. Without hooks both steps run here in turn. With a before-send
+// before it; it returns after every goroutine it started (Service.wg
+// counts runLane itself, so Shutdown waits for them all). Without hooks both steps run here in turn. With a before-send
 // hook the first steps run concurrently, each on its own goroutine, and a
 // second goroutine runs the second steps in arrival order: a slow hook
 // then delays the lane's later requests by its own latency once, instead
@@ -53,6 +56,7 @@ func (s *Service) runLane(l chan laneItem) {
 		return
 	}
 	order := make(chan chan func(), laneDepth) // bounds the first steps in flight
+	var steps sync.WaitGroup                   // the first steps' goroutines
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -65,10 +69,15 @@ func (s *Service) runLane(l chan laneItem) {
 	s.drainLane(l, func(it laneItem) {
 		c := make(chan func(), 1)
 		order <- c
-		go func() { c <- it() }()
+		steps.Add(1)
+		go func() {
+			defer steps.Done()
+			c <- it()
+		}()
 	})
 	close(order)
-	<-done
+	<-done // every first step has answered by now: the order goroutine took each one's result
+	steps.Wait()
 }
 
 func (s *Service) drainLane(l chan laneItem, run func(laneItem)) {

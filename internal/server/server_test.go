@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -297,32 +296,4 @@ func TestBadInputLeavesServerUp(t *testing.T) {
 		t.Fatalf("server not healthy after bad input: %v", err)
 	}
 	resp.Body.Close()
-}
-
-func TestShutdownLeavesNoGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
-	func() {
-		cfg := testConfig(t, t.TempDir())
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		n, err := Start(ctx, cfg, Roles{Gateway: true, Logic: true}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := rawTCP(t, n)
-		_ = c.Close()
-		stopNode(t, n)
-		if err := n.Shutdown(ctx); err != nil { // twice is safe
-			t.Fatalf("second shutdown: %v", err)
-		}
-	}()
-	http.DefaultClient.CloseIdleConnections()
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > before+2 {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutines: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
