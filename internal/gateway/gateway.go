@@ -115,8 +115,8 @@ func New(cfg Config, logic Logic, presence Presence, log *slog.Logger) *Gateway 
 
 // startSession registers a new connection and starts its reader. It
 // reports false (and the caller closes the connection) once draining.
-func (g *Gateway) startSession(t transport, enc encoding, ws bool) bool {
-	s := &session{g: g, t: t, id: g.nextID.Add(1), enc: enc, ws: ws}
+func (g *Gateway) startSession(t transport, enc encoding, kind Kind) bool {
+	s := &session{g: g, t: t, id: g.nextID.Add(1), enc: enc, kind: kind}
 	g.mu.Lock()
 	if g.draining {
 		g.mu.Unlock()
@@ -125,7 +125,7 @@ func (g *Gateway) startSession(t transport, enc encoding, ws bool) bool {
 	g.shards.addConn(s)
 	g.wg.Add(1)
 	g.mu.Unlock()
-	g.stats.connected(ws)
+	g.stats.connected(kind)
 	go s.serve()
 	return true
 }

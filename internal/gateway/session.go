@@ -41,11 +41,11 @@ type transport interface {
 // session is one client connection. The reader goroutine (serve) owns the
 // fields marked "reader only"; mu guards the outbound state (queue.go).
 type session struct {
-	g   *Gateway
-	t   transport
-	id  uint64
-	enc encoding
-	ws  bool
+	g    *Gateway
+	t    transport
+	id   uint64
+	enc  encoding
+	kind Kind
 
 	// Reader only.
 	ref       *clusterpb.ConnRef // set once authenticated
@@ -340,7 +340,7 @@ func (s *session) authenticate(id uint64, token string) bool {
 	if !s.send(out) {
 		return false
 	}
-	g.log.Debug("authenticated", "conn", s.id, "user_id", ref.UserId, "transport", s.transportName())
+	g.log.Debug("authenticated", "conn", s.id, "user_id", ref.UserId, "transport", s.kind.String())
 	return true
 }
 
@@ -372,13 +372,6 @@ func (s *session) transcodeAuthReply(id uint64, b []byte) ([]byte, *magpiepb.Env
 	return encodeEnvelope(s.enc, env), env, nil
 }
 
-func (s *session) transportName() string {
-	if s.ws {
-		return "ws"
-	}
-	return "tcp"
-}
-
 // finish runs once, on the reader goroutine, after the connection closed.
 func (s *session) finish() {
 	g := s.g
@@ -398,7 +391,7 @@ func (s *session) finish() {
 	s.mu.Lock()
 	code := s.closeCode
 	s.mu.Unlock()
-	g.stats.disconnected(code, s.ws)
+	g.stats.disconnected(code, s.kind)
 	g.shards.removeConn(s) // last: Drain waits for this
-	g.log.Debug("closed", "conn", s.id, "code", uint32(code), "transport", s.transportName())
+	g.log.Debug("closed", "conn", s.id, "code", uint32(code), "transport", s.kind.String())
 }

@@ -28,7 +28,7 @@ func TestAuthOK(t *testing.T) {
 			if len(ids) != 1 {
 				t.Fatalf("got conns %v, want one", ids)
 			}
-			if st := ts.g.Stats(); st.Auths != 1 || st.ConnsTCP+st.ConnsWS != 1 {
+			if st := ts.g.Stats(); st.Auths != 1 || st.ConnsByKind[TCP]+st.ConnsByKind[WebSocket] != 1 {
 				t.Fatalf("got stats %+v, want 1 auth and 1 conn", st)
 			}
 			c.send(sendEnv(7, "hi"))

@@ -8,9 +8,9 @@ import (
 
 // Stats is a snapshot of a Gateway's counters.
 type Stats struct {
-	ConnsTCP, ConnsWS int64  // open now
-	Auths             uint64 // successful authentications
-	AuthFailures      uint64 // refused by Logic
+	ConnsByKind  map[Kind]int64 // open now, by transport (every Kind present)
+	Auths        uint64         // successful authentications
+	AuthFailures uint64         // refused by Logic
 	// Disconnects counts closed connections by code; 0 means the client or
 	// the network ended the connection.
 	Disconnects   map[wire.Code]uint64
@@ -23,30 +23,20 @@ type Stats struct {
 const maxStatCode = 64
 
 type counters struct {
-	connsTCP, connsWS atomic.Int64
-	auths             atomic.Uint64
-	authFailures      atomic.Uint64
-	disconnects       [maxStatCode]atomic.Uint64
-	framesIn          atomic.Uint64
-	framesOut         atomic.Uint64
-	slowConsumers     atomic.Uint64
-	rateLimited       atomic.Uint64
+	conns         [numKinds]atomic.Int64
+	auths         atomic.Uint64
+	authFailures  atomic.Uint64
+	disconnects   [maxStatCode]atomic.Uint64
+	framesIn      atomic.Uint64
+	framesOut     atomic.Uint64
+	slowConsumers atomic.Uint64
+	rateLimited   atomic.Uint64
 }
 
-func (c *counters) connected(ws bool) {
-	if ws {
-		c.connsWS.Add(1)
-	} else {
-		c.connsTCP.Add(1)
-	}
-}
+func (c *counters) connected(k Kind) { c.conns[k].Add(1) }
 
-func (c *counters) disconnected(code wire.Code, ws bool) {
-	if ws {
-		c.connsWS.Add(-1)
-	} else {
-		c.connsTCP.Add(-1)
-	}
+func (c *counters) disconnected(code wire.Code, k Kind) {
+	c.conns[k].Add(-1)
 	if code >= maxStatCode {
 		code = wire.CodeInternal
 	}
@@ -57,8 +47,7 @@ func (c *counters) disconnected(code wire.Code, ws bool) {
 func (g *Gateway) Stats() Stats {
 	c := &g.stats
 	st := Stats{
-		ConnsTCP:      c.connsTCP.Load(),
-		ConnsWS:       c.connsWS.Load(),
+		ConnsByKind:   make(map[Kind]int64, numKinds),
 		Auths:         c.auths.Load(),
 		AuthFailures:  c.authFailures.Load(),
 		Disconnects:   make(map[wire.Code]uint64),
@@ -66,6 +55,9 @@ func (g *Gateway) Stats() Stats {
 		FramesOut:     c.framesOut.Load(),
 		SlowConsumers: c.slowConsumers.Load(),
 		RateLimited:   c.rateLimited.Load(),
+	}
+	for _, k := range Kinds() {
+		st.ConnsByKind[k] = c.conns[k].Load()
 	}
 	for i := range c.disconnects {
 		if n := c.disconnects[i].Load(); n > 0 {

@@ -67,7 +67,7 @@ func (g *Gateway) ServeTCP(ln net.Listener) error {
 		}
 		backoff = 0
 		t := &tcpTransport{conn: c, r: wire.NewReader(c, tcpReadBuffer, wire.MaxFrame)}
-		if !g.startSession(t, encProto, false) {
+		if !g.startSession(t, encProto, TCP) {
 			c.Close()
 		}
 	}

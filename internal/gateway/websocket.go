@@ -71,7 +71,7 @@ func (g *Gateway) WebSocketHandler() http.Handler {
 		}
 		// The reader is a new goroutine with a small stack; this handler's
 		// goroutine, grown by net/http, returns now.
-		if !g.startSession(t, enc, true) {
+		if !g.startSession(t, enc, WebSocket) {
 			c.Close()
 		}
 	})

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/gateway"
 	"github.com/magpie-im/magpie/internal/logic"
 	"github.com/magpie-im/magpie/proto/wire"
 )
@@ -95,7 +96,9 @@ func (n *Node) writeMetrics(w http.ResponseWriter, _ *http.Request) {
 	if n.gw != nil {
 		st := n.gw.Stats()
 		fmt.Fprintf(w, "# HELP magpie_gateway_connections Open client connections.\n# TYPE magpie_gateway_connections gauge\n")
-		fmt.Fprintf(w, "magpie_gateway_connections{transport=\"tcp\"} %d\nmagpie_gateway_connections{transport=\"ws\"} %d\n", st.ConnsTCP, st.ConnsWS)
+		for _, k := range gateway.Kinds() {
+			fmt.Fprintf(w, "magpie_gateway_connections{transport=%q} %d\n", k.String(), st.ConnsByKind[k])
+		}
 		m("magpie_gateway_auths_total", "Successful authentications.", "counter", st.Auths)
 		m("magpie_gateway_auth_failures_total", "Authentications refused.", "counter", st.AuthFailures)
 		m("magpie_gateway_frames_in_total", "Frames received from clients.", "counter", st.FramesIn)
