@@ -29,6 +29,7 @@ func (n *Node) startLogic(ctx context.Context, mux *http.ServeMux) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	n.st = st
+	n.engine = st.Engine()
 	n.onStop("store", func(context.Context) error { return st.Close() })
 	secret, err := tokenSecret(n.cfg)
 	if err != nil {
@@ -67,10 +68,7 @@ func (n *Node) startLogic(ctx context.Context, mux *http.ServeMux) error {
 	})
 	workers := n.cfg.CommitWorkers
 	if workers == 0 {
-		workers = 1
-		if storeKind(n.cfg.StoreDSN()) == "postgresql" {
-			workers = 4
-		}
+		workers = st.Engine().WriteConcurrency()
 	}
 	if n.ext, err = n.newExtensions(); err != nil {
 		return err

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +29,7 @@ import (
 	"github.com/magpie-im/magpie/internal/gateway"
 	"github.com/magpie-im/magpie/internal/logic"
 	"github.com/magpie-im/magpie/internal/store"
+	"github.com/magpie-im/magpie/internal/store/sqlstore"
 	"github.com/magpie-im/magpie/internal/tlsconf"
 )
 
@@ -48,6 +48,7 @@ type Node struct {
 	ns       *natsserver.Server
 	nc       *nats.Conn
 	st       store.Store
+	engine   sqlstore.Engine // logic role: the store's engine
 	svc      *logic.Service
 	api      *api.Handler // logic role only
 	gw       *gateway.Gateway
@@ -151,18 +152,11 @@ func Start(ctx context.Context, cfg config.Config, roles Roles, log *slog.Logger
 		}
 	}
 	store := "none"
-	if roles.Logic {
-		store = storeKind(cfg.StoreDSN())
+	if n.engine != "" {
+		store = string(n.engine)
 	}
 	log.Info("magpie ready", "http", n.HTTPAddr(), "tcp", n.TCPAddr(), "tls", n.tls != nil, "gateway", roles.Gateway, "gateway_id", n.gatewayID, "logic", roles.Logic, "store", store)
 	return n, nil
-}
-
-func storeKind(dsn string) string {
-	if strings.HasPrefix(dsn, "postgres") {
-		return "postgresql"
-	}
-	return "sqlite"
 }
 
 func ignoreClosed(err error) error {

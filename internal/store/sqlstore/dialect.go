@@ -92,9 +92,35 @@ func (d dialect) rowsCTE(head string, types []string, rows [][]any) (string, []a
 	return sb.String(), slices.Concat(rows...)
 }
 
-func isPostgresDSN(dsn string) bool {
-	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+// Engine is a database engine this package speaks. The dsn chooses it, in
+// this one place (EngineOf): a new backend adds an Engine here.
+type Engine string
+
+const (
+	SQLite     Engine = "sqlite"
+	PostgreSQL Engine = "postgresql"
+)
+
+// EngineOf is the engine a dsn selects: PostgreSQL for a postgres:// or
+// postgresql:// URL, SQLite (a file path) for anything else.
+func EngineOf(dsn string) Engine {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return PostgreSQL
+	}
+	return SQLite
 }
+
+// WriteConcurrency is how many commit loops suit the engine: SQLite has
+// one write connection, so more loops would only queue on it; PostgreSQL
+// commits concurrently (--commit-workers documents both defaults).
+func (e Engine) WriteConcurrency() int {
+	if e == PostgreSQL {
+		return 4
+	}
+	return 1
+}
+
+func isPostgresDSN(dsn string) bool { return EngineOf(dsn) == PostgreSQL }
 
 // isUniqueViolation reports whether err is a unique or primary-key
 // constraint failure.

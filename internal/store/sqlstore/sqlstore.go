@@ -54,9 +54,9 @@ type hotStmts struct {
 }
 
 // Open opens (creating if needed) the database named by dsn and brings its
-// schema up to date. A dsn starting with postgres:// or postgresql://
-// selects PostgreSQL; anything else is a SQLite file path, whose parent
-// directory is created.
+// schema up to date. EngineOf(dsn) chooses the engine: a postgres:// or
+// postgresql:// URL selects PostgreSQL; anything else is a SQLite file
+// path, whose parent directory is created.
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	if dsn == "" {
 		return nil, errors.New("sqlstore: empty dsn")
@@ -90,6 +90,14 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// Engine is the engine the store runs on.
+func (s *Store) Engine() Engine {
+	if s.d == dialectPostgres {
+		return PostgreSQL
+	}
+	return SQLite
 }
 
 func (s *Store) init(ctx context.Context) error {
