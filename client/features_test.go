@@ -63,7 +63,7 @@ func TestTransientMessagesBypassCursorsAndGaps(t *testing.T) {
 
 func TestBroadcastIsTransientAndNotEchoed(t *testing.T) {
 	t.Parallel()
-	srv := testserver.Start(t, []testserver.Options{func(c *config.Config) { c.Admins = "alice" }}, "alice", "bob")
+	srv := testserver.Start(t, []testserver.Options{func(c *config.Config) { c.Admins = []string{"alice"} }}, "alice", "bob")
 	phone, prec := connect(t, srv, "alice", func(o *Options) { o.Device = "phone" })
 	_, lrec := connect(t, srv, "alice", func(o *Options) { o.Device = "laptop" })
 	_, brec := connect(t, srv, "bob")

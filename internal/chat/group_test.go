@@ -56,7 +56,7 @@ const ts = `\[\d\d:\d\d:\d\d\] `
 
 func TestGroupChatPipeMode(t *testing.T) {
 	t.Setenv("MAGPIE_PASSWORD", "")
-	srv := testserver.Start(t, []testserver.Options{func(c *config.Config) { c.Admins = "alice" }}, "alice", "bob", "carol", "dave")
+	srv := testserver.Start(t, []testserver.Options{func(c *config.Config) { c.Admins = []string{"alice"} }}, "alice", "bob", "carol", "dave")
 	// bob listens with the SDK and reads everything, so alice sees receipts.
 	var bob *client.Client
 	readTwo := make(chan struct{}) // closed once bob's read of #2 is stored

@@ -17,79 +17,115 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/magpie-im/magpie/internal/push"
 )
 
-// Config holds every setting of every role.
+// Config holds every setting of every role, grouped by the part of the
+// node that reads it. The groups are embedded, so a setting is reached as
+// cfg.Heartbeat as well as cfg.Gateway.Heartbeat, and a role is handed its
+// group whole. Comma-separated settings arrive parsed (lists, address
+// prefixes, push keys); Load rejects what does not parse.
 type Config struct {
+	Common
+	Cluster
+	Gateway
+	Logic
+	Files
+	Hooks
+	Limits
+}
+
+// Common is what every role reads.
+type Common struct {
 	Data  string
 	HTTP  string
-	TCP   string
-	Store string
-
-	AdvertiseTCP string
-	AdvertiseWS  string
-	GatewayID    string
+	Store string // logic role; default DATA/magpie.db (StoreDSN)
 
 	// TLS on the public listeners (--http and --tcp), issue 9.
 	TLSCert  string
 	TLSKey   string
 	TLSWatch time.Duration
 
-	NATS        string
+	LogLevel     string
+	LogFormat    string
+	Metrics      string
+	MetricsToken string
+	DrainTimeout time.Duration
+}
+
+// Cluster is the NATS link between the roles, the embedded NATS server,
+// and the registry and presence buckets on it.
+type Cluster struct {
+	NATS        string // external NATS URLs, comma-separated, as nats.Connect takes them
 	NATSCreds   string
 	NATSCA      string
 	NATSCert    string
 	NATSKey     string
 	NATSListen  string
 	NATSCluster string
-	NATSRoutes  string
+	NATSRoutes  []string
 	NATSName    string
 	NATSServer  string
 	Replicas    int
+	RegistryTTL time.Duration
+}
 
-	TokenSecret     string
-	TokenTTL        time.Duration
-	DevicePolicy    string
-	DeviceReject    bool
-	Strategy        string
-	RegistryTTL     time.Duration
-	AuthTimeout     time.Duration
-	Heartbeat       time.Duration
-	HeartbeatTO     time.Duration
-	SendQueue       int
-	ConnRate        float64
-	AllowedOrigins  string
-	DrainTimeout    time.Duration
-	CommitWorkers   int
-	MaxBatch        int
-	LogLevel        string
-	LogFormat       string
-	MaxConnsPerUser int
-	Metrics         string
-	MetricsToken    string
-	RequestTimeout  time.Duration
+// Gateway is the gateway role: client connections.
+type Gateway struct {
+	TCP            string
+	AdvertiseTCP   string
+	AdvertiseWS    string
+	GatewayID      string
+	AuthTimeout    time.Duration
+	Heartbeat      time.Duration // also told to clients by the logic role
+	HeartbeatTO    time.Duration
+	SendQueue      int
+	ConnRate       float64
+	AllowedOrigins []string
+	RequestTimeout time.Duration
+}
 
-	// Issue 3: groups, friends, broadcast, files, recall, push, webhooks.
-	MaxGroupSize       int
-	Admins             string
-	AllowBroadcast     bool
-	RequireFriendship  bool
-	RecallWindow       time.Duration
-	FilesDir           string
-	FilesMaxSize       int64
-	FilesTypes         string
-	PushKeys           string
-	WebhookURLs        string
+// Logic is the logic role: accounts, tokens, routing and messages.
+type Logic struct {
+	TokenSecret       string
+	TokenTTL          time.Duration
+	DevicePolicy      string
+	DeviceReject      bool
+	Strategy          string
+	CommitWorkers     int // 0: the store engine's own (sqlstore.Engine.WriteConcurrency)
+	MaxBatch          int
+	MaxConnsPerUser   int
+	MaxGroupSize      int
+	Admins            []string
+	AllowBroadcast    bool
+	RequireFriendship bool
+	RecallWindow      time.Duration
+}
+
+// Files is the logic role's uploads.
+type Files struct {
+	FilesDir        string // default DATA/files
+	FilesMaxSize    int64
+	FilesTypes      []string
+	FilesQuota      int64
+	DownloadMinRate int64
+	DownloadGrace   time.Duration
+}
+
+// Hooks is the logic role's outside callers and callees: webhooks, the
+// before-send hook and the push API's keys.
+type Hooks struct {
+	PushKeys           PushKeys
+	WebhookURLs        []string
 	WebhookSecret      string
 	BeforeSendURL      string
 	BeforeSendTimeout  time.Duration
 	BeforeSendFailOpen bool
+}
 
-	// Issue 9: abuse limits (docs/operations.md, "Abuse limits").
-	TrustedProxies     string
-	LimitExempt        string
+// Limits are the abuse limits (docs/operations.md, "Abuse limits"), issue 9.
+type Limits struct {
+	TrustedProxies     []netip.Prefix
+	LimitExempt        []netip.Prefix
 	LoginIPRate        float64
 	LoginGlobalRate    float64
 	RegisterIPRate     float64
@@ -97,60 +133,74 @@ type Config struct {
 	HashWait           time.Duration
 	UserSendRate       float64
 	PushRate           float64
-	FilesQuota         int64
-	DownloadMinRate    int64
-	DownloadGrace      time.Duration
 	MaxSessionsPerUser int
 }
 
-// Default returns the zero-setup configuration of `magpie serve`.
+// Default returns the zero-setup configuration of `magpie serve`. It is
+// the one place defaults live: the flags show them, and a zero field the
+// roles fill in themselves (CommitWorkers, FilesDir, Store) says so.
 func Default() Config {
 	return Config{
-		Data:          "magpie-data",
-		HTTP:          "127.0.0.1:8080",
-		TCP:           "127.0.0.1:7070",
-		Replicas:      1,
-		TLSWatch:      2 * time.Second,
-		TokenTTL:      24 * time.Hour,
-		DevicePolicy:  "unlimited",
-		Strategy:      "round-robin",
-		RegistryTTL:   10 * time.Second,
-		AuthTimeout:   5 * time.Second,
-		Heartbeat:     30 * time.Second,
-		HeartbeatTO:   90 * time.Second,
-		SendQueue:     1024,
-		ConnRate:      500,
-		DrainTimeout:  30 * time.Second,
-		CommitWorkers: 0,
-		MaxBatch:      512,
-		LogLevel:      "info",
-		LogFormat:     "text",
-
-		MaxGroupSize:       5000,
-		MaxConnsPerUser:    100,
-		RequestTimeout:     10 * time.Second,
-		RecallWindow:       2 * time.Minute,
-		FilesMaxSize:       10 << 20,
-		FilesTypes:         "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,application/zip,application/octet-stream,audio/mpeg,video/mp4",
-		BeforeSendTimeout:  500 * time.Millisecond,
-		BeforeSendFailOpen: true,
-
-		LimitExempt:        "127.0.0.0/8,::1",
-		LoginIPRate:        0.2,
-		LoginGlobalRate:    20,
-		RegisterIPRate:     0.1,
-		HashWait:           2 * time.Second,
-		UserSendRate:       500,
-		PushRate:           100,
-		FilesQuota:         1 << 30,
-		DownloadMinRate:    16 << 10,
-		DownloadGrace:      30 * time.Second,
-		MaxSessionsPerUser: 100,
+		Common: Common{
+			Data:         "magpie-data",
+			HTTP:         "127.0.0.1:8080",
+			TLSWatch:     2 * time.Second,
+			LogLevel:     "info",
+			LogFormat:    "text",
+			DrainTimeout: 30 * time.Second,
+		},
+		Cluster: Cluster{
+			Replicas:    1,
+			RegistryTTL: 10 * time.Second,
+		},
+		Gateway: Gateway{
+			TCP:            "127.0.0.1:7070",
+			AuthTimeout:    5 * time.Second,
+			Heartbeat:      30 * time.Second,
+			HeartbeatTO:    90 * time.Second,
+			SendQueue:      1024,
+			ConnRate:       500,
+			RequestTimeout: 10 * time.Second,
+		},
+		Logic: Logic{
+			TokenTTL:        24 * time.Hour,
+			DevicePolicy:    "unlimited",
+			Strategy:        "round-robin",
+			MaxBatch:        512,
+			MaxConnsPerUser: 100,
+			MaxGroupSize:    5000,
+			RecallWindow:    2 * time.Minute,
+		},
+		Files: Files{
+			FilesMaxSize:    10 << 20,
+			FilesTypes:      []string{"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain", "application/zip", "application/octet-stream", "audio/mpeg", "video/mp4"},
+			FilesQuota:      1 << 30,
+			DownloadMinRate: 16 << 10,
+			DownloadGrace:   30 * time.Second,
+		},
+		Hooks: Hooks{
+			BeforeSendTimeout:  500 * time.Millisecond,
+			BeforeSendFailOpen: true,
+		},
+		Limits: Limits{
+			LimitExempt:        []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+			LoginIPRate:        0.2,
+			LoginGlobalRate:    20,
+			RegisterIPRate:     0.1,
+			HashWait:           2 * time.Second,
+			UserSendRate:       500,
+			PushRate:           100,
+			MaxSessionsPerUser: 100,
+		},
 	}
 }
 
-// bind declares every flag on fs, writing into c.
-func (c *Config) bind(fs *flag.FlagSet) {
+// bind declares every flag on fs, writing into c. The comma-separated
+// flags are strings on fs (their help and their printed value stay plain
+// text); the returned parsed fills c's typed fields from them, once fs
+// holds its final values.
+func (c *Config) bind(fs *flag.FlagSet) (parsed func() error) {
+	var lists listFlags
 	fs.StringVar(&c.Data, "data", c.Data, "data directory (SQLite database, embedded NATS, token secret)")
 	fs.StringVar(&c.HTTP, "http", c.HTTP, "HTTP listen address: API, WebSocket /v1/ws, web client")
 	fs.StringVar(&c.TCP, "tcp", c.TCP, "TCP gateway listen address (empty: no TCP listener)")
@@ -168,7 +218,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.NATSKey, "nats-key", c.NATSKey, "NATS TLS client key")
 	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "embedded NATS: client listen address (empty: in-process only)")
 	fs.StringVar(&c.NATSCluster, "nats-cluster", c.NATSCluster, "embedded NATS: cluster route listen address")
-	fs.StringVar(&c.NATSRoutes, "nats-routes", c.NATSRoutes, "embedded NATS: routes to the other servers, comma-separated nats-route://host:port")
+	lists.strings(fs, &c.NATSRoutes, "nats-routes", "embedded NATS: routes to the other servers, comma-separated nats-route://host:port")
 	fs.StringVar(&c.NATSName, "nats-cluster-name", c.NATSName, "embedded NATS: cluster name")
 	fs.StringVar(&c.NATSServer, "nats-server-name", c.NATSServer, "embedded NATS: server name, unique in the cluster (default: random)")
 	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "replicas of the registry and presence buckets (3 on a 3-node NATS cluster)")
@@ -183,7 +233,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.HeartbeatTO, "heartbeat-timeout", c.HeartbeatTO, "a connection silent this long is closed")
 	fs.IntVar(&c.SendQueue, "send-queue", c.SendQueue, "frames queued per connection before it is dropped as a slow consumer")
 	fs.Float64Var(&c.ConnRate, "conn-rate", c.ConnRate, "requests per second allowed per connection")
-	fs.StringVar(&c.AllowedOrigins, "allowed-origins", c.AllowedOrigins, "WebSocket Origin allowlist, comma-separated; empty: same host only; * allows any")
+	lists.strings(fs, &c.AllowedOrigins, "allowed-origins", "WebSocket Origin allowlist, comma-separated; empty: same host only; * allows any")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, wait this long for clients to leave")
 	fs.IntVar(&c.CommitWorkers, "commit-workers", c.CommitWorkers, "concurrent commit loops (default 1 for SQLite, 4 for PostgreSQL)")
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "messages per group commit")
@@ -194,20 +244,20 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Metrics, "metrics", c.Metrics, "listen address for /metrics and /debug/pprof (empty: off; keep it off the public network)")
 	fs.StringVar(&c.MetricsToken, "metrics-token", c.MetricsToken, "if set, the metrics listener requires Authorization: Bearer TOKEN (at least 16 characters)")
 	fs.IntVar(&c.MaxGroupSize, "max-group-size", c.MaxGroupSize, "largest number of members in a group")
-	fs.StringVar(&c.Admins, "admins", c.Admins, "usernames of server admins (may broadcast), comma-separated")
+	lists.strings(fs, &c.Admins, "admins", "usernames of server admins (may broadcast), comma-separated")
 	fs.BoolVar(&c.AllowBroadcast, "allow-broadcast", c.AllowBroadcast, "let every user broadcast to everyone online, not only admins")
 	fs.BoolVar(&c.RequireFriendship, "require-friendship", c.RequireFriendship, "private messages only between friends")
 	fs.DurationVar(&c.RecallWindow, "recall-window", c.RecallWindow, "how long after sending a sender may recall or edit a message")
 	fs.StringVar(&c.FilesDir, "files-dir", c.FilesDir, "where uploaded files are kept (default DATA/files)")
 	fs.Int64Var(&c.FilesMaxSize, "files-max-size", c.FilesMaxSize, "largest upload in bytes")
-	fs.StringVar(&c.FilesTypes, "files-types", c.FilesTypes, "allowed upload content types, comma-separated")
-	fs.StringVar(&c.PushKeys, "push-keys", c.PushKeys, "server push API keys, comma-separated KEYID:SECRET pairs (empty: push API off)")
-	fs.StringVar(&c.WebhookURLs, "webhook-urls", c.WebhookURLs, "URLs that receive signed event webhooks, comma-separated")
+	lists.strings(fs, &c.FilesTypes, "files-types", "allowed upload content types, comma-separated")
+	lists.pushKeys(fs, &c.PushKeys, "push-keys", "server push API keys, comma-separated KEYID:SECRET pairs (empty: push API off)")
+	lists.strings(fs, &c.WebhookURLs, "webhook-urls", "URLs that receive signed event webhooks, comma-separated")
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", c.WebhookSecret, "HMAC secret that signs webhook requests")
 	fs.StringVar(&c.BeforeSendURL, "before-send-url", c.BeforeSendURL, "URL asked to allow or veto each message before it is stored")
 	fs.DurationVar(&c.BeforeSendTimeout, "before-send-timeout", c.BeforeSendTimeout, "how long to wait for the before-send hook")
-	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "IPs or CIDRs of reverse proxies whose X-Forwarded-For names the client, comma-separated (empty: the peer is the client)")
-	fs.StringVar(&c.LimitExempt, "limit-exempt", c.LimitExempt, "client IPs or CIDRs the per-address login and registration limits skip, comma-separated")
+	lists.prefixes(fs, &c.TrustedProxies, "trusted-proxies", "IPs or CIDRs of reverse proxies whose X-Forwarded-For names the client, comma-separated (empty: the peer is the client)")
+	lists.prefixes(fs, &c.LimitExempt, "limit-exempt", "client IPs or CIDRs the per-address login and registration limits skip, comma-separated")
 	fs.Float64Var(&c.LoginIPRate, "login-ip-rate", c.LoginIPRate, "failed logins per second per client address, burst 20 (0: no limit)")
 	fs.Float64Var(&c.LoginGlobalRate, "login-global-rate", c.LoginGlobalRate, "failed logins per second on one logic node, burst 10 s worth (0: no limit)")
 	fs.Float64Var(&c.RegisterIPRate, "register-ip-rate", c.RegisterIPRate, "registrations per second per client address, burst 10 (0: no limit)")
@@ -220,6 +270,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.DownloadGrace, "download-grace", c.DownloadGrace, "time every download gets on top of its size at --download-min-rate")
 	fs.IntVar(&c.MaxSessionsPerUser, "max-sessions-per-user", c.MaxSessionsPerUser, "active sessions (logged-in devices) per user; a login beyond it ends the oldest (0: no limit)")
 	fs.BoolVar(&c.BeforeSendFailOpen, "before-send-fail-open", c.BeforeSendFailOpen, "if the before-send hook fails or times out, allow the message (false: refuse it)")
+	return lists.parse
 }
 
 // Load parses args for the named command. stderr receives --help output.
@@ -229,7 +280,7 @@ func Load(name string, args []string, stderr io.Writer) (Config, error) {
 	fs.SetOutput(stderr)
 	var file string
 	fs.StringVar(&file, "config", os.Getenv("MAGPIE_CONFIG"), "JSON config file (keys are flag names)")
-	c.bind(fs)
+	_ = c.bind(fs) // only for --help and to learn which flags were set
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: magpie %s [flags]\n\nEvery flag --name can also be set as MAGPIE_NAME in the environment or \"name\" in the --config JSON file.\nPrecedence: flag > environment > file > default.\n\n", name)
 		fs.PrintDefaults()
@@ -246,7 +297,7 @@ func Load(name string, args []string, stderr io.Writer) (Config, error) {
 	c2 := Default()
 	fs2 := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs2.SetOutput(io.Discard)
-	c2.bind(fs2)
+	parsed := c2.bind(fs2)
 	if file != "" {
 		if err := applyFile(fs2, file); err != nil {
 			return c2, err
@@ -268,6 +319,9 @@ func Load(name string, args []string, stderr io.Writer) (Config, error) {
 			continue
 		}
 		_ = fs2.Set(k, v) // already parsed once
+	}
+	if err := parsed(); err != nil {
+		return c2, err
 	}
 	return c2, c2.Validate()
 }
@@ -352,11 +406,6 @@ func (c *Config) Validate() error {
 	check(c.RecallWindow >= 0, "--recall-window must not be negative")
 	check(c.FilesMaxSize >= 1024, "--files-max-size must be at least 1024")
 	check(c.BeforeSendTimeout > 0, "--before-send-timeout must be positive")
-	for _, p := range []struct{ name, v string }{{"trusted-proxies", c.TrustedProxies}, {"limit-exempt", c.LimitExempt}} {
-		if _, err := Prefixes(p.v); err != nil {
-			errs = append(errs, fmt.Errorf("--%s: %w", p.name, err))
-		}
-	}
 	check(c.LoginIPRate >= 0 && c.LoginGlobalRate >= 0 && c.RegisterIPRate >= 0, "--login-ip-rate, --login-global-rate and --register-ip-rate must not be negative")
 	check(c.HashConcurrency >= 0 && c.HashConcurrency <= 256, "--hash-concurrency must be 0-256")
 	check(c.HashWait >= 10*time.Millisecond, "--hash-wait must be at least 10ms")
@@ -364,21 +413,10 @@ func (c *Config) Validate() error {
 	check(c.FilesQuota >= 0, "--files-quota must not be negative")
 	check(c.DownloadMinRate >= 0 && c.DownloadGrace >= 0, "--download-min-rate and --download-grace must not be negative")
 	check(c.MaxSessionsPerUser >= 0, "--max-sessions-per-user must not be negative")
-	if _, err := push.ParseKeys(c.PushKeys); err != nil {
-		errs = append(errs, fmt.Errorf("--push-keys: %w", err))
+	for id, secret := range c.PushKeys {
+		check(id != "" && !strings.ContainsAny(id, ":,") && len(secret) >= 16, "--push-keys: each entry must be KEYID:SECRET with a secret of at least 16 characters")
 	}
 	return errors.Join(errs...)
-}
-
-// List splits a comma-separated setting, dropping empty entries.
-func List(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // TLS reports whether the public listeners speak TLS.
@@ -388,7 +426,7 @@ func (c *Config) TLS() bool { return c.TLSCert != "" }
 // own /32 or /128).
 func Prefixes(s string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	for _, v := range List(s) {
+	for _, v := range splitList(s) {
 		if strings.Contains(v, "/") {
 			p, err := netip.ParsePrefix(v)
 			if err != nil {
@@ -419,7 +457,7 @@ func (c *Config) StoreDSN() string {
 // masked.
 func (c Config) Print(w io.Writer) error {
 	fs := flag.NewFlagSet("print", flag.ContinueOnError)
-	c.bind(fs)
+	_ = c.bind(fs)
 	m := map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { m[f.Name] = f.Value.String() })
 	for _, k := range []string{"token-secret", "push-keys", "webhook-secret", "metrics-token"} {

@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -47,26 +46,6 @@ const (
 	MaxNonce       = 64
 	DefaultMaxSeen = 1 << 20 // nonces remembered at most (about 64 bytes each)
 )
-
-// ParseKeys reads --push-keys: comma-separated KEYID:SECRET pairs.
-func ParseKeys(s string) (map[string][]byte, error) {
-	keys := map[string][]byte{}
-	for _, kv := range strings.Split(s, ",") {
-		kv = strings.TrimSpace(kv)
-		if kv == "" {
-			continue
-		}
-		id, secret, ok := strings.Cut(kv, ":")
-		if !ok || id == "" || len(secret) < 16 {
-			return nil, fmt.Errorf("push keys: each entry must be KEYID:SECRET with a secret of at least 16 characters")
-		}
-		if _, dup := keys[id]; dup {
-			return nil, fmt.Errorf("push keys: key %q given twice", id)
-		}
-		keys[id] = []byte(secret)
-	}
-	return keys, nil
-}
 
 // Canonical is the string a request's signature covers.
 func Canonical(method, path, timestamp, nonce string, body []byte) string {

@@ -185,28 +185,6 @@ func TestNonceCacheBounded(t *testing.T) {
 	}
 }
 
-func TestParseKeys(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    int
-		wantErr bool
-	}{
-		{"", 0, false},
-		{"a:0123456789abcdef", 1, false},
-		{"a:0123456789abcdef, b:0123456789abcdef:with-colon", 2, false},
-		{"a:short", 0, true},
-		{"nocolon", 0, true},
-		{":0123456789abcdef", 0, true},
-		{"a:0123456789abcdef,a:0123456789abcdef", 0, true},
-	}
-	for _, tt := range tests {
-		k, err := ParseKeys(tt.in)
-		if (err != nil) != tt.wantErr || len(k) != tt.want {
-			t.Errorf("ParseKeys(%q) = %d keys, %v; want %d keys, error %v", tt.in, len(k), err, tt.want, tt.wantErr)
-		}
-	}
-}
-
 // FuzzVerify throws arbitrary headers and bodies at the parser: it must
 // never panic and never accept anything it did not sign.
 func FuzzVerify(f *testing.F) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/magpie-im/magpie/internal/config"
 	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
@@ -200,7 +201,7 @@ func TestFilesQuota(t *testing.T) {
 // Each push key has its own request rate (--push-rate).
 func TestPushRate(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	cfg.PushKeys = "crm:crm-secret-0123456789,ops:ops-secret-0123456789"
+	cfg.PushKeys = config.PushKeys{"crm": []byte("crm-secret-0123456789"), "ops": []byte("ops-secret-0123456789")}
 	cfg.PushRate = 0.5 // burst 1, then one every 2 s
 	n := startNode(t, cfg)
 	base := "http://" + n.HTTPAddr()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -74,7 +75,7 @@ func login(t *testing.T, n *Node, xff, user, password string) abuseReply {
 // loopback clients of the tests (by default loopback is exempt).
 func abuseConfig(t *testing.T) config.Config {
 	cfg := testConfig(t, t.TempDir())
-	cfg.LimitExempt = ""
+	cfg.LimitExempt = nil
 	return cfg
 }
 
@@ -125,7 +126,7 @@ func TestLoginSprayThroughProxies(t *testing.T) {
 	const tries = 30 // the per-address burst is 20
 	t.Run("trusted peer, many addresses", func(t *testing.T) {
 		cfg := abuseConfig(t)
-		cfg.TrustedProxies = "127.0.0.1"
+		cfg.TrustedProxies = mustPrefixes(t, "127.0.0.1")
 		n := startNode(t, cfg)
 		if l := spray(n, func(i int) string { return fmt.Sprintf("10.0.0.%d", i+1) }, tries); l != 0 {
 			t.Fatalf("%d throttled, want none: each forwarded address has its own budget", l)
@@ -144,7 +145,7 @@ func TestLoginSprayThroughProxies(t *testing.T) {
 	})
 	t.Run("global", func(t *testing.T) {
 		cfg := abuseConfig(t)
-		cfg.TrustedProxies = "127.0.0.0/8"
+		cfg.TrustedProxies = mustPrefixes(t, "127.0.0.0/8")
 		cfg.LoginGlobalRate = 1 // burst 10
 		n := startNode(t, cfg)
 		start := time.Now()
@@ -185,7 +186,7 @@ func TestForwardedAddressWithAPort(t *testing.T) {
 // the hashing slots stay free for others.
 func TestRealLoginDuringSpray(t *testing.T) {
 	cfg := abuseConfig(t)
-	cfg.TrustedProxies = "127.0.0.1"
+	cfg.TrustedProxies = mustPrefixes(t, "127.0.0.1")
 	cfg.HashConcurrency = 2
 	n := startNode(t, cfg)
 	if r := postFrom(t, n, "/v1/users", "10.0.0.2", "", map[string]string{"username": "alice", "password": "password-alice"}); r.status != 201 {
@@ -324,4 +325,13 @@ func TestDeviceFloodEndsOldestSessions(t *testing.T) {
 			t.Errorf("session of login %d valid=%v, want %v (the 3 newest stay)", i, !want, want)
 		}
 	}
+}
+
+func mustPrefixes(t *testing.T, s string) []netip.Prefix {
+	t.Helper()
+	p, err := config.Prefixes(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/magpie-im/magpie/internal/config"
 	"github.com/magpie-im/magpie/proto/magpiepb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
@@ -183,7 +184,7 @@ const testPushKey, testPushSecret = "crm", "crm-secret-0123456789"
 
 func TestInvalidUTF8EndToEnd(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	cfg.PushKeys = testPushKey + ":" + testPushSecret
+	cfg.PushKeys = config.PushKeys{testPushKey: []byte(testPushSecret)}
 	n := startNode(t, cfg)
 	alice, bob := signup(t, n, "alice", true), signup(t, n, "bob", true)
 	base := "http://" + n.HTTPAddr()
@@ -229,7 +230,7 @@ func TestInvalidUTF8EndToEnd(t *testing.T) {
 
 func TestDuplicateKeysEndToEnd(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	cfg.PushKeys = testPushKey + ":" + testPushSecret
+	cfg.PushKeys = config.PushKeys{testPushKey: []byte(testPushSecret)}
 	n := startNode(t, cfg)
 	alice, carol := signup(t, n, "alice", true), signup(t, n, "carol", true)
 	signup(t, n, "bob", true)
@@ -266,7 +267,7 @@ func TestDuplicateKeysEndToEnd(t *testing.T) {
 
 func TestHugeArrays(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	cfg.PushKeys = testPushKey + ":" + testPushSecret
+	cfg.PushKeys = config.PushKeys{testPushKey: []byte(testPushSecret)}
 	n := startNode(t, cfg)
 	alice := signup(t, n, "alice", true)
 	signup(t, n, "bob", true)
@@ -486,7 +487,7 @@ func TestSlowlorisOnHTTP(t *testing.T) {
 // the node's HTTP listener.
 func TestAuthorizationSchemeAndPushQuery(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	cfg.PushKeys = testPushKey + ":" + testPushSecret
+	cfg.PushKeys = config.PushKeys{testPushKey: []byte(testPushSecret)}
 	n := startNode(t, cfg)
 	tok := loginToken(t, n, "alice")
 	for _, scheme := range []string{"Bearer", "bearer", "BEARER", "bEaReR"} {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/magpie-im/magpie/internal/api"
-	"github.com/magpie-im/magpie/internal/config"
 	"github.com/magpie-im/magpie/internal/files"
 	"github.com/magpie-im/magpie/internal/logic"
 	"github.com/magpie-im/magpie/internal/push"
@@ -36,18 +35,14 @@ func (n *Node) newExtensions() (extensions, error) {
 	if err != nil {
 		return e, err
 	}
-	if e.uploads, err = files.NewUploads(disk, n.cfg.FilesMaxSize, config.List(n.cfg.FilesTypes)); err != nil {
+	if e.uploads, err = files.NewUploads(disk, n.cfg.FilesMaxSize, n.cfg.FilesTypes); err != nil {
 		return e, err
 	}
 	if err := e.uploads.SetQuota(n.cfg.FilesQuota); err != nil {
 		return e, err
 	}
-	keys, err := push.ParseKeys(n.cfg.PushKeys)
-	if err != nil {
-		return e, err
-	}
-	e.push = push.NewVerifier(keys, 0, nil)
-	urls := config.List(n.cfg.WebhookURLs)
+	e.push = push.NewVerifier(n.cfg.PushKeys, 0, nil)
+	urls := n.cfg.WebhookURLs
 	if len(urls) > 0 || n.cfg.BeforeSendURL != "" {
 		e.hooks, err = webhook.New(webhook.Config{
 			URLs: urls, Secret: []byte(n.cfg.WebhookSecret), BeforeSendURL: n.cfg.BeforeSendURL,

@@ -191,7 +191,7 @@ func TestGroupConversationLive(t *testing.T) {
 
 func TestBroadcastOverHTTP(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	cfg.Admins = "root"
+	cfg.Admins = []string{"root"}
 	n := startNode(t, cfg)
 	_, bobBox := newClient(t, n, "bob", "phone", "tcp", true)
 	root, alice := signup(t, n, "root", true), signup(t, n, "alice", true)

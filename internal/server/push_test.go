@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/magpie-im/magpie/client"
+	"github.com/magpie-im/magpie/internal/config"
 	"github.com/magpie-im/magpie/internal/push"
 	"github.com/magpie-im/magpie/internal/webhook"
 )
@@ -61,8 +62,8 @@ func TestSignedPushWebhooksAndFiles(t *testing.T) {
 	defer hook.Close()
 
 	cfg := testConfig(t, t.TempDir())
-	cfg.PushKeys = "crm:crm-secret-0123456789"
-	cfg.WebhookURLs = hook.URL
+	cfg.PushKeys = config.PushKeys{"crm": []byte("crm-secret-0123456789")}
+	cfg.WebhookURLs = []string{hook.URL}
 	cfg.WebhookSecret = whSecret
 	n := startNode(t, cfg)
 	base := "http://" + n.HTTPAddr()

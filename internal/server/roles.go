@@ -16,7 +16,6 @@ import (
 
 	"github.com/magpie-im/magpie/internal/api"
 	"github.com/magpie-im/magpie/internal/cluster"
-	"github.com/magpie-im/magpie/internal/config"
 	"github.com/magpie-im/magpie/internal/gateway"
 	"github.com/magpie-im/magpie/internal/logic"
 	"github.com/magpie-im/magpie/internal/store/sqlstore"
@@ -74,26 +73,18 @@ func (n *Node) startLogic(ctx context.Context, mux *http.ServeMux) error {
 		return err
 	}
 	n.bus = newLogicBus(n.nc, n.log)
-	exempt, err := config.Prefixes(n.cfg.LimitExempt)
-	if err != nil {
-		return fmt.Errorf("--limit-exempt: %w", err)
-	}
-	trusted, err := config.Prefixes(n.cfg.TrustedProxies)
-	if err != nil {
-		return fmt.Errorf("--trusted-proxies: %w", err)
-	}
 	svc, err := logic.New(logic.Config{
 		Files: n.ext.logicFiles(), Hooks: n.ext.logicHooks(), Encoder: envelope.Encoder{},
 		TokenSecret: secret, TokenTTL: n.cfg.TokenTTL, DevicePolicy: logic.DevicePolicy(n.cfg.DevicePolicy),
 		RejectNewDevice: n.cfg.DeviceReject, MaxBatch: n.cfg.MaxBatch, CommitWorkers: workers,
 		HeartbeatSecs:   uint32(n.cfg.Heartbeat / time.Second),
 		MaxConnsPerUser: n.cfg.MaxConnsPerUser,
-		MaxGroupSize:    n.cfg.MaxGroupSize, Admins: config.List(n.cfg.Admins), AllowBroadcast: n.cfg.AllowBroadcast,
+		MaxGroupSize:    n.cfg.MaxGroupSize, Admins: n.cfg.Admins, AllowBroadcast: n.cfg.AllowBroadcast,
 		RequireFriendship: n.cfg.RequireFriendship, RecallWindow: n.cfg.RecallWindow,
 		OnStoreHealth: n.bus.setHealthy,
 
 		LoginIPRate: n.cfg.LoginIPRate, LoginGlobalRate: n.cfg.LoginGlobalRate, RegisterIPRate: n.cfg.RegisterIPRate,
-		LimitExempt: exempt, UserSendRate: n.cfg.UserSendRate, PushRate: n.cfg.PushRate,
+		LimitExempt: n.cfg.LimitExempt, UserSendRate: n.cfg.UserSendRate, PushRate: n.cfg.PushRate,
 		MaxSessionsPerUser: n.cfg.MaxSessionsPerUser, HashConcurrency: n.cfg.HashConcurrency, HashWait: n.cfg.HashWait,
 	}, st, cluster.NewPublisher(n.nc), view, picker{reg, cluster.Strategy(n.cfg.Strategy)}, n.log)
 	if err != nil {
@@ -115,7 +106,7 @@ func (n *Node) startLogic(ctx context.Context, mux *http.ServeMux) error {
 	}
 	n.onStop("logic bus", n.bus.stop)
 	n.api = api.New(mux, svc, n.log)
-	n.api.SetLimits(api.Limits{TrustedProxies: trusted, DownloadMinRate: n.cfg.DownloadMinRate, DownloadGrace: n.cfg.DownloadGrace})
+	n.api.SetLimits(api.Limits{TrustedProxies: n.cfg.TrustedProxies, DownloadMinRate: n.cfg.DownloadMinRate, DownloadGrace: n.cfg.DownloadGrace})
 	n.ext.register(n.api)
 	mux.Handle("GET /", web.Handler()) // the browser client; API routes are more specific
 	return nil
@@ -171,7 +162,7 @@ func (n *Node) startGateway(ctx context.Context, mux *http.ServeMux) error {
 	n.gw = gateway.New(gateway.Config{
 		ID: n.gatewayID, AuthTimeout: n.cfg.AuthTimeout, HeartbeatInterval: n.cfg.Heartbeat,
 		HeartbeatTimeout: n.cfg.HeartbeatTO, SendQueue: n.cfg.SendQueue, RateLimit: n.cfg.ConnRate,
-		RateBurst: int(2 * n.cfg.ConnRate), AllowedOrigins: config.List(n.cfg.AllowedOrigins),
+		RateBurst: int(2 * n.cfg.ConnRate), AllowedOrigins: n.cfg.AllowedOrigins,
 	}, lc, pw, n.log)
 	gw := n.gw
 	n.onStop("gateway", gw.Shutdown)

@@ -175,7 +175,7 @@ func (n *Node) startNATS(ctx context.Context) error {
 		}
 		ns, err := cluster.StartEmbedded(cluster.EmbeddedConfig{
 			StoreDir: filepath.Join(cfg.Data, "nats"), ServerName: name, Listen: cfg.NATSListen,
-			Cluster: cfg.NATSCluster, Routes: config.List(cfg.NATSRoutes), Name: cfg.NATSName,
+			Cluster: cfg.NATSCluster, Routes: cfg.NATSRoutes, Name: cfg.NATSName,
 		}, n.log)
 		if err != nil {
 			return err
