@@ -430,6 +430,8 @@ type barrierHooks struct {
 	now     int
 	most    int
 	arrived chan struct{} // closed when n calls are in flight
+	others  int           // calls other than m0's that returned
+	last    chan struct{} // closed when they all did: m0's check may end
 }
 
 func (h *barrierHooks) BeforeSend(ctx context.Context, m OutgoingMessage) error {
@@ -448,8 +450,20 @@ func (h *barrierHooks) BeforeSend(ctx context.Context, m OutgoingMessage) error 
 	h.now--
 	h.mu.Unlock()
 	if m.Text == "m0" {
-		time.Sleep(100 * time.Millisecond) // the first send's check ends last
+		// The first send's check ends last: after every other one.
+		select {
+		case <-h.last:
+		case <-time.After(3 * time.Second):
+		}
+		return h.fakeHooks.BeforeSend(ctx, m)
 	}
+	defer func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.others++; h.others == h.n-1 {
+			close(h.last)
+		}
+	}()
 	return h.fakeHooks.BeforeSend(ctx, m)
 }
 
@@ -458,7 +472,7 @@ func (h *barrierHooks) BeforeSend(ctx context.Context, m OutgoingMessage) error 
 // still commit in the order they arrived.
 func TestSlowBeforeSendHookOverlaps(t *testing.T) {
 	const n = 8
-	hooks := &barrierHooks{n: n, arrived: make(chan struct{})}
+	hooks := &barrierHooks{n: n, arrived: make(chan struct{}), last: make(chan struct{})}
 	s, _ := newTestService(t, func(c *Config) { c.Hooks = hooks })
 	alice := login(t, s, "alice", "", "").Identity
 	login(t, s, "bob", "", "")

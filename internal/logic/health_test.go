@@ -20,10 +20,12 @@ import (
 // when a network path to the database is cut.
 type unreachableStore struct {
 	store.Store
-	down atomic.Bool
+	down  atomic.Bool
+	pings atomic.Int64
 }
 
 func (u *unreachableStore) Ping(ctx context.Context) error {
+	u.pings.Add(1)
 	if u.down.Load() {
 		return errors.New("dial tcp: i/o timeout")
 	}
@@ -54,7 +56,7 @@ func TestStoreHealthLeavesAndRejoins(t *testing.T) {
 	defer svc.Shutdown(context.Background())
 	got := func() []bool { mu.Lock(); defer mu.Unlock(); return append([]bool(nil), changes...) }
 
-	time.Sleep(50 * time.Millisecond) // several healthy pings: no calls
+	waitFor(t, "several healthy pings", func() bool { return us.pings.Load() >= 5 }) // and no calls
 	if c := got(); len(c) != 0 || svc.StoreErr() != nil {
 		t.Fatalf("healthy store: changes %v, StoreErr %v; want none", c, svc.StoreErr())
 	}

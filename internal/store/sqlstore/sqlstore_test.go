@@ -407,6 +407,10 @@ func TestAppendCommittedMeanwhile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Rollback()
+	var otherPID int
+	if err := other.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&otherPID); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := other.ExecContext(ctx, `UPDATE conversations SET last_seq = 2 WHERE id = $1`, ac); err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +427,22 @@ func TestAppendCommittedMeanwhile(t *testing.T) {
 		res, err := s.AppendMessages(ctx, []store.AppendRequest{req(bob, "x"), req(bob, "k"), req(bob, "y")})
 		done <- outcome{res, err}
 	}()
-	time.Sleep(200 * time.Millisecond) // the batch waits on the uncommitted "k"
+	// A barrier, not a sleep: go on once the batch waits on the
+	// uncommitted "k" (a backend is blocked by the other node's).
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var waiting int
+		if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE $1 = ANY(pg_blocking_pids(pid))`, otherPID).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the batch never waited on the uncommitted row")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if err := other.Commit(); err != nil {
 		t.Fatal(err)
 	}
