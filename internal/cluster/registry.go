@@ -134,6 +134,7 @@ type Registry struct {
 	buried   map[string]int64 // gateway → UpdatedMs of its entry when declared dead
 
 	onDead func(id string)
+	clock  func() time.Time // nil: time.Now; tests pass their own to step past the TTL
 
 	wg sync.WaitGroup // the watch, sweep and probe goroutines
 }
@@ -168,6 +169,13 @@ func WatchRegistry(ctx context.Context, nc *nats.Conn, replicas int, ttl time.Du
 	r.goTracked(func() { r.sweep(ctx) })
 	r.goTracked(func() { r.probe(ctx) })
 	return r, nil
+}
+
+func (r *Registry) now() time.Time {
+	if r.clock != nil {
+		return r.clock()
+	}
+	return time.Now()
 }
 
 func (r *Registry) goTracked(fn func()) {
@@ -307,7 +315,7 @@ func (r *Registry) update(e jetstream.KeyValueEntry) {
 	if proto.Unmarshal(e.Value(), &gi) != nil || gi.Id == "" {
 		return
 	}
-	seen := time.Now()
+	seen := r.now()
 	// An old entry replayed at start must not look fresh.
 	if up := time.UnixMilli(gi.UpdatedMs); up.Before(seen) && seen.Sub(up) > r.ttl {
 		seen = up
@@ -379,7 +387,7 @@ func (r *Registry) sweepOnce(ctx context.Context) {
 		r.log.Info("gateway expired", "gateway", id)
 		r.forget(id, true)
 	}
-	r.pruneBuried(time.Now())
+	r.pruneBuried(r.now())
 }
 
 // recheck asks the bucket itself about a gateway this node's view holds as
@@ -412,7 +420,7 @@ func (r *Registry) recheck(ctx context.Context, id string) bool {
 	if proto.Unmarshal(e.Value(), &gi) != nil || gi.Id != id {
 		return false
 	}
-	now := time.Now()
+	now := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	g, ok := r.gateways[id]
@@ -448,7 +456,7 @@ func (r *Registry) pruneBuried(now time.Time) {
 // consumer) does not make every gateway look dead; crashes are still
 // caught by the probes meanwhile.
 func (r *Registry) asOf() time.Time {
-	now := time.Now()
+	now := r.now()
 	if c := r.current.Load(); c != 0 {
 		if t := time.Unix(0, c); t.Before(now) {
 			return t
