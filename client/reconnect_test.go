@@ -124,8 +124,20 @@ func TestPeriodicResyncDeliversALostLastMessage(t *testing.T) {
 	}
 	wantTexts(t, withResync, "1:the last word")
 	// The device with the resync off waits for a later message or a
-	// reconnect; more heartbeats do not bring it.
-	time.Sleep(1500 * time.Millisecond)
+	// reconnect; more heartbeats do not bring it. A barrier on the
+	// heartbeats themselves, not a sleep: wait until the laptop pinged
+	// twice more (each ping's pong could have revealed the gap).
+	laptopPings := func() int {
+		return srv.Proxy.Count(func(f *faultproxy.Frame) bool {
+			return f.Dir == faultproxy.ToServer && f.Conn.User() == "bob" && f.Conn.Device() == "laptop" && f.Env.GetPing() != nil
+		})
+	}
+	pinged := laptopPings()
+	for deadline := time.Now().Add(10 * time.Second); laptopPings() < pinged+2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the laptop stopped pinging")
+		}
+	}
 	if got := without.texts(); len(got) != 0 {
 		t.Fatalf("with ResyncEvery < 0, got %v without a sync", got)
 	}
