@@ -72,9 +72,12 @@ type Node struct {
 
 	ext extensions // logic role: uploads, webhooks, push keys (extensions.go)
 
-	steps    []stopStep // in start order; Shutdown runs them in reverse (shutdown.go)
-	stopOnce sync.Once
-	stopErr  error
+	steps []stopStep // in start order; Shutdown runs them in reverse (shutdown.go)
+	// drainTimer starts the --drain-timeout countdown (nil:
+	// time.AfterFunc); tests end the window when they choose.
+	drainTimer func(d time.Duration, expire func()) (stop func() bool)
+	stopOnce   sync.Once
+	stopErr    error
 }
 
 // Start brings a node up; it returns when the node is ready to serve.

@@ -98,8 +98,13 @@ func (n *Node) drain(ctx context.Context) error {
 	if n.gw == nil {
 		return nil
 	}
-	drainCtx, cancelDrain := context.WithTimeout(ctx, max(n.cfg.DrainTimeout, 0))
-	defer cancelDrain()
+	drainCtx, cancelDrain := context.WithCancelCause(ctx)
+	defer cancelDrain(nil)
+	after := n.drainTimer
+	if after == nil {
+		after = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+	}
+	defer after(max(n.cfg.DrainTimeout, 0), func() { cancelDrain(errDrainTimeout) })()
 	if n.registrar != nil {
 		// Logins stop routing here before the clients are told to go, so
 		// their new logins land elsewhere.
@@ -123,15 +128,20 @@ func (n *Node) drain(ctx context.Context) error {
 		cancel()
 	}
 	err := n.gw.Drain(drainCtx)
-	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+	switch {
+	case err == nil:
+		return nil
+	case context.Cause(drainCtx) == errDrainTimeout:
 		n.log.Info("drain timeout: closed the connections still open", "drain_timeout", n.cfg.DrainTimeout.String())
 		return nil
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	case ctx.Err() != nil:
 		return nil // the hard stop: the steps below report it
 	}
 	return err
 }
+
+// errDrainTimeout ends the drain when --drain-timeout has passed.
+var errDrainTimeout = errors.New("drain timeout")
 
 // drainSubs drains subscriptions (requests already received are still
 // handled, so gateways get answers instead of timeouts) and waits until
