@@ -129,9 +129,10 @@ type Registry struct {
 	// back), in unix nanoseconds; 0: no canary back yet.
 	current atomic.Int64
 
-	mu       sync.RWMutex // guards gateways and buried
+	mu       sync.RWMutex // guards gateways, buried and changed
 	gateways map[string]gwState
 	buried   map[string]int64 // gateway → UpdatedMs of its entry when declared dead
+	changed  chan struct{}    // closed (and replaced) at every entry applied: WaitAlive
 
 	onDead func(id string)
 	clock  func() time.Time // nil: time.Now; tests pass their own to step past the TTL
@@ -329,6 +330,33 @@ func (r *Registry) update(e jetstream.KeyValueEntry) {
 		delete(r.buried, gi.Id) // a fresh heartbeat: it lives (again)
 	}
 	r.gateways[gi.Id] = gwState{info: &gi, seen: seen, rev: e.Revision()}
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
+	}
+}
+
+// WaitAlive returns once gateway id is alive in this node's view, or with
+// ctx's error.
+func (r *Registry) WaitAlive(ctx context.Context, id string) error {
+	for {
+		r.mu.Lock()
+		g, ok := r.gateways[id]
+		if ok && r.fresh(g.seen) {
+			r.mu.Unlock()
+			return nil
+		}
+		if r.changed == nil {
+			r.changed = make(chan struct{})
+		}
+		changed := r.changed
+		r.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // remove forgets a gateway whose entry was deleted (it stopped cleanly).

@@ -437,3 +437,30 @@ func TestRegistryPausedNodeAsksTheBucketBeforeBurying(t *testing.T) {
 		})
 	}
 }
+
+// WaitAlive wakes on the entry that makes the gateway alive, not on a
+// poll, and gives up with its context.
+func TestRegistryWaitAlive(t *testing.T) {
+	r := &Registry{ttl: time.Second, log: testLogger(t), gateways: map[string]gwState{}, buried: map[string]int64{}}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- r.WaitAlive(ctx, "gw-b")
+	}()
+	for _, id := range []string{"gw-a", "gw-b"} { // another gateway's entry wakes it too early
+		data, err := proto.Marshal(&magpiepb.GatewayInfo{Id: id, UpdatedMs: time.Now().UnixMilli()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.update(fakeEntry{key: id, value: data, rev: 1})
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("WaitAlive: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.WaitAlive(ctx, "gw-never"); err != context.Canceled {
+		t.Fatalf("WaitAlive for a gateway that never comes: %v, want context.Canceled", err)
+	}
+}

@@ -192,9 +192,12 @@ func (n *Node) startGateway(ctx context.Context, mux *http.ServeMux) error {
 		return fmt.Errorf("registry: %w", err)
 	}
 	n.goUntilStop("registrar", reg.Run) // deletes the entry when stopped
-	// A login right after start must find this gateway.
-	for deadline := time.Now().Add(5 * time.Second); n.reg != nil && !n.reg.Alive(n.gatewayID) && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
+	if n.reg != nil {
+		// A login right after start must find this gateway (serve: the
+		// logic role in this process watches the registry).
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = n.reg.WaitAlive(wctx, n.gatewayID)
+		cancel()
 	}
 	return nil
 }
