@@ -73,20 +73,10 @@ func (n *Node) startLogic(ctx context.Context, mux *http.ServeMux) error {
 		return err
 	}
 	n.bus = newLogicBus(n.nc, n.log)
-	svc, err := logic.New(logic.Config{
-		Files: n.ext.logicFiles(), Hooks: n.ext.logicHooks(), Encoder: envelope.Encoder{},
-		TokenSecret: secret, TokenTTL: n.cfg.TokenTTL, DevicePolicy: logic.DevicePolicy(n.cfg.DevicePolicy),
-		RejectNewDevice: n.cfg.DeviceReject, MaxBatch: n.cfg.MaxBatch, CommitWorkers: workers,
-		HeartbeatSecs:   uint32(n.cfg.Heartbeat / time.Second),
-		MaxConnsPerUser: n.cfg.MaxConnsPerUser,
-		MaxGroupSize:    n.cfg.MaxGroupSize, Admins: n.cfg.Admins, AllowBroadcast: n.cfg.AllowBroadcast,
-		RequireFriendship: n.cfg.RequireFriendship, RecallWindow: n.cfg.RecallWindow,
-		OnStoreHealth: n.bus.setHealthy,
-
-		LoginIPRate: n.cfg.LoginIPRate, LoginGlobalRate: n.cfg.LoginGlobalRate, RegisterIPRate: n.cfg.RegisterIPRate,
-		LimitExempt: n.cfg.LimitExempt, UserSendRate: n.cfg.UserSendRate, PushRate: n.cfg.PushRate,
-		MaxSessionsPerUser: n.cfg.MaxSessionsPerUser, HashConcurrency: n.cfg.HashConcurrency, HashWait: n.cfg.HashWait,
-	}, st, cluster.NewPublisher(n.nc), view, picker{reg, cluster.Strategy(n.cfg.Strategy)}, n.log)
+	lcfg := logicConfig(n.cfg.Logic, n.cfg.Limits, n.cfg.Heartbeat)
+	lcfg.TokenSecret, lcfg.CommitWorkers, lcfg.OnStoreHealth = secret, workers, n.bus.setHealthy
+	lcfg.Files, lcfg.Hooks, lcfg.Encoder = n.ext.logicFiles(), n.ext.logicHooks(), envelope.Encoder{}
+	svc, err := logic.New(lcfg, st, cluster.NewPublisher(n.nc), view, picker{reg, cluster.Strategy(n.cfg.Strategy)}, n.log)
 	if err != nil {
 		return err
 	}
@@ -159,11 +149,7 @@ func (n *Node) startGateway(ctx context.Context, mux *http.ServeMux) error {
 	}
 	n.reassert.use(pw)
 	n.onStop("presence reassert", n.reassert.stop)
-	n.gw = gateway.New(gateway.Config{
-		ID: n.gatewayID, AuthTimeout: n.cfg.AuthTimeout, HeartbeatInterval: n.cfg.Heartbeat,
-		HeartbeatTimeout: n.cfg.HeartbeatTO, SendQueue: n.cfg.SendQueue, RateLimit: n.cfg.ConnRate,
-		RateBurst: int(2 * n.cfg.ConnRate), AllowedOrigins: n.cfg.AllowedOrigins,
-	}, lc, pw, n.log)
+	n.gw = gateway.New(gatewayConfig(n.gatewayID, n.cfg.Gateway), lc, pw, n.log)
 	gw := n.gw
 	n.onStop("gateway", gw.Shutdown)
 	sub, err := cluster.SubscribeDeliveries(n.nc, n.gatewayID, n.gw.Deliver)
