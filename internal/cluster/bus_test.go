@@ -1,0 +1,85 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/magpie-im/magpie/proto/magpiepb"
+)
+
+// blockingAuth holds every Authenticate until release is closed.
+type blockingAuth struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *blockingAuth) Authenticate(ctx context.Context, req *magpiepb.AuthRequest) *magpiepb.AuthReply {
+	h.entered <- struct{}{}
+	<-h.release
+	return &magpiepb.AuthReply{}
+}
+
+func (h *blockingAuth) Handle(req *magpiepb.Request, reply func([]byte)) { reply(nil) }
+
+// The bus subscriptions have bounded pending limits, and an
+// authentication in flight is counted in the owner's WaitGroup until it
+// has answered.
+func TestServeLogicBoundsAndTracks(t *testing.T) {
+	ns := startServer(t)
+	nc := connect(t, ns)
+	h := &blockingAuth{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	subs, err := ServeLogic(ctx, nc, h, &wg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil { // the server has the subscriptions before the request below
+		t.Fatal(err)
+	}
+	for _, s := range subs {
+		msgs, bytes, err := s.PendingLimits()
+		if err != nil || msgs != requestPendingMsgs || bytes != requestPendingBytes {
+			t.Errorf("%s: pending limits %d msgs, %d bytes (%v); want %d, %d", s.Subject, msgs, bytes, err, requestPendingMsgs, requestPendingBytes)
+		}
+	}
+	lc, err := NewLogicClient(connect(t, ns), "gw-t", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close()
+	if msgs, bytes, err := lc.sub.PendingLimits(); err != nil || msgs != replyPendingMsgs || bytes != replyPendingBytes {
+		t.Errorf("reply inbox: pending limits %d msgs, %d bytes (%v); want %d, %d", msgs, bytes, err, replyPendingMsgs, replyPendingBytes)
+	}
+
+	answered := make(chan error, 1)
+	go func() {
+		_, err := lc.Authenticate(context.Background(), &magpiepb.AuthRequest{Token: "t"})
+		answered <- err
+	}()
+	select {
+	case <-h.entered:
+	case err := <-answered:
+		t.Fatalf("the authentication never reached the handler: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the authentication never reached the handler")
+	}
+	for _, s := range subs {
+		_ = s.Drain()
+	}
+	waited := make(chan struct{})
+	go func() { wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+		t.Fatal("the WaitGroup was done with an authentication still running")
+	case <-time.After(50 * time.Millisecond): // a negative check: a short look is enough
+	}
+	close(h.release)
+	<-waited
+	if err := <-answered; err != nil {
+		t.Fatalf("the authentication in flight at the drain was not answered: %v", err)
+	}
+}
