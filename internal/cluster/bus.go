@@ -184,11 +184,11 @@ type LogicHandler interface {
 // the returned subscriptions to stop.
 //
 // Authentications run off the subscription's goroutine, at most
-// maxConcurrentAuths at once, each on a goroutine counted in wg and under
-// a context derived from ctx (the node's lifetime): the owner cancels ctx,
-// then waits on wg. Once ctx ended, auths still queued are dropped (the
-// gateway times them out and the client retries elsewhere).
-func ServeLogic(ctx context.Context, nc *nats.Conn, h LogicHandler, wg *sync.WaitGroup) ([]*nats.Subscription, error) {
+// maxConcurrentAuths at once, each on a goroutine of g and under a context
+// derived from ctx (the node's lifetime): the owner stops g, which waits
+// for them. Once ctx ended or g stopped, auths still queued are dropped
+// (the gateway times them out and the client retries elsewhere).
+func ServeLogic(ctx context.Context, nc *nats.Conn, h LogicHandler, g *Group) ([]*nats.Subscription, error) {
 	// A reconnect storm brings thousands of auths at once: a bounded number
 	// run at a time, the rest wait in the subscription's queue.
 	authSlots := make(chan struct{}, maxConcurrentAuths)
@@ -207,11 +207,7 @@ func ServeLogic(ctx context.Context, nc *nats.Conn, h LogicHandler, wg *sync.Wai
 		case <-ctx.Done():
 			return
 		}
-		// Add runs on the subscription's goroutine, before the owner's
-		// Wait: the owner drains the subscription first.
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		started := g.Go(func() {
 			defer func() { <-authSlots }()
 			ctx, cancel := context.WithTimeout(ctx, authTimeout)
 			defer cancel()
@@ -220,7 +216,10 @@ func ServeLogic(ctx context.Context, nc *nats.Conn, h LogicHandler, wg *sync.Wai
 			if err == nil {
 				_ = m.Respond(data)
 			}
-		}()
+		})
+		if !started {
+			<-authSlots
+		}
 	})
 	if err != nil {
 		return nil, err
@@ -245,6 +244,49 @@ func ServeLogic(ctx context.Context, nc *nats.Conn, h LogicHandler, wg *sync.Wai
 		}
 	}
 	return []*nats.Subscription{auth, reqs}, nil
+}
+
+// Group tracks goroutines for their owner. Unlike a bare WaitGroup, it
+// refuses new goroutines once Stop began, so one started late (by a NATS
+// callback of a subscription already left, say) cannot race the wait.
+// The zero Group is ready to use.
+type Group struct {
+	mu      sync.Mutex
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+// Go runs fn on a new goroutine of g, or returns false (and does not run
+// fn) once g was stopped.
+func (g *Group) Go(fn func()) bool {
+	g.mu.Lock()
+	if g.stopped {
+		g.mu.Unlock()
+		return false
+	}
+	g.wg.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer g.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// Stop refuses new goroutines and waits for the running ones, or returns
+// ctx's error first. Safe to call twice.
+func (g *Group) Stop(ctx context.Context) error {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Publisher sends deliveries to gateways.

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,10 +29,10 @@ func TestServeLogicBoundsAndTracks(t *testing.T) {
 	ns := startServer(t)
 	nc := connect(t, ns)
 	h := &blockingAuth{entered: make(chan struct{}, 1), release: make(chan struct{})}
-	var wg sync.WaitGroup
+	var g Group
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	subs, err := ServeLogic(ctx, nc, h, &wg)
+	subs, err := ServeLogic(ctx, nc, h, &g)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,15 +69,18 @@ func TestServeLogicBoundsAndTracks(t *testing.T) {
 	for _, s := range subs {
 		_ = s.Drain()
 	}
-	waited := make(chan struct{})
-	go func() { wg.Wait(); close(waited) }()
-	select {
-	case <-waited:
-		t.Fatal("the WaitGroup was done with an authentication still running")
-	case <-time.After(50 * time.Millisecond): // a negative check: a short look is enough
+	short, cancelShort := context.WithTimeout(context.Background(), 50*time.Millisecond) // a negative check: a short look is enough
+	defer cancelShort()
+	if err := g.Stop(short); err == nil {
+		t.Fatal("Stop returned with an authentication still running")
+	}
+	if g.Go(func() {}) {
+		t.Fatal("Go started a goroutine after Stop")
 	}
 	close(h.release)
-	<-waited
+	if err := g.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if err := <-answered; err != nil {
 		t.Fatalf("the authentication in flight at the drain was not answered: %v", err)
 	}

@@ -24,8 +24,8 @@
 // WatchPresence start their watch, sweep and probe goroutines under the
 // ctx they are given (the node's lifetime) and Registry.Wait and
 // PresenceView.Wait wait for them; Registrar.Run runs on its caller's
-// goroutine; ServeLogic runs each authentication on a goroutine counted in
-// the caller's WaitGroup (at most maxConcurrentAuths at once). Replies and
+// goroutine; ServeLogic runs each authentication on a goroutine of the
+// caller's Group (at most maxConcurrentAuths at once). Replies and
 // deliveries run on the NATS subscriptions' own goroutines, which
 // Drain or Unsubscribe ends.
 //

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 
@@ -21,7 +22,7 @@ type logicBus struct {
 
 	ctx    context.Context // the authentications' lifetime; ends at stop
 	cancel context.CancelFunc
-	auths  sync.WaitGroup // authentications running (cluster.ServeLogic)
+	auths  cluster.Group // authentications running (cluster.ServeLogic)
 
 	mu     sync.Mutex
 	subs   []*nats.Subscription // nil while out of the queue
@@ -75,9 +76,5 @@ func (b *logicBus) stop(ctx context.Context) error {
 	b.subs = nil
 	b.mu.Unlock()
 	defer b.cancel()
-	if err := drainSubs(ctx, subs...); err != nil {
-		// A callback may still run and add to auths: do not wait on it.
-		return err
-	}
-	return stopWaitGroup(ctx, &b.auths)
+	return errors.Join(drainSubs(ctx, subs...), b.auths.Stop(ctx))
 }
