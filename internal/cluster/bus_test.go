@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 )
 
 // blockingAuth holds every Authenticate until release is closed.
@@ -14,13 +14,13 @@ type blockingAuth struct {
 	release chan struct{}
 }
 
-func (h *blockingAuth) Authenticate(ctx context.Context, req *magpiepb.AuthRequest) *magpiepb.AuthReply {
+func (h *blockingAuth) Authenticate(ctx context.Context, req *clusterpb.AuthRequest) *clusterpb.AuthReply {
 	h.entered <- struct{}{}
 	<-h.release
-	return &magpiepb.AuthReply{}
+	return &clusterpb.AuthReply{}
 }
 
-func (h *blockingAuth) Handle(req *magpiepb.Request, reply func([]byte)) { reply(nil) }
+func (h *blockingAuth) Handle(req *clusterpb.Request, reply func([]byte)) { reply(nil) }
 
 // The bus subscriptions have bounded pending limits, and an
 // authentication in flight is counted in the owner's WaitGroup until it
@@ -56,7 +56,7 @@ func TestServeLogicBoundsAndTracks(t *testing.T) {
 
 	answered := make(chan error, 1)
 	go func() {
-		_, err := lc.Authenticate(context.Background(), &magpiepb.AuthRequest{Token: "t"})
+		_, err := lc.Authenticate(context.Background(), &clusterpb.AuthRequest{Token: "t"})
 		answered <- err
 	}()
 	select {

@@ -134,7 +134,7 @@ func TestRegistryTTLBoundary(t *testing.T) {
 	var dead []string
 	r := &Registry{ttl: ttl, log: testLogger(t), gateways: map[string]gwState{}, buried: map[string]int64{},
 		onDead: func(id string) { dead = append(dead, id) }, clock: func() time.Time { return now }}
-	data, err := proto.Marshal(&magpiepb.GatewayInfo{Id: "gw-a", UpdatedMs: now.UnixMilli()})
+	data, err := proto.Marshal(&clusterpb.GatewayInfo{Id: "gw-a", UpdatedMs: now.UnixMilli()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestRegistryTTLBoundary(t *testing.T) {
 	if r.Alive("gw-a") {
 		t.Fatal("a replayed entry revived the gateway")
 	}
-	data, _ = proto.Marshal(&magpiepb.GatewayInfo{Id: "gw-a", UpdatedMs: now.UnixMilli()})
+	data, _ = proto.Marshal(&clusterpb.GatewayInfo{Id: "gw-a", UpdatedMs: now.UnixMilli()})
 	r.update(fakeEntry{key: "gw-a", value: data, rev: 2})
 	if !r.Alive("gw-a") {
 		t.Fatal("a fresh heartbeat did not revive the gateway")
@@ -449,7 +449,7 @@ func TestRegistryWaitAlive(t *testing.T) {
 		done <- r.WaitAlive(ctx, "gw-b")
 	}()
 	for _, id := range []string{"gw-a", "gw-b"} { // another gateway's entry wakes it too early
-		data, err := proto.Marshal(&magpiepb.GatewayInfo{Id: id, UpdatedMs: time.Now().UnixMilli()})
+		data, err := proto.Marshal(&clusterpb.GatewayInfo{Id: id, UpdatedMs: time.Now().UnixMilli()})
 		if err != nil {
 			t.Fatal(err)
 		}
