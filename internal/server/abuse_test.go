@@ -163,7 +163,7 @@ func TestLoginSprayThroughProxies(t *testing.T) {
 // every client behind it escaped the per-address limits.
 func TestForwardedAddressWithAPort(t *testing.T) {
 	cfg := testConfig(t, t.TempDir()) // the default --limit-exempt (loopback)
-	cfg.TrustedProxies = "127.0.0.1"
+	cfg.TrustedProxies = mustPrefixes(t, "127.0.0.1")
 	n := startNode(t, cfg)
 	for _, host := range []string{"203.0.113.7:%d", "[2001:db8::7]:%d"} {
 		limited := 0
