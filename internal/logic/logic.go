@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/batch"
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/wire"
@@ -174,8 +175,8 @@ type Service struct {
 	tokens   tokenSigner
 	now      func() time.Time
 
-	sends          []chan *pendingSend // one per commit loop, chosen by conversation
-	cursors        chan *pendingCursor
+	sends          []*batch.Loop[*pendingSend, store.AppendResult] // one per commit worker, chosen by conversation
+	cursors        *batch.Loop[*pendingCursor, store.CursorResult]
 	receiptMembers memberTTL       // see membersOf
 	lanes          []chan laneItem // ordered per connection, see lanes.go
 	stats          counters
@@ -230,9 +231,7 @@ func New(cfg Config, st store.Store, out Deliverer, presence Presence, gateways 
 		log:       log,
 		tokens:    tokenSigner{key: cfg.TokenSecret},
 		now:       time.Now,
-		sends:     makeQueues(cfg.CommitWorkers, cfg.SendQueue),
 		lanes:     makeLanes(laneCount, laneDepth),
-		cursors:   make(chan *pendingCursor, cfg.SendQueue),
 		hashSem:   make(chan struct{}, cfg.HashConcurrency),
 		logins:    newLimiter(cfg.LoginRate, 10),
 		loginIPs:  newOptionalLimiter(cfg.LoginIPRate, loginIPBurst),
@@ -244,6 +243,10 @@ func New(cfg Config, st store.Store, out Deliverer, presence Presence, gateways 
 	}
 	svc.life, svc.endLife = context.WithCancel(context.Background())
 	svc.seenT.queue = make(chan seenWrite, 1024)
+	svc.cursors = svc.newCursorLoop()
+	for range cfg.CommitWorkers {
+		svc.sends = append(svc.sends, svc.newCommitLoop())
+	}
 	return svc, nil
 }
 
@@ -252,13 +255,13 @@ func (s *Service) Start() {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.cursorLoop()
+		s.cursors.Run(s.stop)
 	}()
 	for i := range s.sends {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.commitLoop(s.sends[i])
+			s.sends[i].Run(s.stop)
 		}()
 	}
 	s.wg.Add(1)
@@ -278,14 +281,6 @@ func (s *Service) Start() {
 			s.runLane(l)
 		}()
 	}
-}
-
-func makeQueues(n, depth int) []chan *pendingSend {
-	qs := make([]chan *pendingSend, n)
-	for i := range qs {
-		qs[i] = make(chan *pendingSend, depth)
-	}
-	return qs
 }
 
 // accepting runs queue under the stop gate: it returns false once Shutdown

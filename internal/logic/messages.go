@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
-	"sync"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/batch"
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/wire"
@@ -60,13 +60,6 @@ type StoredEvent struct {
 	RefSeq         uint64 `json:"ref_seq,omitempty"` // message.recalled, message.edited
 }
 
-// committed is a batch on its way from the commit loop to fan-out.
-type committed struct {
-	batch   []*pendingSend
-	results []store.AppendResult
-	err     error
-}
-
 // Send stores a message and waits for its ACK. If ctx ends first the
 // message may still commit; a retry with the same client id returns its seq.
 func (s *Service) Send(ctx context.Context, from Identity, req SendRequest) (Ack, error) {
@@ -116,13 +109,7 @@ func (s *Service) enqueue(p *pendingSend, origin *clusterpb.ConnRef, done func(A
 	// queued in order commit in order.
 	q := s.sends[shard(p.req.ConversationID, len(s.sends))]
 	full := false
-	if !s.accepting(func() {
-		select {
-		case q <- p:
-		default:
-			full = true
-		}
-	}) {
+	if !s.accepting(func() { full = !q.Add(p) }) {
 		done(Ack{}, ErrStopped)
 		return
 	}
@@ -216,86 +203,42 @@ func (s *Service) userByName(ctx context.Context, name string) (store.User, erro
 	return u, nil
 }
 
-// commitLoop batches queued sends into one transaction each (group
-// commit) and hands the results to fan-out, so the next commit overlaps
-// this batch's ACKs and deliveries.
-func (s *Service) commitLoop(sends chan *pendingSend) {
-	out := make(chan committed, 4)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for c := range out {
-			s.finish(c)
-		}
-	}()
-	defer func() { close(out); wg.Wait() }()
-	for {
-		var first *pendingSend
-		select {
-		case first = <-sends:
-		case <-s.stop:
-			// Commit what was queued before the stop (nothing can be
-			// queued after it, see accepting), then return.
-			for {
-				select {
-				case p := <-sends:
-					out <- s.commit(s.collect(sends, p))
-				default:
-					return
-				}
-			}
-		}
-		out <- s.commit(s.collect(sends, first))
-	}
+// newCommitLoop is one group-commit loop for sends (package batch): each
+// batch is one transaction, and its ACKs and deliveries (finish) overlap
+// the next batch's commit.
+func (s *Service) newCommitLoop() *batch.Loop[*pendingSend, store.AppendResult] {
+	return batch.New(batch.Config[*pendingSend, store.AppendResult]{
+		Depth: s.cfg.SendQueue, Max: s.cfg.MaxBatch, Commit: s.commit, Answer: s.finish, Overlap: 4,
+	})
 }
 
-func (s *Service) collect(sends chan *pendingSend, first *pendingSend) []*pendingSend {
-	batch := []*pendingSend{first}
-	for len(batch) < s.cfg.MaxBatch {
-		select {
-		case p := <-sends:
-			batch = append(batch, p)
-		default:
-			return batch
-		}
-	}
-	return batch
-}
-
-func (s *Service) commit(batch []*pendingSend) committed {
-	reqs := make([]store.AppendRequest, len(batch))
+func (s *Service) commit(sends []*pendingSend) ([]store.AppendResult, error) {
+	reqs := make([]store.AppendRequest, len(sends))
 	now := s.now()
-	for i, p := range batch {
+	for i, p := range sends {
 		reqs[i] = p.req
 		reqs[i].SentAt = now
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := s.store.AppendMessages(ctx, reqs)
-	if err == nil && len(res) != len(batch) {
-		err = errors.New("store returned a short batch")
-	}
 	s.stats.batches.Add(1)
-	if err != nil {
-		s.stats.batchFailures.Add(1)
-		s.log.Error("commit batch", "size", len(batch), "err", err)
-	}
-	return committed{batch: batch, results: res, err: err}
+	return s.store.AppendMessages(ctx, reqs)
 }
 
 // finish ACKs each sender, then delivers new messages to online devices.
-func (s *Service) finish(c committed) {
-	if c.err != nil {
-		err := &Error{Code: wire.CodeUnavailable, Msg: "message not stored, retry", RetryAfter: 200, Err: c.err}
-		for _, p := range c.batch {
+func (s *Service) finish(sends []*pendingSend, results []store.AppendResult, err error) {
+	if err != nil {
+		s.stats.batchFailures.Add(1)
+		s.log.Error("commit sends", "size", len(sends), "err", err)
+		err := &Error{Code: wire.CodeUnavailable, Msg: "message not stored, retry", RetryAfter: 200, Err: err}
+		for _, p := range sends {
 			p.done(Ack{}, err)
 		}
 		return
 	}
 	var conns []*clusterpb.ConnRef
-	for i, p := range c.batch {
-		r := c.results[i]
+	for i, p := range sends {
+		r := results[i]
 		if r.Err != nil {
 			p.done(Ack{}, explain(r.Err))
 			continue

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/batch"
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/wire"
 )
@@ -22,13 +23,7 @@ type pendingCursor struct {
 func (s *Service) moveCursor(ctx context.Context, m store.CursorMove) (store.Cursors, error) {
 	p := &pendingCursor{move: m, done: make(chan store.CursorResult, 1)}
 	full := false
-	if !s.accepting(func() {
-		select {
-		case s.cursors <- p:
-		default:
-			full = true
-		}
-	}) {
+	if !s.accepting(func() { full = !s.cursors.Add(p) }) {
 		return store.Cursors{}, ErrStopped
 	}
 	if full {
@@ -42,42 +37,29 @@ func (s *Service) moveCursor(ctx context.Context, m store.CursorMove) (store.Cur
 	}
 }
 
-func (s *Service) cursorLoop() {
-	for {
-		var first *pendingCursor
-		select {
-		case first = <-s.cursors:
-		case <-s.stop:
-			// Commit what was queued before the stop, then return.
-			select {
-			case first = <-s.cursors:
-			default:
-				return
-			}
-		}
-		batch := []*pendingCursor{first}
-	collect:
-		for len(batch) < s.cfg.MaxBatch {
-			select {
-			case p := <-s.cursors:
-				batch = append(batch, p)
-			default:
-				break collect
-			}
-		}
-		moves := make([]store.CursorMove, len(batch))
-		for i, p := range batch {
-			moves[i] = p.move
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		res, err := s.store.MoveCursors(ctx, moves)
-		cancel()
-		for i, p := range batch {
-			if err != nil {
-				p.done <- store.CursorResult{Err: err}
-			} else {
-				p.done <- res[i]
-			}
+// newCursorLoop is the group-commit loop for receipts (package batch).
+func (s *Service) newCursorLoop() *batch.Loop[*pendingCursor, store.CursorResult] {
+	return batch.New(batch.Config[*pendingCursor, store.CursorResult]{
+		Depth: s.cfg.SendQueue, Max: s.cfg.MaxBatch, Commit: s.commitCursors, Answer: answerCursors,
+	})
+}
+
+func (s *Service) commitCursors(moves []*pendingCursor) ([]store.CursorResult, error) {
+	ms := make([]store.CursorMove, len(moves))
+	for i, p := range moves {
+		ms[i] = p.move
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return s.store.MoveCursors(ctx, ms)
+}
+
+func answerCursors(moves []*pendingCursor, res []store.CursorResult, err error) {
+	for i, p := range moves {
+		if err != nil {
+			p.done <- store.CursorResult{Err: err}
+		} else {
+			p.done <- res[i]
 		}
 	}
 }

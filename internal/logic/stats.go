@@ -36,7 +36,7 @@ func (s *Service) limitedCounts() (n [NumLimits]uint64) {
 func (s *Service) queued() int {
 	n := 0
 	for _, q := range s.sends {
-		n += len(q)
+		n += q.Len()
 	}
 	return n
 }
