@@ -21,7 +21,9 @@ type Config[T, R any] struct {
 
 	// Commit stores one batch as one unit and returns a result per item,
 	// in the batch's order, or an error for the whole batch. It runs on
-	// Run's goroutine, one batch at a time, in queue order.
+	// Run's goroutine, one batch at a time, in queue order. Neither Commit
+	// nor Answer may keep the batch slice (the items are theirs): the
+	// Loop reuses it, so a busy loop allocates nothing per batch.
 	Commit func(batch []T) ([]R, error)
 	// Answer tells each item of a committed batch its outcome: res[i] is
 	// batch[i]'s, or err is set (and res nil) when the commit failed. It
@@ -38,13 +40,14 @@ type Config[T, R any] struct {
 type Loop[T, R any] struct {
 	cfg   Config[T, R]
 	queue chan T
+	free  chan []T // answered batches' slices, for reuse
 }
 
 // New returns a Loop; nothing runs until Run.
 func New[T, R any](cfg Config[T, R]) *Loop[T, R] {
 	cfg.Depth = max(cfg.Depth, 1)
 	cfg.Max = max(cfg.Max, 1)
-	return &Loop[T, R]{cfg: cfg, queue: make(chan T, cfg.Depth)}
+	return &Loop[T, R]{cfg: cfg, queue: make(chan T, cfg.Depth), free: make(chan []T, cfg.Overlap+1)}
 }
 
 // Add queues x without blocking; false when the queue is full. Items
@@ -73,14 +76,14 @@ type committed[T, R any] struct {
 // Run commits batches until stop closes, then commits and answers what
 // was queued before, and returns once every answer has been given.
 func (l *Loop[T, R]) Run(stop <-chan struct{}) {
-	answer := func(c committed[T, R]) { l.cfg.Answer(c.batch, c.res, c.err) }
+	answer := l.answer
 	if l.cfg.Overlap > 0 {
 		out := make(chan committed[T, R], l.cfg.Overlap)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			for c := range out {
-				l.cfg.Answer(c.batch, c.res, c.err)
+				l.answer(c)
 			}
 		}()
 		defer func() { close(out); <-done }()
@@ -105,10 +108,25 @@ func (l *Loop[T, R]) Run(stop <-chan struct{}) {
 	}
 }
 
+// answer answers c and keeps its slice for a later batch.
+func (l *Loop[T, R]) answer(c committed[T, R]) {
+	l.cfg.Answer(c.batch, c.res, c.err)
+	clear(c.batch) // the items may be collected
+	select {
+	case l.free <- c.batch[:0]:
+	default:
+	}
+}
+
 // commit takes first and whatever else is queued, up to Max, and commits it.
 func (l *Loop[T, R]) commit(first T) committed[T, R] {
-	batch := make([]T, 1, min(l.cfg.Max, len(l.queue)+1))
-	batch[0] = first
+	var batch []T
+	select {
+	case batch = <-l.free:
+	default:
+		batch = make([]T, 0, min(l.cfg.Max, len(l.queue)+1))
+	}
+	batch = append(batch, first)
 collect:
 	for len(batch) < l.cfg.Max {
 		select {
