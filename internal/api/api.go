@@ -27,7 +27,7 @@ const MaxBody = 64 << 10
 
 // Handler serves the API.
 type Handler struct {
-	svc *logic.Service
+	svc Logic // logic.go
 	log *slog.Logger
 	mux *http.ServeMux
 	ext extensions // files and the push API (files.go, push.go)
@@ -36,8 +36,8 @@ type Handler struct {
 	stats  handlerStats // see Stats
 }
 
-// New registers the API routes on mux.
-func New(mux *http.ServeMux, svc *logic.Service, log *slog.Logger) *Handler {
+// New registers the API routes on mux; svc is normally a *logic.Service.
+func New(mux *http.ServeMux, svc Logic, log *slog.Logger) *Handler {
 	h := &Handler{svc: svc, log: log, mux: mux}
 	mux.HandleFunc("GET /healthz", h.health)
 	mux.HandleFunc("POST /v1/users", h.register)

@@ -1,0 +1,109 @@
+package api
+
+import (
+	"context"
+
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+	"github.com/magpie-im/magpie/internal/logic"
+	"github.com/magpie-im/magpie/internal/store"
+)
+
+// What the handlers need of the logic role, one interface per handler
+// group, owned here so that a test can stand in for one group with a small
+// fake (embed Logic for the rest). *logic.Service implements them all.
+// Every method's errors go through fail, which picks the HTTP status from
+// logic.Code; none of them is called with a nil context.
+
+// Accounts is registration, login and the caller's routing (api.go).
+type Accounts interface {
+	RegisterFrom(ctx context.Context, from logic.Client, username, password string) (store.User, error)
+	LoginFrom(ctx context.Context, from logic.Client, username, password, device, platform string) (logic.LoginResult, error)
+	// Authenticate checks a token; logic's unauthenticated error if it is
+	// invalid, expired or its session ended.
+	Authenticate(ctx context.Context, token string) (logic.Identity, error)
+	Route(ctx context.Context, id logic.Identity) (*clusterpb.GatewayInfo, error)
+	Online(ctx context.Context) ([]logic.OnlineUser, error)
+	// StoreErr is nil while the database answers (GET /healthz).
+	StoreErr() error
+}
+
+// Sessions is the caller's sessions (sessions.go, POST /v1/logout).
+type Sessions interface {
+	Logout(ctx context.Context, id logic.Identity) error
+	LogoutAll(ctx context.Context, id logic.Identity) error
+	Sessions(ctx context.Context, id logic.Identity) ([]logic.SessionInfo, error)
+	EndSession(ctx context.Context, id logic.Identity, sessionID string) error
+	ChangePassword(ctx context.Context, id logic.Identity, oldPassword, newPassword string) error
+}
+
+// Messages is sending and changing messages (api.go, recall.go). Each
+// returns once the message is committed (an ACK means durable).
+type Messages interface {
+	Send(ctx context.Context, from logic.Identity, req logic.SendRequest) (logic.Ack, error)
+	Recall(ctx context.Context, from logic.Identity, req logic.ChangeRequest) (logic.Ack, error)
+	Edit(ctx context.Context, from logic.Identity, req logic.ChangeRequest) (logic.Ack, error)
+	MessageReads(ctx context.Context, id logic.Identity, convID string, seq uint64) (logic.ReadsView, error)
+}
+
+// Conversations is the caller's conversations, history and receipts
+// (api.go, recall.go).
+type Conversations interface {
+	Conversations(ctx context.Context, id logic.Identity) ([]store.Conversation, error)
+	History(ctx context.Context, id logic.Identity, q store.MessageQuery) ([]store.Message, uint64, error)
+	MoveCursor(ctx context.Context, id logic.Identity, convID string, kind store.CursorKind, seq uint64, origin *clusterpb.ConnRef) (store.Cursors, error)
+	SetConversationFlags(ctx context.Context, id logic.Identity, convID string, pinned, muted *bool, origin *clusterpb.ConnRef) (store.Conversation, error)
+}
+
+// Groups is group management (groups.go).
+type Groups interface {
+	CreateGroup(ctx context.Context, id logic.Identity, name string, members []string, policy string) (store.GroupInfo, error)
+	Groups(ctx context.Context, id logic.Identity) ([]store.GroupInfo, error)
+	Group(ctx context.Context, id logic.Identity, gid string) (store.GroupInfo, error)
+	UpdateGroup(ctx context.Context, id logic.Identity, gid string, u logic.GroupUpdate) (store.GroupInfo, error)
+	DissolveGroup(ctx context.Context, id logic.Identity, gid string) error
+	AddMembers(ctx context.Context, id logic.Identity, gid string, names []string) (store.GroupInfo, error)
+	JoinGroup(ctx context.Context, id logic.Identity, gid string) (store.GroupInfo, error)
+	LeaveGroup(ctx context.Context, id logic.Identity, gid string) error
+	RemoveMember(ctx context.Context, id logic.Identity, gid, name string) error
+	SetRole(ctx context.Context, id logic.Identity, gid, name, role string) error
+	MuteMember(ctx context.Context, id logic.Identity, gid, name string, until int64) error
+	TransferOwnership(ctx context.Context, id logic.Identity, gid, name string) error
+}
+
+// Social is friends and blocks (friends.go).
+type Social interface {
+	Contacts(ctx context.Context, id logic.Identity) (store.Contacts, error)
+	RequestFriend(ctx context.Context, id logic.Identity, name string) (store.FriendStatus, error)
+	AcceptFriend(ctx context.Context, id logic.Identity, name string) error
+	DeclineFriend(ctx context.Context, id logic.Identity, name string) error
+	RemoveFriend(ctx context.Context, id logic.Identity, name string) error
+	Block(ctx context.Context, id logic.Identity, name string) error
+	Unblock(ctx context.Context, id logic.Identity, name string) error
+}
+
+// Files is who may download an upload (files.go).
+type Files interface {
+	// CanSeeFile: the uploader, or a member of a conversation the file was
+	// sent to; store.ErrNotFound for an unknown id.
+	CanSeeFile(ctx context.Context, id logic.Identity, fileID string) (bool, error)
+}
+
+// Pusher is the signed server push API (push.go), called after the
+// signature was verified.
+type Pusher interface {
+	Push(ctx context.Context, req logic.PushRequest) (logic.PushResult, error)
+}
+
+// Logic is every group: what New takes.
+type Logic interface {
+	Accounts
+	Sessions
+	Messages
+	Conversations
+	Groups
+	Social
+	Files
+	Pusher
+}
+
+var _ Logic = (*logic.Service)(nil)
