@@ -126,7 +126,7 @@ func sync(h *Handler, r *request, env *magpiepb.Envelope) {
 	b := env.GetSync()
 	r.read(func(ctx context.Context, id logic.Identity) {
 		if len(b.Cursors) > wire.MaxCursors {
-			r.Fail(&logic.Error{Code: wire.CodeTooLarge, Msg: "too many cursors", Err: logic.ErrBadRequest})
+			r.Fail(&logic.Error{Kind: logic.KindTooLarge, Msg: "too many cursors", Err: logic.ErrBadRequest})
 			return
 		}
 		cur := make(map[string]uint64, len(b.Cursors))

@@ -9,7 +9,6 @@ import (
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 	"github.com/magpie-im/magpie/internal/logic"
 	"github.com/magpie-im/magpie/proto/magpiepb"
-	"github.com/magpie-im/magpie/proto/wire"
 )
 
 // Handler serves a logic node on the bus (it implements
@@ -40,12 +39,12 @@ func (h *Handler) Authenticate(ctx context.Context, req *clusterpb.AuthRequest) 
 func (h *Handler) Handle(req *clusterpb.Request, reply func([]byte)) {
 	var env magpiepb.Envelope
 	if req.Conn == nil || proto.Unmarshal(req.Envelope, &env) != nil {
-		reply(errorEnvelope(0, &logic.Error{Code: wire.CodeProtocolError, Msg: "undecodable request"}))
+		reply(errorEnvelope(0, &logic.Error{Kind: logic.KindUndecodable, Msg: "undecodable request"}))
 		return
 	}
 	cmd := Lookup(&env)
 	if cmd == nil || cmd.ByGateway {
-		reply(errorEnvelope(env.Id, &logic.Error{Code: wire.CodeUnknownCommand, Msg: "unknown command"}))
+		reply(errorEnvelope(env.Id, &logic.Error{Kind: logic.KindUnknownCommand, Msg: "unknown command"}))
 		return
 	}
 	id, err := h.svc.Arrived(req.Conn)

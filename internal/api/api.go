@@ -92,7 +92,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func badRequest(msg string) error {
-	return &logic.Error{Code: wire.CodeBadRequest, Msg: msg, Err: logic.ErrBadRequest}
+	return &logic.Error{Kind: logic.KindInvalid, Msg: msg, Err: logic.ErrBadRequest}
 }
 
 // identify authenticates a request by its Bearer token, or, if
@@ -107,7 +107,7 @@ func (h *Handler) identify(r *http.Request, allowQuery bool) (logic.Identity, er
 		if allowQuery {
 			msg += " or access_token"
 		}
-		return logic.Identity{}, &logic.Error{Code: wire.CodeUnauthenticated, Msg: msg, Err: logic.ErrUnauthenticated}
+		return logic.Identity{}, &logic.Error{Kind: logic.KindUnauthenticated, Msg: msg, Err: logic.ErrUnauthenticated}
 	}
 	return h.svc.Authenticate(r.Context(), tok)
 }

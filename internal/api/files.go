@@ -15,7 +15,6 @@ import (
 	"github.com/magpie-im/magpie/internal/logic"
 	"github.com/magpie-im/magpie/internal/push"
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/wire"
 )
 
 // Upload limits beyond --files-max-size.
@@ -51,10 +50,10 @@ func (h *Handler) UsePush(v *push.Verifier) {
 }
 
 var (
-	errFilesDisabled = &logic.Error{Code: wire.CodeNotFound, Msg: "file uploads disabled", Err: store.ErrNotFound}
+	errFilesDisabled = &logic.Error{Kind: logic.KindNotFound, Msg: "file uploads disabled", Err: store.ErrNotFound}
 	// The same answer for a file that does not exist and one the caller
 	// may not see, so ids cannot be probed.
-	errNoSuchFile = &logic.Error{Code: wire.CodeNotFound, Msg: "no such file", Err: store.ErrNotFound}
+	errNoSuchFile = &logic.Error{Kind: logic.KindNotFound, Msg: "no such file", Err: store.ErrNotFound}
 )
 
 // failUpload is fail, except that refused content types get 415.
@@ -64,7 +63,7 @@ func (h *Handler) failUpload(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	var body errorBody
-	body.Error.Code = wire.CodeBadRequest.String()
+	body.Error.Code = logic.Code(err).String()
 	body.Error.Message = logic.Message(err)
 	writeJSON(w, http.StatusUnsupportedMediaType, body)
 }
@@ -140,7 +139,7 @@ func uploadError(err error, max int64, eofMsg string) error {
 	case errors.As(err, &le):
 		return err
 	case errors.As(err, &mbe):
-		return &logic.Error{Code: wire.CodeTooLarge, Msg: fmt.Sprintf("file larger than %d bytes", max), Err: files.ErrTooLarge}
+		return &logic.Error{Kind: logic.KindTooLarge, Msg: fmt.Sprintf("file larger than %d bytes", max), Err: files.ErrTooLarge}
 	case errors.Is(err, io.EOF) && eofMsg != "":
 		return badRequest(eofMsg)
 	case errors.As(err, &be):

@@ -43,7 +43,7 @@ func jsonContentType(ct string) error {
 func readError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return &logic.Error{Code: wire.CodeTooLarge, Msg: fmt.Sprintf("body larger than %d bytes", MaxBody), Err: logic.ErrBadRequest}
+		return &logic.Error{Kind: logic.KindTooLarge, Msg: fmt.Sprintf("body larger than %d bytes", MaxBody), Err: logic.ErrBadRequest}
 	}
 	return badRequest("reading body: " + err.Error())
 }

@@ -8,12 +8,11 @@ import (
 	"github.com/magpie-im/magpie/internal/logic"
 	"github.com/magpie-im/magpie/internal/push"
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/wire"
 )
 
 var errPushQuery = badRequest("the push API takes no query string (the signature does not cover one)")
 
-var errPushDisabled = &logic.Error{Code: wire.CodeNotFound, Msg: "push API disabled", Err: store.ErrNotFound}
+var errPushDisabled = &logic.Error{Kind: logic.KindNotFound, Msg: "push API disabled", Err: store.ErrNotFound}
 
 type pushBody struct {
 	ToUsers   []string `json:"to_users"`
@@ -84,9 +83,9 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request) {
 // with the reason, or 429 when the nonce cache is full.
 func signatureError(err error) error {
 	if errors.Is(err, push.ErrNonceCacheFull) {
-		return &logic.Error{Code: wire.CodeRateLimited, Msg: err.Error(), RetryAfter: 1000, Err: logic.ErrRateLimited}
+		return &logic.Error{Kind: logic.KindRateLimited, Msg: err.Error(), RetryAfter: 1000, Err: logic.ErrRateLimited}
 	}
-	return &logic.Error{Code: wire.CodeUnauthenticated, Msg: "push signature: " + err.Error(), Err: logic.ErrUnauthenticated}
+	return &logic.Error{Kind: logic.KindUnauthenticated, Msg: "push signature: " + err.Error(), Err: logic.ErrUnauthenticated}
 }
 
 // decodePush reads a verified body strictly: unknown fields are refused,

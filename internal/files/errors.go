@@ -6,7 +6,6 @@ import (
 
 	"github.com/magpie-im/magpie/internal/logic"
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/wire"
 )
 
 var (
@@ -25,16 +24,16 @@ var (
 	ErrEmpty = errors.New("empty file")
 )
 
-// The errors a client can fix carry their client-visible code, so the
-// edges map them through logic.Code like every other error.
+// The errors a client can fix carry their kind and client-visible text,
+// so the edges pick their code with logic.Code like every other error's.
 func tooLarge(max int64) error {
-	return &logic.Error{Code: wire.CodeTooLarge, Msg: fmt.Sprintf("file larger than %d bytes", max), Err: ErrTooLarge}
+	return &logic.Error{Kind: logic.KindTooLarge, Msg: fmt.Sprintf("file larger than %d bytes", max), Err: ErrTooLarge}
 }
 
 func typeNotAllowed(msg string) error {
-	return &logic.Error{Code: wire.CodeBadRequest, Msg: msg, Err: ErrTypeNotAllowed}
+	return &logic.Error{Kind: logic.KindInvalid, Msg: msg, Err: ErrTypeNotAllowed}
 }
 
 func empty() error {
-	return &logic.Error{Code: wire.CodeBadRequest, Msg: "empty file", Err: ErrEmpty}
+	return &logic.Error{Kind: logic.KindInvalid, Msg: "empty file", Err: ErrEmpty}
 }

@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/magpie-im/magpie/internal/logic"
-	"github.com/magpie-im/magpie/proto/wire"
 )
 
 // Usage is an optional Blobs method: the bytes stored per owner. Uploads
@@ -76,7 +75,7 @@ func (u *Uploads) reserve(ctx context.Context, owner int64, max int64) (room int
 
 // exceeded is the refusal of an upload over the quota. Called with mu held.
 func (q *quota) exceeded(owner int64) error {
-	return &logic.Error{Code: wire.CodeTooLarge, Err: ErrQuotaExceeded,
+	return &logic.Error{Kind: logic.KindTooLarge, Err: ErrQuotaExceeded,
 		Msg: fmt.Sprintf("upload quota exceeded: %d of %d bytes used; delete files or ask an admin", q.used[owner], q.limit)}
 }
 

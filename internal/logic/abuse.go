@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/wire"
 )
 
 // Abuse limits (docs/operations.md, "Abuse limits"). Every bucket here is
@@ -85,11 +84,6 @@ func (s *Service) refuse(l Limit, err error) error {
 	return err
 }
 
-// rateLimited is the client-visible refusal of a bucket, with the wait.
-func rateLimited(msg string, wait time.Duration) error {
-	return &Error{Code: wire.CodeRateLimited, Msg: msg, RetryAfter: int(wait.Milliseconds()) + 1, Err: ErrRateLimited}
-}
-
 // admitLogin applies the login limits that must be checked before the
 // password is hashed: the client's address, the username, and the node's
 // failed-login budget. It returns a func that gives back the address and
@@ -138,7 +132,7 @@ func (s *Service) admitRegister(c Client) error {
 
 // errHashBusy answers a request that waited HashWait for a hashing slot:
 // the node is saturated with password work and the client should retry.
-var errHashBusy = &Error{Code: wire.CodeUnavailable, Msg: "server busy checking passwords, retry", RetryAfter: 1000, Err: ErrOverloaded}
+var errHashBusy = unavailable("server busy checking passwords, retry", time.Second, ErrOverloaded)
 
 // hashWithin runs fn (one Argon2id hash) in one of HashConcurrency slots,
 // waiting at most HashWait or until ctx ends; it never queues forever, so

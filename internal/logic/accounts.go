@@ -47,7 +47,7 @@ func (s *Service) Register(ctx context.Context, username, password string) (stor
 // RegisterFrom creates an account, limited per client address.
 func (s *Service) RegisterFrom(ctx context.Context, from Client, username, password string) (store.User, error) {
 	if err := wire.ValidName(username); err != nil {
-		return store.User{}, badRequest(err.Error())
+		return store.User{}, invalid(err.Error())
 	}
 	if err := validPassword(password); err != nil {
 		return store.User{}, err
@@ -65,17 +65,17 @@ func (s *Service) RegisterFrom(ctx context.Context, from Client, username, passw
 	}
 	u, err := s.store.CreateUser(ctx, username, h)
 	if errors.Is(err, store.ErrExists) {
-		return u, &Error{Code: wire.CodeConflict, Msg: "username is taken", Err: err}
+		return u, &Error{Kind: KindConflict, Msg: "username is taken", Err: err}
 	}
 	return u, err
 }
 
 func validPassword(p string) error {
 	if len(p) < 6 {
-		return badRequest("password must be at least 6 bytes")
+		return invalid("password must be at least 6 bytes")
 	}
 	if len(p) > wire.MaxPassword {
-		return &Error{Code: wire.CodeTooLarge, Msg: fmt.Sprintf("password longer than %d bytes", wire.MaxPassword), Err: ErrBadRequest}
+		return tooLarge(fmt.Sprintf("password longer than %d bytes", wire.MaxPassword))
 	}
 	return nil
 }
@@ -104,7 +104,7 @@ func (s *Service) Login(ctx context.Context, username, password, device, platfor
 func (s *Service) LoginFrom(ctx context.Context, from Client, username, password, device, platform string) (LoginResult, error) {
 	var res LoginResult
 	if username == "" || password == "" {
-		return res, badRequest("username and password are required")
+		return res, invalid("username and password are required")
 	}
 	if len(password) > wire.MaxPassword || len(username) > wire.MaxUsername {
 		// Same answer as a wrong password: nothing to learn from it.
@@ -114,10 +114,10 @@ func (s *Service) LoginFrom(ctx context.Context, from Client, username, password
 		device = "d-" + randomID(6)
 	}
 	if err := wire.ValidID(device, wire.MaxDevice); err != nil {
-		return res, badRequest("device: " + err.Error())
+		return res, invalid("device: " + err.Error())
 	}
 	if len(platform) > wire.MaxDevice {
-		return res, badRequest("platform too long")
+		return res, invalid("platform too long")
 	}
 	succeeded, err := s.admitLogin(from, strings.ToLower(username))
 	if err != nil {
@@ -145,7 +145,7 @@ func (s *Service) LoginFrom(ctx context.Context, from Client, username, password
 	}
 	gw, err := s.gateways.Pick(u.ID)
 	if err != nil {
-		return res, &Error{Code: wire.CodeUnavailable, Msg: "no gateway available, retry", RetryAfter: 1000, Err: ErrNoGateway}
+		return res, unavailable("no gateway available, retry", time.Second, ErrNoGateway)
 	}
 	sess := store.Session{ID: randomID(16), UserID: u.ID, Device: device, Platform: platform, CreatedAt: now, ExpiresAt: now.Add(s.cfg.TokenTTL)}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
@@ -200,7 +200,7 @@ func (s *Service) applyDevicePolicy(ctx context.Context, userID int64, device, p
 		}
 		for _, c := range conflict {
 			if live[c.ID] {
-				return nil, &Error{Code: wire.CodeDeviceLimit, Msg: "already signed in on another device", Err: ErrDeviceLimit}
+				return nil, &Error{Kind: KindDeviceLimit, Msg: "already signed in on another device", Err: ErrDeviceLimit}
 			}
 		}
 	}
@@ -226,7 +226,7 @@ func (s *Service) kick(conns []*clusterpb.ConnRef, code wire.Code, reason string
 func (s *Service) Route(ctx context.Context, id Identity) (*clusterpb.GatewayInfo, error) {
 	gw, err := s.gateways.Pick(id.UserID)
 	if err != nil {
-		return nil, &Error{Code: wire.CodeUnavailable, Msg: "no gateway available, retry", RetryAfter: 1000, Err: ErrNoGateway}
+		return nil, unavailable("no gateway available, retry", time.Second, ErrNoGateway)
 	}
 	return gw, nil
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/wire"
 )
 
 // mayBroadcast: the --admins users, or anyone with --allow-broadcast.
@@ -32,9 +31,9 @@ func (s *Service) mayBroadcast(username string) bool {
 func (s *Service) prepareBroadcast(ctx context.Context, from Identity, req SendRequest) (deliver func() Ack, err error) {
 	switch {
 	case req.ToUser != "" || req.ToGroup != "" || req.FileID != "":
-		return nil, badRequest("a broadcast has only text: no to_user, to_group or file_id")
+		return nil, invalid("a broadcast has only text: no to_user, to_group or file_id")
 	case !s.mayBroadcast(from.Username):
-		return nil, &Error{Code: wire.CodeForbidden, Msg: "broadcast is allowed for server admins only", Err: store.ErrForbidden}
+		return nil, forbidden("broadcast is allowed for server admins only", store.ErrForbidden)
 	}
 	if err := validBody(req.Text, false); err != nil {
 		return nil, err

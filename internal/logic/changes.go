@@ -7,7 +7,6 @@ import (
 
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/wire"
 )
 
 // Recall stores a RECALL of req.Seq and waits for its ack. A change is
@@ -67,7 +66,7 @@ func (s *Service) prepareChange(ctx context.Context, from Identity, kind store.M
 		return nil, err
 	}
 	if req.Seq == 0 {
-		return nil, badRequest("seq is required")
+		return nil, invalid("seq is required")
 	}
 	if kind == store.KindEdit {
 		if err := validBody(req.Text, false); err != nil {
@@ -89,7 +88,7 @@ func (s *Service) prepareChange(ctx context.Context, from Identity, kind store.M
 		// A private chat: delivery needs the other member.
 		peer, ok := privatePeer(req.ConversationID, from.UserID)
 		if !ok {
-			return nil, &Error{Code: wire.CodeNotMember, Msg: "not a member of the conversation", Err: store.ErrNotMember}
+			return nil, &Error{Kind: KindNotMember, Msg: "not a member of the conversation", Err: store.ErrNotMember}
 		}
 		name, err := s.usernameOf(ctx, peer)
 		if err != nil {

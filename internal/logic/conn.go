@@ -28,7 +28,7 @@ type AuthResult struct {
 // its gateway and number) and routes to it from now on.
 func (s *Service) AuthenticateConn(ctx context.Context, token string, conn *clusterpb.ConnRef) (AuthResult, error) {
 	if conn == nil {
-		return AuthResult{}, badRequest("missing connection")
+		return AuthResult{}, invalid("missing connection")
 	}
 	id, err := s.Authenticate(ctx, token)
 	if err != nil {
@@ -36,7 +36,7 @@ func (s *Service) AuthenticateConn(ctx context.Context, token string, conn *clus
 	}
 	if max := s.cfg.MaxConnsPerUser; max > 0 && len(s.presence.Conns(id.UserID)) >= max {
 		return AuthResult{}, &Error{
-			Code: wire.CodeRateLimited, Msg: fmt.Sprintf("too many connections for this user (limit %d)", max), RetryAfter: 5000, Err: ErrRateLimited,
+			Kind: KindRateLimited, Msg: fmt.Sprintf("too many connections for this user (limit %d)", max), RetryAfter: 5000, Err: ErrRateLimited,
 		}
 	}
 	ref := &clusterpb.ConnRef{
@@ -57,7 +57,7 @@ func (s *Service) Arrived(c *clusterpb.ConnRef) (Identity, error) {
 	now := s.now()
 	if c.ExpiresMs > 0 && now.UnixMilli() >= c.ExpiresMs {
 		s.kick([]*clusterpb.ConnRef{c}, wire.CodeSessionExpired, "session expired, log in again")
-		return Identity{}, &Error{Code: wire.CodeSessionExpired, Msg: "session expired, log in again", Err: ErrUnauthenticated}
+		return Identity{}, &Error{Kind: KindSessionExpired, Msg: "session expired, log in again", Err: ErrUnauthenticated}
 	}
 	s.seen(c.SessionId, now)
 	return Identity{UserID: c.UserId, SessionID: c.SessionId, Device: c.Device, Platform: c.Platform}, nil
@@ -84,7 +84,7 @@ func (s *Service) Ordered(c *clusterpb.ConnRef, id Identity, fail Failer, prepar
 		s.withUser(id, fail, func(ctx context.Context, id Identity) { then = prepare(ctx, id) })
 		return then
 	}) {
-		fail.Fail(&Error{Code: wire.CodeRateLimited, Msg: "server busy, retry", RetryAfter: 100, Err: ErrOverloaded})
+		fail.Fail(errBusy)
 	}
 }
 
@@ -112,7 +112,7 @@ func (s *Service) Read(id Identity, fail Failer, fn func(context.Context, Identi
 	}()
 }
 
-var errReadsBusy = &Error{Code: wire.CodeUnavailable, Msg: "server busy, retry", RetryAfter: 100, Err: ErrOverloaded}
+var errReadsBusy = unavailable("server busy, retry", 100*time.Millisecond, ErrOverloaded)
 
 // SendSteps is a send's first step on its connection's lane (see Ordered).
 func (s *Service) SendSteps(ctx context.Context, from Identity, req SendRequest, origin *clusterpb.ConnRef, done func(Ack, error)) func() {

@@ -12,7 +12,7 @@ import (
 
 func validConversationID(id string) error {
 	if err := wire.ValidID(id, wire.MaxConversationID); err != nil {
-		return badRequest("conversation_id: " + err.Error())
+		return invalid("conversation_id: " + err.Error())
 	}
 	return nil
 }
@@ -66,7 +66,7 @@ func (s *Service) MoveCursor(ctx context.Context, id Identity, convID string, ki
 		return store.Cursors{}, err
 	}
 	if kind != store.Delivered && kind != store.Read {
-		return store.Cursors{}, badRequest("receipt kind must be delivered or read")
+		return store.Cursors{}, invalid("receipt kind must be delivered or read")
 	}
 	cur, err := s.moveCursor(ctx, store.CursorMove{UserID: id.UserID, ConversationID: convID, Kind: kind, Seq: seq})
 	if err != nil || !cur.Moved {

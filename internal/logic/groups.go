@@ -37,10 +37,10 @@ type GroupEventData struct {
 
 func validGroupName(name string) error {
 	if name == "" || len(name) > MaxGroupName || !utf8.ValidString(name) {
-		return badRequest(fmt.Sprintf("name must be 1-%d bytes of UTF-8", MaxGroupName))
+		return invalid(fmt.Sprintf("name must be 1-%d bytes of UTF-8", MaxGroupName))
 	}
 	if strings.IndexFunc(name, unicode.IsControl) >= 0 {
-		return badRequest("name must not contain control characters")
+		return invalid("name must not contain control characters")
 	}
 	return nil
 }
@@ -50,7 +50,7 @@ func validPolicy(p string) (store.JoinPolicy, error) {
 	case store.JoinInvite, store.JoinOpen:
 		return store.JoinPolicy(p), nil
 	}
-	return "", badRequest(`join_policy must be "invite" or "open"`)
+	return "", invalid(`join_policy must be "invite" or "open"`)
 }
 
 // resolve turns usernames into users; an unknown one fails the call.
@@ -62,11 +62,11 @@ func (s *Service) resolve(ctx context.Context, names []string) ([]int64, []strin
 	out := make([]string, 0, len(names))
 	for _, n := range names {
 		if wire.ValidName(n) != nil {
-			return nil, nil, badRequest(fmt.Sprintf("%q is not a valid username", n))
+			return nil, nil, invalid(fmt.Sprintf("%q is not a valid username", n))
 		}
 		u, err := s.userByName(ctx, n)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil, &Error{Code: wire.CodeNotFound, Msg: "no such user: " + n, Err: err}
+			return nil, nil, notFound("no such user: "+n, err)
 		} else if err != nil {
 			return nil, nil, err
 		}
@@ -169,7 +169,7 @@ func (s *Service) UpdateGroup(ctx context.Context, id Identity, gid string, u Gr
 		c.MutedUntil, changed["muted_until"] = &t, *u.MutedUntil
 	}
 	if len(changed) == 0 {
-		return store.GroupInfo{}, badRequest("nothing to change: set name, join_policy or muted_until")
+		return store.GroupInfo{}, invalid("nothing to change: set name, join_policy or muted_until")
 	}
 	detail, _ := json.Marshal(changed)
 	c.Event = store.Event{Type: "updated", Detail: string(detail)}
@@ -179,7 +179,7 @@ func (s *Service) UpdateGroup(ctx context.Context, id Identity, gid string, u Gr
 
 func untilTime(ms int64) (time.Time, error) {
 	if ms < 0 {
-		return time.Time{}, badRequest("until must be unix milliseconds, or 0")
+		return time.Time{}, invalid("until must be unix milliseconds, or 0")
 	}
 	if ms == 0 {
 		return time.Time{}, nil
@@ -190,7 +190,7 @@ func untilTime(ms int64) (time.Time, error) {
 // AddMembers adds users (owner and admins; any member of an open group).
 func (s *Service) AddMembers(ctx context.Context, id Identity, gid string, names []string) (store.GroupInfo, error) {
 	if len(names) == 0 {
-		return store.GroupInfo{}, badRequest("usernames is empty")
+		return store.GroupInfo{}, invalid("usernames is empty")
 	}
 	ids, resolved, err := s.resolve(ctx, names)
 	if err != nil {
@@ -238,7 +238,7 @@ func (s *Service) RemoveMember(ctx context.Context, id Identity, gid, name strin
 func (s *Service) SetRole(ctx context.Context, id Identity, gid, name, role string) error {
 	r := store.Role(role)
 	if r != store.RoleAdmin && r != store.RoleMember {
-		return badRequest(`role must be "admin" or "member" (transfer ownership to make an owner)`)
+		return invalid(`role must be "admin" or "member" (transfer ownership to make an owner)`)
 	}
 	return s.targetChange(ctx, id, gid, name, store.GroupChange{Op: store.OpSetRole, Role: r, Event: store.Event{Type: "role", Detail: role}})
 }

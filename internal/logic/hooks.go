@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/wire"
 )
 
 // Hooks let integrations (webhooks) watch events and veto messages. The
@@ -45,7 +44,7 @@ func Vetoed(reason string) error {
 	if reason == "" {
 		reason = "message refused by policy"
 	}
-	return &Error{Code: wire.CodeForbidden, Msg: reason, Err: ErrVetoed}
+	return forbidden(reason, ErrVetoed)
 }
 
 // beforeSend asks the before-send hook about m, unless m retries a message
@@ -67,7 +66,7 @@ func (s *Service) beforeSend(ctx context.Context, m OutgoingMessage, given bool)
 			return &Ack{ConversationID: stored.ConversationID, Seq: stored.Seq, ClientMsgID: stored.ClientMsgID,
 				SentAt: stored.SentAt, Duplicate: true}, nil
 		case !errors.Is(err, store.ErrNotFound):
-			return nil, &Error{Code: wire.CodeUnavailable, Msg: "message not checked, retry", RetryAfter: 200, Err: err}
+			return nil, unavailable("message not checked, retry", 200*time.Millisecond, err)
 		}
 	}
 	return nil, s.cfg.Hooks.BeforeSend(ctx, m)

@@ -114,7 +114,7 @@ func (s *Service) enqueue(p *pendingSend, origin *clusterpb.ConnRef, done func(A
 		return
 	}
 	if full {
-		done(Ack{}, &Error{Code: wire.CodeRateLimited, Msg: "server busy, retry", RetryAfter: 100, Err: ErrOverloaded})
+		done(Ack{}, errBusy)
 	}
 }
 
@@ -140,18 +140,18 @@ func (s *Service) prepare(ctx context.Context, from Identity, req SendRequest) (
 	}
 	switch {
 	case req.ToGroup != "" && req.ToUser != "":
-		return nil, badRequest("set to_user or to_group, not both")
+		return nil, invalid("set to_user or to_group, not both")
 	case req.ToGroup != "":
 		return s.prepareGroup(ctx, from, req, given)
 	case req.ToUser == "":
-		return nil, badRequest("to_user is required")
+		return nil, invalid("to_user is required")
 	}
 	if err := wire.ValidName(req.ToUser); err != nil {
-		return nil, badRequest("to_user: " + err.Error())
+		return nil, invalid("to_user: " + err.Error())
 	}
 	peer, err := s.userByName(ctx, req.ToUser)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &Error{Code: wire.CodeNotFound, Msg: "no such user", Err: err}
+		return nil, notFound("no such user", err)
 	} else if err != nil {
 		return nil, err
 	}
@@ -230,7 +230,7 @@ func (s *Service) finish(sends []*pendingSend, results []store.AppendResult, err
 	if err != nil {
 		s.stats.batchFailures.Add(1)
 		s.log.Error("commit sends", "size", len(sends), "err", err)
-		err := &Error{Code: wire.CodeUnavailable, Msg: "message not stored, retry", RetryAfter: 200, Err: err}
+		err := unavailable("message not stored, retry", 200*time.Millisecond, err)
 		for _, p := range sends {
 			p.done(Ack{}, err)
 		}

@@ -71,19 +71,19 @@ func (s *Service) Push(ctx context.Context, req PushRequest) (PushResult, error)
 		}
 	}
 	if targets != 1 {
-		return PushResult{}, badRequest("set exactly one of to_users, to_group and everyone")
+		return PushResult{}, invalid("set exactly one of to_users, to_group and everyone")
 	}
 	if len(req.ToUsers) > MaxPushUsers {
-		return PushResult{}, &Error{Code: wire.CodeTooLarge, Msg: fmt.Sprintf("to_users: at most %d users", MaxPushUsers), Err: ErrBadRequest}
+		return PushResult{}, tooLarge(fmt.Sprintf("to_users: at most %d users", MaxPushUsers))
 	}
 	if req.PushID != "" {
 		if err := wire.ValidToken(req.PushID, MaxPushID); err != nil {
-			return PushResult{}, badRequest("push_id: " + err.Error())
+			return PushResult{}, invalid("push_id: " + err.Error())
 		}
 	}
 	if req.ToGroup != "" {
 		if !isGroupID(req.ToGroup) {
-			return PushResult{}, badRequest("to_group: not a group id")
+			return PushResult{}, invalid("to_group: not a group id")
 		}
 	}
 	users, err := s.pushUsers(ctx, req.ToUsers)
@@ -103,11 +103,11 @@ func (s *Service) pushUsers(ctx context.Context, names []string) ([]store.User, 
 	seen := make(map[int64]bool, len(names))
 	for _, name := range names {
 		if wire.ValidName(name) != nil {
-			return nil, badRequest(fmt.Sprintf("to_users: %q is not a valid username", name))
+			return nil, invalid(fmt.Sprintf("to_users: %q is not a valid username", name))
 		}
 		u, err := s.userByName(ctx, name)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, &Error{Code: wire.CodeNotFound, Msg: "no such user: " + name, Err: err}
+			return nil, notFound("no such user: "+name, err)
 		} else if err != nil {
 			return nil, err
 		}
@@ -125,7 +125,7 @@ func (s *Service) pushTransient(ctx context.Context, req PushRequest, users []st
 		sender = req.KeyID
 	}
 	if err := wire.ValidToken(sender, maxPushSender); err != nil {
-		return PushResult{}, badRequest("from: " + err.Error())
+		return PushResult{}, invalid("from: " + err.Error())
 	}
 	msg := &store.Message{
 		Kind: store.KindNotification, Sender: sender, Text: req.Text,
@@ -145,7 +145,7 @@ func (s *Service) pushTransient(ctx context.Context, req PushRequest, users []st
 	case req.ToGroup != "":
 		ids, err := s.store.Members(ctx, req.ToGroup)
 		if errors.Is(err, store.ErrNotFound) {
-			return PushResult{}, &Error{Code: wire.CodeNotFound, Msg: "no such group", Err: err}
+			return PushResult{}, notFound("no such group", err)
 		} else if err != nil {
 			return PushResult{}, err
 		}
@@ -162,14 +162,14 @@ func (s *Service) pushTransient(ctx context.Context, req PushRequest, users []st
 
 func (s *Service) pushStored(ctx context.Context, req PushRequest, users []store.User) (PushResult, error) {
 	if req.Everyone {
-		return PushResult{}, badRequest("everyone is transient only: set transient, or name to_users or to_group")
+		return PushResult{}, invalid("everyone is transient only: set transient, or name to_users or to_group")
 	}
 	if req.From == "" {
-		return PushResult{}, badRequest("from is required for a stored push")
+		return PushResult{}, invalid("from is required for a stored push")
 	}
 	from, err := s.userByName(ctx, req.From)
 	if errors.Is(err, store.ErrNotFound) || wire.ValidName(req.From) != nil {
-		return PushResult{}, badRequest("from: no such user")
+		return PushResult{}, invalid("from: no such user")
 	} else if err != nil {
 		return PushResult{}, err
 	}
@@ -187,7 +187,7 @@ func (s *Service) pushStored(ctx context.Context, req PushRequest, users []store
 		for i := range sends {
 			cmid := pushClientMsgID(req.PushID, sends[i].ToUser+sends[i].ToGroup)
 			if len(cmid) > wire.MaxClientMsgID {
-				return PushResult{}, badRequest(fmt.Sprintf(
+				return PushResult{}, invalid(fmt.Sprintf(
 					"push_id: with target %q the message id %q would be %d bytes, limit %d; use a shorter push_id",
 					sends[i].ToUser+sends[i].ToGroup, cmid, len(cmid), wire.MaxClientMsgID))
 			}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/magpie-im/magpie/internal/batch"
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/wire"
 )
 
 // Receipts are group-committed like messages: every device reports
@@ -27,7 +26,7 @@ func (s *Service) moveCursor(ctx context.Context, m store.CursorMove) (store.Cur
 		return store.Cursors{}, ErrStopped
 	}
 	if full {
-		return store.Cursors{}, &Error{Code: wire.CodeRateLimited, Msg: "server busy, retry", RetryAfter: 100, Err: ErrOverloaded}
+		return store.Cursors{}, errBusy
 	}
 	select {
 	case r := <-p.done:

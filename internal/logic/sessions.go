@@ -65,7 +65,7 @@ func (s *Service) EndSession(ctx context.Context, id Identity, sessionID string)
 		return err
 	}
 	if err != nil || sess.UserID != id.UserID || sess.Revoked || !s.now().Before(sess.ExpiresAt) {
-		return &Error{Code: wire.CodeNotFound, Msg: "no such session", Err: store.ErrNotFound}
+		return notFound("no such session", store.ErrNotFound)
 	}
 	reason := "session ended from another device"
 	if sessionID == id.SessionID {
@@ -104,7 +104,7 @@ func (s *Service) revokeOthers(ctx context.Context, id Identity, reason string) 
 // password is ErrInvalidCredentials.
 func (s *Service) ChangePassword(ctx context.Context, id Identity, oldPassword, newPassword string) error {
 	if oldPassword == "" {
-		return badRequest("old password is required")
+		return invalid("old password is required")
 	}
 	if err := validPassword(newPassword); err != nil {
 		return err
@@ -113,7 +113,7 @@ func (s *Service) ChangePassword(ctx context.Context, id Identity, oldPassword, 
 		return ErrInvalidCredentials
 	}
 	if ok, wait := s.logins.allow(strings.ToLower(id.Username), s.now()); !ok {
-		return &Error{Code: wire.CodeRateLimited, Msg: "too many login attempts", RetryAfter: int(wait.Milliseconds()) + 1, Err: ErrRateLimited}
+		return rateLimited("too many login attempts", wait)
 	}
 	u, err := s.store.UserByID(ctx, id.UserID)
 	if err != nil {

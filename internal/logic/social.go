@@ -18,11 +18,11 @@ type FriendEventData struct {
 // other resolves the user a friend or block call is about.
 func (s *Service) other(ctx context.Context, name string) (store.User, error) {
 	if wire.ValidName(name) != nil {
-		return store.User{}, badRequest("not a valid username")
+		return store.User{}, invalid("not a valid username")
 	}
 	u, err := s.userByName(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, &Error{Code: wire.CodeNotFound, Msg: "no such user: " + name, Err: err}
+		return store.User{}, notFound("no such user: "+name, err)
 	}
 	return u, err
 }
@@ -94,7 +94,7 @@ func (s *Service) SetConversationFlags(ctx context.Context, id Identity, convID 
 		return store.Conversation{}, err
 	}
 	if pinned == nil && muted == nil {
-		return store.Conversation{}, badRequest("nothing to change: set pinned or muted")
+		return store.Conversation{}, invalid("nothing to change: set pinned or muted")
 	}
 	c, err := s.store.SetConversationFlags(ctx, id.UserID, convID, pinned, muted)
 	if err != nil {

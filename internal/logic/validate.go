@@ -25,7 +25,7 @@ func isGroupID(id string) bool {
 
 func validGroupID(id string) error {
 	if !isGroupID(id) {
-		return badRequest("group id: want g_<number>")
+		return invalid("group id: want g_<number>")
 	}
 	return nil
 }
@@ -37,7 +37,7 @@ func clientMsgID(id string) (string, error) {
 		return "srv-" + randomID(12), nil
 	}
 	if err := wire.ValidID(id, wire.MaxClientMsgID); err != nil {
-		return "", badRequest("client_msg_id: " + err.Error())
+		return "", invalid("client_msg_id: " + err.Error())
 	}
 	return id, nil
 }
@@ -50,9 +50,9 @@ func validBody(text string, hasFile bool) error {
 	}
 	if err := wire.ValidText(text); err != nil {
 		if len(text) > wire.MaxText {
-			return &Error{Code: wire.CodeTooLarge, Msg: err.Error(), Err: ErrBadRequest}
+			return tooLarge(err.Error())
 		}
-		return badRequest(err.Error())
+		return invalid(err.Error())
 	}
 	return nil
 }
@@ -64,19 +64,19 @@ func (s *Service) fileRef(ctx context.Context, from Identity, fileID string) (*s
 		return nil, nil
 	}
 	if s.cfg.Files == nil {
-		return nil, badRequest("file messages are not enabled on this server")
+		return nil, invalid("file messages are not enabled on this server")
 	}
 	if err := wire.ValidToken(fileID, 128); err != nil {
-		return nil, badRequest("file_id: " + err.Error())
+		return nil, invalid("file_id: " + err.Error())
 	}
 	meta, err := s.cfg.Files.Stat(ctx, fileID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &Error{Code: wire.CodeNotFound, Msg: "no such file", Err: err}
+		return nil, notFound("no such file", err)
 	} else if err != nil {
 		return nil, err
 	}
 	if meta.OwnerID != from.UserID {
-		return nil, &Error{Code: wire.CodeForbidden, Msg: "you can only send files you uploaded", Err: store.ErrForbidden}
+		return nil, forbidden("you can only send files you uploaded", store.ErrForbidden)
 	}
 	return &store.FileRef{ID: meta.ID, Name: meta.Name, ContentType: meta.ContentType, Size: meta.Size}, nil
 }

@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/magpie-im/magpie/internal/logic"
-	"github.com/magpie-im/magpie/proto/wire"
 )
 
 // ErrPolicyFailed is a before-send hook that failed or timed out while
@@ -63,7 +62,7 @@ func (h *Hooks) policyFailed(m logic.OutgoingMessage, err error) error {
 	if h.cfg.FailOpen {
 		return nil
 	}
-	return &logic.Error{Code: wire.CodeUnavailable, Msg: "message policy check failed", RetryAfter: 1000, Err: ErrPolicyFailed}
+	return &logic.Error{Kind: logic.KindUnavailable, Msg: "message policy check failed", RetryAfter: 1000, Err: ErrPolicyFailed}
 }
 
 // cleanReason keeps a veto reason printable and short.

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/magpie-im/magpie/internal/logic"
-	"github.com/magpie-im/magpie/proto/wire"
 )
 
 var secret = []byte("webhook-secret-0123456789")
@@ -237,7 +236,7 @@ func TestBeforeSend(t *testing.T) {
 		}
 	}
 	hang := func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
-	failed := &logic.Error{Code: wire.CodeUnavailable, Msg: "message policy check failed"}
+	failed := &logic.Error{Kind: logic.KindUnavailable, Msg: "message policy check failed"}
 	tests := []struct {
 		name     string
 		handler  http.HandlerFunc
@@ -245,9 +244,9 @@ func TestBeforeSend(t *testing.T) {
 		want     *logic.Error // nil: allowed
 	}{
 		{"allow", answer(200, `{"allow":true}`), false, nil},
-		{"veto with reason", answer(200, `{"allow":false,"reason":"no spam here"}`), true, &logic.Error{Code: wire.CodeForbidden, Msg: "no spam here"}},
-		{"veto without reason", answer(200, `{"allow":false}`), true, &logic.Error{Code: wire.CodeForbidden, Msg: "message refused by policy"}},
-		{"veto reason cleaned", answer(200, `{"allow":false,"reason":"bad\nword"}`), true, &logic.Error{Code: wire.CodeForbidden, Msg: "bad word"}},
+		{"veto with reason", answer(200, `{"allow":false,"reason":"no spam here"}`), true, &logic.Error{Kind: logic.KindForbidden, Msg: "no spam here"}},
+		{"veto without reason", answer(200, `{"allow":false}`), true, &logic.Error{Kind: logic.KindForbidden, Msg: "message refused by policy"}},
+		{"veto reason cleaned", answer(200, `{"allow":false,"reason":"bad\nword"}`), true, &logic.Error{Kind: logic.KindForbidden, Msg: "bad word"}},
 		{"timeout, fail open", hang, true, nil},
 		{"timeout, fail closed", hang, false, failed},
 		{"status 500, fail open", answer(500, `{"allow":false}`), true, nil},
@@ -269,10 +268,10 @@ func TestBeforeSend(t *testing.T) {
 				if err != nil {
 					t.Fatalf("got %v, want allowed", err)
 				}
-			} else if logic.Code(err) != tt.want.Code || logic.Message(err) != tt.want.Msg {
-				t.Fatalf("got %v (code %v), want %q (code %v)", err, logic.Code(err), tt.want.Msg, tt.want.Code)
+			} else if logic.Code(err) != logic.Code(tt.want) || logic.Message(err) != tt.want.Msg {
+				t.Fatalf("got %v (code %v), want %q (code %v)", err, logic.Code(err), tt.want.Msg, logic.Code(tt.want))
 			}
-			if tt.want != nil && tt.want.Code == wire.CodeForbidden && !errors.Is(err, logic.ErrVetoed) {
+			if tt.want != nil && tt.want.Kind == logic.KindForbidden && !errors.Is(err, logic.ErrVetoed) {
 				t.Fatalf("a veto must wrap logic.ErrVetoed: %v", err)
 			}
 			srv.Close() // waits for the handler
