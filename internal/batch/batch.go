@@ -89,17 +89,23 @@ func (l *Loop[T, R]) Run(stop <-chan struct{}) {
 		defer func() { close(out); <-done }()
 		answer = func(c committed[T, R]) { out <- c }
 	}
+	Consume(stop, l.queue, func(first T) { answer(l.commit(first)) })
+}
+
+// Consume runs fn for each item received from q until stop closes, then
+// for the items still queued, and returns when q is empty: the stop-drain
+// of every queue whose producers stop sending before stop closes (so that
+// nothing queued is lost). fn runs on the caller's goroutine, in order.
+func Consume[T any](stop <-chan struct{}, q <-chan T, fn func(T)) {
 	for {
 		select {
-		case first := <-l.queue:
-			answer(l.commit(first))
+		case x := <-q:
+			fn(x)
 		case <-stop:
-			// Nothing can be added after stop closed (see Add): commit
-			// what is queued, then return.
 			for {
 				select {
-				case first := <-l.queue:
-					answer(l.commit(first))
+				case x := <-q:
+					fn(x)
 				default:
 					return
 				}

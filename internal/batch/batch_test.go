@@ -231,3 +231,17 @@ func BenchmarkLoop(b *testing.B) {
 	}
 	stop()
 }
+
+func TestConsumeDrains(t *testing.T) {
+	q := make(chan int, 10)
+	stop := make(chan struct{})
+	for i := range 5 {
+		q <- i
+	}
+	close(stop) // before Consume even starts: the queued items still run
+	var got []int
+	Consume(stop, q, func(x int) { got = append(got, x) })
+	if !slices.Equal(got, []int{0, 1, 2, 3, 4}) {
+		t.Errorf("consumed %v, want 0..4 in order", got)
+	}
+}
