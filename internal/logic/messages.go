@@ -229,7 +229,7 @@ func (s *Service) commit(sends []*pendingSend) ([]store.AppendResult, error) {
 func (s *Service) finish(sends []*pendingSend, results []store.AppendResult, err error) {
 	if err != nil {
 		s.stats.batchFailures.Add(1)
-		s.log.Error("commit sends", "size", len(sends), "err", err)
+		s.log.Error("commit batch", "size", len(sends), "err", err)
 		err := unavailable("message not stored, retry", 200*time.Millisecond, err)
 		for _, p := range sends {
 			p.done(Ack{}, err)
