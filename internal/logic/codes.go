@@ -29,8 +29,9 @@ var codes = [numKinds]wire.Code{
 }
 
 // Code is an error's client-visible code: the one function both edges
-// (the HTTP API's status and body, the long connection's error replies)
-// choose codes with. A rule's refusal carries its own code; 0 for nil.
+// (the HTTP API's status and body, the adapter's error replies on the long
+// connection) choose codes with. A rule's refusal carries its own code; 0
+// for nil.
 func Code(err error) wire.Code {
 	var e *Error
 	var refusal *rules.Refusal

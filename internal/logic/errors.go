@@ -12,8 +12,9 @@ import (
 
 // Logic's errors say what went wrong (a Kind) and, for what a client can
 // fix, in words it may see; they never name a wire code. The edges (the
-// HTTP API and the long connection's replies) turn them into one with
-// Code, the one table (codes.go). The rules' refusals carry their own code.
+// HTTP API, the adapter's replies on the long connection) turn them into
+// one with Code, the one table (codes.go). The rules' refusals carry their
+// own code.
 
 var (
 	ErrBadRequest         = errors.New("bad request")
