@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/magpie-im/magpie/internal/adapter/envelope"
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/internal/store/sqlstore"
 )
@@ -49,7 +50,7 @@ func benchService(b *testing.B) (*Service, Identity) {
 	}
 	mem := &memCommits{Store: st, seqs: map[string]uint64{}}
 	bus := newFakeBus()
-	svc, err := New(Config{TokenSecret: []byte("0123456789abcdef0123456789abcdef")}, mem, bus, bus, bus,
+	svc, err := New(Config{TokenSecret: []byte("0123456789abcdef0123456789abcdef"), Encoder: envelope.Encoder{}}, mem, bus, bus, bus,
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
