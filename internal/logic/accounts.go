@@ -155,14 +155,14 @@ func (s *Service) LoginFrom(ctx context.Context, from Client, username, password
 	// other session before this one existed: look again, now that it does
 	// (a change after this read lists and ends it).
 	if cur, err := s.store.UserByID(ctx, u.ID); err != nil || cur.PasswordHash != u.PasswordHash {
-		s.revoke(ctx, sess, wire.CodeLoggedOut, "password changed")
+		s.revoke(ctx, sess, KindLoggedOut, "password changed")
 		if err != nil {
 			return res, err
 		}
 		return res, ErrInvalidCredentials
 	}
 	for _, old := range kick {
-		s.revoke(ctx, old, wire.CodeReplaced, "signed in on another device")
+		s.revoke(ctx, old, KindReplaced, "signed in on another device")
 	}
 	res.Token = s.tokens.sign(tokenClaims{Session: sess.ID, User: u.ID, Expires: sess.ExpiresAt.Unix()})
 	res.Identity = Identity{UserID: u.ID, Username: u.Username, SessionID: sess.ID, Device: device, Platform: platform, ExpiresAt: sess.ExpiresAt}
@@ -208,10 +208,11 @@ func (s *Service) applyDevicePolicy(ctx context.Context, userID int64, device, p
 }
 
 // kick sends a Kick and closes each connection.
-func (s *Service) kick(conns []*clusterpb.ConnRef, code wire.Code, reason string) {
+func (s *Service) kick(conns []*clusterpb.ConnRef, kind Kind, reason string) {
 	if len(conns) == 0 {
 		return
 	}
+	code := codes[kind]
 	env := s.enc.Kick(code, reason)
 	for gw, ids := range byGateway(conns) {
 		if err := s.out.Deliver(gw, &clusterpb.Delivery{Conns: ids, Envelope: env, CloseCode: uint32(code)}); err != nil {
@@ -233,7 +234,7 @@ func (s *Service) Route(ctx context.Context, id Identity) (*clusterpb.GatewayInf
 
 // Logout revokes the session; its connections close.
 func (s *Service) Logout(ctx context.Context, id Identity) error {
-	s.revoke(ctx, store.Session{ID: id.SessionID, UserID: id.UserID}, wire.CodeLoggedOut, "logged out")
+	s.revoke(ctx, store.Session{ID: id.SessionID, UserID: id.UserID}, KindLoggedOut, "logged out")
 	return nil
 }
 

@@ -26,6 +26,8 @@ var codes = [numKinds]wire.Code{
 	KindDeviceLimit:        wire.CodeDeviceLimit,
 	KindUndecodable:        wire.CodeProtocolError,
 	KindUnknownCommand:     wire.CodeUnknownCommand,
+	KindLoggedOut:          wire.CodeLoggedOut,
+	KindReplaced:           wire.CodeReplaced,
 }
 
 // Code is an error's client-visible code: the one function both edges

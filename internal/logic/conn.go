@@ -8,7 +8,6 @@ import (
 
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/wire"
 )
 
 // The long-connection side of the Service, in domain terms: the adapter
@@ -56,7 +55,7 @@ func (s *Service) AuthenticateConn(ctx context.Context, token string, conn *clus
 func (s *Service) Arrived(c *clusterpb.ConnRef) (Identity, error) {
 	now := s.now()
 	if c.ExpiresMs > 0 && now.UnixMilli() >= c.ExpiresMs {
-		s.kick([]*clusterpb.ConnRef{c}, wire.CodeSessionExpired, "session expired, log in again")
+		s.kick([]*clusterpb.ConnRef{c}, KindSessionExpired, "session expired, log in again")
 		return Identity{}, &Error{Kind: KindSessionExpired, Msg: "session expired, log in again", Err: ErrUnauthenticated}
 	}
 	s.seen(c.SessionId, now)

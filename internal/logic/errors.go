@@ -48,6 +48,8 @@ const (
 	KindDeviceLimit                    // the device policy refused the login
 	KindUndecodable                    // a request frame that does not decode
 	KindUnknownCommand                 // a request body logic does not know
+	KindLoggedOut                      // a kick: the session was ended (logout, password change, ended elsewhere)
+	KindReplaced                       // a kick: a newer login took this device's place
 	numKinds
 )
 

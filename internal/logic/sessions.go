@@ -71,7 +71,7 @@ func (s *Service) EndSession(ctx context.Context, id Identity, sessionID string)
 	if sessionID == id.SessionID {
 		reason = "session ended"
 	}
-	s.revoke(ctx, sess, wire.CodeLoggedOut, reason)
+	s.revoke(ctx, sess, KindLoggedOut, reason)
 	return nil
 }
 
@@ -80,7 +80,7 @@ func (s *Service) LogoutAll(ctx context.Context, id Identity) error {
 	if err := s.revokeOthers(ctx, id, "logged out everywhere"); err != nil {
 		return err
 	}
-	s.revoke(ctx, store.Session{ID: id.SessionID, UserID: id.UserID}, wire.CodeLoggedOut, "logged out everywhere")
+	s.revoke(ctx, store.Session{ID: id.SessionID, UserID: id.UserID}, KindLoggedOut, "logged out everywhere")
 	return nil
 }
 
@@ -92,7 +92,7 @@ func (s *Service) revokeOthers(ctx context.Context, id Identity, reason string) 
 	}
 	for _, a := range active {
 		if a.ID != id.SessionID {
-			s.revoke(ctx, a, wire.CodeLoggedOut, reason)
+			s.revoke(ctx, a, KindLoggedOut, reason)
 		}
 	}
 	return nil
@@ -139,12 +139,14 @@ func (s *Service) ChangePassword(ctx context.Context, id Identity, oldPassword, 
 	return s.revokeOthers(ctx, id, "password changed")
 }
 
-// revoke ends a session and closes its live connections with code. The
+// revoke ends a session and closes its live connections with the code
+// of kind. The
 // kick goes to every live gateway, not only those presence names: a
 // connection whose auth read the session before it was revoked may not be
 // in presence yet, and the gateway closes it when its auth completes
 // (gateway/ended.go). Sessions end rarely; one message per gateway is cheap.
-func (s *Service) revoke(ctx context.Context, sess store.Session, code wire.Code, reason string) {
+func (s *Service) revoke(ctx context.Context, sess store.Session, kind Kind, reason string) {
+	code := codes[kind]
 	if err := s.store.RevokeSession(ctx, sess.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.log.Warn("revoke session", "err", err)
 	}
