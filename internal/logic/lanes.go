@@ -1,6 +1,10 @@
 package logic
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/magpie-im/magpie/internal/batch"
+)
 
 // Lanes run the ordered part of client requests (sends, recalls, edits)
 // off the bus subscription's goroutine, so one slow request stalls only the
@@ -81,19 +85,5 @@ func (s *Service) runLane(l chan laneItem) {
 }
 
 func (s *Service) drainLane(l chan laneItem, run func(laneItem)) {
-	for {
-		select {
-		case it := <-l:
-			run(it)
-		case <-s.stop:
-			for { // finish what was queued before the stop
-				select {
-				case it := <-l:
-					run(it)
-				default:
-					return
-				}
-			}
-		}
-	}
+	batch.Consume(s.stop, l, run) // what was queued before the stop still runs
 }
