@@ -773,6 +773,18 @@ func parseEnvelope(frame []byte) (id uint64, body protowire.Number, val []byte, 
 
 // parseMessageBody picks a Message's conversation, seq and text.
 func parseMessageBody(msg []byte) (conv []byte, seq uint64, text []byte, ok bool) {
+	return pickFields(msg, 1, 2, 6)
+}
+
+// parseSendAck picks a SendAck's conversation, seq and client_msg_id.
+func parseSendAck(ack []byte) (conv []byte, seq uint64, cmid []byte, ok bool) {
+	return pickFields(ack, 1, 2, 3)
+}
+
+// pickFields reads the bytes field a, the varint field v and the bytes
+// field c of one protobuf message, skipping the rest: the little the raw
+// drivers need of a Message or a SendAck, without unmarshalling it.
+func pickFields(msg []byte, a, v, c protowire.Number) (av []byte, vv uint64, cv []byte, ok bool) {
 	for b := msg; len(b) > 0; {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -780,12 +792,12 @@ func parseMessageBody(msg []byte) (conv []byte, seq uint64, text []byte, ok bool
 		}
 		b = b[n:]
 		switch {
-		case num == 1 && typ == protowire.BytesType:
-			conv, n = protowire.ConsumeBytes(b)
-		case num == 2 && typ == protowire.VarintType:
-			seq, n = protowire.ConsumeVarint(b)
-		case num == 6 && typ == protowire.BytesType:
-			text, n = protowire.ConsumeBytes(b)
+		case num == a && typ == protowire.BytesType:
+			av, n = protowire.ConsumeBytes(b)
+		case num == v && typ == protowire.VarintType:
+			vv, n = protowire.ConsumeVarint(b)
+		case num == c && typ == protowire.BytesType:
+			cv, n = protowire.ConsumeBytes(b)
 		default:
 			n = protowire.ConsumeFieldValue(num, typ, b)
 		}
@@ -794,33 +806,7 @@ func parseMessageBody(msg []byte) (conv []byte, seq uint64, text []byte, ok bool
 		}
 		b = b[n:]
 	}
-	return conv, seq, text, true
-}
-
-// parseSendAck picks a SendAck's conversation, seq and client_msg_id.
-func parseSendAck(ack []byte) (conv []byte, seq uint64, cmid []byte, ok bool) {
-	for b := ack; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil, 0, nil, false
-		}
-		b = b[n:]
-		switch {
-		case num == 1 && typ == protowire.BytesType:
-			conv, n = protowire.ConsumeBytes(b)
-		case num == 2 && typ == protowire.VarintType:
-			seq, n = protowire.ConsumeVarint(b)
-		case num == 3 && typ == protowire.BytesType:
-			cmid, n = protowire.ConsumeBytes(b)
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
-		}
-		if n < 0 {
-			return nil, 0, nil, false
-		}
-		b = b[n:]
-	}
-	return conv, seq, cmid, true
+	return av, vv, cv, true
 }
 
 // parseError decodes an Error body (rare: decoded in full).

@@ -480,28 +480,8 @@ func parseMessageFrame(frame []byte) (body protowire.Number, conv []byte, seq ui
 	if body != 14 {
 		return body, nil, 0, nil, true
 	}
-	for b := msg; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return 0, nil, 0, nil, false
-		}
-		b = b[n:]
-		switch {
-		case num == 1 && typ == protowire.BytesType:
-			conv, n = protowire.ConsumeBytes(b)
-		case num == 2 && typ == protowire.VarintType:
-			seq, n = protowire.ConsumeVarint(b)
-		case num == 6 && typ == protowire.BytesType:
-			text, n = protowire.ConsumeBytes(b)
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
-		}
-		if n < 0 {
-			return 0, nil, 0, nil, false
-		}
-		b = b[n:]
-	}
-	return body, conv, seq, text, true
+	conv, seq, text, ok = parseMessageBody(msg)
+	return body, conv, seq, text, ok
 }
 
 func (b *w3) readFrame(rc *rawConn) ([]byte, error) {
