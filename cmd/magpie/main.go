@@ -7,6 +7,7 @@
 //	magpie chat      the terminal client
 //	magpie bench     the load generator
 //	magpie config    print the effective configuration and check it
+//	magpie check     run the delivery checker over a recorded history
 //	magpie version
 package main
 
@@ -39,6 +40,7 @@ Commands:
   chat      the terminal client
   bench     the load generator
   config    print the effective configuration of a role and check it
+  check     run the delivery checker over a recorded history file
   version   print the version
 
 Run 'magpie <command> --help' for the flags of a command.
@@ -76,6 +78,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runBench(ctx, rest, stdout, stderr)
 	case "config":
 		return runConfig(rest, stdout, stderr)
+	case "check":
+		return runCheck(rest, stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "magpie", version())
 		return nil

@@ -11,31 +11,40 @@ import (
 
 // Report is the checker's verdict on a run.
 type Report struct {
-	Attempted, Acknowledged int
-	Failed                  int // refused with a definite error, not shown anywhere
-	Lost                    int // acknowledged messages missing from at least one expected device
-	LostPairs               int // (message, device) pairs behind Lost
-	Unknown, Recovered      int // not acknowledged: not seen / seen anyway
-	Unexpected              int // shown but never sent
-	DupStored, DupShown     int
-	OutOfOrder              int
-	Gaps                    int
-	Divergent               int
-	ReceiptViolations       int
-	ReceiptPushesBack       int // receipt pushes older than one the device was already told (live pushes are unordered)
-	System                  int // server-made messages shown (group events): no client id
+	Attempted         int `json:"attempted"`
+	Acknowledged      int `json:"acknowledged"`
+	Failed            int `json:"failed"`     // refused with a definite error, not shown anywhere
+	Lost              int `json:"lost"`       // acknowledged messages missing from at least one expected device
+	LostPairs         int `json:"lost_pairs"` // (message, device) pairs behind Lost
+	Unknown           int `json:"unknown"`    // not acknowledged, not seen
+	Recovered         int `json:"recovered"`  // not acknowledged, seen anyway
+	Unexpected        int `json:"unexpected"`
+	DupStored         int `json:"duplicated_stored"`
+	DupShown          int `json:"duplicated_shown"`
+	OutOfOrder        int `json:"out_of_order"`
+	Gaps              int `json:"gaps"`
+	Divergent         int `json:"divergent"`
+	ReceiptViolations int `json:"receipt_violations"`
+	ReceiptPushesBack int `json:"receipt_pushes_back"` // receipt pushes older than one the device was already told (live pushes are unordered)
+	System            int `json:"system"`              // server-made messages shown (group events): no client id
 
-	Ack, Live, Synced Latency // ACK; send → display while running; send → display in the final sync (fresh devices excluded)
-	Recoveries        []Recovery
+	// ACK; send → display while running; send → display in the final sync (fresh devices excluded)
+	Ack        Latency    `json:"ack"`
+	Live       Latency    `json:"live"`
+	Synced     Latency    `json:"synced"`
+	Recoveries []Recovery `json:"recoveries"`
 
 	// Examples holds a few concrete cases per violated figure.
-	Examples []string
+	Examples []string `json:"examples"`
 }
 
 // Latency summarizes durations.
 type Latency struct {
-	N                   int
-	P50, P99, P999, Max time.Duration
+	N    int           `json:"n"`
+	P50  time.Duration `json:"p50_ns"`
+	P99  time.Duration `json:"p99_ns"`
+	P999 time.Duration `json:"p999_ns"`
+	Max  time.Duration `json:"max_ns"`
 }
 
 func summarize(ds []time.Duration) Latency {

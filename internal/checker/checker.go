@@ -10,6 +10,7 @@
 package checker
 
 import (
+	"encoding/json"
 	"sync"
 	"time"
 )
@@ -85,13 +86,16 @@ type Recorder struct {
 	users   map[string][]*device
 	cursors []Cursor
 	faults  []Recovery
+
+	hist    *json.Encoder // see Record
+	histErr error
 }
 
 // Recovery is how long the devices took to catch up after one fault.
 type Recovery struct {
-	Fault string
-	Took  time.Duration
-	OK    bool // false: not caught up before the deadline
+	Fault string        `json:"fault"`
+	Took  time.Duration `json:"took_ns"`
+	OK    bool          `json:"ok"` // false: not caught up before the deadline
 }
 
 // New returns an empty Recorder.
@@ -105,6 +109,7 @@ func New() *Recorder {
 func (r *Recorder) Device(name, user string, fresh bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.emit(event{Ev: "device", Device: name, User: user, Fresh: fresh})
 	if _, ok := r.devices[name]; ok {
 		return
 	}
@@ -115,13 +120,14 @@ func (r *Recorder) Device(name, user string, fresh bool) {
 
 // Invoke records that device is about to send a message with client id id
 // to a conversation whose members (sender included) are members.
-func (r *Recorder) Invoke(id, device string, members []string, at time.Time) {
+func (r *Recorder) Invoke(id, device string, members []string, t time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.emit(event{Ev: "invoke", ID: id, Device: device, Members: members, At: at(t)})
 	if _, ok := r.sends[id]; ok {
 		return // a retry of the same id: one attempt
 	}
-	s := &send{id: id, device: device, members: append([]string(nil), members...), invoked: at}
+	s := &send{id: id, device: device, members: append([]string(nil), members...), invoked: t}
 	r.sends[id] = s
 	r.order = append(r.order, s)
 }
@@ -129,9 +135,10 @@ func (r *Recorder) Invoke(id, device string, members []string, at time.Time) {
 // Acked records the server's ACK. Several ACKs of one id (a retry) must
 // carry the same seq; a different one is a stored duplicate, counted by
 // Check.
-func (r *Recorder) Acked(id, conv string, seq uint64, at time.Time) {
+func (r *Recorder) Acked(id, conv string, seq uint64, t time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.emit(event{Ev: "ack", ID: id, Conv: conv, Seq: seq, At: at(t)})
 	s := r.sends[id]
 	if s == nil {
 		return
@@ -141,7 +148,7 @@ func (r *Recorder) Acked(id, conv string, seq uint64, at time.Time) {
 		s.conv = "\x00dup"
 		return
 	}
-	s.outcome, s.conv, s.seq, s.acked = OK, conv, seq, at
+	s.outcome, s.conv, s.seq, s.acked = OK, conv, seq, t
 }
 
 // Ended records a send that ended without an ACK: Failed for a definite
@@ -149,17 +156,25 @@ func (r *Recorder) Acked(id, conv string, seq uint64, at time.Time) {
 func (r *Recorder) Ended(id string, o Outcome) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if o == Failed || o == Unknown {
+		r.emit(event{Ev: "end", ID: id, Outcome: map[Outcome]string{Failed: "failed", Unknown: "unknown"}[o]})
+	}
 	if s := r.sends[id]; s != nil && s.outcome != OK {
 		s.outcome = o
 	}
 }
 
 // Shown records that device displayed m (the SDK's OnMessage).
-func (r *Recorder) Shown(deviceName string, m Message, phase Phase, at time.Time) {
+func (r *Recorder) Shown(deviceName string, m Message, phase Phase, t time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	ph := "live"
+	if phase == Sync {
+		ph = "sync"
+	}
+	r.emit(event{Ev: "shown", Device: deviceName, Conv: m.Conv, Seq: m.Seq, ClientMsgID: m.ClientMsgID, Sender: m.Sender, Text: m.Text, Phase: ph, At: at(t)})
 	if d := r.devices[deviceName]; d != nil {
-		d.view = append(d.view, shown{Message: m, at: at, phase: phase})
+		d.view = append(d.view, shown{Message: m, at: t, phase: phase})
 	}
 }
 
@@ -168,6 +183,11 @@ func (r *Recorder) Shown(deviceName string, m Message, phase Phase, at time.Time
 func (r *Recorder) Receipt(deviceName, conv, user string, read bool, seq uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	kind := "delivered"
+	if read {
+		kind = "read"
+	}
+	r.emit(event{Ev: "receipt", Device: deviceName, Conv: conv, User: user, Kind: kind, Seq: seq})
 	if d := r.devices[deviceName]; d != nil {
 		k := conv + "/" + user + "/d"
 		if read {
@@ -181,6 +201,10 @@ func (r *Recorder) Receipt(deviceName, conv, user string, read bool, seq uint64)
 func (r *Recorder) Cursors(cs ...Cursor) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for _, c := range cs {
+		r.emit(event{Ev: "cursor", User: c.User, Conv: c.Conv, Last: c.Last, Delivered: c.Delivered, Read: c.Read,
+			PeerDelivered: c.PeerDelivered, PeerRead: c.PeerRead, HasPeer: c.HasPeer})
+	}
 	r.cursors = append(r.cursors, cs...)
 }
 
@@ -188,6 +212,7 @@ func (r *Recorder) Cursors(cs ...Cursor) {
 func (r *Recorder) Recovered(fault string, took time.Duration, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.emit(event{Ev: "recovered", Fault: fault, Took: took.String(), OK: ok})
 	r.faults = append(r.faults, Recovery{Fault: fault, Took: took, OK: ok})
 }
 

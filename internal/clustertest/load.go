@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sync"
@@ -26,6 +27,9 @@ type LoadConfig struct {
 	// StuckAfter: a device not ready this long is replaced by a new Client
 	// with the same device id and cursors (see Device.replace). 0: 10s.
 	StuckAfter time.Duration
+	// History, if set, receives the checker's history as it is recorded
+	// (checker.Recorder.Record; `magpie check` reads it).
+	History io.Writer
 }
 
 // Load is users with devices exchanging messages, recorded for the checker.
@@ -84,6 +88,9 @@ func StartLoad(ctx context.Context, cfg LoadConfig) (*Load, error) {
 		cfg.StuckAfter = 10 * time.Second
 	}
 	l := &Load{cfg: cfg, Rec: checker.New(), stop: make(chan struct{}), groups: map[string][]string{}}
+	if cfg.History != nil {
+		_ = l.Rec.Record(cfg.History) // write errors come back from Record(nil) at the end
+	}
 	for i := range cfg.Servers {
 		l.hcs = append(l.hcs, failoverClient(cfg.Servers, i))
 	}

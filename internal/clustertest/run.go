@@ -1,9 +1,11 @@
 package clustertest
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"syscall"
 	"time"
@@ -20,6 +22,9 @@ type RunConfig struct {
 	// 8s, past the default registry TTL.
 	Partition time.Duration
 	Out       io.Writer
+	// History is a file to write the checker's history to (JSON Lines,
+	// docs/testing.md); `magpie check FILE` checks it again. Empty: none.
+	History string
 }
 
 // Result is what a run found.
@@ -65,6 +70,16 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	defer topo.Close()
 	logf := topo.logf
 	cfg.Load.Servers = topo.LogicURLs()
+	var history *bufio.Writer
+	if cfg.History != "" {
+		f, err := os.Create(cfg.History)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		history = bufio.NewWriterSize(f, 1<<20)
+		cfg.Load.History = history
+	}
 	load, err := StartLoad(ctx, cfg.Load)
 	if err != nil {
 		return nil, fmt.Errorf("load: %w\n%s", err, topo.Logs(20))
@@ -225,6 +240,14 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		problem("receipts: %v", err)
 	}
 	res.Report = load.Rec.Check()
+	if history != nil {
+		if err := load.Rec.Record(nil); err != nil {
+			return nil, fmt.Errorf("history: %w", err)
+		}
+		if err := history.Flush(); err != nil {
+			return nil, fmt.Errorf("history: %w", err)
+		}
+	}
 	if res.Replaced = load.Replaced.Load(); res.Replaced > 0 {
 		problem("the watchdog replaced %d stuck SDK Clients", res.Replaced)
 	}
