@@ -476,3 +476,35 @@ func TestExpiredSessionOnLiveConnection(t *testing.T) {
 		t.Fatalf("delivery %+v, want the connection closed", d[0])
 	}
 }
+
+// A committed batch ACKs every sender before it delivers any message:
+// the first message's fan-out must not hold back the second's ACK.
+func TestBatchAcksBeforeFanOut(t *testing.T) {
+	s, bus := newTestService(t, nil)
+	alice := login(t, s, "alice", "laptop", "").Identity
+	bob := login(t, s, "bob", "phone", "").Identity
+	bus.Add(&clusterpb.ConnRef{Gateway: "gw1", Conn: 7, UserId: bob.UserID})
+	conv := store.PrivateConversationID(alice.UserID, bob.UserID)
+	var acks []uint64
+	var sends []*pendingSend
+	var results []store.AppendResult
+	for seq := uint64(1); seq <= 3; seq++ {
+		sends = append(sends, &pendingSend{from: alice, peer: "bob", peerID: bob.UserID, done: func(a Ack, err error) {
+			if err != nil {
+				t.Errorf("ack %d: %v", seq, err)
+			}
+			if d := len(bus.take()); d != 0 {
+				t.Errorf("ack of seq %d came after %d deliveries", a.Seq, d)
+			}
+			acks = append(acks, a.Seq)
+		}})
+		results = append(results, store.AppendResult{Message: store.Message{ConversationID: conv, Seq: seq, SenderID: alice.UserID, Text: "hi"}})
+	}
+	s.finish(sends, results, nil)
+	if !slices.Equal(acks, []uint64{1, 2, 3}) {
+		t.Errorf("acks %v, want [1 2 3] in order", acks)
+	}
+	if d := bus.take(); len(d) != 3 {
+		t.Errorf("%d deliveries after the ACKs, want 3", len(d))
+	}
+}

@@ -225,7 +225,10 @@ func (s *Service) commit(sends []*pendingSend) ([]store.AppendResult, error) {
 	return s.store.AppendMessages(ctx, reqs)
 }
 
-// finish ACKs each sender, then delivers new messages to online devices.
+// finish ACKs every sender of the batch first, then delivers the new
+// messages to online devices: an ACK is the reply its sender waits on, and
+// a delivery's presence lookups and publishes would otherwise hold back
+// every later ACK of the batch.
 func (s *Service) finish(sends []*pendingSend, results []store.AppendResult, err error) {
 	if err != nil {
 		s.stats.batchFailures.Add(1)
@@ -236,20 +239,27 @@ func (s *Service) finish(sends []*pendingSend, results []store.AppendResult, err
 		}
 		return
 	}
-	var conns []*clusterpb.ConnRef
 	for i, p := range sends {
 		r := results[i]
 		if r.Err != nil {
 			p.done(Ack{}, explain(r.Err))
 			continue
 		}
-		m := r.Message
-		p.done(Ack{ConversationID: m.ConversationID, Seq: m.Seq, ClientMsgID: m.ClientMsgID, SentAt: m.SentAt, Duplicate: r.Duplicate}, nil)
 		if r.Duplicate {
 			s.stats.duplicates.Add(1)
-			continue // delivered when first stored; devices sync anything missed
+		} else {
+			s.stats.stored.Add(1)
 		}
-		s.stats.stored.Add(1)
+		m := r.Message
+		p.done(Ack{ConversationID: m.ConversationID, Seq: m.Seq, ClientMsgID: m.ClientMsgID, SentAt: m.SentAt, Duplicate: r.Duplicate}, nil)
+	}
+	var conns []*clusterpb.ConnRef
+	for i, p := range sends {
+		r := results[i]
+		if r.Err != nil || r.Duplicate {
+			continue // a duplicate was delivered when first stored; devices sync anything missed
+		}
+		m := r.Message
 		s.emitStored(p, m)
 		if isGroupID(m.ConversationID) {
 			conns = s.deliverGroup(conns[:0], p, m)
