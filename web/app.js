@@ -77,7 +77,7 @@ class App {
     $("#attach-btn").addEventListener("click", () => $("#file-input").click());
     $("#file-input").addEventListener("change", (e) => {
       const file = e.target.files?.[0];
-      if (file) { this.chat.send({ text: text.value.trim(), file }); text.value = ""; }
+      if (file) { this.chat.send({ text: text.value.trim(), file }); this.setComposer(""); }
       e.target.value = "";
       text.focus();
     });
@@ -110,6 +110,7 @@ class App {
     c.opts.freshSession = () => { try { return JSON.parse(localStorage.getItem(SESSION_KEY) || "null"); } catch { return null; } };
     this.client = c;
     this.current = null;
+    this.setComposer("");
     this.chat.threads.clear();
     this.chat.close();
     if (c.session) this.saveSession(c.session);
@@ -209,6 +210,7 @@ class App {
   }
 
   async openConversation(id, { focusComposer = false } = {}) {
+    this.switchDraft(id);
     this.current = id;
     const conv = id.startsWith("@") ? null : this.client.convs.get(id);
     $("#chat-title").textContent = conv ? (conv.kind === "group" ? "# " + conv.title : conv.title) : id.slice(1);
@@ -237,6 +239,7 @@ class App {
     this.client.convs.get(id).left = true;
     this.chat.threads.delete(id);
     this.current = null;
+    this.setComposer("");
     this.chat.close();
     $("#composer").hidden = true;
     $("#members-btn").hidden = true;
@@ -250,10 +253,26 @@ class App {
     const text = $("#composer-text");
     const value = text.value.trim();
     if (!value || !this.current) return;
-    text.value = "";
-    text.rows = 1;
+    this.setComposer("");
     this.chat.send({ text: value });
     text.focus();
+  }
+
+  // switchDraft keeps what was typed in the open chat as that chat's draft
+  // and shows the draft of the chat being opened: one message box serves
+  // every chat, so a draft must never follow the user to another one.
+  switchDraft(id) {
+    if (id === this.current) return;
+    const text = $("#composer-text");
+    if (this.current && !this.chat.threads.has(this.current)) return; // "@name" became its conversation: the box keeps its text
+    if (this.current) this.chat.thread(this.current).draft = text.value;
+    this.setComposer(id ? this.chat.thread(id).draft || "" : "");
+  }
+
+  setComposer(value) {
+    const text = $("#composer-text");
+    text.value = value;
+    text.rows = Math.max(1, Math.min(6, value.split("\n").length));
   }
 
   // markReadSoon reports the open conversation read when the user can see it.

@@ -15,7 +15,8 @@ class Thread {
     this.floor = 0;          // lowest seq loaded; 0: nothing loaded yet
     this.hasOlder = true;
     this.loading = false;
-    this.outbox = new Map(); // clientMsgId -> {text, file, previewURL, state, error}
+    this.outbox = new Map(); // clientMsgId -> {text, file, blob, meta, previewURL, state, error, after}
+    this.draft = "";         // what was typed in the message box and not sent
     this.reads = new Map();  // seq -> {read_count, member_count, readers} (groups)
   }
 }
@@ -145,34 +146,65 @@ export class ChatView {
   }
 
   // send shows the message at once, then stores it with the server.
-  async send({ text, file }) {
+  send({ text, file }) {
     const key = this.key;
     if (!key) return;
+    const t = this.thread(key);
+    const entry = { text, file: file ? { name: file.name, contentType: file.type, size: file.size } : null, blob: file || null, state: "sending", sentAt: Date.now() };
+    if (file && file.type.startsWith("image/")) entry.previewURL = URL.createObjectURL(file);
+    const id = newID();
+    t.outbox.set(id, entry);
+    this.render({ stick: true });
+    return this.deliver(key, id, entry);
+  }
+
+  // retry sends a failed message again, file included, under the same
+  // client_msg_id (the server stores it once even if the first try got
+  // through); a file uploaded before the failure is not uploaded again.
+  retry(key, id) {
+    const entry = this.thread(key).outbox.get(id);
+    if (!entry || entry.state !== "failed") return;
+    Object.assign(entry, { state: "sending", error: "" });
+    this.render({});
+    $("#composer-text").focus();
+    return this.deliver(key, id, entry);
+  }
+
+  // discard drops a failed message from the view.
+  discard(key, id) {
+    const t = this.thread(key);
+    const entry = t.outbox.get(id);
+    if (!entry || entry.state !== "failed") return;
+    t.outbox.delete(id);
+    if (entry.previewURL) URL.revokeObjectURL(entry.previewURL);
+    this.render({});
+    $("#composer-text").focus();
+  }
+
+  async deliver(key, id, entry) {
+    const t = this.thread(key);
     const conv = key.startsWith("@") ? null : this.client.convs.get(key);
     const to = key.startsWith("@") ? { toUser: key.slice(1) }
       : conv.kind === "group" ? { toGroup: key } : { toUser: conv.peer };
-    const id = newID();
-    const t = this.thread(key);
-    const entry = { text, file: file ? { name: file.name, contentType: file.type, size: file.size } : null, state: "sending", sentAt: Date.now() };
-    if (file && file.type.startsWith("image/")) entry.previewURL = URL.createObjectURL(file);
-    t.outbox.set(id, entry);
-    this.render({ stick: true });
     try {
-      const meta = file ? await this.client.uploadFile(file) : undefined;
-      const ack = await this.client.send({ ...to, text, file: meta, clientMsgId: id });
+      if (entry.blob && !entry.meta) entry.meta = await this.client.uploadFile(entry.blob);
+      const ack = await this.client.send({ ...to, text: entry.text, file: entry.meta, clientMsgId: id });
       t.outbox.delete(id);
       if (entry.previewURL) URL.revokeObjectURL(entry.previewURL);
       const dest = this.thread(ack.conversationId);
       this.put(dest, { ...this.client.convs.get(ack.conversationId).lastMessage });
       if (key.startsWith("@")) {
         for (const [k, v] of t.outbox) dest.outbox.set(k, v);
+        if (t.draft && !dest.draft) dest.draft = t.draft;
         this.threads.delete(key);
         if (this.key === key) await this.app.openConversation(ack.conversationId);
       } else if (this.key === key) this.render({ stick: true });
       this.app.renderSidebar();
       if (this.client.convs.get(ack.conversationId).kind === "group") this.refreshGroupReads();
     } catch (err) {
-      Object.assign(entry, { state: "failed", error: err.message });
+      // A failed message stays where it was written: after the newest
+      // message of that moment, so it does not cover newer ones.
+      Object.assign(entry, { state: "failed", error: err.message, after: Math.max(0, ...t.msgs.keys()) });
       if (this.key === key) this.render({});
       announce("Message not sent: " + err.message);
     }
@@ -187,14 +219,21 @@ export class ChatView {
     const t = this.thread(key);
     const conv = key.startsWith("@") ? null : this.client.convs.get(key);
     const rows = [];
+    const own = (cid, e) => ["c" + cid, { ...e, clientMsgId: cid, senderId: this.client.userId, sender: this.client.username, outbox: true }];
+    // Failed sends stay after the message that was newest when they failed;
+    // sends in flight are the newest.
+    const failed = [...t.outbox].filter(([, e]) => e.state === "failed").sort((a, b) => a[1].after - b[1].after);
+    let fi = 0;
     if (t.floor) {
       for (const seq of [...t.msgs.keys()].sort((a, b) => a - b)) {
         const m = t.msgs.get(seq);
         if (seq < t.floor || m.kind === "recall" || m.kind === "edit") continue;
+        while (fi < failed.length && failed[fi][1].after < seq) rows.push(own(...failed[fi++]));
         rows.push(["s" + seq, m]);
       }
     }
-    for (const [cid, e] of t.outbox) rows.push(["c" + cid, { ...e, clientMsgId: cid, senderId: this.client.userId, sender: this.client.username, outbox: true }]);
+    while (fi < failed.length) rows.push(own(...failed[fi++]));
+    for (const [cid, e] of t.outbox) if (e.state !== "failed") rows.push(own(cid, e));
     const keep = new Set(rows.map(([k]) => k));
     for (const [k, el] of this.els) if (!keep.has(k)) { el.remove(); this.els.delete(k); }
     let prev = null;
@@ -261,9 +300,12 @@ export class ChatView {
       const st = m.state === "failed" ? "failed" : "sending";
       const out = [h("span", { class: "status", "data-state": st, title: m.error || undefined }, st === "failed" ? "⚠ not sent" : "… sending")];
       if (st === "failed") {
-        const retry = h("button", { type: "button", class: "reads" }, "retry");
-        retry.addEventListener("click", () => { this.thread(this.key).outbox.delete(m.clientMsgId); this.send({ text: m.text }); });
-        out.push(retry);
+        const key = this.key;
+        const retry = h("button", { type: "button", class: "reads", "data-action": "retry", "aria-label": "Retry sending this message" }, "retry");
+        retry.addEventListener("click", () => this.retry(key, m.clientMsgId));
+        const discard = h("button", { type: "button", class: "reads", "data-action": "discard", "aria-label": "Discard this message" }, "discard");
+        discard.addEventListener("click", () => this.discard(key, m.clientMsgId));
+        out.push(retry, discard);
       }
       return out;
     }

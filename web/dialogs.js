@@ -4,13 +4,25 @@
 
 import { h, replace, $ } from "./dom.js";
 
+// A dialog closed by its action may hand the focus on (the message box of
+// the chat it opened: done(el)); cancelled, the focus returns to the opener.
 function open(title, content, opener) {
   const dlg = $("#dialog");
   replace(dlg, h("h2", { id: "dialog-title" }, title), content);
-  dlg.addEventListener("close", () => opener?.focus(), { once: true });
+  delete dlg.dataset.handedOn;
+  dlg.addEventListener("close", () => { if (!dlg.dataset.handedOn) opener?.focus(); }, { once: true });
   dlg.showModal();
   dlg.querySelector("input, button")?.focus();
   return dlg;
+}
+
+// done closes the dialog and focuses el (the page behind a modal dialog is
+// inert, so it can only take the focus once the dialog is closed).
+export function done(el) {
+  const dlg = $("#dialog");
+  dlg.dataset.handedOn = "1";
+  dlg.close();
+  el?.focus();
 }
 
 function form(fields, submitLabel, onSubmit) {
@@ -24,7 +36,9 @@ function form(fields, submitLabel, onSubmit) {
     submit.disabled = true;
     err.textContent = "";
     try {
-      if ((await onSubmit(new FormData(f))) !== "keep-open") $("#dialog").close();
+      const next = await onSubmit(new FormData(f));
+      if (next instanceof HTMLElement) done(next);
+      else if (next !== "keep-open") $("#dialog").close();
     } catch (e) {
       err.textContent = e.message;
     } finally {
@@ -44,6 +58,7 @@ export function newChatDialog(app, opener) {
     const user = String(fd.get("user") || "").trim();
     if (!user) throw new Error("Enter a username.");
     await app.openNewChat(user);
+    return $("#composer-text");
   }), opener);
 }
 
@@ -58,6 +73,7 @@ export function newGroupDialog(app, opener) {
     if (!name) throw new Error("Enter a name.");
     const g = await app.client.createGroup(name, names(fd.get("members")));
     await app.groupCreated(g);
+    return $("#composer-text");
   }), opener);
 }
 

@@ -8,6 +8,8 @@
 // "STEP stop" / "STEP start" and waits for a line back once the server has
 // stopped or started again. Each scenario prints one line
 // "RESULT <name> pass|skip|fail <detail>"; the exit code is 1 if any failed.
+// KEEP_GOING=1 runs the scenarios after a failure too (they share state, so
+// later failures may only follow from the first).
 
 import { chromium } from "playwright-core";
 import { createInterface } from "node:readline";
@@ -76,6 +78,12 @@ async function openConv(page, title) {
   const exact = new RegExp("^(# )?" + title.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "$");
   await page.locator("#conv-list button").filter({ has: page.locator(".conv-title", { hasText: exact }) }).first().click({ timeout: T });
   await page.waitForFunction((t) => document.querySelector("#chat-title").textContent.includes(t), title, { timeout: T, polling: 100 });
+}
+
+const composer = (page) => page.locator("#composer-text").inputValue();
+async function waitFocus(page, id) {
+  await page.waitForFunction((i) => document.activeElement?.id === i, id, { timeout: T, polling: 100 })
+    .catch(async () => { throw new Error(`focus on ${await page.evaluate(() => document.activeElement?.id || document.activeElement?.tagName)}, want #${id}`); });
 }
 
 // gradientPNG makes a small RGB PNG without a library.
@@ -169,6 +177,38 @@ const scenarios = [
     await shot(alice, "03-chat");
   }],
 
+  ["drafts_per_chat", async () => {
+    // What is typed for bob stays with bob's chat; carol's chat has its own box.
+    await openConv(alice, "bob");
+    await alice.locator("#composer-text").fill("draft for bob");
+    await openConv(alice, "carol");
+    if (await composer(alice) !== "") throw new Error(`carol's chat shows the draft ${JSON.stringify(await composer(alice))}`);
+    await send(alice, "only for carol");
+    await waitStatus(alice, "only for carol", "sent");
+    await openConv(alice, "bob");
+    if (await composer(alice) !== "draft for bob") throw new Error(`bob's draft is ${JSON.stringify(await composer(alice))}`);
+    await alice.locator("#composer-text").press("Enter");
+    await waitMessage(bob, "draft for bob");
+    if (await composer(alice) !== "") throw new Error("the box kept the sent draft");
+    await openConv(alice, "carol");
+    if ((await texts(alice)).includes("draft for bob")) throw new Error("bob's draft went to carol");
+    await openConv(alice, "bob");
+  }],
+
+  ["dialog_focus", async () => {
+    // Opening a chat from the dialog puts the focus in its message box;
+    // cancelling returns it to the button that opened the dialog.
+    await alice.click("#new-chat-btn");
+    await alice.fill("#nc-user", "carol");
+    await alice.press("#nc-user", "Enter");
+    await alice.waitForFunction(() => document.querySelector("#chat-title").textContent === "carol", null, { timeout: T, polling: 100 });
+    await waitFocus(alice, "composer-text");
+    await alice.click("#new-chat-btn");
+    await alice.keyboard.press("Escape");
+    await waitFocus(alice, "new-chat-btn");
+    await openConv(alice, "bob");
+  }],
+
   ["html_is_text", async () => {
     const evil = "<img src=x onerror=alert(1)>";
     const evil2 = "<script>alert(2)</script><b>bold?</b>";
@@ -236,6 +276,28 @@ const scenarios = [
     log(`history: ${first.length} first, ${all.length} after scrolling`);
   }],
 
+  ["shift_tab_keeps_place", async () => {
+    // Shift+Tab from the message box goes to the message list and then to
+    // "Load older messages" without scrolling to the top (which loads more).
+    await alice2.reload();
+    await alice2.waitForSelector("body[data-conn=ready]", { timeout: T });
+    await openConv(alice2, "bob");
+    await waitMessage(alice2, "bulk 130");
+    await alice2.locator("#load-older").waitFor({ timeout: T });
+    const rows = (await seqs(alice2)).length;
+    const where = () => alice2.evaluate(() => {
+      const s = document.querySelector("#messages"), a = document.activeElement, r = a.getBoundingClientRect();
+      return { id: a.id || a.tagName, atBottom: s.scrollHeight - s.scrollTop - s.clientHeight < 80,
+        onScreen: r.bottom > 0 && r.top < innerHeight && r.width > 0, rows: document.querySelectorAll("#msg-list li[data-seq]").length };
+    });
+    await alice2.focus("#composer-text");
+    for (const want of ["messages", "load-older"]) {
+      await alice2.keyboard.press("Shift+Tab");
+      const w = await where();
+      if (w.id !== want || !w.atBottom || !w.onScreen || w.rows !== rows) throw new Error(`after Shift+Tab (want #${want}): ${JSON.stringify(w)}, ${rows} rows before`);
+    }
+  }],
+
   ["group", async () => {
     const probe = await api("alice", "GET", "/v1/groups");
     if (probe.status !== 200) throw new Error(`GET /v1/groups: ${probe.status} ${probe.text}`);
@@ -245,6 +307,7 @@ const scenarios = [
     await alice.fill("#ng-members", "bob");
     await alice.press("#ng-members", "Enter");
     await alice.waitForFunction((n) => document.querySelector("#chat-title").textContent === "# " + n, name, { timeout: T, polling: 100 });
+    await waitFocus(alice, "composer-text");
     await send(alice, "hello group");
     await waitStatus(alice, "hello group", "sent");
     await bob.locator("#conv-list button", { hasText: name }).click({ timeout: T });
@@ -291,6 +354,38 @@ const scenarios = [
     if (await bob.locator("#msg-list a[download] *:not(img)").count()) throw new Error("markup in a file name");
     await bob.locator("#conv-list .badge").waitFor({ state: "detached", timeout: T }); // images loaded, still at the bottom: read
     await shot(bob, "06-files");
+  }],
+
+  ["failed_file_retry", async () => {
+    // An upload that fails leaves a "not sent" message; retry sends the
+    // file with its caption, and a failed message stays below the messages
+    // that were there before it, not on top of newer ones.
+    await openConv(bob, "alice");
+    await alice.route("**/v1/files", (r) => r.abort());
+    await alice.locator("#composer-text").fill("caption with a file");
+    await alice.locator("#file-input").setInputFiles({ name: "retry.txt", mimeType: "text/plain", buffer: Buffer.from("retried\n") });
+    const failedRow = alice.locator("#msg-list li.msg", { has: alice.locator('.status[data-state="failed"]') });
+    await failedRow.waitFor({ timeout: T });
+    await send(bob, "newer than the failure");
+    await waitMessage(alice, "newer than the failure");
+    const order = await texts(alice);
+    if (order.indexOf("caption with a file") > order.indexOf("newer than the failure")) throw new Error("the failed message covers a newer one: " + order.slice(-3));
+    await alice.unroute("**/v1/files");
+    await failedRow.locator('[data-action="retry"]').click();
+    const got = bob.locator("#msg-list li.msg", { hasText: "caption with a file" }).locator("a[download]", { hasText: "retry.txt" });
+    await got.waitFor({ timeout: T });
+    const body = await bob.evaluate(async (href) => (await fetch(href)).text(), await got.getAttribute("href"));
+    if (body !== "retried\n") throw new Error("retried file has " + JSON.stringify(body));
+    await waitStatus(alice, "caption with a file", "read");
+    // A failed message can be discarded.
+    await alice.route("**/v1/files", (r) => r.abort());
+    await alice.locator("#composer-text").fill("discard me");
+    await alice.locator("#file-input").setInputFiles({ name: "gone.txt", mimeType: "text/plain", buffer: Buffer.from("x") });
+    await failedRow.waitFor({ timeout: T });
+    await failedRow.locator('[data-action="discard"]').click();
+    await failedRow.waitFor({ state: "detached", timeout: T });
+    await alice.unroute("**/v1/files");
+    if ((await texts(alice)).includes("discard me")) throw new Error("the discarded message is still shown");
   }],
 
   ["phone_layout", async () => {
@@ -369,9 +464,9 @@ const scenarios = [
   }],
 ];
 
-let failed = false;
+let failed = false; const KEEP_GOING = process.env.KEEP_GOING === "1";
 for (const [name, fn] of scenarios) {
-  if (failed) { result(name, "skip", "an earlier scenario failed"); continue; }
+  if (failed && !KEEP_GOING) { result(name, "skip", "an earlier scenario failed"); continue; }
   const t0 = Date.now();
   try {
     const r = await fn();
