@@ -111,7 +111,7 @@ class App {
     this.client = c;
     this.current = null;
     this.setComposer("");
-    this.chat.threads.clear();
+    this.chat.reset();
     this.chat.close();
     if (c.session) this.saveSession(c.session);
     c.addEventListener("session", (e) => this.saveSession(e.detail));

@@ -40,6 +40,26 @@ export class ChatView {
     });
     this.olderBtn.addEventListener("click", () => this.loadOlder(true));
     this.readsTimer = 0;
+    this.blobs = new Map();   // file id -> Promise of a blob: URL (fetched once per page)
+  }
+
+  // reset forgets everything of the previous user.
+  reset() {
+    this.threads.clear();
+    for (const p of this.blobs.values()) p.then((u) => URL.revokeObjectURL(u), () => {});
+    this.blobs.clear();
+  }
+
+  // fileURL fetches a file with the Authorization header and resolves to a
+  // blob: URL for <img src> and download links.
+  fileURL(id) {
+    let p = this.blobs.get(id);
+    if (!p) {
+      p = this.client.fileBlob(id).then((b) => URL.createObjectURL(b));
+      p.catch(() => this.blobs.delete(id)); // try again next time
+      this.blobs.set(id, p);
+    }
+    return p;
   }
 
   thread(key) {
@@ -334,11 +354,29 @@ export class ChatView {
     };
     if (m.previewURL) return img(m.previewURL, f.name);
     if (!f.id) return h("div", { class: "file" }, "File: ", f.name);
-    const url = this.client.fileURL(f.id);
     if ((f.contentType || "").startsWith("image/")) {
-      return h("a", { href: url, target: "_blank", rel: "noopener" }, img(url, f.name || "image"));
+      const el = img(undefined, f.name || "image");
+      const a = h("a", { target: "_blank", rel: "noopener", "data-file": f.id }, el);
+      this.fileURL(f.id).then((u) => { el.src = u; a.href = u; },
+        (err) => a.replaceWith(h("div", { class: "file" }, `Image ${f.name || ""} could not be loaded: ${err.message}`)));
+      return a;
     }
-    return h("a", { href: url, download: f.name || "file", class: "file" }, "Download ", f.name || "file", f.size ? ` (${sizeLabel(f.size)})` : "");
+    // The file is fetched when the link is first used, then the link
+    // points at its blob: URL and the browser saves it.
+    const a = h("a", { href: "#", download: f.name || "file", class: "file", "data-file": f.id },
+      "Download ", f.name || "file", f.size ? ` (${sizeLabel(f.size)})` : "");
+    a.addEventListener("click", async (ev) => {
+      if (a.dataset.ready) return;
+      ev.preventDefault();
+      try {
+        a.href = await this.fileURL(f.id);
+        a.dataset.ready = "1";
+        a.click();
+      } catch (err) {
+        this.app.toast("Could not download " + (f.name || "the file") + ": " + err.message);
+      }
+    });
+    return a;
   }
 
   // refreshGroupReads asks for read counts of the latest own messages of the

@@ -134,7 +134,8 @@ export class Magpie extends EventTarget {
 
   // ---- HTTP API --------------------------------------------------------
 
-  async http(method, path, body, { auth = true, retried = false } = {}) {
+  // raw: resolve with the body as a Blob instead of parsed JSON.
+  async http(method, path, body, { auth = true, raw = false, retried = false } = {}) {
     const headers = {};
     let payload;
     if (body instanceof FormData) payload = body;
@@ -145,6 +146,7 @@ export class Magpie extends EventTarget {
     }
     const res = await fetch(this.opts.baseURL + path, { method, headers, body: payload });
     if (res.status === 204) return null;
+    if (res.ok && raw) return res.blob();
     const data = await res.json().catch(() => null);
     if (!res.ok) {
       const e = data?.error || {};
@@ -152,7 +154,7 @@ export class Magpie extends EventTarget {
         e.message || res.statusText, { status: res.status, retryAfterMs: e.retry_after_ms || 0 });
       if (auth && !retried && err.code === Codes.unauthenticated && this.password) {
         this.session = null;
-        return this.http(method, path, body, { auth, retried: true });
+        return this.http(method, path, body, { auth, raw, retried: true });
       }
       throw err;
     }
@@ -194,8 +196,10 @@ export class Magpie extends EventTarget {
     fd.append("file", file, name || file.name || "file");
     return this.http("POST", "/v1/files", fd);
   }
-  // fileURL is for <img src> and download links, which cannot send headers.
-  fileURL(id) { return `${this.opts.baseURL}/v1/files/${encodeURIComponent(id)}?access_token=${encodeURIComponent(this.session?.token || "")}`; }
+  // fileBlob downloads a file with the Authorization header, as a Blob; a
+  // page shows it with URL.createObjectURL (the server takes no token in
+  // the URL, where it would land in history and logs).
+  fileBlob(id) { return this.http("GET", `/v1/files/${encodeURIComponent(id)}`, undefined, { raw: true }); }
 
   // ---- the long connection ---------------------------------------------
 

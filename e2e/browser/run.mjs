@@ -80,6 +80,14 @@ async function openConv(page, title) {
   await page.waitForFunction((t) => document.querySelector("#chat-title").textContent.includes(t), title, { timeout: T, polling: 100 });
 }
 
+// download clicks a download link and returns the saved file's text.
+async function download(page, link) {
+  const [d] = await Promise.all([page.waitForEvent("download", { timeout: T }), link.click()]);
+  const chunks = [];
+  for await (const c of await d.createReadStream()) chunks.push(c);
+  return { name: d.suggestedFilename(), text: Buffer.concat(chunks).toString() };
+}
+
 const composer = (page) => page.locator("#composer-text").inputValue();
 async function waitFocus(page, id) {
   await page.waitForFunction((i) => document.activeElement?.id === i, id, { timeout: T, polling: 100 })
@@ -118,7 +126,9 @@ const browser = await chromium.launch({
     "--disable-component-update", "--disable-sync"],
 });
 const dialogs = []; // any alert() would mean injected script ran
+const tokenURLs = []; // a session token must never ride in a URL
 function watch(page, who) {
+  page.on("request", (r) => { if (/access_token|token=/i.test(r.url())) tokenURLs.push(`${who}: ${r.url()}`); });
   page.on("dialog", (d) => { dialogs.push(`${who}: ${d.message()}`); d.dismiss().catch(() => {}); });
   page.on("pageerror", (e) => console.log(`   [${who} page error] ${e.message}`));
   page.on("console", (m) => { if (m.type() === "error" && !/status of 40[349]|ERR_CONNECTION_REFUSED/.test(m.text())) console.log(`   [${who} console] ${m.text()}`); });
@@ -349,8 +359,16 @@ const scenarios = [
     await bob.waitForFunction(() => [...document.querySelectorAll("#msg-list img.inline")].some((i) => i.complete && i.naturalWidth === 96), null, { timeout: T, polling: 100 });
     const link = bob.locator("#msg-list a[download]", { hasText: "notes" }).last();
     await link.waitFor({ timeout: T });
-    const body = await bob.evaluate(async (href) => (await fetch(href)).text(), await link.getAttribute("href"));
-    if (body !== "some notes\n") throw new Error("download gave " + JSON.stringify(body));
+    const got = await download(bob, link);
+    if (got.text !== "some notes\n") throw new Error("download gave " + JSON.stringify(got));
+    // The pages fetch files with the Authorization header (blob: URLs);
+    // the server takes no token in the URL.
+    if (tokenURLs.length) throw new Error("a token in a URL: " + tokenURLs.join(" "));
+    if (!(await bob.locator("#msg-list img.inline").last().getAttribute("src")).startsWith("blob:")) throw new Error("the image is not a blob: URL");
+    const byQuery = await fetch(`${BASE}/v1/files/${probe.data.id}?access_token=${tokens.alice}`);
+    if (byQuery.status !== 401) throw new Error(`GET /v1/files/{id}?access_token= answered ${byQuery.status}`);
+    const byHeader = await api("alice", "GET", `/v1/files/${probe.data.id}`);
+    if (byHeader.status !== 200 || byHeader.text !== "probe") throw new Error(`GET /v1/files/{id} with the header: ${byHeader.status}`);
     if (await bob.locator("#msg-list a[download] *:not(img)").count()) throw new Error("markup in a file name");
     await bob.locator("#conv-list .badge").waitFor({ state: "detached", timeout: T }); // images loaded, still at the bottom: read
     await shot(bob, "06-files");
@@ -374,7 +392,7 @@ const scenarios = [
     await failedRow.locator('[data-action="retry"]').click();
     const got = bob.locator("#msg-list li.msg", { hasText: "caption with a file" }).locator("a[download]", { hasText: "retry.txt" });
     await got.waitFor({ timeout: T });
-    const body = await bob.evaluate(async (href) => (await fetch(href)).text(), await got.getAttribute("href"));
+    const body = (await download(bob, got)).text;
     if (body !== "retried\n") throw new Error("retried file has " + JSON.stringify(body));
     await waitStatus(alice, "caption with a file", "read");
     // A failed message can be discarded.

@@ -95,19 +95,14 @@ func badRequest(msg string) error {
 	return &logic.Error{Kind: logic.KindInvalid, Msg: msg, Err: logic.ErrBadRequest}
 }
 
-// identify authenticates a request by its Bearer token, or, if
-// allowQuery, by ?access_token= (browsers cannot add headers to <img src>).
-func (h *Handler) identify(r *http.Request, allowQuery bool) (logic.Identity, error) {
+// identify authenticates a request by its Bearer token. There is no token
+// in the query string (?access_token=): URLs end up in browser history,
+// proxy logs and Referer headers; the web client fetches files with the
+// header and shows them as blob: URLs.
+func (h *Handler) identify(r *http.Request) (logic.Identity, error) {
 	tok, ok := bearer(r.Header.Get("Authorization"))
-	if (!ok || tok == "") && allowQuery {
-		tok = r.URL.Query().Get("access_token")
-	}
-	if tok == "" {
-		msg := "missing Bearer token"
-		if allowQuery {
-			msg += " or access_token"
-		}
-		return logic.Identity{}, &logic.Error{Kind: logic.KindUnauthenticated, Msg: msg, Err: logic.ErrUnauthenticated}
+	if !ok || tok == "" {
+		return logic.Identity{}, &logic.Error{Kind: logic.KindUnauthenticated, Msg: "missing Bearer token", Err: logic.ErrUnauthenticated}
 	}
 	return h.svc.Authenticate(r.Context(), tok)
 }
@@ -126,7 +121,7 @@ func bearer(h string) (string, bool) {
 // auth requires a valid Bearer token.
 func (h *Handler) auth(next func(http.ResponseWriter, *http.Request, logic.Identity)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id, err := h.identify(r, false)
+		id, err := h.identify(r)
 		if err != nil {
 			h.fail(w, r, err)
 			return

@@ -119,7 +119,9 @@ func TestSignedPushWebhooksAndFiles(t *testing.T) {
 	if resp.StatusCode != 201 || up["size"] != 10.0 {
 		t.Fatalf("upload: %d %v", resp.StatusCode, up)
 	}
-	resp, err = http.Get(base + "/v1/files/" + up["id"].(string) + "?access_token=" + tok)
+	req, _ = http.NewRequest("GET", base+"/v1/files/"+up["id"].(string), nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
