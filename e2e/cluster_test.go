@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,31 +13,29 @@ import (
 	"testing"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/checker"
 	"github.com/magpie-im/magpie/internal/clustertest"
 )
 
 // TestClusterFaults runs the multi-process cluster (3 NATS servers with
-// JetStream, 3 gateways, 2 logic nodes, PostgreSQL) under a checked load
-// through SIGTERM and kill -9 of a gateway, kill -9 of a logic node, an
-// immediate restart of PostgreSQL and kill -9 of a NATS server, and
-// requires the checker's must-be-zero figures to be zero and the cluster
-// to heal: every device of a gone gateway ready again, every device caught
-// up after each fault, no stuck SDK Client replaced by the watchdog.
+// JetStream, 3 gateways, 2 logic nodes, the run's own PostgreSQL) under a
+// checked load through SIGTERM and kill -9 of a gateway, kill -9 of a
+// logic node, an immediate restart of PostgreSQL and kill -9 of a NATS
+// server, and requires the checker's must-be-zero figures to be zero and
+// the cluster to heal: every device of a gone gateway ready again, every
+// device caught up after each fault, no stuck SDK Client replaced by the
+// watchdog. `magpie check` over the recorded history must agree.
 //
-// Needs MAGPIE_TEST_POSTGRES (an account that may CREATE DATABASE; a
-// fresh database is made and dropped) and, for the PostgreSQL restart,
-// pg_ctlcluster and the right to run it. Sizes: MAGPIE_CLUSTER_USERS,
-// MAGPIE_CLUSTER_RATE (per device), MAGPIE_CLUSTER_SETTLE; another
-// nats-server binary: MAGPIE_CLUSTER_NATS.
+// Runs when MAGPIE_TEST_POSTGRES is set (the PostgreSQL tests are on), but
+// never uses that server: it starts a private one with initdb into a
+// temporary directory, so the restart fault crashes only its own.
+// Sizes: MAGPIE_CLUSTER_USERS, MAGPIE_CLUSTER_RATE (per device),
+// MAGPIE_CLUSTER_SETTLE; ports: MAGPIE_CLUSTER_PORT_BASE (every port from
+// there on; default free ephemeral ports); another nats-server binary:
+// MAGPIE_CLUSTER_NATS.
 func TestClusterFaults(t *testing.T) {
-	pg := os.Getenv("MAGPIE_TEST_POSTGRES")
-	if pg == "" {
+	if os.Getenv("MAGPIE_TEST_POSTGRES") == "" {
 		t.Skip("MAGPIE_TEST_POSTGRES not set")
-	}
-	if _, err := exec.LookPath("pg_ctlcluster"); err != nil {
-		// The fault run restarts PostgreSQL; with a database given, a
-		// missing tool is a broken setup, not a reason to skip.
-		t.Fatalf("pg_ctlcluster not found: cannot restart PostgreSQL: %v", err)
 	}
 	dir, err := os.MkdirTemp("", "magpie-cluster-")
 	if err != nil {
@@ -66,18 +65,20 @@ func TestClusterFaults(t *testing.T) {
 	defer cancel()
 	var log strings.Builder
 	cfg := clustertest.RunConfig{
-		Topology: clustertest.Config{Magpie: binary, NATS: natsBin, Dir: dir, Postgres: adminURL(pg)},
+		Topology: clustertest.Config{Magpie: binary, NATS: natsBin, Dir: dir, PortBase: envInt("MAGPIE_CLUSTER_PORT_BASE", 0)},
 		Load: clustertest.LoadConfig{
 			Users: envInt("MAGPIE_CLUSTER_USERS", 16), DevicesPerUser: 2,
 			Rate: float64(envInt("MAGPIE_CLUSTER_RATE", 4)), GroupSize: 4,
 		},
-		Settle: time.Duration(envInt("MAGPIE_CLUSTER_SETTLE", 4)) * time.Second,
-		Out:    &testWriter{t: t, b: &log},
+		Settle:  time.Duration(envInt("MAGPIE_CLUSTER_SETTLE", 4)) * time.Second,
+		Out:     &testWriter{t: t, b: &log},
+		History: filepath.Join(dir, "history.jsonl"),
 	}
 	res, err := clustertest.Run(ctx, cfg)
 	if err != nil {
 		t.Fatalf("cluster run: %v", err)
 	}
+	t.Logf("history: %s (`magpie check` it; kept with MAGPIE_CLUSTER_KEEP=1 or on failure)", cfg.History)
 	var table strings.Builder
 	res.Report.Print(&table)
 	t.Logf("checker (groups: %d, SDK clients replaced by the watchdog: %d):\n%s", res.Groups, res.Replaced, table.String())
@@ -87,6 +88,7 @@ func TestClusterFaults(t *testing.T) {
 	if v := res.Report.Violations(); len(v) > 0 {
 		t.Fatalf("checker violations: %s; process logs are in %s", strings.Join(v, ", "), dir)
 	}
+	checkHistory(t, cfg.History, res.Report)
 	if res.Report.Acknowledged == 0 {
 		t.Fatal("nothing was acknowledged")
 	}
@@ -95,23 +97,26 @@ func TestClusterFaults(t *testing.T) {
 	}
 }
 
-// adminURL points a test database URL at the postgres database, from
-// which the run creates and drops its own.
-func adminURL(u string) string {
-	i := strings.Index(u, "://")
-	if i < 0 {
-		return u
+// checkHistory runs `magpie check --json` over the run's recorded history
+// and requires the same figures as the in-process checker.
+func checkHistory(t *testing.T, file string, want *checker.Report) {
+	t.Helper()
+	out, err := exec.Command(binary, "check", "--json", file).Output()
+	if err != nil {
+		t.Fatalf("magpie check %s: %v\n%s", file, err, out)
 	}
-	rest := u[i+3:]
-	slash := strings.IndexByte(rest, '/')
-	if slash < 0 {
-		return u
+	var got struct {
+		OK     bool            `json:"ok"`
+		Report *checker.Report `json:"report"`
 	}
-	q := ""
-	if j := strings.IndexByte(rest, '?'); j >= 0 {
-		q = rest[j:]
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("magpie check --json: %v\n%s", err, out)
 	}
-	return u[:i+3] + rest[:slash] + "/postgres" + q
+	g, w := got.Report, want
+	if !got.OK || g.Attempted != w.Attempted || g.Acknowledged != w.Acknowledged || g.Unknown != w.Unknown ||
+		g.Recovered != w.Recovered || g.Failed != w.Failed || g.Ack.N != w.Ack.N || g.Live.N != w.Live.N {
+		t.Fatalf("magpie check over the history disagrees with the run's checker:\n got %+v\nwant %+v", g, w)
+	}
 }
 
 func envInt(name string, def int) int {
@@ -137,8 +142,7 @@ func (w *testWriter) Write(p []byte) (int, error) {
 // benchmark runs below.
 func clusterTopology(t *testing.T, gateways, logic int) *clustertest.Topology {
 	t.Helper()
-	pg := os.Getenv("MAGPIE_TEST_POSTGRES")
-	if pg == "" {
+	if os.Getenv("MAGPIE_TEST_POSTGRES") == "" {
 		t.Skip("MAGPIE_TEST_POSTGRES not set")
 	}
 	dir := t.TempDir()
@@ -149,7 +153,7 @@ func clusterTopology(t *testing.T, gateways, logic int) *clustertest.Topology {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	topo, err := clustertest.Start(ctx, clustertest.Config{
-		Magpie: binary, NATS: natsBin, Dir: dir, Postgres: adminURL(pg),
+		Magpie: binary, NATS: natsBin, Dir: dir, PortBase: envInt("MAGPIE_CLUSTER_PORT_BASE", 0),
 		Gateways: gateways, Logic: logic, Log: &testWriter{t: t, b: &strings.Builder{}},
 	})
 	if err != nil {

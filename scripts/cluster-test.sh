@@ -3,32 +3,61 @@
 # processes and either run the fault test with the checker, or leave the
 # cluster up for you to poke at.
 #
-#   scripts/cluster-test.sh            # fault run + checker (≈2 minutes)
-#   scripts/cluster-test.sh up         # start the topology and wait for Ctrl-C
-#   scripts/cluster-test.sh w5         # benchmark W5: cross-node latency and throughput
-#   scripts/cluster-test.sh w6         # benchmark W6: kill -9 of a gateway with 16 k connections
+#   scripts/cluster-test.sh [--port-base N] [test]   # fault run + checker (≈3 minutes)
+#   scripts/cluster-test.sh [--port-base N] up       # start the topology and wait for Ctrl-C
+#   scripts/cluster-test.sh [--port-base N] w5       # benchmark W5: cross-node latency and throughput
+#   scripts/cluster-test.sh [--port-base N] w6       # benchmark W6: kill -9 of a gateway with 16 k connections
 #
 # Topology: 3 nats-server processes (built from the nats-server module in
 # go.mod) forming a JetStream cluster, 2 `magpie logic` and 3 `magpie
-# gateway` processes, and a fresh database on the machine's PostgreSQL
-# (dropped at the end).
+# gateway` processes, and a private PostgreSQL server made with initdb in a
+# temporary directory (the newest /usr/lib/postgresql/*/bin; as root it
+# runs as the postgres account). The machine's own PostgreSQL is never
+# used, so the restart fault cannot touch it. Everything started is
+# stopped on exit.
+#
+# --port-base N: every port the run listens on comes from N … N+999
+# (skipping ports in use); default: free ports anywhere.
 #
 # Environment:
-#   MAGPIE_TEST_POSTGRES   admin URL (default postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable);
-#                          the account must be allowed to CREATE DATABASE
 #   MAGPIE_CLUSTER_USERS   users in the fault run (default 16; 2 devices each)
 #   MAGPIE_CLUSTER_RATE    messages per second per device (default 4)
 #   MAGPIE_CLUSTER_SETTLE  seconds of traffic between faults (default 4)
 #   MAGPIE_W5_RATE, MAGPIE_W5_PAIRS, MAGPIE_W6_CONNS   benchmark sizes (docs/benchmarks.md)
-#
-# The fault run restarts PostgreSQL with `pg_ctlcluster ... restart -m
-# immediate`, so it needs root (or the postgres user) and must not run next
-# to anything else that uses that PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
-PG="${MAGPIE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
-export MAGPIE_TEST_POSTGRES="$PG"
+# The e2e cluster tests run only with the PostgreSQL tests enabled; they
+# start their own server and never connect to this one.
+export MAGPIE_TEST_POSTGRES="${MAGPIE_TEST_POSTGRES:-unused}"
+
+portbase=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--port-base)
+		[ $# -ge 2 ] || { echo "$0: --port-base needs a port number" >&2; exit 2; }
+		portbase="$2"
+		shift 2
+		;;
+	--port-base=*)
+		portbase="${1#*=}"
+		shift
+		;;
+	-*)
+		echo "$0: unknown flag $1" >&2
+		exit 2
+		;;
+	*) break ;;
+	esac
+done
+case "$portbase" in
+'' | *[!0-9]*) echo "$0: --port-base must be a port number, got '$portbase'" >&2; exit 2 ;;
+esac
+if [ "$portbase" -ne 0 ] && { [ "$portbase" -lt 1024 ] || [ "$portbase" -gt 64535 ]; }; then
+	echo "$0: --port-base must be in 1024-64535 (the run uses 1000 ports from it), got $portbase" >&2
+	exit 2
+fi
+export MAGPIE_CLUSTER_PORT_BASE="$portbase"
 
 case "${1:-test}" in
 test)
@@ -44,7 +73,7 @@ w5 | w6)
 up)
 	;;
 *)
-	echo "usage: $0 [test|up|w5|w6]" >&2
+	echo "usage: $0 [--port-base N] [test|up|w5|w6]" >&2
 	exit 2
 	;;
 esac
@@ -55,10 +84,15 @@ echo "working directory: $dir (logs: $dir/*.log)"
 go build -o "$dir/magpie" ./cmd/magpie
 go build -o "$dir/nats-server" github.com/nats-io/nats-server/v2
 
-db="magpie_cluster_$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-admin="$PG"
-dburl="$(printf '%s' "$PG" | sed -E "s#(://[^/]+)/[^?]*#\1/$db#")"
-psql "$admin" -qc "CREATE DATABASE $db"
+pgbin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+[ -x "$pgbin/initdb" ] || { echo "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin" >&2; exit 1; }
+pgdir="$(mktemp -d /tmp/magpie-pg.XXXXXX)"
+asuser=()
+if [ "$(id -u)" -eq 0 ]; then
+	# PostgreSQL refuses to run as root.
+	chown postgres: "$pgdir"
+	asuser=(runuser -u postgres --)
+fi
 
 pids=()
 cleanup() {
@@ -66,7 +100,10 @@ cleanup() {
 	for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
 	sleep 2
 	for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
-	psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+	if [ -f "$pgdir/data/postmaster.pid" ]; then
+		"${asuser[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" stop -m fast -w >/dev/null 2>&1 || true
+	fi
+	rm -rf "$pgdir"
 	echo "stopped; logs kept in $dir"
 }
 trap cleanup EXIT INT TERM
@@ -78,11 +115,18 @@ start() { # name, command...
 	pids+=($!)
 }
 
-# Ports: free ones picked now (this machine may run other servers).
+# Ports: from --port-base upwards, or free ones anywhere; never one in use.
 used=" "
+next="$portbase"
 port() { # sets P to a free loopback port not handed out before
 	while :; do
-		P=$((20000 + RANDOM % 30000))
+		if [ "$portbase" -ne 0 ]; then
+			P=$next
+			next=$((next + 1))
+			[ "$P" -lt $((portbase + 1000)) ] || { echo "no free port left in $portbase-$((portbase + 999))" >&2; exit 1; }
+		else
+			P=$((20000 + RANDOM % 30000))
+		fi
 		case "$used" in *" $P "*) continue ;; esac
 		if ! (echo >"/dev/tcp/127.0.0.1/$P") 2>/dev/null; then
 			used="$used$P "
@@ -90,6 +134,14 @@ port() { # sets P to a free loopback port not handed out before
 		fi
 	done
 }
+port
+pgport=$P
+"${asuser[@]}" "$pgbin/initdb" -D "$pgdir/data" -U postgres -A trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1
+"${asuser[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/postgres.log" -w \
+	-o "-p $pgport -c listen_addresses=127.0.0.1 -c unix_socket_directories=$pgdir -c max_connections=300" start >/dev/null
+db=magpie
+dburl="postgres://postgres@127.0.0.1:$pgport/$db?sslmode=disable"
+psql "postgres://postgres@127.0.0.1:$pgport/postgres?sslmode=disable" -qc "CREATE DATABASE $db"
 declare -a np cp lp gp tp
 for i in 0 1 2; do
 	port; np[i]=$P; port; cp[i]=$P; port; gp[i]=$P; port; tp[i]=$P
@@ -132,7 +184,7 @@ Cluster up.
 Try:  $dir/magpie chat --server http://127.0.0.1:${lp[0]} --user alice --register
 Faults to try in another shell (each process leads its own process group):
   kill -9 <gateway pid>        kill -TERM <gateway pid> (drain)
-  pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql 2>/dev/null | head -1) main restart -m immediate
-Ctrl-C stops everything and drops the database.
+  ${asuser[*]} $pgbin/pg_ctl -D $pgdir/data restart -m immediate     (the run's own PostgreSQL)
+Ctrl-C stops everything, the private PostgreSQL included, and deletes its data.
 EOF
 wait

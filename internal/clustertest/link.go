@@ -23,9 +23,10 @@ type Link struct {
 	done  bool
 }
 
-// NewLink listens on a free loopback port and forwards to target.
-func NewLink(target string) (*Link, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// NewLink listens on listen (e.g. "127.0.0.1:0" for a free port) and
+// forwards to target.
+func NewLink(listen, target string) (*Link, error) {
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,7 @@ func roundTrip(t *testing.T, c net.Conn, r *bufio.Reader, line string, wait time
 }
 
 func TestLinkPartitionHoldsBytesUntilHealed(t *testing.T) {
-	l, err := NewLink(echoServer(t))
+	l, err := NewLink("127.0.0.1:0", echoServer(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestLinkPartitionHoldsBytesUntilHealed(t *testing.T) {
 }
 
 func TestLinkResetClosesConnections(t *testing.T) {
-	l, err := NewLink(echoServer(t))
+	l, err := NewLink("127.0.0.1:0", echoServer(t))
 	if err != nil {
 		t.Fatal(err)
 	}

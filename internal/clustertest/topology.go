@@ -1,6 +1,6 @@
 // Package clustertest brings up a Magpie cluster as separate processes on
 // one machine (a 3-node NATS cluster with JetStream from the real
-// nats-server binary, gateways, logic nodes, a fresh PostgreSQL database),
+// nats-server binary, gateways, logic nodes, a private PostgreSQL server),
 // runs a checked message load over it while injecting faults, and reports
 // what the checker found. e2e/cluster_test.go and scripts/cluster-test.sh
 // drive it.
@@ -37,8 +37,17 @@ type Config struct {
 	Magpie    string // path of the magpie binary
 	NATS      string // path of the nats-server binary
 	Dir       string // working directory: data, logs
-	Postgres  string // admin URL, e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
-	PGVersion string // for pg_ctlcluster, e.g. "15"; empty: the first of /etc/postgresql
+	// Postgres is an admin URL of a server to make the run's database on
+	// (e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable).
+	// Empty: the run starts its own server (initdb into a temporary
+	// directory), the only one the restart fault will restart.
+	Postgres string
+	PGBin    string // directory of initdb and postgres; empty: the newest /usr/lib/postgresql/*/bin
+	// PortBase: every port the run listens on (NATS client and cluster,
+	// PostgreSQL, magpie HTTP and TCP, the fault links) comes from
+	// PortBase … PortBase+PortRange-1, skipping ports in use. 0: free
+	// ephemeral ports.
+	PortBase  int
 	Gateways  int    // default 3
 	Logic     int    // default 2
 	TTL       time.Duration
@@ -55,6 +64,7 @@ type Proc struct {
 	Name string
 	args []string
 	log  string
+	cred *syscall.Credential // run as this user (nil: as the test)
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -67,7 +77,7 @@ func (p *Proc) start() error {
 	fmt.Fprintf(f, "\n---- start %s: %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(p.args, " "))
 	cmd := exec.Command(p.args[0], p.args[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: p.cred}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return fmt.Errorf("start %s: %w", p.Name, err)
@@ -135,6 +145,9 @@ type Topology struct {
 	Logic    []*Node
 	secret   string
 	probes   int // probe logins made, to rotate users under the login rate limit
+	ports    ports
+	pg       *Proc  // the private PostgreSQL, if the run started one
+	pgDir    string // its temporary directory
 
 	// With Config.Links: the path from the last gateway to every NATS
 	// server, and from the last logic node to PostgreSQL.
@@ -169,11 +182,6 @@ func (c *Config) defaults() {
 	if c.Log == nil {
 		c.Log = io.Discard
 	}
-	if c.PGVersion == "" {
-		if es, err := os.ReadDir("/etc/postgresql"); err == nil && len(es) > 0 {
-			c.PGVersion = es[0].Name()
-		}
-	}
 }
 
 func (t *Topology) logf(format string, a ...any) {
@@ -204,16 +212,25 @@ func freeAddrs(n int) ([]string, error) {
 // On error, what was started is stopped.
 func Start(ctx context.Context, cfg Config) (_ *Topology, err error) {
 	cfg.defaults()
-	t := &Topology{cfg: cfg, secret: "cluster-test-secret-" + randHex(8)}
+	t := &Topology{cfg: cfg, secret: "cluster-test-secret-" + randHex(8), ports: ports{base: cfg.PortBase}}
 	defer func() {
 		if err != nil {
 			t.Close() // t, not the nil result: what was started must stop
 		}
 	}()
+	if cfg.Postgres == "" {
+		addr, err := t.ports.addr()
+		if err != nil {
+			return nil, err
+		}
+		if err := t.startPostgres(ctx, addr); err != nil {
+			return nil, err
+		}
+	}
 	if err := t.createDB(ctx); err != nil {
 		return nil, err
 	}
-	addrs, err := freeAddrs(6 + 2*cfg.Gateways + cfg.Logic)
+	addrs, err := t.ports.addrs(6 + 2*cfg.Gateways + cfg.Logic)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +309,11 @@ func (n *Node) nameLog(role string, i int) string { return fmt.Sprintf("%s-%d.lo
 // gateway, and in front of PostgreSQL for the last logic node.
 func (t *Topology) startLinks() error {
 	for _, u := range t.NATSURLs {
-		l, err := NewLink(strings.TrimPrefix(u, "nats://"))
+		a, err := t.ports.addr()
+		if err != nil {
+			return err
+		}
+		l, err := NewLink(a, strings.TrimPrefix(u, "nats://"))
 		if err != nil {
 			return err
 		}
@@ -302,7 +323,11 @@ func (t *Topology) startLinks() error {
 	if err != nil {
 		return err
 	}
-	t.LogicDB, err = NewLink(u.Host)
+	a, err := t.ports.addr()
+	if err != nil {
+		return err
+	}
+	t.LogicDB, err = NewLink(a, u.Host)
 	return err
 }
 
@@ -399,7 +424,7 @@ func (t *Topology) createDB(ctx context.Context) error {
 }
 
 func (t *Topology) dropDB() {
-	if t.dbName == "" {
+	if t.dbName == "" || t.pg != nil { // a private server goes as a whole
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -416,31 +441,6 @@ func (t *Topology) dropDB() {
 		time.Sleep(500 * time.Millisecond) // PostgreSQL may still be restarting
 	}
 	t.logf("could not drop database %s", t.dbName)
-}
-
-// RestartPostgres restarts the machine's PostgreSQL in immediate mode (a
-// crash as far as the data is concerned) and waits until it accepts
-// connections again.
-func (t *Topology) RestartPostgres(ctx context.Context) error {
-	if t.cfg.PGVersion == "" {
-		return errors.New("no PostgreSQL version found under /etc/postgresql")
-	}
-	out, err := exec.CommandContext(ctx, "pg_ctlcluster", "--skip-systemctl-redirect", t.cfg.PGVersion, "main", "restart", "-m", "immediate").CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("pg_ctlcluster restart: %v: %s", err, out)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		conn, err := pgx.Connect(ctx, t.DB)
-		if err == nil {
-			conn.Close(ctx)
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("postgres not back within 60s: %w", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // Faults -----------------------------------------------------------------
@@ -504,6 +504,7 @@ func (t *Topology) Close() {
 	}
 	t.dropDB()
 	t.dbName = ""
+	t.stopPostgres()
 }
 
 func (t *Topology) procs() []*Proc {
@@ -520,7 +521,11 @@ func (t *Topology) procs() []*Proc {
 // Logs returns the tail of every process log, for a failure message.
 func (t *Topology) Logs(tail int) string {
 	var b strings.Builder
-	for _, p := range t.procs() {
+	ps := t.procs()
+	if t.pg != nil {
+		ps = append(ps, t.pg)
+	}
+	for _, p := range ps {
 		data, _ := os.ReadFile(p.log)
 		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 		if len(lines) > tail {

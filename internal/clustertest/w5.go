@@ -225,7 +225,7 @@ func RunW5(ctx context.Context, label, server string, from, to *Node, cfg W5Conf
 // StartSingle starts one `magpie serve` (embedded NATS) on the
 // topology's database, for the single-node side of W5. Stop it with Kill.
 func (t *Topology) StartSingle(ctx context.Context) (*Node, error) {
-	addrs, err := freeAddrs(2)
+	addrs, err := t.ports.addrs(2)
 	if err != nil {
 		return nil, err
 	}
