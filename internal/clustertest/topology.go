@@ -34,9 +34,9 @@ import (
 
 // Config sizes the topology.
 type Config struct {
-	Magpie    string // path of the magpie binary
-	NATS      string // path of the nats-server binary
-	Dir       string // working directory: data, logs
+	Magpie string // path of the magpie binary
+	NATS   string // path of the nats-server binary
+	Dir    string // working directory: data, logs
 	// Postgres is an admin URL of a server to make the run's database on
 	// (e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable).
 	// Empty: the run starts its own server (initdb into a temporary
@@ -47,12 +47,12 @@ type Config struct {
 	// PostgreSQL, magpie HTTP and TCP, the fault links) comes from
 	// PortBase … PortBase+PortRange-1, skipping ports in use. 0: free
 	// ephemeral ports.
-	PortBase  int
-	Gateways  int    // default 3
-	Logic     int    // default 2
-	TTL       time.Duration
-	Log       io.Writer // progress lines; nil: discard
-	ExtraGW   []string  // extra flags for gateways
+	PortBase int
+	Gateways int // default 3
+	Logic    int // default 2
+	TTL      time.Duration
+	Log      io.Writer // progress lines; nil: discard
+	ExtraGW  []string  // extra flags for gateways
 	// Links puts the last gateway's NATS connections and the last logic
 	// node's database connections behind Links a fault can cut.
 	Links bool
