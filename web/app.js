@@ -122,7 +122,7 @@ class App {
       this.renderSidebar();
     });
     c.addEventListener("conversation", (e) => {
-      if (e.detail.id === this.current) this.chat.render({});
+      if (e.detail.id === this.current) { this.showTitle(); this.chat.render({}); }
       this.renderSidebar();
     });
     c.addEventListener("receipt", (e) => {
@@ -213,7 +213,7 @@ class App {
     this.switchDraft(id);
     this.current = id;
     const conv = id.startsWith("@") ? null : this.client.convs.get(id);
-    $("#chat-title").textContent = conv ? (conv.kind === "group" ? "# " + conv.title : conv.title) : id.slice(1);
+    this.showTitle();
     $("#members-btn").hidden = conv?.kind !== "group";
     $("#composer").hidden = false;
     $("#app-view").dataset.pane = "chat";
@@ -233,6 +233,23 @@ class App {
   async groupCreated(g) {
     this.client.convs.update({ id: g.id, kind: "group", name: g.name });
     await this.openConversation(g.id, { focusComposer: true });
+  }
+
+  // showTitle puts the open conversation's name in the header.
+  showTitle() {
+    const id = this.current;
+    if (!id) return;
+    const conv = id.startsWith("@") ? null : this.client.convs.get(id);
+    $("#chat-title").textContent = conv ? (conv.kind === "group" ? "# " + conv.title : conv.title) : id.slice(1);
+  }
+
+  // groupRenamed shows a group's new name everywhere (the rename's own
+  // event arrives too, and says the same).
+  groupRenamed(id, name) {
+    if (!name) return;
+    this.client.convs.get(id).name = name;
+    if (id === this.current) this.showTitle();
+    this.renderSidebar();
   }
 
   leftGroup(id) {

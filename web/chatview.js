@@ -154,7 +154,10 @@ export class ChatView {
       if (me && ["left", "removed"].includes(m.event.type)) conv.left = true;
       if (m.event.type === "dissolved") conv.left = true;
       if (me && ["added", "joined", "created"].includes(m.event.type)) conv.left = false;
-      if (m.event.type === "updated" && m.event.detail && !conv.left) this.client.group(conv.id).then((g) => { conv.name = g.name; this.app.renderSidebar(); }).catch(() => {});
+      if (m.event.type === "updated") {
+        const name = updateFields(m.event.detail).name;
+        if (typeof name === "string") this.app.groupRenamed(conv.id, name);
+      }
     }
     this.put(t, m);
     if (t.floor === 0) t.floor = 0; // not loaded: history will include it
@@ -401,6 +404,26 @@ export class ChatView {
   }
 }
 
+// updateFields reads an "updated" event's detail: the changed settings as
+// JSON ({"name": …, "join_policy": …, "muted_until": …}).
+function updateFields(detail) {
+  try {
+    const f = JSON.parse(detail || "{}");
+    return f && typeof f === "object" ? f : {};
+  } catch {
+    return {};
+  }
+}
+
+function updatedText(detail) {
+  const f = updateFields(detail);
+  const parts = [];
+  if (typeof f.name === "string") parts.push(`renamed the group to “${f.name}”`);
+  if (typeof f.join_policy === "string") parts.push(`set who may join to “${f.join_policy}”`);
+  if ("muted_until" in f) parts.push(f.muted_until ? `muted the group until ${timeLabel(Number(f.muted_until))}` : "unmuted the group");
+  return parts.join(", ") || "changed the group";
+}
+
 export function eventText(m) {
   const e = m.event;
   if (!e) return m.text || "notice";
@@ -415,7 +438,7 @@ export function eventText(m) {
     case "role": return `${actor} made ${who} ${e.detail || ""}`.trim();
     case "muted": return `${actor} muted ${who || "the group"}`;
     case "unmuted": return `${actor} unmuted ${who || "the group"}`;
-    case "updated": return `${actor} changed the group${e.detail ? ": " + e.detail : ""}`;
+    case "updated": return `${actor} ${updatedText(e.detail)}`;
     case "dissolved": return `${actor} dissolved the group`;
     case "owner": return `${who} is now the owner`;
     default: return `${actor}: ${e.type}${e.detail ? " " + e.detail : ""}`;

@@ -77,9 +77,33 @@ export function newGroupDialog(app, opener) {
   }), opener);
 }
 
+// membersDialog lists a group's members and, by the caller's role, lets
+// them rename the group, invite, change roles, remove members, hand the
+// ownership on, leave and dissolve. The owner cannot just leave (the server
+// refuses): leaving asks for the new owner first, or, for a group of one,
+// dissolves it.
 export async function membersDialog(app, id, opener) {
+  const me = app.client.username;
   const list = h("ul", { class: "members", "aria-label": "Members" }, h("li", {}, "Loading…"));
   const err = h("p", { class: "error", role: "alert" });
+  let group = null;
+  const act = async (fn) => {
+    err.textContent = "";
+    try { await fn(); } catch (e) { err.textContent = e.message; }
+  };
+  const reload = async () => show(await app.client.group(id));
+
+  const rename = form([
+    h("label", { for: "gm-name" }, "Group name"),
+    h("input", { id: "gm-name", name: "name", maxlength: 64, autocomplete: "off", required: true }),
+  ], "Rename", async (fd) => {
+    const name = String(fd.get("name") || "").trim();
+    if (!name) throw new Error("Enter a name.");
+    const g = await app.client.updateGroup(id, { name });
+    app.groupRenamed(id, g.name);
+    show(g);
+    return "keep-open";
+  });
   const invite = form([
     h("label", { for: "gm-invite" }, "Invite (usernames, separated by commas)"),
     h("input", { id: "gm-invite", name: "users", autocomplete: "off", spellcheck: "false" }),
@@ -89,30 +113,72 @@ export async function membersDialog(app, id, opener) {
     invite.reset();
     return "keep-open"; // so the new members are seen
   });
-  const leave = h("button", { type: "button", id: "leave-btn" }, "Leave group");
-  leave.addEventListener("click", async () => {
-    if (!leave.dataset.confirm) { // two steps instead of confirm(), which blocks the page
-      leave.dataset.confirm = "1";
-      leave.textContent = "Really leave? Press again";
-      return;
-    }
-    try {
-      await app.client.leave(id);
-      $("#dialog").close();
-      app.leftGroup(id);
-    } catch (e) {
-      err.textContent = e.message;
-    }
+
+  const newOwner = h("select", { id: "gm-new-owner", name: "owner" });
+  const transfer = h("button", { type: "button", id: "transfer-btn" }, "Make owner");
+  transfer.addEventListener("click", () => act(async () => {
+    if (!newOwner.value) throw new Error("There is no other member to make the owner.");
+    await app.client.transferOwner(id, newOwner.value);
+    await reload();
+  }));
+  const ownerRow = h("div", { class: "row owner-row", hidden: true },
+    h("label", { for: "gm-new-owner" }, "New owner"), newOwner, transfer);
+
+  // Two steps instead of confirm(), which blocks the page.
+  const twoStep = (btn, ask, run) => btn.addEventListener("click", () => {
+    if (!btn.dataset.confirm) { btn.dataset.confirm = "1"; btn.textContent = ask(); return; }
+    delete btn.dataset.confirm;
+    act(run);
   });
-  const show = (g) => {
-    replace(list, (g.members || []).map((m) => h("li", { "data-member": m.username },
-      h("span", {}, m.username), h("span", { class: "role" }, m.role || "member"))));
-    $("#dialog-title").textContent = `${g.name} · ${g.member_count ?? (g.members || []).length} members`;
+  const gone = () => { done(null); app.leftGroup(id); };
+  const leave = h("button", { type: "button", id: "leave-btn" }, "Leave group");
+  twoStep(leave, () => {
+    if (myRole() !== "owner") return "Really leave? Press again";
+    if (!others().length) return "You are the only member: leaving dissolves the group. Press again";
+    return `Leave and make ${newOwner.value} the owner? Press again`;
+  }, async () => {
+    if (myRole() === "owner") {
+      if (!others().length) { await app.client.dissolveGroup(id); gone(); return; }
+      await app.client.transferOwner(id, newOwner.value);
+    }
+    await app.client.leave(id);
+    gone();
+  });
+  const dissolve = h("button", { type: "button", id: "dissolve-btn", class: "danger", hidden: true }, "Dissolve group");
+  twoStep(dissolve, () => "Dissolve for everyone? Press again", async () => { await app.client.dissolveGroup(id); gone(); });
+
+  const myRole = () => (group?.members || []).find((m) => m.username === me)?.role || "member";
+  const others = () => (group?.members || []).filter((m) => m.username !== me);
+  const memberButtons = (m) => {
+    const mine = myRole();
+    if (m.username === me || m.role === "owner" || mine === "member" || (mine === "admin" && m.role !== "member")) return [];
+    const out = [];
+    if (mine === "owner") {
+      const to = m.role === "admin" ? "member" : "admin";
+      const b = h("button", { type: "button", "data-action": "role", "aria-label": `Make ${m.username} ${to === "admin" ? "an admin" : "a member"}` }, to === "admin" ? "Make admin" : "Make member");
+      b.addEventListener("click", () => act(async () => { await app.client.setRole(id, m.username, to); await reload(); }));
+      out.push(b);
+    }
+    const rm = h("button", { type: "button", "data-action": "remove", "aria-label": `Remove ${m.username}` }, "Remove");
+    twoStep(rm, () => `Remove ${m.username}? Press again`, async () => { await app.client.removeMember(id, m.username); await reload(); });
+    out.push(rm);
+    return out;
   };
-  open("Members", [list, err, invite, h("div", { class: "row" }, leave)], opener);
-  try {
-    show(await app.client.group(id));
-  } catch (e) {
-    err.textContent = e.message;
-  }
+  const show = (g) => {
+    group = g;
+    replace(list, (g.members || []).map((m) => h("li", { "data-member": m.username, "data-role": m.role || "member" },
+      h("span", {}, m.username), h("span", { class: "role" }, m.role || "member"), h("span", { class: "row" }, ...memberButtons(m)))));
+    $("#dialog-title").textContent = `${g.name} · ${g.member_count ?? (g.members || []).length} members`;
+    const role = myRole();
+    rename.hidden = role === "member";
+    if (!rename.contains(document.activeElement)) rename.querySelector("input").value = g.name;
+    ownerRow.hidden = dissolve.hidden = role !== "owner";
+    const keep = newOwner.value;
+    const cands = others().sort((a, b) => (a.role === "admin" ? 0 : 1) - (b.role === "admin" ? 0 : 1));
+    replace(newOwner, cands.map((m) => h("option", { value: m.username }, m.username)));
+    if (cands.some((m) => m.username === keep)) newOwner.value = keep;
+    transfer.disabled = !cands.length;
+  };
+  open("Members", [list, err, rename, invite, ownerRow, h("div", { class: "row" }, leave, dissolve)], opener);
+  await act(reload);
 }

@@ -190,6 +190,11 @@ export class Magpie extends EventTarget {
   group(id) { return this.http("GET", `/v1/groups/${encodeURIComponent(id)}`); }
   invite(id, usernames) { return this.http("POST", `/v1/groups/${encodeURIComponent(id)}/members`, { usernames }); }
   leave(id) { return this.http("POST", `/v1/groups/${encodeURIComponent(id)}/leave`); }
+  updateGroup(id, fields) { return this.http("PATCH", `/v1/groups/${encodeURIComponent(id)}`, fields); }
+  dissolveGroup(id) { return this.http("DELETE", `/v1/groups/${encodeURIComponent(id)}`); }
+  transferOwner(id, username) { return this.http("POST", `/v1/groups/${encodeURIComponent(id)}/owner`, { username }); }
+  setRole(id, username, role) { return this.http("PUT", `/v1/groups/${encodeURIComponent(id)}/members/${encodeURIComponent(username)}/role`, { role }); }
+  removeMember(id, username) { return this.http("DELETE", `/v1/groups/${encodeURIComponent(id)}/members/${encodeURIComponent(username)}`); }
   reads(conversationId, seq) { return this.http("GET", `/v1/conversations/${encodeURIComponent(conversationId)}/messages/${seq}/reads`); }
   uploadFile(file, name) {
     const fd = new FormData();

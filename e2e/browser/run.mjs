@@ -347,6 +347,52 @@ const scenarios = [
     await openConv(alice, "bob");
   }],
 
+  ["group_admin", async () => {
+    // A rename reads as words in the timeline and renames the header and
+    // the list on every page; the owner hands the group on when leaving.
+    await alice.click("#new-group-btn");
+    await alice.fill("#ng-name", "rename me");
+    await alice.fill("#ng-members", "bob");
+    await alice.press("#ng-members", "Enter");
+    await alice.waitForFunction(() => document.querySelector("#chat-title").textContent === "# rename me", null, { timeout: T, polling: 100 });
+    await send(alice, "admin test");
+    await openConv(bob, "rename me");
+    await waitMessage(bob, "admin test");
+    const renamed = "renamed <i>x</i>";
+    await alice.click("#members-btn");
+    await alice.fill("#gm-name", renamed);
+    await alice.press("#gm-name", "Enter");
+    for (const p of [alice, bob]) {
+      await p.waitForFunction((n) => document.querySelector("#chat-title").textContent === "# " + n, renamed, { timeout: T, polling: 100 })
+        .catch(async () => { throw new Error("header: " + await p.locator("#chat-title").textContent()); });
+      await p.locator("#msg-list li.system", { hasText: `alice renamed the group to “${renamed}”` }).waitFor({ timeout: T });
+      await p.locator("#conv-list .conv-title", { hasText: renamed }).waitFor({ timeout: T });
+    }
+    const raw = await bob.locator("#msg-list li.system, #conv-list .conv-preview").allTextContents();
+    if (raw.some((x) => x.includes("{"))) throw new Error("raw JSON shown: " + raw.join(" | "));
+    // The owner leaves: the dialog makes bob the owner first.
+    await alice.locator("#leave-btn").click();
+    await alice.locator("#leave-btn", { hasText: "make bob the owner" }).waitFor({ timeout: T });
+    await alice.locator("#gm-new-owner").selectOption("bob");
+    await alice.locator("#leave-btn").click();
+    await alice.locator("#conv-list .conv-title", { hasText: renamed }).waitFor({ state: "detached", timeout: T });
+    await waitFocus(alice, "new-chat-btn");
+    await bob.locator("#msg-list li.system", { hasText: "bob is now the owner" }).waitFor({ timeout: T });
+    await bob.locator("#msg-list li.system", { hasText: "alice left" }).waitFor({ timeout: T });
+    const gid = await bob.evaluate(() => window.magpieApp.current);
+    const g = await api("bob", "GET", `/v1/groups/${gid}`);
+    if (g.data.owner !== "bob" || g.data.members.length !== 1) throw new Error("after the owner left: " + g.text);
+    // Now alone, bob dissolves it.
+    await bob.click("#members-btn");
+    await bob.locator('#dialog [data-member="bob"][data-role="owner"]').waitFor({ timeout: T });
+    await bob.locator("#dissolve-btn").click();
+    await bob.locator("#dissolve-btn").click();
+    await bob.locator("#conv-list .conv-title", { hasText: renamed }).waitFor({ state: "detached", timeout: T });
+    const after = await api("bob", "POST", "/v1/messages", { to_group: gid, text: "still there?", client_msg_id: "after-dissolve" });
+    if (after.status < 400) throw new Error("sending to a dissolved group: " + after.status);
+    await openConv(alice, "bob");
+  }],
+
   ["files", async () => {
     const fd = new FormData();
     fd.append("file", new Blob(["probe"], { type: "text/plain" }), "probe.txt");
