@@ -81,6 +81,7 @@ class App {
       e.target.value = "";
       text.focus();
     });
+    $("#reconnect-btn").addEventListener("click", () => this.client?.reconnectNow());
     document.addEventListener("visibilitychange", () => this.markReadSoon());
     window.addEventListener("focus", () => this.markReadSoon());
   }
@@ -144,9 +145,11 @@ class App {
     const banner = $("#conn-banner");
     banner.dataset.state = state;
     clearTimeout(this.bannerTimer);
+    this.countdown(0);
+    if (state !== State.ready) this.sidebar.offline();
     if (state === State.ready) {
       if (!banner.hidden) {
-        banner.textContent = "Connected.";
+        this.bannerText("Connected.");
         this.bannerTimer = setTimeout(() => { banner.hidden = true; }, 1500);
       }
       this.sidebar.refreshOnline();
@@ -157,10 +160,11 @@ class App {
       this.markReadSoon();
     } else if (state === State.reconnecting) {
       banner.hidden = false;
-      banner.textContent = retryInMs ? `Connection lost. Reconnecting in ${Math.ceil(retryInMs / 1000)} s…` : "Connection lost. Reconnecting…";
+      this.bannerText("Connection lost. Reconnecting…");
+      if (retryInMs) this.countdown(Date.now() + retryInMs);
     } else if (state === State.connecting) {
       banner.hidden = false;
-      banner.textContent = "Connecting…";
+      this.bannerText("Connecting…");
     } else if (state === State.closed) {
       clearInterval(this.onlineTimer);
       banner.hidden = true;
@@ -172,6 +176,29 @@ class App {
         this.showAuth(error.code === Codes.unauthenticated || error.code === Codes.session_expired ? "Your session expired. Please sign in again." : `Signed out: ${error.message}`);
       }
     }
+  }
+
+  // bannerText says what the connection does; the live region reads it
+  // once (the countdown beside it is not read out every second).
+  bannerText(text) {
+    if ($("#conn-text").textContent !== text) $("#conn-text").textContent = text;
+  }
+
+  // countdown shows the seconds to the next attempt (deadline: ms since
+  // the epoch; 0 hides it) with a button that tries at once.
+  countdown(deadline) {
+    clearInterval(this.countdownTimer);
+    const el = $("#conn-countdown");
+    $("#reconnect-btn").hidden = !deadline;
+    el.dataset.deadline = String(deadline);
+    const tick = () => {
+      const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+      el.dataset.left = String(left);
+      el.textContent = deadline ? `Next attempt in ${left} s.` : "";
+      if (!left) clearInterval(this.countdownTimer);
+    };
+    tick();
+    if (deadline) this.countdownTimer = setInterval(tick, 250);
   }
 
   showAuth(message = "") {

@@ -227,9 +227,13 @@ export class Magpie extends EventTarget {
     return new Promise((resolve, reject) => this._readyWaiters.push({ resolve, reject }));
   }
 
+  // reconnectNow ends the wait before the next connection attempt.
+  reconnectNow() { this._nap?.abort(); }
+
   close(err) {
     this._running = false;
     this._abort.abort();
+    this._nap?.abort();
     this._closedErr = err || null;
     this._ws?.close(1000);
     this._setState(State.closed, err);
@@ -269,7 +273,9 @@ export class Magpie extends EventTarget {
       let delay = base / 2 + Math.random() * base / 2;
       if (why?.retryAfterMs > delay) delay = why.retryAfterMs;
       this._setState(State.reconnecting, why, Math.round(delay));
-      await sleep(delay, this._abort.signal);
+      this._nap = new AbortController();
+      await sleep(delay, this._nap.signal);
+      this._nap = null;
     }
   }
 

@@ -48,6 +48,13 @@ export class Sidebar {
     this.renderOnline();
   }
 
+  // offline: who is online is unknown until the connection is back, so the
+  // list says so instead of showing the last answer as if it were current.
+  offline() {
+    this.online = [];
+    replace(this.onlineList, h("li", { class: "empty", "data-offline": "true" }, "Not connected: shown again once reconnected."));
+  }
+
   renderOnline() {
     const others = this.online.filter((u) => u.userId !== this.client.userId).sort((a, b) => a.username.localeCompare(b.username));
     const items = others.map((u) => {

@@ -496,7 +496,22 @@ const scenarios = [
     await step("stop");
     await alice.waitForSelector("body[data-conn=reconnecting]", { timeout: T });
     await alice.locator("#conn-banner", { hasText: "Connection lost" }).waitFor({ timeout: T });
+    // Nobody is shown online while the page cannot know.
+    await alice.locator('#online-list [data-offline="true"]').waitFor({ timeout: T });
+    if (await alice.locator("#online-list button[data-user]").count()) throw new Error("the online list is stale while offline");
+    // The banner counts down to the next attempt ...
+    const cd = () => alice.evaluate(() => { const c = document.querySelector("#conn-countdown"); return { deadline: Number(c.dataset.deadline), left: Number(c.dataset.left), text: c.textContent }; });
+    await alice.waitForFunction(() => Number(document.querySelector("#conn-countdown").dataset.left) >= 3, null, { timeout: 40000, polling: 100 });
+    const c1 = await cd();
+    await alice.waitForFunction((d) => { const c = document.querySelector("#conn-countdown"); return Number(c.dataset.deadline) === d.deadline && Number(c.dataset.left) < d.left; }, c1, { timeout: T, polling: 100 })
+      .catch(async () => { throw new Error(`no countdown: ${JSON.stringify(c1)} then ${JSON.stringify(await cd())}`); });
+    const c2 = await cd();
+    if (!c2.text.includes(`${c2.left} s`)) throw new Error("countdown text: " + c2.text);
     await shot(alice, "09-reconnecting");
+    // ... and "Reconnect now" tries at once (a new attempt: a new deadline long before the old one).
+    await alice.locator("#reconnect-btn").click();
+    await alice.waitForFunction((d) => Number(document.querySelector("#conn-countdown").dataset.deadline) !== d && Date.now() < d, c1.deadline, { timeout: T, polling: 50 })
+      .catch(async () => { throw new Error(`Reconnect now did not try at once: ${JSON.stringify(c1)} then ${JSON.stringify(await cd())} at ${Date.now()}`); });
     await step("start");
     // Sent while alice's pages are still away (they retry with backoff).
     tokens.bob = null;
