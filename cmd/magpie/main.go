@@ -139,6 +139,12 @@ func runNode(ctx context.Context, name string, args []string, roles server.Roles
 	} else {
 		fmt.Fprintf(stdout, "Magpie gateway running. WebSocket: %s://%s/v1/ws  TCP: %s\n", ws, n.HTTPAddr(), tcp)
 	}
+	if mqtt := n.MQTTAddr(); mqtt != "" {
+		if n.TLS() {
+			mqtt = "tls://" + mqtt
+		}
+		fmt.Fprintf(stdout, "MQTT for devices: %s (docs/mqtt.md)\n", mqtt)
+	}
 	waitForStop(ctx, n, log)
 	log.Info("shutting down", "drain_timeout", cfg.DrainTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout+5*time.Second)

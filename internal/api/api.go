@@ -190,7 +190,7 @@ func (h *Handler) gateway(w http.ResponseWriter, r *http.Request, id logic.Ident
 	writeJSON(w, http.StatusOK, map[string]any{"gateway": gatewayJSON(gw)})
 }
 
-// gatewayJSON is the documented {id, tcp, ws} shape of a gateway
+// gatewayJSON is the documented {id, tcp, ws, mqtt?} shape of a gateway
 // (docs/api.md): the registry keeps addresses by transport kind, and a kind
 // a gateway does not advertise is "".
 func gatewayJSON(gw *clusterpb.GatewayInfo) map[string]string {
@@ -198,7 +198,11 @@ func gatewayJSON(gw *clusterpb.GatewayInfo) map[string]string {
 	if len(gw.GetAddrs()) == 0 { // a gateway older than Addrs (cluster.proto)
 		tcp, ws = gw.GetTcp(), gw.GetWs()
 	}
-	return map[string]string{"id": gw.GetId(), "tcp": tcp, "ws": ws}
+	out := map[string]string{"id": gw.GetId(), "tcp": tcp, "ws": ws}
+	if mqtt := gw.GetAddrs()["mqtt"]; mqtt != "" {
+		out["mqtt"] = mqtt // only where a gateway has --mqtt
+	}
+	return out
 }
 
 // logout ends the caller's session, or with ?all=true every session of

@@ -74,6 +74,8 @@ type Gateway struct {
 	TCP            string
 	AdvertiseTCP   string
 	AdvertiseWS    string
+	MQTT           string // MQTT listen address (docs/mqtt.md); empty: none
+	AdvertiseMQTT  string
 	GatewayID      string
 	AuthTimeout    time.Duration
 	Heartbeat      time.Duration // also told to clients by the logic role
@@ -206,6 +208,8 @@ func (c *Config) bind(fs *flag.FlagSet) (parsed func() error) {
 	fs.StringVar(&c.TCP, "tcp", c.TCP, "TCP gateway listen address (empty: no TCP listener)")
 	fs.StringVar(&c.Store, "store", c.Store, "database: a SQLite file path or a postgres:// URL (default DATA/magpie.db)")
 	fs.StringVar(&c.AdvertiseTCP, "advertise-tcp", c.AdvertiseTCP, "TCP address clients are told to dial, used as given (default: the --tcp address; tls://<--tcp> with --tls-cert)")
+	fs.StringVar(&c.MQTT, "mqtt", c.MQTT, "MQTT 3.1.1 and 5.0 listen address for devices, TLS with --tls-cert (empty: no MQTT listener; see docs/mqtt.md)")
+	fs.StringVar(&c.AdvertiseMQTT, "advertise-mqtt", c.AdvertiseMQTT, "MQTT address clients are told to dial, used as given (default: the --mqtt address; tls://<--mqtt> with --tls-cert)")
 	fs.StringVar(&c.AdvertiseWS, "advertise-ws", c.AdvertiseWS, "WebSocket URL clients are told to dial, used as given (default: ws://<--http>/v1/ws; wss:// with --tls-cert)")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) for HTTPS, WSS and TLS on --tcp; reloaded on SIGHUP and when the file changes (empty: no TLS)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
@@ -364,7 +368,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf(format, a...))
 		}
 	}
-	for _, a := range []struct{ name, v string }{{"http", c.HTTP}, {"tcp", c.TCP}, {"nats-listen", c.NATSListen}, {"nats-cluster", c.NATSCluster}, {"metrics", c.Metrics}} {
+	for _, a := range []struct{ name, v string }{{"http", c.HTTP}, {"tcp", c.TCP}, {"mqtt", c.MQTT}, {"nats-listen", c.NATSListen}, {"nats-cluster", c.NATSCluster}, {"metrics", c.Metrics}} {
 		if a.v != "" {
 			_, _, err := net.SplitHostPort(a.v)
 			check(err == nil, "--%s %q: want host:port", a.name, a.v)

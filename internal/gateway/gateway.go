@@ -117,6 +117,9 @@ func New(cfg Config, logic Logic, presence Presence, log *slog.Logger) *Gateway 
 // reports false (and the caller closes the connection) once draining.
 func (g *Gateway) startSession(t transport, enc encoding, kind Kind) bool {
 	s := &session{g: g, t: t, id: g.nextID.Add(1), enc: enc, kind: kind}
+	if a, ok := t.(interface{ attach(*session) }); ok {
+		a.attach(s) // a transport that writes answers of its own (MQTT)
+	}
 	g.mu.Lock()
 	if g.draining {
 		g.mu.Unlock()

@@ -113,6 +113,9 @@ func (s *session) handleCounted(frame []byte) bool {
 // is closing, whose shorter deadline it must not extend.
 func (s *session) armReadDeadline() bool {
 	d := s.g.cfg.HeartbeatTimeout
+	if k, ok := s.t.(interface{ heartbeatTimeout() time.Duration }); ok && k.heartbeatTimeout() > 0 {
+		d = k.heartbeatTimeout() // MQTT: the client's keepalive
+	}
 	if s.ref == nil {
 		d = s.g.cfg.AuthTimeout
 	}

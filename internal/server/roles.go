@@ -130,6 +130,13 @@ func (n *Node) startGateway(ctx context.Context, mux *http.ServeMux) error {
 			n.advTCP = "tls://" + n.advTCP
 		}
 	}
+	n.advMQTT = n.cfg.AdvertiseMQTT
+	if n.advMQTT == "" && n.mqttL != nil {
+		n.advMQTT = advertised(n.mqttL.Addr(), n.log, "advertise-mqtt")
+		if n.tls != nil {
+			n.advMQTT = "tls://" + n.advMQTT
+		}
+	}
 	if n.advWS == "" {
 		scheme := "ws://"
 		if n.tls != nil {
@@ -191,6 +198,9 @@ func (n *Node) startGateway(ctx context.Context, mux *http.ServeMux) error {
 func (n *Node) info() *clusterpb.GatewayInfo {
 	gi := &clusterpb.GatewayInfo{Id: n.gatewayID, Addrs: map[string]string{"tcp": n.advTCP, "ws": n.advWS}, Draining: n.draining.Load(),
 		Tcp: n.advTCP, Ws: n.advWS} // for logic nodes older than Addrs (cluster.proto)
+	if n.advMQTT != "" {
+		gi.Addrs["mqtt"] = n.advMQTT
+	}
 	if n.gw != nil {
 		gi.Conns = int64(n.gw.Conns())
 	}

@@ -59,11 +59,13 @@ type Node struct {
 	metricsL net.Listener
 	httpL    net.Listener      // a TLS listener with --tls-cert
 	tcpL     net.Listener      // likewise
+	mqttL    net.Listener      // likewise (--mqtt)
 	tls      *tlsconf.Reloader // nil: plain listeners
 
 	reg       *cluster.Registry // logic role only
 	gatewayID string
 	advTCP    string
+	advMQTT   string
 	advWS     string
 
 	registrar *cluster.Registrar // gateway role only
@@ -149,6 +151,13 @@ func Start(ctx context.Context, cfg config.Config, roles Roles, log *slog.Logger
 			}
 		}, func(context.Context) error { return ignoreClosed(n.tcpL.Close()) })
 	}
+	if n.gw != nil && n.mqttL != nil {
+		n.goServe("mqtt", func() {
+			if err := n.gw.ServeMQTT(n.mqttL); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, gateway.ErrClosed) {
+				log.Error("mqtt gateway stopped", "err", err)
+			}
+		}, func(context.Context) error { return ignoreClosed(n.mqttL.Close()) })
+	}
 	if cfg.Metrics != "" {
 		if err := n.serveMetrics(cfg.Metrics); err != nil {
 			return n, err
@@ -158,7 +167,7 @@ func Start(ctx context.Context, cfg config.Config, roles Roles, log *slog.Logger
 	if n.engine != "" {
 		store = string(n.engine)
 	}
-	log.Info("magpie ready", "http", n.HTTPAddr(), "tcp", n.TCPAddr(), "tls", n.tls != nil, "gateway", roles.Gateway, "gateway_id", n.gatewayID, "logic", roles.Logic, "store", store)
+	log.Info("magpie ready", "http", n.HTTPAddr(), "tcp", n.TCPAddr(), "mqtt", n.MQTTAddr(), "tls", n.tls != nil, "gateway", roles.Gateway, "gateway_id", n.gatewayID, "logic", roles.Logic, "store", store)
 	return n, nil
 }
 
@@ -238,6 +247,16 @@ func (n *Node) listen() error {
 		tcpL := n.tcpL
 		n.onStop("tcp listener", func(context.Context) error { return ignoreClosed(tcpL.Close()) })
 	}
+	if n.roles.Gateway && n.cfg.MQTT != "" {
+		if n.mqttL, err = net.Listen("tcp", n.cfg.MQTT); err != nil {
+			return fmt.Errorf("mqtt listen: %w", err)
+		}
+		if n.tls != nil {
+			n.mqttL = tls.NewListener(n.mqttL, n.tls.Config())
+		}
+		mqttL := n.mqttL
+		n.onStop("mqtt listener", func(context.Context) error { return ignoreClosed(mqttL.Close()) })
+	}
 	return nil
 }
 
@@ -290,6 +309,14 @@ func (n *Node) TCPAddr() string {
 		return ""
 	}
 	return n.tcpL.Addr().String()
+}
+
+// MQTTAddr is the bound MQTT address, or "".
+func (n *Node) MQTTAddr() string {
+	if n.mqttL == nil {
+		return ""
+	}
+	return n.mqttL.Addr().String()
 }
 
 // Gateway is the node's gateway, or nil.

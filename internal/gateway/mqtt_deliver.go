@@ -1,0 +1,362 @@
+package gateway
+
+import (
+	"github.com/mochi-mqtt/server/v2/packets"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/proto/wire"
+)
+
+// Deliveries to an MQTT connection. Messages go out as PUBLISH on
+// magpie/inbox with the message in the JSON protocol's form as payload:
+// transient ones (broadcasts, push notifications) always at QoS 0, stored
+// ones at the subscription's QoS. A QoS 1 PUBLISH holds a packet id until
+// the client's PUBACK, which moves the user's delivered cursor; at most
+// the client's Receive Maximum are unacknowledged, the rest wait in
+// mqttTransport.waiting, and more than the send queue's worth waiting is a
+// slow consumer.
+//
+// A stored message is published once per connection and in seq order: a
+// seq not above the conversation's last one published is dropped (a live
+// push that a catch-up already sent), and a seq beyond the next one (a
+// live push overtook a message this connection never got) starts a
+// catch-up of that conversation. A catch-up is a sync from the cursors;
+// live messages that arrive meanwhile are held and published after it.
+// On a persistent session's connect the cursors are the user's delivered
+// cursors, asked of logic with a first sync whose messages are ignored.
+
+// catchUp is a running catch-up sync.
+type catchUp struct {
+	cursors  map[string]uint64 // nil: first ask the delivered cursors
+	gap      bool              // started by a gap, not by connect
+	deferred bool              // the next sync waits for waiting to drain
+}
+
+// catchUpBatch is the waiting PUBLISHes above which the next sync of a
+// catch-up waits for the client's PUBACKs.
+func (t *mqttTransport) catchUpBatch() int { return max(1, t.s.g.cfg.SendQueue/4) }
+
+// deliver publishes one message; env is its encoded Envelope (live
+// pushes, nil from a catch-up), held back while a catch-up runs.
+func (t *mqttTransport) deliver(w *mqttWriter, m *magpiepb.Message, env []byte, fromCatchUp bool) {
+	t.deliverReplay(w, m, env, fromCatchUp, false)
+}
+
+func (t *mqttTransport) deliverReplay(w *mqttWriter, m *magpiepb.Message, env []byte, fromCatchUp, replay bool) {
+	t.mu.Lock()
+	qos := t.subQoS
+	if qos < 0 {
+		t.mu.Unlock()
+		return
+	}
+	stored := m.Seq > 0 && !m.Transient
+	if !stored {
+		qos = 0
+	}
+	var startGap bool
+	if stored {
+		last, known := t.published[m.ConversationId]
+		switch {
+		case m.Seq <= last:
+			t.mu.Unlock()
+			return // sent already
+		case !fromCatchUp && t.catchUp != nil:
+			t.hold(w, env)
+			t.mu.Unlock()
+			return
+		case !fromCatchUp && !replay && qos == 1 && known && m.Seq > last+1:
+			t.hold(w, env)
+			startGap = t.startCatchUpLocked(map[string]uint64{m.ConversationId: last}, true)
+			t.mu.Unlock()
+			if startGap {
+				w.later = append(w.later, t.syncNext)
+			}
+			return
+		}
+		if t.published == nil {
+			t.published = make(map[string]uint64)
+		}
+		t.published[m.ConversationId] = m.Seq
+	}
+	payload, err := jsonOut.Marshal(m)
+	if err != nil {
+		t.mu.Unlock()
+		t.s.g.log.Warn("unencodable message for mqtt", "conn", t.s.id, "err", err)
+		return
+	}
+	if qos == 0 {
+		t.mu.Unlock()
+		w.buf = t.appendPublish(w.buf, 0, 0, payload)
+		return
+	}
+	at := cursor{conv: m.ConversationId, seq: m.Seq}
+	if len(t.waiting) > 0 || len(t.inflight) >= t.recvMax {
+		if len(t.waiting) >= t.s.g.cfg.SendQueue {
+			t.mu.Unlock()
+			t.slowConsumer(w)
+			return
+		}
+		t.waiting = append(t.waiting, outPublish{at: at, payload: payload})
+		t.mu.Unlock()
+		return
+	}
+	pid := t.takePIDLocked(at)
+	t.mu.Unlock()
+	w.buf = t.appendPublish(w.buf, 1, pid, payload)
+}
+
+// hold keeps a live message for after the catch-up. t.mu is held.
+func (t *mqttTransport) hold(w *mqttWriter, env []byte) {
+	if env == nil {
+		return
+	}
+	if len(t.held) >= t.s.g.cfg.SendQueue {
+		w.later = append(w.later, func() { t.s.kick(wire.CodeSlowConsumer, "too many messages during catch-up") })
+		return
+	}
+	t.held = append(t.held, append([]byte(nil), env...))
+}
+
+func (t *mqttTransport) slowConsumer(w *mqttWriter) {
+	t.s.g.stats.slowConsumers.Add(1)
+	t.kicked(w, wire.CodeSlowConsumer, "too many unacknowledged messages")
+	w.closeCode = wire.CodeSlowConsumer
+}
+
+// takePIDLocked assigns a free packet id to a QoS 1 PUBLISH. t.mu is held
+// and fewer than recvMax (at most 65535) are in flight.
+func (t *mqttTransport) takePIDLocked(at cursor) uint16 {
+	if t.inflight == nil {
+		t.inflight = make(map[uint16]cursor)
+	}
+	for {
+		t.nextPID++
+		if t.nextPID == 0 {
+			continue
+		}
+		if _, used := t.inflight[t.nextPID]; !used {
+			t.inflight[t.nextPID] = at
+			return t.nextPID
+		}
+	}
+}
+
+// appendPublish encodes a PUBLISH on magpie/inbox. One larger than the
+// client's Maximum Packet Size is dropped, as MQTT 5 (3.1.2.11.4) says;
+// its packet id is then released.
+func (t *mqttTransport) appendPublish(buf []byte, qos byte, pid uint16, payload []byte) []byte {
+	pk := &packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos}, TopicName: topicInbox, PacketID: pid, Payload: payload}
+	if t.version == 5 {
+		pk.Properties.PayloadFormat, pk.Properties.PayloadFormatFlag = 1, true // UTF-8
+		pk.Properties.ContentType = "application/json"
+	}
+	b := t.encode(pk)
+	if t.maxOut > 0 && len(b) > t.maxOut {
+		t.s.g.log.Debug("mqtt publish over the client's maximum packet size dropped", "conn", t.s.id, "size", len(b))
+		if qos > 0 {
+			t.mu.Lock()
+			delete(t.inflight, pid)
+			t.mu.Unlock()
+		}
+		return buf
+	}
+	return append(buf, b...)
+}
+
+// acked handles the client's PUBACK: the packet id is free, the waiting
+// PUBLISHes may take it (released by the flusher, so that every PUBLISH
+// is written in order), and a stored message's seq becomes the delivered
+// cursor (a receipt the session forwards).
+func (t *mqttTransport) acked(pid uint16) []byte {
+	t.mu.Lock()
+	at, ok := t.inflight[pid]
+	delete(t.inflight, pid)
+	release := len(t.waiting) > 0 || (t.catchUp != nil && t.catchUp.deferred)
+	t.mu.Unlock()
+	if release {
+		t.s.send([]byte{frameRelease})
+	}
+	if !ok || at.seq == 0 {
+		return t.request(mqttPending{kind: pendNoop}, pingEnvelope)
+	}
+	return t.request(mqttPending{kind: pendReceipt}, &magpiepb.Envelope_Receipt{Receipt: &magpiepb.Receipt{
+		ConversationId: at.conv, Kind: magpiepb.ReceiptKind_RECEIPT_KIND_DELIVERED, Seq: at.seq,
+	}})
+}
+
+// release publishes the waiting PUBLISHes that fit the client's receive
+// maximum now, and resumes a catch-up that waited for them. Flusher only.
+func (t *mqttTransport) release(w *mqttWriter) {
+	type out struct {
+		pid     uint16
+		payload []byte
+	}
+	var ready []out
+	t.mu.Lock()
+	for len(t.waiting) > 0 && len(t.inflight) < t.recvMax {
+		p := t.waiting[0]
+		t.waiting[0] = outPublish{}
+		t.waiting = t.waiting[1:]
+		ready = append(ready, out{t.takePIDLocked(p.at), p.payload})
+	}
+	if len(t.waiting) == 0 {
+		t.waiting = nil
+	}
+	resume := t.catchUp != nil && t.catchUp.deferred && len(t.waiting) < t.catchUpBatch()/2
+	if resume {
+		t.catchUp.deferred = false
+		w.later = append(w.later, t.syncNext)
+	}
+	t.mu.Unlock()
+	for _, r := range ready {
+		w.buf = t.appendPublish(w.buf, 1, r.pid, r.payload)
+	}
+}
+
+// startCatchUp starts a catch-up from the delivered cursors; it reports
+// whether the caller must call syncNext (one is not running already).
+func (t *mqttTransport) startCatchUp(cursors map[string]uint64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.startCatchUpLocked(cursors, false)
+}
+
+func (t *mqttTransport) startCatchUpLocked(cursors map[string]uint64, gap bool) bool {
+	if t.catchUp != nil {
+		return false
+	}
+	t.catchUp = &catchUp{cursors: cursors, gap: gap}
+	return true
+}
+
+// syncNext asks logic for the next page of the catch-up. Its answer comes
+// to synced, not through the session's queue.
+func (t *mqttTransport) syncNext() {
+	t.mu.Lock()
+	cu := t.catchUp
+	if cu == nil {
+		t.mu.Unlock()
+		return
+	}
+	req := &magpiepb.SyncRequest{Limit: 1} // first: the cursors; the one message is ignored
+	if cu.cursors != nil {
+		req.Limit = 0 // the maximum page
+		for c, seq := range cu.cursors {
+			req.Cursors = append(req.Cursors, &magpiepb.Cursor{ConversationId: c, Seq: seq})
+		}
+	}
+	t.mu.Unlock()
+	env := marshal(&magpiepb.Envelope{Id: 1, Body: &magpiepb.Envelope_Sync{Sync: req}})
+	t.s.g.logic.Forward(&clusterpb.Request{Conn: t.s.ref, Envelope: env}, t.synced)
+}
+
+// synced takes one sync answer of a catch-up: the messages are queued in
+// order (as frameCatchUp frames) and the next page is asked for, or the
+// end is queued (frameCatchUpDone).
+func (t *mqttTransport) synced(reply []byte, err error) {
+	env := new(magpiepb.Envelope)
+	if err == nil {
+		err = proto.Unmarshal(reply, env)
+	}
+	res := env.GetSyncResult()
+	if err != nil || res == nil {
+		if err == nil {
+			err = errorOf(env)
+		}
+		t.s.g.log.Warn("mqtt catch-up failed", "conn", t.s.id, "err", err)
+		t.s.kick(wire.CodeUnavailable, "catch-up unavailable")
+		return
+	}
+	t.mu.Lock()
+	cu := t.catchUp
+	if cu == nil {
+		t.mu.Unlock()
+		return
+	}
+	var frames [][]byte
+	next := false
+	if cu.cursors == nil {
+		// The first answer: the delivered cursors of the conversations
+		// whose state fits one answer (the most recent first). Messages
+		// of the others are skipped below: their cursor is unknown.
+		cu.cursors = make(map[string]uint64, len(res.Conversations))
+		if t.published == nil {
+			t.published = make(map[string]uint64)
+		}
+		for _, c := range res.Conversations {
+			cu.cursors[c.ConversationId] = c.DeliveredSeq
+			t.published[c.ConversationId] = max(t.published[c.ConversationId], c.DeliveredSeq)
+			next = next || c.LastSeq > c.DeliveredSeq
+		}
+	} else {
+		for _, m := range res.Messages {
+			last, known := cu.cursors[m.ConversationId]
+			cu.cursors[m.ConversationId] = max(last, m.Seq) // progress, known or not
+			if !known || m.Seq <= last {
+				continue
+			}
+			b, err := proto.Marshal(m)
+			if err != nil {
+				continue
+			}
+			frames = append(frames, append([]byte{frameCatchUp}, b...))
+		}
+		if res.More {
+			if len(t.waiting)+len(frames) > t.catchUpBatch() {
+				cu.deferred = true
+			} else {
+				next = true
+			}
+		}
+	}
+	if !next && !cu.deferred {
+		frames = append(frames, []byte{frameCatchUpDone})
+	}
+	t.mu.Unlock()
+	for _, f := range frames {
+		if !t.s.send(f) {
+			return
+		}
+	}
+	if next {
+		t.syncNext()
+	}
+}
+
+func errorOf(env *magpiepb.Envelope) error {
+	if e := env.GetError(); e != nil {
+		return &wireError{code: wire.Code(e.Code), msg: e.Message}
+	}
+	return errUndecodable
+}
+
+type wireError struct {
+	code wire.Code
+	msg  string
+}
+
+func (e *wireError) Error() string { return e.msg }
+
+// catchUpDone ends the catch-up and publishes the live messages held
+// meanwhile (those it did not send already).
+func (t *mqttTransport) catchUpDone(w *mqttWriter) {
+	t.mu.Lock()
+	cu := t.catchUp
+	t.catchUp = nil
+	held := t.held
+	t.held = nil
+	if cu != nil && cu.gap {
+		for c, seq := range cu.cursors {
+			t.published[c] = max(t.published[c], seq)
+		}
+	}
+	t.mu.Unlock()
+	for _, env := range held {
+		e := new(magpiepb.Envelope)
+		if proto.Unmarshal(env, e) == nil && e.GetMessage() != nil {
+			t.deliverReplay(w, e.GetMessage(), env, false, true)
+		}
+	}
+}
