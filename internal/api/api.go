@@ -42,6 +42,7 @@ func New(mux *http.ServeMux, svc Logic, log *slog.Logger) *Handler {
 	mux.HandleFunc("GET /healthz", h.health)
 	mux.HandleFunc("POST /v1/users", h.register)
 	mux.HandleFunc("POST /v1/login", h.login)
+	mux.HandleFunc("POST /v1/login/token", h.loginToken)
 	mux.HandleFunc("POST /v1/logout", h.auth(h.logout))
 	mux.HandleFunc("GET /v1/gateway", h.auth(h.gateway))
 	mux.HandleFunc("GET /v1/users/online", h.auth(h.online))
@@ -173,12 +174,45 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	writeJSON(w, http.StatusOK, loginJSON(res))
+}
+
+// loginToken exchanges a token from outside (OIDC ID token, an app's JWT)
+// for a session: the same answer as a login.
+func (h *Handler) loginToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Token    string `json:"token"`
+		Device   string `json:"device"`
+		Platform string `json:"platform"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	res, err := h.svc.LoginToken(r.Context(), h.clientOf(r), req.Token, req.Device, req.Platform)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, loginJSON(res))
+}
+
+// loginJSON is a login's answer (docs/api.md); a user from an outside
+// source also gets the profile it gave.
+func loginJSON(res logic.LoginResult) map[string]any {
+	m := map[string]any{
 		"token": res.Token, "user_id": res.Identity.UserID, "username": res.Identity.Username,
 		"session_id": res.Identity.SessionID, "device": res.Identity.Device,
 		"expires_at": res.ExpiresAt.UTC().Format(time.RFC3339),
 		"gateway":    gatewayJSON(res.Gateway),
-	})
+	}
+	if res.User.DisplayName != "" {
+		m["display_name"] = res.User.DisplayName
+	}
+	if res.User.Email != "" {
+		m["email"] = res.User.Email
+	}
+	return m
 }
 
 func (h *Handler) gateway(w http.ResponseWriter, r *http.Request, id logic.Identity) {

@@ -18,6 +18,9 @@ import (
 type Accounts interface {
 	RegisterFrom(ctx context.Context, from logic.Client, username, password string) (store.User, error)
 	LoginFrom(ctx context.Context, from logic.Client, username, password, device, platform string) (logic.LoginResult, error)
+	// LoginToken exchanges a token of an outside source (--auth oidc or
+	// http) for a session.
+	LoginToken(ctx context.Context, from logic.Client, token, device, platform string) (logic.LoginResult, error)
 	// Authenticate checks a token; logic's unauthenticated error if it is
 	// invalid, expired or its session ended.
 	Authenticate(ctx context.Context, token string) (logic.Identity, error)

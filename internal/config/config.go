@@ -32,6 +32,7 @@ type Config struct {
 	Files
 	Hooks
 	Limits
+	Login
 }
 
 // Common is what every role reads.
@@ -124,6 +125,15 @@ type Hooks struct {
 	BeforeSendFailOpen bool
 }
 
+// Login is the logic role's login sources (docs/operations.md, "Login
+// sources"), issue 12: --auth in order and each outside source's settings.
+type Login struct {
+	Auth            []string // local, ldap, http, oidc
+	AuthURL         string
+	AuthSecret      string
+	AuthHTTPTimeout time.Duration
+}
+
 // Limits are the abuse limits (docs/operations.md, "Abuse limits"), issue 9.
 type Limits struct {
 	TrustedProxies     []netip.Prefix
@@ -183,6 +193,10 @@ func Default() Config {
 		Hooks: Hooks{
 			BeforeSendTimeout:  500 * time.Millisecond,
 			BeforeSendFailOpen: true,
+		},
+		Login: Login{
+			Auth:            []string{"local"},
+			AuthHTTPTimeout: 2 * time.Second,
 		},
 		Limits: Limits{
 			LimitExempt:        []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
@@ -274,6 +288,10 @@ func (c *Config) bind(fs *flag.FlagSet) (parsed func() error) {
 	fs.DurationVar(&c.DownloadGrace, "download-grace", c.DownloadGrace, "time every download gets on top of its size at --download-min-rate")
 	fs.IntVar(&c.MaxSessionsPerUser, "max-sessions-per-user", c.MaxSessionsPerUser, "active sessions (logged-in devices) per user; a login beyond it ends the oldest (0: no limit)")
 	fs.BoolVar(&c.BeforeSendFailOpen, "before-send-fail-open", c.BeforeSendFailOpen, "if the before-send hook fails or times out, allow the message (false: refuse it)")
+	lists.strings(fs, &c.Auth, "auth", "login sources tried in order, comma-separated: local (accounts registered here), ldap, http (--auth-url), oidc")
+	fs.StringVar(&c.AuthURL, "auth-url", c.AuthURL, "--auth http: the endpoint asked to allow or deny each login, signed like the webhooks")
+	fs.StringVar(&c.AuthSecret, "auth-secret", c.AuthSecret, "--auth http: HMAC secret that signs the requests to --auth-url (at least 16 characters)")
+	fs.DurationVar(&c.AuthHTTPTimeout, "auth-http-timeout", c.AuthHTTPTimeout, "--auth http: how long to wait for --auth-url; a timeout refuses the login")
 	return lists.parse
 }
 
@@ -417,10 +435,30 @@ func (c *Config) Validate() error {
 	check(c.FilesQuota >= 0, "--files-quota must not be negative")
 	check(c.DownloadMinRate >= 0 && c.DownloadGrace >= 0, "--download-min-rate and --download-grace must not be negative")
 	check(c.MaxSessionsPerUser >= 0, "--max-sessions-per-user must not be negative")
+	c.validateLogin(check)
 	for id, secret := range c.PushKeys {
 		check(id != "" && !strings.ContainsAny(id, ":,") && len(secret) >= 16, "--push-keys: each entry must be KEYID:SECRET with a secret of at least 16 characters")
 	}
 	return errors.Join(errs...)
+}
+
+// validateLogin checks --auth and the settings of the sources it names.
+func (c *Config) validateLogin(check func(ok bool, format string, a ...any)) {
+	check(len(c.Auth) > 0, "--auth: name at least one login source (local, ldap, http, oidc)")
+	seen := map[string]bool{}
+	for _, a := range c.Auth {
+		switch a {
+		case "local", "ldap", "http", "oidc":
+		default:
+			check(false, "--auth: unknown source %q (want local, ldap, http or oidc)", a)
+		}
+		check(!seen[a], "--auth: %q is listed twice", a)
+		seen[a] = true
+	}
+	check(!seen["http"] || c.AuthURL != "", "--auth http needs --auth-url")
+	check(!seen["http"] || len(c.AuthSecret) >= 16, "--auth http needs --auth-secret of at least 16 characters")
+	check(seen["http"] || c.AuthURL == "", "--auth-url is set but --auth does not list http")
+	check(c.AuthHTTPTimeout > 0, "--auth-http-timeout must be positive")
 }
 
 // TLS reports whether the public listeners speak TLS.
@@ -464,7 +502,7 @@ func (c Config) Print(w io.Writer) error {
 	_ = c.bind(fs)
 	m := map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { m[f.Name] = f.Value.String() })
-	for _, k := range []string{"token-secret", "push-keys", "webhook-secret", "metrics-token"} {
+	for _, k := range []string{"token-secret", "push-keys", "webhook-secret", "metrics-token", "auth-secret"} {
 		if m[k] != "" {
 			m[k] = "(set)"
 		}

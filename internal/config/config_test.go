@@ -59,6 +59,13 @@ func TestValidateRejects(t *testing.T) {
 		{[]string{"--hash-wait", "1ms"}, "--hash-wait"},
 		{[]string{"--files-quota", "-5"}, "--files-quota"},
 		{[]string{"--max-sessions-per-user", "-1"}, "--max-sessions-per-user"},
+		{[]string{"--auth", ""}, "name at least one"},
+		{[]string{"--auth", "local,kerberos"}, `unknown source "kerberos"`},
+		{[]string{"--auth", "local,local"}, "listed twice"},
+		{[]string{"--auth", "http", "--auth-secret", "0123456789abcdef"}, "--auth http needs --auth-url"},
+		{[]string{"--auth", "http", "--auth-url", "http://a/b", "--auth-secret", "short"}, "--auth-secret"},
+		{[]string{"--auth-url", "http://a/b"}, "--auth does not list http"},
+		{[]string{"--auth-http-timeout", "0s"}, "--auth-http-timeout"},
 	}
 	for _, tt := range tests {
 		_, err := Load("serve", tt.args, io.Discard)

@@ -98,7 +98,10 @@ func (s *Service) admitLogin(c Client, username string) (succeeded func(), err e
 			return nil, s.refuse(LimitLoginAddr, rateLimited("too many failed logins from this address", wait))
 		}
 	}
-	if ok, wait := s.logins.allow(username, now); !ok {
+	if username == "" {
+		// A token login (POST /v1/login/token): the user is not known
+		// before the token is verified, so only the failure limits apply.
+	} else if ok, wait := s.logins.allow(username, now); !ok {
 		return nil, s.refuse(LimitLoginUser, rateLimited("too many login attempts", wait))
 	}
 	if s.loginsAll != nil {

@@ -30,6 +30,7 @@ type LoginResult struct {
 	Identity  Identity
 	ExpiresAt time.Time
 	Gateway   *clusterpb.GatewayInfo
+	User      store.User // its source and profile as of this login
 }
 
 func randomID(n int) string {
@@ -53,6 +54,9 @@ func (s *Service) RegisterFrom(ctx context.Context, from Client, username, passw
 		return store.User{}, err
 	}
 	if err := s.admitRegister(from); err != nil {
+		return store.User{}, err
+	}
+	if err := s.registrable(ctx, username); err != nil {
 		return store.User{}, err
 	}
 	var h string
@@ -98,9 +102,10 @@ func (s *Service) Login(ctx context.Context, username, password, device, platfor
 	return s.LoginFrom(ctx, Client{}, username, password, device, platform)
 }
 
-// LoginFrom checks credentials, applies the device policy and picks a
-// gateway. The login limits (admitLogin) are checked before the password
-// is hashed, so a refused attempt costs no Argon2 work.
+// LoginFrom checks credentials against the login sources (login.go),
+// applies the device policy and picks a gateway. The login limits
+// (admitLogin) are checked before the password is hashed or sent to a
+// source, so a refused attempt costs no Argon2 work.
 func (s *Service) LoginFrom(ctx context.Context, from Client, username, password, device, platform string) (LoginResult, error) {
 	var res LoginResult
 	if username == "" || password == "" {
@@ -110,34 +115,41 @@ func (s *Service) LoginFrom(ctx context.Context, from Client, username, password
 		// Same answer as a wrong password: nothing to learn from it.
 		return res, ErrInvalidCredentials
 	}
-	if device == "" {
-		device = "d-" + randomID(6)
-	}
-	if err := wire.ValidID(device, wire.MaxDevice); err != nil {
-		return res, invalid("device: " + err.Error())
-	}
-	if len(platform) > wire.MaxDevice {
-		return res, invalid("platform too long")
+	device, err := loginDevice(device, platform)
+	if err != nil {
+		return res, err
 	}
 	succeeded, err := s.admitLogin(from, strings.ToLower(username))
 	if err != nil {
 		return res, err
 	}
-	u, err := s.store.UserByName(ctx, username)
-	hash := u.PasswordHash
-	if errors.Is(err, store.ErrNotFound) {
-		hash = dummyHash()
-	} else if err != nil {
+	u, err := s.passwordUser(ctx, username, password)
+	if err != nil {
 		return res, err
 	}
-	var ok bool
-	if herr := s.hashWithin(ctx, func() { ok, err = checkPassword(hash, password) }); herr != nil {
-		return res, herr
-	}
-	if err != nil || !ok || u.ID == 0 {
-		return res, ErrInvalidCredentials
-	}
 	succeeded()
+	return s.startSession(ctx, u, device, platform)
+}
+
+// loginDevice checks a login's device and platform, naming an unnamed
+// device.
+func loginDevice(device, platform string) (string, error) {
+	if device == "" {
+		device = "d-" + randomID(6)
+	}
+	if err := wire.ValidID(device, wire.MaxDevice); err != nil {
+		return "", invalid("device: " + err.Error())
+	}
+	if len(platform) > wire.MaxDevice {
+		return "", invalid("platform too long")
+	}
+	return device, nil
+}
+
+// startSession makes the session of a user whose credentials were
+// checked: the device policy, a gateway, the session row and its token.
+func (s *Service) startSession(ctx context.Context, u store.User, device, platform string) (LoginResult, error) {
+	var res LoginResult
 	now := s.now()
 	kick, err := s.applyDevicePolicy(ctx, u.ID, device, platform, now)
 	if err != nil {
@@ -168,6 +180,7 @@ func (s *Service) LoginFrom(ctx context.Context, from Client, username, password
 	res.Identity = Identity{UserID: u.ID, Username: u.Username, SessionID: sess.ID, Device: device, Platform: platform, ExpiresAt: sess.ExpiresAt}
 	res.ExpiresAt = sess.ExpiresAt
 	res.Gateway = gw
+	res.User = u
 	return res, nil
 }
 

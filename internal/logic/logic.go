@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/magpie-im/magpie/internal/auth"
 	"github.com/magpie-im/magpie/internal/batch"
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 	"github.com/magpie-im/magpie/internal/store"
@@ -103,6 +104,7 @@ type Config struct {
 	HashWait           time.Duration  // a login waits this long for a hashing slot, then 503; default 2s
 	Files              Files          // uploads; nil: file messages refused
 	Encoder            Encoder        // required: how pushes are encoded
+	Auth               []AuthSource   // --auth in order (login.go); empty: local accounts only
 	MaxReads           int            // read requests (sync, history, online, receipts) at once, default 1024
 
 	// Groups, friends, broadcast, recall (see config for meanings).
@@ -219,6 +221,11 @@ func New(cfg Config, st store.Store, out Deliverer, presence Presence, gateways 
 	case DevicesUnlimited, DevicesSingle, DevicesPerPlatform:
 	default:
 		return nil, fmt.Errorf("logic: unknown device policy %q", cfg.DevicePolicy)
+	}
+	for _, a := range cfg.Auth {
+		if a.Name == "" || (a.Name != auth.Local && a.Password == nil && a.Token == nil) {
+			return nil, fmt.Errorf("logic: login source %q checks neither passwords nor tokens", a.Name)
+		}
 	}
 	svc := &Service{
 		cfg:       cfg,

@@ -119,6 +119,9 @@ func (s *Service) ChangePassword(ctx context.Context, id Identity, oldPassword, 
 	if err != nil {
 		return err
 	}
+	if src := sourceOf(u); src != "local" {
+		return forbidden("the password of this account is kept by its login source ("+src+"): change it there", ErrBadRequest)
+	}
 	var ok bool
 	if herr := s.hashWithin(ctx, func() { ok, err = checkPassword(u.PasswordHash, oldPassword) }); herr != nil {
 		return herr

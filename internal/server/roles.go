@@ -76,6 +76,9 @@ func (n *Node) startLogic(ctx context.Context, mux *http.ServeMux) error {
 	lcfg := logicConfig(n.cfg.Logic, n.cfg.Limits, n.cfg.Heartbeat)
 	lcfg.TokenSecret, lcfg.CommitWorkers, lcfg.OnStoreHealth = secret, workers, n.bus.setHealthy
 	lcfg.Files, lcfg.Hooks, lcfg.Encoder = n.ext.logicFiles(), n.ext.logicHooks(), envelope.Encoder{}
+	if lcfg.Auth, err = authSources(n.cfg.Login); err != nil {
+		return err
+	}
 	svc, err := logic.New(lcfg, st, cluster.NewPublisher(n.nc), view, picker{reg, cluster.Strategy(n.cfg.Strategy)}, n.log)
 	if err != nil {
 		return err

@@ -54,6 +54,13 @@ type Store interface {
 	// SetPasswordHash replaces a user's password hash. ErrNotFound if there
 	// is no such user.
 	SetPasswordHash(ctx context.Context, userID int64, passwordHash string) error
+	// CreateExternalUser adds a user of an outside login source (AuthSource
+	// set, no password hash) with its profile. ErrExists if the username
+	// is taken (case-insensitively), whatever the other user's source.
+	CreateExternalUser(ctx context.Context, u User) (User, error)
+	// SetProfile replaces a user's display name and email. ErrNotFound if
+	// there is no such user.
+	SetProfile(ctx context.Context, userID int64, displayName, email string) error
 
 	// AppendMessages stores a batch in one transaction, in order. Results
 	// line up with reqs; a per-message failure (ErrNotMember, ErrNotFound)
@@ -103,8 +110,11 @@ type Store interface {
 type User struct {
 	ID           int64
 	Username     string
-	PasswordHash string
+	PasswordHash string // "" for a user of an outside source
 	CreatedAt    time.Time
+	AuthSource   string // "local" (CreateUser), or the outside source that created it: "ldap", "http", "oidc"
+	DisplayName  string
+	Email        string
 }
 
 // Session is one login of one device.

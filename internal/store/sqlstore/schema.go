@@ -169,6 +169,17 @@ var migrations = []migration{
 			`CREATE INDEX messages_ref ON messages(conversation_id, ref_seq) WHERE ref_seq > 0`,
 		},
 	},
+	{
+		// Where a user comes from (issue 12): 'local' accounts have a
+		// password hash; users of an outside source (ldap, http, oidc)
+		// have none, and their profile is refreshed at each login.
+		version: 6,
+		common: []string{
+			`ALTER TABLE users ADD COLUMN auth_source TEXT NOT NULL DEFAULT 'local'`,
+			`ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT ''`,
+		},
+	},
 }
 
 // migrate brings the schema up to date in one transaction, so a crash

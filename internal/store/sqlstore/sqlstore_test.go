@@ -480,3 +480,31 @@ func createThree(t *testing.T, s *Store) (alice, bob, carol store.User) {
 	}
 	return users[0], users[1], users[2]
 }
+
+// TestMigrateUsersToSources: a database from before migration 6 keeps its
+// users, who come out as local accounts with an empty profile.
+func TestMigrateUsersToSources(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			s := b.open(t)
+			// Back to version 5: the columns gone, the step unrecorded.
+			for _, q := range []string{
+				`ALTER TABLE users DROP COLUMN auth_source`, `ALTER TABLE users DROP COLUMN display_name`,
+				`ALTER TABLE users DROP COLUMN email`, `DELETE FROM schema_migrations WHERE version = 6`,
+				`INSERT INTO users(username, username_lower, password_hash, created_at) VALUES ('Old', 'old', 'h', 1)`,
+			} {
+				if _, err := s.write.ExecContext(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			if err := migrate(ctx, s.write, s.d); err != nil {
+				t.Fatalf("migrate: %v", err)
+			}
+			u, err := s.UserByName(ctx, "old")
+			if err != nil || u.Username != "Old" || u.PasswordHash != "h" || u.AuthSource != "local" || u.DisplayName != "" || u.Email != "" {
+				t.Fatalf("UserByName after the migration = %+v, %v; want the local user Old with its hash", u, err)
+			}
+		})
+	}
+}

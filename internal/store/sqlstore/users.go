@@ -19,7 +19,7 @@ func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (
 	if err := s.check(); err != nil {
 		return store.User{}, err
 	}
-	u := store.User{Username: username, PasswordHash: passwordHash, CreatedAt: timeOf(nowMillis())}
+	u := store.User{Username: username, PasswordHash: passwordHash, CreatedAt: timeOf(nowMillis()), AuthSource: "local"}
 	err := s.write.QueryRowContext(ctx, `INSERT INTO users(username, username_lower, password_hash, created_at)
 		VALUES ($1, $2, $3, $4) RETURNING id`,
 		username, foldName(username), passwordHash, millis(u.CreatedAt)).Scan(&u.ID)
@@ -32,12 +32,53 @@ func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (
 	return u, nil
 }
 
-const userCols = `id, username, password_hash, created_at`
+// CreateExternalUser: the users' unique folded name is shared by every
+// source, so a directory user and a local account can never hold the
+// same name.
+func (s *Store) CreateExternalUser(ctx context.Context, u store.User) (store.User, error) {
+	if err := s.check(); err != nil {
+		return store.User{}, err
+	}
+	if u.AuthSource == "" || u.AuthSource == "local" {
+		return store.User{}, fmt.Errorf("sqlstore: create external user %q: auth source %q is not an outside source", u.Username, u.AuthSource)
+	}
+	u.PasswordHash, u.CreatedAt = "", timeOf(nowMillis())
+	err := s.write.QueryRowContext(ctx, `INSERT INTO users(username, username_lower, password_hash, created_at, auth_source, display_name, email)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+		u.Username, foldName(u.Username), "", millis(u.CreatedAt), u.AuthSource, u.DisplayName, u.Email).Scan(&u.ID)
+	if s.d.isUniqueViolation(err) {
+		return store.User{}, fmt.Errorf("user %q: %w", u.Username, store.ErrExists)
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("sqlstore: create external user: %w", err)
+	}
+	return u, nil
+}
+
+func (s *Store) SetProfile(ctx context.Context, userID int64, displayName, email string) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	res, err := s.write.ExecContext(ctx, `UPDATE users SET display_name = $1, email = $2 WHERE id = $3`, displayName, email, userID)
+	if err != nil {
+		return fmt.Errorf("sqlstore: set profile: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlstore: set profile: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("user %d: %w", userID, store.ErrNotFound)
+	}
+	return nil
+}
+
+const userCols = `id, username, password_hash, created_at, auth_source, display_name, email`
 
 func scanUser(sc interface{ Scan(...any) error }) (store.User, error) {
 	var u store.User
 	var created int64
-	err := sc.Scan(&u.ID, &u.Username, &u.PasswordHash, &created)
+	err := sc.Scan(&u.ID, &u.Username, &u.PasswordHash, &created, &u.AuthSource, &u.DisplayName, &u.Email)
 	u.CreatedAt = timeOf(created)
 	return u, err
 }

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Sessions", testSessions},
 		{"SessionLastSeen", testSessionLastSeen}, // sessions.go
 		{"SetPasswordHash", testSetPasswordHash},
+		{"ExternalUsers", testExternalUsers}, // users.go
 		{"AppendSeqs", testAppendSeqs},
 		{"AppendIdempotent", testAppendIdempotent},
 		{"AppendSameIDInBatch", testAppendSameIDInBatch},

@@ -1,0 +1,29 @@
+package server
+
+import (
+	"fmt"
+
+	"github.com/magpie-im/magpie/internal/auth"
+	"github.com/magpie-im/magpie/internal/config"
+	"github.com/magpie-im/magpie/internal/logic"
+)
+
+// authSources builds --auth's chain for the logic role, in order.
+func authSources(c config.Login) ([]logic.AuthSource, error) {
+	var out []logic.AuthSource
+	for _, name := range c.Auth {
+		switch name {
+		case auth.Local:
+			out = append(out, logic.AuthSource{Name: auth.Local})
+		case auth.HTTP:
+			h, err := auth.NewHTTP(auth.HTTPConfig{URL: c.AuthURL, Secret: []byte(c.AuthSecret), Timeout: c.AuthHTTPTimeout})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, logic.AuthSource{Name: auth.HTTP, Password: h, Token: h})
+		default:
+			return nil, fmt.Errorf("--auth %s: not supported yet", name)
+		}
+	}
+	return out, nil
+}
