@@ -4,7 +4,7 @@
 // localStorage, so every tab shares it and each tab holds its own
 // connection (the server pushes one tab's sends to the others).
 
-import { Magpie, Codes, State } from "./magpie.js";
+import { Magpie, Codes, State, privateID } from "./magpie.js";
 import { $, h, announce } from "./dom.js";
 import { ChatView } from "./chatview.js";
 import { Sidebar } from "./sidebar.js";
@@ -91,8 +91,13 @@ class App {
     const pass = $("#auth-pass").value;
     const err = $("#auth-error");
     err.textContent = "";
-    if (!/^[A-Za-z0-9_-]{2,32}$/.test(user)) { err.textContent = "Usernames are 2–32 letters, digits, _ or -."; $("#auth-user").focus(); return; }
+    const userErr = user.length > 32 ? `Usernames have at most 32 characters; this one has ${user.length}.`
+      : user.length < 2 ? "Usernames have at least 2 characters."
+        : !/^[A-Za-z0-9_-]+$/.test(user) ? "Usernames are letters A–Z, digits, _ or - only." : "";
+    if (userErr) { err.textContent = userErr; $("#auth-user").focus(); return; }
+    const passBytes = new TextEncoder().encode(pass).length;
     if (pass.length < 6) { err.textContent = "Passwords have at least 6 characters."; $("#auth-pass").focus(); return; }
+    if (passBytes > 256) { err.textContent = `Passwords have at most 256 bytes; this one has ${passBytes}.`; $("#auth-pass").focus(); return; }
     const c = new Magpie({ username: user, password: pass, device: this.device() });
     try {
       if (register) await c.register(user, pass);
@@ -251,10 +256,22 @@ class App {
     this.markReadSoon();
   }
 
+  // openNewChat opens the private chat with a user who exists (asked with
+  // GET /v1/users/{name}), under the name as they spell it.
   async openNewChat(user) {
-    if (user === this.client.username) throw new Error("That is you.");
-    const existing = this.client.convs.all().find((c) => c.kind === "private" && c.peer.toLowerCase() === user.toLowerCase());
-    await this.openConversation(existing ? existing.id : "@" + user, { focusComposer: true });
+    if (user.toLowerCase() === this.client.username.toLowerCase()) throw new Error("That is you.");
+    if (!/^[A-Za-z0-9_-]{2,32}$/.test(user)) throw new Error("Usernames are 2–32 letters, digits, _ or -.");
+    let u;
+    try {
+      u = await this.client.lookupUser(user);
+    } catch (e) {
+      if (e.code === Codes.not_found) throw new Error(`There is no user named ${user}.`);
+      throw e;
+    }
+    const id = privateID(this.client.userId, Number(u.user_id));
+    const c = this.client.convs.get(id);
+    if (!c.peer) Object.assign(c, { peer: u.username, peerId: Number(u.user_id), kind: "private" });
+    await this.openConversation(id, { focusComposer: true });
   }
 
   async groupCreated(g) {

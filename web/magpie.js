@@ -184,6 +184,9 @@ export class Magpie extends EventTarget {
   }
 
   online() { return this.request({ online: {} }).then((r) => (r.online_result?.users || []).map((u) => ({ userId: num(u.user_id), username: u.username, devices: u.devices || [] }))); }
+  // lookupUser resolves with {user_id, username} of an existing user (the
+  // name as spelled at sign-up); rejects with not_found otherwise.
+  lookupUser(name) { return this.http("GET", `/v1/users/${encodeURIComponent(name)}`); }
   conversationsHTTP() { return this.http("GET", "/v1/conversations"); }
   createGroup(name, members, joinPolicy) { return this.http("POST", "/v1/groups", { name, members, ...(joinPolicy ? { join_policy: joinPolicy } : {}) }); }
   groups() { return this.http("GET", "/v1/groups"); }

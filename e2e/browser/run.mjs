@@ -161,6 +161,26 @@ const scenarios = [
     if (r.status !== 201) throw new Error("register carol: " + r.status);
   }],
 
+  ["long_username", async () => {
+    // A name over 32 characters is refused with a reason, not cut to 32.
+    const ctx = await browser.newContext();
+    const p = watch(await ctx.newPage(), "long-name");
+    try {
+      await p.goto(BASE + "/");
+      const long = "a_rather_long_username_of_forty_chars_x";
+      await p.fill("#auth-user", long);
+      if (await p.locator("#auth-user").inputValue() !== long) throw new Error("the field cut the name to " + await p.locator("#auth-user").inputValue());
+      await p.fill("#auth-pass", "long-pw-1");
+      await p.click("#register-btn");
+      await p.locator("#auth-error", { hasText: `at most 32 characters; this one has ${long.length}` }).waitFor({ timeout: T });
+      if (await p.locator("#app-view").isVisible()) throw new Error("signed up anyway");
+      const r = await fetch(BASE + "/v1/login", { method: "POST", headers: JSONH, body: JSON.stringify({ username: long.slice(0, 32), password: "long-pw-1" }) });
+      if (r.status !== 401) throw new Error(`an account for the cut name exists: login ${r.status}`);
+    } finally {
+      await ctx.close();
+    }
+  }],
+
   ["private_chat_receipts", async () => {
     // Alice starts the chat from the online list (bob signed in first).
     await alice.locator('#online-list button[data-user="bob"]').click({ timeout: T });
@@ -216,6 +236,22 @@ const scenarios = [
     await alice.click("#new-chat-btn");
     await alice.keyboard.press("Escape");
     await waitFocus(alice, "new-chat-btn");
+    await openConv(alice, "bob");
+  }],
+
+  ["new_chat_checks_name", async () => {
+    // New chat refuses a name nobody has, and opens an existing one under
+    // its own spelling.
+    await alice.click("#new-chat-btn");
+    await alice.fill("#nc-user", "nobody_here");
+    await alice.press("#nc-user", "Enter");
+    await alice.locator("#dialog .error", { hasText: "There is no user named nobody_here." }).waitFor({ timeout: T });
+    if (!(await alice.locator("#dialog").evaluate((d) => d.open))) throw new Error("the dialog closed");
+    if ((await alice.locator("#chat-title").textContent()).includes("nobody_here")) throw new Error("a chat with nobody_here opened");
+    await alice.fill("#nc-user", "CAROL");
+    await alice.press("#nc-user", "Enter");
+    await alice.waitForFunction(() => document.querySelector("#chat-title").textContent === "carol", null, { timeout: T, polling: 100 });
+    await waitMessage(alice, "only for carol"); // the existing chat, not a new one
     await openConv(alice, "bob");
   }],
 

@@ -46,6 +46,7 @@ func New(mux *http.ServeMux, svc Logic, log *slog.Logger) *Handler {
 	mux.HandleFunc("POST /v1/logout", h.auth(h.logout))
 	mux.HandleFunc("GET /v1/gateway", h.auth(h.gateway))
 	mux.HandleFunc("GET /v1/users/online", h.auth(h.online))
+	mux.HandleFunc("GET /v1/users/{username}", h.auth(h.lookupUser))
 	mux.HandleFunc("POST /v1/messages", h.auth(h.send))
 	mux.HandleFunc("GET /v1/conversations", h.auth(h.conversations))
 	mux.HandleFunc("GET /v1/conversations/{id}/messages", h.auth(h.messages))
@@ -265,6 +266,18 @@ func (h *Handler) online(w http.ResponseWriter, r *http.Request, id logic.Identi
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"users": users})
+}
+
+// lookupUser is GET /v1/users/{username}: does this user exist, and how is
+// the name spelled. ("online" is the online list above: the more specific
+// pattern wins, so a user named online is not found this way.)
+func (h *Handler) lookupUser(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	u, err := h.svc.LookupUser(r.Context(), id, r.PathValue("username"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, u)
 }
 
 type messageJSON struct {

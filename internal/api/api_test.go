@@ -190,3 +190,23 @@ func TestGatewayJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestLookupUserHTTP(t *testing.T) {
+	h := newTestAPI(t)
+	do(h, "POST", "/v1/users", "", `{"username":"alice","password":"secret-a"}`)
+	do(h, "POST", "/v1/users", "", `{"username":"Bob","password":"secret-b"}`)
+	_, out := do(h, "POST", "/v1/login", "", `{"username":"alice","password":"secret-a"}`)
+	tok := out["token"].(string)
+	if code, out := do(h, "GET", "/v1/users/bob", tok, ""); code != 200 || out["username"] != "Bob" || out["user_id"] != 2.0 || len(out) != 2 {
+		t.Fatalf("lookup bob: %d %v", code, out)
+	}
+	if code, out := do(h, "GET", "/v1/users/carol", tok, ""); code != 404 || out["error"].(map[string]any)["message"] != "no such user: carol" {
+		t.Fatalf("lookup carol: %d %v", code, out)
+	}
+	if code, _ := do(h, "GET", "/v1/users/bob", "", ""); code != 401 {
+		t.Fatalf("lookup without a token: %d, want 401", code)
+	}
+	if code, out := do(h, "GET", "/v1/users/online", tok, ""); code != 200 || out["users"] == nil {
+		t.Fatalf("the online list is still there: %d %v", code, out)
+	}
+}

@@ -26,6 +26,8 @@ type Accounts interface {
 	Authenticate(ctx context.Context, token string) (logic.Identity, error)
 	Route(ctx context.Context, id logic.Identity) (*clusterpb.GatewayInfo, error)
 	Online(ctx context.Context) ([]logic.OnlineUser, error)
+	// LookupUser finds one user by exact name: logic's not_found if none.
+	LookupUser(ctx context.Context, id logic.Identity, name string) (logic.UserInfo, error)
 	// StoreErr is nil while the database answers (GET /healthz).
 	StoreErr() error
 }
