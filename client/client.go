@@ -174,6 +174,17 @@ func (c *Client) Username() string {
 // Device returns this Client's device id.
 func (c *Client) Device() string { return c.device }
 
+// Gateway returns the id of the gateway the current connection is on, or
+// "" while there is none.
+func (c *Client) Gateway() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess == nil || c.sess.isClosed() {
+		return ""
+	}
+	return c.sess.li.Gateway.ID
+}
+
 // State returns the current connection state.
 func (c *Client) State() State {
 	c.mu.Lock()

@@ -418,3 +418,21 @@ type memCursors map[string]uint64
 
 func (m memCursors) Load() (map[string]uint64, error) { return m, nil }
 func (m memCursors) Save(id string, seq uint64) error { return nil }
+
+func TestGatewayNamesTheConnectionsGateway(t *testing.T) {
+	srv := newServer(t, "alice")
+	c := New(Options{Server: srv.URL, Username: "alice", Password: "pw-alice"})
+	if g := c.Gateway(); g != "" {
+		t.Fatalf("Gateway before Connect = %q, want empty", g)
+	}
+	if err := c.Connect(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if g := c.Gateway(); g == "" {
+		t.Fatal("Gateway while connected is empty")
+	}
+	c.Close()
+	if g := c.Gateway(); g != "" {
+		t.Fatalf("Gateway after Close = %q, want empty", g)
+	}
+}

@@ -20,8 +20,9 @@ import (
 // TestClusterFaults runs the multi-process cluster (3 NATS servers with
 // JetStream, 3 gateways, 2 logic nodes, the run's own PostgreSQL) under a
 // checked load through SIGTERM and kill -9 of a gateway, kill -9 of a
-// logic node, an immediate restart of PostgreSQL and kill -9 of a NATS
-// server, and requires the checker's must-be-zero figures to be zero and
+// logic node, an immediate restart of PostgreSQL, kill -9 of a NATS
+// server, a pause of another, network partitions and two crash points of
+// a logic node (a binary built with -tags faulthooks), and requires the checker's must-be-zero figures to be zero and
 // the cluster to heal: every device of a gone gateway ready again, every
 // device caught up after each fault, no stuck SDK Client replaced by the
 // watchdog. `magpie check` over the recorded history must agree.
@@ -61,11 +62,16 @@ func TestClusterFaults(t *testing.T) {
 	if out, err := exec.Command(natsBin, "--version").CombinedOutput(); err == nil {
 		t.Logf("%s", strings.TrimSpace(string(out)))
 	}
+	// The crash points (scenario 9) need a magpie with the test hooks.
+	hooks := filepath.Join(dir, "magpie-faulthooks")
+	if out, err := exec.Command("go", "build", "-tags", "faulthooks", "-o", hooks, "../cmd/magpie").CombinedOutput(); err != nil {
+		t.Fatalf("build magpie -tags faulthooks: %v\n%s", err, out)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	var log strings.Builder
 	cfg := clustertest.RunConfig{
-		Topology: clustertest.Config{Magpie: binary, NATS: natsBin, Dir: dir, PortBase: envInt("MAGPIE_CLUSTER_PORT_BASE", 0)},
+		Topology: clustertest.Config{Magpie: binary, MagpieHooks: hooks, NATS: natsBin, Dir: dir, PortBase: envInt("MAGPIE_CLUSTER_PORT_BASE", 0)},
 		Load: clustertest.LoadConfig{
 			Users: envInt("MAGPIE_CLUSTER_USERS", 16), DevicesPerUser: 2,
 			Rate: float64(envInt("MAGPIE_CLUSTER_RATE", 4)), GroupSize: 4,
@@ -82,6 +88,9 @@ func TestClusterFaults(t *testing.T) {
 	var table strings.Builder
 	res.Report.Print(&table)
 	t.Logf("checker (groups: %d, SDK clients replaced by the watchdog: %d):\n%s", res.Groups, res.Replaced, table.String())
+	for _, c := range res.CrashRetries {
+		t.Logf("crash point %s: crashed %v, retries answered as duplicates with the stored seq: %d", c.Point, c.Crashed, c.DupAcks)
+	}
 	for _, f := range res.Failover {
 		t.Logf("failover %s: %d devices, 99%% ready after %v, all after %v", f.Fault, f.Affected, f.P99, f.All)
 	}

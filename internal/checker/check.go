@@ -108,7 +108,7 @@ func (r *Recorder) Check() *Report {
 	}
 	// What each (conv, seq) holds, and who sent it.
 	content := map[convSeq]Message{}
-	owner := map[convSeq]string{} // sending device
+	owner := map[convSeq]*send{} // what was sent there (by whom)
 	var ackLat []time.Duration
 	for _, s := range r.order {
 		rep.Attempted++
@@ -122,7 +122,7 @@ func (r *Recorder) Check() *Report {
 			continue
 		}
 		at(s.id, convSeq{s.conv, s.seq})
-		owner[convSeq{s.conv, s.seq}] = s.device
+		owner[convSeq{s.conv, s.seq}] = s
 		ackLat = append(ackLat, s.acked.Sub(s.invoked))
 	}
 	rep.Ack = summarize(ackLat)
@@ -153,7 +153,7 @@ func (r *Recorder) Check() *Report {
 				rep.Unexpected++
 				example("unexpected: %s shows %s/%d (client id %q) that nobody sent", name, m.Conv, m.Seq, m.ClientMsgID)
 			} else {
-				owner[cs] = s.device
+				owner[cs] = s
 				// A fresh device's sync from zero says how old the
 				// history is, not how fast delivery was.
 				if s.outcome == OK && s.conv == m.Conv && s.seq == m.Seq && !d.fresh {
@@ -193,7 +193,7 @@ func (r *Recorder) Check() *Report {
 		for conv, max := range last {
 			for s := uint64(1); s < max; s++ {
 				cs := convSeq{conv, s}
-				if pos[cs] || owner[cs] == name {
+				if pos[cs] || (owner[cs] != nil && owner[cs].sentBy(name)) {
 					continue
 				}
 				rep.Gaps++

@@ -44,7 +44,8 @@ type Message struct {
 
 type send struct {
 	id      string
-	device  string
+	device  string   // the first device that sent it
+	also    []string // other devices that sent the same id (scenario 10)
 	members []string // users of the conversation, sender included
 	invoked time.Time
 	outcome Outcome
@@ -119,13 +120,21 @@ func (r *Recorder) Device(name, user string, fresh bool) {
 }
 
 // Invoke records that device is about to send a message with client id id
-// to a conversation whose members (sender included) are members.
+// to a conversation whose members (sender included) are members. Invoking
+// an id again is a retry; from another device, that device is a sender of
+// the same message too (it is then not expected to show it).
 func (r *Recorder) Invoke(id, device string, members []string, t time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.emit(event{Ev: "invoke", ID: id, Device: device, Members: members, At: at(t)})
-	if _, ok := r.sends[id]; ok {
-		return // a retry of the same id: one attempt
+	if s, ok := r.sends[id]; ok {
+		// A retry of the same id: one attempt. From another device (the
+		// same id through two gateways), that device sent it too: its
+		// SDK knows the message as its own and does not show it.
+		if device != s.device && !contains(s.also, device) {
+			s.also = append(s.also, device)
+		}
+		return
 	}
 	s := &send{id: id, device: device, members: append([]string(nil), members...), invoked: t}
 	r.sends[id] = s
@@ -253,7 +262,7 @@ func (r *Recorder) MissingOn(deviceName string) int {
 	}
 	n := 0
 	for _, s := range r.order {
-		if s.outcome == OK && s.device != d.name && contains(s.members, d.user) && !got[s.id] {
+		if s.outcome == OK && !s.sentBy(d.name) && contains(s.members, d.user) && !got[s.id] {
 			n++
 		}
 	}
@@ -272,6 +281,9 @@ func (r *Recorder) seenLocked() map[string]map[string]bool {
 	return seen
 }
 
+// sentBy reports whether device sent s (first, or the same id again).
+func (s *send) sentBy(device string) bool { return s.device == device || contains(s.also, device) }
+
 // expectedLocked lists the devices that must show s: every device of every
 // member except the one that sent it (the SDK does not echo a device's own
 // sends back to it).
@@ -279,7 +291,7 @@ func (r *Recorder) expectedLocked(s *send) []*device {
 	var out []*device
 	for _, u := range s.members {
 		for _, d := range r.users[u] {
-			if d.name != s.device {
+			if !s.sentBy(d.name) {
 				out = append(out, d)
 			}
 		}

@@ -240,3 +240,29 @@ func TestWindow(t *testing.T) {
 		t.Fatalf("Window = %d, %d, %v; want 3, 2, 3s", invoked, acked, slowest)
 	}
 }
+
+// The same client id sent from two devices (through two gateways): one
+// message, shown by neither sender, and both ACKs must name one seq.
+func TestSameIDFromTwoDevices(t *testing.T) {
+	build := func(secondSeq uint64) *Recorder {
+		r := world()
+		r.Invoke("m1", "a1", ab, t0)
+		r.Invoke("m1", "a2", ab, t0)
+		r.Acked("m1", "c", 1, t0.Add(time.Millisecond))
+		r.Acked("m1", "c", secondSeq, t0.Add(2*time.Millisecond))
+		show(r, "b1", "m1", 1, "alice")
+		sendOK(r, "b1", "m2", 2)
+		show(r, "a1", "m2", 2, "bob")
+		show(r, "a2", "m2", 2, "bob")
+		return r
+	}
+	if rep := build(1).Check(); !rep.OK() || rep.Attempted != 2 || rep.Lost != 0 || rep.Gaps != 0 {
+		t.Fatalf("one id from two devices, one seq: %+v", rep)
+	}
+	if r := build(1); r.MissingOn("a2") != 0 || r.Missing(t0.Add(time.Hour)) != 0 {
+		t.Fatalf("a2 sent m1 itself and must not be waited on: missing on a2 %d, in all %d", r.MissingOn("a2"), r.Missing(t0.Add(time.Hour)))
+	}
+	if rep := build(3).Check(); rep.DupStored == 0 {
+		t.Fatalf("one id ACKed at two seqs from two devices: want duplicated stored, got %+v", rep)
+	}
+}

@@ -49,6 +49,9 @@ type Load struct {
 	closing  atomic.Bool
 
 	Replaced atomic.Int64 // Clients replaced by the watchdog
+	// DupAcks counts ACKs marked duplicate: a retry of a message that was
+	// already stored, answered with its original seq.
+	DupAcks atomic.Int64
 }
 
 // Device is one SDK Client and its sender.
@@ -362,6 +365,9 @@ func (d *Device) send(req client.SendRequest, members []string) {
 		ack, err := c.Send(ctx, req)
 		if err == nil {
 			l.Rec.Acked(req.ClientMsgID, ack.ConversationID, ack.Seq, time.Now())
+			if ack.Duplicate {
+				l.DupAcks.Add(1)
+			}
 			return
 		}
 		if ctx.Err() != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/magpie-im/magpie/internal/checker"
+	"github.com/magpie-im/magpie/internal/crashpoint"
 )
 
 // RunConfig is a whole fault run.
@@ -33,11 +34,21 @@ type Result struct {
 	Groups   int   // groups the load sent to (0: private messages only)
 	Replaced int64 // SDK Clients the watchdog had to replace
 	Failover []FailoverFigure
+	// CrashRetries: per crash point (scenario 9), the retries answered as
+	// duplicates with the stored seq.
+	CrashRetries []CrashFigure
 	// Problems are the ways the cluster failed to heal that the checker
 	// does not count: a gateway that would not drain, devices that never
 	// came back or caught up, a final sync that did not finish, Clients
 	// the watchdog had to replace. A correct cluster has none.
 	Problems []string
+}
+
+// CrashFigure is what one crash point did.
+type CrashFigure struct {
+	Point   string
+	Crashed bool
+	DupAcks int64
 }
 
 // FailoverFigure is how fast the devices of a killed or drained gateway
@@ -227,6 +238,42 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	caughtUp("logic partitioned from PostgreSQL", time.Now())
 	stalled(from)
 	settle()
+
+	// 9. Crash points (a faulthooks build of magpie): a logic node kills
+	// itself right after a batch commits (nothing ACKed or published),
+	// then right after publishing a batch but before its ACKs. The senders
+	// retry with the same client ids; the retries must come back as
+	// duplicates with the stored seqs (the checker holds every figure).
+	if cfg.Topology.MagpieHooks != "" {
+		for _, point := range []string{crashpoint.CommitPublish, crashpoint.PublishACK} {
+			lg := topo.Logic[0]
+			fault := "crash " + lg.Name + " at " + point
+			logf("fault: %s (the 20th time it is reached)", fault)
+			dups := load.DupAcks.Load()
+			from := time.Now()
+			crashed, err := topo.CrashAt(ctx, lg, point, 20, 60*time.Second)
+			if err != nil {
+				return nil, err
+			}
+			if !crashed {
+				problem("%s: the node did not reach the crash point within 60s", fault)
+			}
+			caughtUp(fault, time.Now())
+			// The retries come after the gateways' request timeout.
+			deadline := time.Now().Add(45 * time.Second)
+			for load.DupAcks.Load() == dups && time.Now().Before(deadline) && ctx.Err() == nil {
+				time.Sleep(100 * time.Millisecond)
+			}
+			n := load.DupAcks.Load() - dups
+			res.CrashRetries = append(res.CrashRetries, CrashFigure{Point: point, Crashed: crashed, DupAcks: n})
+			logf("  %s: %d retries answered as duplicates with the stored seq", fault, n)
+			if crashed && n == 0 {
+				problem("%s: no retry of a stored message was answered as a duplicate", fault)
+			}
+			stalled(from)
+			settle()
+		}
+	}
 
 	logf("healing: stop senders, final sync, fresh devices")
 	load.StopSending()

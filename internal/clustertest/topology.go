@@ -30,13 +30,18 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/magpie-im/magpie/internal/crashpoint"
 )
 
 // Config sizes the topology.
 type Config struct {
 	Magpie string // path of the magpie binary
-	NATS   string // path of the nats-server binary
-	Dir    string // working directory: data, logs
+	// MagpieHooks is the magpie binary built with -tags faulthooks, for
+	// the crash-point faults (package crashpoint); empty: none.
+	MagpieHooks string
+	NATS        string // path of the nats-server binary
+	Dir         string // working directory: data, logs
 	// Postgres is an admin URL of a server to make the run's database on
 	// (e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable).
 	// Empty: the run starts its own server (initdb into a temporary
@@ -65,6 +70,7 @@ type Proc struct {
 	args []string
 	log  string
 	cred *syscall.Credential // run as this user (nil: as the test)
+	env  []string            // added to the test's environment
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -76,6 +82,9 @@ func (p *Proc) start() error {
 	}
 	fmt.Fprintf(f, "\n---- start %s: %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(p.args, " "))
 	cmd := exec.Command(p.args[0], p.args[1:]...)
+	if len(p.env) > 0 {
+		cmd.Env = append(os.Environ(), p.env...)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: p.cred}
 	if err := cmd.Start(); err != nil {
@@ -602,4 +611,30 @@ func randHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// CrashAt restarts logic node n with the faulthooks binary armed to kill
+// itself the after-th time it reaches crash point point (package
+// crashpoint), waits for that crash (up to d), and starts it again as
+// before. False if it did not crash in time (it is then killed).
+func (t *Topology) CrashAt(ctx context.Context, n *Node, point string, after int, d time.Duration) (bool, error) {
+	if t.cfg.MagpieHooks == "" {
+		return false, errors.New("crash points need Config.MagpieHooks, a magpie built with -tags faulthooks")
+	}
+	n.Kill()
+	bin := n.args[0]
+	n.args[0], n.env = t.cfg.MagpieHooks, []string{fmt.Sprintf("%s=%s:%d", crashpoint.Env, point, after)}
+	err := n.start()
+	n.args[0], n.env = bin, nil
+	if err != nil {
+		return false, err
+	}
+	if err := waitHealthy(ctx, n, 60*time.Second); err != nil && n.Running() {
+		return false, err
+	}
+	crashed := n.Wait(d)
+	if !crashed {
+		n.Kill()
+	}
+	return crashed, t.Restart(ctx, n)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/magpie-im/magpie/internal/batch"
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
+	"github.com/magpie-im/magpie/internal/crashpoint"
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/wire"
 )
@@ -239,6 +240,21 @@ func (s *Service) finish(sends []*pendingSend, results []store.AppendResult, err
 		}
 		return
 	}
+	crashpoint.Reached(crashpoint.CommitPublish) // test builds only (-tags faulthooks)
+	// The ACKs go first: senders learn soonest. Only a faulthooks build
+	// armed at PublishACK swaps the two, to crash between them.
+	if crashpoint.Armed(crashpoint.PublishACK) {
+		s.deliverStored(sends, results)
+		crashpoint.Reached(crashpoint.PublishACK)
+		s.ackStored(sends, results)
+		return
+	}
+	s.ackStored(sends, results)
+	s.deliverStored(sends, results)
+}
+
+// ackStored answers each sender of a committed batch.
+func (s *Service) ackStored(sends []*pendingSend, results []store.AppendResult) {
 	for i, p := range sends {
 		r := results[i]
 		if r.Err != nil {
@@ -253,6 +269,10 @@ func (s *Service) finish(sends []*pendingSend, results []store.AppendResult, err
 		m := r.Message
 		p.done(Ack{ConversationID: m.ConversationID, Seq: m.Seq, ClientMsgID: m.ClientMsgID, SentAt: m.SentAt, Duplicate: r.Duplicate}, nil)
 	}
+}
+
+// deliverStored pushes a committed batch's new messages to online devices.
+func (s *Service) deliverStored(sends []*pendingSend, results []store.AppendResult) {
 	var conns []*clusterpb.ConnRef
 	for i, p := range sends {
 		r := results[i]
