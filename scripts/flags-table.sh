@@ -13,7 +13,9 @@ fi
 function flush() {
 	if (name == "") return
 	def = ""
-	if (match(desc, / \(default [^)]*\)$/)) {
+	# A quoted default may hold parentheses (an LDAP filter): match it
+	# to its closing quote.
+	if (match(desc, / \(default ("([^"\\]|\\.)*"|[^)"]*)\)$/)) {
 		def = substr(desc, RSTART + 10, RLENGTH - 11)
 		desc = substr(desc, 1, RSTART - 1)
 	}

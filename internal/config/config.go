@@ -132,6 +132,19 @@ type Login struct {
 	AuthURL         string
 	AuthSecret      string
 	AuthHTTPTimeout time.Duration
+
+	AuthLDAPURL          string
+	AuthLDAPStartTLS     bool
+	AuthLDAPCA           string
+	AuthLDAPBindDN       string
+	AuthLDAPBindPassword string
+	AuthLDAPBaseDN       string
+	AuthLDAPFilter       string
+	AuthLDAPGroupFilter  string
+	AuthLDAPUsernameAttr string
+	AuthLDAPNameAttr     string
+	AuthLDAPEmailAttr    string
+	AuthLDAPTimeout      time.Duration
 }
 
 // Limits are the abuse limits (docs/operations.md, "Abuse limits"), issue 9.
@@ -197,6 +210,12 @@ func Default() Config {
 		Login: Login{
 			Auth:            []string{"local"},
 			AuthHTTPTimeout: 2 * time.Second,
+
+			AuthLDAPFilter:       "(uid={username})",
+			AuthLDAPUsernameAttr: "uid",
+			AuthLDAPNameAttr:     "cn",
+			AuthLDAPEmailAttr:    "mail",
+			AuthLDAPTimeout:      5 * time.Second,
 		},
 		Limits: Limits{
 			LimitExempt:        []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
@@ -292,6 +311,18 @@ func (c *Config) bind(fs *flag.FlagSet) (parsed func() error) {
 	fs.StringVar(&c.AuthURL, "auth-url", c.AuthURL, "--auth http: the endpoint asked to allow or deny each login, signed like the webhooks")
 	fs.StringVar(&c.AuthSecret, "auth-secret", c.AuthSecret, "--auth http: HMAC secret that signs the requests to --auth-url (at least 16 characters)")
 	fs.DurationVar(&c.AuthHTTPTimeout, "auth-http-timeout", c.AuthHTTPTimeout, "--auth http: how long to wait for --auth-url; a timeout refuses the login")
+	fs.StringVar(&c.AuthLDAPURL, "auth-ldap-url", c.AuthLDAPURL, "--auth ldap: the directory, ldap://host:port or ldaps://host:port")
+	fs.BoolVar(&c.AuthLDAPStartTLS, "auth-ldap-starttls", c.AuthLDAPStartTLS, "--auth ldap: upgrade an ldap:// connection with StartTLS before binding")
+	fs.StringVar(&c.AuthLDAPCA, "auth-ldap-ca", c.AuthLDAPCA, "--auth ldap: PEM file of the CAs the directory's certificate must chain to (empty: the system's)")
+	fs.StringVar(&c.AuthLDAPBindDN, "auth-ldap-bind-dn", c.AuthLDAPBindDN, "--auth ldap: the service account that searches users (empty: anonymous search)")
+	fs.StringVar(&c.AuthLDAPBindPassword, "auth-ldap-bind-password", c.AuthLDAPBindPassword, "--auth ldap: the service account's password")
+	fs.StringVar(&c.AuthLDAPBaseDN, "auth-ldap-base-dn", c.AuthLDAPBaseDN, "--auth ldap: where users and groups are searched")
+	fs.StringVar(&c.AuthLDAPFilter, "auth-ldap-filter", c.AuthLDAPFilter, "--auth ldap: finds the user's one entry; {username} is the typed name, escaped")
+	fs.StringVar(&c.AuthLDAPGroupFilter, "auth-ldap-group-filter", c.AuthLDAPGroupFilter, "--auth ldap: if set, must match an entry for the user to log in; {dn} is the user's DN, e.g. (&(cn=chat)(member={dn}))")
+	fs.StringVar(&c.AuthLDAPUsernameAttr, "auth-ldap-username-attr", c.AuthLDAPUsernameAttr, "--auth ldap: the attribute that is the Magpie username")
+	fs.StringVar(&c.AuthLDAPNameAttr, "auth-ldap-name-attr", c.AuthLDAPNameAttr, "--auth ldap: the attribute that is the display name")
+	fs.StringVar(&c.AuthLDAPEmailAttr, "auth-ldap-email-attr", c.AuthLDAPEmailAttr, "--auth ldap: the attribute that is the email")
+	fs.DurationVar(&c.AuthLDAPTimeout, "auth-ldap-timeout", c.AuthLDAPTimeout, "--auth ldap: dial and per-request timeout; a timeout refuses the login")
 	return lists.parse
 }
 
@@ -459,6 +490,9 @@ func (c *Config) validateLogin(check func(ok bool, format string, a ...any)) {
 	check(!seen["http"] || len(c.AuthSecret) >= 16, "--auth http needs --auth-secret of at least 16 characters")
 	check(seen["http"] || c.AuthURL == "", "--auth-url is set but --auth does not list http")
 	check(c.AuthHTTPTimeout > 0, "--auth-http-timeout must be positive")
+	check(!seen["ldap"] || (c.AuthLDAPURL != "" && c.AuthLDAPBaseDN != ""), "--auth ldap needs --auth-ldap-url and --auth-ldap-base-dn")
+	check(seen["ldap"] || c.AuthLDAPURL == "", "--auth-ldap-url is set but --auth does not list ldap")
+	check(c.AuthLDAPTimeout > 0, "--auth-ldap-timeout must be positive")
 }
 
 // TLS reports whether the public listeners speak TLS.
@@ -502,7 +536,7 @@ func (c Config) Print(w io.Writer) error {
 	_ = c.bind(fs)
 	m := map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { m[f.Name] = f.Value.String() })
-	for _, k := range []string{"token-secret", "push-keys", "webhook-secret", "metrics-token", "auth-secret"} {
+	for _, k := range []string{"token-secret", "push-keys", "webhook-secret", "metrics-token", "auth-secret", "auth-ldap-bind-password"} {
 		if m[k] != "" {
 			m[k] = "(set)"
 		}

@@ -66,6 +66,8 @@ func TestValidateRejects(t *testing.T) {
 		{[]string{"--auth", "http", "--auth-url", "http://a/b", "--auth-secret", "short"}, "--auth-secret"},
 		{[]string{"--auth-url", "http://a/b"}, "--auth does not list http"},
 		{[]string{"--auth-http-timeout", "0s"}, "--auth-http-timeout"},
+		{[]string{"--auth", "local,ldap", "--auth-ldap-url", "ldap://x:389"}, "--auth-ldap-base-dn"},
+		{[]string{"--auth-ldap-url", "ldap://x:389"}, "--auth does not list ldap"},
 	}
 	for _, tt := range tests {
 		_, err := Load("serve", tt.args, io.Discard)

@@ -21,6 +21,18 @@ func authSources(c config.Login) ([]logic.AuthSource, error) {
 				return nil, err
 			}
 			out = append(out, logic.AuthSource{Name: auth.HTTP, Password: h, Token: h})
+		case auth.LDAP:
+			l, err := auth.NewLDAP(auth.LDAPConfig{
+				URL: c.AuthLDAPURL, StartTLS: c.AuthLDAPStartTLS, CAFile: c.AuthLDAPCA,
+				BindDN: c.AuthLDAPBindDN, BindPassword: c.AuthLDAPBindPassword, BaseDN: c.AuthLDAPBaseDN,
+				Filter: c.AuthLDAPFilter, GroupFilter: c.AuthLDAPGroupFilter,
+				UsernameAttr: c.AuthLDAPUsernameAttr, NameAttr: c.AuthLDAPNameAttr, EmailAttr: c.AuthLDAPEmailAttr,
+				Timeout: c.AuthLDAPTimeout,
+			})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, logic.AuthSource{Name: auth.LDAP, Password: l, Directory: l})
 		default:
 			return nil, fmt.Errorf("--auth %s: not supported yet", name)
 		}
