@@ -37,22 +37,34 @@ func (h *Handler) Authenticate(ctx context.Context, req *clusterpb.AuthRequest) 
 // quickly: ordered commands go to their connection's lane, the others to
 // logic's bounded pool of read requests (Service.Read).
 func (h *Handler) Handle(req *clusterpb.Request, reply func([]byte)) {
-	var env magpiepb.Envelope
-	if req.Conn == nil || proto.Unmarshal(req.Envelope, &env) != nil {
+	env := new(magpiepb.Envelope)
+	if req.Conn == nil || proto.Unmarshal(req.Envelope, env) != nil {
 		reply(errorEnvelope(0, &logic.Error{Kind: logic.KindUndecodable, Msg: "undecodable request"}))
 		return
 	}
-	cmd := Lookup(&env)
+	h.HandleEnvelope(req.Conn, env, reply)
+}
+
+// HandleEnvelope is Handle for a request already decoded: the gateway of
+// the same process (serve) hands over the envelope it read, so nothing is
+// encoded or decoded between the two. env belongs to the handler from
+// now on; conn is only read.
+func (h *Handler) HandleEnvelope(conn *clusterpb.ConnRef, env *magpiepb.Envelope, reply func([]byte)) {
+	if conn == nil || env == nil {
+		reply(errorEnvelope(0, &logic.Error{Kind: logic.KindUndecodable, Msg: "undecodable request"}))
+		return
+	}
+	cmd := Lookup(env)
 	if cmd == nil || cmd.ByGateway {
 		reply(errorEnvelope(env.Id, &logic.Error{Kind: logic.KindUnknownCommand, Msg: "unknown command"}))
 		return
 	}
-	id, err := h.svc.Arrived(req.Conn)
+	id, err := h.svc.Arrived(conn)
 	if err != nil {
 		reply(errorEnvelope(env.Id, err))
 		return
 	}
-	cmd.call(h, &request{svc: h.svc, conn: req.Conn, id: id, rid: env.Id, reply: reply}, &env)
+	cmd.call(h, &request{svc: h.svc, conn: conn, id: id, rid: env.Id, reply: reply}, env)
 }
 
 // request is one forwarded request on its way through logic.

@@ -144,7 +144,9 @@ func (c *LogicClient) Close() {
 }
 
 const (
-	maxConcurrentAuths = 256
+	// MaxConcurrentAuths is how many authentications a logic node runs
+	// at once from the bus (and serve's direct path, from its gateway).
+	MaxConcurrentAuths = 256
 	authTimeout        = 10 * time.Second // the gateway gives up on an auth sooner
 )
 
@@ -184,14 +186,14 @@ type LogicHandler interface {
 // the returned subscriptions to stop.
 //
 // Authentications run off the subscription's goroutine, at most
-// maxConcurrentAuths at once, each on a goroutine of g and under a context
+// MaxConcurrentAuths at once, each on a goroutine of g and under a context
 // derived from ctx (the node's lifetime): the owner stops g, which waits
 // for them. Once ctx ended or g stopped, auths still queued are dropped
 // (the gateway times them out and the client retries elsewhere).
 func ServeLogic(ctx context.Context, nc *nats.Conn, h LogicHandler, g *Group) ([]*nats.Subscription, error) {
 	// A reconnect storm brings thousands of auths at once: a bounded number
 	// run at a time, the rest wait in the subscription's queue.
-	authSlots := make(chan struct{}, maxConcurrentAuths)
+	authSlots := make(chan struct{}, MaxConcurrentAuths)
 	auth, err := nc.QueueSubscribe(subjAuth, queueLogic, func(m *nats.Msg) {
 		var req clusterpb.AuthRequest
 		if err := proto.Unmarshal(m.Data, &req); err != nil {
@@ -270,6 +272,21 @@ func (g *Group) Go(fn func()) bool {
 		defer g.wg.Done()
 		fn()
 	}()
+	return true
+}
+
+// Do runs fn on the caller's goroutine, counted like one started by Go, or
+// returns false (and does not run fn) once g was stopped.
+func (g *Group) Do(fn func()) bool {
+	g.mu.Lock()
+	if g.stopped {
+		g.mu.Unlock()
+		return false
+	}
+	g.wg.Add(1)
+	g.mu.Unlock()
+	defer g.wg.Done()
+	fn()
 	return true
 }
 

@@ -25,7 +25,7 @@
 // ctx they are given (the node's lifetime) and Registry.Wait and
 // PresenceView.Wait wait for them; Registrar.Run runs on its caller's
 // goroutine; ServeLogic runs each authentication on a goroutine of the
-// caller's Group (at most maxConcurrentAuths at once). Replies and
+// caller's Group (at most MaxConcurrentAuths at once). Replies and
 // deliveries run on the NATS subscriptions' own goroutines, which
 // Drain or Unsubscribe ends.
 //

@@ -77,6 +77,7 @@ func (c Config) withDefaults() Config {
 type Gateway struct {
 	cfg      Config
 	logic    Logic
+	local    LocalLogic // logic itself when it is a LocalLogic, else nil
 	presence Presence
 	log      *slog.Logger
 	ctx      context.Context // ends when Shutdown gives up waiting; bounds backend calls
@@ -96,7 +97,8 @@ type Gateway struct {
 }
 
 // New returns a Gateway; it serves nothing until ServeTCP or the handler
-// of WebSocketHandler is used.
+// of WebSocketHandler is used. A logic that is a LocalLogic gets the
+// requests decoded (ForwardEnvelope).
 func New(cfg Config, logic Logic, presence Presence, log *slog.Logger) *Gateway {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -108,6 +110,7 @@ func New(cfg Config, logic Logic, presence Presence, log *slog.Logger) *Gateway 
 		done:      make(chan struct{}),
 		listeners: make(map[net.Listener]struct{}),
 	}
+	g.local, _ = logic.(LocalLogic)
 	g.ended.ttl = cfg.AuthTimeout
 	g.shards.init()
 	return g

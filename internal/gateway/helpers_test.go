@@ -173,12 +173,22 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 func startServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
+	return startServerWith(t, cfg, &fakeLogic{}, nil)
+}
+
+// startServerWith starts a gateway on logic, or on backend (which must
+// answer through logic for the cleanup's release) when backend is set.
+func startServerWith(t testing.TB, cfg Config, logic *fakeLogic, backend Logic) *testServer {
+	t.Helper()
 	checkLeaks(t)
 	if cfg.ID == "" {
 		cfg.ID = "gw-test"
 	}
-	ts := &testServer{logic: &fakeLogic{}, presence: newFakePresence()}
-	ts.g = New(cfg, ts.logic, ts.presence, testLogger(t))
+	if backend == nil {
+		backend = logic
+	}
+	ts := &testServer{logic: logic, presence: newFakePresence()}
+	ts.g = New(cfg, backend, ts.presence, testLogger(t))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

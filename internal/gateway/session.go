@@ -197,6 +197,15 @@ func (s *session) handle(frame []byte) bool {
 		s.reply(errorEnvelope(env.Id, wire.CodeRateLimited, "too many requests in flight", inFlightRetryMS))
 		return true
 	}
+	id := env.Id
+	done := func(reply []byte, err error) {
+		s.inflight.Add(-1)
+		s.forwarded(id, reply, err)
+	}
+	if l := s.g.local; l != nil {
+		l.ForwardEnvelope(s.ref, env, done)
+		return true
+	}
 	var raw []byte
 	if s.enc == encJSON {
 		raw, err = proto.Marshal(env)
@@ -208,11 +217,7 @@ func (s *session) handle(frame []byte) bool {
 	} else {
 		raw = append([]byte(nil), frame...) // frame is reused by the reader
 	}
-	id := env.Id
-	s.g.logic.Forward(&clusterpb.Request{Conn: s.ref, Envelope: raw}, func(reply []byte, err error) {
-		s.inflight.Add(-1)
-		s.forwarded(id, reply, err)
-	})
+	s.g.logic.Forward(&clusterpb.Request{Conn: s.ref, Envelope: raw}, done)
 	return true
 }
 
@@ -239,7 +244,8 @@ func (s *session) badRequest(bad *badFrame) bool {
 // inFlightRetryMS is the retry hint when MaxInFlight requests are pending.
 const inFlightRetryMS = 100
 
-// forwarded writes logic's answer. It runs on a goroutine of Logic's.
+// forwarded writes logic's answer. It runs on a goroutine of Logic's (or
+// on the reader's, when Logic answers at once).
 func (s *session) forwarded(id uint64, reply []byte, err error) {
 	if err == nil && s.enc == encJSON {
 		reply, err = protoToJSON(reply)

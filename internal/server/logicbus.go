@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 
@@ -14,7 +15,9 @@ import (
 // logicBus serves the logic subjects while the database answers. A node
 // cut off from its database leaves the queue group, so gateways' requests
 // go to a node that can commit them (or get "no responders" at once when
-// none can, which the SDK retries), instead of waiting on this one.
+// none can, which the SDK retries), instead of waiting on this one. The
+// gateway of a node running both roles follows the same rule: it calls
+// this node's logic directly only while the bus serves (direct.go).
 type logicBus struct {
 	nc  *nats.Conn
 	h   cluster.LogicHandler
@@ -27,7 +30,13 @@ type logicBus struct {
 	mu     sync.Mutex
 	subs   []*nats.Subscription // nil while out of the queue
 	closed bool
+	// up mirrors subs != nil: this node's gateway (serve) calls logic
+	// directly while it is set, over the bus while not (direct.go).
+	up atomic.Bool
 }
+
+// serving reports whether this node serves logic requests now.
+func (b *logicBus) serving() bool { return b.up.Load() }
 
 func newLogicBus(nc *nats.Conn, log *slog.Logger) *logicBus {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -45,6 +54,7 @@ func (b *logicBus) serve() error {
 		return err
 	}
 	b.subs = subs
+	b.up.Store(true)
 	return nil
 }
 
@@ -60,6 +70,7 @@ func (b *logicBus) setHealthy(ok bool) {
 	defer b.mu.Unlock()
 	// Unsubscribe, not Drain: requests still queued here would only wait
 	// for the database; the gateway times them out and the SDK resends.
+	b.up.Store(false)
 	for _, s := range b.subs {
 		_ = s.Unsubscribe()
 	}
@@ -72,6 +83,7 @@ func (b *logicBus) setHealthy(ok bool) {
 func (b *logicBus) stop(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
+	b.up.Store(false)
 	subs := b.subs
 	b.subs = nil
 	b.mu.Unlock()

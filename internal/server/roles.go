@@ -79,11 +79,17 @@ func (n *Node) startLogic(ctx context.Context, mux *http.ServeMux) error {
 	if lcfg.Auth, err = authSources(n.cfg.Login); err != nil {
 		return err
 	}
-	svc, err := logic.New(lcfg, st, cluster.NewPublisher(n.nc), view, picker{reg, cluster.Strategy(n.cfg.Strategy)}, n.log)
+	var out logic.Deliverer = cluster.NewPublisher(n.nc)
+	if n.roles.Gateway { // serve: deliveries for this node's gateway go to it directly (direct.go)
+		n.direct = &directDeliverer{remote: out}
+		out = n.direct
+	}
+	svc, err := logic.New(lcfg, st, out, view, picker{reg, cluster.Strategy(n.cfg.Strategy)}, n.log)
 	if err != nil {
 		return err
 	}
-	n.bus.h = adapter.New(svc)
+	n.handler = adapter.New(svc)
+	n.bus.h = n.handler
 	svc.Start()
 	n.svc = svc
 	n.onStop("logic", func(context.Context) error {
@@ -159,8 +165,15 @@ func (n *Node) startGateway(ctx context.Context, mux *http.ServeMux) error {
 	}
 	n.reassert.use(pw)
 	n.onStop("presence reassert", n.reassert.stop)
-	n.gw = gateway.New(gatewayConfig(n.gatewayID, n.cfg.Gateway), lc, pw, n.log)
+	var backend gateway.Logic = lc
+	if n.handler != nil { // serve: requests go to this node's logic directly (direct.go)
+		backend = newDirectLogic(n.handler, n.bus, lc, n.cfg.RequestTimeout)
+	}
+	n.gw = gateway.New(gatewayConfig(n.gatewayID, n.cfg.Gateway), backend, pw, n.log)
 	gw := n.gw
+	if n.direct != nil {
+		n.direct.attach(n.gatewayID, gw)
+	}
 	n.onStop("gateway", gw.Shutdown)
 	sub, err := cluster.SubscribeDeliveries(n.nc, n.gatewayID, n.gw.Deliver)
 	if err != nil {

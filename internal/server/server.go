@@ -23,6 +23,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/magpie-im/magpie/internal/adapter"
 	"github.com/magpie-im/magpie/internal/api"
 	"github.com/magpie-im/magpie/internal/cluster"
 	"github.com/magpie-im/magpie/internal/config"
@@ -53,7 +54,9 @@ type Node struct {
 	api      *api.Handler // logic role only
 	gw       *gateway.Gateway
 	lc       *cluster.LogicClient
-	bus      *logicBus // logic role: the request queue, left while the database is down
+	bus      *logicBus        // logic role: the request queue, left while the database is down
+	handler  *adapter.Handler // logic role: what the bus (and serve's gateway, direct.go) calls
+	direct   *directDeliverer // both roles: logic's deliveries to this node's gateway
 	http     *http.Server
 	metrics  *http.Server
 	metricsL net.Listener
