@@ -83,6 +83,7 @@ type Gateway struct {
 	HeartbeatTO    time.Duration
 	SendQueue      int
 	ConnRate       float64
+	AcceptRate     float64 // new connections per second per gateway; 0: no limit
 	AllowedOrigins []string
 	RequestTimeout time.Duration
 }
@@ -270,6 +271,7 @@ func (c *Config) bind(fs *flag.FlagSet) (parsed func() error) {
 	fs.DurationVar(&c.HeartbeatTO, "heartbeat-timeout", c.HeartbeatTO, "a connection silent this long is closed")
 	fs.IntVar(&c.SendQueue, "send-queue", c.SendQueue, "frames queued per connection before it is dropped as a slow consumer")
 	fs.Float64Var(&c.ConnRate, "conn-rate", c.ConnRate, "requests per second allowed per connection")
+	fs.Float64Var(&c.AcceptRate, "accept-rate", c.AcceptRate, "new connections per second one gateway takes, all listeners together; the rest wait (TCP, MQTT) or get 503 after --auth-timeout (WebSocket); 0: no limit")
 	lists.strings(fs, &c.AllowedOrigins, "allowed-origins", "WebSocket Origin allowlist, comma-separated; empty: same host only; * allows any")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, wait this long for clients to leave")
 	fs.IntVar(&c.CommitWorkers, "commit-workers", c.CommitWorkers, "concurrent commit loops (default 1 for SQLite, 4 for PostgreSQL)")
@@ -438,6 +440,7 @@ func (c *Config) Validate() error {
 	check(c.AuthTimeout > 0, "--auth-timeout must be positive")
 	check(c.Heartbeat > 0 && c.HeartbeatTO > c.Heartbeat, "--heartbeat-timeout must be longer than --heartbeat")
 	check(c.SendQueue >= 16, "--send-queue must be at least 16")
+	check(c.AcceptRate >= 0, "--accept-rate must not be negative")
 	check(c.ConnRate > 0, "--conn-rate must be positive")
 	check(c.MaxBatch >= 1 && c.MaxBatch <= 10000, "--max-batch must be 1-10000")
 	check(c.CommitWorkers >= 0 && c.CommitWorkers <= 64, "--commit-workers must be 0-64")

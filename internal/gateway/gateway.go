@@ -30,6 +30,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 	"github.com/magpie-im/magpie/proto/wire"
 )
@@ -46,6 +48,7 @@ type Config struct {
 	RateBurst         int           // 1000
 	AllowedOrigins    []string      // WebSocket Origins; empty: same host only; "*": any
 	WriteTimeout      time.Duration // 10s per write; closing takes at most twice this
+	AcceptRate        float64       // new connections per second, all listeners together; 0: no limit (accept.go)
 }
 
 func (c Config) withDefaults() Config {
@@ -85,6 +88,7 @@ type Gateway struct {
 	nextID   atomic.Uint64
 	shards   shards
 	stats    counters
+	accepts  *rate.Limiter  // nil: no accept rate
 	ended    endedSessions  // sessions logic ended just now, see ended.go
 	wg       sync.WaitGroup // readers, flushers, accept loops
 	stopped  chan struct{}  // closed when draining starts
@@ -112,6 +116,7 @@ func New(cfg Config, logic Logic, presence Presence, log *slog.Logger) *Gateway 
 	}
 	g.local, _ = logic.(LocalLogic)
 	g.ended.ttl = cfg.AuthTimeout
+	g.accepts = newAcceptLimiter(cfg.AcceptRate)
 	g.shards.init()
 	return g
 }

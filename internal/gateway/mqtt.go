@@ -118,6 +118,12 @@ func (g *Gateway) acceptLoop(ln net.Listener, start func(net.Conn) bool) error {
 			return err
 		}
 		backoff = 0
+		// The accept rate: this one waits its turn; the ones behind it
+		// wait in the listen backlog.
+		if !g.waitAccept(0) {
+			c.Close()
+			return ErrClosed
+		}
 		if !start(c) {
 			c.Close()
 		}

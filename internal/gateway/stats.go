@@ -18,6 +18,8 @@ type Stats struct {
 	FramesOut     uint64
 	SlowConsumers uint64 // disconnected because their send queue was full
 	RateLimited   uint64 // requests refused with CodeRateLimited
+	AcceptWaits   uint64 // new connections held back by the accept rate
+	AcceptRefused uint64 // WebSocket upgrades refused (503) by the accept rate
 }
 
 const maxStatCode = 64
@@ -31,6 +33,8 @@ type counters struct {
 	framesOut     atomic.Uint64
 	slowConsumers atomic.Uint64
 	rateLimited   atomic.Uint64
+	acceptWaits   atomic.Uint64
+	acceptRefused atomic.Uint64
 }
 
 func (c *counters) connected(k Kind) { c.conns[k].Add(1) }
@@ -55,6 +59,8 @@ func (g *Gateway) Stats() Stats {
 		FramesOut:     c.framesOut.Load(),
 		SlowConsumers: c.slowConsumers.Load(),
 		RateLimited:   c.rateLimited.Load(),
+		AcceptWaits:   c.acceptWaits.Load(),
+		AcceptRefused: c.acceptRefused.Load(),
 	}
 	for _, k := range Kinds() {
 		st.ConnsByKind[k] = c.conns[k].Load()

@@ -66,6 +66,12 @@ func (g *Gateway) ServeTCP(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
+		// The accept rate: this one waits its turn; the ones behind it
+		// wait in the listen backlog.
+		if !g.waitAccept(0) {
+			c.Close()
+			return ErrClosed
+		}
 		t := &tcpTransport{conn: c, r: wire.NewReader(c, tcpReadBuffer, wire.MaxFrame)}
 		if !g.startSession(t, encProto, TCP) {
 			c.Close()

@@ -56,6 +56,12 @@ func (g *Gateway) WebSocketHandler() http.Handler {
 			http.Error(w, "gateway draining", http.StatusServiceUnavailable)
 			return
 		}
+		if !g.waitAccept(g.cfg.AuthTimeout) {
+			g.stats.acceptRefused.Add(1)
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "too many new connections; retry", http.StatusServiceUnavailable)
+			return
+		}
 		var hdr http.Header
 		if proto != "" {
 			hdr = http.Header{"Sec-Websocket-Protocol": {proto}}

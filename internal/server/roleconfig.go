@@ -20,6 +20,7 @@ func gatewayConfig(id string, g config.Gateway) gateway.Config {
 	return gateway.Config{
 		ID: id, AuthTimeout: g.AuthTimeout, HeartbeatInterval: g.Heartbeat, HeartbeatTimeout: g.HeartbeatTO,
 		SendQueue: g.SendQueue, RateLimit: g.ConnRate, RateBurst: int(2 * g.ConnRate), AllowedOrigins: g.AllowedOrigins,
+		AcceptRate: g.AcceptRate,
 	}
 }
 
