@@ -72,7 +72,9 @@ class App {
     $("#composer").addEventListener("submit", (e) => { e.preventDefault(); this.submit(); });
     text.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.submit(); }
+      if (e.key === "Escape" && this.editing) { e.preventDefault(); this.stopEditing(); }
     });
+    $("#edit-cancel").addEventListener("click", () => this.stopEditing());
     text.addEventListener("input", () => { text.rows = Math.min(6, text.value.split("\n").length); });
     $("#attach-btn").addEventListener("click", () => $("#file-input").click());
     $("#file-input").addEventListener("change", (e) => {
@@ -310,9 +312,36 @@ class App {
     $("#new-chat-btn").focus();
   }
 
+  // startEdit puts one of my messages in the message box; Enter saves it
+  // (POST …/edit), Escape or Cancel editing gives the draft back.
+  startEdit(m) {
+    if (this.editing) this.stopEditing();
+    this.editing = { id: this.current, seq: m.seq, draft: $("#composer-text").value };
+    $("#edit-bar").hidden = false;
+    $("#edit-label").textContent = `Editing message ${m.seq}: Enter saves, Escape cancels`;
+    this.setComposer(m.text || "");
+    $("#composer-text").focus();
+  }
+
+  stopEditing() {
+    const e = this.editing;
+    if (!e) return;
+    this.editing = null;
+    $("#edit-bar").hidden = true;
+    this.setComposer(e.draft);
+    $("#composer-text").focus();
+  }
+
   submit() {
     const text = $("#composer-text");
     const value = text.value.trim();
+    if (this.editing) {
+      const { id, seq } = this.editing;
+      if (!value) return;
+      this.stopEditing();
+      this.client.edit(id, seq, value).catch((err) => this.toast("Could not edit: " + err.message));
+      return;
+    }
     if (!value || !this.current) return;
     this.setComposer("");
     this.chat.send({ text: value });
@@ -324,6 +353,7 @@ class App {
   // every chat, so a draft must never follow the user to another one.
   switchDraft(id) {
     if (id === this.current) return;
+    if (this.editing) this.stopEditing();
     const text = $("#composer-text");
     if (this.current && !this.chat.threads.has(this.current)) return; // "@name" became its conversation: the box keeps its text
     if (this.current) this.chat.thread(this.current).draft = text.value;
@@ -344,7 +374,8 @@ class App {
       const id = this.current;
       if (!c || !id || id.startsWith("@") || document.visibilityState !== "visible" || c.state !== State.ready) return;
       const conv = c.convs.get(id);
-      if (conv.cursor > conv.readSeq && this.chat.atBottom()) c.markRead(id, conv.cursor).catch(() => {});
+      const upto = Math.min(conv.cursor, this.chat.seenSeq());
+      if (upto > conv.readSeq) c.markRead(id, upto).catch(() => {});
     }, 150);
   }
 

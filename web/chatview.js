@@ -7,12 +7,15 @@ import { h, replace, $, timeLabel, sizeLabel, announce } from "./dom.js";
 import { newID } from "./magpie.js";
 
 const PAGE = 50;
+const CONTEXT = 5; // read messages shown above the first unread one
 
 // Thread is what the page holds of one conversation.
 class Thread {
   constructor() {
     this.msgs = new Map();   // seq -> message (from events, history and own acks)
     this.floor = 0;          // lowest seq loaded; 0: nothing loaded yet
+    this.gapAbove = 0;       // seqs above this are not loaded yet (opened at the first unread); 0: none
+    this.firstUnread = 0;    // where the unread divider goes; 0: none
     this.hasOlder = true;
     this.loading = false;
     this.outbox = new Map(); // clientMsgId -> {text, file, blob, meta, previewURL, state, error, after}
@@ -36,9 +39,11 @@ export class ChatView {
     this.scroller.addEventListener("scroll", () => {
       if (this.scroller.scrollTop < 60) this.loadOlder();
       this.stuck = this.atBottom(); // follow new messages while the reader is at the bottom
-      if (this.stuck) this.app.markReadSoon();
+      if (this.stuck) this.loadNewer();
+      this.app.markReadSoon(); // read up to what has been seen
     });
     this.olderBtn.addEventListener("click", () => this.loadOlder(true));
+    this.scroller.addEventListener("keydown", (e) => this.onKey(e));
     this.readsTimer = 0;
     this.blobs = new Map();   // file id -> Promise of a blob: URL (fetched once per page)
   }
@@ -74,8 +79,14 @@ export class ChatView {
     this.key = key;
     $("#chat-empty").hidden = true;
     const t = this.thread(key);
-    this.render({ stick: true });
-    if (!t.floor && !key.startsWith("@")) await this.loadLatest(key);
+    const conv = key.startsWith("@") ? null : this.client.convs.get(key);
+    // The divider marks the first unread message as the chat opens; it
+    // stays put while the chat is open.
+    t.firstUnread = conv && conv.lastSeq > conv.readSeq ? conv.readSeq + 1 : 0;
+    if (!t.floor && !key.startsWith("@")) {
+      this.render({ stick: true });
+      await this.loadLatest(key);
+    } else this.render({ unread: true });
     this.refreshGroupReads();
   }
 
@@ -89,20 +100,91 @@ export class ChatView {
 
   // loadLatest reads the page below the delivery cursor; messages after it
   // arrive as events and join the same range.
+  //
+  // With more unread messages than a page, it reads from the first unread
+  // one instead (and a few read ones above it for context): the reader
+  // starts there and the messages above the page are loaded as they
+  // scroll down (loadNewer), so nothing is marked read unseen.
   async loadLatest(id) {
     const t = this.thread(id);
-    const cursor = this.client.convs.get(id).cursor;
+    const conv = this.client.convs.get(id);
+    const cursor = conv.cursor;
     if (!cursor) { t.floor = 1; t.hasOlder = false; this.render({ stick: true }); return; }
     t.loading = true;
     try {
-      const { messages } = await this.client.history(id, { before: cursor + 1, limit: PAGE });
-      this.addHistory(t, messages, cursor + 1);
+      const read = conv.readSeq;
+      if (cursor - read > PAGE) {
+        const [above, unread] = await Promise.all([
+          read ? this.client.history(id, { before: read + 1, limit: CONTEXT }) : { messages: [] },
+          this.client.history(id, { after: read, limit: PAGE }),
+        ]);
+        const all = [...above.messages, ...unread.messages];
+        for (const m of all) this.put(t, m);
+        t.floor = all.length ? all[0].seq : read + 1;
+        t.hasOlder = above.messages.length >= CONTEXT && t.floor > 1;
+        const top = unread.messages.length ? unread.messages[unread.messages.length - 1].seq : cursor;
+        t.gapAbove = top >= this.client.convs.get(id).cursor ? 0 : top;
+      } else {
+        const { messages } = await this.client.history(id, { before: cursor + 1, limit: PAGE });
+        this.addHistory(t, messages, cursor + 1);
+      }
     } catch (err) {
       this.app.toast("Could not load messages: " + err.message);
     } finally {
       t.loading = false;
     }
-    if (this.key === id) this.render({ stick: true });
+    if (this.key === id) this.render({ unread: true });
+  }
+
+  // loadNewer reads the next page above the loaded range, when the chat
+  // was opened at its first unread message and the reader reached the end.
+  async loadNewer() {
+    const id = this.key;
+    if (!id || id.startsWith("@")) return;
+    const t = this.thread(id);
+    if (t.loading || !t.gapAbove) return;
+    t.loading = true;
+    try {
+      const { messages } = await this.client.history(id, { after: t.gapAbove, limit: PAGE });
+      for (const m of messages) this.put(t, m);
+      const top = messages.length ? messages[messages.length - 1].seq : t.gapAbove;
+      t.gapAbove = messages.length < PAGE || top >= this.client.convs.get(id).cursor ? 0 : top;
+    } catch (err) {
+      this.app.toast("Could not load newer messages: " + err.message);
+    } finally {
+      t.loading = false;
+    }
+    if (this.key === id) this.render({});
+    this.app.markReadSoon();
+  }
+
+  // jumpToLatest drops a partly loaded range and shows the latest page
+  // (after the reader sends: their message is the newest).
+  async jumpToLatest() {
+    const id = this.key;
+    const t = this.thread(id);
+    if (!t.gapAbove) return;
+    t.msgs.clear();
+    t.floor = 0;
+    t.gapAbove = 0;
+    t.firstUnread = 0;
+    this.list.replaceChildren();
+    this.els.clear();
+    await this.loadLatest(id);
+    this.render({ stick: true });
+  }
+
+  // seenSeq is the highest seq whose row has been on screen: the open chat
+  // is read up to it (not further: opening a chat with 300 unread and
+  // showing 50 must not mark 300 read).
+  seenSeq() {
+    const bottom = this.scroller.getBoundingClientRect().bottom;
+    const rows = this.list.querySelectorAll("li[data-seq]");
+    for (let i = rows.length - 1; i >= 0; i--) {
+      const r = rows[i].getBoundingClientRect();
+      if (r.height && r.top < bottom - 4) return Number(rows[i].dataset.seq);
+    }
+    return 0;
   }
 
   async loadOlder(byButton = false) {
@@ -216,6 +298,7 @@ export class ChatView {
       if (entry.previewURL) URL.revokeObjectURL(entry.previewURL);
       const dest = this.thread(ack.conversationId);
       this.put(dest, { ...this.client.convs.get(ack.conversationId).lastMessage });
+      if (dest.gapAbove && this.key === ack.conversationId) this.jumpToLatest();
       if (key.startsWith("@")) {
         for (const [k, v] of t.outbox) dest.outbox.set(k, v);
         if (t.draft && !dest.draft) dest.draft = t.draft;
@@ -235,8 +318,9 @@ export class ChatView {
 
   atBottom() { return this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight < 80; }
 
-  // render brings the list up to date, reusing rows by key.
-  render({ stick = false }) {
+  // render brings the list up to date, reusing rows by key. unread:
+  // scroll to the unread divider if there is one (else to the bottom).
+  render({ stick = false, unread = false }) {
     const key = this.key;
     if (!key) return;
     const t = this.thread(key);
@@ -247,11 +331,16 @@ export class ChatView {
     // sends in flight are the newest.
     const failed = [...t.outbox].filter(([, e]) => e.state === "failed").sort((a, b) => a[1].after - b[1].after);
     let fi = 0;
+    let divided = false;
     if (t.floor) {
       for (const seq of [...t.msgs.keys()].sort((a, b) => a - b)) {
         const m = t.msgs.get(seq);
-        if (seq < t.floor || m.kind === "recall" || m.kind === "edit") continue;
+        if (seq < t.floor || (t.gapAbove && seq > t.gapAbove) || m.kind === "recall" || m.kind === "edit") continue;
         while (fi < failed.length && failed[fi][1].after < seq) rows.push(own(...failed[fi++]));
+        if (t.firstUnread && seq >= t.firstUnread && !divided) {
+          divided = true;
+          if (m.senderId !== this.client.userId) rows.push(["unread", { divider: true }]);
+        }
         rows.push(["s" + seq, m]);
       }
     }
@@ -266,6 +355,7 @@ export class ChatView {
       let el = this.els.get(k);
       if (!el || el.dataset.sig !== sig) {
         const fresh = this.row(m, conv);
+        if (!m.divider) this.rove(fresh);
         fresh.dataset.sig = sig;
         if (el) el.replaceWith(fresh);
         el = fresh;
@@ -277,7 +367,43 @@ export class ChatView {
       prev = el;
     }
     this.olderBtn.hidden = !(t.floor && t.hasOlder);
-    if (stick) { this.scroller.scrollTop = this.scroller.scrollHeight; this.stuck = true; }
+    const divider = this.els.get("unread");
+    if (unread && divider) {
+      this.scroller.scrollTop += divider.getBoundingClientRect().top - this.scroller.getBoundingClientRect().top - 8;
+      this.stuck = this.atBottom();
+    } else if (stick || unread) { this.scroller.scrollTop = this.scroller.scrollHeight; this.stuck = true; }
+  }
+
+  // rove makes a row one focus stop reached with ↑/↓ (onKey), not with
+  // Tab: its buttons and links join the tab order only while the row has
+  // the focus. So Tab and Shift+Tab cross the whole list in one step
+  // instead of jumping to a link in some message far up (and scrolling
+  // there), and a long chat is not hundreds of tab stops.
+  rove(li) {
+    li.tabIndex = -1;
+    const inner = () => li.querySelectorAll("a, button");
+    for (const el of inner()) el.tabIndex = -1;
+    li.addEventListener("focusin", () => { for (const el of inner()) el.tabIndex = 0; });
+    li.addEventListener("focusout", (e) => {
+      if (!li.contains(e.relatedTarget)) for (const el of inner()) el.tabIndex = -1;
+    });
+  }
+
+  // onKey: ↑/↓ in the message list move between messages; from the list
+  // itself they start at the lowest message on screen.
+  onKey(e) {
+    if ((e.key !== "ArrowUp" && e.key !== "ArrowDown") || e.target.closest(".msg-menu")) return;
+    const rows = [...this.list.querySelectorAll(":scope > li[tabindex]")];
+    const cur = e.target.closest("#msg-list > li[tabindex]");
+    let i;
+    if (cur) i = rows.indexOf(cur) + (e.key === "ArrowUp" ? -1 : 1);
+    else if (e.target === this.scroller) {
+      const bottom = this.scroller.getBoundingClientRect().bottom;
+      i = rows.findLastIndex((r) => r.getBoundingClientRect().top < bottom - 4);
+    } else return;
+    if (i < 0 || i >= rows.length) return;
+    e.preventDefault();
+    rows[i].focus();
   }
 
   // imageLoaded keeps the view at the bottom when an image grows the list.
@@ -288,6 +414,7 @@ export class ChatView {
   }
 
   signature(m, conv) {
+    if (m.divider) return "divider";
     const mine = m.senderId === this.client.userId;
     let st = "";
     if (mine && !m.outbox && conv) {
@@ -298,6 +425,7 @@ export class ChatView {
   }
 
   row(m, conv) {
+    if (m.divider) return h("li", { class: "unread-divider", id: "unread-divider", role: "separator" }, "Unread messages");
     if (m.kind === "event" || m.kind === "notification") {
       return h("li", { class: "system", "data-seq": m.seq }, eventText(m), " · ", timeLabel(m.sentAt));
     }
@@ -311,11 +439,45 @@ export class ChatView {
     const meta = [h("time", { datetime: m.sentAt ? new Date(m.sentAt).toISOString() : undefined }, timeLabel(m.sentAt))];
     if (m.editedAt) meta.push(h("span", {}, "edited"));
     if (mine) meta.push(...this.statusView(m, conv));
-    const label = `${mine ? "You" : m.sender}${m.seq ? ", message " + m.seq : ""}`;
-    return h("li", {
+    const li = h("li", {
       class: "msg", "data-seq": m.seq || undefined, "data-client-id": m.clientMsgId || undefined,
-      "data-mine": mine ? "true" : "false", "aria-label": label,
-    }, ...body, h("div", { class: "meta" }, ...meta));
+      "data-mine": mine ? "true" : "false", "aria-label": `${mine ? "You" : m.sender}${m.seq ? ", message " + m.seq : ""}`,
+    });
+    if (mine && m.seq && !m.outbox && !m.recalled && (m.kind === "text" || m.kind === "file")) meta.push(this.menuButton(li, m));
+    li.append(...body, h("div", { class: "meta" }, ...meta));
+    return li;
+  }
+
+  // menuButton opens the actions of one of my messages: edit (text) and
+  // recall (both within the server's --recall-window; outside it the
+  // server's refusal is shown).
+  menuButton(li, m) {
+    const btn = h("button", { type: "button", class: "reads more", "data-action": "menu", "aria-haspopup": "menu", "aria-expanded": "false", "aria-label": `Actions for message ${m.seq}` }, "⋯");
+    const key = this.key;
+    btn.addEventListener("click", () => {
+      const open = li.querySelector(".msg-menu");
+      if (open) { open.remove(); btn.setAttribute("aria-expanded", "false"); return; }
+      const close = () => { menu.remove(); btn.setAttribute("aria-expanded", "false"); btn.focus(); };
+      const items = [];
+      if (m.text) {
+        const ed = h("button", { type: "button", role: "menuitem", "data-action": "edit" }, "Edit");
+        ed.addEventListener("click", () => { menu.remove(); this.app.startEdit(m); });
+        items.push(ed);
+      }
+      const rc = h("button", { type: "button", role: "menuitem", "data-action": "recall" }, "Recall");
+      rc.addEventListener("click", () => {
+        if (!rc.dataset.confirm) { rc.dataset.confirm = "1"; rc.textContent = "Recall for everyone? Press again"; return; }
+        close();
+        this.client.recall(key, m.seq).catch((err) => this.app.toast("Could not recall: " + err.message));
+      });
+      items.push(rc);
+      const menu = h("div", { class: "msg-menu", role: "menu", "aria-label": `Message ${m.seq}` }, ...items);
+      menu.addEventListener("keydown", (e) => { if (e.key === "Escape") { e.stopPropagation(); close(); } });
+      li.append(menu);
+      btn.setAttribute("aria-expanded", "true");
+      items[0].focus();
+    });
+    return btn;
   }
 
   statusView(m, conv) {

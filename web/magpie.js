@@ -198,6 +198,10 @@ export class Magpie extends EventTarget {
   transferOwner(id, username) { return this.http("POST", `/v1/groups/${encodeURIComponent(id)}/owner`, { username }); }
   setRole(id, username, role) { return this.http("PUT", `/v1/groups/${encodeURIComponent(id)}/members/${encodeURIComponent(username)}/role`, { role }); }
   removeMember(id, username) { return this.http("DELETE", `/v1/groups/${encodeURIComponent(id)}/members/${encodeURIComponent(username)}`); }
+  // recall and edit change a message of yours (within the server's
+  // --recall-window); the change arrives as a message event like any other.
+  recall(conversationId, seq) { return this.http("POST", `/v1/conversations/${encodeURIComponent(conversationId)}/messages/${seq}/recall`, { client_msg_id: newID() }); }
+  edit(conversationId, seq, text) { return this.http("POST", `/v1/conversations/${encodeURIComponent(conversationId)}/messages/${seq}/edit`, { text, client_msg_id: newID() }); }
   reads(conversationId, seq) { return this.http("GET", `/v1/conversations/${encodeURIComponent(conversationId)}/messages/${seq}/reads`); }
   uploadFile(file, name) {
     const fd = new FormData();

@@ -78,6 +78,7 @@ function previewText(c, me) {
   if (!m) return "";
   const who = m.senderId === me ? "You: " : c.kind === "group" && m.sender ? m.sender + ": " : "";
   if (m.recalled) return who + "message recalled";
+  if (m.kind === "recall") return (m.senderId === me ? "You" : m.sender || "Someone") + " recalled a message";
   if (m.kind === "event" || m.kind === "notification") return eventText(m);
   if (m.file && !m.text) return who + "File: " + (m.file.name || "file");
   return who + (m.text || "");
