@@ -18,7 +18,37 @@ func (s *Store) MoveCursors(ctx context.Context, moves []store.CursorMove) ([]st
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	// Lock member rows in one order so concurrent batches cannot deadlock.
+	var results []store.CursorResult
+	var start, end hotStamp // the hot cache's, which cursor moves leave valid
+	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		if s.hc != nil {
+			var err error
+			if start, err = s.hc.read(ctx, tx); err != nil {
+				return err
+			}
+		}
+		var err error
+		if results, err = s.moveAll(ctx, tx, moves); err != nil || s.hc == nil {
+			return err
+		}
+		end, err = s.hc.read(ctx, tx)
+		return err
+	})
+	if err != nil {
+		if s.hc != nil {
+			s.hc.drop()
+		}
+		return nil, err
+	}
+	if s.hc != nil {
+		s.hc.moved(start, end)
+	}
+	return results, nil
+}
+
+// moveAll applies moves in tx, taking member rows in one order so that
+// concurrent batches cannot deadlock.
+func (s *Store) moveAll(ctx context.Context, tx *sql.Tx, moves []store.CursorMove) ([]store.CursorResult, error) {
 	order := make([]int, len(moves))
 	for i := range order {
 		order[i] = i
@@ -30,22 +60,15 @@ func (s *Store) MoveCursors(ctx context.Context, moves []store.CursorMove) ([]st
 		}
 		return ma.UserID < mb.UserID
 	})
-	var results []store.CursorResult
-	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
-		results = make([]store.CursorResult, len(moves))
-		get, set := tx.StmtContext(ctx, s.hot.cursorGet), tx.StmtContext(ctx, s.hot.cursorSet)
-		for _, i := range order {
-			m := moves[i]
-			cur, err := s.moveCursorTx(ctx, get, set, m.UserID, m.ConversationID, m.Kind, m.Seq)
-			if err != nil && !errors.Is(err, store.ErrNotMember) && !errors.Is(err, store.ErrSeqOutOfRange) {
-				return err
-			}
-			results[i] = store.CursorResult{Cursors: cur, Err: err}
+	results := make([]store.CursorResult, len(moves))
+	get, set := tx.StmtContext(ctx, s.hot.cursorGet), tx.StmtContext(ctx, s.hot.cursorSet)
+	for _, i := range order {
+		m := moves[i]
+		cur, err := s.moveCursorTx(ctx, get, set, m.UserID, m.ConversationID, m.Kind, m.Seq)
+		if err != nil && !errors.Is(err, store.ErrNotMember) && !errors.Is(err, store.ErrSeqOutOfRange) {
+			return nil, err
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		results[i] = store.CursorResult{Cursors: cur, Err: err}
 	}
 	return results, nil
 }

@@ -28,9 +28,19 @@ func (s *Store) AppendMessages(ctx context.Context, reqs []store.AppendRequest) 
 	if len(reqs) == 0 {
 		return nil, nil
 	}
+	results, _, err := s.appendAndMove(ctx, reqs, nil)
+	return results, err
+}
+
+// appendAndMove is AppendMessages followed, in its transaction, by
+// MoveCursors of moves (see AppendAndMove).
+func (s *Store) appendAndMove(ctx context.Context, reqs []store.AppendRequest, moves []store.CursorMove) ([]store.AppendResult, []store.CursorResult, error) {
 	var results []store.AppendResult
+	var moved []store.CursorResult
 	var unprepared, locked []string
-	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+	trust := s.hc != nil // the hot cache, if the batch qualifies
+	var kept func()
+	attempt := func(tx *sql.Tx) error {
 		// A retry starts from scratch: nothing of a failed attempt is kept.
 		b := &appendBatch{
 			d:         s.d,
@@ -48,18 +58,45 @@ func (s *Store) AppendMessages(ctx context.Context, reqs []store.AppendRequest) 
 			reads:     &s.reads,
 			known:     &s.known,
 		}
+		var start hotStamp
+		if s.hc != nil {
+			var err error
+			if start, err = s.hc.read(ctx, tx); err != nil {
+				return err
+			}
+			b.unchecked = trust && s.hc.fill(b, reqs, start)
+		}
 		var err error
 		results, err = b.run(ctx, reqs)
 		unprepared = append(unprepared, b.unprepared...)
 		locked = slices.Collect(maps.Keys(b.convs))
+		if err == nil && len(moves) > 0 {
+			moved, err = s.moveAll(ctx, tx, moves)
+		}
+		if err != nil || s.hc == nil {
+			return err
+		}
+		end, err := s.hc.read(ctx, tx)
+		kept = func() { s.hc.keep(b, reqs, start, end) }
 		return err
-	})
+	}
+	err := s.inWriteTx(ctx, attempt)
+	if s.staleHot(trust, err) {
+		trust = false
+		err = s.inWriteTx(ctx, attempt)
+	}
 	s.reads.prepare(ctx, s.write, unprepared)
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: append messages: %w", err)
+		if s.hc != nil {
+			s.hc.drop()
+		}
+		return nil, nil, fmt.Errorf("sqlstore: append messages: %w", err)
+	}
+	if kept != nil {
+		kept()
 	}
 	s.known.add(locked)
-	return results, nil
+	return results, moved, nil
 }
 
 // knownConvs remembers conversations known to exist. Rows of conversations
@@ -143,6 +180,7 @@ type appendBatch struct {
 	known           *knownConvs
 	reads           *stmtCache
 	unprepared      []string // reads that reads lacked
+	unchecked       bool     // filled from the hot cache: loadStored did not run (see lateDup)
 }
 
 func (b *appendBatch) run(ctx context.Context, reqs []store.AppendRequest) ([]store.AppendResult, error) {
@@ -152,17 +190,10 @@ func (b *appendBatch) run(ctx context.Context, reqs []store.AppendRequest) ([]st
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	if err := b.loadStored(ctx, reqs); err != nil {
-		return nil, err
-	}
-	if err := b.createPrivates(ctx, reqs, ids); err != nil {
-		return nil, err
-	}
-	if err := b.lockConversations(ctx, ids); err != nil {
-		return nil, err
-	}
-	if err := b.loadMembers(ctx, reqs); err != nil {
-		return nil, err
+	if !b.unchecked {
+		if err := b.load(ctx, reqs, ids); err != nil {
+			return nil, err
+		}
 	}
 	results := make([]store.AppendResult, len(reqs))
 	for i, r := range reqs {
@@ -173,6 +204,22 @@ func (b *appendBatch) run(ctx context.Context, reqs []store.AppendRequest) ([]st
 		results[i] = res
 	}
 	return results, b.flush(ctx)
+}
+
+// load reads what the batch needs before its first append, unless the
+// hot cache gave it: the client ids stored before, the conversations
+// (created first where the batch opens them) and the senders' memberships.
+func (b *appendBatch) load(ctx context.Context, reqs []store.AppendRequest, ids []string) error {
+	if err := b.loadStored(ctx, reqs); err != nil {
+		return err
+	}
+	if err := b.createPrivates(ctx, reqs, ids); err != nil {
+		return err
+	}
+	if err := b.lockConversations(ctx, ids); err != nil {
+		return err
+	}
+	return b.loadMembers(ctx, reqs)
 }
 
 // createPrivates creates, in id order, the private conversations the batch
@@ -279,6 +326,9 @@ func (b *appendBatch) append(ctx context.Context, r store.AppendRequest) (store.
 		return store.AppendResult{}, err
 	}
 	if !ms.current {
+		if m, found, err := b.lateDup(ctx, key); err != nil || found {
+			return store.AppendResult{Message: m, Duplicate: found}, err
+		}
 		if r.PeerID == 0 || r.ConversationID != store.PrivateConversationID(r.SenderID, r.PeerID) || rules.IsChange(r.Kind) {
 			return store.AppendResult{Err: fmt.Errorf("conversation %q: %w", r.ConversationID, store.ErrNotMember)}, nil
 		}
@@ -314,6 +364,11 @@ func (b *appendBatch) append(ctx context.Context, r store.AppendRequest) (store.
 		sentAt = b.now
 	}
 	refusal, err := b.check(ctx, r, st, ms, sentAt)
+	if err == nil && refusal != nil {
+		if m, found, err := b.lateDup(ctx, key); err != nil || found {
+			return store.AppendResult{Message: m, Duplicate: found}, err
+		}
+	}
 	if err != nil || refusal != nil {
 		return store.AppendResult{Err: refusal}, err
 	}

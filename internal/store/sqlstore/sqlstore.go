@@ -37,6 +37,7 @@ type Store struct {
 	hot    hotStmts
 	reads  stmtCache  // AppendMessages' reads over many rows
 	known  knownConvs // conversations that exist, so AppendMessages need not ask
+	hc     *hotCache  // SQLite only: AppendMessages' reads, while this process alone writes
 	closed atomic.Bool
 }
 
@@ -133,6 +134,9 @@ func (s *Store) init(ctx context.Context) error {
 		WHERE m.conversation_id = $1 AND m.user_id = $2 AND m.left_seq IS NULL` + lockMember)
 	s.hot.cursorSet = prep(`UPDATE members SET delivered_seq = $1, read_seq = $2
 		WHERE conversation_id = $3 AND user_id = $4`)
+	if err == nil && s.d == dialectSQLite {
+		s.hc, err = newHotCache(ctx, s.write)
+	}
 	if err != nil {
 		return fmt.Errorf("sqlstore: prepare: %w", err)
 	}
@@ -155,7 +159,7 @@ func (s *Store) closeDBs() error {
 			errs = append(errs, st.Close())
 		}
 	}
-	errs = append(errs, s.reads.close())
+	errs = append(errs, s.reads.close(), s.hc.close())
 	errs = append(errs, s.write.Close())
 	if s.read != s.write {
 		errs = append(errs, s.read.Close())
