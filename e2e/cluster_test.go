@@ -67,7 +67,7 @@ func TestClusterFaults(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-tags", "faulthooks", "-o", hooks, "../cmd/magpie").CombinedOutput(); err != nil {
 		t.Fatalf("build magpie -tags faulthooks: %v\n%s", err, out)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	var log strings.Builder
 	cfg := clustertest.RunConfig{
@@ -76,9 +76,15 @@ func TestClusterFaults(t *testing.T) {
 			Users: envInt("MAGPIE_CLUSTER_USERS", 16), DevicesPerUser: 2,
 			Rate: float64(envInt("MAGPIE_CLUSTER_RATE", 4)), GroupSize: 4,
 		},
-		Settle:  time.Duration(envInt("MAGPIE_CLUSTER_SETTLE", 4)) * time.Second,
-		Out:     &testWriter{t: t, b: &log},
-		History: filepath.Join(dir, "history.jsonl"),
+		Settle: time.Duration(envInt("MAGPIE_CLUSTER_SETTLE", 4)) * time.Second,
+		Seed:   int64(envInt("MAGPIE_CLUSTER_SEED", 0)),
+		Mixed:  envInt("MAGPIE_CLUSTER_MIXED", 6),
+		Soak:   time.Duration(envInt("MAGPIE_CLUSTER_SOAK", 30)) * time.Second,
+		// Scenarios 7 and 8 run only when asked for (not yet in CI).
+		StormConns: envInt("MAGPIE_CLUSTER_STORM", -1),
+		SlowBurst:  envInt("MAGPIE_CLUSTER_SLOW_BURST", -1),
+		Out:        &testWriter{t: t, b: &log},
+		History:    filepath.Join(dir, "history.jsonl"),
 	}
 	res, err := clustertest.Run(ctx, cfg)
 	if err != nil {
@@ -88,8 +94,21 @@ func TestClusterFaults(t *testing.T) {
 	var table strings.Builder
 	res.Report.Print(&table)
 	t.Logf("checker (groups: %d, SDK clients replaced by the watchdog: %d):\n%s", res.Groups, res.Replaced, table.String())
+	t.Logf("mixed schedule: seed %d (replay: scripts/cluster-test.sh --seed %d)", res.Seed, res.Seed)
+	if res.Slow != nil {
+		t.Logf("slow consumer: %s", res.Slow)
+	}
+	if res.Storm != nil {
+		t.Logf("reconnect storm: %s", res.Storm)
+	}
+	for _, f := range res.Soak {
+		t.Logf("soak %s", f)
+	}
 	for _, c := range res.CrashRetries {
 		t.Logf("crash point %s: crashed %v, retries answered as duplicates with the stored seq: %d", c.Point, c.Crashed, c.DupAcks)
+	}
+	for _, f := range res.SameID {
+		t.Logf("same client id, %s: %d sends, %d answered as duplicates with the stored seq", f.When, f.Sent, f.Duplicates)
 	}
 	for _, f := range res.Failover {
 		t.Logf("failover %s: %d devices, 99%% ready after %v, all after %v", f.Fault, f.Affected, f.P99, f.All)

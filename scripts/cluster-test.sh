@@ -3,7 +3,7 @@
 # processes and either run the fault test with the checker, or leave the
 # cluster up for you to poke at.
 #
-#   scripts/cluster-test.sh [--port-base N] [test]   # fault run + checker (≈3 minutes)
+#   scripts/cluster-test.sh [--port-base N] [--seed N] [test]   # fault run + checker (≈4 minutes)
 #   scripts/cluster-test.sh [--port-base N] up       # start the topology and wait for Ctrl-C
 #   scripts/cluster-test.sh [--port-base N] w5       # benchmark W5: cross-node latency and throughput
 #   scripts/cluster-test.sh [--port-base N] w6       # benchmark W6: kill -9 of a gateway with 16 k connections
@@ -18,11 +18,15 @@
 #
 # --port-base N: every port the run listens on comes from N … N+999
 # (skipping ports in use); default: free ports anywhere.
+# --seed N: draw the mixed fault schedule (scenario 12) from N, to replay
+# a run; default: a new seed, printed.
 #
 # Environment:
 #   MAGPIE_CLUSTER_USERS   users in the fault run (default 16; 2 devices each)
 #   MAGPIE_CLUSTER_RATE    messages per second per device (default 4)
 #   MAGPIE_CLUSTER_SETTLE  seconds of traffic between faults (default 4)
+#   MAGPIE_CLUSTER_MIXED   faults in the mixed schedule (default 6)
+#   MAGPIE_CLUSTER_SOAK    seconds of the soak after it (default 30)
 #   MAGPIE_W5_RATE, MAGPIE_W5_PAIRS, MAGPIE_W6_CONNS   benchmark sizes (docs/benchmarks.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +36,7 @@ export PATH="$PATH:/usr/local/go/bin"
 export MAGPIE_TEST_POSTGRES="${MAGPIE_TEST_POSTGRES:-unused}"
 
 portbase=0
+seed=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--port-base)
@@ -41,6 +46,15 @@ while [ $# -gt 0 ]; do
 		;;
 	--port-base=*)
 		portbase="${1#*=}"
+		shift
+		;;
+	--seed)
+		[ $# -ge 2 ] || { echo "$0: --seed needs a number" >&2; exit 2; }
+		seed="$2"
+		shift 2
+		;;
+	--seed=*)
+		seed="${1#*=}"
 		shift
 		;;
 	-*)
@@ -58,11 +72,15 @@ if [ "$portbase" -ne 0 ] && { [ "$portbase" -lt 1024 ] || [ "$portbase" -gt 6453
 	exit 2
 fi
 export MAGPIE_CLUSTER_PORT_BASE="$portbase"
+case "$seed" in
+'' | *[!0-9]*) echo "$0: --seed must be a positive number, got '$seed'" >&2; exit 2 ;;
+esac
+export MAGPIE_CLUSTER_SEED="$seed"
 
 case "${1:-test}" in
 test)
 	# The fault run is the e2e test: one code path for people and CI.
-	exec go test -tags e2e -count=1 -v -timeout 20m -run 'TestClusterFaults$' ./e2e/
+	exec go test -tags e2e -count=1 -v -timeout 30m -run 'TestClusterFaults$' ./e2e/
 	;;
 w5 | w6)
 	# The benchmarks are e2e tests too, run only on request; figures are
@@ -73,7 +91,7 @@ w5 | w6)
 up)
 	;;
 *)
-	echo "usage: $0 [--port-base N] [test|up|w5|w6]" >&2
+	echo "usage: $0 [--port-base N] [--seed N] [test|up|w5|w6]" >&2
 	exit 2
 	;;
 esac

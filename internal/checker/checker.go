@@ -326,3 +326,36 @@ func (r *Recorder) Window(from, to time.Time) (invoked, acked int, slowest time.
 	}
 	return invoked, acked, slowest
 }
+
+// AckedFor lists the client ids of the messages acknowledged before
+// 'before' that user should see on a device that sent none of them.
+func (r *Recorder) AckedFor(user string, before time.Time) map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]bool{}
+	for _, s := range r.order {
+		if s.outcome == OK && !s.acked.After(before) && contains(s.members, user) {
+			out[s.id] = true
+		}
+	}
+	return out
+}
+
+// LiveLatency is the send → shown latency of the messages invoked in
+// [from, to) and shown live, except those skip names: how the rest of the
+// traffic fared while something happened.
+func (r *Recorder) LiveLatency(from, to time.Time, skip func(id string) bool) Latency {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ds []time.Duration
+	for _, d := range r.devices {
+		for _, m := range d.view {
+			s := r.sends[m.ClientMsgID]
+			if s == nil || m.phase != Live || s.invoked.Before(from) || !s.invoked.Before(to) || (skip != nil && skip(s.id)) {
+				continue
+			}
+			ds = append(ds, m.at.Sub(s.invoked))
+		}
+	}
+	return summarize(ds)
+}

@@ -266,3 +266,17 @@ func TestSameIDFromTwoDevices(t *testing.T) {
 		t.Fatalf("one id ACKed at two seqs from two devices: want duplicated stored, got %+v", rep)
 	}
 }
+
+func TestAckedForAndLiveLatency(t *testing.T) {
+	r := healthy() // m1, m2 from alice at t0+1s, +2s; m3 from bob at +3s; shown 5 ms later
+	if got := r.AckedFor("bob", t0.Add(2500*time.Millisecond)); len(got) != 2 || !got["m1"] || !got["m2"] {
+		t.Fatalf("AckedFor(bob, before m3) = %v, want m1 and m2", got)
+	}
+	l := r.LiveLatency(t0, t0.Add(time.Hour), func(id string) bool { return id == "m3" })
+	if l.N != 4 || l.P50 != 5*time.Millisecond {
+		t.Fatalf("LiveLatency without m3: %+v, want 4 displays at 5ms", l)
+	}
+	if l := r.LiveLatency(t0.Add(10*time.Second), t0.Add(time.Hour), nil); l.N != 0 {
+		t.Fatalf("LiveLatency of an empty window: %+v", l)
+	}
+}

@@ -354,8 +354,9 @@ func (d *Device) sendLoop() {
 
 // send sends one message until it is ACKed, refused, or SendTimeout
 // passes, retrying with the same client message id across Client
-// replacements.
-func (d *Device) send(req client.SendRequest, members []string) {
+// replacements. It reports whether the ACK said duplicate (the id was
+// stored before; the seq is the original one).
+func (d *Device) send(req client.SendRequest, members []string) (duplicate bool) {
 	l := d.load
 	l.Rec.Invoke(req.ClientMsgID, d.name, members, time.Now())
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.SendTimeout)
@@ -368,16 +369,16 @@ func (d *Device) send(req client.SendRequest, members []string) {
 			if ack.Duplicate {
 				l.DupAcks.Add(1)
 			}
-			return
+			return ack.Duplicate
 		}
 		if ctx.Err() != nil {
 			l.Rec.Ended(req.ClientMsgID, checker.Unknown)
-			return
+			return false
 		}
 		var e *client.Error
 		if errors.As(err, &e) && e.Code.Action() == wire.GiveUp {
 			l.Rec.Ended(req.ClientMsgID, checker.Failed)
-			return
+			return false
 		}
 		// ErrClosed / ErrNotConnected: the Client was replaced or stopped;
 		// retry with the same id on the current one.
@@ -386,6 +387,46 @@ func (d *Device) send(req client.SendRequest, members []string) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// SplitUser finds a user whose devices are ready on two different
+// gateways (scenario 10), or nil.
+func (l *Load) SplitUser() (a, b *Device) {
+	for i := 0; i+1 < len(l.devs); i += l.cfg.DevicesPerUser {
+		x, y := l.devs[i], l.devs[i+1]
+		gx, gy := x.client().Gateway(), y.client().Gateway()
+		if x.Ready() && y.Ready() && gx != "" && gy != "" && gx != gy {
+			return x, y
+		}
+	}
+	return nil, nil
+}
+
+// SendSame sends each id from every one of devs at once (devices of one
+// user, to the next user) and returns how many ACKs said duplicate.
+func (l *Load) SendSame(ids []string, devs ...*Device) int {
+	user := devs[0].user
+	peer := l.users[0]
+	for i, u := range l.users {
+		if u == user {
+			peer = l.users[(i+1)%len(l.users)]
+		}
+	}
+	var dups atomic.Int64
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		for _, d := range devs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if d.send(client.SendRequest{ClientMsgID: id, ToUser: peer, Text: "same id " + id}, []string{user, peer}) {
+					dups.Add(1)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return int(dups.Load())
 }
 
 // StopSending stops the senders and waits for the sends in flight.

@@ -23,6 +23,24 @@ type RunConfig struct {
 	// 8s, past the default registry TTL.
 	Partition time.Duration
 	Out       io.Writer
+	// Seed draws the mixed schedule (scenario 12); 0: one from the clock,
+	// printed, so the run can be replayed with it.
+	Seed int64
+	// Mixed is how many faults the mixed schedule has; default 6, <0: none.
+	Mixed int
+	// Soak is the quiet traffic after the mixed schedule during which no
+	// process may grow (goroutines, descriptors, memory); default 30s.
+	Soak time.Duration
+	// StormConns is how many raw connections the reconnect storm (scenario
+	// 8) drops at once; default 1000, <0: no storm.
+	StormConns int
+	// SlowBurst is the burst of messages to the slow consumer's user
+	// (scenario 7); default 1500, <0: no slow consumer. The gateways run
+	// with --send-queue 256, so the burst overflows it.
+	SlowBurst int
+	// AcceptRate is every gateway's --accept-rate (with a storm); default
+	// 500/s.
+	AcceptRate float64
 	// History is a file to write the checker's history to (JSON Lines,
 	// docs/testing.md); `magpie check FILE` checks it again. Empty: none.
 	History string
@@ -34,14 +52,26 @@ type Result struct {
 	Groups   int   // groups the load sent to (0: private messages only)
 	Replaced int64 // SDK Clients the watchdog had to replace
 	Failover []FailoverFigure
+	Seed     int64        // of the mixed schedule
+	Schedule []MixedFault // the mixed schedule drawn from Seed
+	Soak     []SoakFigure // per process, at the start and end of the soak
+	Storm    *StormFigure // scenario 8
+	Slow     *SlowFigure  // scenario 7
 	// CrashRetries: per crash point (scenario 9), the retries answered as
 	// duplicates with the stored seq.
 	CrashRetries []CrashFigure
+	SameID       []SameIDFigure // scenario 10
 	// Problems are the ways the cluster failed to heal that the checker
 	// does not count: a gateway that would not drain, devices that never
 	// came back or caught up, a final sync that did not finish, Clients
 	// the watchdog had to replace. A correct cluster has none.
 	Problems []string
+}
+
+// SameIDFigure is one round of scenario 10.
+type SameIDFigure struct {
+	When             string
+	Sent, Duplicates int
 }
 
 // CrashFigure is what one crash point did.
@@ -72,6 +102,30 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	if cfg.Out == nil {
 		cfg.Out = io.Discard
 	}
+	if cfg.Seed == 0 {
+		cfg.Seed = time.Now().UnixNano() % 1_000_000_000
+	}
+	if cfg.Mixed == 0 {
+		cfg.Mixed = 6
+	}
+	if cfg.Soak == 0 {
+		cfg.Soak = 30 * time.Second
+	}
+	if cfg.StormConns == 0 {
+		cfg.StormConns = 1000
+	}
+	if cfg.AcceptRate == 0 {
+		cfg.AcceptRate = 500
+	}
+	if cfg.SlowBurst == 0 {
+		cfg.SlowBurst = 1500
+	}
+	if cfg.StormConns > 0 {
+		cfg.Topology.ExtraGW = append(cfg.Topology.ExtraGW, "--accept-rate", fmt.Sprint(cfg.AcceptRate))
+	}
+	if cfg.SlowBurst > 0 {
+		cfg.Topology.ExtraGW = append(cfg.Topology.ExtraGW, "--send-queue", "256")
+	}
 	cfg.Topology.Log = cfg.Out
 	cfg.Topology.Links = true // faults 7 and 8 cut network paths
 	topo, err := Start(ctx, cfg.Topology)
@@ -96,7 +150,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		return nil, fmt.Errorf("load: %w\n%s", err, topo.Logs(20))
 	}
 	defer load.Close()
-	res := &Result{Groups: load.Groups()}
+	res := &Result{Groups: load.Groups(), Seed: cfg.Seed}
 	problem := func(format string, args ...any) {
 		res.Problems = append(res.Problems, fmt.Sprintf(format, args...))
 		logf("  PROBLEM: "+format, args...)
@@ -272,6 +326,125 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 			}
 			stalled(from)
 			settle()
+		}
+	}
+
+	// 10. The same client ids through two gateways at once: each must be
+	// stored once (one ACK new, the other a duplicate with the same seq).
+	// The same ids again much later are checked before the healing.
+	sameIDs := make([]string, 10)
+	for i := range sameIDs {
+		sameIDs[i] = fmt.Sprintf("same-%s-%d", randHex(3), i)
+	}
+	a, b := load.SplitUser()
+	if a == nil {
+		problem("same id through two gateways: no user has devices ready on two gateways")
+	} else {
+		logf("fault: %d client ids sent at once from %s (%s) and %s (%s)", len(sameIDs), a.name, a.client().Gateway(), b.name, b.client().Gateway())
+		dups := load.SendSame(sameIDs, a, b)
+		res.SameID = append(res.SameID, SameIDFigure{When: "at once, two gateways", Sent: 2 * len(sameIDs), Duplicates: dups})
+		logf("  same ids at once: %d sends, %d answered as duplicates (want %d)", 2*len(sameIDs), dups, len(sameIDs))
+		if dups != len(sameIDs) {
+			problem("same id through two gateways: %d of %d pairs answered as one new and one duplicate", dups, len(sameIDs))
+		}
+	}
+	settle()
+
+	// 7. A slow consumer: cut at its queue cap, the rest unharmed, and it
+	// catches up after reconnecting.
+	if cfg.SlowBurst > 0 {
+		logf("fault: a connection that stops reading, and a burst of %d messages to its user", cfg.SlowBurst)
+		f, err := topo.SlowConsumer(ctx, load, cfg.SlowBurst)
+		if f != nil {
+			res.Slow = f
+			logf("  slow consumer: %s", f)
+			switch {
+			case !f.Cut:
+				problem("slow consumer: not cut (%s)", f.How)
+			case f.Missing > 0:
+				problem("slow consumer: %d messages never shown after it reconnected", f.Missing)
+			case f.RSSMax > f.RSSBefore+64<<20:
+				problem("slow consumer: its gateway grew from %d to %d MiB", f.RSSBefore>>20, f.RSSMax>>20)
+			case f.WithSlow.P50 > 2*f.Base.P50+10*time.Millisecond:
+				problem("slow consumer: the other traffic's live p50 went from %v to %v", f.Base.P50, f.WithSlow.P50)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		settle()
+	}
+
+	// 8. A reconnect storm: kill -9 a gateway holding StormConns more
+	// connections; they come back through the accept rate.
+	if cfg.StormConns > 0 {
+		logf("fault: reconnect storm: kill -9 gw-0 holding %d more connections (accept rate %.0f/s per gateway)", cfg.StormConns, cfg.AcceptRate)
+		f, err := topo.Storm(ctx, load, 0, cfg.StormConns, time.Second)
+		if f != nil {
+			res.Storm = f
+			logf("  reconnect storm: %s", f)
+			if f.Reauthed < f.Conns {
+				problem("reconnect storm: %d of %d connections never re-authenticated", f.Conns-f.Reauthed, f.Conns)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		settle()
+	}
+
+	// 12. A mixed schedule drawn from the seed, then a soak.
+	if cfg.Mixed > 0 {
+		res.Schedule = DrawSchedule(cfg.Seed, cfg.Mixed, len(topo.Gateways), len(topo.Logic), cfg.Topology.MagpieHooks != "")
+		logf("mixed schedule of %d faults, seed %d (replay: --seed %d):", len(res.Schedule), cfg.Seed, cfg.Seed)
+		for i, f := range res.Schedule {
+			logf("  %d. %s; then %v of traffic", i+1, f, f.Gap)
+		}
+		from := time.Now()
+		for i, f := range res.Schedule {
+			logf("fault (mixed %d/%d): %s", i+1, len(res.Schedule), f)
+			if err := topo.runMixed(ctx, f, problem); err != nil {
+				return nil, err
+			}
+			sleepCtx(ctx, f.Gap)
+		}
+		caughtUp("mixed schedule", time.Now())
+		stalled(from)
+
+		logf("soak: %v of traffic, no faults", cfg.Soak)
+		settle() // reconnects and retries of the schedule settle first
+		// Samples every soakEvery; a process grew if the least of its last
+		// third is past the bounds over the least of its first third
+		// (minima: requests in flight come and go, a leak stays).
+		var samples []map[string]Usage
+		for end := time.Now().Add(cfg.Soak); ; {
+			samples = append(samples, topo.usage(ctx))
+			if !time.Now().Add(soakEvery).Before(end) || ctx.Err() != nil {
+				break
+			}
+			sleepCtx(ctx, soakEvery)
+		}
+		for _, p := range topo.procs() {
+			f, ok := soakFigure(p.Name, samples)
+			if !ok {
+				continue
+			}
+			res.Soak = append(res.Soak, f)
+			logf("  soak %s", f)
+			if g := f.Grew(); g != "" {
+				problem("soak: %s grew: %s (stacks: %s)", p.Name, g, topo.DumpGoroutines(ctx, p.Name))
+			}
+		}
+		caughtUp("soak", time.Now())
+	}
+
+	if a != nil {
+		// ...and much later, from the other device's current gateway.
+		dups := load.SendSame(sameIDs, b)
+		res.SameID = append(res.SameID, SameIDFigure{When: "again, later", Sent: len(sameIDs), Duplicates: dups})
+		logf("  same ids again later from %s (%s): %d of %d answered as duplicates", b.name, b.client().Gateway(), dups, len(sameIDs))
+		if dups != len(sameIDs) {
+			problem("same id much later: %d of %d answered as duplicates", dups, len(sameIDs))
 		}
 	}
 

@@ -138,9 +138,10 @@ func (p *Proc) Kill() {
 // Node is a magpie process.
 type Node struct {
 	*Proc
-	HTTP string // host:port
-	TCP  string // gateways only
-	ID   string // gateways only
+	HTTP    string // host:port
+	TCP     string // gateways only
+	ID      string // gateways only
+	Metrics string // host:port of /metrics and /debug/pprof
 }
 
 // Topology is the running cluster.
@@ -239,7 +240,7 @@ func Start(ctx context.Context, cfg Config) (_ *Topology, err error) {
 	if err := t.createDB(ctx); err != nil {
 		return nil, err
 	}
-	addrs, err := t.ports.addrs(6 + 2*cfg.Gateways + cfg.Logic)
+	addrs, err := t.ports.addrs(6 + 3*cfg.Gateways + 2*cfg.Logic)
 	if err != nil {
 		return nil, err
 	}
@@ -274,9 +275,9 @@ func Start(ctx context.Context, cfg Config) (_ *Topology, err error) {
 		}
 	}
 	for i := range cfg.Logic {
-		n := &Node{HTTP: next()}
+		n := &Node{HTTP: next(), Metrics: next()}
 		n.Proc = &Proc{Name: fmt.Sprintf("logic-%d", i), log: filepath.Join(cfg.Dir, n.nameLog("logic", i)), args: append([]string{
-			cfg.Magpie, "logic", "--http", n.HTTP, "--data", filepath.Join(cfg.Dir, fmt.Sprintf("logic-%d", i)),
+			cfg.Magpie, "logic", "--http", n.HTTP, "--metrics", n.Metrics, "--data", filepath.Join(cfg.Dir, fmt.Sprintf("logic-%d", i)),
 		}, t.common(t.NATSURLs)...)}
 		db := t.DB
 		if t.LogicDB != nil && i == cfg.Logic-1 {
@@ -289,9 +290,9 @@ func Start(ctx context.Context, cfg Config) (_ *Topology, err error) {
 		t.Logic = append(t.Logic, n)
 	}
 	for i := range cfg.Gateways {
-		n := &Node{HTTP: next(), TCP: next(), ID: fmt.Sprintf("gw-%d", i)}
+		n := &Node{HTTP: next(), TCP: next(), ID: fmt.Sprintf("gw-%d", i), Metrics: next()}
 		n.Proc = &Proc{Name: n.ID, log: filepath.Join(cfg.Dir, n.nameLog("gateway", i)), args: append([]string{
-			cfg.Magpie, "gateway", "--http", n.HTTP, "--tcp", n.TCP, "--gateway-id", n.ID,
+			cfg.Magpie, "gateway", "--http", n.HTTP, "--tcp", n.TCP, "--gateway-id", n.ID, "--metrics", n.Metrics,
 			"--data", filepath.Join(cfg.Dir, n.ID), "--drain-timeout", "10s",
 		}, t.common(t.gatewayNATS(i))...)}
 		n.args = append(n.args, cfg.ExtraGW...)

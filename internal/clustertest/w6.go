@@ -43,7 +43,10 @@ type rawConn struct {
 }
 
 func dialAuth(ctx context.Context, addr, token string) (*rawConn, error) {
-	d := net.Dialer{Timeout: 10 * time.Second}
+	return dialAuthWith(ctx, net.Dialer{Timeout: 10 * time.Second}, addr, token)
+}
+
+func dialAuthWith(ctx context.Context, d net.Dialer, addr, token string) (*rawConn, error) {
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
