@@ -12,6 +12,7 @@ import { newChatDialog, newGroupDialog, membersDialog } from "./dialogs.js";
 
 const SESSION_KEY = "magpie.session";
 const DEVICE_KEY = "magpie.device";
+const NOTIFY_KEY = "magpie.notify";
 
 class App {
   constructor() {
@@ -84,6 +85,8 @@ class App {
       text.focus();
     });
     $("#reconnect-btn").addEventListener("click", () => this.client?.reconnectNow());
+    $("#notify-btn").addEventListener("click", () => this.toggleNotifications());
+    this.showNotifyState();
     document.addEventListener("visibilitychange", () => this.markReadSoon());
     window.addEventListener("focus", () => this.markReadSoon());
   }
@@ -126,6 +129,7 @@ class App {
     c.addEventListener("state", (e) => this.onState(c, e.detail));
     c.addEventListener("message", (e) => {
       this.chat.onMessage(e.detail);
+      if (c.state === State.ready) this.notify(e.detail); // not for what a reconnect syncs in bulk
       if (e.detail.conversationId === this.current) this.markReadSoon();
       this.renderSidebar();
     });
@@ -240,7 +244,55 @@ class App {
   renderSidebar() {
     if (this.renderQueued) return;
     this.renderQueued = true;
-    setTimeout(() => { this.renderQueued = false; if (this.client) this.sidebar.render(); }, 16); // not rAF: hidden tabs keep their list current
+    setTimeout(() => {
+      this.renderQueued = false;
+      if (!this.client) return;
+      this.sidebar.render();
+      // The tab's title counts unread messages (muted chats too: the count
+      // is what the list shows).
+      const unread = this.client.convs.all().filter((c) => !c.left).reduce((n, c) => n + c.unread, 0);
+      document.title = unread ? `(${unread}) Magpie` : "Magpie";
+    }, 16); // not rAF: hidden tabs keep their list current
+  }
+
+  // Notifications are opt-in (the button asks the browser's permission)
+  // and remembered per browser in localStorage.
+  notifyOn() {
+    return typeof Notification !== "undefined" && Notification.permission === "granted" && localStorage.getItem(NOTIFY_KEY) === "1";
+  }
+
+  async toggleNotifications() {
+    if (typeof Notification === "undefined") { this.toast("This browser has no notifications."); return; }
+    if (this.notifyOn()) {
+      localStorage.removeItem(NOTIFY_KEY);
+    } else {
+      const p = Notification.permission === "granted" ? "granted" : await Notification.requestPermission();
+      if (p === "granted") localStorage.setItem(NOTIFY_KEY, "1");
+      else this.toast("Notifications are blocked for this site in the browser's settings.");
+    }
+    this.showNotifyState();
+  }
+
+  showNotifyState() {
+    const on = this.notifyOn();
+    const b = $("#notify-btn");
+    b.setAttribute("aria-pressed", on ? "true" : "false");
+    b.textContent = on ? "Notifications: on" : "Notifications: off";
+  }
+
+  // notify shows a message from someone else that the user cannot see:
+  // the tab is hidden or another chat is open. One tag per message, so
+  // several tabs of one browser show it once.
+  notify(m) {
+    if (!this.notifyOn() || m.senderId === this.client.userId || m.kind === "event" || m.kind === "recall" || m.kind === "edit") return;
+    const conv = this.client.convs.get(m.conversationId);
+    if (conv.muted) return;
+    if (document.visibilityState === "visible" && m.conversationId === this.current) return;
+    const title = conv.kind === "group" ? `${m.sender} in ${conv.title}` : m.sender;
+    try {
+      const n = new Notification(title, { body: m.text || (m.file ? "sent a file: " + m.file.name : ""), tag: `${m.conversationId}:${m.seq}` });
+      n.addEventListener("click", () => { window.focus(); this.openConversation(m.conversationId, { focusComposer: true }); n.close(); });
+    } catch { /* some browsers only notify from a service worker */ }
   }
 
   async openConversation(id, { focusComposer = false } = {}) {

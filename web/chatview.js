@@ -40,10 +40,24 @@ export class ChatView {
       if (this.scroller.scrollTop < 60) this.loadOlder();
       this.stuck = this.atBottom(); // follow new messages while the reader is at the bottom
       if (this.stuck) this.loadNewer();
+      this.updateJumps();
       this.app.markReadSoon(); // read up to what has been seen
     });
     this.olderBtn.addEventListener("click", () => this.loadOlder(true));
     this.scroller.addEventListener("keydown", (e) => this.onKey(e));
+    this.newBelowBtn = $("#new-below");
+    this.jumpUnreadBtn = $("#jump-unread");
+    this.newBelowBtn.addEventListener("click", async () => {
+      const t = this.key && this.thread(this.key);
+      if (t?.gapAbove) await this.jumpToLatest();
+      this.scroller.scrollTop = this.scroller.scrollHeight;
+      $("#composer-text").focus();
+    });
+    this.jumpUnreadBtn.addEventListener("click", () => {
+      const d = this.els.get("unread");
+      if (d) this.scroller.scrollTop += d.getBoundingClientRect().top - this.scroller.getBoundingClientRect().top - 8;
+      (this.list.querySelector("#unread-divider + li") || this.scroller).focus();
+    });
     this.readsTimer = 0;
     this.blobs = new Map();   // file id -> Promise of a blob: URL (fetched once per page)
   }
@@ -92,6 +106,7 @@ export class ChatView {
 
   close() {
     this.key = null;
+    this.newBelowBtn.hidden = this.jumpUnreadBtn.hidden = true;
     this.list.replaceChildren();
     this.els.clear();
     $("#chat-empty").hidden = false;
@@ -245,7 +260,9 @@ export class ChatView {
     if (t.floor === 0) t.floor = 0; // not loaded: history will include it
     const mine = m.senderId === this.client.userId;
     if (this.key === m.conversationId) {
-      this.render({ stick: this.atBottom() || mine });
+      const follow = this.atBottom() || mine;
+      if (!follow && m.kind !== "recall" && m.kind !== "edit") t.newBelow = (t.newBelow || 0) + 1;
+      this.render({ stick: follow });
       if (!mine) announce(`${m.sender}: ${m.text || (m.file ? "sent a file" : "")}`);
     }
   }
@@ -346,6 +363,7 @@ export class ChatView {
     }
     while (fi < failed.length) rows.push(own(...failed[fi++]));
     for (const [cid, e] of t.outbox) if (e.state !== "failed") rows.push(own(cid, e));
+    rows.splice(0, rows.length, ...days(rows));
     const keep = new Set(rows.map(([k]) => k));
     for (const [k, el] of this.els) if (!keep.has(k)) { el.remove(); this.els.delete(k); }
     let prev = null;
@@ -355,7 +373,7 @@ export class ChatView {
       let el = this.els.get(k);
       if (!el || el.dataset.sig !== sig) {
         const fresh = this.row(m, conv);
-        if (!m.divider) this.rove(fresh);
+        if (!m.divider && !m.daySep) this.rove(fresh);
         fresh.dataset.sig = sig;
         if (el) el.replaceWith(fresh);
         el = fresh;
@@ -372,6 +390,21 @@ export class ChatView {
       this.scroller.scrollTop += divider.getBoundingClientRect().top - this.scroller.getBoundingClientRect().top - 8;
       this.stuck = this.atBottom();
     } else if (stick || unread) { this.scroller.scrollTop = this.scroller.scrollHeight; this.stuck = true; }
+    this.updateJumps();
+  }
+
+  // updateJumps shows "New messages ↓" while messages arrived below the
+  // reader (or the range above is not loaded yet), and "↑ First unread"
+  // while the unread divider is above the view.
+  updateJumps() {
+    const t = this.key && this.thread(this.key);
+    if (!t) { this.newBelowBtn.hidden = this.jumpUnreadBtn.hidden = true; return; }
+    const bottom = this.atBottom();
+    if (bottom && !t.gapAbove) t.newBelow = 0;
+    this.newBelowBtn.hidden = bottom || !(t.newBelow || t.gapAbove);
+    this.newBelowBtn.textContent = t.newBelow ? `${t.newBelow} new message${t.newBelow === 1 ? "" : "s"} ↓` : "New messages ↓";
+    const d = this.els.get("unread");
+    this.jumpUnreadBtn.hidden = !d || d.getBoundingClientRect().bottom > this.scroller.getBoundingClientRect().top;
   }
 
   // rove makes a row one focus stop reached with ↑/↓ (onKey), not with
@@ -415,32 +448,34 @@ export class ChatView {
 
   signature(m, conv) {
     if (m.divider) return "divider";
+    if (m.daySep) return "day|" + m.daySep;
     const mine = m.senderId === this.client.userId;
     let st = "";
     if (mine && !m.outbox && conv) {
       st = conv.kind === "group" ? JSON.stringify(this.thread(conv.id).reads.get(m.seq) || null)
         : m.seq <= conv.peerReadSeq ? "r" : m.seq <= conv.peerDeliveredSeq ? "d" : "s";
     }
-    return [m.seq, m.state || "", m.text || "", !!m.recalled, m.editedAt || 0, m.file?.id || "", m.previewURL || "", st].join("|");
+    return [m.seq, m.state || "", m.text || "", !!m.recalled, m.editedAt || 0, m.file?.id || "", m.previewURL || "", st, m.cont ? 1 : 0].join("|");
   }
 
   row(m, conv) {
     if (m.divider) return h("li", { class: "unread-divider", id: "unread-divider", role: "separator" }, "Unread messages");
+    if (m.daySep) return h("li", { class: "day", role: "separator" }, m.daySep);
     if (m.kind === "event" || m.kind === "notification") {
       return h("li", { class: "system", "data-seq": m.seq }, eventText(m), " · ", timeLabel(m.sentAt));
     }
     const mine = m.senderId === this.client.userId;
     const group = conv?.kind === "group";
     const body = [];
-    if (group && !mine) body.push(h("div", { class: "who" }, m.sender));
+    if (group && !mine && !m.cont) body.push(h("div", { class: "who" }, m.sender));
     if (m.recalled) body.push(h("div", { class: "text recalled" }, "message recalled"));
     if (m.file) body.push(this.fileView(m));
-    if (m.text) body.push(h("div", { class: "text" }, m.text));
+    if (m.text) body.push(h("div", { class: "text" }, ...linkify(m.text)));
     const meta = [h("time", { datetime: m.sentAt ? new Date(m.sentAt).toISOString() : undefined }, timeLabel(m.sentAt))];
     if (m.editedAt) meta.push(h("span", {}, "edited"));
     if (mine) meta.push(...this.statusView(m, conv));
     const li = h("li", {
-      class: "msg", "data-seq": m.seq || undefined, "data-client-id": m.clientMsgId || undefined,
+      class: m.cont ? "msg cont" : "msg", "data-seq": m.seq || undefined, "data-client-id": m.clientMsgId || undefined,
       "data-mine": mine ? "true" : "false", "aria-label": `${mine ? "You" : m.sender}${m.seq ? ", message " + m.seq : ""}`,
     });
     if (mine && m.seq && !m.outbox && !m.recalled && (m.kind === "text" || m.kind === "file")) meta.push(this.menuButton(li, m));
@@ -564,6 +599,64 @@ export class ChatView {
     if (!this.key || this.key.startsWith("@")) return 0;
     return this.client.convs.get(this.key).cursor;
   }
+}
+
+// days puts a separator (Today, Yesterday, or the date) where the day
+// changes, and marks a message that follows one of the same sender within
+// five minutes as a continuation (no repeated name, less space). An unread
+// divider goes after the day's separator, right above its message.
+function days(rows) {
+  const out = [];
+  const used = new Set();
+  let prevDay = "";
+  let prev = null;
+  let divider = null;
+  for (const row of rows) {
+    const [k, m] = row;
+    if (m.divider) { divider = row; continue; }
+    const at = m.sentAt || Date.now();
+    const day = new Date(at).toDateString();
+    if (day !== prevDay && !used.has(day)) {
+      used.add(day);
+      out.push(["d" + day, { daySep: dayLabel(at) }]);
+      prev = null;
+    }
+    prevDay = day;
+    if (divider) { out.push(divider); divider = null; prev = null; }
+    const isMsg = m.kind !== "event" && m.kind !== "notification";
+    const cont = isMsg && prev && prev.senderId === m.senderId && at - (prev.sentAt || at) < 5 * 60_000;
+    out.push([k, cont ? { ...m, cont: true } : m]);
+    prev = isMsg ? m : null;
+  }
+  if (divider) out.push(divider);
+  return out;
+}
+
+function dayLabel(ms) {
+  const d = new Date(ms);
+  const today = new Date();
+  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+  if (d.toDateString() === today.toDateString()) return "Today";
+  if (d.toDateString() === yesterday.toDateString()) return "Yesterday";
+  return d.toLocaleDateString(undefined, { weekday: "long", month: "long", day: "numeric", year: d.getFullYear() === today.getFullYear() ? undefined : "numeric" });
+}
+
+// linkify turns http(s) URLs in a text into links (text nodes and <a>
+// elements only; anything else stays text). Trailing punctuation is not
+// part of the link.
+function linkify(text) {
+  const out = [];
+  let last = 0;
+  for (const m of text.matchAll(/\bhttps?:\/\/[^\s<>"'`]+/gi)) {
+    let url = m[0].replace(/[.,;:!?)\]}]+$/, "");
+    let ok = false;
+    try { ok = ["http:", "https:"].includes(new URL(url).protocol); } catch { /* not a URL */ }
+    if (!ok) continue;
+    out.push(text.slice(last, m.index), h("a", { href: url, target: "_blank", rel: "noopener noreferrer nofollow", class: "link" }, url));
+    last = m.index + url.length;
+  }
+  out.push(text.slice(last));
+  return out.filter((x) => x !== "");
 }
 
 // updateFields reads an "updated" event's detail: the changed settings as

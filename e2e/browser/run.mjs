@@ -375,6 +375,14 @@ const scenarios = [
     await waitMessage(alice, "unread 300");
     await alice.locator("#messages").evaluate((el) => { el.scrollTop = el.scrollHeight; el.dispatchEvent(new Event("scroll")); });
     await alice.locator(`#conv-list button[data-conv="${conv.id}"] .badge`).waitFor({ state: "detached", timeout: T });
+    // Scrolled past the divider, "↑ First unread" brings it back.
+    await alice.locator("#jump-unread").waitFor({ timeout: T });
+    await alice.click("#jump-unread");
+    await alice.waitForFunction(() => {
+      const d = document.querySelector("#unread-divider").getBoundingClientRect(), s = document.querySelector("#messages").getBoundingClientRect();
+      return d.top >= s.top - 1 && d.bottom <= s.bottom + 1;
+    }, null, { timeout: T, polling: 100 });
+    await alice.locator("#jump-unread").waitFor({ state: "hidden", timeout: T });
     const all = await seqs(alice);
     if (!contiguous(all, all[0], conv.last_seq + 300)) throw new Error(`not contiguous: ${all[0]}..${all[all.length - 1]} (${all.length})`);
     await openConv(alice, "bob");
@@ -423,6 +431,65 @@ const scenarios = [
     await bob.waitForFunction(() => ![...document.querySelectorAll("#msg-list .text")].some((e) => e.textContent === "to be recalled"), null, { timeout: T, polling: 100 });
     await preview(bob, sent.data.conversation_id).filter({ hasText: "alice recalled a message" }).waitFor({ timeout: T });
     await preview(alice, sent.data.conversation_id).filter({ hasText: "You recalled a message" }).waitFor({ timeout: T });
+  }],
+
+  ["notifications_and_title", async () => {
+    // The tab's title counts unread messages; notifications are opt-in and
+    // then show a message from a chat that is not open. (The page's
+    // Notification is wrapped to record what the client shows.)
+    await ctxA.grantPermissions(["notifications"], { origin: BASE });
+    await ctxA.addInitScript(() => {
+      const Real = window.Notification;
+      window.__notes = [];
+      window.Notification = class extends Real {
+        constructor(title, opts) { super(title, opts); window.__notes.push({ title, body: opts?.body, tag: opts?.tag }); }
+      };
+    });
+    await alice2.reload();
+    await alice2.waitForSelector("body[data-conn=ready]", { timeout: T });
+    await openConv(alice2, "bob");
+    await alice2.waitForFunction(() => document.title === "Magpie", null, { timeout: T, polling: 100 });
+    await api("carol", "POST", "/v1/messages", { to_user: "alice", text: "before opting in", client_msg_id: "notify-1" });
+    await alice2.waitForFunction(() => document.title === "(1) Magpie", null, { timeout: T, polling: 100 })
+      .catch(async () => { throw new Error("title: " + await alice2.title()); });
+    if ((await alice2.evaluate(() => window.__notes.length)) !== 0) throw new Error("notified before opting in");
+    if (await alice2.locator("#notify-btn").getAttribute("aria-pressed") !== "false") throw new Error("notifications on by default");
+    await alice2.click("#notify-btn");
+    await alice2.locator('#notify-btn[aria-pressed="true"]').waitFor({ timeout: T });
+    await api("carol", "POST", "/v1/messages", { to_user: "alice", text: "after opting in", client_msg_id: "notify-2" });
+    await alice2.waitForFunction(() => window.__notes.some((n) => n.title === "carol" && n.body === "after opting in"), null, { timeout: T, polling: 100 });
+    await alice2.waitForFunction(() => document.title === "(2) Magpie", null, { timeout: T, polling: 100 });
+    // Nothing for the chat that is open and seen.
+    await send(bob, "bob in the open chat");
+    await waitMessage(alice2, "bob in the open chat");
+    if (await alice2.evaluate(() => window.__notes.some((n) => n.body === "bob in the open chat"))) throw new Error("notified for the open chat");
+    await openConv(alice2, "carol");
+    await alice2.locator("#messages").evaluate((el) => { el.scrollTop = el.scrollHeight; el.dispatchEvent(new Event("scroll")); });
+    await alice2.waitForFunction(() => document.title === "Magpie", null, { timeout: T, polling: 100 });
+    await alice2.click("#notify-btn");
+    await alice2.locator('#notify-btn[aria-pressed="false"]').waitFor({ timeout: T });
+    await openConv(alice2, "bob");
+  }],
+
+  ["jumps_links_days", async () => {
+    // Scrolled up, a new message shows "1 new message ↓", which goes back
+    // down; links are links (http and https only); a day separator heads
+    // the messages of today.
+    await openConv(alice, "bob");
+    await alice.locator("#messages").evaluate((el) => { el.scrollTop = el.scrollHeight / 2; el.dispatchEvent(new Event("scroll")); });
+    await send(bob, "see https://example.com/a?b=1&c=<2>. and javascript:alert(3)");
+    await alice.locator("#new-below", { hasText: "1 new message ↓" }).waitFor({ timeout: T });
+    await alice.click("#new-below");
+    await alice.locator("#new-below").waitFor({ state: "hidden", timeout: T });
+    const at = await alice.locator("#messages").evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 80);
+    if (!at) throw new Error("not at the bottom after New messages ↓");
+    const row = alice.locator("#msg-list li.msg", { hasText: "see https://example.com" });
+    const links = await row.locator("a.link").evaluateAll((as) => as.map((a) => [a.getAttribute("href"), a.textContent, a.target, a.rel]));
+    if (JSON.stringify(links) !== JSON.stringify([["https://example.com/a?b=1&c=", "https://example.com/a?b=1&c=", "_blank", "noopener noreferrer nofollow"]]))
+      throw new Error("links: " + JSON.stringify(links));
+    if (await row.locator(".text").textContent() !== "see https://example.com/a?b=1&c=<2>. and javascript:alert(3)") throw new Error("the text changed");
+    const days = await alice.locator("#msg-list li.day").allTextContents();
+    if (!days.includes("Today")) throw new Error("day separators: " + days.join(", "));
   }],
 
   ["group", async () => {
