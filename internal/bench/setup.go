@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/magpie-im/magpie/client"
+	"github.com/magpie-im/magpie/proto/wire"
 )
 
 // benchPassword is every bench user's password.
@@ -187,8 +188,8 @@ func loginUser(ctx context.Context, hc *http.Client, server, name, device string
 		}
 		defer resp.Body.Close()
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if resp.StatusCode == http.StatusTooManyRequests {
-			return errRateLimited
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			return errRateLimited // 503: busy hashing passwords, retry
 		}
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("login %s: HTTP %d: %s", name, resp.StatusCode, bytes.TrimSpace(data))
@@ -200,12 +201,15 @@ func loginUser(ctx context.Context, hc *http.Client, server, name, device string
 
 var errRateLimited = errors.New("rate limited")
 
-// retryRateLimited repeats f while the server says rate_limited.
+// retryRateLimited repeats f while the server says rate_limited or
+// unavailable (busy hashing passwords: a loaded machine registering
+// many users at once gets it, and it says to retry).
 func retryRateLimited(ctx context.Context, f func() error) error {
 	for {
 		err := f()
 		var ce *client.Error
-		limited := errors.Is(err, errRateLimited) || errors.As(err, &ce) && ce.Status == http.StatusTooManyRequests
+		limited := errors.Is(err, errRateLimited) || errors.As(err, &ce) &&
+			(ce.Status == http.StatusTooManyRequests || ce.Code == wire.CodeUnavailable)
 		if !limited {
 			return err
 		}

@@ -33,6 +33,9 @@ func startNode(t *testing.T) (*server.Node, string) {
 	cfg.HTTP = "127.0.0.1:0"
 	cfg.TCP = "127.0.0.1:0"
 	cfg.LogLevel = "error"
+	// Argon2id under -race on a loaded 2-core machine: wait for a hashing
+	// slot instead of answering 503 after the default 2 s.
+	cfg.HashWait = time.Minute
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n, err := server.Start(ctx, cfg, server.Roles{Gateway: true, Logic: true}, slog.New(slog.DiscardHandler))

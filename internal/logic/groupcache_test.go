@@ -3,6 +3,7 @@ package logic
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
@@ -86,18 +87,20 @@ func TestGroupMemberCacheFollowsMembership(t *testing.T) {
 // countingStore counts Members calls.
 type countingStore struct {
 	store.Store
-	members int
+	members atomic.Int64 // Members runs on the commit loop's goroutine
 }
 
 func (c *countingStore) Members(ctx context.Context, id string) ([]int64, error) {
-	c.members++
+	c.members.Add(1)
 	return c.Store.Members(ctx, id)
 }
 
 func TestGroupMemberCacheSavesReads(t *testing.T) {
-	s, bus := newTestService(t, nil)
-	cs := &countingStore{Store: s.store}
-	s.store = cs // before any fan-out; the commit loop reads s.store per batch
+	var cs *countingStore
+	s, bus := newTestServiceOn(t, nil, func(st store.Store) store.Store {
+		cs = &countingStore{Store: st} // wrapped before the Service's goroutines start
+		return cs
+	})
 	ctx := context.Background()
 	alice := login(t, s, "alice", "", "").Identity
 	login(t, s, "bob", "", "")
@@ -110,7 +113,7 @@ func TestGroupMemberCacheSavesReads(t *testing.T) {
 		groupSend(t, s, alice, g.ID, string(rune('a'+i)), laptop)
 	}
 	bus.take()
-	if cs.members != 1 {
-		t.Errorf("Members read %d times for 5 consecutive messages, want 1", cs.members)
+	if n := cs.members.Load(); n != 1 {
+		t.Errorf("Members read %d times for 5 consecutive messages, want 1", n)
 	}
 }

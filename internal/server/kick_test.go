@@ -65,6 +65,27 @@ func (s *rawSession) readUntilKick() *magpiepb.Kick {
 	}
 }
 
+// keepAlive pings every interval until the test ends, so that a slow
+// request elsewhere (an Argon2 login on a loaded machine with -race) does
+// not end the session with a heartbeat timeout before the kick under test.
+func (s *rawSession) keepAlive(every time.Duration) {
+	done := make(chan struct{})
+	s.t.Cleanup(func() { close(done) })
+	ping, _ := proto.Marshal(&magpiepb.Envelope{Body: &magpiepb.Envelope_Ping{Ping: &magpiepb.Ping{Time: 1}}})
+	go func() {
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				s.w(wire.AppendFrame(nil, ping))
+			}
+		}
+	}()
+}
+
 // Every kick the server sends, whichever side builds it (the gateway for
 // transport faults and draining, the logic for revoked sessions), carries
 // the reconnect flag its code's action says: kick{19} used to say "do not
@@ -103,12 +124,14 @@ func TestEveryKickMatchesItsCodesAction(t *testing.T) {
 		}},
 		{"same device logs in again", wire.CodeReplaced, func(t *testing.T) *magpiepb.Kick {
 			s := authedRaw(t, n, deviceToken(t, n, "rita", "phone"))
+			s.keepAlive(cfg.Heartbeat / 2)
 			deviceToken(t, n, "rita", "phone")
 			return s.readUntilKick()
 		}},
 		{"logout", wire.CodeLoggedOut, func(t *testing.T) *magpiepb.Kick {
 			tok := deviceToken(t, n, "lou", "l")
 			s := authedRaw(t, n, tok)
+			s.keepAlive(cfg.Heartbeat / 2)
 			req, _ := http.NewRequest("POST", "http://"+n.HTTPAddr()+"/v1/logout", nil)
 			req.Header.Set("Authorization", "Bearer "+tok)
 			resp, err := http.DefaultClient.Do(req)
