@@ -134,7 +134,7 @@ func runWorkload(ctx context.Context, w workload, args []string, stdout, stderr 
 	fs.StringVar(&c.Server, "server", "http://127.0.0.1:8080", "server HTTP base URL")
 	fs.IntVar(&c.PID, "pid", 0, "the server's pid, to read its RSS and CPU from /proc (0: not measured)")
 	fs.StringVar(&c.JSONFile, "json", "", "also write the result as JSON to this file")
-	fs.StringVar(&c.Metrics, "metrics", "", "W7: host:port of the server's --metrics listener, for its goroutines, heap and GC pauses (others ignore it)")
+	fs.StringVar(&c.Metrics, "metrics", "", "host:port of the server's --metrics listener: W7 reads its goroutines, heap and GC pauses, W1 its heap and stacks after a GC (others ignore it)")
 	fs.StringVar(&c.Transport, "transport", "tcp", "long-connection transport: tcp or ws")
 	fs.StringVar(&caFile, "ca", "", "PEM file of a CA to trust for an https:// server and its wss:// and tls:// gateways, besides the system roots")
 	fs.StringVar(&sources, "sources", "", "W1 and W7's idle connections: local source IPs to spread connections over, comma-separated (e.g. 127.0.0.2,127.0.0.3); W2 ignores it (the SDK dials on its own)")

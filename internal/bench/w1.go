@@ -42,6 +42,16 @@ type W1Result struct {
 	ServerConnectCores  float64 `json:"server_connect_cpu_cores"`
 	GenConnectCores     float64 `json:"generator_connect_cpu_cores"`
 	GenIdleCores        float64 `json:"generator_idle_cpu_cores"`
+	// Live memory (valid with --metrics): the server's Go heap and stacks
+	// in use after a forced GC, before connecting and at the end of the
+	// idle window; the difference per connection is what a connection
+	// holds, free of garbage and of pages RSS counts but Go does not use.
+	LiveMeasured    bool    `json:"server_live_measured"`
+	LiveBeforeMiB   float64 `json:"server_live_before_mib"`
+	LiveAfterMiB    float64 `json:"server_live_after_mib"`
+	HeapPerConnKB   float64 `json:"server_heap_per_conn_kb"`
+	StacksPerConnKB float64 `json:"server_stacks_per_conn_kb"`
+	LivePerConnKB   float64 `json:"server_live_per_conn_kb"`
 	// Kernel memory: whole-machine slab growth per connection, both socket
 	// ends of the loopback connection (the server's and the generator's).
 	KernelSlabPerConnKB float64 `json:"kernel_slab_per_conn_kb_both_ends"`
@@ -100,6 +110,12 @@ func runW1(ctx context.Context, c *common, o w1Opts) (report, error) {
 	idle := newIdleConns(o.conns)
 	defer idle.close()
 
+	hc := c.httpClient(15*time.Second, 0)
+	var live0 liveMem
+	var liveErr error
+	if c.Metrics != "" {
+		live0, liveErr = readLiveMem(ctx, hc, c.Metrics)
+	}
 	self := selfPID
 	srv0, gen0, slab0 := readProc(c.PID), readProc(self), slabBytes()
 	c.logf("w1: opening %d %s connections (%d in flight, %d source addresses)", o.conns, c.Transport, o.conc, res.Sources)
@@ -127,6 +143,21 @@ func runW1(ctx context.Context, c *common, o w1Opts) (report, error) {
 	srv2, gen2 := readProc(c.PID), readProc(self)
 	ok := sleepCtx(ctx, c.Duration)
 	srv3, gen3, slab3 := readProc(c.PID), readProc(self), slabBytes()
+	if c.Metrics != "" && liveErr == nil && ok {
+		var live3 liveMem
+		if live3, liveErr = readLiveMem(ctx, hc, c.Metrics); liveErr == nil && res.Connected > 0 {
+			res.LiveMeasured = true
+			res.LiveBeforeMiB = (live0.Heap + live0.Stacks) / (1 << 20)
+			res.LiveAfterMiB = (live3.Heap + live3.Stacks) / (1 << 20)
+			per := func(a, b float64) float64 { return (b - a) / 1024 / float64(res.Connected) }
+			res.HeapPerConnKB = per(live0.Heap, live3.Heap)
+			res.StacksPerConnKB = per(live0.Stacks, live3.Stacks)
+			res.LivePerConnKB = res.HeapPerConnKB + res.StacksPerConnKB
+		}
+	}
+	if liveErr != nil {
+		res.Errors = append(res.Errors, "live memory: "+liveErr.Error())
+	}
 	idle.stopPings()
 	if !ok {
 		return nil, ctx.Err()
@@ -228,6 +259,10 @@ func (r *W1Result) table(w io.Writer) {
 	if r.ServerMeasured {
 		tw.row("server RSS before → connected → end of idle", fmt.Sprintf("%.1f → %.1f → %.1f MiB", r.RSSBeforeMiB, r.RSSConnectedMiB, r.RSSAfterMiB))
 		tw.row("server RSS per connection (user space, end of idle)", fmt.Sprintf("%.2f KB", r.RSSPerConnKB))
+		if r.LiveMeasured {
+			tw.row("server live heap + stacks (after GC) before → end of idle", fmt.Sprintf("%.1f → %.1f MiB", r.LiveBeforeMiB, r.LiveAfterMiB))
+			tw.row("server live memory per connection: heap + stacks", fmt.Sprintf("%.2f KB = %.2f + %.2f", r.LivePerConnKB, r.HeapPerConnKB, r.StacksPerConnKB))
+		}
 		tw.row("server idle CPU per connection", fmt.Sprintf("%.3f µs/s (%.3f cores total)", r.IdleCPUUsPerConnSec, r.ServerIdleCores))
 		tw.row("server CPU while connecting", fmt.Sprintf("%.2f cores", r.ServerConnectCores))
 	} else {

@@ -51,7 +51,7 @@ func FuzzTCPFrames(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		g := New(Config{ID: "fuzz", AuthTimeout: time.Second, WriteTimeout: time.Second}, logic, presence, testLogger(t))
 		server, peer := net.Pipe()
-		if !g.startSession(&tcpTransport{conn: server, r: wire.NewReader(server, tcpReadBuffer, wire.MaxFrame)}, encProto, TCP) {
+		if !g.startSession(&tcpTransport{conn: server}, encProto, TCP) {
 			t.Fatal("session refused")
 		}
 		read := make(chan struct{})

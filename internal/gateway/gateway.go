@@ -8,10 +8,11 @@
 // several listeners at once, and Drain and Shutdown may be called more than
 // once and concurrently.
 //
-// Goroutines: one reader per connection (session.serve), plus a flush
-// goroutine that exists only while the connection has frames queued
-// (queue.go); every goroutine is counted in Gateway.wg and Shutdown waits
-// for them.
+// Goroutines: one reader per connection while it reads (session.serve; an
+// idle connection parks without one, park.go), plus a flush goroutine that
+// exists only while the connection has frames queued (queue.go), and one
+// sweeper and one poller per gateway; every goroutine is counted in
+// Gateway.wg and Shutdown waits for them.
 //
 // Lock order (a lock may be taken while holding only locks above it):
 //
@@ -96,8 +97,10 @@ type Gateway struct {
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	draining  bool // no new connections
-	shutdown  bool // Shutdown was called
+	draining  bool    // no new connections
+	shutdown  bool    // Shutdown was called
+	sweeping  bool    // the sweeper (and the poller) started (park.go)
+	poll      *poller // parks idle connections; nil: none (park.go)
 }
 
 // New returns a Gateway; it serves nothing until ServeTCP or the handler
@@ -128,13 +131,15 @@ func (g *Gateway) startSession(t transport, enc encoding, kind Kind) bool {
 	if a, ok := t.(interface{ attach(*session) }); ok {
 		a.attach(s) // a transport that writes answers of its own (MQTT)
 	}
+	s.readBy.Store(time.Now().Add(g.cfg.AuthTimeout).UnixNano())
 	g.mu.Lock()
 	if g.draining {
 		g.mu.Unlock()
 		return false
 	}
+	g.startIdleLoops()
 	g.shards.addConn(s)
-	g.wg.Add(1)
+	g.wg.Add(1) // the reader's, until finish
 	g.mu.Unlock()
 	g.stats.connected(kind)
 	go s.serve()
@@ -270,6 +275,9 @@ func (g *Gateway) stopAccepting() {
 	}
 	g.draining = true
 	close(g.stopped)
+	if g.poll != nil {
+		g.poll.stop()
+	}
 	for ln := range g.listeners {
 		ln.Close()
 	}

@@ -55,9 +55,10 @@ func (s *session) enqueue(frame []byte, needAuth bool) bool {
 
 // startFlusherLocked reports whether the caller must start a flush
 // goroutine. s.mu is held. The goroutine is counted in the gateway's
-// WaitGroup here, while the session's reader (itself counted) is still
-// running: closing is set before the reader exits, and no flusher starts
-// after that except from closeWith called by the reader itself.
+// WaitGroup here, while the session's reader count (held from startSession
+// to finish, parked or not) is too: closing is set before the reader
+// finishes, and no flusher starts after that except from closeWith called
+// by the reader itself.
 func (s *session) startFlusherLocked() bool {
 	if s.writing {
 		return false
@@ -90,10 +91,16 @@ func (s *session) closeWith(code wire.Code, final []byte, drop bool) bool {
 	// Bound the reader: the flusher has WriteTimeout for the last batch,
 	// then the peer has WriteTimeout to go away.
 	_ = s.t.setReadDeadline(time.Now().Add(2 * s.g.cfg.WriteTimeout))
+	s.deadlineHit = false
 	start := s.startFlusherLocked()
+	wake := s.parked // a parked reader must run to finish the session
+	s.parked = false
 	s.mu.Unlock()
 	if start {
 		go s.flush()
+	}
+	if wake {
+		go s.serve()
 	}
 	return true
 }

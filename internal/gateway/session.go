@@ -50,11 +50,13 @@ type session struct {
 	// Reader only.
 	ref       *clusterpb.ConnRef // set once authenticated
 	connected bool               // presence.Connected was called
+	polled    bool               // the socket is (probably) in the poller's set
 	tokens    float64
-	last      int64       // unix nanoseconds of the last refill
-	expiry    *time.Timer // closes the session when its token expires
+	last      int64 // unix nanoseconds of the last refill
 
-	inflight atomic.Int32 // requests forwarded and not yet answered
+	inflight  atomic.Int32 // requests forwarded and not yet answered
+	readBy    atomic.Int64 // unix nanoseconds: the next frame is due (park.go)
+	expiresAt atomic.Int64 // unix nanoseconds: the token expires (0: never)
 
 	mu        sync.Mutex // a leaf: nothing else is locked or called while held
 	queue     [][]byte
@@ -63,6 +65,9 @@ type session struct {
 	closing   bool
 	closeCode wire.Code
 	early     *earlyKick // a close that came before authed was set; see Deliver
+	parked    bool       // no reader goroutine: the poller, closeWith or the sweeper starts one
+	// deadlineHit: the sweeper set the socket's read deadline to the past.
+	deadlineHit bool
 }
 
 // earlyKick is a close requested by logic before the auth finished.
@@ -71,60 +76,51 @@ type earlyKick struct {
 	frame []byte
 }
 
-// serve is the session's reader goroutine (one at a time: it hands over
-// to a new goroutine after each frame, see below). When its loop ends it closes
-// the connection (after the flusher wrote the last frames and shut down
-// the write side, or after the close budget set by closeWith), then
-// unregisters the session and reports Disconnected.
+// serve is the session's reader goroutine (one at a time: it parks or
+// hands over to a new goroutine after each frame, see below and park.go).
+// When its loop ends it closes the connection (after the flusher wrote the
+// last frames and shut down the write side, or after the close budget set
+// by closeWith), then unregisters the session and reports Disconnected.
+// The reader's count in g.wg passes from one goroutine to the next.
 func (s *session) serve() {
-	defer s.g.wg.Done()
-	if s.armReadDeadline() {
+	for {
 		frame, err := s.t.readFrame()
-		switch {
-		case err != nil:
+		if err != nil {
 			s.readFailed(err)
-		case s.handleCounted(frame):
-			// Wait for the next frame on a fresh goroutine. Handling a frame
-			// (protobuf, Logic, Presence) grows the stack to 4-8 KB, and the
-			// runtime shrinks a stack only while less than a quarter of it is
-			// used, which a goroutine parked in Read is not; a new goroutine
-			// starts at 2 KB (exited goroutines give grown stacks back). This
-			// costs a goroutine start per frame and saves ~2 KB per idle
-			// connection.
-			s.g.wg.Add(1) // while this one is counted: see startFlusherLocked
-			go s.serve()
-			return
+			break
 		}
+		if !s.handleCounted(frame) || !s.armReadDeadline() {
+			break
+		}
+		if t, ok := s.t.(idler); ok {
+			if !t.idle() {
+				continue // the next frame is (partly) read already
+			}
+			if s.park(t) {
+				return
+			}
+		}
+		// Wait for the next frame on a fresh goroutine. Handling a frame
+		// (protobuf, Logic, Presence) grows the stack to 4-8 KB, and the
+		// runtime shrinks a stack only while less than a quarter of it is
+		// used, which a goroutine blocked in Read is not; a new goroutine
+		// starts at 2 KB (exited goroutines give grown stacks back). This
+		// costs a goroutine start per frame and saves ~2 KB per idle
+		// connection.
+		go s.serve()
+		return
 	}
 	s.closeWith(0, nil, false) // no-op unless the loop ended on its own
 	s.t.discard()
 	s.t.close()
 	s.finish()
+	s.g.wg.Done()
 }
 
 // handleCounted counts and handles one frame; false ends the session.
 func (s *session) handleCounted(frame []byte) bool {
 	s.g.stats.framesIn.Add(1)
 	return s.handle(frame)
-}
-
-// armReadDeadline sets the deadline for the next frame: AuthTimeout before
-// authentication, HeartbeatTimeout after. It reports false once the session
-// is closing, whose shorter deadline it must not extend.
-func (s *session) armReadDeadline() bool {
-	d := s.g.cfg.HeartbeatTimeout
-	if k, ok := s.t.(interface{ heartbeatTimeout() time.Duration }); ok && k.heartbeatTimeout() > 0 {
-		d = k.heartbeatTimeout() // MQTT: the client's keepalive
-	}
-	if s.ref == nil {
-		d = s.g.cfg.AuthTimeout
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	return s.t.setReadDeadline(time.Now().Add(d)) == nil
 }
 
 // readFailed turns a read error into the client-visible code: the one
@@ -343,7 +339,9 @@ func (s *session) authenticate(id uint64, token string) bool {
 		s.closeWith(k.code, k.frame, false)
 		return false
 	}
-	s.armExpiry(ref.ExpiresMs)
+	if ref.ExpiresMs > 0 { // the sweeper kicks with CodeSessionExpired then (park.go)
+		s.expiresAt.Store(ref.ExpiresMs * int64(time.Millisecond))
+	}
 	// Count before the client can see AuthOK, so stats never lag it.
 	g.stats.auths.Add(1)
 	if !s.send(out) {
@@ -351,19 +349,6 @@ func (s *session) authenticate(id uint64, token string) bool {
 	}
 	g.log.Debug("authenticated", "conn", s.id, "user_id", ref.UserId, "transport", s.kind.String())
 	return true
-}
-
-// armExpiry closes the session with CodeSessionExpired when its token
-// expires (unix milliseconds; 0: never), so a connection that only pings
-// does not outlive its token. finish stops the timer; a timer that fires
-// as the session closes finds it closing and does nothing.
-func (s *session) armExpiry(expiresMs int64) {
-	if expiresMs <= 0 {
-		return
-	}
-	s.expiry = time.AfterFunc(time.Until(time.UnixMilli(expiresMs)), func() {
-		s.kick(wire.CodeSessionExpired, "session expired, log in again")
-	})
 }
 
 // transcodeAuthReply puts the request id into logic's answer (logic does
@@ -384,9 +369,6 @@ func (s *session) transcodeAuthReply(id uint64, b []byte) ([]byte, *magpiepb.Env
 // finish runs once, on the reader goroutine, after the connection closed.
 func (s *session) finish() {
 	g := s.g
-	if s.expiry != nil {
-		s.expiry.Stop()
-	}
 	if s.ref != nil {
 		g.shards.removeUser(s.ref.UserId, s)
 	}

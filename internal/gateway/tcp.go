@@ -4,13 +4,14 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
 const (
-	tcpReadBuffer = 256      // bytes of bufio per connection: small idle footprint
+	tcpReadBuffer = 256      // bytes of bufio per MQTT connection: small idle footprint
 	writeChunk    = 64 << 10 // a batch is written in chunks of about this size
 	lingerLimit   = 1 << 20  // bytes discarded before closing
 )
@@ -72,7 +73,7 @@ func (g *Gateway) ServeTCP(ln net.Listener) error {
 			c.Close()
 			return ErrClosed
 		}
-		t := &tcpTransport{conn: c, r: wire.NewReader(c, tcpReadBuffer, wire.MaxFrame)}
+		t := &tcpTransport{conn: c}
 		if !g.startSession(t, encProto, TCP) {
 			c.Close()
 		}
@@ -87,7 +88,7 @@ func isTemporary(err error) bool {
 // tcpTransport frames Envelopes with a 4-byte length (package wire).
 type tcpTransport struct {
 	conn net.Conn
-	r    *wire.Reader
+	in   inbuf // holds a read buffer only while input is pending
 	// writeDeadline is the write deadline last set (flush goroutine only).
 	writeDeadline time.Time
 }
@@ -100,7 +101,9 @@ const deadlineSlackDiv = 8
 
 var _ transport = (*tcpTransport)(nil)
 
-func (t *tcpTransport) readFrame() ([]byte, error)        { return t.r.ReadFrame() }
+func (t *tcpTransport) readFrame() ([]byte, error)        { return t.in.readFrame(t.conn, wire.MaxFrame) }
+func (t *tcpTransport) idle() bool                        { return t.in.idle() }
+func (t *tcpTransport) rawConn() syscall.RawConn          { return tcpRawConn(t.conn) }
 func (t *tcpTransport) setReadDeadline(d time.Time) error { return t.conn.SetReadDeadline(d) }
 func (t *tcpTransport) close()                            { t.conn.Close() }
 
@@ -142,7 +145,10 @@ func (t *tcpTransport) shutdownWrite(_ wire.Code, _ time.Time) {
 	}
 }
 
-func (t *tcpTransport) discard() { discardInput(t.conn) }
+func (t *tcpTransport) discard() {
+	t.in.release()
+	discardInput(t.conn)
+}
 
 // discardInput reads and drops up to lingerLimit bytes, until EOF, an error
 // or the read deadline set by closeWith.
