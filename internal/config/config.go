@@ -146,6 +146,14 @@ type Login struct {
 	AuthLDAPNameAttr     string
 	AuthLDAPEmailAttr    string
 	AuthLDAPTimeout      time.Duration
+
+	AuthOIDCIssuer        string
+	AuthOIDCAudience      string
+	AuthOIDCJWKSURL       string
+	AuthOIDCUsernameClaim string
+	AuthOIDCNameClaim     string
+	AuthOIDCEmailClaim    string
+	AuthOIDCTimeout       time.Duration
 }
 
 // Limits are the abuse limits (docs/operations.md, "Abuse limits"), issue 9.
@@ -217,6 +225,11 @@ func Default() Config {
 			AuthLDAPNameAttr:     "cn",
 			AuthLDAPEmailAttr:    "mail",
 			AuthLDAPTimeout:      5 * time.Second,
+
+			AuthOIDCUsernameClaim: "preferred_username",
+			AuthOIDCNameClaim:     "name",
+			AuthOIDCEmailClaim:    "email",
+			AuthOIDCTimeout:       5 * time.Second,
 		},
 		Limits: Limits{
 			LimitExempt:        []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
@@ -325,6 +338,13 @@ func (c *Config) bind(fs *flag.FlagSet) (parsed func() error) {
 	fs.StringVar(&c.AuthLDAPNameAttr, "auth-ldap-name-attr", c.AuthLDAPNameAttr, "--auth ldap: the attribute that is the display name")
 	fs.StringVar(&c.AuthLDAPEmailAttr, "auth-ldap-email-attr", c.AuthLDAPEmailAttr, "--auth ldap: the attribute that is the email")
 	fs.DurationVar(&c.AuthLDAPTimeout, "auth-ldap-timeout", c.AuthLDAPTimeout, "--auth ldap: dial and per-request timeout; a timeout refuses the login")
+	fs.StringVar(&c.AuthOIDCIssuer, "auth-oidc-issuer", c.AuthOIDCIssuer, "--auth oidc: the issuer URL tokens of POST /v1/login/token must carry (iss)")
+	fs.StringVar(&c.AuthOIDCAudience, "auth-oidc-audience", c.AuthOIDCAudience, "--auth oidc: the audience (client id) tokens must be issued for (aud)")
+	fs.StringVar(&c.AuthOIDCJWKSURL, "auth-oidc-jwks-url", c.AuthOIDCJWKSURL, "--auth oidc: the issuer's signing keys (empty: discovered from the issuer's /.well-known/openid-configuration)")
+	fs.StringVar(&c.AuthOIDCUsernameClaim, "auth-oidc-username-claim", c.AuthOIDCUsernameClaim, "--auth oidc: the claim that is the Magpie username")
+	fs.StringVar(&c.AuthOIDCNameClaim, "auth-oidc-name-claim", c.AuthOIDCNameClaim, "--auth oidc: the claim that is the display name")
+	fs.StringVar(&c.AuthOIDCEmailClaim, "auth-oidc-email-claim", c.AuthOIDCEmailClaim, "--auth oidc: the claim that is the email")
+	fs.DurationVar(&c.AuthOIDCTimeout, "auth-oidc-timeout", c.AuthOIDCTimeout, "--auth oidc: discovery and key fetch timeout; a timeout refuses the login")
 	return lists.parse
 }
 
@@ -496,6 +516,9 @@ func (c *Config) validateLogin(check func(ok bool, format string, a ...any)) {
 	check(!seen["ldap"] || (c.AuthLDAPURL != "" && c.AuthLDAPBaseDN != ""), "--auth ldap needs --auth-ldap-url and --auth-ldap-base-dn")
 	check(seen["ldap"] || c.AuthLDAPURL == "", "--auth-ldap-url is set but --auth does not list ldap")
 	check(c.AuthLDAPTimeout > 0, "--auth-ldap-timeout must be positive")
+	check(!seen["oidc"] || (c.AuthOIDCIssuer != "" && c.AuthOIDCAudience != ""), "--auth oidc needs --auth-oidc-issuer and --auth-oidc-audience")
+	check(seen["oidc"] || c.AuthOIDCIssuer == "", "--auth-oidc-issuer is set but --auth does not list oidc")
+	check(c.AuthOIDCTimeout > 0, "--auth-oidc-timeout must be positive")
 }
 
 // TLS reports whether the public listeners speak TLS.

@@ -69,6 +69,8 @@ func TestValidateRejects(t *testing.T) {
 		{[]string{"--auth-http-timeout", "0s"}, "--auth-http-timeout"},
 		{[]string{"--auth", "local,ldap", "--auth-ldap-url", "ldap://x:389"}, "--auth-ldap-base-dn"},
 		{[]string{"--auth-ldap-url", "ldap://x:389"}, "--auth does not list ldap"},
+		{[]string{"--auth", "local,oidc", "--auth-oidc-issuer", "https://id.example"}, "--auth-oidc-audience"},
+		{[]string{"--auth-oidc-issuer", "https://id.example"}, "--auth does not list oidc"},
 	}
 	for _, tt := range tests {
 		_, err := Load("serve", tt.args, io.Discard)

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/magpie-im/magpie/internal/auth"
+	"github.com/magpie-im/magpie/internal/auth/oidctest"
+	"github.com/magpie-im/magpie/proto/magpiepb"
 )
 
 // A user of the external HTTP source logs in through the SDK (POST
@@ -78,5 +80,55 @@ func TestHTTPAuthSource(t *testing.T) {
 	}
 	if st, m := post("/v1/login", `{"username":"alice","password":"password-alice"}`); st != 200 {
 		t.Errorf("local login while the endpoint fails = %d %v, want 200", st, m)
+	}
+}
+
+// An app's user exchanges an ID token of the issuer (discovered, JWKS
+// fetched) for a session at POST /v1/login/token and chats with it over
+// the long connection; a forged token is 401, the issuer down is 503.
+func TestOIDCTokenLogin(t *testing.T) {
+	is := oidctest.Start(t)
+	cfg := testConfig(t, t.TempDir())
+	cfg.Auth, cfg.AuthOIDCIssuer, cfg.AuthOIDCAudience = []string{"local", "oidc"}, is.URL, "chat-app"
+	n := startNode(t, cfg)
+	ctx := context.Background()
+	alice, aliceBox := newClient(t, n, "alice", "laptop", "tcp", true)
+
+	exchange := func(tok string) (int, map[string]any) {
+		t.Helper()
+		body, _ := json.Marshal(map[string]string{"token": tok, "device": "phone"})
+		resp, err := http.Post("http://"+n.HTTPAddr()+"/v1/login/token", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	st, m := exchange(is.Token(t, oidctest.Claims{"aud": "chat-app", "sub": "u-77", "preferred_username": "ivan", "name": "Ivan I", "email": "ivan@example.org"}))
+	if st != 200 || m["username"] != "ivan" || m["display_name"] != "Ivan I" || m["email"] != "ivan@example.org" {
+		t.Fatalf("POST /v1/login/token = %d %v", st, m)
+	}
+	ivan := authedRaw(t, n, m["token"].(string)) // the long connection takes the exchanged token
+	ack := ivan.call(&magpiepb.Envelope{Id: 2, Body: &magpiepb.Envelope_Send{Send: &magpiepb.Send{ToUser: "alice", Text: "hi from the app"}}})
+	if ack.GetSendAck() == nil {
+		t.Fatalf("send: %v", ack)
+	}
+	waitFor(t, "alice's message", func() bool { return strings.Join(aliceBox.texts(), ",") == "hi from the app" })
+	if _, err := alice.SendText(ctx, "ivan", "hello ivan"); err != nil {
+		t.Errorf("send to the token user: %v", err)
+	}
+
+	if st, m := exchange(is.Token(t, oidctest.Claims{"aud": "another-app", "preferred_username": "ivan"})); st != 401 {
+		t.Errorf("token for another audience = %d %v, want 401", st, m)
+	}
+	if st, m := exchange(is.Token(t, oidctest.Claims{"aud": "chat-app", "preferred_username": "alice"})); st != 401 {
+		t.Errorf("token naming the local alice = %d %v, want 401", st, m)
+	}
+	is.AddKey(t, "ES256") // a key the node has not fetched: it must ask the issuer
+	is.SetDown(true)
+	if st, m := exchange(is.Token(t, oidctest.Claims{"aud": "chat-app", "preferred_username": "ivan"})); st != 503 {
+		t.Errorf("issuer down = %d %v, want 503", st, m)
 	}
 }

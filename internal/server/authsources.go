@@ -33,8 +33,18 @@ func authSources(c config.Login) ([]logic.AuthSource, error) {
 				return nil, err
 			}
 			out = append(out, logic.AuthSource{Name: auth.LDAP, Password: l, Directory: l})
+		case auth.OIDC:
+			o, err := auth.NewOIDC(auth.OIDCConfig{
+				Issuer: c.AuthOIDCIssuer, Audience: c.AuthOIDCAudience, JWKSURL: c.AuthOIDCJWKSURL,
+				UsernameClaim: c.AuthOIDCUsernameClaim, NameClaim: c.AuthOIDCNameClaim, EmailClaim: c.AuthOIDCEmailClaim,
+				Timeout: c.AuthOIDCTimeout,
+			})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, logic.AuthSource{Name: auth.OIDC, Token: o})
 		default:
-			return nil, fmt.Errorf("--auth %s: not supported yet", name)
+			return nil, fmt.Errorf("--auth: unknown source %q", name)
 		}
 	}
 	return out, nil
