@@ -165,7 +165,7 @@ func (b *appendBatch) loadStored(ctx context.Context, reqs []store.AppendRequest
 		}
 	}
 	return b.queryRows(ctx, rowsOf{"k(s, c)", []string{"BIGINT", "TEXT"}}, rows,
-		`SELECT m.sender_id, m.client_msg_id FROM k JOIN messages m ON m.sender_id = k.s AND m.client_msg_id = k.c`,
+		b.d.pick(`SELECT m.sender_id, m.client_msg_id FROM k JOIN messages m ON m.sender_id = k.s AND m.client_msg_id = k.c`, pgStoredSQL),
 		func(res *sql.Rows) error {
 			var k dupKey
 			err := res.Scan(&k.sender, &k.cmid)
@@ -196,9 +196,7 @@ func scanMember(sc interface{ Scan(...any) error }, dests ...any) (memberState, 
 }
 
 // loadMembers reads the membership of each (conversation, sender) of the
-// batch at once, with the peer of its first request that is no retry. On
-// PostgreSQL it also locks those rows in key order, the order MoveCursors
-// takes them in, so that flush's cursor update takes no lock out of order.
+// batch at once, with the peer of its first request that is no retry.
 func (b *appendBatch) loadMembers(ctx context.Context, reqs []store.AppendRequest) error {
 	peers := make(map[memberKey]int64)
 	for _, r := range reqs {
@@ -214,9 +212,8 @@ func (b *appendBatch) loadMembers(ctx context.Context, reqs []store.AppendReques
 		b.members[mk] = memberState{} // unless found: not a member
 	}
 	return b.queryRows(ctx, rowsOf{"k(c, u, p)", []string{"TEXT", "BIGINT", "BIGINT"}}, rows,
-		`SELECT m.conversation_id, m.user_id, `+memberCols("k.p")+`
-		FROM k JOIN members m ON m.conversation_id = k.c AND m.user_id = k.u`+
-			b.d.lockInOrder("m", "m.conversation_id, m.user_id"),
+		b.d.pick(`SELECT m.conversation_id, m.user_id, `+memberCols("k.p")+`
+		FROM k JOIN members m ON m.conversation_id = k.c AND m.user_id = k.u`, pgLoadMembersSQL),
 		func(res *sql.Rows) error {
 			var mk memberKey
 			ms, err := scanMember(res, &mk.conv, &mk.user)
@@ -275,7 +272,7 @@ func (b *appendBatch) updateConversations(ctx context.Context, ids []string) err
 		rows[i] = []any{id, b.convs[id].lastSeq, b.convs[id].updatedAt}
 	}
 	return b.execRows(ctx, rowsOf{"v(id, last_seq, updated_at)", []string{"TEXT", "BIGINT", "BIGINT"}}, rows,
-		`UPDATE conversations SET last_seq = v.last_seq, updated_at = v.updated_at FROM v WHERE conversations.id = v.id`,
+		pgUpdateConversationsSQL,
 		whole(b.hot.convSet))
 }
 
@@ -286,10 +283,11 @@ func (b *appendBatch) updateSenders(ctx context.Context, keys []memberKey) error
 	for i, k := range keys {
 		rows[i] = []any{k.conv, k.user, b.senderSeq[k]}
 	}
-	return b.execRows(ctx, rowsOf{"v(c, u, s)", []string{"TEXT", "BIGINT", "BIGINT"}}, rows,
-		`UPDATE members SET
-			delivered_seq = CASE WHEN delivered_seq < v.s THEN v.s ELSE delivered_seq END,
-			read_seq = CASE WHEN read_seq < v.s THEN v.s ELSE read_seq END
-		FROM v WHERE members.conversation_id = v.c AND members.user_id = v.u`,
-		whole(b.hot.senderSet))
+	if b.d == dialectPostgres {
+		return b.updateSendersPG(ctx, rows)
+	}
+	return b.execRows(ctx, queuedSenders, rows, "", whole(b.hot.senderSet))
 }
+
+// queuedSenders are the rows of updateSenders: conversation, sender, seq.
+var queuedSenders = rowsOf{"v(c, u, s)", []string{"TEXT", "BIGINT", "BIGINT"}}

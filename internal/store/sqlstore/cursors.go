@@ -18,6 +18,9 @@ func (s *Store) MoveCursors(ctx context.Context, moves []store.CursorMove) ([]st
 	if err := s.check(); err != nil {
 		return nil, err
 	}
+	if s.d == dialectPostgres && len(moves) > 0 {
+		return s.moveCursorsPG(ctx, moves)
+	}
 	var results []store.CursorResult
 	var start, end hotStamp // the hot cache's, which cursor moves leave valid
 	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {

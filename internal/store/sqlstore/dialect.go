@@ -44,15 +44,6 @@ func (d dialect) forUpdate() string {
 	return ""
 }
 
-// lockInOrder is appended to a read that must lock the rows of table alias
-// in the order of orderBy: PostgreSQL locks rows as they leave the sort.
-func (d dialect) lockInOrder(alias, orderBy string) string {
-	if d == dialectPostgres {
-		return " ORDER BY " + orderBy + " FOR UPDATE OF " + alias
-	}
-	return ""
-}
-
 // rowsCTE returns the common table expression head AS (...) that holds
 // rows, whose columns have the SQL types types, and the arguments it binds.
 // PostgreSQL gets one array per column, unnested: the text is the same for
@@ -202,6 +193,13 @@ func openPostgres(ctx context.Context, dsn string) (*sql.DB, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: parse postgres dsn: %w", err)
+	}
+	// Generic plans: the statements over many rows take arrays, for which
+	// a custom plan (one per execution) costs more to plan than to run, and
+	// every lookup is written to plan as an index probe (pgappend.go). A
+	// DSN's own plan_cache_mode (options=-cplan_cache_mode=...) wins.
+	if _, set := cfg.RuntimeParams["plan_cache_mode"]; !set && !strings.Contains(cfg.RuntimeParams["options"], "plan_cache_mode") {
+		cfg.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
 	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(16)

@@ -239,7 +239,7 @@ func (b *appendBatch) createPrivates(ctx context.Context, reqs []store.AppendReq
 		return nil
 	}
 	existing := make(map[string]bool)
-	err := b.queryIDs(ctx, `SELECT id FROM conversations WHERE id IN (SELECT id FROM k)`, ids, func(rows *sql.Rows) error {
+	err := b.queryIDs(ctx, b.d.pick(`SELECT id FROM conversations WHERE id IN (SELECT id FROM k)`, pgExistingSQL), ids, func(rows *sql.Rows) error {
 		var id string
 		err := rows.Scan(&id)
 		existing[id] = true
@@ -287,8 +287,8 @@ func (b *appendBatch) createPrivates(ctx context.Context, reqs []store.AppendReq
 // lockConversations reads (and on PostgreSQL locks) every existing
 // conversation of the batch, in id order.
 func (b *appendBatch) lockConversations(ctx context.Context, ids []string) error {
-	return b.queryIDs(ctx, `SELECT id, last_seq, updated_at, kind, muted_until FROM conversations
-		WHERE id IN (SELECT id FROM k) ORDER BY id`+b.d.forUpdate(), ids, func(rows *sql.Rows) error {
+	return b.queryIDs(ctx, b.d.pick(`SELECT id, last_seq, updated_at, kind, muted_until FROM conversations
+		WHERE id IN (SELECT id FROM k)`, pgLockConversationsSQL), ids, func(rows *sql.Rows) error {
 		var id string
 		st := &convState{}
 		err := rows.Scan(&id, &st.lastSeq, &st.updatedAt, &st.kind, &st.mutedUntil)
