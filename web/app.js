@@ -78,6 +78,28 @@ class App {
     $("#edit-cancel").addEventListener("click", () => this.stopEditing());
     text.addEventListener("input", () => { text.rows = Math.min(6, text.value.split("\n").length); });
     $("#attach-btn").addEventListener("click", () => $("#file-input").click());
+    // Files pasted into the message box or dropped on the chat are sent
+    // like attached ones, with what is typed as the caption.
+    text.addEventListener("paste", (e) => {
+      const files = [...(e.clipboardData?.files || [])];
+      if (!files.length) return;
+      e.preventDefault();
+      this.sendFiles(files);
+    });
+    const chat = $("#chat");
+    chat.addEventListener("dragover", (e) => {
+      if (!this.current || ![...(e.dataTransfer?.types || [])].includes("Files")) return;
+      e.preventDefault();
+      chat.dataset.drop = "true";
+    });
+    chat.addEventListener("dragleave", (e) => { if (!chat.contains(e.relatedTarget)) delete chat.dataset.drop; });
+    chat.addEventListener("drop", (e) => {
+      delete chat.dataset.drop;
+      const files = [...(e.dataTransfer?.files || [])];
+      if (!files.length || !this.current) return;
+      e.preventDefault();
+      this.sendFiles(files);
+    });
     $("#file-input").addEventListener("change", (e) => {
       const file = e.target.files?.[0];
       if (file) { this.chat.send({ text: text.value.trim(), file }); this.setComposer(""); }
@@ -382,6 +404,15 @@ class App {
     $("#edit-bar").hidden = true;
     this.setComposer(e.draft);
     $("#composer-text").focus();
+  }
+
+  // sendFiles sends each file as a message; the caption goes with the first.
+  sendFiles(files) {
+    const text = $("#composer-text");
+    const caption = this.editing ? "" : text.value.trim();
+    files.forEach((file, i) => this.chat.send({ text: i === 0 ? caption : "", file }));
+    if (caption) this.setComposer("");
+    text.focus();
   }
 
   submit() {

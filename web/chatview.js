@@ -5,6 +5,7 @@
 
 import { h, replace, $, timeLabel, sizeLabel, announce } from "./dom.js";
 import { newID } from "./magpie.js";
+import { imageViewer } from "./dialogs.js";
 
 const PAGE = 50;
 const CONTEXT = 5; // read messages shown above the first unread one
@@ -309,7 +310,17 @@ export class ChatView {
     const to = key.startsWith("@") ? { toUser: key.slice(1) }
       : conv.kind === "group" ? { toGroup: key } : { toUser: conv.peer };
     try {
-      if (entry.blob && !entry.meta) entry.meta = await this.client.uploadFile(entry.blob);
+      if (entry.blob && !entry.meta) {
+        entry.progress = 0;
+        if (this.key === key) this.render({});
+        entry.meta = await this.client.uploadFile(entry.blob, undefined, {
+          onProgress: (sent, total) => {
+            const pct = total ? Math.floor((100 * sent) / total) : 0;
+            if (pct !== entry.progress) { entry.progress = pct; if (this.key === key) this.render({}); }
+          },
+        });
+        delete entry.progress;
+      }
       const ack = await this.client.send({ ...to, text: entry.text, file: entry.meta, clientMsgId: id });
       t.outbox.delete(id);
       if (entry.previewURL) URL.revokeObjectURL(entry.previewURL);
@@ -455,7 +466,7 @@ export class ChatView {
       st = conv.kind === "group" ? JSON.stringify(this.thread(conv.id).reads.get(m.seq) || null)
         : m.seq <= conv.peerReadSeq ? "r" : m.seq <= conv.peerDeliveredSeq ? "d" : "s";
     }
-    return [m.seq, m.state || "", m.text || "", !!m.recalled, m.editedAt || 0, m.file?.id || "", m.previewURL || "", st, m.cont ? 1 : 0].join("|");
+    return [m.seq, m.state || "", m.progress ?? "", m.text || "", !!m.recalled, m.editedAt || 0, m.file?.id || "", m.previewURL || "", st, m.cont ? 1 : 0].join("|");
   }
 
   row(m, conv) {
@@ -519,6 +530,9 @@ export class ChatView {
     if (m.outbox) {
       const st = m.state === "failed" ? "failed" : "sending";
       const out = [h("span", { class: "status", "data-state": st, title: m.error || undefined }, st === "failed" ? "⚠ not sent" : "… sending")];
+      if (st === "sending" && m.progress !== undefined) {
+        out.unshift(h("progress", { class: "upload", max: 100, value: m.progress, "aria-label": `Uploading ${m.file?.name || "file"}: ${m.progress}%` }));
+      }
       if (st === "failed") {
         const key = this.key;
         const retry = h("button", { type: "button", class: "reads", "data-action": "retry", "aria-label": "Retry sending this message" }, "retry");
@@ -556,7 +570,8 @@ export class ChatView {
     if (!f.id) return h("div", { class: "file" }, "File: ", f.name);
     if ((f.contentType || "").startsWith("image/")) {
       const el = img(undefined, f.name || "image");
-      const a = h("a", { target: "_blank", rel: "noopener", "data-file": f.id }, el);
+      const a = h("a", { "data-file": f.id, "aria-label": `View ${f.name || "image"}` }, el);
+      a.addEventListener("click", (e) => { e.preventDefault(); if (el.src) imageViewer(el.src, f.name, a); });
       this.fileURL(f.id).then((u) => { el.src = u; a.href = u; },
         (err) => a.replaceWith(h("div", { class: "file" }, `Image ${f.name || ""} could not be loaded: ${err.message}`)));
       return a;

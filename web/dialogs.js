@@ -77,6 +77,20 @@ export function newGroupDialog(app, opener) {
   }), opener);
 }
 
+// imageViewer shows an image large, with its name and a download link;
+// Escape or Close returns to the image that opened it.
+export function imageViewer(url, name, opener) {
+  const close = h("button", { type: "button", id: "viewer-close" }, "Close");
+  close.addEventListener("click", () => $("#dialog").close());
+  const dlg = open(name || "Image", [
+    h("img", { class: "viewer-img", src: url, alt: name || "image" }),
+    h("div", { class: "row" }, h("a", { href: url, download: name || "image", class: "file", id: "viewer-download" }, "Download"), close),
+  ], opener);
+  dlg.classList.add("viewer");
+  dlg.addEventListener("close", () => dlg.classList.remove("viewer"), { once: true });
+  close.focus();
+}
+
 // membersDialog lists a group's members and, by the caller's role, lets
 // them rename the group, invite, change roles, remove members, hand the
 // ownership on, leave and dissolve. The owner cannot just leave (the server

@@ -203,10 +203,37 @@ export class Magpie extends EventTarget {
   recall(conversationId, seq) { return this.http("POST", `/v1/conversations/${encodeURIComponent(conversationId)}/messages/${seq}/recall`, { client_msg_id: newID() }); }
   edit(conversationId, seq, text) { return this.http("POST", `/v1/conversations/${encodeURIComponent(conversationId)}/messages/${seq}/edit`, { text, client_msg_id: newID() }); }
   reads(conversationId, seq) { return this.http("GET", `/v1/conversations/${encodeURIComponent(conversationId)}/messages/${seq}/reads`); }
-  uploadFile(file, name) {
+  // uploadFile stores a file (POST /v1/files) and resolves with its
+  // metadata. onProgress(sent, total) is called while the body goes out
+  // (fetch cannot report that, so it uses XMLHttpRequest where there is one).
+  async uploadFile(file, name, { onProgress } = {}) {
     const fd = new FormData();
     fd.append("file", file, name || file.name || "file");
-    return this.http("POST", "/v1/files", fd);
+    if (!onProgress || typeof XMLHttpRequest === "undefined") return this.http("POST", "/v1/files", fd);
+    if (!this.session) await this.login();
+    const send = (token) => new Promise((resolve, reject) => {
+      const x = new XMLHttpRequest();
+      x.open("POST", this.opts.baseURL + "/v1/files");
+      x.setRequestHeader("Authorization", "Bearer " + token);
+      x.upload.addEventListener("progress", (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size));
+      x.addEventListener("load", () => {
+        let data = null;
+        try { data = JSON.parse(x.responseText); } catch { /* not JSON */ }
+        if (x.status >= 200 && x.status < 300) { resolve(data); return; }
+        const e = data?.error || {};
+        reject(new MagpieError(e.code || "internal", e.message || x.statusText, { status: x.status, retryAfterMs: e.retry_after_ms || 0 }));
+      });
+      x.addEventListener("error", () => reject(new TypeError("upload failed: network error")));
+      x.addEventListener("abort", () => reject(new TypeError("upload aborted")));
+      x.send(fd);
+    });
+    try {
+      return await send(this.session.token);
+    } catch (err) {
+      if (!(err instanceof MagpieError && err.code === Codes.unauthenticated && this.password)) throw err;
+      await this.login();
+      return send(this.session.token);
+    }
   }
   // fileBlob downloads a file with the Authorization header, as a Blob; a
   // page shows it with URL.createObjectURL (the server takes no token in

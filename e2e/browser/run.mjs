@@ -636,6 +636,56 @@ const scenarios = [
     if ((await texts(alice)).includes("discard me")) throw new Error("the discarded message is still shown");
   }],
 
+  ["paste_drop_viewer_dark", async () => {
+    // A file dropped on the chat is sent, with an upload progress bar
+    // while it goes (the upload is held back to see it).
+    await openConv(alice, "bob");
+    await openConv(bob, "alice");
+    let release;
+    const gate = new Promise((r) => { release = r; });
+    await alice.route("**/v1/files", async (r) => { await gate; await r.continue(); });
+    await alice.evaluate(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(["dropped\n"], "dropped.txt", { type: "text/plain" }));
+      document.querySelector("#messages").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    await alice.locator("#msg-list progress.upload").waitFor({ timeout: T });
+    release();
+    const dropped = bob.locator("#msg-list a[download]", { hasText: "dropped.txt" });
+    await dropped.waitFor({ timeout: T });
+    await alice.unroute("**/v1/files");
+    if ((await download(bob, dropped)).text !== "dropped\n") throw new Error("the dropped file differs");
+    await alice.locator("#msg-list progress.upload").waitFor({ state: "detached", timeout: T });
+    // An image pasted into the message box goes with the typed caption.
+    await alice.locator("#composer-text").fill("pasted caption");
+    await alice.locator("#composer-text").evaluate((el, bytes) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([new Uint8Array(bytes)], "pasted.png", { type: "image/png" }));
+      el.dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true }));
+    }, [...gradientPNG(96, 64)]);
+    if (await composer(alice) !== "") throw new Error("the caption stayed in the box");
+    const pasted = bob.locator("#msg-list li.msg", { hasText: "pasted caption" }).locator("img.inline");
+    await bob.waitForFunction(() => [...document.querySelectorAll("#msg-list li.msg")].some((li) => li.textContent.includes("pasted caption") && li.querySelector("img.inline")?.naturalWidth === 96), null, { timeout: T, polling: 100 });
+    // The image viewer: large, with a download, Escape returns to the image.
+    await pasted.click();
+    await bob.waitForFunction(() => document.querySelector("#dialog.viewer")?.open && document.querySelector(".viewer-img")?.naturalWidth === 96, null, { timeout: T, polling: 100 });
+    await shot(bob, "06b-image-viewer");
+    await bob.keyboard.press("Escape");
+    await bob.waitForFunction(() => !document.querySelector("#dialog").open && document.activeElement?.dataset.file, null, { timeout: T, polling: 100 });
+    // Dark mode follows the system setting.
+    const dark = await browser.newContext({ colorScheme: "dark", viewport: { width: 1100, height: 720 } });
+    try {
+      const p = watch(await dark.newPage(), "dark");
+      await p.goto(BASE + "/");
+      const bg = await p.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      const [r, g, b] = bg.match(/\d+/g).map(Number);
+      if (r + g + b > 150) throw new Error("not dark: " + bg);
+      await shot(p, "06c-dark-sign-in");
+    } finally {
+      await dark.close();
+    }
+  }],
+
   ["phone_layout", async () => {
     const phone = await browser.newContext({ viewport: { width: 390, height: 780 }, isMobile: true, hasTouch: true });
     const p = phonePage = watch(await phone.newPage(), "bob-phone");
