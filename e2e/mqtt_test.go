@@ -468,3 +468,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestMQTTBenchSmoke runs W8's smoke profile (a few idle MQTT connections,
+// then QoS 1 and QoS 0 pass-through) against a server with --mqtt; it
+// fails on any drop or loss.
+func TestMQTTBenchSmoke(t *testing.T) {
+	ms := startMQTTServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, "bench", "w8", "--smoke", "--server", "http://"+ms.httpAddr,
+		"--pid", fmt.Sprint(ms.cmd.Process.Pid)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench w8 --smoke: %v\n%s\nserver log:\n%s", err, out, ms.out.String())
+	}
+	t.Logf("%s", out)
+}

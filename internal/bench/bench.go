@@ -52,6 +52,7 @@ var workloads = []workload{
 	{"w2", "1:1 durable messages: open-loop rate steps and closed-loop maximum", w2Flags},
 	{"w3", "group fan-out: open-loop sends to groups of online members, delivery latency and loss", w3Flags},
 	{"w4", "transient push: signed POST /v1/push fanned out to online connections", w4Flags},
+	{"w8", "MQTT: idle MQTT connections (RSS per connection), device → user pass-through at QoS 1 and 0", w8Flags},
 	{"w7", "soak: W1 idle connections + W2 at 30 % of maximum; RSS, fd and goroutine drift, GC pauses", w7Flags},
 }
 

@@ -27,8 +27,9 @@ type login struct {
 	Token   string `json:"token"`
 	UserID  int64  `json:"user_id"`
 	Gateway struct {
-		TCP string `json:"tcp"`
-		WS  string `json:"ws"`
+		TCP  string `json:"tcp"`
+		WS   string `json:"ws"`
+		MQTT string `json:"mqtt"` // with --mqtt (W8)
 	} `json:"gateway"`
 }
 
