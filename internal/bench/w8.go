@@ -56,6 +56,8 @@ type W8Pass struct {
 type w8Opts struct {
 	idle, devices, receivers, window int
 	rate0, rate1                     float64
+	tokens                           string
+	loginOnly                        bool
 }
 
 func w8Flags(fs *flag.FlagSet, smoke *bool) func(context.Context, *common) (report, error) {
@@ -66,6 +68,8 @@ func w8Flags(fs *flag.FlagSet, smoke *bool) func(context.Context, *common) (repo
 	fs.IntVar(&o.window, "window", 16, "QoS 1: PUBLISHes in flight per device (closed loop)")
 	fs.Float64Var(&o.rate0, "qos0-rate", 2000, "QoS 0: PUBLISHes per second, all devices together (open loop)")
 	fs.Float64Var(&o.rate1, "qos1-rate", 0, "QoS 1: PUBLISHes per second, all devices together, still within --window (0: closed loop; a device over the server's --conn-rate or --user-send-rate is disconnected)")
+	fs.StringVar(&o.tokens, "tokens", "", "file of the users and logins: reused if it exists, else written after logging in (as in W1: restart the server on the same --data before measuring, so Argon2id's memory stays out of the RSS figures)")
+	fs.BoolVar(&o.loginOnly, "login-only", false, "register, log in, write --tokens and stop")
 	fs.Duration("duration", 15*time.Second, "measurement window of each pass")
 	fs.Duration("warmup", 3*time.Second, "publishing before each window starts")
 	return func(ctx context.Context, c *common) (report, error) {
@@ -91,39 +95,12 @@ func runW8(ctx context.Context, c *common, o w8Opts) (report, error) {
 		return nil, fmt.Errorf("bench w8: --devices, --receivers, --qos0-rate must be positive, --window 1-1000, --idle and --qos1-rate not negative")
 	}
 	res := &W8Result{Idle: o.idle, Devices: o.devices, Receivers: o.receivers, Window: o.window}
-	hc := c.httpClient(30*time.Second, 8)
-	name := func(kind string, i int) string { return fmt.Sprintf("%s_w8%s_%d", c.UsersPrefix, kind, i) }
-	var recvNames, devNames, idleNames []string
-	for i := range o.receivers {
-		recvNames = append(recvNames, name("r", i))
+	su, err := w8Logins(ctx, c, o)
+	if err != nil || o.loginOnly {
+		return nil, err
 	}
-	for i := range o.devices {
-		devNames = append(devNames, name("d", i))
-	}
-	for i := range (o.idle + w8IdlePerUser - 1) / w8IdlePerUser {
-		idleNames = append(idleNames, name("i", i))
-	}
-	all := append(append(append([]string(nil), recvNames...), devNames...), idleNames...)
-	c.logf("w8: registering %d users, logging in %d devices", len(all), o.receivers+o.devices+o.idle)
-	if err := registerUsers(ctx, c, all, 4); err != nil {
-		return nil, fmt.Errorf("bench w8: register: %w", err)
-	}
-	recvLogins, err := loginUsers(ctx, hc, c.Server, recvNames, "w8", 4)
-	if err != nil {
-		return nil, fmt.Errorf("bench w8: login: %w", err)
-	}
-	devLogins, err := loginUsers(ctx, hc, c.Server, devNames, "dev", 4)
-	if err != nil {
-		return nil, fmt.Errorf("bench w8: login: %w", err)
-	}
-	idleLogins := make([]login, o.idle)
-	if err := forEach(ctx, o.idle, 4, func(ctx context.Context, i int) error {
-		var err error
-		idleLogins[i], err = loginUser(ctx, hc, c.Server, idleNames[i/w8IdlePerUser], fmt.Sprintf("d%d", i))
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("bench w8: login: %w", err)
-	}
+	recvNames, devNames, idleNames := su.RecvNames, su.DevNames, su.IdleNames
+	recvLogins, devLogins, idleLogins := su.Recv, su.Dev, su.Idle
 	addr := devLogins[0].Gateway.MQTT
 	if addr == "" {
 		return nil, fmt.Errorf("bench w8: the server names no MQTT gateway: start it with --mqtt")
@@ -358,6 +335,65 @@ func runW8(ctx context.Context, c *common, o w8Opts) (report, error) {
 	res.Errors = appendErrorCounts(res.Errors, errCounts)
 	errMu.Unlock()
 	return res, nil
+}
+
+// w8Setup is W8's users and logins, kept in a --tokens file.
+type w8Setup struct {
+	RecvNames, DevNames, IdleNames []string
+	Recv, Dev, Idle                []login
+}
+
+// w8Logins registers and logs in the receivers, the devices and the idle
+// devices (one login each: a client id is a device), or reads them from
+// --tokens.
+func w8Logins(ctx context.Context, c *common, o w8Opts) (*w8Setup, error) {
+	su := new(w8Setup)
+	if o.tokens != "" {
+		if found, err := readTokens(o.tokens, su); found {
+			if err != nil || len(su.Recv) != o.receivers || len(su.Dev) != o.devices || len(su.Idle) != o.idle {
+				return nil, fmt.Errorf("bench w8: --tokens %s: not the logins of --receivers %d --devices %d --idle %d (%v)", o.tokens, o.receivers, o.devices, o.idle, err)
+			}
+			c.logf("w8: reusing the logins of %s", o.tokens)
+			return su, nil
+		}
+	}
+	hc := c.httpClient(30*time.Second, 8)
+	name := func(kind string, i int) string { return fmt.Sprintf("%s_w8%s_%d", c.UsersPrefix, kind, i) }
+	for i := range o.receivers {
+		su.RecvNames = append(su.RecvNames, name("r", i))
+	}
+	for i := range o.devices {
+		su.DevNames = append(su.DevNames, name("d", i))
+	}
+	for i := range (o.idle + w8IdlePerUser - 1) / w8IdlePerUser {
+		su.IdleNames = append(su.IdleNames, name("i", i))
+	}
+	all := append(append(append([]string(nil), su.RecvNames...), su.DevNames...), su.IdleNames...)
+	c.logf("w8: registering %d users, logging in %d devices", len(all), o.receivers+o.devices+o.idle)
+	if err := registerUsers(ctx, c, all, 4); err != nil {
+		return nil, fmt.Errorf("bench w8: register: %w", err)
+	}
+	var err error
+	if su.Recv, err = loginUsers(ctx, hc, c.Server, su.RecvNames, "w8", 4); err != nil {
+		return nil, fmt.Errorf("bench w8: login: %w", err)
+	}
+	if su.Dev, err = loginUsers(ctx, hc, c.Server, su.DevNames, "dev", 4); err != nil {
+		return nil, fmt.Errorf("bench w8: login: %w", err)
+	}
+	su.Idle = make([]login, o.idle)
+	if err := forEach(ctx, o.idle, 4, func(ctx context.Context, i int) error {
+		var err error
+		su.Idle[i], err = loginUser(ctx, hc, c.Server, su.IdleNames[i/w8IdlePerUser], fmt.Sprintf("d%d", i))
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("bench w8: login: %w", err)
+	}
+	if o.tokens != "" {
+		if err := writeTokens(o.tokens, su); err != nil {
+			return nil, fmt.Errorf("bench w8: --tokens: %w", err)
+		}
+	}
+	return su, nil
 }
 
 // w8Receiver is a receiving user's connection; its reader records the
