@@ -168,7 +168,7 @@ func (w *testWriter) Write(p []byte) (int, error) {
 
 // clusterTopology builds nats-server and starts a topology for the
 // benchmark runs below.
-func clusterTopology(t *testing.T, gateways, logic int) *clustertest.Topology {
+func clusterTopology(t *testing.T, gateways, logic int, opts ...func(*clustertest.Config)) *clustertest.Topology {
 	t.Helper()
 	if os.Getenv("MAGPIE_TEST_POSTGRES") == "" {
 		t.Skip("MAGPIE_TEST_POSTGRES not set")
@@ -180,10 +180,14 @@ func clusterTopology(t *testing.T, gateways, logic int) *clustertest.Topology {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	topo, err := clustertest.Start(ctx, clustertest.Config{
+	cfg := clustertest.Config{
 		Magpie: binary, NATS: natsBin, Dir: dir, PortBase: envInt("MAGPIE_CLUSTER_PORT_BASE", 0),
 		Gateways: gateways, Logic: logic, Log: &testWriter{t: t, b: &strings.Builder{}},
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	topo, err := clustertest.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,9 @@ import (
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	paho3 "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/magpie-im/magpie/client"
+	"github.com/magpie-im/magpie/internal/clustertest"
 )
 
 // The MQTT transport (docs/mqtt.md) against the real binary, driven by
@@ -482,4 +485,90 @@ func TestMQTTBenchSmoke(t *testing.T) {
 		t.Fatalf("bench w8 --smoke: %v\n%s\nserver log:\n%s", err, out, ms.out.String())
 	}
 	t.Logf("%s", out)
+}
+
+// TestClusterMQTT: in the cluster harness (3 NATS servers, PostgreSQL, one
+// logic node, two gateways), a device on one gateway's MQTT listener and a
+// user on the other gateway (the Go SDK) write to each other.
+func TestClusterMQTT(t *testing.T) {
+	topo := clusterTopology(t, 2, 1, func(c *clustertest.Config) { c.MQTT = true })
+	server := topo.LogicURLs()[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	got := make(chan client.Message, 16)
+	alice := client.New(client.Options{Server: server, Username: "alice", Password: "alice-pw", Device: "phone",
+		OnMessage: func(m client.Message) { got <- m }})
+	defer alice.Close()
+	if _, err := alice.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sensor := client.New(client.Options{Server: server, Username: "sensor4", Password: "sensor4-pw"})
+	if _, err := sensor.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sensor.Close()
+	if err := alice.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var devGW *clustertest.Node
+	for _, g := range topo.Gateways {
+		if g.ID != alice.Gateway() {
+			devGW = g
+		}
+	}
+	if devGW == nil {
+		t.Fatalf("alice is on %q: no other gateway among %d", alice.Gateway(), len(topo.Gateways))
+	}
+
+	var login struct {
+		Token string `json:"token"`
+	}
+	body, _ := json.Marshal(map[string]string{"username": "sensor4", "password": "sensor4-pw", "device": "dev4"})
+	resp, err := http.Post(server+"/v1/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&login)
+	resp.Body.Close()
+	if err != nil || login.Token == "" {
+		t.Fatalf("login: %v", err)
+	}
+	inbox := make(chan []byte, 16)
+	dev, _, err := pahoConnect(t, devGW.MQTT, "dev4", "sensor4", login.Token, paho.ClientConfig{
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(p paho.PublishReceived) (bool, error) {
+			inbox <- p.Packet.Payload
+			return true, nil
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "magpie/inbox", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	if pr, err := dev.Publish(ctx, &paho.Publish{Topic: "magpie/to/user/alice", QoS: 1, Payload: []byte("from " + devGW.ID)}); err != nil {
+		t.Fatalf("publish: %v %+v", err, pr)
+	}
+	select {
+	case m := <-got:
+		if m.Sender != "sensor4" || m.Text != "from "+devGW.ID {
+			t.Fatalf("alice got %+v", m)
+		}
+	case <-ctx.Done():
+		t.Fatal("alice never got the device's message")
+	}
+	if _, err := alice.Send(ctx, client.SendRequest{ToUser: "sensor4", Text: "from " + alice.Gateway()}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-inbox:
+		var m map[string]any
+		if err := json.Unmarshal(p, &m); err != nil || m["text"] != "from "+alice.Gateway() || m["sender"] != "alice" {
+			t.Fatalf("the device got %q (%v)", p, err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the device never got alice's message")
+	}
 }

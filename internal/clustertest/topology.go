@@ -58,6 +58,7 @@ type Config struct {
 	TTL      time.Duration
 	Log      io.Writer // progress lines; nil: discard
 	ExtraGW  []string  // extra flags for gateways
+	MQTT     bool      // gateways also listen for MQTT (--mqtt; Node.MQTT)
 	// Links puts the last gateway's NATS connections and the last logic
 	// node's database connections behind Links a fault can cut.
 	Links bool
@@ -140,6 +141,7 @@ type Node struct {
 	*Proc
 	HTTP    string // host:port
 	TCP     string // gateways only
+	MQTT    string // gateways with Config.MQTT only
 	ID      string // gateways only
 	Metrics string // host:port of /metrics and /debug/pprof
 }
@@ -240,7 +242,11 @@ func Start(ctx context.Context, cfg Config) (_ *Topology, err error) {
 	if err := t.createDB(ctx); err != nil {
 		return nil, err
 	}
-	addrs, err := t.ports.addrs(6 + 3*cfg.Gateways + 2*cfg.Logic)
+	mqtt := 0
+	if cfg.MQTT {
+		mqtt = cfg.Gateways
+	}
+	addrs, err := t.ports.addrs(6 + 3*cfg.Gateways + 2*cfg.Logic + mqtt)
 	if err != nil {
 		return nil, err
 	}
@@ -295,6 +301,10 @@ func Start(ctx context.Context, cfg Config) (_ *Topology, err error) {
 			cfg.Magpie, "gateway", "--http", n.HTTP, "--tcp", n.TCP, "--gateway-id", n.ID, "--metrics", n.Metrics,
 			"--data", filepath.Join(cfg.Dir, n.ID), "--drain-timeout", "10s",
 		}, t.common(t.gatewayNATS(i))...)}
+		if cfg.MQTT {
+			n.MQTT = next()
+			n.args = append(n.args, "--mqtt", n.MQTT)
+		}
 		n.args = append(n.args, cfg.ExtraGW...)
 		if err := n.start(); err != nil {
 			return nil, err
