@@ -34,6 +34,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -133,7 +134,7 @@ func (g *Gateway) acceptLoop(ln net.Listener, start func(net.Conn) bool) error {
 // mqttTransport is one MQTT connection; see the top of this file.
 type mqttTransport struct {
 	conn net.Conn
-	br   *bufio.Reader
+	br   *bufio.Reader // borrowed from mqttReaders while input is pending; nil when idle
 	s    *session
 
 	// Set by the reader while handling CONNECT, before the auth frame is
@@ -195,10 +196,31 @@ const (
 )
 
 func newMQTTTransport(c net.Conn) *mqttTransport {
-	return &mqttTransport{conn: c, br: bufio.NewReaderSize(c, tcpReadBuffer), nextReqID: connectID, subQoS: -1}
+	return &mqttTransport{conn: c, nextReqID: connectID, subQoS: -1}
 }
 
-var _ transport = (*mqttTransport)(nil)
+// mqttReaders are the read buffers of MQTT connections, shared: an idle
+// connection holds none (see idle), like TCP's inbuf.
+var mqttReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, inBufSize) }}
+
+// idle gives the read buffer back once every byte read was consumed, so
+// the session can park (park.go) holding nothing.
+func (t *mqttTransport) idle() bool {
+	if t.br != nil && t.br.Buffered() == 0 {
+		t.br.Reset(nil)
+		mqttReaders.Put(t.br)
+		t.br = nil
+	}
+	return t.br == nil
+}
+
+// rawConn is the socket to park on: plain TCP only (TLS may hold records).
+func (t *mqttTransport) rawConn() syscall.RawConn { return tcpRawConn(t.conn) }
+
+var (
+	_ transport = (*mqttTransport)(nil)
+	_ idler     = (*mqttTransport)(nil)
+)
 
 func (t *mqttTransport) attach(s *session)                 { t.s = s }
 func (t *mqttTransport) setReadDeadline(d time.Time) error { return t.conn.SetReadDeadline(d) }
@@ -320,6 +342,10 @@ func (t *mqttTransport) readFrame() ([]byte, error) {
 // readPacket reads one packet's fixed header and body.
 func (t *mqttTransport) readPacket() (packets.FixedHeader, []byte, error) {
 	var fh packets.FixedHeader
+	if t.br == nil {
+		t.br = mqttReaders.Get().(*bufio.Reader)
+		t.br.Reset(t.conn)
+	}
 	b, err := t.br.ReadByte()
 	if err != nil {
 		return fh, nil, err
