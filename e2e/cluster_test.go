@@ -80,9 +80,8 @@ func TestClusterFaults(t *testing.T) {
 		Seed:   int64(envInt("MAGPIE_CLUSTER_SEED", 0)),
 		Mixed:  envInt("MAGPIE_CLUSTER_MIXED", 6),
 		Soak:   time.Duration(envInt("MAGPIE_CLUSTER_SOAK", 30)) * time.Second,
-		// Scenarios 7 and 8 run only when asked for (not yet in CI).
-		StormConns: envInt("MAGPIE_CLUSTER_STORM", -1),
-		SlowBurst:  envInt("MAGPIE_CLUSTER_SLOW_BURST", -1),
+		StormConns: envInt("MAGPIE_CLUSTER_STORM", 1000),
+		SlowBurst:  envInt("MAGPIE_CLUSTER_SLOW_BURST", 1200),
 		Out:        &testWriter{t: t, b: &log},
 		History:    filepath.Join(dir, "history.jsonl"),
 	}
@@ -94,6 +93,9 @@ func TestClusterFaults(t *testing.T) {
 	var table strings.Builder
 	res.Report.Print(&table)
 	t.Logf("checker (groups: %d, SDK clients replaced by the watchdog: %d):\n%s", res.Groups, res.Replaced, table.String())
+	var phases strings.Builder
+	clustertest.PrintPhases(&phases, res.Phases)
+	t.Logf("latency per phase (sends invoked in it):\n%s", phases.String())
 	t.Logf("mixed schedule: seed %d (replay: scripts/cluster-test.sh --seed %d)", res.Seed, res.Seed)
 	if res.Slow != nil {
 		t.Logf("slow consumer: %s", res.Slow)

@@ -27,6 +27,8 @@
 #   MAGPIE_CLUSTER_SETTLE  seconds of traffic between faults (default 4)
 #   MAGPIE_CLUSTER_MIXED   faults in the mixed schedule (default 6)
 #   MAGPIE_CLUSTER_SOAK    seconds of the soak after it (default 30)
+#   MAGPIE_CLUSTER_STORM   connections dropped at once in the reconnect storm (default 1000)
+#   MAGPIE_CLUSTER_SLOW_BURST  messages to the slow consumer's user (default 1200)
 #   MAGPIE_W5_RATE, MAGPIE_W5_PAIRS, MAGPIE_W6_CONNS   benchmark sizes (docs/benchmarks.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -359,3 +359,17 @@ func (r *Recorder) LiveLatency(from, to time.Time, skip func(id string) bool) La
 	}
 	return summarize(ds)
 }
+
+// AckLatency is the invoke → ACK latency of the sends invoked in
+// [from, to) and acknowledged.
+func (r *Recorder) AckLatency(from, to time.Time) Latency {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ds []time.Duration
+	for _, s := range r.order {
+		if s.outcome == OK && !s.invoked.Before(from) && s.invoked.Before(to) {
+			ds = append(ds, s.acked.Sub(s.invoked))
+		}
+	}
+	return summarize(ds)
+}

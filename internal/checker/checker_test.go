@@ -276,6 +276,9 @@ func TestAckedForAndLiveLatency(t *testing.T) {
 	if l.N != 4 || l.P50 != 5*time.Millisecond {
 		t.Fatalf("LiveLatency without m3: %+v, want 4 displays at 5ms", l)
 	}
+	if a := r.AckLatency(t0, t0.Add(2500*time.Millisecond)); a.N != 2 || a.Max != time.Millisecond {
+		t.Fatalf("AckLatency of m1, m2: %+v, want 2 at 1ms", a)
+	}
 	if l := r.LiveLatency(t0.Add(10*time.Second), t0.Add(time.Hour), nil); l.N != 0 {
 		t.Fatalf("LiveLatency of an empty window: %+v", l)
 	}

@@ -35,8 +35,9 @@ type RunConfig struct {
 	// 8) drops at once; default 1000, <0: no storm.
 	StormConns int
 	// SlowBurst is the burst of messages to the slow consumer's user
-	// (scenario 7); default 1500, <0: no slow consumer. The gateways run
-	// with --send-queue 256, so the burst overflows it.
+	// (scenario 7), 8 KiB each; default 1200, <0: no slow consumer. The
+	// gateways run with --send-queue 256, so the burst overflows it and
+	// the socket buffers.
 	SlowBurst int
 	// AcceptRate is every gateway's --accept-rate (with a storm); default
 	// 500/s.
@@ -56,6 +57,7 @@ type Result struct {
 	Schedule []MixedFault // the mixed schedule drawn from Seed
 	Soak     []SoakFigure // per process, at the start and end of the soak
 	Storm    *StormFigure // scenario 8
+	Phases   []PhaseFigure
 	Slow     *SlowFigure  // scenario 7
 	// CrashRetries: per crash point (scenario 9), the retries answered as
 	// duplicates with the stored seq.
@@ -66,6 +68,14 @@ type Result struct {
 	// came back or caught up, a final sync that did not finish, Clients
 	// the watchdog had to replace. A correct cluster has none.
 	Problems []string
+}
+
+// PhaseFigure is the latency of the sends made during one phase of the
+// run: from a fault's start until the next one's.
+type PhaseFigure struct {
+	Name      string
+	Took      time.Duration
+	Ack, Live checker.Latency
 }
 
 // SameIDFigure is one round of scenario 10.
@@ -118,7 +128,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		cfg.AcceptRate = 500
 	}
 	if cfg.SlowBurst == 0 {
-		cfg.SlowBurst = 1500
+		cfg.SlowBurst = 1200
 	}
 	if cfg.StormConns > 0 {
 		cfg.Topology.ExtraGW = append(cfg.Topology.ExtraGW, "--accept-rate", fmt.Sprint(cfg.AcceptRate))
@@ -158,6 +168,19 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	logf("load: %d users × %d devices, %d groups, %.0f msgs/s per device", len(load.users), load.cfg.DevicesPerUser, load.Groups(), load.cfg.Rate)
 
 	settle := func() { sleepCtx(ctx, cfg.Settle) }
+	// Phases: from one fault's start to the next's, each with the ACK and
+	// live end-to-end latency of the sends invoked in it.
+	phase, phaseStart := "steady (no fault)", time.Now()
+	endPhase := func() {
+		now := time.Now()
+		res.Phases = append(res.Phases, PhaseFigure{Name: phase, Took: now.Sub(phaseStart),
+			Ack: load.Rec.AckLatency(phaseStart, now), Live: load.Rec.LiveLatency(phaseStart, now, nil)})
+	}
+	begin := func(format string, args ...any) {
+		endPhase()
+		phase, phaseStart = fmt.Sprintf(format, args...), time.Now()
+		logf("fault: %s", phase)
+	}
 	// stalled shows what a fault did to the sends made while it lasted.
 	stalled := func(from time.Time) {
 		invoked, acked, slowest := load.Rec.Window(from, time.Now())
@@ -201,7 +224,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 
 	// 1. SIGTERM a gateway: it drains, its clients reconnect elsewhere.
 	gw := topo.Gateways[0]
-	logf("fault: SIGTERM %s (drain)", gw.Name)
+	begin("SIGTERM %s (drain)", gw.Name)
 	failover("SIGTERM gateway", func() {
 		gw.Signal(syscall.SIGTERM)
 		if !gw.Wait(30 * time.Second) {
@@ -218,7 +241,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 
 	// 2. kill -9 a gateway.
 	gw = topo.Gateways[1]
-	logf("fault: kill -9 %s", gw.Name)
+	begin("kill -9 %s", gw.Name)
 	failover("kill -9 gateway", gw.Kill)
 	if err := topo.Restart(ctx, gw); err != nil {
 		return nil, err
@@ -230,7 +253,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 
 	// 3. kill -9 a logic node, restart it.
 	lg := topo.Logic[0]
-	logf("fault: kill -9 %s", lg.Name)
+	begin("kill -9 %s", lg.Name)
 	lg.Kill()
 	settle()
 	if err := topo.Restart(ctx, lg); err != nil {
@@ -240,7 +263,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	settle()
 
 	// 4. Restart PostgreSQL (immediate mode).
-	logf("fault: restart PostgreSQL -m immediate")
+	begin("restart PostgreSQL -m immediate")
 	if err := topo.RestartPostgres(ctx); err != nil {
 		return nil, err
 	}
@@ -248,7 +271,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	settle()
 
 	// 5. kill -9 a NATS node, restart it.
-	logf("fault: kill -9 nats-2")
+	begin("kill -9 nats-2")
 	topo.NATS[2].Kill()
 	settle()
 	if err := topo.RestartNATS(2); err != nil {
@@ -258,7 +281,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	settle()
 
 	// 6. Pause a NATS node (SIGSTOP): its clients' connections hang.
-	logf("fault: SIGSTOP nats-1 for %v", cfg.Partition)
+	begin("SIGSTOP nats-1 for %v", cfg.Partition)
 	from := time.Now()
 	topo.NATS[1].Signal(syscall.SIGSTOP)
 	sleepCtx(ctx, cfg.Partition)
@@ -271,7 +294,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	// the cluster buries it; its clients stay connected to it, and
 	// after the heal they catch up by gap detection.
 	gw = topo.Gateways[len(topo.Gateways)-1]
-	logf("fault: partition %s from NATS for %v", gw.Name, cfg.Partition)
+	begin("partition %s from NATS for %v", gw.Name, cfg.Partition)
 	from = time.Now()
 	topo.PartitionGatewayNATS()
 	sleepCtx(ctx, cfg.Partition)
@@ -283,7 +306,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	// 8. Cut a logic node off from PostgreSQL, then break its
 	// connections: its sends fail or stay unknown, never ACKed.
 	lg = topo.Logic[len(topo.Logic)-1]
-	logf("fault: partition %s from PostgreSQL for %v, then reset", lg.Name, cfg.Partition)
+	begin("partition %s from PostgreSQL for %v, then reset", lg.Name, cfg.Partition)
 	from = time.Now()
 	topo.LogicDB.Partition()
 	sleepCtx(ctx, cfg.Partition)
@@ -302,7 +325,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		for _, point := range []string{crashpoint.CommitPublish, crashpoint.PublishACK} {
 			lg := topo.Logic[0]
 			fault := "crash " + lg.Name + " at " + point
-			logf("fault: %s (the 20th time it is reached)", fault)
+			begin("%s (the 20th time it is reached)", fault)
 			dups := load.DupAcks.Load()
 			from := time.Now()
 			crashed, err := topo.CrashAt(ctx, lg, point, 20, 60*time.Second)
@@ -340,7 +363,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	if a == nil {
 		problem("same id through two gateways: no user has devices ready on two gateways")
 	} else {
-		logf("fault: %d client ids sent at once from %s (%s) and %s (%s)", len(sameIDs), a.name, a.client().Gateway(), b.name, b.client().Gateway())
+		begin("%d client ids sent at once from %s (%s) and %s (%s)", len(sameIDs), a.name, a.client().Gateway(), b.name, b.client().Gateway())
 		dups := load.SendSame(sameIDs, a, b)
 		res.SameID = append(res.SameID, SameIDFigure{When: "at once, two gateways", Sent: 2 * len(sameIDs), Duplicates: dups})
 		logf("  same ids at once: %d sends, %d answered as duplicates (want %d)", 2*len(sameIDs), dups, len(sameIDs))
@@ -353,7 +376,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	// 7. A slow consumer: cut at its queue cap, the rest unharmed, and it
 	// catches up after reconnecting.
 	if cfg.SlowBurst > 0 {
-		logf("fault: a connection that stops reading, and a burst of %d messages to its user", cfg.SlowBurst)
+		begin("a connection that stops reading, and a burst of %d messages to its user", cfg.SlowBurst)
 		f, err := topo.SlowConsumer(ctx, load, cfg.SlowBurst)
 		if f != nil {
 			res.Slow = f
@@ -378,7 +401,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	// 8. A reconnect storm: kill -9 a gateway holding StormConns more
 	// connections; they come back through the accept rate.
 	if cfg.StormConns > 0 {
-		logf("fault: reconnect storm: kill -9 gw-0 holding %d more connections (accept rate %.0f/s per gateway)", cfg.StormConns, cfg.AcceptRate)
+		begin("reconnect storm: kill -9 gw-0 holding %d more connections (accept rate %.0f/s per gateway)", cfg.StormConns, cfg.AcceptRate)
 		f, err := topo.Storm(ctx, load, 0, cfg.StormConns, time.Second)
 		if f != nil {
 			res.Storm = f
@@ -402,7 +425,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		}
 		from := time.Now()
 		for i, f := range res.Schedule {
-			logf("fault (mixed %d/%d): %s", i+1, len(res.Schedule), f)
+			begin("mixed %d/%d: %s", i+1, len(res.Schedule), f)
 			if err := topo.runMixed(ctx, f, problem); err != nil {
 				return nil, err
 			}
@@ -411,7 +434,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		caughtUp("mixed schedule", time.Now())
 		stalled(from)
 
-		logf("soak: %v of traffic, no faults", cfg.Soak)
+		begin("soak: %v of traffic, no faults", cfg.Soak)
 		settle() // reconnects and retries of the schedule settle first
 		// Samples every soakEvery; a process grew if the least of its last
 		// third is past the bounds over the least of its first third
@@ -448,6 +471,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		}
 	}
 
+	endPhase()
 	logf("healing: stop senders, final sync, fresh devices")
 	load.StopSending()
 	if err := load.FinalSync(ctx, 120*time.Second); err != nil {
@@ -540,5 +564,16 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-time.After(d):
+	}
+}
+
+// PrintPhases writes the phases as a Markdown table.
+func PrintPhases(w io.Writer, phases []PhaseFigure) {
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
+	fmt.Fprintln(w, "| phase | length | sends ACKed | ACK p50 / p99 ms | send → shown live p50 / p99 ms |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	for _, p := range phases {
+		fmt.Fprintf(w, "| %s | %v | %d | %s / %s | %s / %s |\n", p.Name, p.Took.Round(100*time.Millisecond), p.Ack.N,
+			ms(p.Ack.P50), ms(p.Ack.P99), ms(p.Live.P50), ms(p.Live.P99))
 	}
 }

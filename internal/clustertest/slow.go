@@ -42,10 +42,15 @@ func (f SlowFigure) String() string {
 		f.WithSlow.P50.Round(time.Millisecond), f.WithSlow.P99.Round(time.Millisecond), f.RSSBefore>>20, f.RSSMax>>20, f.CaughtUp.Round(time.Millisecond), f.Missing)
 }
 
+// burstText is each burst message's text: 8 KiB, so that a burst outgrows
+// what the kernel buffers for a connection that does not read (up to
+// tcp_wmem's 4 MiB on the gateway's side) plus the gateway's send queue.
+var burstText = strings.Repeat("b", 8<<10)
+
 // burst sends n messages from d to user to, 16 at a time, ids prefix-k.
 func (l *Load) burst(d *Device, to, prefix string, n int) {
 	_ = forEach(context.Background(), n, 16, func(i int) error {
-		d.send(client.SendRequest{ClientMsgID: fmt.Sprintf("%s-%d", prefix, i), ToUser: to, Text: "burst"}, []string{d.user, to})
+		d.send(client.SendRequest{ClientMsgID: fmt.Sprintf("%s-%d", prefix, i), ToUser: to, Text: burstText}, []string{d.user, to})
 		return nil
 	})
 }
