@@ -58,7 +58,7 @@ type Result struct {
 	Soak     []SoakFigure // per process, at the start and end of the soak
 	Storm    *StormFigure // scenario 8
 	Phases   []PhaseFigure
-	Slow     *SlowFigure  // scenario 7
+	Slow     *SlowFigure // scenario 7
 	// CrashRetries: per crash point (scenario 9), the retries answered as
 	// duplicates with the stored seq.
 	CrashRetries []CrashFigure
