@@ -78,10 +78,23 @@ func (p *PresenceWriter) Len() int {
 	return len(p.entries)
 }
 
+// reassertOpTimeout bounds each write of Reassert. A write whose reply was
+// lost (the NATS connection was cut and made again while the request was
+// out) would otherwise hold the whole round until ctx ends, with every
+// entry after it unwritten: the fault run saw a gateway, cut off from
+// NATS right after a NATS server's pause, leave its devices without live
+// deliveries for the reasserter's whole two-minute budget.
+const reassertOpTimeout = 5 * time.Second
+
 // Reassert writes every entry of an open connection again and retries the
 // deletes that failed. It returns the first error; entries after it are
-// still tried.
+// still tried, each write bounded by reassertOpTimeout.
 func (p *PresenceWriter) Reassert(ctx context.Context) error {
+	op := func(f func(context.Context) error) error {
+		octx, cancel := context.WithTimeout(ctx, reassertOpTimeout)
+		defer cancel()
+		return f(octx)
+	}
 	p.mu.Lock()
 	keys := make([]string, 0, len(p.entries))
 	for k := range p.entries {
@@ -94,7 +107,7 @@ func (p *PresenceWriter) Reassert(ctx context.Context) error {
 	p.mu.Unlock()
 	var first error
 	for _, k := range stale {
-		if err := p.kv.Delete(ctx, k); err != nil {
+		if err := op(func(ctx context.Context) error { return p.kv.Delete(ctx, k) }); err != nil {
 			if first == nil {
 				first = err
 			}
@@ -111,7 +124,8 @@ func (p *PresenceWriter) Reassert(ctx context.Context) error {
 		if !ok {
 			continue // disconnected meanwhile
 		}
-		if _, err := p.kv.Put(ctx, k, data); err != nil && first == nil {
+		err := op(func(ctx context.Context) error { _, err := p.kv.Put(ctx, k, data); return err })
+		if err != nil && first == nil {
 			first = err
 		}
 		// A connection that closed while we wrote must not stay behind.
@@ -119,7 +133,7 @@ func (p *PresenceWriter) Reassert(ctx context.Context) error {
 		_, still := p.entries[k]
 		p.mu.Unlock()
 		if !still {
-			_ = p.kv.Delete(ctx, k)
+			_ = op(func(ctx context.Context) error { return p.kv.Delete(ctx, k) })
 		}
 	}
 	return first

@@ -83,6 +83,9 @@ func (r *reasserter) reassert(pw *cluster.PresenceWriter) {
 			return
 		}
 		if ctx.Err() != nil {
+			if r.ctx.Err() == nil {
+				r.log.Warn("presence reassert gave up", "after", reassertFor, "err", err)
+			}
 			return
 		}
 		r.log.Warn("presence reassert failed; retrying", "err", err)
