@@ -35,33 +35,55 @@ type inbuf struct {
 // empty one with wire.ErrEmptyFrame; EOF inside a frame is
 // io.ErrUnexpectedEOF.
 func (in *inbuf) readFrame(c net.Conn, max int) ([]byte, error) {
-	if err := in.fill(c, wire.HeaderSize); err != nil {
+	hdr, err := in.peek(c, wire.HeaderSize)
+	if err != nil {
 		return nil, err
 	}
-	buf := *in.b
-	n := int(binary.BigEndian.Uint32(buf[in.r:]))
+	n := int(binary.BigEndian.Uint32(hdr))
 	if n == 0 {
 		return nil, wire.ErrEmptyFrame
 	}
 	if n > max {
 		return nil, fmt.Errorf("%w: %d > %d bytes", wire.ErrFrameTooLarge, n, max)
 	}
-	if wire.HeaderSize+n > inBufSize {
-		// A large frame: its own buffer, with what is already here.
-		out := make([]byte, n)
-		got := copy(out, buf[in.r+wire.HeaderSize:in.w])
-		in.r += wire.HeaderSize + got
-		if _, err := io.ReadFull(c, out[got:]); err != nil {
-			return nil, unexpectedEOF(err)
+	in.consume(wire.HeaderSize)
+	f, err := in.take(c, n)
+	return f, unexpectedEOF(err)
+}
+
+// peek returns the next n (at most inBufSize) bytes without consuming
+// them, valid until the next call.
+func (in *inbuf) peek(c net.Conn, n int) ([]byte, error) {
+	if err := in.fill(c, n); err != nil {
+		return nil, err
+	}
+	return (*in.b)[in.r : in.r+n], nil
+}
+
+// consume drops n bytes returned by peek.
+func (in *inbuf) consume(n int) { in.r += n }
+
+// take consumes the next n bytes: from the buffer if they fit, else in a
+// slice of their own (what the buffer holds, then the rest read directly).
+func (in *inbuf) take(c net.Conn, n int) ([]byte, error) {
+	if n <= inBufSize {
+		if err := in.fill(c, n); err != nil {
+			return nil, err
 		}
+		out := (*in.b)[in.r : in.r+n]
+		in.r += n
 		return out, nil
 	}
-	if err := in.fill(c, wire.HeaderSize+n); err != nil {
-		return nil, unexpectedEOF(err)
+	out := make([]byte, n)
+	got := 0
+	if in.b != nil {
+		got = copy(out, (*in.b)[in.r:in.w])
+		in.r += got
 	}
-	start := in.r + wire.HeaderSize
-	in.r = start + n
-	return (*in.b)[start:in.r], nil
+	if _, err := io.ReadFull(c, out[got:]); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // fill makes at least need bytes available at (*in.b)[in.r:]; need is at

@@ -14,10 +14,10 @@ import (
 // read buffer and a runtime timer for the read deadline. So:
 //
 //   - A reader that has handled a frame and has no unconsumed input parks
-//     the session (on Linux, for plain TCP connections: see idler): it arms
-//     a one-shot readiness event in the gateway's poller (park_linux.go)
-//     and its goroutine exits. When input arrives the poller starts a new
-//     reader. Transports that cannot park (TLS, WebSocket through gorilla,
+//     the session (on Linux, for TCP and WebSocket connections without
+//     TLS: see idler): it arms a one-shot readiness event in the gateway's
+//     poller (park_linux.go) and its goroutine exits. When input arrives the
+//     poller starts a new reader. Transports that cannot park (TLS, MQTT,
 //     other systems) start a fresh goroutine per frame instead, which at
 //     least keeps their stacks small.
 //   - No connection has a timer. The read deadline (the auth timeout before

@@ -19,16 +19,16 @@ func readers() int {
 	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "gateway.(*session).serve(")
 }
 
-// TestIdleTCPConnectionsPark: authenticated TCP connections with nothing to
-// read keep no reader goroutine; input, deliveries and kicks still reach
-// them.
-func TestIdleTCPConnectionsPark(t *testing.T) {
+// TestIdleConnectionsPark: authenticated TCP and WebSocket connections
+// with nothing to read keep no reader goroutine; input, deliveries and
+// kicks still reach them.
+func TestIdleConnectionsPark(t *testing.T) {
 	ts := startServer(t, Config{})
-	const n = 20
+	const n = 21
 	var cs []*client
 	var ids []uint64
 	for i := range n {
-		c := ts.dial(t, kindTCP)
+		c := ts.dial(t, allKinds[i%len(allKinds)])
 		c.login(fmt.Sprintf("u%d", i))
 		cs = append(cs, c)
 		ids = append(ids, ts.g.UserConns(userID(fmt.Sprintf("u%d", i)))...)
@@ -42,7 +42,7 @@ func TestIdleTCPConnectionsPark(t *testing.T) {
 			}
 		}
 	}
-	// A frame split across writes, and two frames in one write.
+	// A frame split across writes, and two frames in one write (TCP).
 	ping, _ := proto.Marshal(pingEnv(20, 7))
 	f := wire.AppendFrame(nil, ping)
 	cs[0].sendRaw(f[:3])
@@ -53,9 +53,11 @@ func TestIdleTCPConnectionsPark(t *testing.T) {
 		}
 	}
 	// A request larger than the pooled read buffer.
-	cs[1].send(sendEnv(21, strings.Repeat("x", 3*inBufSize)))
-	if env := cs[1].read(); env.GetSendAck() == nil {
-		t.Fatalf("got %v, want a send ack", env)
+	for _, c := range cs[:len(allKinds)] {
+		c.send(sendEnv(21, strings.Repeat("x", 3*inBufSize)))
+		if env := c.read(); env.GetSendAck() == nil {
+			t.Fatalf("got %v, want a send ack", env)
+		}
 	}
 	waitFor(t, "readers to park again", func() bool { return readers() == 0 })
 	ts.g.Kick(ids, wire.CodeLoggedOut, "bye")

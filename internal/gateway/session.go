@@ -130,7 +130,8 @@ func (s *session) readFailed(err error) {
 	switch {
 	case errors.Is(err, wire.ErrFrameTooLarge), errors.Is(err, errTooLarge):
 		s.kick(wire.CodeTooLarge, "frame exceeds limit")
-	case errors.Is(err, wire.ErrEmptyFrame), errors.Is(err, errUndecodable), errors.Is(err, errWrongType):
+	case errors.Is(err, wire.ErrEmptyFrame), errors.Is(err, errUndecodable), errors.Is(err, errWrongType),
+		errors.Is(err, errWSProtocol):
 		s.kick(wire.CodeProtocolError, "undecodable frame")
 	case errors.As(err, &ne) && ne.Timeout():
 		if s.ref == nil {

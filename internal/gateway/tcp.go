@@ -99,6 +99,18 @@ type tcpTransport struct {
 // effective write timeout is between 7/8 of WriteTimeout and all of it.
 const deadlineSlackDiv = 8
 
+// moveWriteDeadline sets c's write deadline to deadline unless *cur (the
+// one last set) is close enough; see deadlineSlackDiv.
+func moveWriteDeadline(c net.Conn, cur *time.Time, deadline time.Time) error {
+	if d := deadline.Sub(*cur); d < 0 || d > time.Until(deadline)/deadlineSlackDiv {
+		if err := c.SetWriteDeadline(deadline); err != nil {
+			return err
+		}
+		*cur = deadline
+	}
+	return nil
+}
+
 var _ transport = (*tcpTransport)(nil)
 
 func (t *tcpTransport) readFrame() ([]byte, error)        { return t.in.readFrame(t.conn, wire.MaxFrame) }
@@ -110,11 +122,8 @@ func (t *tcpTransport) close()                            { t.conn.Close() }
 // writeFrames appends the frames into one pooled buffer and writes it
 // once (in chunks of about writeChunk for very large batches).
 func (t *tcpTransport) writeFrames(frames [][]byte, deadline time.Time) error {
-	if d := deadline.Sub(t.writeDeadline); d < 0 || d > time.Until(deadline)/deadlineSlackDiv {
-		if err := t.conn.SetWriteDeadline(deadline); err != nil {
-			return err
-		}
-		t.writeDeadline = deadline
+	if err := moveWriteDeadline(t.conn, &t.writeDeadline, deadline); err != nil {
+		return err
 	}
 	bp := writeBufs.Get().(*[]byte)
 	buf := (*bp)[:0]

@@ -1,26 +1,20 @@
 package gateway
 
 import (
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
-const (
-	wsReadBuffer  = 256  // gorilla's minimum is 125 (a control frame)
-	wsWriteBuffer = 1024 // pooled: held only while a message is written
-)
-
-// wsWriteBufs is shared by every WebSocket connection of every gateway.
-var wsWriteBufs websocket.BufferPool = &sync.Pool{}
+// gorilla/websocket does the handshake only (subprotocol, Origin, the
+// answers to bad upgrades); after it the connection is read and written
+// here (wsframe.go), so an idle WebSocket parks like a TCP connection and
+// holds no gorilla state or buffers.
+const wsHandshakeBuffer = 128 // gorilla's, used for nothing after the handshake
 
 // WebSocketHandler returns the handler the caller mounts at /v1/ws. The
 // subprotocol chooses the encoding: wire.SubprotocolProto (binary messages,
@@ -31,9 +25,8 @@ var wsWriteBufs websocket.BufferPool = &sync.Pool{}
 func (g *Gateway) WebSocketHandler() http.Handler {
 	up := &websocket.Upgrader{
 		HandshakeTimeout: g.cfg.WriteTimeout,
-		ReadBufferSize:   wsReadBuffer,
-		WriteBufferSize:  wsWriteBuffer,
-		WriteBufferPool:  wsWriteBufs,
+		ReadBufferSize:   wsHandshakeBuffer,
+		WriteBufferSize:  wsHandshakeBuffer,
 		CheckOrigin:      func(*http.Request) bool { return true }, // checked before Upgrade
 		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
 			http.Error(w, reason.Error(), status)
@@ -66,19 +59,20 @@ func (g *Gateway) WebSocketHandler() http.Handler {
 		if proto != "" {
 			hdr = http.Header{"Sec-Websocket-Protocol": {proto}}
 		}
-		lw := &limitHijacker{ResponseWriter: w, max: wire.MaxFrame}
-		c, err := up.Upgrade(lw, r, hdr)
+		c, err := up.Upgrade(w, r, hdr)
 		if err != nil {
 			return // Upgrade answered the client
 		}
-		t := &wsTransport{c: c, raw: lw.raw, msgType: websocket.BinaryMessage}
+		// Nothing was read past the handshake (gorilla refuses a client
+		// that sent more): the next byte on the socket is a frame's.
+		t := &wsTransport{conn: c.NetConn(), op: wsBinary}
 		if enc == encJSON {
-			t.msgType = websocket.TextMessage
+			t.op = wsText
 		}
 		// The reader is a new goroutine with a small stack; this handler's
 		// goroutine, grown by net/http, returns now.
 		if !g.startSession(t, enc, WebSocket) {
-			c.Close()
+			t.close()
 		}
 	})
 }
@@ -119,88 +113,4 @@ func (g *Gateway) originAllowed(r *http.Request) bool {
 		}
 	}
 	return false
-}
-
-// wsTransport carries one Envelope per WebSocket message.
-type wsTransport struct {
-	c       *websocket.Conn
-	raw     net.Conn // under c's frameLimitConn (wslimit.go)
-	msgType int      // BinaryMessage (protobuf) or TextMessage (JSON)
-	buf     []byte   // reader only; released after large messages
-}
-
-var _ transport = (*wsTransport)(nil)
-
-func (t *wsTransport) setReadDeadline(d time.Time) error { return t.c.SetReadDeadline(d) }
-func (t *wsTransport) close()                            { t.c.Close() }
-func (t *wsTransport) discard()                          { discardInput(t.raw) }
-
-// readFrame reads one message of at most wire.MaxFrame bytes. A frame
-// header announcing more fails at once in frameLimitConn (not with
-// SetReadLimit, which would send its own close frame before the gateway's
-// Kick); the count below is a second guard.
-func (t *wsTransport) readFrame() ([]byte, error) {
-	mt, r, err := t.c.NextReader()
-	if err != nil {
-		return nil, err
-	}
-	if mt != t.msgType {
-		return nil, errWrongType
-	}
-	buf := t.buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			nb := make([]byte, len(buf), min(max(512, 2*cap(buf)), wire.MaxFrame+1))
-			copy(nb, buf)
-			buf = nb
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if len(buf) > wire.MaxFrame {
-			t.buf = nil
-			return nil, errTooLarge
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	t.buf = buf
-	if cap(buf) > 4096 {
-		t.buf = nil
-	}
-	return buf, nil
-}
-
-func (t *wsTransport) writeFrames(frames [][]byte, deadline time.Time) error {
-	if err := t.c.SetWriteDeadline(deadline); err != nil {
-		return err
-	}
-	for _, f := range frames {
-		if err := t.c.WriteMessage(t.msgType, f); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// shutdownWrite sends the close frame: 1000 for a plain close, 1009 for a
-// frame too large, 1001 when the gateway goes away, 4000+code otherwise.
-func (t *wsTransport) shutdownWrite(code wire.Code, deadline time.Time) {
-	ws := websocket.CloseNormalClosure
-	switch code {
-	case 0:
-	case wire.CodeTooLarge:
-		ws = websocket.CloseMessageTooBig
-	case wire.CodeDraining, wire.CodeServerShutdown:
-		ws = websocket.CloseGoingAway
-	default:
-		ws = 4000 + int(code)
-	}
-	t.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(ws, ""), deadline)
-	if tc, ok := t.raw.(interface{ CloseWrite() error }); ok {
-		tc.CloseWrite()
-	}
 }

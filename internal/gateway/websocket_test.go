@@ -283,3 +283,65 @@ func TestWebSocketCloseCodes(t *testing.T) {
 		})
 	}
 }
+
+// TestWebSocketFramingViolations: frames RFC 6455 forbids get
+// kick{protocol_error}, then close 1002; a ping gets its pong.
+func TestWebSocketFramingViolations(t *testing.T) {
+	unmasked := wsHeader(true, websocket.BinaryMessage, 1)
+	unmasked[1] &^= 0x80
+	unmasked = append(unmasked[:2], 0) // no mask key, one payload byte
+	rsv := wsHeader(true, websocket.BinaryMessage, 0)
+	rsv[0] |= 0x40
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"unmasked", unmasked},
+		{"rsv bit", rsv},
+		{"unknown opcode", wsHeader(true, 3, 0)},
+		{"unknown control opcode", wsHeader(true, 0xb, 0)},
+		{"control over 125 bytes", append(wsHeader(true, websocket.PingMessage, 126), make([]byte, 126)...)},
+		{"fragmented control", wsHeader(false, websocket.PingMessage, 0)},
+		{"continuation without a message", append(wsHeader(true, 0, 1), 1)},
+		{"message inside a message", append(append(wsHeader(false, websocket.BinaryMessage, 1), 1), append(wsHeader(true, websocket.BinaryMessage, 1), 1)...)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := startServer(t, Config{})
+			c := ts.dial(t, kindWSProto)
+			c.login("alice")
+			if _, err := c.nc.Write(tt.data); err != nil {
+				t.Fatal(err)
+			}
+			c.expectKick(wire.CodeProtocolError)
+			_, err := c.next()
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.CloseProtocolError {
+				t.Fatalf("got %v, want close 1002", err)
+			}
+			c.nc.Close()
+		})
+	}
+	t.Run("ping", func(t *testing.T) {
+		ts := startServer(t, Config{})
+		c := ts.dial(t, kindWSProto)
+		c.login("alice")
+		pong := make(chan string, 1)
+		c.ws.SetPongHandler(func(data string) error { pong <- data; return nil })
+		if err := c.ws.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		c.send(pingEnv(2, 5)) // the reader sees the pong on its way to this answer
+		if env := c.read(); env.GetPong().GetTime() != 5 {
+			t.Fatalf("got %v, want pong 5", env)
+		}
+		select {
+		case got := <-pong:
+			if got != "are you there" {
+				t.Fatalf("pong %q", got)
+			}
+		default:
+			t.Fatal("no pong before the answer queued after it")
+		}
+	})
+}
