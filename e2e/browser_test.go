@@ -60,7 +60,10 @@ func TestBrowser(t *testing.T) {
 	// pages reconnect to.
 	httpAddr, tcpAddr := freeAddr(t), freeAddr(t)
 	data := t.TempDir()
-	start := func() *server { return startServer(t, data, "--http", httpAddr, "--tcp", tcpAddr) }
+	// --allow-broadcast: the Notices list is tested with a broadcast.
+	start := func() *server {
+		return startServer(t, data, "--http", httpAddr, "--tcp", tcpAddr, "--allow-broadcast")
+	}
 	s := start()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)

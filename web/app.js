@@ -13,6 +13,7 @@ import { newChatDialog, newGroupDialog, membersDialog } from "./dialogs.js";
 const SESSION_KEY = "magpie.session";
 const DEVICE_KEY = "magpie.device";
 const NOTIFY_KEY = "magpie.notify";
+const MAX_NOTICES = 50; // broadcasts and notifications kept in the list (this page only: they are not stored)
 
 class App {
   constructor() {
@@ -22,6 +23,7 @@ class App {
     this.sidebar = new Sidebar(this);
     this.renderQueued = false;
     this.onlineTimer = 0;
+    this.notices = []; // broadcasts and server notifications (seq 0), newest first
   }
 
   boot() {
@@ -145,6 +147,8 @@ class App {
     this.current = null;
     this.setComposer("");
     this.chat.reset();
+    this.notices = [];
+    this.sidebar.renderNotices(this.notices);
     this.chat.close();
     if (c.session) this.saveSession(c.session);
     c.addEventListener("session", (e) => this.saveSession(e.detail));
@@ -162,7 +166,12 @@ class App {
     c.addEventListener("receipt", (e) => {
       if (e.detail.conversationId === this.current && c.convs.get(this.current).kind === "group") this.chat.refreshGroupReads();
     });
-    c.addEventListener("transient", (e) => this.toast(`${e.detail.sender || "Server"}: ${e.detail.text}`));
+    c.addEventListener("transient", (e) => {
+      this.notices.unshift(e.detail);
+      this.notices.length = Math.min(this.notices.length, MAX_NOTICES);
+      this.sidebar.renderNotices(this.notices);
+      this.toast(`${e.detail.sender || "Server"}: ${e.detail.text}`);
+    });
     this.showApp(c);
     c.start().catch(() => { /* onState shows why */ });
   }

@@ -481,7 +481,7 @@ export class ChatView {
     if (group && !mine && !m.cont) body.push(h("div", { class: "who" }, m.sender));
     if (m.recalled) body.push(h("div", { class: "text recalled" }, "message recalled"));
     if (m.file) body.push(this.fileView(m));
-    if (m.text) body.push(h("div", { class: "text" }, ...linkify(m.text)));
+    if (m.text) body.push(h("div", { class: "text" }, ...linkify(m.text, this.client.username)));
     const meta = [h("time", { datetime: m.sentAt ? new Date(m.sentAt).toISOString() : undefined }, timeLabel(m.sentAt))];
     if (m.editedAt) meta.push(h("span", {}, "edited"));
     if (mine) meta.push(...this.statusView(m, conv));
@@ -659,7 +659,7 @@ function dayLabel(ms) {
 // linkify turns http(s) URLs in a text into links (text nodes and <a>
 // elements only; anything else stays text). Trailing punctuation is not
 // part of the link.
-function linkify(text) {
+function linkify(text, me) {
   const out = [];
   let last = 0;
   for (const m of text.matchAll(/\bhttps?:\/\/[^\s<>"'`]+/gi)) {
@@ -667,11 +667,25 @@ function linkify(text) {
     let ok = false;
     try { ok = ["http:", "https:"].includes(new URL(url).protocol); } catch { /* not a URL */ }
     if (!ok) continue;
-    out.push(text.slice(last, m.index), h("a", { href: url, target: "_blank", rel: "noopener noreferrer nofollow", class: "link" }, url));
+    out.push(...mentions(text.slice(last, m.index), me), h("a", { href: url, target: "_blank", rel: "noopener noreferrer nofollow", class: "link" }, url));
     last = m.index + url.length;
   }
-  out.push(text.slice(last));
+  out.push(...mentions(text.slice(last), me));
   return out.filter((x) => x !== "");
+}
+
+// mentions marks @name in a text (a span, "me" when it names the reader).
+function mentions(text, me) {
+  const out = [];
+  let last = 0;
+  for (const m of text.matchAll(/(^|[^A-Za-z0-9_@-])@([A-Za-z0-9_-]{2,32})(?![A-Za-z0-9_-])/g)) {
+    const at = m.index + m[1].length;
+    const mine = !!me && m[2].toLowerCase() === me.toLowerCase();
+    out.push(text.slice(last, at), h("span", { class: mine ? "mention me" : "mention" }, "@" + m[2]));
+    last = at + 1 + m[2].length;
+  }
+  out.push(text.slice(last));
+  return out;
 }
 
 // updateFields reads an "updated" event's detail: the changed settings as

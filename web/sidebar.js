@@ -1,7 +1,7 @@
 // sidebar.js: the conversation list (unread counts, last message) and the
 // online users, from which a private chat starts.
 
-import { h, replace, $ } from "./dom.js";
+import { h, replace, $, timeLabel } from "./dom.js";
 import { privateID } from "./magpie.js";
 import { eventText } from "./chatview.js";
 
@@ -46,6 +46,15 @@ export class Sidebar {
       return; // offline: keep the last list
     }
     this.renderOnline();
+  }
+
+  // renderNotices lists the broadcasts and notifications this page got
+  // (they are transient: the server keeps none, so a reload starts empty).
+  renderNotices(notices) {
+    $("#notices").hidden = !notices.length;
+    replace($("#notice-list"), notices.map((n) => h("li", { class: "notice" },
+      h("span", { class: "who" }, n.sender || "Server"), ": ", h("span", { class: "notice-text" }, n.text),
+      h("time", { datetime: n.sentAt ? new Date(n.sentAt).toISOString() : undefined }, " · ", timeLabel(n.sentAt || Date.now())))));
   }
 
   // offline: who is online is unknown until the connection is back, so the

@@ -686,6 +686,23 @@ const scenarios = [
     }
   }],
 
+  ["broadcasts_listed", async () => {
+    // A broadcast shows as a toast and stays in the Notices list.
+    if (await alice.locator("#notices").isVisible()) throw new Error("a Notices list with nothing in it");
+    const r = await api("bob", "POST", "/v1/messages", { broadcast: true, text: "maintenance at 17:00", client_msg_id: "bc-1" });
+    if (r.status !== 200) throw new Error("broadcast: " + r.status + " " + r.text);
+    for (const p of [alice, alice2]) {
+      await p.locator("#notice-list li", { hasText: "bob: maintenance at 17:00" }).waitFor({ timeout: T });
+    }
+    await alice.locator(".toast", { hasText: "maintenance at 17:00" }).waitFor({ state: "detached", timeout: T });
+    if (!(await alice.locator("#notice-list li", { hasText: "maintenance at 17:00" }).isVisible())) throw new Error("the notice went with its toast");
+    // @mentions of the reader stand out.
+    await send(bob, "hey @alice and @carol");
+    await waitMessage(alice, "hey @alice and @carol");
+    const marks = await alice.locator("#msg-list li.msg", { hasText: "hey @alice and @carol" }).locator(".mention").evaluateAll((els) => els.map((e) => [e.textContent, e.classList.contains("me")]));
+    if (JSON.stringify(marks) !== JSON.stringify([["@alice", true], ["@carol", false]])) throw new Error("mentions: " + JSON.stringify(marks));
+  }],
+
   ["phone_layout", async () => {
     const phone = await browser.newContext({ viewport: { width: 390, height: 780 }, isMobile: true, hasTouch: true });
     const p = phonePage = watch(await phone.newPage(), "bob-phone");
