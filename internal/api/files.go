@@ -31,12 +31,14 @@ const (
 type extensions struct {
 	files atomic.Pointer[files.Uploads]
 	push  atomic.Pointer[push.Verifier]
+	admin atomic.Pointer[push.Verifier] // admin.go
 }
 
 func (h *Handler) registerExtensions(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/files", h.auth(h.upload))
 	mux.HandleFunc("GET /v1/files/{id}", h.download)
 	mux.HandleFunc("POST /v1/push", h.push)
+	h.registerAdmin(mux)
 }
 
 // UseFiles enables uploads and downloads.

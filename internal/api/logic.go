@@ -99,6 +99,12 @@ type Pusher interface {
 	Push(ctx context.Context, req logic.PushRequest) (logic.PushResult, error)
 }
 
+// Admin is the signed admin API (admin.go), called after the signature
+// was verified.
+type Admin interface {
+	ImportUsers(ctx context.Context, users []logic.ImportUser) ([]logic.ImportResult, error)
+}
+
 // Logic is every group: what New takes.
 type Logic interface {
 	Accounts
@@ -109,6 +115,7 @@ type Logic interface {
 	Social
 	Files
 	Pusher
+	Admin
 }
 
 var _ Logic = (*logic.Service)(nil)

@@ -119,6 +119,7 @@ type Files struct {
 // before-send hook and the push API's keys.
 type Hooks struct {
 	PushKeys           PushKeys
+	AdminKeys          PushKeys
 	WebhookURLs        []string
 	WebhookSecret      string
 	BeforeSendURL      string
@@ -304,6 +305,7 @@ func (c *Config) bind(fs *flag.FlagSet) (parsed func() error) {
 	fs.Int64Var(&c.FilesMaxSize, "files-max-size", c.FilesMaxSize, "largest upload in bytes")
 	lists.strings(fs, &c.FilesTypes, "files-types", "allowed upload content types, comma-separated")
 	lists.pushKeys(fs, &c.PushKeys, "push-keys", "server push API keys, comma-separated KEYID:SECRET pairs (empty: push API off)")
+	lists.pushKeys(fs, &c.AdminKeys, "admin-keys", "admin API keys (user import), comma-separated KEYID:SECRET pairs, signed like the push API (empty: admin API off)")
 	lists.strings(fs, &c.WebhookURLs, "webhook-urls", "URLs that receive signed event webhooks, comma-separated")
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", c.WebhookSecret, "HMAC secret that signs webhook requests")
 	fs.StringVar(&c.BeforeSendURL, "before-send-url", c.BeforeSendURL, "URL asked to allow or veto each message before it is stored")
@@ -490,6 +492,9 @@ func (c *Config) Validate() error {
 	check(c.DownloadMinRate >= 0 && c.DownloadGrace >= 0, "--download-min-rate and --download-grace must not be negative")
 	check(c.MaxSessionsPerUser >= 0, "--max-sessions-per-user must not be negative")
 	c.validateLogin(check)
+	for id, secret := range c.AdminKeys {
+		check(id != "" && !strings.ContainsAny(id, ":,") && len(secret) >= 16, "--admin-keys: each entry must be KEYID:SECRET with a secret of at least 16 characters")
+	}
 	for id, secret := range c.PushKeys {
 		check(id != "" && !strings.ContainsAny(id, ":,") && len(secret) >= 16, "--push-keys: each entry must be KEYID:SECRET with a secret of at least 16 characters")
 	}
@@ -562,7 +567,7 @@ func (c Config) Print(w io.Writer) error {
 	_ = c.bind(fs)
 	m := map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { m[f.Name] = f.Value.String() })
-	for _, k := range []string{"token-secret", "push-keys", "webhook-secret", "metrics-token", "auth-secret", "auth-ldap-bind-password"} {
+	for _, k := range []string{"token-secret", "push-keys", "webhook-secret", "metrics-token", "auth-secret", "auth-ldap-bind-password", "admin-keys"} {
 		if m[k] != "" {
 			m[k] = "(set)"
 		}

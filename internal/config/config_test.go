@@ -71,6 +71,7 @@ func TestValidateRejects(t *testing.T) {
 		{[]string{"--auth-ldap-url", "ldap://x:389"}, "--auth does not list ldap"},
 		{[]string{"--auth", "local,oidc", "--auth-oidc-issuer", "https://id.example"}, "--auth-oidc-audience"},
 		{[]string{"--auth-oidc-issuer", "https://id.example"}, "--auth does not list oidc"},
+		{[]string{"--admin-keys", "migrate:short"}, "--admin-keys"},
 	}
 	for _, tt := range tests {
 		_, err := Load("serve", tt.args, io.Discard)

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Argon2id parameters: OWASP's minimum (19 MiB, 2 passes, 1 lane). Hashes
@@ -31,26 +32,61 @@ func hashPassword(password string) (string, error) {
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
 }
 
+// checkPassword checks Magpie's Argon2id hashes, and the bcrypt hashes
+// of users imported from another system (admin.go).
 func checkPassword(hash, password string) (bool, error) {
+	if isBcrypt(hash) {
+		err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password))
+		if errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	a, err := parseArgon2(hash)
+	if err != nil {
+		return false, err
+	}
+	got := argon2.IDKey([]byte(password), a.salt, a.t, a.m, a.p, uint32(len(a.key)))
+	return subtle.ConstantTimeCompare(got, a.key) == 1, nil
+}
+
+// argon2Hash is a parsed $argon2id$v=19$m=…,t=…,p=…$salt$key.
+type argon2Hash struct {
+	m, t      uint32
+	p         uint8
+	salt, key []byte
+}
+
+// Bounds of an Argon2id hash's parameters: an imported hash (admin.go)
+// could otherwise ask for gigabytes or minutes per login.
+const (
+	maxArgonMemory = 256 * 1024 // KiB
+	maxArgonTime   = 16
+)
+
+func parseArgon2(hash string) (argon2Hash, error) {
+	var a argon2Hash
 	parts := strings.Split(hash, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
-		return false, errors.New("unknown password hash format")
+		return a, errors.New("unknown password hash format")
 	}
-	var m, t uint32
-	var p uint8
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
-		return false, fmt.Errorf("password hash parameters: %w", err)
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &a.m, &a.t, &a.p); err != nil {
+		return a, fmt.Errorf("password hash parameters: %w", err)
 	}
-	salt, err := base64.RawStdEncoding.DecodeString(parts[4])
-	if err != nil {
-		return false, err
+	if a.m < 8 || a.m > maxArgonMemory || a.t < 1 || a.t > maxArgonTime || a.p < 1 || a.p > 16 {
+		return a, errors.New("password hash parameters out of range")
 	}
-	want, err := base64.RawStdEncoding.DecodeString(parts[5])
-	if err != nil {
-		return false, err
+	var err error
+	if a.salt, err = base64.RawStdEncoding.DecodeString(parts[4]); err != nil {
+		return a, err
 	}
-	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1, nil
+	if a.key, err = base64.RawStdEncoding.DecodeString(parts[5]); err != nil {
+		return a, err
+	}
+	if len(a.salt) < 8 || len(a.key) < 16 || len(a.key) > 64 {
+		return a, errors.New("password hash salt or key length out of range")
+	}
+	return a, nil
 }
 
 // dummyHash is checked against when the user does not exist, so a wrong

@@ -23,6 +23,7 @@ type extensions struct {
 	uploads *files.Uploads
 	hooks   *webhook.Hooks // nil without --webhook-urls and --before-send-url
 	push    *push.Verifier // holds no key without --push-keys
+	admin   *push.Verifier // holds no key without --admin-keys
 }
 
 func (n *Node) newExtensions() (extensions, error) {
@@ -42,6 +43,7 @@ func (n *Node) newExtensions() (extensions, error) {
 		return e, err
 	}
 	e.push = push.NewVerifier(n.cfg.PushKeys, 0, nil)
+	e.admin = push.NewVerifier(n.cfg.AdminKeys, 0, nil)
 	urls := n.cfg.WebhookURLs
 	if len(urls) > 0 || n.cfg.BeforeSendURL != "" {
 		e.hooks, err = webhook.New(webhook.Config{
@@ -77,6 +79,7 @@ func (e *extensions) register(h *api.Handler) {
 		h.UseFiles(e.uploads)
 	}
 	h.UsePush(e.push)
+	h.UseAdmin(e.admin)
 }
 
 // shutdown delivers queued webhook events, within webhookDrain.

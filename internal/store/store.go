@@ -61,6 +61,12 @@ type Store interface {
 	// SetProfile replaces a user's display name and email. ErrNotFound if
 	// there is no such user.
 	SetProfile(ctx context.Context, userID int64, displayName, email string) error
+	// ImportUsers adds users (Username, PasswordHash, AuthSource "" for
+	// local, DisplayName, Email) in one transaction. A username already
+	// taken (case-insensitively, also by an earlier entry of the same
+	// call) is left as it is: its result is the existing user with
+	// Existing set. Results line up with users.
+	ImportUsers(ctx context.Context, users []User) ([]ImportResult, error)
 
 	// AppendMessages stores a batch in one transaction, in order. Results
 	// line up with reqs; a per-message failure (ErrNotMember, ErrNotFound)
@@ -115,6 +121,12 @@ type User struct {
 	AuthSource   string // "local" (CreateUser), or the outside source that created it: "ldap", "http", "oidc"
 	DisplayName  string
 	Email        string
+}
+
+// ImportResult is one user of ImportUsers.
+type ImportResult struct {
+	User     User
+	Existing bool // the name was taken: User is the user holding it, unchanged
 }
 
 // Session is one login of one device.

@@ -73,6 +73,45 @@ func (s *Store) SetProfile(ctx context.Context, userID int64, displayName, email
 	return nil
 }
 
+// ImportUsers: one transaction for the whole batch (a migration imports
+// thousands; one commit each would be one fsync each).
+func (s *Store) ImportUsers(ctx context.Context, users []store.User) ([]store.ImportResult, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	var out []store.ImportResult
+	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		out = make([]store.ImportResult, len(users))
+		now := millis(timeOf(nowMillis()))
+		for i, u := range users {
+			if u.AuthSource == "" {
+				u.AuthSource = "local"
+			}
+			u.CreatedAt = timeOf(now)
+			err := tx.QueryRowContext(ctx, `INSERT INTO users(username, username_lower, password_hash, created_at, auth_source, display_name, email)
+				VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (username_lower) DO NOTHING RETURNING id`,
+				u.Username, foldName(u.Username), u.PasswordHash, now, u.AuthSource, u.DisplayName, u.Email).Scan(&u.ID)
+			if err == nil {
+				out[i] = store.ImportResult{User: u}
+				continue
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("sqlstore: import user %q: %w", u.Username, err)
+			}
+			cur, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE username_lower = $1`, foldName(u.Username)))
+			if err != nil {
+				return fmt.Errorf("sqlstore: import user %q: %w", u.Username, err)
+			}
+			out[i] = store.ImportResult{User: cur, Existing: true}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 const userCols = `id, username, password_hash, created_at, auth_source, display_name, email`
 
 func scanUser(sc interface{ Scan(...any) error }) (store.User, error) {

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SessionLastSeen", testSessionLastSeen}, // sessions.go
 		{"SetPasswordHash", testSetPasswordHash},
 		{"ExternalUsers", testExternalUsers}, // users.go
+		{"ImportUsers", testImportUsers},
 		{"AppendSeqs", testAppendSeqs},
 		{"AppendIdempotent", testAppendIdempotent},
 		{"AppendSameIDInBatch", testAppendSameIDInBatch},

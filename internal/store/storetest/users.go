@@ -53,3 +53,44 @@ func testExternalUsers(t *testing.T, s store.Store) {
 	}
 	wantErr(t, "SetProfile(unknown)", s.SetProfile(ctx, dir.ID+1000, "x", "y"), store.ErrNotFound)
 }
+
+// testImportUsers: a batch lands in one call with each user's source,
+// hash and profile; names taken before or earlier in the batch come back
+// as the existing user, unchanged; importing again changes nothing.
+func testImportUsers(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	alice := mustUser(t, s, "alice")
+	batch := []store.User{
+		{Username: "Bob", PasswordHash: "hash-bob"},
+		{Username: "carol", AuthSource: "ldap", DisplayName: "Carol", Email: "carol@example.org"},
+		{Username: "ALICE", PasswordHash: "other"},
+		{Username: "bob", PasswordHash: "again"},
+	}
+	res, err := s.ImportUsers(ctx, batch)
+	if err != nil || len(res) != len(batch) {
+		t.Fatalf("ImportUsers = %+v, %v", res, err)
+	}
+	bob, carol := res[0].User, res[1].User
+	if res[0].Existing || bob.ID == 0 || bob.AuthSource != "local" || bob.PasswordHash != "hash-bob" {
+		t.Errorf("bob: %+v", res[0])
+	}
+	if res[1].Existing || carol.AuthSource != "ldap" || carol.DisplayName != "Carol" || carol.PasswordHash != "" {
+		t.Errorf("carol: %+v", res[1])
+	}
+	if !res[2].Existing || res[2].User.ID != alice.ID || res[2].User.PasswordHash != "hash-alice" {
+		t.Errorf("alice, taken before: %+v", res[2])
+	}
+	if !res[3].Existing || res[3].User.ID != bob.ID || res[3].User.PasswordHash != "hash-bob" {
+		t.Errorf("bob again in the batch: %+v", res[3])
+	}
+	if got, err := s.UserByName(ctx, "CAROL"); err != nil || got.ID != carol.ID || got.Email != "carol@example.org" {
+		t.Errorf("UserByName(carol) = %+v, %v", got, err)
+	}
+	again, err := s.ImportUsers(ctx, batch[:2])
+	if err != nil || !again[0].Existing || !again[1].Existing || again[0].User.ID != bob.ID || again[1].User.ID != carol.ID {
+		t.Errorf("import again = %+v, %v; want both existing", again, err)
+	}
+	if res, err := s.ImportUsers(ctx, nil); err != nil || len(res) != 0 {
+		t.Errorf("ImportUsers(nil) = %+v, %v", res, err)
+	}
+}
