@@ -22,7 +22,7 @@ import (
 func Example() {
 	srv := startServer() // a real server in this process; a program uses its server's URL
 	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	register(ctx, srv.URL, "alice", "bob")
 
@@ -63,7 +63,7 @@ func Example() {
 func ExampleRegister() {
 	srv := startServer() // a real server in this process; a program uses its server's URL
 	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for range 2 { // the second time, the account exists
 		u, err := client.Register(ctx, srv.URL, "alice", "secret")
@@ -87,7 +87,7 @@ func ExampleRegister() {
 func ExampleClient_Send() {
 	srv := startServer() // a real server in this process; a program uses its server's URL
 	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	register(ctx, srv.URL, "alice", "bob")
 
@@ -116,7 +116,7 @@ func ExampleClient_Send() {
 func ExampleClient_History() {
 	srv := startServer() // a real server in this process; a program uses its server's URL
 	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	register(ctx, srv.URL, "alice", "bob")
 	send(ctx, srv.URL, "bob", "alice", "lunch?", "12:30 at the usual place")
@@ -152,7 +152,7 @@ func ExampleClient_History() {
 func ExampleClient_CreateGroup() {
 	srv := startServer() // a real server in this process; a program uses its server's URL
 	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	register(ctx, srv.URL, "alice", "bob", "carol")
 
@@ -214,7 +214,7 @@ func ExampleClient_CreateGroup() {
 func ExampleClient_UploadFile() {
 	srv := startServer() // a real server in this process; a program uses its server's URL
 	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	register(ctx, srv.URL, "alice", "bob")
 	photo := tempFile("holiday.png", tinyPNG) // the file alice sends
