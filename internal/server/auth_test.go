@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/magpie-im/magpie/internal/auth"
@@ -21,10 +22,10 @@ import (
 // that fails refuses the login with 503.
 func TestHTTPAuthSource(t *testing.T) {
 	const secret = "auth-endpoint-secret-1"
-	var down bool
+	var down atomic.Bool // set by the test, read by the endpoint's goroutines
 	ep := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if r.Header.Get("X-Magpie-Signature") != auth.Signature([]byte(secret), body) || down {
+		if r.Header.Get("X-Magpie-Signature") != auth.Signature([]byte(secret), body) || down.Load() {
 			w.WriteHeader(http.StatusInternalServerError)
 			return
 		}
@@ -74,7 +75,7 @@ func TestHTTPAuthSource(t *testing.T) {
 	if st, m := post("/v1/users", `{"username":"HAL","password":"local-pass-1"}`); st != 409 {
 		t.Errorf("register over hal = %d %v, want 409", st, m)
 	}
-	down = true
+	down.Store(true)
 	if st, m := post("/v1/login", `{"username":"hal","password":"password-hal"}`); st != 503 {
 		t.Errorf("endpoint failing = %d %v, want 503", st, m)
 	}
