@@ -48,6 +48,7 @@ function form(fields, submitLabel, onSubmit) {
   return f;
 }
 
+const HOUR = 3600_000;
 const names = (s) => String(s || "").split(/[\s,]+/).map((x) => x.trim()).filter(Boolean);
 
 export function newChatDialog(app, opener) {
@@ -135,6 +136,17 @@ export async function membersDialog(app, id, opener) {
     await app.client.transferOwner(id, newOwner.value);
     await reload();
   }));
+  // Owner and admins: who may join, and muting everyone (but themselves).
+  const policy = h("select", { id: "gm-policy", name: "join_policy" },
+    h("option", { value: "invite" }, "By invitation"), h("option", { value: "open" }, "Anyone with the id"));
+  policy.addEventListener("change", () => act(async () => show(await app.client.updateGroup(id, { join_policy: policy.value }))));
+  const muteAll = h("button", { type: "button", id: "mute-all-btn" }, "Mute everyone 1 h");
+  muteAll.addEventListener("click", () => act(async () => {
+    const on = (group?.muted_until || 0) > Date.now();
+    show(await app.client.updateGroup(id, { muted_until: on ? 0 : Date.now() + HOUR }));
+  }));
+  const adminRow = h("div", { class: "row admin-row", hidden: true },
+    h("label", { for: "gm-policy" }, "Joining"), policy, muteAll);
   const ownerRow = h("div", { class: "row owner-row", hidden: true },
     h("label", { for: "gm-new-owner" }, "New owner"), newOwner, transfer);
 
@@ -173,6 +185,10 @@ export async function membersDialog(app, id, opener) {
       b.addEventListener("click", () => act(async () => { await app.client.setRole(id, m.username, to); await reload(); }));
       out.push(b);
     }
+    const muted = (m.muted_until || 0) > Date.now();
+    const mu = h("button", { type: "button", "data-action": muted ? "unmute" : "mute", "aria-label": muted ? `Unmute ${m.username}` : `Mute ${m.username} for an hour` }, muted ? "Unmute" : "Mute 1 h");
+    mu.addEventListener("click", () => act(async () => { await app.client.muteMember(id, m.username, muted ? 0 : Date.now() + HOUR); await reload(); }));
+    out.push(mu);
     const rm = h("button", { type: "button", "data-action": "remove", "aria-label": `Remove ${m.username}` }, "Remove");
     twoStep(rm, () => `Remove ${m.username}? Press again`, async () => { await app.client.removeMember(id, m.username); await reload(); });
     out.push(rm);
@@ -180,11 +196,15 @@ export async function membersDialog(app, id, opener) {
   };
   const show = (g) => {
     group = g;
-    replace(list, (g.members || []).map((m) => h("li", { "data-member": m.username, "data-role": m.role || "member" },
-      h("span", {}, m.username), h("span", { class: "role" }, m.role || "member"), h("span", { class: "row" }, ...memberButtons(m)))));
+    replace(list, (g.members || []).map((m) => h("li", { "data-member": m.username, "data-role": m.role || "member", "data-muted": (m.muted_until || 0) > Date.now() ? "true" : undefined },
+      h("span", {}, m.username), h("span", { class: "role" }, (m.role || "member") + ((m.muted_until || 0) > Date.now() ? ", muted" : "")), h("span", { class: "row" }, ...memberButtons(m)))));
     $("#dialog-title").textContent = `${g.name} · ${g.member_count ?? (g.members || []).length} members`;
     const role = myRole();
-    rename.hidden = role === "member";
+    rename.hidden = adminRow.hidden = role === "member";
+    policy.value = policy.dataset.saved = g.join_policy || "invite";
+    const allMuted = (g.muted_until || 0) > Date.now();
+    muteAll.textContent = allMuted ? "Unmute everyone" : "Mute everyone 1 h";
+    muteAll.dataset.muted = allMuted ? "true" : "false";
     if (!rename.contains(document.activeElement)) rename.querySelector("input").value = g.name;
     ownerRow.hidden = dissolve.hidden = role !== "owner";
     const keep = newOwner.value;
@@ -193,6 +213,6 @@ export async function membersDialog(app, id, opener) {
     if (cands.some((m) => m.username === keep)) newOwner.value = keep;
     transfer.disabled = !cands.length;
   };
-  open("Members", [list, err, rename, invite, ownerRow, h("div", { class: "row" }, leave, dissolve)], opener);
+  open("Members", [list, err, rename, adminRow, invite, ownerRow, h("div", { class: "row" }, leave, dissolve)], opener);
   await act(reload);
 }

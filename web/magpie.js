@@ -197,6 +197,7 @@ export class Magpie extends EventTarget {
   dissolveGroup(id) { return this.http("DELETE", `/v1/groups/${encodeURIComponent(id)}`); }
   transferOwner(id, username) { return this.http("POST", `/v1/groups/${encodeURIComponent(id)}/owner`, { username }); }
   setRole(id, username, role) { return this.http("PUT", `/v1/groups/${encodeURIComponent(id)}/members/${encodeURIComponent(username)}/role`, { role }); }
+  muteMember(id, username, until) { return this.http("PUT", `/v1/groups/${encodeURIComponent(id)}/members/${encodeURIComponent(username)}/mute`, { until }); }
   removeMember(id, username) { return this.http("DELETE", `/v1/groups/${encodeURIComponent(id)}/members/${encodeURIComponent(username)}`); }
   // recall and edit change a message of yours (within the server's
   // --recall-window); the change arrives as a message event like any other.

@@ -542,6 +542,29 @@ const scenarios = [
     await send(alice, "admin test");
     await openConv(bob, "rename me");
     await waitMessage(bob, "admin test");
+    // Muting: bob's send is refused while he is muted, and his retry goes
+    // through once he is not; then everyone is muted and unmuted.
+    await alice.click("#members-btn");
+    await alice.locator('#dialog [data-member="bob"] [data-action="mute"]').click();
+    await alice.locator('#dialog [data-member="bob"][data-muted="true"]').waitFor({ timeout: T });
+    await send(bob, "while muted");
+    const mutedRow = bob.locator("#msg-list li.msg", { hasText: "while muted" });
+    await mutedRow.locator('.status[data-state="failed"]').waitFor({ timeout: T });
+    await alice.locator('#dialog [data-member="bob"] [data-action="unmute"]').click();
+    await alice.locator('#dialog [data-member="bob"]:not([data-muted])').waitFor({ timeout: T });
+    await mutedRow.locator('[data-action="retry"]').click();
+    await waitMessage(alice, "while muted");
+    await alice.click("#mute-all-btn");
+    await alice.locator('#mute-all-btn[data-muted="true"]').waitFor({ timeout: T });
+    await send(bob, "everyone is muted");
+    const allRow = bob.locator("#msg-list li.msg", { hasText: "everyone is muted" });
+    await allRow.locator('.status[data-state="failed"]').waitFor({ timeout: T });
+    await allRow.locator('[data-action="discard"]').click();
+    await alice.click("#mute-all-btn");
+    await alice.locator('#mute-all-btn[data-muted="false"]').waitFor({ timeout: T });
+    await alice.locator("#gm-policy").selectOption("open");
+    await alice.locator('#gm-policy[data-saved="open"]').waitFor({ timeout: T });
+    await alice.keyboard.press("Escape");
     const renamed = "renamed <i>x</i>";
     await alice.click("#members-btn");
     await alice.fill("#gm-name", renamed);
