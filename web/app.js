@@ -13,6 +13,7 @@ import { newChatDialog, newGroupDialog, membersDialog } from "./dialogs.js";
 const SESSION_KEY = "magpie.session";
 const DEVICE_KEY = "magpie.device";
 const NOTIFY_KEY = "magpie.notify";
+const DRAFT_PREFIX = "magpie.draft.";
 const MAX_NOTICES = 50; // broadcasts and notifications kept in the list (this page only: they are not stored)
 
 class App {
@@ -78,7 +79,10 @@ class App {
       if (e.key === "Escape" && this.editing) { e.preventDefault(); this.stopEditing(); }
     });
     $("#edit-cancel").addEventListener("click", () => this.stopEditing());
-    text.addEventListener("input", () => { text.rows = Math.min(6, text.value.split("\n").length); });
+    text.addEventListener("input", () => {
+      text.rows = Math.min(6, text.value.split("\n").length);
+      if (!this.editing && this.current) this.saveDraft(this.current, text.value);
+    });
     $("#attach-btn").addEventListener("click", () => $("#file-input").click());
     // Files pasted into the message box or dropped on the chat are sent
     // like attached ones, with what is typed as the caption.
@@ -266,6 +270,8 @@ class App {
 
   async signOut() {
     const c = this.client;
+    const mine = `${DRAFT_PREFIX}${c?.userId || 0}.`;
+    for (const k of Object.keys(localStorage)) if (k.startsWith(mine)) localStorage.removeItem(k);
     this.client = null;
     localStorage.removeItem(SESSION_KEY);
     try { await c?.logout(); } catch { /* the session may already be gone */ }
@@ -420,7 +426,7 @@ class App {
     const text = $("#composer-text");
     const caption = this.editing ? "" : text.value.trim();
     files.forEach((file, i) => this.chat.send({ text: i === 0 ? caption : "", file }));
-    if (caption) this.setComposer("");
+    if (caption) { this.setComposer(""); this.saveDraft(this.current, ""); }
     text.focus();
   }
 
@@ -436,6 +442,7 @@ class App {
     }
     if (!value || !this.current) return;
     this.setComposer("");
+    this.saveDraft(this.current, "");
     this.chat.send({ text: value });
     text.focus();
   }
@@ -448,8 +455,26 @@ class App {
     if (this.editing) this.stopEditing();
     const text = $("#composer-text");
     if (this.current && !this.chat.threads.has(this.current)) return; // "@name" became its conversation: the box keeps its text
-    if (this.current) this.chat.thread(this.current).draft = text.value;
-    this.setComposer(id ? this.chat.thread(id).draft || "" : "");
+    if (this.current) this.saveDraft(this.current, text.value);
+    this.setComposer(id ? this.loadDraft(id) : "");
+  }
+
+  // Drafts outlive a reload: localStorage, per user and conversation,
+  // removed when sent or emptied, and all of them at sign-out.
+  draftKey(id) { return `${DRAFT_PREFIX}${this.client?.userId || 0}.${id}`; }
+
+  saveDraft(id, value) {
+    this.chat.thread(id).draft = value;
+    if (id.startsWith("@")) return;
+    try {
+      if (value) localStorage.setItem(this.draftKey(id), value);
+      else localStorage.removeItem(this.draftKey(id));
+    } catch { /* storage full or off: the draft lives in this page only */ }
+  }
+
+  loadDraft(id) {
+    if (id.startsWith("@")) return this.chat.thread(id).draft || "";
+    return localStorage.getItem(this.draftKey(id)) ?? this.chat.thread(id).draft ?? "";
   }
 
   setComposer(value) {

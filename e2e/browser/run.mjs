@@ -445,9 +445,14 @@ const scenarios = [
         constructor(title, opts) { super(title, opts); window.__notes.push({ title, body: opts?.body, tag: opts?.tag }); }
       };
     });
+    // (A draft outlives the reload.)
+    await openConv(alice2, "bob");
+    await alice2.locator("#composer-text").fill("kept over a reload");
     await alice2.reload();
     await alice2.waitForSelector("body[data-conn=ready]", { timeout: T });
     await openConv(alice2, "bob");
+    if (await composer(alice2) !== "kept over a reload") throw new Error("the draft after a reload: " + JSON.stringify(await composer(alice2)));
+    await alice2.locator("#composer-text").fill("");
     await alice2.waitForFunction(() => document.title === "Magpie", null, { timeout: T, polling: 100 });
     await api("carol", "POST", "/v1/messages", { to_user: "alice", text: "before opting in", client_msg_id: "notify-1" });
     await alice2.waitForFunction(() => document.title === "(1) Magpie", null, { timeout: T, polling: 100 })
