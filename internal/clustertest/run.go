@@ -378,6 +378,10 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	if cfg.SlowBurst > 0 {
 		begin("a connection that stops reading, and a burst of %d messages to its user", cfg.SlowBurst)
 		f, err := topo.SlowConsumer(ctx, load, cfg.SlowBurst)
+		if f != nil && err != nil && f.Missing > 0 {
+			problem("slow consumer: %v", err) // the device could not come back: a finding, not a harness failure
+			err = nil
+		}
 		if f != nil {
 			res.Slow = f
 			logf("  slow consumer: %s", f)

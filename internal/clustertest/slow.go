@@ -149,13 +149,26 @@ func (t *Topology) SlowConsumer(ctx context.Context, l *Load, n int) (*SlowFigur
 	c := client.New(client.Options{Server: l.cfg.Servers[0], Username: target, Password: password, Device: "slow",
 		Transport: "tcp", HTTPClient: l.hcs[0],
 		OnMessage: func(m client.Message) { mu.Lock(); got[m.ClientMsgID] = true; mu.Unlock() }})
-	defer c.Close()
+	defer func() { c.Close() }()
 	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = c.Connect(cctx)
-	cancel()
-	if err != nil {
-		return f, fmt.Errorf("slow consumer reconnect: %w", err)
+	// Like the load's devices, retry the first connect: at load a login
+	// can take longer than one attempt's 30 s.
+	for attempt := 0; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = c.Connect(cctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		var e *client.Error
+		if attempt == 4 || ctx.Err() != nil || (errors.As(err, &e) && e.Code.Action() == wire.GiveUp) {
+			f.Missing, f.CaughtUp = len(want), time.Since(start)
+			return f, fmt.Errorf("slow consumer reconnect: %w", err)
+		}
+		c.Close()
+		c = client.New(client.Options{Server: l.cfg.Servers[(attempt+1)%len(l.cfg.Servers)], Username: target, Password: password, Device: "slow",
+			Transport: "tcp", HTTPClient: l.hcs[(attempt+1)%len(l.hcs)],
+			OnMessage: func(m client.Message) { mu.Lock(); got[m.ClientMsgID] = true; mu.Unlock() }})
 	}
 	missing := func() int {
 		mu.Lock()
