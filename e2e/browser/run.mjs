@@ -201,6 +201,8 @@ const scenarios = [
     await alice.click("#new-chat-btn");
     await alice.fill("#nc-user", "carol");
     await alice.press("#nc-user", "Enter");
+    // The dialog looks carol up first: type once her chat is open.
+    await alice.waitForFunction(() => document.querySelector("#chat-title").textContent === "carol" && !document.querySelector("#dialog").open, null, { timeout: T, polling: 100 });
     await send(alice, "carol, are you there?");
     await waitStatus(alice, "carol, are you there?", "sent");
     await openConv(alice, "bob");
