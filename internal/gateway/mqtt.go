@@ -73,64 +73,6 @@ func (g *Gateway) ServeMQTT(ln net.Listener) error {
 	})
 }
 
-// acceptLoop accepts on ln and starts each connection with start until ln
-// fails or the gateway drains (then ErrClosed); ln is closed on return.
-// Accept errors that pass (out of file descriptors) are retried with a
-// backoff, like net/http.
-func (g *Gateway) acceptLoop(ln net.Listener, start func(net.Conn) bool) error {
-	g.mu.Lock()
-	if g.draining {
-		g.mu.Unlock()
-		ln.Close()
-		return ErrClosed
-	}
-	g.listeners[ln] = struct{}{}
-	g.wg.Add(1)
-	g.mu.Unlock()
-	defer func() {
-		g.mu.Lock()
-		delete(g.listeners, ln)
-		g.mu.Unlock()
-		ln.Close()
-		g.wg.Done()
-	}()
-	var backoff time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			select {
-			case <-g.stopped:
-				return ErrClosed
-			default:
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				g.log.Warn("accept failed; retrying", "err", err, "delay", backoff)
-				t := time.NewTimer(backoff)
-				select {
-				case <-t.C:
-				case <-g.stopped:
-					t.Stop()
-					return ErrClosed
-				}
-				continue
-			}
-			return err
-		}
-		backoff = 0
-		// The accept rate: this one waits its turn; the ones behind it
-		// wait in the listen backlog.
-		if !g.waitAccept(0) {
-			c.Close()
-			return ErrClosed
-		}
-		if !start(c) {
-			c.Close()
-		}
-	}
-}
-
 // mqttTransport is one MQTT connection; see the top of this file.
 type mqttTransport struct {
 	conn net.Conn

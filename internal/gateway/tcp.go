@@ -24,6 +24,16 @@ var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &
 // it then returns ErrClosed (Drain or Shutdown) or the accept error. ln is
 // closed on return.
 func (g *Gateway) ServeTCP(ln net.Listener) error {
+	return g.acceptLoop(ln, func(c net.Conn) bool {
+		return g.startSession(&tcpTransport{conn: c}, encProto, TCP)
+	})
+}
+
+// acceptLoop accepts on ln and starts each connection with start until ln
+// fails or the gateway drains (then ErrClosed); ln is closed on return.
+// Accept errors that pass (out of file descriptors) are retried with a
+// backoff, like net/http.
+func (g *Gateway) acceptLoop(ln net.Listener, start func(net.Conn) bool) error {
 	g.mu.Lock()
 	if g.draining {
 		g.mu.Unlock()
@@ -40,7 +50,6 @@ func (g *Gateway) ServeTCP(ln net.Listener) error {
 		ln.Close()
 		g.wg.Done()
 	}()
-
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
@@ -52,7 +61,6 @@ func (g *Gateway) ServeTCP(ln net.Listener) error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				// Out of file descriptors and the like: wait, like net/http.
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				g.log.Warn("accept failed; retrying", "err", err, "delay", backoff)
 				t := time.NewTimer(backoff)
@@ -73,8 +81,7 @@ func (g *Gateway) ServeTCP(ln net.Listener) error {
 			c.Close()
 			return ErrClosed
 		}
-		t := &tcpTransport{conn: c}
-		if !g.startSession(t, encProto, TCP) {
+		if !start(c) {
 			c.Close()
 		}
 	}
