@@ -24,6 +24,7 @@ func (s *Store) MoveCursors(ctx context.Context, moves []store.CursorMove) ([]st
 	var results []store.CursorResult
 	var start, end hotStamp // the hot cache's, which cursor moves leave valid
 	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		ctx := s.inTx(ctx)
 		if s.hc != nil {
 			var err error
 			if start, err = s.hc.read(ctx, tx); err != nil {
@@ -34,7 +35,7 @@ func (s *Store) MoveCursors(ctx context.Context, moves []store.CursorMove) ([]st
 		if results, err = s.moveAll(ctx, tx, moves); err != nil || s.hc == nil {
 			return err
 		}
-		end, err = s.hc.read(ctx, tx)
+		end, err = s.hc.readEnd(ctx, tx, start)
 		return err
 	})
 	if err != nil {

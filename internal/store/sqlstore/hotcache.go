@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"sync"
 
 	"github.com/magpie-im/magpie/internal/store"
@@ -24,7 +25,11 @@ import (
 //
 // PostgreSQL has no such cache: there several logic nodes write.
 type hotCache struct {
-	stamp *sql.Stmt // on the write connection
+	// On the write connection. Two plain statements, not one SELECT over
+	// pragma_data_version: that table-valued function prepares its PRAGMA
+	// again on every run, which cost a tenth of the server's CPU at 1,000
+	// messages/s (two stamps a batch).
+	version, changes *sql.Stmt
 
 	mu      sync.Mutex
 	at      hotStamp
@@ -52,24 +57,40 @@ const (
 )
 
 func newHotCache(ctx context.Context, write *sql.DB) (*hotCache, error) {
-	st, err := write.PrepareContext(ctx, `SELECT data_version, total_changes() FROM pragma_data_version`)
+	version, err := write.PrepareContext(ctx, `PRAGMA data_version`)
 	if err != nil {
 		return nil, err
 	}
-	return &hotCache{stamp: st}, nil
+	changes, err := write.PrepareContext(ctx, `SELECT total_changes()`)
+	if err != nil {
+		version.Close()
+		return nil, err
+	}
+	return &hotCache{version: version, changes: changes}, nil
 }
 
 func (h *hotCache) close() error {
 	if h == nil {
 		return nil
 	}
-	return h.stamp.Close()
+	return errors.Join(h.version.Close(), h.changes.Close())
 }
 
 // read is the database's stamp now, in tx.
 func (h *hotCache) read(ctx context.Context, tx *sql.Tx) (hotStamp, error) {
 	s := hotStamp{valid: true}
-	err := tx.StmtContext(ctx, h.stamp).QueryRowContext(ctx).Scan(&s.dataVersion, &s.totalChanges)
+	if err := tx.StmtContext(ctx, h.version).QueryRowContext(ctx).Scan(&s.dataVersion); err != nil {
+		return s, err
+	}
+	return h.readEnd(ctx, tx, s)
+}
+
+// readEnd is the stamp at the end of tx, which began at start: only
+// total_changes() can have moved, as data_version moves only when another
+// connection commits, and none can while tx holds the write lock.
+func (h *hotCache) readEnd(ctx context.Context, tx *sql.Tx, start hotStamp) (hotStamp, error) {
+	s := start
+	err := tx.StmtContext(ctx, h.changes).QueryRowContext(ctx).Scan(&s.totalChanges)
 	return s, err
 }
 

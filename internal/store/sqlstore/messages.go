@@ -41,6 +41,7 @@ func (s *Store) appendAndMove(ctx context.Context, reqs []store.AppendRequest, m
 	trust := s.hc != nil // the hot cache, if the batch qualifies
 	var kept func()
 	attempt := func(tx *sql.Tx) error {
+		ctx := s.inTx(ctx)
 		// A retry starts from scratch: nothing of a failed attempt is kept.
 		b := &appendBatch{
 			d:         s.d,
@@ -76,7 +77,7 @@ func (s *Store) appendAndMove(ctx context.Context, reqs []store.AppendRequest, m
 		if err != nil || s.hc == nil {
 			return err
 		}
-		end, err := s.hc.read(ctx, tx)
+		end, err := s.hc.readEnd(ctx, tx, start)
 		kept = func() { s.hc.keep(b, reqs, start, end) }
 		return err
 	}

@@ -176,6 +176,19 @@ func (s *Store) check() error {
 	return nil
 }
 
+// inTx is the context for the statements of a write transaction begun
+// with ctx. On SQLite it cannot be cancelled: modernc starts a goroutine
+// and installs a progress handler for every statement whose context can
+// be, several statements a message, and these run for microseconds. The
+// transaction still ends with ctx: database/sql rolls it back once ctx is
+// done, after the statement running then, and the next one fails.
+func (s *Store) inTx(ctx context.Context) context.Context {
+	if s.d == dialectPostgres {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
+}
+
 // inWriteTx runs fn in a write transaction, retrying from the start when
 // the dialect says a failure was a transient conflict.
 func (s *Store) inWriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
