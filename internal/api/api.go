@@ -56,6 +56,7 @@ func New(mux *http.ServeMux, svc Logic, log *slog.Logger) *Handler {
 	h.registerSocial(mux)   // friends.go
 	h.registerChanges(mux)  // recall.go
 	h.registerSessions(mux) // sessions.go
+	h.registerSearch(mux)   // search.go
 	return h
 }
 

@@ -111,6 +111,7 @@ type Logic interface {
 	Sessions
 	Messages
 	Conversations
+	Searcher
 	Groups
 	Social
 	Files

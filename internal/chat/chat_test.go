@@ -46,6 +46,10 @@ func TestParse(t *testing.T) {
 		{":help", command{kind: cmdHelp}, false},
 		{":q", command{kind: cmdQuit}, false},
 		{":quit", command{kind: cmdQuit}, false},
+		{":q!", command{kind: cmdQuit}, false},
+		{":q! now", command{}, true},
+		{":q budget", command{kind: cmdSearch, text: "budget"}, false},
+		{":q  开会  budget ", command{kind: cmdSearch, text: "开会  budget"}, false},
 		{":nope", command{}, true},
 		{"just text", command{kind: cmdText, text: "just text"}, false},
 		{"hello\r\n", command{kind: cmdText, text: "hello"}, false},
@@ -125,7 +129,7 @@ func TestParse(t *testing.T) {
 
 func TestHelpListsEveryCommand(t *testing.T) {
 	for _, word := range []string{":groups", ":g ", ":create", ":invite", ":kick", ":leave", ":friends", ":add",
-		":accept", ":block", ":recall", ":file", ":all", ":reads", ":edit", ":to", ":olu", ":history", ":read "} {
+		":accept", ":block", ":recall", ":file", ":all", ":reads", ":edit", ":to", ":olu", ":history", ":read ", ":q WORDS", ":q, :q!"} {
 		if !strings.Contains(helpText, "\n  "+word) {
 			t.Errorf("help lacks %q", word)
 		}
@@ -306,6 +310,17 @@ func TestEditPipe(t *testing.T) {
 	wantLines(t, "alice's errors", errs, `error: :edit #9: .*`)
 	out, _ = runScript(t, srv, "bob", "", ":to alice", ":history 10")
 	wantLines(t, "bob", out, ts+`alice: hello \(edited\)`, ts+`alice: world \(edited\)`)
+}
+
+func TestSearchPipe(t *testing.T) {
+	t.Setenv("MAGPIE_PASSWORD", "")
+	srv := testserver.Start(t, nil, "alice", "bob")
+	runScript(t, srv, "alice", "", ":to bob", "the budget is due", "明天开会讨论预算", "lunch?")
+	out, _ := runScript(t, srv, "bob", "", ":q budget", ":q 开会", ":q nothing-like-this")
+	wantLines(t, "bob", out, `search "budget":`, `#1 `+ts+`alice: the «budget» is due`,
+		`#2 `+ts+`alice: 明天«开会»讨论预算`, `search "nothing-like-this": no messages`)
+	out, _ = runScript(t, srv, "alice", "", ":q lunch")
+	wantLines(t, "alice", out, `#3 `+ts+`me → bob: «lunch»\?`)
 }
 
 func TestCAFileIsChecked(t *testing.T) {

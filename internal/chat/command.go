@@ -19,7 +19,8 @@ const (
 	cmdHistory                   // :history [n]
 	cmdRead                      // :read
 	cmdHelp                      // :help
-	cmdQuit                      // :q
+	cmdQuit                      // :q, :q!, :quit
+	cmdSearch                    // :q WORDS
 	cmdGroups                    // :groups
 	cmdGroup                     // :g NAME-OR-ID
 	cmdCreate                    // :create NAME user…
@@ -66,6 +67,8 @@ const helpText = `commands:
   :history [n]        show the last n messages (default 20) of the current conversation
   :read               mark the current conversation read
   :reads [seq]        who read a message of the current conversation (default: my last one)
+  :q WORDS            search my messages for WORDS (every word must occur;
+                      Chinese and other scripts without spaces work too)
   :olu                list online users
   :groups             list my groups
   :create NAME user…  create a group with these members and talk in it
@@ -82,7 +85,7 @@ const helpText = `commands:
   :end-session ID     end one of my sessions (its connections close)
   :logout-all         end every session of mine, this one too, and quit
   :help               this help
-  :q                  quit (after unsent messages are acknowledged)`
+  :q, :q!, :quit      quit (after unsent messages are acknowledged)`
 
 // parse reads one input line. Lines starting with ':' are commands; a
 // line starting with '@', or with a valid user name followed by ";;", is a
@@ -123,7 +126,7 @@ var userCommands = map[string]cmdKind{
 
 // simpleCommands take no arguments.
 var simpleCommands = map[string]cmdKind{
-	":olu": cmdOnline, ":read": cmdRead, ":help": cmdHelp, ":q": cmdQuit, ":quit": cmdQuit,
+	":olu": cmdOnline, ":read": cmdRead, ":help": cmdHelp, ":q!": cmdQuit, ":quit": cmdQuit,
 	":groups": cmdGroups, ":leave": cmdLeave, ":friends": cmdFriends,
 	":sessions": cmdSessions, ":logout-all": cmdLogoutAll,
 }
@@ -148,6 +151,11 @@ func parseColon(line string) (command, error) {
 		return command{kind: k}, nil
 	}
 	switch word {
+	case ":q": // alone it quits, as it always did; with words it searches
+		if rest == "" {
+			return command{kind: cmdQuit}, nil
+		}
+		return command{kind: cmdSearch, text: rest}, nil
 	case ":history":
 		n := defaultHistory
 		if len(args) > 1 {

@@ -89,6 +89,8 @@ func (u *ui) exec(ctx context.Context, cmd command) {
 		u.printf("ended session %s", cmd.to)
 	case cmdHistory:
 		u.history(ctx, cur, cmd.n)
+	case cmdSearch:
+		u.search(ctx, cmd.text)
 	case cmdRead:
 		u.markRead(ctx, cur)
 	default:

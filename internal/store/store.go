@@ -106,8 +106,9 @@ type Store interface {
 	// per-move ErrNotMember or ErrSeqOutOfRange is in its result only.
 	MoveCursors(ctx context.Context, moves []CursorMove) ([]CursorResult, error)
 
-	Groups // groups.go
-	Social // groups.go
+	Groups   // groups.go
+	Social   // groups.go
+	Searcher // search.go
 
 	Close() error
 }

@@ -180,6 +180,55 @@ var migrations = []migration{
 			`ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT ''`,
 		},
 	},
+	{
+		// Message search (GET /v1/search, sqlstore/search.go): a trigram
+		// index of the current text of text and file messages, written in
+		// the transaction that stores or changes a message. On SQLite an
+		// FTS5 table over messages kept by triggers (so the append path
+		// is unchanged); on PostgreSQL a partial GIN index of pg_trgm,
+		// which the migration installs (a trusted extension: the
+		// database owner may) unless it is there already, in public
+		// where that schema exists. Edits and recalls are not indexed;
+		// a recall empties its message's text, which takes it out.
+		version: 7,
+		sqlite: []string{
+			`CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages', content_rowid='rowid', tokenize='trigram')`,
+			`CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages
+				WHEN new.kind IN (0, 1) AND new.text <> '' AND NOT new.recalled BEGIN
+				INSERT INTO messages_fts(rowid, text) VALUES (new.rowid, new.text);
+			END`,
+			// External content: the index forgets a row by its old text.
+			`CREATE TRIGGER messages_fts_update AFTER UPDATE OF text, recalled, kind ON messages BEGIN
+				INSERT INTO messages_fts(messages_fts, rowid, text) SELECT 'delete', old.rowid, old.text
+					WHERE old.kind IN (0, 1) AND old.text <> '' AND NOT old.recalled;
+				INSERT INTO messages_fts(rowid, text) SELECT new.rowid, new.text
+					WHERE new.kind IN (0, 1) AND new.text <> '' AND NOT new.recalled;
+			END`,
+			`CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+				WHEN old.kind IN (0, 1) AND old.text <> '' AND NOT old.recalled BEGIN
+				INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+			END`,
+			`INSERT INTO messages_fts(rowid, text) SELECT rowid, text FROM messages
+				WHERE kind IN (0, 1) AND text <> '' AND NOT recalled`,
+		},
+		postgres: []string{
+			`DO $$
+			DECLARE ext_schema TEXT;
+			BEGIN
+				IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+					IF EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public') THEN
+						CREATE EXTENSION pg_trgm SCHEMA public;
+					ELSE
+						CREATE EXTENSION pg_trgm;
+					END IF;
+				END IF;
+				SELECT n.nspname INTO ext_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+					WHERE e.extname = 'pg_trgm';
+				EXECUTE format('CREATE INDEX messages_text_trgm ON messages USING gin (text %I.gin_trgm_ops)
+					WHERE kind IN (0, 1) AND NOT recalled', ext_schema);
+			END $$`,
+		},
+	},
 }
 
 // migrate brings the schema up to date in one transaction, so a crash

@@ -69,6 +69,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Friends", testFriends},
 		{"Blocks", testBlocks},
 		{"ConversationFlags", testConversationFlags},
+		{"Search", testSearch}, // search.go
+		{"SearchWindows", testSearchWindows},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

@@ -1,0 +1,73 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+// SearchQuery is one page of a search of this user's messages (GET
+// /v1/search). Every word of Text must occur in a hit, case-insensitively,
+// anywhere in it (so words of scripts without spaces, such as Chinese, are
+// found too).
+type SearchQuery struct {
+	Text           string
+	ConversationID string // "" for all conversations
+	Limit          int    // 0: the server's default (20); at most 100
+	Cursor         string // "" for the first page, else SearchPage.NextCursor
+}
+
+// Span is a highlighted part of a hit's text, in code points (runes):
+// []rune(Text)[Start:End].
+type Span struct {
+	Start int `json:"start"`
+	End   int `json:"end"`
+}
+
+// SearchHit is a message that matched and where the words occur in it.
+type SearchHit struct {
+	Message    Message
+	Highlights []Span
+}
+
+// SearchPage is a page of hits, best first; NextCursor is "" on the last.
+type SearchPage struct {
+	Hits       []SearchHit
+	NextCursor string
+}
+
+// Search finds this user's messages (text and file captions, as they read
+// now: not recalled ones, not the text an edit replaced).
+func (c *Client) Search(ctx context.Context, q SearchQuery) (SearchPage, error) {
+	v := url.Values{"q": {q.Text}}
+	if q.ConversationID != "" {
+		v.Set("conversation_id", q.ConversationID)
+	}
+	if q.Limit != 0 {
+		if q.Limit < 0 || q.Limit > 100 {
+			return SearchPage{}, badRequest("limit must be 0-100")
+		}
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Cursor != "" {
+		v.Set("cursor", q.Cursor)
+	}
+	var resp struct {
+		Hits []struct {
+			Message    jsonMessage `json:"message"`
+			Highlights []Span      `json:"highlights"`
+		} `json:"hits"`
+		NextCursor string `json:"next_cursor"`
+	}
+	if err := c.authedJSON(ctx, http.MethodGet, "/v1/search?"+v.Encode(), nil, &resp); err != nil {
+		return SearchPage{}, err
+	}
+	me := c.UserID()
+	page := SearchPage{NextCursor: resp.NextCursor, Hits: make([]SearchHit, 0, len(resp.Hits))}
+	for i := range resp.Hits {
+		h := &resp.Hits[i]
+		page.Hits = append(page.Hits, SearchHit{Message: *h.Message.message(me, ""), Highlights: h.Highlights})
+	}
+	return page, nil
+}
