@@ -23,9 +23,13 @@ func (c *Client) call(ctx context.Context, env *magpiepb.Envelope) (*magpiepb.En
 		if err != nil {
 			return nil, err
 		}
-		// A fresh copy per attempt: the old one may still sit in a dead
-		// session's queue.
-		reply, err := s.request(ctx, proto.Clone(env).(*magpiepb.Envelope))
+		// A fresh copy for a repeat: the first may still sit in a dead
+		// session's queue (or its writer), and request sets its id.
+		try := env
+		if attempt > 0 {
+			try = proto.Clone(env).(*magpiepb.Envelope)
+		}
+		reply, err := s.request(ctx, try)
 		if errors.Is(err, errConnLost) {
 			continue // ready waits for the next connection
 		}

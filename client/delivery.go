@@ -71,7 +71,15 @@ func (c *Client) ingest(msgs []*magpiepb.Message, fromSelf bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	touched := make(map[string]uint64) // conversation -> cursor before
+	// The conversations touched and their cursors before: a slice, not a
+	// map, since a live push or an ack touches one (ingest runs per
+	// message) and a page a handful.
+	type touch struct {
+		id     string
+		before uint64
+	}
+	var buf [1]touch
+	touched := buf[:0]
 	for _, m := range msgs {
 		id, seq := m.GetConversationId(), m.GetSeq()
 		if seq == 0 || m.GetTransient() {
@@ -95,13 +103,13 @@ func (c *Client) ingest(msgs []*magpiepb.Message, fromSelf bool) {
 		if !silent && m.GetSenderId() == c.userID {
 			_, silent = c.sending[m.GetClientMsgId()]
 		}
-		if _, ok := touched[id]; !ok {
-			touched[id] = cs.cursor
+		if !slices.ContainsFunc(touched, func(t touch) bool { return t.id == id }) {
+			touched = append(touched, touch{id, cs.cursor})
 		}
 		cs.pending[seq] = pendingMsg{m: m, silent: silent}
 	}
-	for id, before := range touched {
-		c.advanceLocked(id, before)
+	for _, t := range touched {
+		c.advanceLocked(t.id, t.before)
 	}
 }
 

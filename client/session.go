@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -187,15 +188,44 @@ func (s *session) readLoop() {
 	}
 }
 
+// maxWriteBatch bounds how many queued frames the writer takes into one
+// write.
+const maxWriteBatch = 64
+
+// writeLoop writes what is queued, everything queued at once: requests
+// that pile up while a write is in progress (pipelined sends, several
+// callers) go out together in the next.
 func (s *session) writeLoop() {
+	batch := make([]*magpiepb.Envelope, 0, maxWriteBatch)
 	for {
 		select {
 		case env := <-s.out:
-			if err := s.t.Write(env); err != nil {
-				s.close(err)
-				return
-			}
+			batch = append(batch, env)
 		case <-s.done:
+			return
+		}
+		if len(s.out) == 0 {
+			// Callers woken by the same read (a burst of acks) are about
+			// to queue their next sends: let them, and write them all at
+			// once. A write costs far more than this trip through the
+			// scheduler (on loopback the sender's write also runs the
+			// receiver's TCP input).
+			runtime.Gosched()
+		}
+	drain:
+		for len(batch) < maxWriteBatch {
+			select {
+			case env := <-s.out:
+				batch = append(batch, env)
+			default:
+				break drain
+			}
+		}
+		err := s.t.Write(batch...)
+		clear(batch) // let the envelopes go
+		batch = batch[:0]
+		if err != nil {
+			s.close(err)
 			return
 		}
 	}

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -27,7 +28,10 @@ const writeTimeout = 10 * time.Second
 // from anywhere, more than once, and unblocks both.
 type transport interface {
 	Read() (*magpiepb.Envelope, error)
-	Write(*magpiepb.Envelope) error
+	// Write sends envs in order. TCP writes them with one syscall: a
+	// burst of sends (pipelined requests, several Send callers) costs
+	// one write, not one per frame.
+	Write(envs ...*magpiepb.Envelope) error
 	SetReadDeadline(time.Time) error
 	Close() error
 }
@@ -131,7 +135,8 @@ func httpClientFor(c *tls.Config) *http.Client {
 type tcpTransport struct {
 	conn net.Conn
 	r    *wire.Reader
-	buf  []byte // owned by the writer
+	buf  []byte        // owned by the writer
+	wdl  writeDeadline // owned by the writer
 }
 
 func (t *tcpTransport) Read() (*magpiepb.Envelope, error) {
@@ -146,15 +151,53 @@ func (t *tcpTransport) Read() (*magpiepb.Envelope, error) {
 	return env, nil
 }
 
-func (t *tcpTransport) Write(env *magpiepb.Envelope) error {
-	b, err := proto.Marshal(env)
-	if err != nil {
-		return err
+func (t *tcpTransport) Write(envs ...*magpiepb.Envelope) error {
+	buf := t.buf[:0]
+	for _, env := range envs {
+		var err error
+		if buf, err = appendFrame(buf, env); err != nil {
+			return err
+		}
 	}
-	t.buf = wire.AppendFrame(t.buf[:0], b)
-	t.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_, err = t.conn.Write(t.buf)
+	t.wdl.set(t.conn)
+	_, err := t.conn.Write(buf)
+	if cap(buf) > maxKeptWriteBuf {
+		buf = nil // a large burst's buffer is not kept for the connection's life
+	}
+	t.buf = buf
 	return err
+}
+
+// maxKeptWriteBuf is the largest write buffer a TCP transport keeps
+// between writes.
+const maxKeptWriteBuf = 64 << 10
+
+// appendFrame appends env to dst as one length-prefixed frame, encoded in
+// place (no intermediate buffer).
+func appendFrame(dst []byte, env *magpiepb.Envelope) ([]byte, error) {
+	n := proto.Size(env)
+	if n > wire.MaxFrame {
+		return dst, fmt.Errorf("magpie: frame of %d bytes exceeds the limit of %d", n, wire.MaxFrame)
+	}
+	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
+	// Size cached the sizes of env's parts; the marshal reuses them.
+	return proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(dst, env)
+}
+
+// writeDeadline moves a connection's write deadline only when the one set
+// is more than an eighth of writeTimeout old, so the effective bound on a
+// write is between 7/8 of writeTimeout and all of it, and a busy
+// connection does not reset a runtime timer for every write.
+type writeDeadline struct{ at time.Time }
+
+func (w *writeDeadline) set(conn net.Conn) {
+	now := time.Now()
+	if now.Sub(w.at) < writeTimeout/8 {
+		return
+	}
+	if conn.SetWriteDeadline(now.Add(writeTimeout)) == nil {
+		w.at = now
+	}
 }
 
 func (t *tcpTransport) SetReadDeadline(d time.Time) error { return t.conn.SetReadDeadline(d) }
@@ -182,13 +225,20 @@ func (t *wsTransport) Read() (*magpiepb.Envelope, error) {
 	}
 }
 
-func (t *wsTransport) Write(env *magpiepb.Envelope) error {
-	b, err := proto.Marshal(env)
-	if err != nil {
-		return err
-	}
+func (t *wsTransport) Write(envs ...*magpiepb.Envelope) error {
+	// gorilla applies its own deadline field to every frame it writes;
+	// setting it is a store, not a timer update.
 	t.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	return t.conn.WriteMessage(websocket.BinaryMessage, b)
+	for _, env := range envs {
+		b, err := proto.Marshal(env)
+		if err != nil {
+			return err
+		}
+		if err := t.conn.WriteMessage(websocket.BinaryMessage, b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (t *wsTransport) SetReadDeadline(d time.Time) error { return t.conn.SetReadDeadline(d) }
