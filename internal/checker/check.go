@@ -24,6 +24,7 @@ type Report struct {
 	OutOfOrder        int `json:"out_of_order"`
 	Gaps              int `json:"gaps"`
 	Divergent         int `json:"divergent"`
+	OutsideWindow     int `json:"outside_window"` // a group message shown to, or ACKed from, a user outside their membership windows
 	ReceiptViolations int `json:"receipt_violations"`
 	ReceiptPushesBack int `json:"receipt_pushes_back"` // receipt pushes older than one the device was already told (live pushes are unordered)
 	System            int `json:"system"`              // server-made messages shown (group events): no client id
@@ -68,7 +69,7 @@ func (rep *Report) Violations() []string {
 	}{
 		{"lost", rep.Lost}, {"unexpected", rep.Unexpected}, {"duplicated stored", rep.DupStored},
 		{"duplicated shown", rep.DupShown}, {"out of order", rep.OutOfOrder}, {"gaps", rep.Gaps},
-		{"divergent", rep.Divergent}, {"receipt violations", rep.ReceiptViolations},
+		{"divergent", rep.Divergent}, {"outside window", rep.OutsideWindow}, {"receipt violations", rep.ReceiptViolations},
 	} {
 		if f.n != 0 {
 			v = append(v, fmt.Sprintf("%s=%d", f.name, f.n))
@@ -96,6 +97,7 @@ func (r *Recorder) Check() *Report {
 	}
 
 	seen := r.seenLocked()
+	wins, holds := r.windowsLocked(), r.holdsLocked(nil)
 	// Where each client id was stored, from ACKs and from every view.
 	stored := map[string]map[convSeq]bool{}
 	at := func(id string, cs convSeq) {
@@ -123,7 +125,13 @@ func (r *Recorder) Check() *Report {
 		}
 		at(s.id, convSeq{s.conv, s.seq})
 		owner[convSeq{s.conv, s.seq}] = s
-		ackLat = append(ackLat, s.acked.Sub(s.invoked))
+		if d := r.devices[s.device]; d != nil {
+			if in, windowed := wins.in(s.conv, d.user, s.seq); windowed && !in {
+				rep.OutsideWindow++
+				example("outside window: %s (%s) was ACKed as %s/%d, outside its user's membership windows", s.id, s.device, s.conv, s.seq)
+			}
+		}
+		ackLat = append(ackLat, s.ackTook)
 	}
 	rep.Ack = summarize(ackLat)
 
@@ -168,6 +176,10 @@ func (r *Recorder) Check() *Report {
 			if !system {
 				at(m.ClientMsgID, cs)
 			}
+			if in, windowed := wins.in(m.Conv, d.user, m.Seq); windowed && !in {
+				rep.OutsideWindow++
+				example("outside window: %s shows %s/%d (%q), outside %s's membership windows", name, m.Conv, m.Seq, m.ClientMsgID, d.user)
+			}
 			if (!system && ids[m.ClientMsgID]) || pos[cs] {
 				rep.DupShown++
 				example("duplicated shown: %s shows %s/%d (%s) twice", name, m.Conv, m.Seq, m.ClientMsgID)
@@ -195,6 +207,9 @@ func (r *Recorder) Check() *Report {
 				cs := convSeq{conv, s}
 				if pos[cs] || (owner[cs] != nil && owner[cs].sentBy(name)) {
 					continue
+				}
+				if in, windowed := wins.in(conv, d.user, s); windowed && !in {
+					continue // not this user's to see
 				}
 				rep.Gaps++
 				example("gap: %s has no %s/%d below %d", name, conv, s, max)
@@ -253,7 +268,7 @@ func (r *Recorder) Check() *Report {
 		switch {
 		case s.outcome == OK:
 			missing := 0
-			for _, d := range r.expectedLocked(s) {
+			for _, d := range r.expectedLocked(s, wins, holds) {
 				if !seen[d.name][s.id] {
 					missing++
 					if missing == 1 {
@@ -319,6 +334,7 @@ func (rep *Report) Print(w io.Writer) {
 		{"out of order", zero(rep.OutOfOrder)},
 		{"gaps", zero(rep.Gaps)},
 		{"divergent", zero(rep.Divergent)},
+		{"outside membership windows", zero(rep.OutsideWindow)},
 		{"receipt violations (stored cursors)", zero(rep.ReceiptViolations)},
 		{"receipt pushes older than one already shown", fmt.Sprint(rep.ReceiptPushesBack)},
 		{"server-made messages (group events) per fresh device set", fmt.Sprint(rep.System)},

@@ -11,6 +11,7 @@ package checker
 
 import (
 	"encoding/json"
+	"slices"
 	"sync"
 	"time"
 )
@@ -52,6 +53,11 @@ type send struct {
 	conv    string
 	seq     uint64
 	acked   time.Time
+	// last is the latest invoke; ackTook runs from the invoke before the
+	// first ACK to it. A client id sent again on purpose much later
+	// (scenario 10) is not an ACK that took minutes.
+	last    time.Time
+	ackTook time.Duration
 }
 
 type shown struct {
@@ -87,6 +93,7 @@ type Recorder struct {
 	users   map[string][]*device
 	cursors []Cursor
 	faults  []Recovery
+	members map[string]map[memberKey]memberEvent // conv → membership events (windows.go)
 
 	hist    *json.Encoder // see Record
 	histErr error
@@ -134,9 +141,12 @@ func (r *Recorder) Invoke(id, device string, members []string, t time.Time) {
 		if device != s.device && !contains(s.also, device) {
 			s.also = append(s.also, device)
 		}
+		if s.outcome != OK {
+			s.last = t
+		}
 		return
 	}
-	s := &send{id: id, device: device, members: append([]string(nil), members...), invoked: t}
+	s := &send{id: id, device: device, members: append([]string(nil), members...), invoked: t, last: t}
 	r.sends[id] = s
 	r.order = append(r.order, s)
 }
@@ -157,7 +167,10 @@ func (r *Recorder) Acked(id, conv string, seq uint64, t time.Time) {
 		s.conv = "\x00dup"
 		return
 	}
-	s.outcome, s.conv, s.seq, s.acked = OK, conv, seq, t
+	if s.outcome == OK {
+		return // the same seq again: the first ACK stands
+	}
+	s.outcome, s.conv, s.seq, s.acked, s.ackTook = OK, conv, seq, t, t.Sub(s.last)
 }
 
 // Ended records a send that ended without an ACK: Failed for a definite
@@ -233,12 +246,13 @@ func (r *Recorder) Missing(before time.Time) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	seen := r.seenLocked()
+	w, holds := r.windowsLocked(), r.holdsLocked(nil)
 	n := 0
 	for _, s := range r.order {
 		if s.outcome != OK || s.acked.After(before) {
 			continue
 		}
-		for _, d := range r.expectedLocked(s) {
+		for _, d := range r.expectedLocked(s, w, holds) {
 			if !d.fresh && !seen[d.name][s.id] {
 				n++
 			}
@@ -260,9 +274,10 @@ func (r *Recorder) MissingOn(deviceName string) int {
 	for _, m := range d.view {
 		got[m.ClientMsgID] = true
 	}
+	w, holds := r.windowsLocked(), r.holdsLocked(d)
 	n := 0
 	for _, s := range r.order {
-		if s.outcome == OK && !s.sentBy(d.name) && contains(s.members, d.user) && !got[s.id] {
+		if s.outcome == OK && !got[s.id] && slices.Contains(r.expectedLocked(s, w, holds), d) {
 			n++
 		}
 	}
@@ -286,13 +301,63 @@ func (s *send) sentBy(device string) bool { return s.device == device || contain
 
 // expectedLocked lists the devices that must show s: every device of every
 // member except the one that sent it (the SDK does not echo a device's own
-// sends back to it).
-func (r *Recorder) expectedLocked(s *send) []*device {
+// sends back to it). In a conversation with membership windows the members
+// are the users whose window holds s's seq (windows.go).
+func (r *Recorder) expectedLocked(s *send, w windows, holds map[string]map[string]bool) []*device {
 	var out []*device
+	if cw, ok := w[s.conv]; ok && s.outcome == OK {
+		for _, u := range cw.names {
+			if in, _ := w.in(s.conv, u, s.seq); !in {
+				continue
+			}
+			current := w.member(s.conv, u)
+			for _, d := range r.users[u] {
+				if !s.sentBy(d.name) && (current || holds[d.name][s.conv]) {
+					out = append(out, d)
+				}
+			}
+		}
+		return out
+	}
 	for _, u := range s.members {
 		for _, d := range r.users[u] {
 			if !s.sentBy(d.name) {
 				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+// holdsLocked is, per device (only's, if not nil), the conversations it
+// showed a message of or had a send ACKed in: the ones its SDK keeps a
+// cursor for and syncs.
+func (r *Recorder) holdsLocked(only *device) map[string]map[string]bool {
+	out := make(map[string]map[string]bool, len(r.devices))
+	add := func(dev, conv string) {
+		if only != nil && dev != only.name {
+			return
+		}
+		m := out[dev]
+		if m == nil {
+			m = map[string]bool{}
+			out[dev] = m
+		}
+		m[conv] = true
+	}
+	for name, d := range r.devices {
+		if only != nil && d != only {
+			continue
+		}
+		for _, v := range d.view {
+			add(name, v.Conv)
+		}
+	}
+	for _, s := range r.order {
+		if s.outcome == OK {
+			add(s.device, s.conv)
+			for _, dev := range s.also {
+				add(dev, s.conv)
 			}
 		}
 	}
@@ -321,20 +386,27 @@ func (r *Recorder) Window(from, to time.Time) (invoked, acked int, slowest time.
 		invoked++
 		if s.outcome == OK {
 			acked++
-			slowest = max(slowest, s.acked.Sub(s.invoked))
+			slowest = max(slowest, s.ackTook)
 		}
 	}
 	return invoked, acked, slowest
 }
 
 // AckedFor lists the client ids of the messages acknowledged before
-// 'before' that user should see on a device that sent none of them.
+// 'before' that user should see on a new device (one that sent none of
+// them and holds no cursors).
 func (r *Recorder) AckedFor(user string, before time.Time) map[string]bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := map[string]bool{}
+	w := r.windowsLocked()
 	for _, s := range r.order {
-		if s.outcome == OK && !s.acked.After(before) && contains(s.members, user) {
+		if s.outcome != OK || s.acked.After(before) {
+			continue
+		}
+		// A new device syncs the groups its user is in now, each with
+		// every window (windows.go).
+		if in, windowed := w.in(s.conv, user, s.seq); (in && w.member(s.conv, user)) || (!windowed && contains(s.members, user)) {
 			out[s.id] = true
 		}
 	}
@@ -368,7 +440,7 @@ func (r *Recorder) AckLatency(from, to time.Time) Latency {
 	var ds []time.Duration
 	for _, s := range r.order {
 		if s.outcome == OK && !s.invoked.Before(from) && s.invoked.Before(to) {
-			ds = append(ds, s.acked.Sub(s.invoked))
+			ds = append(ds, s.ackTook)
 		}
 	}
 	return summarize(ds)

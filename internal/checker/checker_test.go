@@ -283,3 +283,26 @@ func TestAckedForAndLiveLatency(t *testing.T) {
 		t.Fatalf("LiveLatency of an empty window: %+v", l)
 	}
 }
+
+// A client id sent again on purpose an hour after its ACK (scenario 10,
+// "again later") is no ACK that took an hour; a send that was not ACKed
+// before it is invoked again is timed from the later invoke.
+func TestAckLatencyOfResends(t *testing.T) {
+	r := world()
+	r.Invoke("m1", "a1", ab, t0)
+	r.Acked("m1", "c", 1, t0.Add(time.Millisecond))
+	r.Invoke("m1", "a1", ab, t0.Add(time.Hour))
+	r.Acked("m1", "c", 1, t0.Add(time.Hour+2*time.Millisecond))
+	r.Invoke("m2", "a1", ab, t0.Add(time.Second))
+	r.Ended("m2", Unknown)
+	r.Invoke("m2", "a1", ab, t0.Add(time.Hour))
+	r.Acked("m2", "c", 2, t0.Add(time.Hour+3*time.Millisecond))
+	show(r, "a2", "m1", 1, "alice")
+	show(r, "b1", "m1", 1, "alice")
+	show(r, "a2", "m2", 2, "alice")
+	show(r, "b1", "m2", 2, "alice")
+	rep := r.Check()
+	if !rep.OK() || rep.Ack.N != 2 || rep.Ack.Max != 3*time.Millisecond {
+		t.Fatalf("ACK latency of re-sent ids: %+v, want 2 ACKs, the slowest 3ms", rep.Ack)
+	}
+}

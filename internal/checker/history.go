@@ -39,6 +39,8 @@ type event struct {
 	PeerDelivered uint64 `json:"peer_delivered,omitempty"`
 	PeerRead      uint64 `json:"peer_read,omitempty"`
 	HasPeer       bool   `json:"has_peer,omitempty"`
+	// member
+	Op string `json:"op,omitempty"` // join | leave
 	// recovered
 	Fault string `json:"fault,omitempty"`
 	Took  string `json:"took,omitempty"` // a Go duration, e.g. "1.25s"
@@ -232,6 +234,17 @@ func (r *Recorder) replay(ev event) error {
 		}
 		r.Cursors(Cursor{User: ev.User, Conv: ev.Conv, Last: ev.Last, Delivered: ev.Delivered, Read: ev.Read,
 			PeerDelivered: ev.PeerDelivered, PeerRead: ev.PeerRead, HasPeer: ev.HasPeer})
+	case "member":
+		if err := need("conv", ev.Conv, "user", ev.User); err != nil {
+			return err
+		}
+		if ev.Op != "join" && ev.Op != "leave" {
+			return fmt.Errorf("op %q: want join or leave", ev.Op)
+		}
+		if ev.Seq == 0 {
+			return errors.New("seq is missing (seqs start at 1)")
+		}
+		r.Member(ev.Conv, ev.User, ev.Op == "join", ev.Seq)
 	case "recovered":
 		if err := need("fault", ev.Fault, "took", ev.Took); err != nil {
 			return err
@@ -244,7 +257,7 @@ func (r *Recorder) replay(ev event) error {
 	case "":
 		return errors.New("ev is missing")
 	default:
-		return fmt.Errorf("unknown event %q: want device, invoke, ack, end, shown, receipt, cursor or recovered", ev.Ev)
+		return fmt.Errorf("unknown event %q: want device, invoke, ack, end, shown, receipt, cursor, member or recovered", ev.Ev)
 	}
 	return nil
 }
