@@ -116,9 +116,12 @@ func edit(h *Handler, r *request, env *magpiepb.Envelope) {
 
 func receipt(h *Handler, r *request, env *magpiepb.Envelope) {
 	b := env.GetReceipt()
-	r.read(func(ctx context.Context, id logic.Identity) {
-		_, err := h.svc.MoveCursor(ctx, id, b.ConversationId, store.CursorKind(b.Kind), b.Seq, r.conn)
-		r.answer(&magpiepb.Envelope{Body: &magpiepb.Envelope_Ok{Ok: &magpiepb.Ok{}}}, err)
+	// The read slot is held only to queue the move (and to learn the
+	// username); the answer comes once the cursor loop committed it.
+	r.read(func(_ context.Context, id logic.Identity) {
+		h.svc.MoveCursorThen(id, b.ConversationId, store.CursorKind(b.Kind), b.Seq, r.conn, func(_ store.Cursors, err error) {
+			r.answer(&magpiepb.Envelope{Body: &magpiepb.Envelope_Ok{Ok: &magpiepb.Ok{}}}, err)
+		})
 	})
 }
 

@@ -60,23 +60,50 @@ func (s *Service) visibleLastSeq(ctx context.Context, id Identity, convID string
 }
 
 // MoveCursor records a delivered or read receipt and tells the other
-// members and the user's other devices when the cursor moved.
+// members and the user's other devices when the cursor moved; it returns
+// once the move is committed (see MoveCursorThen).
 func (s *Service) MoveCursor(ctx context.Context, id Identity, convID string, kind store.CursorKind, seq uint64, origin *clusterpb.ConnRef) (store.Cursors, error) {
+	done := make(chan store.CursorResult, 1)
+	s.MoveCursorThen(id, convID, kind, seq, origin, func(c store.Cursors, err error) { done <- store.CursorResult{Cursors: c, Err: err} })
+	select {
+	case r := <-done:
+		return r.Cursors, r.Err
+	case <-ctx.Done():
+		return store.Cursors{}, ctx.Err()
+	}
+}
+
+// MoveCursorThen is MoveCursor without the wait: it queues the move and
+// returns; done gets the outcome once the move is committed and the
+// members are told (on the cursor loop's answer goroutine: done must not
+// block), or at once for a bad request or a full queue.
+func (s *Service) MoveCursorThen(id Identity, convID string, kind store.CursorKind, seq uint64, origin *clusterpb.ConnRef, done func(store.Cursors, error)) {
 	if err := validConversationID(convID); err != nil {
-		return store.Cursors{}, err
+		done(store.Cursors{}, err)
+		return
 	}
 	if kind != store.Delivered && kind != store.Read {
-		return store.Cursors{}, invalid("receipt kind must be delivered or read")
+		done(store.Cursors{}, invalid("receipt kind must be delivered or read"))
+		return
 	}
-	cur, err := s.moveCursor(ctx, store.CursorMove{UserID: id.UserID, ConversationID: convID, Kind: kind, Seq: seq})
-	if err != nil || !cur.Moved {
-		return cur, err
-	}
+	s.queueCursor(store.CursorMove{UserID: id.UserID, ConversationID: convID, Kind: kind, Seq: seq}, func(r store.CursorResult) {
+		if r.Err == nil && r.Cursors.Moved {
+			s.tellCursor(id, convID, kind, r.Cursors, origin)
+		}
+		done(r.Cursors, r.Err)
+	})
+}
+
+// tellCursor tells the members' devices and the user's other devices
+// that the user's cursor moved. Best effort: the receipt is stored.
+func (s *Service) tellCursor(id Identity, convID string, kind store.CursorKind, cur store.Cursors, origin *clusterpb.ConnRef) {
+	ctx, cancel := context.WithTimeout(s.life, requestTimeout)
+	defer cancel()
 	members, err := s.membersOf(ctx, convID)
 	if err != nil {
-		return cur, nil // the receipt is stored; notification is best effort
+		return
 	}
-	seq = cur.DeliveredSeq
+	seq := cur.DeliveredSeq
 	if kind == store.Read {
 		seq = cur.ReadSeq
 	}
@@ -94,7 +121,6 @@ func (s *Service) MoveCursor(ctx context.Context, id Identity, convID string, ki
 	if len(conns) > 0 {
 		s.publish(conns, s.enc.Receipt(convID, id.UserID, id.Username, kind, seq))
 	}
-	return cur, nil
 }
 
 // FrameBudget is what a sync or history answer may fill: a frame's limit

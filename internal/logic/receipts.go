@@ -13,23 +13,38 @@ import (
 // "delivered" for nearly every message, and a transaction (with its fsync)
 // per receipt would cost more than storing the messages.
 
+// A receipt does not wait for its commit on a goroutine of its own: at
+// load a device reports "delivered" for nearly every message, the cursor
+// loop's commits fall behind the appends now and then, and receipts
+// waiting each on a read slot used up the slots that syncs and reconnects
+// need (answered "server busy") and piled up goroutines. A queued move
+// instead carries what to do once it is committed; the queue is the
+// loop's, bounded by SendQueue, and a full one is answered busy.
 type pendingCursor struct {
 	move store.CursorMove
-	done chan store.CursorResult
+	then func(store.CursorResult) // runs on the cursor loop's answer goroutine
 }
 
-// moveCursor queues one move for the cursor loop and waits for its commit.
-func (s *Service) moveCursor(ctx context.Context, m store.CursorMove) (store.Cursors, error) {
-	p := &pendingCursor{move: m, done: make(chan store.CursorResult, 1)}
+// queueCursor queues one move for the cursor loop; then gets its result
+// once committed, or at once ErrStopped or errBusy (the queue is full).
+func (s *Service) queueCursor(m store.CursorMove, then func(store.CursorResult)) {
+	p := &pendingCursor{move: m, then: then}
 	full := false
 	if !s.accepting(func() { full = !s.cursors.Add(p) }) {
-		return store.Cursors{}, ErrStopped
+		then(store.CursorResult{Err: ErrStopped})
+		return
 	}
 	if full {
-		return store.Cursors{}, errBusy
+		then(store.CursorResult{Err: errBusy})
 	}
+}
+
+// moveCursor queues one move and waits for its commit.
+func (s *Service) moveCursor(ctx context.Context, m store.CursorMove) (store.Cursors, error) {
+	done := make(chan store.CursorResult, 1)
+	s.queueCursor(m, func(r store.CursorResult) { done <- r })
 	select {
-	case r := <-p.done:
+	case r := <-done:
 		return r.Cursors, r.Err
 	case <-ctx.Done():
 		return store.Cursors{}, ctx.Err()
@@ -37,9 +52,11 @@ func (s *Service) moveCursor(ctx context.Context, m store.CursorMove) (store.Cur
 }
 
 // newCursorLoop is the group-commit loop for receipts (package batch).
+// Answers overlap the next commit: telling the members is a publish each,
+// and now and then a member list to read.
 func (s *Service) newCursorLoop() *batch.Loop[*pendingCursor, store.CursorResult] {
 	return batch.New(batch.Config[*pendingCursor, store.CursorResult]{
-		Depth: s.cfg.SendQueue, Max: s.cfg.MaxBatch, Commit: s.commitCursors, Answer: answerCursors,
+		Depth: s.cfg.SendQueue, Max: s.cfg.MaxBatch, Commit: s.commitCursors, Answer: answerCursors, Overlap: 2,
 	})
 }
 
@@ -56,9 +73,9 @@ func (s *Service) commitCursors(moves []*pendingCursor) ([]store.CursorResult, e
 func answerCursors(moves []*pendingCursor, res []store.CursorResult, err error) {
 	for i, p := range moves {
 		if err != nil {
-			p.done <- store.CursorResult{Err: err}
+			p.then(store.CursorResult{Err: err})
 		} else {
-			p.done <- res[i]
+			p.then(res[i])
 		}
 	}
 }
