@@ -123,6 +123,10 @@ func (s *Service) tellCursor(id Identity, convID string, kind store.CursorKind, 
 	}
 }
 
+// firstSyncRows is how many messages of one conversation a sync reads
+// first (see Sync).
+const firstSyncRows = 16
+
 // FrameBudget is what a sync or history answer may fill: a frame's limit
 // minus room for the envelope. Counting messages alone is not enough: 500
 // messages of a few hundred bytes, or five of the largest, overflow a frame
@@ -189,25 +193,53 @@ func (s *Service) Sync(ctx context.Context, id Identity, cursors map[string]uint
 			res.More = true
 			break
 		}
-		msgs, err := s.store.Messages(ctx, id.UserID, store.MessageQuery{ConversationID: c.ID, AfterSeq: after, Limit: limit})
-		if errors.Is(err, store.ErrNotMember) && !current[c.ID] {
-			continue // never a member: nothing to send
+		// The first read of a conversation takes few rows, later ones as
+		// many as the budget holds at the sizes read so far: a frame holds
+		// only 7 messages of 8 KiB, and reading 500 of them to send 7 made
+		// a device catching up on big messages read its history ~70 times
+		// over (the slow consumer's reconnect outlasted 30 s at load).
+		q := store.MessageQuery{ConversationID: c.ID, AfterSeq: after, Limit: min(limit, firstSyncRows)}
+		if current[c.ID] {
+			q.Limit = int(min(uint64(q.Limit), c.LastSeq-after))
 		}
-		if err != nil {
-			return SyncResult{}, err
-		}
-		n := 0
-		for _, m := range msgs {
-			if budget -= s.enc.MessageSize(m, c.Peer); budget < 0 && n > 0 {
+		sent, size := 0, 0
+	reads:
+		for {
+			msgs, err := s.store.Messages(ctx, id.UserID, q)
+			if errors.Is(err, store.ErrNotMember) && !current[c.ID] {
+				break // never a member: nothing to send
+			}
+			if err != nil {
+				return SyncResult{}, err
+			}
+			for i, m := range msgs {
+				n := s.enc.MessageSize(m, c.Peer)
+				if budget -= n; budget < 0 && sent > 0 {
+					res.More = true
+					break reads
+				}
+				res.Messages = append(res.Messages, PeerMessage{Message: m, Peer: c.Peer})
+				sent, size, limit = sent+1, size+n, limit-1
+				if limit == 0 && i < len(msgs)-1 {
+					res.More = true
+					break reads
+				}
+			}
+			if current[c.ID] && len(msgs) > 0 && msgs[len(msgs)-1].Seq >= c.LastSeq {
+				break // all of it
+			}
+			if len(msgs) < q.Limit {
+				if sent > 0 && current[c.ID] && res.Messages[len(res.Messages)-1].Seq < c.LastSeq {
+					res.More = true
+				}
+				break
+			}
+			if limit == 0 || budget <= 0 {
 				res.More = true
 				break
 			}
-			res.Messages = append(res.Messages, PeerMessage{Message: m, Peer: c.Peer})
-			n++
-		}
-		limit -= n
-		if n < len(msgs) || (n > 0 && current[c.ID] && msgs[n-1].Seq < c.LastSeq) {
-			res.More = true
+			q.AfterSeq = msgs[len(msgs)-1].Seq
+			q.Limit = min(limit, budget/max(1, size/max(1, sent))+1)
 		}
 	}
 	return res, nil
