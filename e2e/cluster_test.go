@@ -31,7 +31,7 @@ import (
 // never uses that server: it starts a private one with initdb into a
 // temporary directory, so the restart fault crashes only its own.
 // Sizes: MAGPIE_CLUSTER_USERS, MAGPIE_CLUSTER_RATE (per device),
-// MAGPIE_CLUSTER_SETTLE; ports: MAGPIE_CLUSTER_PORT_BASE (every port from
+// MAGPIE_CLUSTER_SETTLE, MAGPIE_CLUSTER_CHURN (scenario 11, seconds); ports: MAGPIE_CLUSTER_PORT_BASE (every port from
 // there on; default free ephemeral ports); another nats-server binary:
 // MAGPIE_CLUSTER_NATS.
 func TestClusterFaults(t *testing.T) {
@@ -82,6 +82,7 @@ func TestClusterFaults(t *testing.T) {
 		Soak:       time.Duration(envInt("MAGPIE_CLUSTER_SOAK", 30)) * time.Second,
 		StormConns: envInt("MAGPIE_CLUSTER_STORM", 1000),
 		SlowBurst:  envInt("MAGPIE_CLUSTER_SLOW_BURST", 1200),
+		Churn:      time.Duration(envInt("MAGPIE_CLUSTER_CHURN", 20)) * time.Second,
 		Out:        &testWriter{t: t, b: &log},
 		History:    filepath.Join(dir, "history.jsonl"),
 	}
@@ -102,6 +103,9 @@ func TestClusterFaults(t *testing.T) {
 	}
 	if res.Storm != nil {
 		t.Logf("reconnect storm: %s", res.Storm)
+	}
+	if res.Churn != nil {
+		t.Logf("multi-device churn: %s", res.Churn)
 	}
 	for _, f := range res.Soak {
 		t.Logf("soak %s", f)

@@ -48,6 +48,8 @@ type Load struct {
 	stopOnce sync.Once
 	closing  atomic.Bool
 
+	churn atomic.Pointer[churnState] // scenario 11, once it started
+
 	Replaced atomic.Int64 // Clients replaced by the watchdog
 	// DupAcks counts ACKs marked duplicate: a retry of a message that was
 	// already stored, answered with its original seq.
@@ -68,6 +70,7 @@ type Device struct {
 	since    time.Time // of the current state
 	closed   bool
 	replaced int
+	gen      int // of the newest Client (newClient)
 }
 
 const password = "cluster-test-password"
@@ -173,11 +176,16 @@ func (d *Device) newClient() *client.Client {
 	l := d.load
 	// Alternate the starting logic node by device and by replacement, so
 	// logins spread and a dead node is not retried first forever.
-	i := (d.idx + d.replaced) % len(l.cfg.Servers)
+	d.mu.Lock()
+	i := (d.idx + d.replaced + d.gen) % len(l.cfg.Servers)
+	d.gen++
+	gen := d.gen
+	d.mu.Unlock()
 	return client.New(client.Options{
 		Server: l.cfg.Servers[i], Username: d.user, Password: password, Device: d.name,
 		Transport: "tcp", HTTPClient: l.hcs[i],
-		OnMessage: d.onMessage, OnReceipt: d.onReceipt, OnState: d.onState,
+		OnMessage: d.onMessage, OnReceipt: d.onReceipt,
+		OnState:    func(st client.State, _ error) { d.onState(gen, st) },
 		BackoffMin: 100 * time.Millisecond, BackoffMax: 2 * time.Second,
 		Cursors: d.cursors,
 	})
@@ -223,13 +231,34 @@ func (d *Device) Ready() bool {
 	return d.state == client.StateReady
 }
 
-func (d *Device) onState(st client.State, _ error) {
+// onState follows the state of the device's current Client only: a
+// closed Client's last callbacks may run after its successor's (flap,
+// replace).
+func (d *Device) onState(gen int, st client.State) {
 	d.mu.Lock()
-	d.state, d.since = st, time.Now()
+	if gen == d.gen {
+		d.state, d.since = st, time.Now()
+	}
 	d.mu.Unlock()
 }
 
 func (d *Device) onMessage(m client.Message) {
+	if ev := m.Event; ev != nil {
+		// The group events bound the members' windows (scenario 11).
+		switch ev.Type {
+		case "created":
+			d.load.Rec.Member(m.ConversationID, ev.Actor, true, m.Seq)
+			fallthrough
+		case "added", "joined":
+			for _, u := range ev.Usernames {
+				d.load.Rec.Member(m.ConversationID, u, true, m.Seq)
+			}
+		case "left", "removed":
+			for _, u := range ev.Usernames {
+				d.load.Rec.Member(m.ConversationID, u, false, m.Seq)
+			}
+		}
+	}
 	d.load.Rec.Shown(d.name, checker.Message{Conv: m.ConversationID, Seq: m.Seq, ClientMsgID: m.ClientMsgID, Sender: m.Sender, Text: m.Text},
 		checker.Phase(d.load.phase.Load()), time.Now())
 }
@@ -331,7 +360,14 @@ func (d *Device) sendLoop() {
 		}
 		req := client.SendRequest{ClientMsgID: fmt.Sprintf("%s-%d", d.name, n)}
 		var members []string
-		if len(groups) > 0 && n%4 == 3 {
+		churnGroup, churnMembers := "", []string(nil)
+		if n%4 == 1 {
+			churnGroup, churnMembers = l.churnGroupOf(d.user, n)
+		}
+		if churnGroup != "" {
+			req.ToGroup, members = churnGroup, churnMembers
+			l.churn.Load().sends.Add(1)
+		} else if len(groups) > 0 && n%4 == 3 {
 			req.ToGroup = groups[n%len(groups)]
 			members = l.groups[req.ToGroup]
 		} else {
@@ -378,6 +414,9 @@ func (d *Device) send(req client.SendRequest, members []string) (duplicate bool)
 		var e *client.Error
 		if errors.As(err, &e) && e.Code.Action() == wire.GiveUp {
 			l.Rec.Ended(req.ClientMsgID, checker.Failed)
+			if c := l.churn.Load(); c != nil && e.Code == wire.CodeNotMember {
+				c.refused.Add(1) // a churn group the user just left
+			}
 			return false
 		}
 		// ErrClosed / ErrNotConnected: the Client was replaced or stopped;
@@ -503,6 +542,10 @@ func (l *Load) Receipts(ctx context.Context) error {
 		c := d.client()
 		for conv, seq := range d.cursors.snapshot() {
 			if err := c.MarkRead(ctx, conv, seq); err != nil {
+				var e *client.Error
+				if errors.As(err, &e) && e.Code == wire.CodeNotMember {
+					continue // a churn group the user left (scenario 11)
+				}
 				return fmt.Errorf("mark read: %w", err)
 			}
 		}

@@ -39,6 +39,9 @@ type RunConfig struct {
 	// gateways run with --send-queue 256, so the burst overflows it and
 	// the socket buffers.
 	SlowBurst int
+	// Churn is how long scenario 11 (multi-device churn) lasts; default
+	// 20s, <0: none.
+	Churn time.Duration
 	// AcceptRate is every gateway's --accept-rate (with a storm); default
 	// 500/s.
 	AcceptRate float64
@@ -58,7 +61,8 @@ type Result struct {
 	Soak     []SoakFigure // per process, at the start and end of the soak
 	Storm    *StormFigure // scenario 8
 	Phases   []PhaseFigure
-	Slow     *SlowFigure // scenario 7
+	Slow     *SlowFigure  // scenario 7
+	Churn    *ChurnFigure // scenario 11
 	// CrashRetries: per crash point (scenario 9), the retries answered as
 	// duplicates with the stored seq.
 	CrashRetries []CrashFigure
@@ -126,6 +130,9 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	}
 	if cfg.AcceptRate == 0 {
 		cfg.AcceptRate = 500
+	}
+	if cfg.Churn == 0 {
+		cfg.Churn = 20 * time.Second
 	}
 	if cfg.SlowBurst == 0 {
 		cfg.SlowBurst = 1200
@@ -372,6 +379,23 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		}
 	}
 	settle()
+
+	// 11. Multi-device churn: devices flap, users leave and rejoin groups
+	// the load sends to; every view must hold exactly its windows.
+	if cfg.Churn > 0 {
+		begin("multi-device churn for %v: devices flapping, users leaving and rejoining groups", cfg.Churn)
+		f, err := load.Churn(ctx, ChurnConfig{For: cfg.Churn, Seed: cfg.Seed})
+		if err != nil {
+			return nil, err
+		}
+		res.Churn = f
+		logf("  churn: %s", f)
+		if f.Flaps == 0 || f.Joins == 0 || f.Leaves == 0 {
+			problem("churn: no flap, join or leave happened (%s)", f)
+		}
+		caughtUp("multi-device churn", time.Now())
+		settle()
+	}
 
 	// 7. A slow consumer: cut at its queue cap, the rest unharmed, and it
 	// catches up after reconnecting.
