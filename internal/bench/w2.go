@@ -37,6 +37,10 @@ type StepResult struct {
 	PerSenderRate float64 `json:"per_sender_rate_per_s,omitempty"`
 	Note          string  `json:"note,omitempty"`
 	WindowSeconds float64 `json:"window_s"`
+	// The window's wall-clock edges, to match samples taken outside the
+	// bench (e.g. PostgreSQL's backends' CPU).
+	WindowStartMs int64   `json:"window_start_unix_ms,omitempty"`
+	WindowEndMs   int64   `json:"window_end_unix_ms,omitempty"`
 	AckedRate     float64 `json:"acked_per_s"`
 	DeliveredRate float64 `json:"delivered_per_s"`
 	// Latencies of messages intended within the window, from the intended
@@ -605,6 +609,9 @@ func (b *w2) runStep(ctx context.Context, idx int, rate float64, inflight int) (
 	b.carryMissing(idx)
 
 	res.WindowSeconds = window.wall.Seconds()
+	if window.wall > 0 {
+		res.WindowStartMs, res.WindowEndMs = window.t0.UnixMilli(), window.t1.UnixMilli()
+	}
 	res.Sent, res.Acked, res.Failed, res.Delivered = st.sent.Load(), st.acked.Load(), st.failed.Load(), st.delivered.Load()
 	res.Skipped = uint64(st.skipped.Load())
 	res.Lost, res.LostAtStep, res.Duplicated, res.Reordered = lost, lost, dup1-dup0, reord1-reord0

@@ -21,6 +21,9 @@ import (
 // transaction holds the write lock on those rows for its whole life: the
 // single SQLite writer, or SELECT ... FOR UPDATE on PostgreSQL, taken in id
 // order so that two nodes locking overlapping batches cannot deadlock.
+// On PostgreSQL a batch first tries the path of pgpipeline.go, two round
+// trips and no lock held across one, and comes here when that cannot
+// decide it.
 func (s *Store) AppendMessages(ctx context.Context, reqs []store.AppendRequest) ([]store.AppendResult, error) {
 	if err := s.check(); err != nil {
 		return nil, err
@@ -35,6 +38,11 @@ func (s *Store) AppendMessages(ctx context.Context, reqs []store.AppendRequest) 
 // appendAndMove is AppendMessages followed, in its transaction, by
 // MoveCursors of moves (see AppendAndMove).
 func (s *Store) appendAndMove(ctx context.Context, reqs []store.AppendRequest, moves []store.CursorMove) ([]store.AppendResult, []store.CursorResult, error) {
+	if s.d == dialectPostgres && len(moves) == 0 {
+		if results, ok, err := s.appendPipelined(ctx, reqs); ok || err != nil {
+			return results, nil, err
+		}
+	}
 	var results []store.AppendResult
 	var moved []store.CursorResult
 	var unprepared, locked []string

@@ -2,12 +2,15 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/magpie-im/magpie/internal/store"
 )
@@ -43,7 +46,11 @@ func TestPostgresPlans(t *testing.T) {
 		"conversations": func() (string, []string) {
 			return withRows(rowsOf{"v(id, last_seq, updated_at)", []string{"TEXT", "BIGINT", "BIGINT"}}, pgUpdateConversationsSQL)
 		},
-		"senders": func() (string, []string) { return withRows(queuedSenders, pgUpdateSendersSQL) },
+		"senders":            func() (string, []string) { return withRows(queuedSenders, pgUpdateSendersSQL) },
+		"read_conversations": func() (string, []string) { return withRows(ids, pgReadConversationsSQL) },
+		"pipelined_write": func() (string, []string) {
+			return pgWriteBatchSQL, slices.Concat(queuedRows.types, []string{"TEXT", "BIGINT", "BIGINT", "BIGINT"}, queuedSenders.types)
+		},
 		"cursors": func() (string, []string) {
 			return moveCursorsSQL, []string{"TEXT", "BIGINT", "TEXT", "BIGINT", "TEXT", "BIGINT"}
 		},
@@ -185,4 +192,99 @@ func senderIndex(id int64, us []store.User) int {
 		}
 	}
 	return -1
+}
+
+// TestPostgresPipelined: a batch of members of existing conversations is
+// written on the two-round-trip path; a change committed between its
+// reads and its write (a mute, the same client id stored by another
+// batch) makes the write fail and the locking path decide the batch, as
+// if the change had come first.
+func TestPostgresPipelined(t *testing.T) {
+	s := openPostgresTest(t)
+	ctx := t.Context()
+	var us []store.User
+	for _, name := range []string{"owner", "ann", "ben"} {
+		u, err := s.CreateUser(ctx, name, "hash")
+		if err != nil {
+			t.Fatal(err)
+		}
+		us = append(us, u)
+	}
+	owner, ann, ben := us[0], us[1], us[2]
+	g, _, err := s.CreateGroup(ctx, store.NewGroup{Name: "g", OwnerID: owner.ID, MemberIDs: []int64{ann.ID, ben.ID},
+		Event: store.Event{Type: "created"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	private := store.PrivateConversationID(ann.ID, ben.ID)
+	send := func(reqs ...store.AppendRequest) []store.AppendResult {
+		t.Helper()
+		res, err := s.AppendMessages(ctx, reqs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	counts := func() (int64, int64) { return s.pipe.written.Load(), s.pipe.passed.Load() }
+
+	// The first message creates the private chat: the locking path.
+	send(store.AppendRequest{ConversationID: private, SenderID: ann.ID, PeerID: ben.ID, ClientMsgID: "p1", Text: "hi"})
+	if w, p := counts(); w != 0 || p != 1 {
+		t.Fatalf("first private message: written %d passed %d, want 0 and 1", w, p)
+	}
+	res := send(
+		store.AppendRequest{ConversationID: private, SenderID: ann.ID, PeerID: ben.ID, ClientMsgID: "p2", Text: "a"},
+		store.AppendRequest{ConversationID: g.ID, SenderID: ben.ID, ClientMsgID: "g1", Text: "b"},
+		store.AppendRequest{ConversationID: private, SenderID: ann.ID, PeerID: ben.ID, ClientMsgID: "p2", Text: "a"},
+		store.AppendRequest{ConversationID: private, SenderID: ben.ID, PeerID: ann.ID, ClientMsgID: "p3", Text: "c"})
+	if w, p := counts(); w != 1 || p != 1 {
+		t.Fatalf("batch of members: written %d passed %d, want 1 and 1", w, p)
+	}
+	if res[0].Message.Seq != 2 || res[2].Message.Seq != 2 || !res[2].Duplicate || res[3].Message.Seq != 3 || res[1].Message.Seq != 2 {
+		t.Fatalf("results %+v", res)
+	}
+	c, err := s.Conversation(ctx, ben.ID, private)
+	if err != nil || c.LastSeq != 3 || c.DeliveredSeq != 3 || c.ReadSeq != 3 {
+		t.Fatalf("ben's private chat: %+v, %v; want last seq 3 and his cursors at 3", c, err)
+	}
+
+	// A mute committed between the reads and the write: the write fails,
+	// the locking path refuses the message.
+	s.pipe.beforeWrite = func() {
+		s.pipe.beforeWrite = nil
+		if _, err := s.ChangeGroup(ctx, store.GroupChange{GroupID: g.ID, ActorID: owner.ID, Op: store.OpMute,
+			Targets: []int64{ben.ID}, Until: time.Now().Add(time.Hour), Event: store.Event{Type: "muted"}}); err != nil {
+			t.Error(err)
+		}
+	}
+	res = send(store.AppendRequest{ConversationID: g.ID, SenderID: ben.ID, ClientMsgID: "g2", Text: "muted"})
+	if !errors.Is(res[0].Err, store.ErrMuted) {
+		t.Fatalf("a message after the mute: %+v, want ErrMuted", res[0])
+	}
+	if w, p := counts(); w != 1 || p != 2 {
+		t.Fatalf("after the mute: written %d passed %d, want 1 and 2", w, p)
+	}
+
+	// The same client id stored meanwhile: answered with that original.
+	var first store.AppendResult
+	s.pipe.beforeWrite = func() {
+		s.pipe.beforeWrite = nil
+		r, err := s.AppendMessages(ctx, []store.AppendRequest{{ConversationID: private, SenderID: ann.ID, PeerID: ben.ID, ClientMsgID: "p4", Text: "once"}})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		first = r[0]
+	}
+	res = send(store.AppendRequest{ConversationID: private, SenderID: ann.ID, PeerID: ben.ID, ClientMsgID: "p4", Text: "once"})
+	if !res[0].Duplicate || res[0].Message.Seq != first.Message.Seq || first.Message.Seq != 4 {
+		t.Fatalf("the retry: %+v, the original: %+v", res[0], first)
+	}
+	if w, p := counts(); w != 2 || p != 3 {
+		t.Fatalf("after the retry: written %d passed %d, want 2 and 3", w, p)
+	}
+	msgs, err := s.Messages(ctx, ann.ID, store.MessageQuery{ConversationID: private, Limit: 10})
+	if err != nil || len(msgs) != 4 {
+		t.Fatalf("history: %d messages, %v; want 4", len(msgs), err)
+	}
 }

@@ -38,6 +38,7 @@ type Store struct {
 	reads  stmtCache  // AppendMessages' reads over many rows
 	known  knownConvs // conversations that exist, so AppendMessages need not ask
 	hc     *hotCache  // SQLite only: AppendMessages' reads, while this process alone writes
+	pipe   pipeline   // PostgreSQL only: the two-round-trip append's counters
 	closed atomic.Bool
 }
 
