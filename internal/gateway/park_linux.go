@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"os"
 	"sync"
 	"syscall"
 )
@@ -14,7 +15,8 @@ import (
 // usual once started.
 type poller struct {
 	epfd int
-	wake [2]int // a pipe: a byte in wake[1] ends run
+	ep   *os.File // epfd, registered with Go's netpoller (see run)
+	wake [2]int   // a pipe: a byte in wake[1] ends run
 
 	mu     sync.RWMutex // held (read) around epoll_ctl so close cannot race it
 	closed bool
@@ -28,9 +30,15 @@ func newPoller() (*poller, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &poller{epfd: epfd}
-	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+	// Non-blocking, so os.NewFile hands it to Go's netpoller: an epoll
+	// descriptor is readable while it has events.
+	if err := syscall.SetNonblock(epfd, true); err != nil {
 		syscall.Close(epfd)
+		return nil, err
+	}
+	p := &poller{epfd: epfd, ep: os.NewFile(uintptr(epfd), "gateway-epoll")}
+	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		p.ep.Close()
 		return nil, err
 	}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN}
@@ -83,14 +91,34 @@ func (p *poller) arm(rc syscall.RawConn, id uint64, first bool) error {
 }
 
 // run reports each ready socket's id to ready until stop is called.
+//
+// It does not block in epoll_wait: a goroutine blocked in a syscall holds
+// an OS thread, and each wake-up had to get a P back from the scheduler
+// (a futex round trip or a thread hand-off), once per event on a gateway
+// of idle connections whose pings arrive one at a time. Instead the epoll
+// descriptor itself waits in Go's netpoller, like any socket, and run
+// collects events with a zero timeout when it is readable.
 func (p *poller) run(ready func(id uint64)) error {
+	rc, err := p.ep.SyscallConn()
+	if err != nil {
+		p.shut()
+		return err
+	}
 	events := make([]syscall.EpollEvent, 256)
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
-		if err != nil {
-			if errors.Is(err, syscall.EINTR) {
-				continue
+		var n int
+		var werr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, werr = syscall.EpollWait(int(fd), events, 0)
+			if errors.Is(werr, syscall.EINTR) {
+				n, werr = 0, nil
 			}
+			return n > 0 || werr != nil // false: wait until readable
+		})
+		if err == nil {
+			err = werr
+		}
+		if err != nil {
 			p.shut()
 			return err
 		}
@@ -124,5 +152,5 @@ func (p *poller) shut() {
 func (p *poller) closeFDs() {
 	syscall.Close(p.wake[0])
 	syscall.Close(p.wake[1])
-	syscall.Close(p.epfd)
+	p.ep.Close() // epfd
 }
