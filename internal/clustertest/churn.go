@@ -25,7 +25,7 @@ import (
 type ChurnConfig struct {
 	For      time.Duration // how long the churn lasts
 	Groups   int           // open groups to churn; default 2
-	Size     int           // members of each at the start, owner included; default 6
+	Size     int           // members of each at the start, owner included; default 6; at most twice that join
 	Flappers int           // devices flapping at once; default 4
 	Churners int           // users leaving or joining at once; default 3
 	Seed     int64         // draws who flaps and who churns
@@ -95,6 +95,7 @@ func (l *Load) Churn(ctx context.Context, cfg ChurnConfig) (*ChurnFigure, error)
 	cfg.Size = min(cfg.Size, len(l.users))
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 11))
 	st := &churnState{members: map[string][]string{}}
+	pools := map[string][]string{} // group id → users who may join it
 	// Groups of consecutive users from a random start; the first is the
 	// owner, who stays (an owner cannot leave without handing over).
 	for i := range cfg.Groups {
@@ -109,6 +110,14 @@ func (l *Load) Churn(ctx context.Context, cfg ChurnConfig) (*ChurnFigure, error)
 			return nil, fmt.Errorf("create churn group: %w", err)
 		}
 		st.members[g.ID] = members
+		// Who may join: the first members and as many users after them,
+		// so a group stays small at any load (a group the whole load
+		// joined multiplied the fan-out of the rest of the run).
+		pool := slices.Clone(members)
+		for k := cfg.Size; k < 2*cfg.Size && k < len(l.users); k++ {
+			pool = append(pool, l.users[(start+k)%len(l.users)])
+		}
+		pools[g.ID] = pool
 	}
 	st.fig.Groups = cfg.Groups
 	l.churn.Store(st)
@@ -134,7 +143,8 @@ func (l *Load) Churn(ctx context.Context, cfg ChurnConfig) (*ChurnFigure, error)
 				st.mu.Lock()
 				owner := st.members[g][0]
 				st.mu.Unlock()
-				u := l.users[rng.IntN(len(l.users))]
+				pool := pools[g]
+				u := pool[rng.IntN(len(pool))]
 				pause := time.Duration(300+rng.IntN(1200)) * time.Millisecond
 				k := rng.IntN(l.cfg.DevicesPerUser)
 				ok := u != owner && !busyUser[u]

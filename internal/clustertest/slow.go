@@ -146,8 +146,12 @@ func (t *Topology) SlowConsumer(ctx context.Context, l *Load, n int) (*SlowFigur
 	want := l.Rec.AckedFor(target, time.Now())
 	var mu sync.Mutex
 	got := map[string]bool{}
+	// Its cursors outlive a failed attempt, as an app's saved ones do: at
+	// load a catch-up from zero (thousands of 8 KiB messages, 7 to a
+	// frame) can outlast one attempt, and the next goes on from there.
+	cursors := newMemCursors()
 	c := client.New(client.Options{Server: l.cfg.Servers[0], Username: target, Password: password, Device: "slow",
-		Transport: "tcp", HTTPClient: l.hcs[0],
+		Transport: "tcp", HTTPClient: l.hcs[0], Cursors: cursors,
 		OnMessage: func(m client.Message) { mu.Lock(); got[m.ClientMsgID] = true; mu.Unlock() }})
 	defer func() { c.Close() }()
 	start := time.Now()
@@ -167,7 +171,7 @@ func (t *Topology) SlowConsumer(ctx context.Context, l *Load, n int) (*SlowFigur
 		}
 		c.Close()
 		c = client.New(client.Options{Server: l.cfg.Servers[(attempt+1)%len(l.cfg.Servers)], Username: target, Password: password, Device: "slow",
-			Transport: "tcp", HTTPClient: l.hcs[(attempt+1)%len(l.hcs)],
+			Transport: "tcp", HTTPClient: l.hcs[(attempt+1)%len(l.hcs)], Cursors: cursors,
 			OnMessage: func(m client.Message) { mu.Lock(); got[m.ClientMsgID] = true; mu.Unlock() }})
 	}
 	missing := func() int {
