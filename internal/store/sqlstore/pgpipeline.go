@@ -38,7 +38,10 @@ import (
 // unchanged last seq means the memberships and mutes step 1 read still
 // hold (and such an event took the seq step 1 would give our first
 // message, which the messages' primary key refuses too). Duplicates
-// committed since step 1 fail the client ids' unique index the same way. On any such failure, and whenever the batch needs
+// committed since step 1 fail the client ids' unique index the same way.
+// Blocks and friendships are read unlocked on both paths: one committed
+// between the reads and the write comes after the message, as one
+// committed during the locking path's transaction would. On any such failure, and whenever the batch needs
 // more than this path reads (a client id already stored, a conversation
 // not yet created, a sender who is not a member, a recall or edit), the
 // batch runs on the locking path instead, which decides every case.
