@@ -489,7 +489,8 @@ func TestMQTTBenchSmoke(t *testing.T) {
 
 // TestClusterMQTT: in the cluster harness (3 NATS servers, PostgreSQL, one
 // logic node, two gateways), a device on one gateway's MQTT listener and a
-// user on the other gateway (the Go SDK) write to each other.
+// user on the other gateway (the Go SDK) write to each other, and the same
+// client id through the other gateway takes the first connection's place.
 func TestClusterMQTT(t *testing.T) {
 	topo := clusterTopology(t, 2, 1, func(c *clustertest.Config) { c.MQTT = true })
 	server := topo.LogicURLs()[0]
@@ -535,11 +536,13 @@ func TestClusterMQTT(t *testing.T) {
 		t.Fatalf("login: %v", err)
 	}
 	inbox := make(chan []byte, 16)
+	replaced := make(chan byte, 1)
 	dev, _, err := pahoConnect(t, devGW.MQTT, "dev4", "sensor4", login.Token, paho.ClientConfig{
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(p paho.PublishReceived) (bool, error) {
 			inbox <- p.Packet.Payload
 			return true, nil
 		}},
+		OnServerDisconnect: func(d *paho.Disconnect) { replaced <- d.ReasonCode },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -570,5 +573,47 @@ func TestClusterMQTT(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("the device never got alice's message")
+	}
+
+	// The same client id through the other gateway takes over: the first
+	// connection gets DISCONNECT 0x8E (session taken over), the second
+	// gets what follows.
+	var otherGW *clustertest.Node
+	for _, g := range topo.Gateways {
+		if g != devGW {
+			otherGW = g
+		}
+	}
+	inbox2 := make(chan []byte, 16)
+	dev2, _, err := pahoConnect(t, otherGW.MQTT, "dev4", "sensor4", login.Token, paho.ClientConfig{
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(p paho.PublishReceived) (bool, error) {
+			inbox2 <- p.Packet.Payload
+			return true, nil
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case rc := <-replaced:
+		if rc != 0x8E {
+			t.Fatalf("the first connection got DISCONNECT 0x%02X, want 0x8E", rc)
+		}
+	case <-ctx.Done():
+		t.Fatal("the first connection was not taken over")
+	}
+	if _, err := dev2.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "magpie/inbox", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, client.SendRequest{ToUser: "sensor4", Text: "after takeover"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-inbox2:
+		if !bytes.Contains(p, []byte("after takeover")) {
+			t.Fatalf("the new connection got %q", p)
+		}
+	case <-ctx.Done():
+		t.Fatal("the new connection never got alice's message")
 	}
 }

@@ -278,7 +278,7 @@ func (s *session) authenticate(id uint64, token string) bool {
 	g := s.g
 	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.AuthTimeout)
 	reply, err := g.logic.Authenticate(ctx, &clusterpb.AuthRequest{
-		Token: token, Conn: &clusterpb.ConnRef{Gateway: g.cfg.ID, Conn: s.id},
+		Token: token, Conn: &clusterpb.ConnRef{Gateway: g.cfg.ID, Conn: s.id, Exclusive: s.kind == MQTT},
 	})
 	cancel()
 	if err != nil {

@@ -41,10 +41,30 @@ func (s *Service) AuthenticateConn(ctx context.Context, token string, conn *clus
 	ref := &clusterpb.ConnRef{
 		Gateway: conn.Gateway, Conn: conn.Conn, UserId: id.UserID,
 		SessionId: id.SessionID, Device: id.Device, Platform: id.Platform, ExpiresMs: id.ExpiresAt.UnixMilli(),
+		Exclusive: conn.Exclusive,
+	}
+	if ref.Exclusive {
+		s.takeOverDevice(ref)
 	}
 	// Route to the connection from now on, before the bucket's watch says so.
 	s.presence.Add(ref)
 	return AuthResult{Conn: ref, Identity: id, HeartbeatSecs: s.cfg.HeartbeatSecs}, nil
+}
+
+// takeOverDevice closes the device's other exclusive (MQTT) connections on
+// other gateways: a second CONNECT with a client id replaces the first
+// (MQTT 3.1.4-3). The connection's own gateway does the same for its own
+// connections when it answers CONNECT, so only the others are kicked here.
+// Two CONNECTs at once through different logic nodes may both stay until
+// the next one: each kicks only what its presence view already holds.
+func (s *Service) takeOverDevice(ref *clusterpb.ConnRef) {
+	var old []*clusterpb.ConnRef
+	for _, c := range s.presence.Conns(ref.UserId) {
+		if c.Exclusive && c.Device == ref.Device && c.Gateway != ref.Gateway {
+			old = append(old, c)
+		}
+	}
+	s.kick(old, KindReplaced, "another connection took this client id")
 }
 
 // Arrived is called for each request a connection forwards, before it

@@ -27,14 +27,18 @@ const (
 
 // ConnRef names one client connection on one gateway.
 type ConnRef struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Gateway       string                 `protobuf:"bytes,1,opt,name=gateway,proto3" json:"gateway,omitempty"`
-	Conn          uint64                 `protobuf:"varint,2,opt,name=conn,proto3" json:"conn,omitempty"`
-	UserId        int64                  `protobuf:"varint,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	SessionId     string                 `protobuf:"bytes,4,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	Device        string                 `protobuf:"bytes,5,opt,name=device,proto3" json:"device,omitempty"`
-	Platform      string                 `protobuf:"bytes,6,opt,name=platform,proto3" json:"platform,omitempty"`
-	ExpiresMs     int64                  `protobuf:"varint,7,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"` // the session's token expiry; requests after it are refused
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Gateway   string                 `protobuf:"bytes,1,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	Conn      uint64                 `protobuf:"varint,2,opt,name=conn,proto3" json:"conn,omitempty"`
+	UserId    int64                  `protobuf:"varint,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	SessionId string                 `protobuf:"bytes,4,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Device    string                 `protobuf:"bytes,5,opt,name=device,proto3" json:"device,omitempty"`
+	Platform  string                 `protobuf:"bytes,6,opt,name=platform,proto3" json:"platform,omitempty"`
+	ExpiresMs int64                  `protobuf:"varint,7,opt,name=expires_ms,json=expiresMs,proto3" json:"expires_ms,omitempty"` // the session's token expiry; requests after it are refused
+	// An MQTT connection: its client id (the device) has one connection in
+	// the cluster, so a newer one with the same device replaces the others
+	// (MQTT 3.1.4-3), on whichever gateway they are.
+	Exclusive     bool `protobuf:"varint,8,opt,name=exclusive,proto3" json:"exclusive,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -116,6 +120,13 @@ func (x *ConnRef) GetExpiresMs() int64 {
 		return x.ExpiresMs
 	}
 	return 0
+}
+
+func (x *ConnRef) GetExclusive() bool {
+	if x != nil {
+		return x.Exclusive
+	}
+	return false
 }
 
 // AuthRequest asks logic to check a token for a new connection.
@@ -522,7 +533,7 @@ var File_cluster_proto protoreflect.FileDescriptor
 
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\rcluster.proto\x12\x11magpie.cluster.v1\"\xc2\x01\n" +
+	"\rcluster.proto\x12\x11magpie.cluster.v1\"\xe0\x01\n" +
 	"\aConnRef\x12\x18\n" +
 	"\agateway\x18\x01 \x01(\tR\agateway\x12\x12\n" +
 	"\x04conn\x18\x02 \x01(\x04R\x04conn\x12\x17\n" +
@@ -532,7 +543,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\x06device\x18\x05 \x01(\tR\x06device\x12\x1a\n" +
 	"\bplatform\x18\x06 \x01(\tR\bplatform\x12\x1d\n" +
 	"\n" +
-	"expires_ms\x18\a \x01(\x03R\texpiresMs\"S\n" +
+	"expires_ms\x18\a \x01(\x03R\texpiresMs\x12\x1c\n" +
+	"\texclusive\x18\b \x01(\bR\texclusive\"S\n" +
 	"\vAuthRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12.\n" +
 	"\x04conn\x18\x02 \x01(\v2\x1a.magpie.cluster.v1.ConnRefR\x04conn\"W\n" +
