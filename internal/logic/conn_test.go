@@ -49,7 +49,7 @@ func TestExclusiveConnTakesOverDevice(t *testing.T) {
 		t.Fatalf("first: %+v, %v", first.Conn, err)
 	}
 	uid := first.Conn.UserId
-	bus.Add(&clusterpb.ConnRef{Gateway: "gw1", Conn: 2, UserId: uid, Device: "dev1"})                    // Magpie protocol
+	bus.Add(&clusterpb.ConnRef{Gateway: "gw1", Conn: 2, UserId: uid, Device: "dev1"})                   // Magpie protocol
 	bus.Add(&clusterpb.ConnRef{Gateway: "gw2", Conn: 3, UserId: uid, Device: "other", Exclusive: true}) // another device
 	bus.Add(&clusterpb.ConnRef{Gateway: "gw3", Conn: 4, UserId: uid, Device: "dev1", Exclusive: true})  // local to gw3
 	if len(bus.take()) != 0 {
