@@ -20,6 +20,7 @@ import (
 // Options configure a Client. Server, Username and Password are required.
 type Options struct {
 	Server    string // HTTP base URL, e.g. "http://127.0.0.1:8080"
+	App       string // the app (tenant) the user belongs to; "" : the server's default, or the one its host name maps to
 	Username  string
 	Password  string
 	Device    string // this device's id; a random one (kept for the Client's life) if empty

@@ -34,6 +34,9 @@ func Register(ctx context.Context, server, username, password string) (User, err
 func (c *Client) Register(ctx context.Context) (User, error) {
 	var u User
 	body := map[string]string{"username": c.opts.Username, "password": c.opts.Password}
+	if c.opts.App != "" {
+		body["app"] = c.opts.App
+	}
 	err := doJSON(ctx, c.hc, http.MethodPost, c.url("/v1/users"), "", body, &u)
 	return u, err
 }
@@ -137,6 +140,9 @@ func (c *Client) login(ctx context.Context) (*loginInfo, error) {
 	}
 	if c.opts.Platform != "" {
 		body["platform"] = c.opts.Platform
+	}
+	if c.opts.App != "" {
+		body["app"] = c.opts.App
 	}
 	li := new(loginInfo)
 	if err := doJSON(ctx, c.hc, http.MethodPost, c.url("/v1/login"), "", body, li); err != nil {

@@ -8,6 +8,7 @@
 //	magpie bench     the load generator
 //	magpie config    print the effective configuration and check it
 //	magpie check     run the delivery checker over a recorded history
+//	magpie app       create, list and show the keys of apps (tenants)
 //	magpie version
 package main
 
@@ -41,6 +42,7 @@ Commands:
   bench     the load generator
   config    print the effective configuration of a role and check it
   check     run the delivery checker over a recorded history file
+  app       manage the apps (tenants) of a deployment: create, list, keys
   version   print the version
 
 Run 'magpie <command> --help' for the flags of a command.
@@ -80,6 +82,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runConfig(rest, stdout, stderr)
 	case "check":
 		return runCheck(rest, stdin, stdout, stderr)
+	case "app":
+		return runApp(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "magpie", version())
 		return nil

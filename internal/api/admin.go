@@ -21,26 +21,37 @@ var errAdminQuery = badRequest("the admin API takes no query string (the signatu
 
 func (h *Handler) registerAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/admin/users/import", h.importUsers)
+	mux.HandleFunc("GET /v1/admin/apps", h.listApps)
+	mux.HandleFunc("POST /v1/admin/apps", h.createApp)
+	mux.HandleFunc("POST /v1/admin/apps/keys", h.rotateAppKeys)
 }
 
-// UseAdmin enables the signed admin API if v holds any key.
+// UseAdmin enables the signed admin API: v's keys (--admin-keys) are the
+// operator's, and the apps' admin keys are looked up (apps.go).
 func (h *Handler) UseAdmin(v *push.Verifier) {
-	if v.Enabled() {
-		h.ext.admin.Store(v)
-	}
+	v.SetLookup(h.keyLookup(true))
+	h.ext.admin.Store(v)
+}
+
+// adminCaller is who signed an admin request: an operator (a key of
+// --admin-keys, which acts on the default app or the one it names, and
+// manages apps), or an app's admin key, which acts on its app only.
+type adminCaller struct {
+	operator bool
+	app      int64
 }
 
 // adminBody reads and verifies a signed admin request (signed like the
-// push API, with --admin-keys).
-func (h *Handler) adminBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+// push API, with --admin-keys or an app's admin key).
+func (h *Handler) adminBody(w http.ResponseWriter, r *http.Request) ([]byte, adminCaller, bool) {
 	v := h.ext.admin.Load()
-	if v == nil {
+	if v == nil || !v.Enabled() && !h.anyAppKeys(r.Context(), true) {
 		h.fail(w, r, errAdminDisabled)
-		return nil, false
+		return nil, adminCaller{}, false
 	}
 	if r.URL.RawQuery != "" || r.URL.ForceQuery {
 		h.fail(w, r, errAdminQuery)
-		return nil, false
+		return nil, adminCaller{}, false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxAdminBody))
 	if err != nil {
@@ -50,21 +61,33 @@ func (h *Handler) adminBody(w http.ResponseWriter, r *http.Request) ([]byte, boo
 		} else {
 			h.fail(w, r, readError(err))
 		}
-		return nil, false
+		return nil, adminCaller{}, false
 	}
-	if _, err := v.Verify(r.Method, r.URL.Path, r.Header, body); err != nil {
+	keyID, err := v.Verify(r.Method, r.URL.Path, r.Header, body)
+	if err != nil {
 		if errors.Is(err, push.ErrNonceCacheFull) {
 			h.fail(w, r, signatureError(err))
 		} else {
 			h.fail(w, r, &logic.Error{Kind: logic.KindUnauthenticated, Msg: "admin signature: " + err.Error(), Err: logic.ErrUnauthenticated})
 		}
-		return nil, false
+		return nil, adminCaller{}, false
 	}
-	if err := jsonContentType(r.Header.Get("Content-Type")); err != nil {
-		h.fail(w, r, err)
-		return nil, false
+	caller := adminCaller{operator: true, app: store.DefaultApp}
+	if !v.Static(keyID) {
+		a, _, err := h.svc.AppForKey(r.Context(), keyID, true)
+		if err != nil {
+			h.fail(w, r, err)
+			return nil, adminCaller{}, false
+		}
+		caller = adminCaller{app: a.ID}
 	}
-	return body, true
+	if r.Method != http.MethodGet {
+		if err := jsonContentType(r.Header.Get("Content-Type")); err != nil {
+			h.fail(w, r, err)
+			return nil, adminCaller{}, false
+		}
+	}
+	return body, caller, true
 }
 
 type importUserJSON struct {
@@ -77,14 +100,20 @@ type importUserJSON struct {
 
 // importUsers is POST /v1/admin/users/import.
 func (h *Handler) importUsers(w http.ResponseWriter, r *http.Request) {
-	body, ok := h.adminBody(w, r)
+	body, caller, ok := h.adminBody(w, r)
 	if !ok {
 		return
 	}
 	var req struct {
+		App   string           `json:"app"`
 		Users []importUserJSON `json:"users"`
 	}
 	if err := decodeBody(body, &req, true); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	app, err := h.adminApp(r, caller, req.App)
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -92,7 +121,7 @@ func (h *Handler) importUsers(w http.ResponseWriter, r *http.Request) {
 	for i, u := range req.Users {
 		users[i] = logic.ImportUser{Username: u.Username, PasswordHash: u.PasswordHash, AuthSource: u.AuthSource, DisplayName: u.DisplayName, Email: u.Email}
 	}
-	res, err := h.svc.ImportUsers(r.Context(), users)
+	res, err := h.svc.ImportUsers(r.Context(), app, users)
 	if err != nil {
 		h.fail(w, r, err)
 		return

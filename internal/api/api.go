@@ -145,6 +145,7 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 	var req struct {
+		App      string `json:"app"`
 		Username string `json:"username"`
 		Password string `json:"password"`
 	}
@@ -152,7 +153,7 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	u, err := h.svc.RegisterFrom(r.Context(), h.clientOf(r), req.Username, req.Password)
+	u, err := h.svc.RegisterFrom(r.Context(), h.clientOf(r, req.App), req.Username, req.Password)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -162,6 +163,7 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	var req struct {
+		App      string `json:"app"`
 		Username string `json:"username"`
 		Password string `json:"password"`
 		Device   string `json:"device"`
@@ -171,7 +173,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	res, err := h.svc.LoginFrom(r.Context(), h.clientOf(r), req.Username, req.Password, req.Device, req.Platform)
+	res, err := h.svc.LoginFrom(r.Context(), h.clientOf(r, req.App), req.Username, req.Password, req.Device, req.Platform)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -183,6 +185,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 // for a session: the same answer as a login.
 func (h *Handler) loginToken(w http.ResponseWriter, r *http.Request) {
 	var req struct {
+		App      string `json:"app"`
 		Token    string `json:"token"`
 		Device   string `json:"device"`
 		Platform string `json:"platform"`
@@ -191,7 +194,7 @@ func (h *Handler) loginToken(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	res, err := h.svc.LoginToken(r.Context(), h.clientOf(r), req.Token, req.Device, req.Platform)
+	res, err := h.svc.LoginToken(r.Context(), h.clientOf(r, req.App), req.Token, req.Device, req.Platform)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -261,7 +264,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, id logic.Identi
 }
 
 func (h *Handler) online(w http.ResponseWriter, r *http.Request, id logic.Identity) {
-	users, err := h.svc.Online(r.Context())
+	users, err := h.svc.Online(r.Context(), id.AppID)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -36,8 +36,10 @@ func (h *Handler) trustedPeer(a netip.Addr) bool {
 }
 
 // clientOf is who sent r, for the per-address limits of logic.
-func (h *Handler) clientOf(r *http.Request) logic.Client {
-	return logic.Client{Addr: h.clientAddr(r)}
+// clientOf is who registers or logs in: the address the limits count,
+// the app named in the body and the host name an app may claim.
+func (h *Handler) clientOf(r *http.Request, app string) logic.Client {
+	return logic.Client{Addr: h.clientAddr(r), App: app, Host: r.Host}
 }
 
 // clientAddr is the client's address: the TCP peer, unless the peer is a

@@ -44,11 +44,11 @@ func (h *Handler) registerExtensions(mux *http.ServeMux) {
 // UseFiles enables uploads and downloads.
 func (h *Handler) UseFiles(u *files.Uploads) { h.ext.files.Store(u) }
 
-// UsePush enables the signed push API if v holds any key.
+// UsePush enables the signed push API: v's keys are the default app's,
+// and the other apps' keys are looked up (apps.go).
 func (h *Handler) UsePush(v *push.Verifier) {
-	if v.Enabled() {
-		h.ext.push.Store(v)
-	}
+	v.SetLookup(h.keyLookup(false))
+	h.ext.push.Store(v)
 }
 
 var (

@@ -25,7 +25,7 @@ type Accounts interface {
 	// invalid, expired or its session ended.
 	Authenticate(ctx context.Context, token string) (logic.Identity, error)
 	Route(ctx context.Context, id logic.Identity) (*clusterpb.GatewayInfo, error)
-	Online(ctx context.Context) ([]logic.OnlineUser, error)
+	Online(ctx context.Context, app int64) ([]logic.OnlineUser, error)
 	// LookupUser finds one user by exact name: logic's not_found if none.
 	LookupUser(ctx context.Context, id logic.Identity, name string) (logic.UserInfo, error)
 	// StoreErr is nil while the database answers (GET /healthz).
@@ -97,12 +97,23 @@ type Files interface {
 // signature was verified.
 type Pusher interface {
 	Push(ctx context.Context, req logic.PushRequest) (logic.PushResult, error)
+	// AppForKey finds the app of a push (admin false) or admin key id
+	// that is not one of the server's own keys, with its secret.
+	AppForKey(ctx context.Context, keyID string, admin bool) (store.App, []byte, error)
+	// HasApps reports whether there are apps besides the default (and so
+	// keys to look up).
+	HasApps(ctx context.Context) bool
 }
 
 // Admin is the signed admin API (admin.go), called after the signature
 // was verified.
 type Admin interface {
-	ImportUsers(ctx context.Context, users []logic.ImportUser) ([]logic.ImportResult, error)
+	ImportUsers(ctx context.Context, app int64, users []logic.ImportUser) ([]logic.ImportResult, error)
+	// Apps, for operators (the server's --admin-keys).
+	Apps(ctx context.Context) ([]store.App, error)
+	AppByName(ctx context.Context, name string) (store.App, error)
+	CreateApp(ctx context.Context, name string, settings store.AppSettings) (store.App, error)
+	RotateAppKeys(ctx context.Context, name string) (store.App, error)
 }
 
 // Logic is every group: what New takes.

@@ -27,7 +27,7 @@ type pushBody struct {
 // push is POST /v1/push, the signed server push API (package push).
 func (h *Handler) push(w http.ResponseWriter, r *http.Request) {
 	v := h.ext.push.Load()
-	if v == nil {
+	if v == nil || !v.Enabled() && !h.anyAppKeys(r.Context(), false) {
 		h.fail(w, r, errPushDisabled)
 		return
 	}
@@ -52,8 +52,17 @@ func (h *Handler) push(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	app := store.DefaultApp // the server's --push-keys
+	if !v.Static(keyID) {
+		a, _, err := h.svc.AppForKey(r.Context(), keyID, false)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		app = a.ID
+	}
 	res, err := h.svc.Push(r.Context(), logic.PushRequest{
-		KeyID: keyID, ToUsers: req.ToUsers, ToGroup: req.ToGroup, Everyone: req.Everyone,
+		AppID: app, KeyID: keyID, ToUsers: req.ToUsers, ToGroup: req.ToGroup, Everyone: req.Everyone,
 		Text: req.Text, From: req.From, Transient: req.Transient, PushID: req.PushID,
 	})
 	if err != nil {

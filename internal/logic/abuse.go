@@ -21,6 +21,8 @@ import (
 // (unknown, e.g. a caller inside the process) skips the per-address limits.
 type Client struct {
 	Addr netip.Addr
+	App  string // the app named at register or login ("" : by Host, else the default)
+	Host string // the request's host name, which apps may claim (AppSettings.Hosts)
 }
 
 // Bursts of the abuse limiters: how many attempts an idle key may make at

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 // Identity is an authenticated session.
 type Identity struct {
+	AppID     int64 // the app of the user (and so of the session)
 	UserID    int64
 	Username  string
 	SessionID string
@@ -56,22 +58,37 @@ func (s *Service) RegisterFrom(ctx context.Context, from Client, username, passw
 	if err := s.admitRegister(from); err != nil {
 		return store.User{}, err
 	}
-	if err := s.registrable(ctx, username); err != nil {
+	app, err := s.clientApp(ctx, from)
+	if err != nil {
+		return store.User{}, err
+	}
+	if err := s.registrable(ctx, app, username); err != nil {
 		return store.User{}, err
 	}
 	var h string
-	var err error
 	if herr := s.hashWithin(ctx, func() { h, err = hashPassword(password) }); herr != nil {
 		return store.User{}, herr
 	}
 	if err != nil {
 		return store.User{}, err
 	}
-	u, err := s.store.CreateUser(ctx, username, h)
+	u, err := s.store.CreateUser(ctx, app.ID, username, h)
 	if errors.Is(err, store.ErrExists) {
 		return u, &Error{Kind: KindConflict, Msg: "username is taken", Err: err}
 	}
 	return u, err
+}
+
+// loginKey is a username's login-limit bucket: names are per app.
+func loginKey(app int64, username string) string {
+	return strconv.FormatInt(appOrDefault(app), 10) + ":" + strings.ToLower(username)
+}
+
+func appOrDefault(app int64) int64 {
+	if app == 0 {
+		return store.DefaultApp
+	}
+	return app
 }
 
 func validPassword(p string) error {
@@ -119,16 +136,20 @@ func (s *Service) LoginFrom(ctx context.Context, from Client, username, password
 	if err != nil {
 		return res, err
 	}
-	succeeded, err := s.admitLogin(from, strings.ToLower(username))
+	app, err := s.clientApp(ctx, from)
 	if err != nil {
 		return res, err
 	}
-	u, err := s.passwordUser(ctx, username, password)
+	succeeded, err := s.admitLogin(from, loginKey(app.ID, username))
+	if err != nil {
+		return res, err
+	}
+	u, err := s.passwordUser(ctx, app, username, password)
 	if err != nil {
 		return res, err
 	}
 	succeeded()
-	return s.startSession(ctx, u, device, platform)
+	return s.startSession(ctx, app, u, device, platform)
 }
 
 // loginDevice checks a login's device and platform, naming an unnamed
@@ -148,10 +169,10 @@ func loginDevice(device, platform string) (string, error) {
 
 // startSession makes the session of a user whose credentials were
 // checked: the device policy, a gateway, the session row and its token.
-func (s *Service) startSession(ctx context.Context, u store.User, device, platform string) (LoginResult, error) {
+func (s *Service) startSession(ctx context.Context, app store.App, u store.User, device, platform string) (LoginResult, error) {
 	var res LoginResult
 	now := s.now()
-	kick, err := s.applyDevicePolicy(ctx, u.ID, device, platform, now)
+	kick, err := s.applyDevicePolicy(ctx, s.devicePolicy(app), u.ID, device, platform, now)
 	if err != nil {
 		return res, err
 	}
@@ -177,7 +198,7 @@ func (s *Service) startSession(ctx context.Context, u store.User, device, platfo
 		s.revoke(ctx, old, KindReplaced, "signed in on another device")
 	}
 	res.Token = s.tokens.sign(tokenClaims{Session: sess.ID, User: u.ID, Expires: sess.ExpiresAt.Unix()})
-	res.Identity = Identity{UserID: u.ID, Username: u.Username, SessionID: sess.ID, Device: device, Platform: platform, ExpiresAt: sess.ExpiresAt}
+	res.Identity = Identity{AppID: app.ID, UserID: u.ID, Username: u.Username, SessionID: sess.ID, Device: device, Platform: platform, ExpiresAt: sess.ExpiresAt}
 	res.ExpiresAt = sess.ExpiresAt
 	res.Gateway = gw
 	res.User = u
@@ -187,7 +208,7 @@ func (s *Service) startSession(ctx context.Context, u store.User, device, platfo
 // applyDevicePolicy returns the sessions the new login replaces, or
 // ErrDeviceLimit if the policy rejects new devices. A login with the name
 // of an existing device always replaces that device's session.
-func (s *Service) applyDevicePolicy(ctx context.Context, userID int64, device, platform string, now time.Time) ([]store.Session, error) {
+func (s *Service) applyDevicePolicy(ctx context.Context, policy DevicePolicy, userID int64, device, platform string, now time.Time) ([]store.Session, error) {
 	active, err := s.store.ActiveSessions(ctx, userID, now)
 	if err != nil {
 		return nil, err
@@ -197,9 +218,9 @@ func (s *Service) applyDevicePolicy(ctx context.Context, userID int64, device, p
 		switch {
 		case a.Device == device:
 			replace = append(replace, a)
-		case s.cfg.DevicePolicy == DevicesSingle:
+		case policy == DevicesSingle:
 			conflict = append(conflict, a)
-		case s.cfg.DevicePolicy == DevicesPerPlatform && platformClass(a.Platform) == platformClass(platform):
+		case policy == DevicesPerPlatform && platformClass(a.Platform) == platformClass(platform):
 			conflict = append(conflict, a)
 		}
 	}
@@ -269,15 +290,15 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Identity, err
 		return Identity{}, ErrUnauthenticated
 	}
 	s.seen(sess.ID, now)
-	name, err := s.usernameOf(ctx, sess.UserID) // cached: names never change
+	u, err := s.userOf(ctx, sess.UserID) // cached: names and apps never change
 	if err != nil {
 		return Identity{}, err
 	}
-	return Identity{UserID: sess.UserID, Username: name, SessionID: sess.ID, Device: sess.Device, Platform: sess.Platform, ExpiresAt: sess.ExpiresAt}, nil
+	return Identity{AppID: u.app, UserID: sess.UserID, Username: u.name, SessionID: sess.ID, Device: sess.Device, Platform: sess.Platform, ExpiresAt: sess.ExpiresAt}, nil
 }
 
-// Online lists the online users with their devices.
-func (s *Service) Online(ctx context.Context) ([]OnlineUser, error) {
+// Online lists the online users of the app with their devices.
+func (s *Service) Online(ctx context.Context, app int64) ([]OnlineUser, error) {
 	online := s.presence.Online()
 	ids := make([]int64, 0, len(online))
 	for id := range online {
@@ -289,6 +310,9 @@ func (s *Service) Online(ctx context.Context) ([]OnlineUser, error) {
 	}
 	out := make([]OnlineUser, 0, len(users))
 	for _, u := range users {
+		if appOrDefault(u.AppID) != appOrDefault(app) {
+			continue
+		}
 		seen := map[string]bool{}
 		ou := OnlineUser{UserID: u.ID, Username: u.Username, Devices: []string{}}
 		for _, c := range online[u.ID] {

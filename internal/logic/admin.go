@@ -47,8 +47,8 @@ const maxProfileField = 256
 // ImportUsers is the admin API's user import (POST
 // /v1/admin/users/import): idempotent, so a migration script that stops
 // halfway runs again from the start. Each user is checked on its own; the
-// valid ones are stored in one transaction.
-func (s *Service) ImportUsers(ctx context.Context, users []ImportUser) ([]ImportResult, error) {
+// valid ones are stored in one transaction, in the app (0: the default).
+func (s *Service) ImportUsers(ctx context.Context, app int64, users []ImportUser) ([]ImportResult, error) {
 	if len(users) == 0 {
 		return nil, invalid("users is empty")
 	}
@@ -74,7 +74,7 @@ func (s *Service) ImportUsers(ctx context.Context, users []ImportUser) ([]Import
 		if src == "" {
 			src = auth.Local
 		}
-		batch = append(batch, store.User{Username: u.Username, PasswordHash: u.PasswordHash, AuthSource: src, DisplayName: u.DisplayName, Email: u.Email})
+		batch = append(batch, store.User{AppID: appOrDefault(app), Username: u.Username, PasswordHash: u.PasswordHash, AuthSource: src, DisplayName: u.DisplayName, Email: u.Email})
 		at = append(at, i)
 	}
 	if len(batch) == 0 {

@@ -40,7 +40,7 @@ func TestImportUsers(t *testing.T) {
 		{Username: "ivy", PasswordHash: "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5a2V5"}, // 4 GiB
 		{Username: "jo", AuthSource: "kerberos"},
 	}
-	res, err := s.ImportUsers(ctx, users)
+	res, err := s.ImportUsers(ctx, 0, users)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestImportUsers(t *testing.T) {
 	_, err = s.Login(ctx, "ben", "wrong-pass", "", "")
 	wantCode(t, "wrong password for a bcrypt user", err, wire.CodeInvalidCredential)
 
-	again, err := s.ImportUsers(ctx, users[:3])
+	again, err := s.ImportUsers(ctx, 0, users[:3])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,13 +72,13 @@ func TestImportUsers(t *testing.T) {
 		}
 	}
 	// The same name from another source is a conflict, not "exists".
-	conflict, err := s.ImportUsers(ctx, []ImportUser{{Username: "ann", AuthSource: auth.OIDC}})
+	conflict, err := s.ImportUsers(ctx, 0, []ImportUser{{Username: "ann", AuthSource: auth.OIDC}})
 	if err != nil || Code(conflict[0].Err) != wire.CodeConflict {
 		t.Errorf("ann from oidc: %+v, %v; want conflict", conflict, err)
 	}
-	_, err = s.ImportUsers(ctx, nil)
+	_, err = s.ImportUsers(ctx, 0, nil)
 	wantCode(t, "empty import", err, wire.CodeBadRequest)
-	_, err = s.ImportUsers(ctx, make([]ImportUser, MaxImport+1))
+	_, err = s.ImportUsers(ctx, 0, make([]ImportUser, MaxImport+1))
 	wantCode(t, "oversized import", err, wire.CodeTooLarge)
 	if !strings.HasPrefix(argon, "$argon2id$") {
 		t.Fatalf("hash %q", argon)

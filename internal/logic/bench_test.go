@@ -61,11 +61,11 @@ func benchService(b *testing.B) (*Service, Identity) {
 		_ = st.Close()
 	})
 	ctx := context.Background()
-	alice, err := st.CreateUser(ctx, "alice", "x")
+	alice, err := st.CreateUser(ctx, store.DefaultApp, "alice", "x")
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := st.CreateUser(ctx, "bob", "x"); err != nil {
+	if _, err := st.CreateUser(ctx, store.DefaultApp, "bob", "x"); err != nil {
 		b.Fatal(err)
 	}
 	return svc, Identity{UserID: alice.ID, Username: alice.Username}

@@ -10,13 +10,18 @@ import (
 	"github.com/magpie-im/magpie/internal/store"
 )
 
-// mayBroadcast: the --admins users, or anyone with --allow-broadcast.
-func (s *Service) mayBroadcast(username string) bool {
+// mayBroadcast: the --admins users (names of the default app: another
+// app's user of the same name is someone else), or anyone with
+// --allow-broadcast. Either way a broadcast reaches the sender's app only.
+func (s *Service) mayBroadcast(id Identity) bool {
 	if s.cfg.AllowBroadcast {
 		return true
 	}
+	if appOrDefault(id.AppID) != store.DefaultApp {
+		return false
+	}
 	for _, a := range s.cfg.Admins {
-		if strings.EqualFold(strings.TrimSpace(a), username) {
+		if strings.EqualFold(strings.TrimSpace(a), id.Username) {
 			return true
 		}
 	}
@@ -32,7 +37,7 @@ func (s *Service) prepareBroadcast(ctx context.Context, from Identity, req SendR
 	switch {
 	case req.ToUser != "" || req.ToGroup != "" || req.FileID != "":
 		return nil, invalid("a broadcast has only text: no to_user, to_group or file_id")
-	case !s.mayBroadcast(from.Username):
+	case !s.mayBroadcast(from):
 		return nil, forbidden("broadcast is allowed for server admins only", store.ErrForbidden)
 	}
 	if err := validBody(req.Text, false); err != nil {
@@ -41,15 +46,19 @@ func (s *Service) prepareBroadcast(ctx context.Context, from Identity, req SendR
 	if req.ClientMsgID, err = clientMsgID(req.ClientMsgID); err != nil {
 		return nil, err
 	}
-	if s.cfg.Hooks != nil {
-		if err := s.cfg.Hooks.BeforeSend(ctx, OutgoingMessage{From: from.Username, FromID: from.UserID,
+	if hooks := s.hooksFor(from.AppID); hooks != nil {
+		if err := hooks.BeforeSend(ctx, OutgoingMessage{From: from.Username, FromID: from.UserID,
 			ClientMsgID: req.ClientMsgID, Text: req.Text}); err != nil {
 			return nil, err
 		}
 	}
+	everyone, ids, err := s.audience(ctx, from.AppID)
+	if err != nil {
+		return nil, err
+	}
 	return func() Ack {
 		now := s.now()
-		s.deliverTransient(nil, true, &store.Message{
+		s.deliverTransient(ids, everyone, &store.Message{
 			SenderID: from.UserID, Sender: from.Username, ClientMsgID: req.ClientMsgID, Text: req.Text, SentAt: now,
 		})
 		return Ack{ClientMsgID: req.ClientMsgID, SentAt: now}
@@ -62,4 +71,18 @@ type ChangeRequest struct {
 	Seq            uint64
 	Text           string // edits: the new text
 	ClientMsgID    string
+}
+
+// audience is who a broadcast of an app reaches: with one app, every
+// connection (each gateway fans it out itself); with several, the app's
+// online users only.
+func (s *Service) audience(ctx context.Context, app int64) (everyone bool, ids []int64, err error) {
+	if !s.multiApp(ctx) {
+		return true, nil, nil
+	}
+	for id := range s.presence.Online() {
+		ids = append(ids, id)
+	}
+	ids, err = s.inApp(ctx, appOrDefault(app), ids)
+	return false, ids, err
 }

@@ -104,7 +104,7 @@ func (s *Service) prepareChange(ctx context.Context, from Identity, kind store.M
 		} else {
 			m.ToGroup = req.ConversationID
 		}
-		if p.stored, err = s.beforeSend(ctx, m, given); err != nil {
+		if p.stored, err = s.beforeSend(ctx, from.AppID, m, given); err != nil {
 			return nil, err
 		}
 	}

@@ -157,23 +157,35 @@ func (s *Service) ChangeSteps(ctx context.Context, from Identity, kind store.Mes
 func (s *Service) withUser(id Identity, fail Failer, fn func(context.Context, Identity)) {
 	ctx, cancel := context.WithTimeout(s.life, requestTimeout)
 	defer cancel()
-	name, err := s.usernameOf(ctx, id.UserID)
+	u, err := s.userOf(ctx, id.UserID)
 	if err != nil {
 		fail.Fail(err)
 		return
 	}
-	id.Username = name
+	id.Username, id.AppID = u.name, u.app
 	fn(ctx, id)
 }
 
-func (s *Service) usernameOf(ctx context.Context, uid int64) (string, error) {
+// userRef is what the ids cache holds of a user: neither changes.
+type userRef struct {
+	name string
+	app  int64
+}
+
+func (s *Service) userOf(ctx context.Context, uid int64) (userRef, error) {
 	if v, ok := s.ids.Load(uid); ok {
-		return v.(string), nil
+		return v.(userRef), nil
 	}
 	u, err := s.store.UserByID(ctx, uid)
 	if err != nil {
-		return "", err
+		return userRef{}, err
 	}
-	s.ids.Store(uid, u.Username)
-	return u.Username, nil
+	r := userRef{name: u.Username, app: appOrDefault(u.AppID)}
+	s.ids.Store(uid, r)
+	return r, nil
+}
+
+func (s *Service) usernameOf(ctx context.Context, uid int64) (string, error) {
+	u, err := s.userOf(ctx, uid)
+	return u.name, err
 }

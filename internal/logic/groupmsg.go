@@ -25,7 +25,7 @@ func (s *Service) prepareGroup(ctx context.Context, from Identity, req SendReque
 	if err != nil {
 		return nil, err
 	}
-	stored, err := s.beforeSend(ctx, OutgoingMessage{
+	stored, err := s.beforeSend(ctx, from.AppID, OutgoingMessage{
 		From: from.Username, FromID: from.UserID, ToGroup: req.ToGroup, ConversationID: req.ToGroup,
 		ClientMsgID: req.ClientMsgID, Text: req.Text, FileID: req.FileID,
 	}, given)
@@ -133,10 +133,10 @@ func (s *Service) emitStored(p *pendingSend, m store.Message) {
 	}
 	switch m.Kind {
 	case store.KindRecall:
-		s.emit("message.recalled", ev)
+		s.emit(p.from.AppID, "message.recalled", ev)
 	case store.KindEdit:
-		s.emit("message.edited", ev)
+		s.emit(p.from.AppID, "message.edited", ev)
 	default:
-		s.emit("message.stored", ev)
+		s.emit(p.from.AppID, "message.stored", ev)
 	}
 }

@@ -54,8 +54,8 @@ func validPolicy(p string) (store.JoinPolicy, error) {
 }
 
 // resolve turns usernames into users; an unknown one fails the call.
-func (s *Service) resolve(ctx context.Context, names []string) ([]int64, []string, error) {
-	if len(names) > s.maxGroup() {
+func (s *Service) resolve(ctx context.Context, app int64, names []string) ([]int64, []string, error) {
+	if len(names) > s.maxGroupOf(ctx, app) {
 		return nil, nil, explain(rules.Refuse(rules.GroupFull))
 	}
 	ids := make([]int64, 0, len(names))
@@ -64,7 +64,7 @@ func (s *Service) resolve(ctx context.Context, names []string) ([]int64, []strin
 		if wire.ValidName(n) != nil {
 			return nil, nil, invalid(fmt.Sprintf("%q is not a valid username", n))
 		}
-		u, err := s.userByName(ctx, n)
+		u, err := s.userByName(ctx, app, n)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, nil, notFound("no such user: "+n, err)
 		} else if err != nil {
@@ -95,12 +95,12 @@ func (s *Service) CreateGroup(ctx context.Context, id Identity, name string, mem
 	if err != nil {
 		return store.GroupInfo{}, err
 	}
-	ids, names, err := s.resolve(ctx, members)
+	ids, names, err := s.resolve(ctx, id.AppID, members)
 	if err != nil {
 		return store.GroupInfo{}, err
 	}
 	g, ev, err := s.store.CreateGroup(ctx, store.NewGroup{
-		Name: name, OwnerID: id.UserID, MemberIDs: ids, JoinPolicy: jp, MaxSize: s.maxGroup(), At: s.now(),
+		Name: name, OwnerID: id.UserID, MemberIDs: ids, JoinPolicy: jp, MaxSize: s.maxGroupOf(ctx, id.AppID), At: s.now(),
 		Event: store.Event{Type: "created", ActorID: id.UserID, Actor: id.Username, UserIDs: ids, Usernames: names, Detail: name},
 	})
 	if err != nil {
@@ -116,9 +116,9 @@ func (s *Service) Group(ctx context.Context, id Identity, gid string) (store.Gro
 	if err := validGroupID(gid); err != nil {
 		return store.GroupInfo{}, err
 	}
-	g, err := s.store.Group(ctx, gid)
+	g, err := s.groupOfApp(ctx, id.AppID, gid)
 	if err != nil {
-		return store.GroupInfo{}, explain(err)
+		return store.GroupInfo{}, err
 	}
 	for _, m := range g.Members {
 		if m.UserID == id.UserID {
@@ -192,7 +192,7 @@ func (s *Service) AddMembers(ctx context.Context, id Identity, gid string, names
 	if len(names) == 0 {
 		return store.GroupInfo{}, invalid("usernames is empty")
 	}
-	ids, resolved, err := s.resolve(ctx, names)
+	ids, resolved, err := s.resolve(ctx, id.AppID, names)
 	if err != nil {
 		return store.GroupInfo{}, err
 	}
@@ -216,7 +216,7 @@ func (s *Service) LeaveGroup(ctx context.Context, id Identity, gid string) error
 
 // targetChange is a change aimed at one named member.
 func (s *Service) targetChange(ctx context.Context, id Identity, gid, name string, c store.GroupChange) error {
-	ids, names, err := s.resolve(ctx, []string{name})
+	ids, names, err := s.resolve(ctx, id.AppID, []string{name})
 	if err != nil {
 		return err
 	}
@@ -271,7 +271,13 @@ func (s *Service) changeGroup(ctx context.Context, id Identity, gid string, c st
 	if err := validGroupID(gid); err != nil {
 		return store.GroupChangeResult{}, err
 	}
-	c.GroupID, c.ActorID, c.At, c.MaxSize = gid, id.UserID, s.now(), s.maxGroup()
+	if c.Op == store.OpJoin {
+		// The one change a non-member makes: only to a group of its app.
+		if _, err := s.groupOfApp(ctx, id.AppID, gid); err != nil {
+			return store.GroupChangeResult{}, err
+		}
+	}
+	c.GroupID, c.ActorID, c.At, c.MaxSize = gid, id.UserID, s.now(), s.maxGroupOf(ctx, id.AppID)
 	c.Event.ActorID, c.Event.Actor = id.UserID, id.Username
 	res, err := s.store.ChangeGroup(ctx, c)
 	if err != nil {
@@ -305,6 +311,26 @@ func (s *Service) announce(g store.GroupInfo, ev *store.Message, former []int64)
 		s.publish(conns, s.enc.Message(*ev, ""))
 	}
 	if e := ev.Event; e != nil {
-		s.emit(hookTypes[e.Type], GroupEventData{GroupID: g.ID, Seq: ev.Seq, Type: e.Type, Actor: e.Actor, Users: e.Usernames, Detail: e.Detail})
+		app, _ := s.appOf(context.Background(), g.OwnerID) // cached: the owner just acted or was named
+		s.emit(app, hookTypes[e.Type], GroupEventData{GroupID: g.ID, Seq: ev.Seq, Type: e.Type, Actor: e.Actor, Users: e.Usernames, Detail: e.Detail})
 	}
+}
+
+// groupOfApp reads a group of the app; a group of another app is not
+// found, like one that does not exist. Its app is its owner's: members
+// are only ever found by name within the app, and ownership moves only
+// to a member.
+func (s *Service) groupOfApp(ctx context.Context, app int64, gid string) (store.GroupInfo, error) {
+	g, err := s.store.Group(ctx, gid)
+	if err != nil {
+		return store.GroupInfo{}, explain(err)
+	}
+	owner, err := s.appOf(ctx, g.OwnerID)
+	if err != nil {
+		return store.GroupInfo{}, err
+	}
+	if owner != appOrDefault(app) {
+		return store.GroupInfo{}, explain(fmt.Errorf("group %s: %w", gid, store.ErrNotFound))
+	}
+	return g, nil
 }

@@ -300,7 +300,7 @@ func TestBigGroupReceiptsStayHome(t *testing.T) {
 	alice, bob := login(t, s, "alice", "", "").Identity, login(t, s, "bob", "", "").Identity
 	names := []string{"bob"}
 	for i := range SmallGroup {
-		u, err := s.store.CreateUser(ctx, fmt.Sprintf("m%03d", i), "x")
+		u, err := s.store.CreateUser(ctx, store.DefaultApp, fmt.Sprintf("m%03d", i), "x")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -55,8 +55,9 @@ func Vetoed(reason string) error {
 // one indexed read, only when a hook is configured; a retry racing with
 // its first attempt misses it, asks the hook, and the store's own
 // duplicate check answers it with the original once the hook allows it.
-func (s *Service) beforeSend(ctx context.Context, m OutgoingMessage, given bool) (*Ack, error) {
-	if s.cfg.Hooks == nil {
+func (s *Service) beforeSend(ctx context.Context, app int64, m OutgoingMessage, given bool) (*Ack, error) {
+	hooks := s.hooksFor(app)
+	if hooks == nil {
 		return nil, nil
 	}
 	if given {
@@ -69,12 +70,21 @@ func (s *Service) beforeSend(ctx context.Context, m OutgoingMessage, given bool)
 			return nil, unavailable("message not checked, retry", 200*time.Millisecond, err)
 		}
 	}
-	return nil, s.cfg.Hooks.BeforeSend(ctx, m)
+	return nil, hooks.BeforeSend(ctx, m)
 }
 
-// emit hands an event to the hooks, if any.
-func (s *Service) emit(typ string, data any) {
-	if s.cfg.Hooks != nil {
-		s.cfg.Hooks.After(Event{Type: typ, At: s.now(), Data: data})
+// hooksFor is an app's hooks: the server's webhooks are the default
+// app's, and no other app's events reach them.
+func (s *Service) hooksFor(app int64) Hooks {
+	if appOrDefault(app) == store.DefaultApp {
+		return s.cfg.Hooks
+	}
+	return nil
+}
+
+// emit hands an event of an app to its hooks, if any.
+func (s *Service) emit(app int64, typ string, data any) {
+	if h := s.hooksFor(app); h != nil {
+		h.After(Event{Type: typ, At: s.now(), Data: data})
 	}
 }

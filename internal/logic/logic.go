@@ -184,7 +184,8 @@ type Service struct {
 	stats          counters
 	names          sync.Map // username → store.User, see userByName
 	namesLen       atomic.Int64
-	ids            sync.Map      // user id → username
+	ids            sync.Map      // user id → userRef
+	apps           appCache      // apps.go
 	members        groupMembers  // group fan-out's member lists (groupmsg.go)
 	hashSem        chan struct{} // bounds concurrent Argon2 work (memory-heavy)
 	logins         *limiter      // per username, every attempt

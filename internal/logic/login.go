@@ -44,8 +44,9 @@ func (s *Service) authChain() []AuthSource {
 	return s.cfg.Auth
 }
 
-func (s *Service) authSource(name string) (AuthSource, bool) {
-	for _, a := range s.authChain() {
+// authSource finds a source in an app's chain.
+func (s *Service) authSource(app store.App, name string) (AuthSource, bool) {
+	for _, a := range s.appChain(app) {
 		if a.Name == name {
 			return a, true
 		}
@@ -62,16 +63,16 @@ func sourceOf(u store.User) string {
 
 // passwordUser checks a username and password against the chain and
 // returns the user, created on its first login from an outside source.
-func (s *Service) passwordUser(ctx context.Context, username, password string) (store.User, error) {
-	u, err := s.store.UserByName(ctx, username)
+func (s *Service) passwordUser(ctx context.Context, app store.App, username, password string) (store.User, error) {
+	u, err := s.store.UserByName(ctx, app.ID, username)
 	switch {
 	case err == nil:
-		return s.checkExisting(ctx, u, password)
+		return s.checkExisting(ctx, app, u, password)
 	case !errors.Is(err, store.ErrNotFound):
 		return store.User{}, err
 	}
-	_, local := s.authSource(auth.Local)
-	for _, src := range s.authChain() {
+	_, local := s.authSource(app, auth.Local)
+	for _, src := range s.appChain(app) {
 		if src.Password == nil {
 			continue
 		}
@@ -85,7 +86,7 @@ func (s *Service) passwordUser(ctx context.Context, username, password string) (
 		if p.Username == "" {
 			p.Username = username
 		}
-		return s.sourceUser(ctx, src.Name, p)
+		return s.sourceUser(ctx, app, src.Name, p)
 	}
 	if local {
 		// No such user: the same Argon2 work as a wrong password, so the
@@ -100,9 +101,9 @@ func (s *Service) passwordUser(ctx context.Context, username, password string) (
 
 // checkExisting checks the password of an existing user with the source
 // the user belongs to.
-func (s *Service) checkExisting(ctx context.Context, u store.User, password string) (store.User, error) {
+func (s *Service) checkExisting(ctx context.Context, app store.App, u store.User, password string) (store.User, error) {
 	name := sourceOf(u)
-	src, ok := s.authSource(name)
+	src, ok := s.authSource(app, name)
 	if !ok || (name != auth.Local && src.Password == nil) {
 		// Its source is not in --auth (any more): nobody may vouch for it.
 		s.log.Warn("login: the user's source is not in --auth", "user", u.Username, "source", name)
@@ -141,8 +142,12 @@ func (s *Service) LoginToken(ctx context.Context, from Client, token, device, pl
 	if len(token) > MaxLoginToken {
 		return res, ErrInvalidCredentials
 	}
+	app, err := s.clientApp(ctx, from)
+	if err != nil {
+		return res, err
+	}
 	var sources []AuthSource
-	for _, src := range s.authChain() {
+	for _, src := range s.appChain(app) {
 		if src.Token != nil {
 			sources = append(sources, src)
 		}
@@ -150,7 +155,7 @@ func (s *Service) LoginToken(ctx context.Context, from Client, token, device, pl
 	if len(sources) == 0 {
 		return res, &Error{Kind: KindNotFound, Msg: "token login is off: --auth names no oidc or http source", Err: ErrBadRequest}
 	}
-	device, err := loginDevice(device, platform)
+	device, err = loginDevice(device, platform)
 	if err != nil {
 		return res, err
 	}
@@ -166,15 +171,15 @@ func (s *Service) LoginToken(ctx context.Context, from Client, token, device, pl
 		if err != nil {
 			return res, s.sourceFailed(src.Name, "", err)
 		}
-		if ok, wait := s.logins.allow(strings.ToLower(p.Username), s.now()); !ok {
+		if ok, wait := s.logins.allow(loginKey(app.ID, p.Username), s.now()); !ok {
 			return res, s.refuse(LimitLoginUser, rateLimited("too many login attempts", wait))
 		}
-		u, err := s.sourceUser(ctx, src.Name, p)
+		u, err := s.sourceUser(ctx, app, src.Name, p)
 		if err != nil {
 			return res, err
 		}
 		succeeded()
-		return s.startSession(ctx, u, device, platform)
+		return s.startSession(ctx, app, u, device, platform)
 	}
 	return res, ErrInvalidCredentials
 }
@@ -182,13 +187,13 @@ func (s *Service) LoginToken(ctx context.Context, from Client, token, device, pl
 // sourceUser is the user a source vouched for: made on its first login,
 // its profile refreshed on the others. A name held by a user of another
 // source is refused (no source takes over another's user).
-func (s *Service) sourceUser(ctx context.Context, source string, p auth.Profile) (store.User, error) {
+func (s *Service) sourceUser(ctx context.Context, app store.App, source string, p auth.Profile) (store.User, error) {
 	if err := wire.ValidName(p.Username); err != nil {
 		return store.User{}, s.sourceFailed(source, p.Username, errors.New("the source's username is not a valid Magpie name: "+err.Error()))
 	}
-	u, err := s.store.UserByName(ctx, p.Username)
+	u, err := s.store.UserByName(ctx, app.ID, p.Username)
 	if errors.Is(err, store.ErrNotFound) {
-		u, err = s.store.CreateExternalUser(ctx, store.User{Username: p.Username, AuthSource: source, DisplayName: p.DisplayName, Email: p.Email})
+		u, err = s.store.CreateExternalUser(ctx, store.User{AppID: app.ID, Username: p.Username, AuthSource: source, DisplayName: p.DisplayName, Email: p.Email})
 		if err == nil {
 			return u, nil
 		}
@@ -196,7 +201,7 @@ func (s *Service) sourceUser(ctx context.Context, source string, p auth.Profile)
 			return store.User{}, err
 		}
 		// A concurrent first login (or registration) took the name.
-		u, err = s.store.UserByName(ctx, p.Username)
+		u, err = s.store.UserByName(ctx, app.ID, p.Username)
 	}
 	if err != nil {
 		return store.User{}, err
@@ -235,11 +240,15 @@ func (s *Service) sourceFailed(source, username string, err error) error {
 // in --auth there are no local accounts, and a name a directory holds is
 // taken even before its user first logs in. A directory that cannot
 // answer refuses the registration (it might hold the name).
-func (s *Service) registrable(ctx context.Context, username string) error {
-	if _, ok := s.authSource(auth.Local); !ok {
-		return forbidden("registration is off: accounts come from "+s.authChain()[0].Name, ErrBadRequest)
+func (s *Service) registrable(ctx context.Context, app store.App, username string) error {
+	if _, ok := s.authSource(app, auth.Local); !ok {
+		from := "elsewhere"
+		if chain := s.appChain(app); len(chain) > 0 {
+			from = chain[0].Name
+		}
+		return forbidden("registration is off: accounts come from "+from, ErrBadRequest)
 	}
-	for _, src := range s.authChain() {
+	for _, src := range s.appChain(app) {
 		if src.Directory == nil {
 			continue
 		}

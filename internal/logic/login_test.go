@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/magpie-im/magpie/internal/auth"
+	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/proto/wire"
 )
 
@@ -102,7 +103,7 @@ func TestLoginFromDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first login: %v", err)
 	}
-	u, err := s.store.UserByName(ctx, "carol")
+	u, err := s.store.UserByName(ctx, store.DefaultApp, "carol")
 	if err != nil || u.AuthSource != auth.LDAP || u.Username != "carol" || u.DisplayName != "Carol C" || u.Email != "carol@example.org" || u.PasswordHash != "" {
 		t.Fatalf("user after the first login = %+v, %v; want carol from ldap with its profile", u, err)
 	}
@@ -179,7 +180,7 @@ func TestLoginChainOrderAndFailure(t *testing.T) {
 	if _, err := s.Login(ctx, "erin", "http-pass-1", "", ""); err != nil {
 		t.Fatalf("login passed on to the second source: %v", err)
 	}
-	if u, _ := s.store.UserByName(ctx, "erin"); u.AuthSource != auth.HTTP {
+	if u, _ := s.store.UserByName(ctx, store.DefaultApp, "erin"); u.AuthSource != auth.HTTP {
 		t.Errorf("erin's source %q, want http", u.AuthSource)
 	}
 	first.add("frank", "ldap-pass-1", "", "")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
+	"strconv"
 	"time"
 
 	"github.com/magpie-im/magpie/internal/batch"
@@ -150,7 +151,7 @@ func (s *Service) prepare(ctx context.Context, from Identity, req SendRequest) (
 	if err := wire.ValidName(req.ToUser); err != nil {
 		return nil, invalid("to_user: " + err.Error())
 	}
-	peer, err := s.userByName(ctx, req.ToUser)
+	peer, err := s.userByName(ctx, from.AppID, req.ToUser)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, notFound("no such user", err)
 	} else if err != nil {
@@ -160,7 +161,11 @@ func (s *Service) prepare(ctx context.Context, from Identity, req SendRequest) (
 	if err != nil {
 		return nil, err
 	}
-	stored, err := s.beforeSend(ctx, OutgoingMessage{
+	requireFriend, err := s.requireFriendship(ctx, from.AppID)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := s.beforeSend(ctx, from.AppID, OutgoingMessage{
 		From: from.Username, FromID: from.UserID, ToUser: peer.Username,
 		ConversationID: store.PrivateConversationID(from.UserID, peer.ID), ClientMsgID: req.ClientMsgID, Text: req.Text,
 		FileID: req.FileID,
@@ -181,17 +186,23 @@ func (s *Service) prepare(ctx context.Context, from Identity, req SendRequest) (
 			Text:           req.Text,
 			Kind:           fileKind(file),
 			File:           file,
-			RequireFriend:  s.cfg.RequireFriendship,
+			RequireFriend:  requireFriend,
 		},
 	}, nil
 }
 
-// userByName caches lookups: usernames never change owner.
-func (s *Service) userByName(ctx context.Context, name string) (store.User, error) {
-	if v, ok := s.names.Load(name); ok {
+// userByName finds a user of an app; lookups are cached: usernames never
+// change owner.
+func (s *Service) userByName(ctx context.Context, app int64, name string) (store.User, error) {
+	app = appOrDefault(app)
+	key := name
+	if app != store.DefaultApp {
+		key = strconv.FormatInt(app, 10) + ":" + name
+	}
+	if v, ok := s.names.Load(key); ok {
 		return v.(store.User), nil
 	}
-	u, err := s.store.UserByName(ctx, name)
+	u, err := s.store.UserByName(ctx, app, name)
 	if err != nil {
 		return u, err
 	}
@@ -200,7 +211,7 @@ func (s *Service) userByName(ctx context.Context, name string) (store.User, erro
 		s.names.Clear()
 		s.namesLen.Store(0)
 	}
-	s.names.Store(name, u)
+	s.names.Store(key, u)
 	return u, nil
 }
 

@@ -22,6 +22,7 @@ const MaxPushID = 48
 // authenticated by its signature. Exactly one target: ToUsers, ToGroup or
 // Everyone (transient only).
 type PushRequest struct {
+	AppID     int64  // the app of the signing key: every target and From are its (0: the default app)
 	KeyID     string // the signing key; the sender of a transient push without From
 	ToUsers   []string
 	ToGroup   string
@@ -86,7 +87,7 @@ func (s *Service) Push(ctx context.Context, req PushRequest) (PushResult, error)
 			return PushResult{}, invalid("to_group: not a group id")
 		}
 	}
-	users, err := s.pushUsers(ctx, req.ToUsers)
+	users, err := s.pushUsers(ctx, req.AppID, req.ToUsers)
 	if err != nil {
 		return PushResult{}, err
 	}
@@ -98,14 +99,14 @@ func (s *Service) Push(ctx context.Context, req PushRequest) (PushResult, error)
 
 // pushUsers resolves and de-duplicates usernames; an unknown one fails
 // the whole push before anything is sent.
-func (s *Service) pushUsers(ctx context.Context, names []string) ([]store.User, error) {
+func (s *Service) pushUsers(ctx context.Context, app int64, names []string) ([]store.User, error) {
 	out := make([]store.User, 0, len(names))
 	seen := make(map[int64]bool, len(names))
 	for _, name := range names {
 		if wire.ValidName(name) != nil {
 			return nil, invalid(fmt.Sprintf("to_users: %q is not a valid username", name))
 		}
-		u, err := s.userByName(ctx, name)
+		u, err := s.userByName(ctx, app, name)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, notFound("no such user: "+name, err)
 		} else if err != nil {
@@ -136,6 +137,13 @@ func (s *Service) pushTransient(ctx context.Context, req PushRequest, users []st
 	}
 	switch {
 	case req.Everyone:
+		everyone, ids, err := s.audience(ctx, req.AppID)
+		if err != nil {
+			return PushResult{}, err
+		}
+		if !everyone {
+			return PushResult{Delivered: s.deliverTransient(ids, false, msg)}, nil
+		}
 		conns := 0
 		for _, cs := range s.presence.Online() {
 			conns += len(cs)
@@ -143,6 +151,11 @@ func (s *Service) pushTransient(ctx context.Context, req PushRequest, users []st
 		s.deliverTransient(nil, true, msg)
 		return PushResult{Delivered: conns}, nil
 	case req.ToGroup != "":
+		// A stored push needs From to be a member, so only a transient
+		// one checks the group's app itself.
+		if _, err := s.groupOfApp(ctx, req.AppID, req.ToGroup); err != nil {
+			return PushResult{}, notFound("no such group", err)
+		}
 		ids, err := s.store.Members(ctx, req.ToGroup)
 		if errors.Is(err, store.ErrNotFound) {
 			return PushResult{}, notFound("no such group", err)
@@ -167,13 +180,13 @@ func (s *Service) pushStored(ctx context.Context, req PushRequest, users []store
 	if req.From == "" {
 		return PushResult{}, invalid("from is required for a stored push")
 	}
-	from, err := s.userByName(ctx, req.From)
+	from, err := s.userByName(ctx, req.AppID, req.From)
 	if errors.Is(err, store.ErrNotFound) || wire.ValidName(req.From) != nil {
 		return PushResult{}, invalid("from: no such user")
 	} else if err != nil {
 		return PushResult{}, err
 	}
-	id := Identity{UserID: from.ID, Username: from.Username}
+	id := Identity{AppID: appOrDefault(req.AppID), UserID: from.ID, Username: from.Username}
 	sends := make([]SendRequest, 0, len(users)+1)
 	if req.ToGroup != "" {
 		sends = append(sends, SendRequest{ToGroup: req.ToGroup, Text: req.Text})

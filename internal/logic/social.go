@@ -16,11 +16,11 @@ type FriendEventData struct {
 }
 
 // other resolves the user a friend or block call is about.
-func (s *Service) other(ctx context.Context, name string) (store.User, error) {
+func (s *Service) other(ctx context.Context, app int64, name string) (store.User, error) {
 	if wire.ValidName(name) != nil {
 		return store.User{}, invalid("not a valid username")
 	}
-	u, err := s.userByName(ctx, name)
+	u, err := s.userByName(ctx, app, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.User{}, notFound("no such user: "+name, err)
 	}
@@ -34,7 +34,7 @@ func (s *Service) Contacts(ctx context.Context, id Identity) (store.Contacts, er
 // RequestFriend asks name to be friends; if they had asked already, the
 // two become friends at once.
 func (s *Service) RequestFriend(ctx context.Context, id Identity, name string) (store.FriendStatus, error) {
-	u, err := s.other(ctx, name)
+	u, err := s.other(ctx, id.AppID, name)
 	if err != nil {
 		return "", err
 	}
@@ -46,7 +46,7 @@ func (s *Service) RequestFriend(ctx context.Context, id Identity, name string) (
 	if st == store.FriendsNow {
 		typ = "friend.accepted"
 	}
-	s.emit(typ, FriendEventData{User: id.Username, Other: u.Username})
+	s.emit(id.AppID, typ, FriendEventData{User: id.Username, Other: u.Username})
 	return st, nil
 }
 
@@ -74,7 +74,7 @@ func (s *Service) Unblock(ctx context.Context, id Identity, name string) error {
 }
 
 func (s *Service) friendCall(ctx context.Context, id Identity, name, event string, fn func(other int64) error) error {
-	u, err := s.other(ctx, name)
+	u, err := s.other(ctx, id.AppID, name)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func (s *Service) friendCall(ctx context.Context, id Identity, name, event strin
 		return explain(err)
 	}
 	if event != "" {
-		s.emit(event, FriendEventData{User: id.Username, Other: u.Username})
+		s.emit(id.AppID, event, FriendEventData{User: id.Username, Other: u.Username})
 	}
 	return nil
 }

@@ -26,7 +26,7 @@ func (s *Service) LookupUser(ctx context.Context, id Identity, name string) (Use
 	if err := wire.ValidName(name); err != nil {
 		return UserInfo{}, invalid(err.Error())
 	}
-	u, err := s.userByName(ctx, name)
+	u, err := s.userByName(ctx, id.AppID, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return UserInfo{}, notFound("no such user: "+name, err)
 	} else if err != nil {

@@ -63,6 +63,7 @@ func Sign(secret []byte, method, path, timestamp, nonce string, body []byte) str
 // Verifier checks signed requests against a set of keys.
 type Verifier struct {
 	keys    map[string][]byte
+	lookup  func(keyID string) ([]byte, bool) // keys not in keys; nil: none
 	now     func() time.Time
 	maxSeen int
 
@@ -81,6 +82,16 @@ func NewVerifier(keys map[string][]byte, maxSeen int, now func() time.Time) *Ver
 		now = time.Now
 	}
 	return &Verifier{keys: keys, now: now, maxSeen: maxSeen, seen: map[[16]byte]struct{}{}}
+}
+
+// SetLookup makes the verifier ask lookup for a key id that is not one of
+// its keys (the apps' keys, kept in the database). Call it before use.
+func (v *Verifier) SetLookup(lookup func(keyID string) ([]byte, bool)) { v.lookup = lookup }
+
+// Static reports whether keyID is one of the keys given to NewVerifier.
+func (v *Verifier) Static(keyID string) bool {
+	_, ok := v.keys[keyID]
+	return ok
 }
 
 // Enabled reports whether any key is configured.
@@ -109,7 +120,10 @@ func (v *Verifier) Verify(method, path string, h http.Header, body []byte) (stri
 		return "", ErrBadNonce
 	}
 	secret, ok := v.keys[keyID]
-	if !ok {
+	if !ok && v.lookup != nil {
+		secret, ok = v.lookup(keyID)
+	}
+	if !ok || len(secret) == 0 {
 		return "", ErrUnknownKey
 	}
 	if !lowerHex(sigHex, 2*sha256.Size) {

@@ -26,11 +26,12 @@ type Store interface {
 	// Ping reports whether the database answers a trivial query.
 	Ping(ctx context.Context) error
 
-	// CreateUser adds a user. ErrExists if the username is taken
-	// (case-insensitively).
-	CreateUser(ctx context.Context, username, passwordHash string) (User, error)
-	// UserByName finds a user case-insensitively. ErrNotFound if none.
-	UserByName(ctx context.Context, username string) (User, error)
+	// CreateUser adds a local user to an app. ErrExists if the username
+	// is taken in that app (case-insensitively).
+	CreateUser(ctx context.Context, appID int64, username, passwordHash string) (User, error)
+	// UserByName finds a user of an app case-insensitively. ErrNotFound
+	// if none.
+	UserByName(ctx context.Context, appID int64, username string) (User, error)
 	// UserByID returns ErrNotFound if there is no such user.
 	UserByID(ctx context.Context, id int64) (User, error)
 	// UsersByID returns the users that exist among ids, in any order.
@@ -55,16 +56,17 @@ type Store interface {
 	// is no such user.
 	SetPasswordHash(ctx context.Context, userID int64, passwordHash string) error
 	// CreateExternalUser adds a user of an outside login source (AuthSource
-	// set, no password hash) with its profile. ErrExists if the username
-	// is taken (case-insensitively), whatever the other user's source.
+	// set, no password hash) with its profile to u.AppID. ErrExists if the
+	// username is taken in the app (case-insensitively), whatever the
+	// other user's source.
 	CreateExternalUser(ctx context.Context, u User) (User, error)
 	// SetProfile replaces a user's display name and email. ErrNotFound if
 	// there is no such user.
 	SetProfile(ctx context.Context, userID int64, displayName, email string) error
-	// ImportUsers adds users (Username, PasswordHash, AuthSource "" for
-	// local, DisplayName, Email) in one transaction. A username already
-	// taken (case-insensitively, also by an earlier entry of the same
-	// call) is left as it is: its result is the existing user with
+	// ImportUsers adds users (AppID, Username, PasswordHash, AuthSource ""
+	// for local, DisplayName, Email) in one transaction. A username already
+	// taken in its app (case-insensitively, also by an earlier entry of the
+	// same call) is left as it is: its result is the existing user with
 	// Existing set. Results line up with users.
 	ImportUsers(ctx context.Context, users []User) ([]ImportResult, error)
 
@@ -109,6 +111,7 @@ type Store interface {
 	Groups   // groups.go
 	Social   // groups.go
 	Searcher // search.go
+	Apps     // apps.go
 
 	Close() error
 }
@@ -116,6 +119,7 @@ type Store interface {
 // User is an account.
 type User struct {
 	ID           int64
+	AppID        int64 // the app it belongs to; 0 reads as DefaultApp
 	Username     string
 	PasswordHash string // "" for a user of an outside source
 	CreatedAt    time.Time

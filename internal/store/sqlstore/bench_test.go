@@ -30,7 +30,7 @@ func benchAppendMessages(b *testing.B, s *Store, convs, n int) {
 	pairs := make([][2]store.User, convs)
 	for i := range pairs {
 		for j := range 2 {
-			u, err := s.CreateUser(ctx, fmt.Sprintf("u%d-%d", i, j), "h")
+			u, err := s.CreateUser(ctx, store.DefaultApp, fmt.Sprintf("u%d-%d", i, j), "h")
 			if err != nil {
 				b.Fatal(err)
 			}

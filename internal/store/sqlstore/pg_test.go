@@ -97,7 +97,7 @@ func TestPostgresCursorRace(t *testing.T) {
 	const users = 6
 	var us []store.User
 	for i := range users {
-		u, err := s.CreateUser(ctx, fmt.Sprintf("u%d", i), "hash")
+		u, err := s.CreateUser(ctx, store.DefaultApp, fmt.Sprintf("u%d", i), "hash")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,7 +204,7 @@ func TestPostgresPipelined(t *testing.T) {
 	ctx := t.Context()
 	var us []store.User
 	for _, name := range []string{"owner", "ann", "ben"} {
-		u, err := s.CreateUser(ctx, name, "hash")
+		u, err := s.CreateUser(ctx, store.DefaultApp, name, "hash")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -114,8 +114,8 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	alice, _ := s.CreateUser(ctx, "alice", "h")
-	bob, _ := s.CreateUser(ctx, "bob", "h")
+	alice, _ := s.CreateUser(ctx, store.DefaultApp, "alice", "h")
+	bob, _ := s.CreateUser(ctx, store.DefaultApp, "bob", "h")
 	conv := store.PrivateConversationID(alice.ID, bob.ID)
 	req := store.AppendRequest{ConversationID: conv, SenderID: alice.ID, PeerID: bob.ID, ClientMsgID: "c1", Text: "before"}
 	if _, err := s.AppendMessages(ctx, []store.AppendRequest{req}); err != nil {
@@ -127,7 +127,7 @@ func TestReopen(t *testing.T) {
 
 	for round := range 2 { // reopening twice must not re-run migrations
 		s = mustOpen(t, path)
-		u, err := s.UserByName(ctx, "ALICE")
+		u, err := s.UserByName(ctx, store.DefaultApp, "ALICE")
 		if err != nil || u.ID != alice.ID {
 			t.Fatalf("round %d: UserByName after reopen = %+v, %v", round, u, err)
 		}
@@ -276,8 +276,8 @@ func TestEmptyClientID(t *testing.T) {
 	for _, be := range backends(t) {
 		s := be.open(t)
 		ctx := t.Context()
-		a, _ := s.CreateUser(ctx, "a", "h")
-		b, _ := s.CreateUser(ctx, "b", "h")
+		a, _ := s.CreateUser(ctx, store.DefaultApp, "a", "h")
+		b, _ := s.CreateUser(ctx, store.DefaultApp, "b", "h")
 		req := store.AppendRequest{ConversationID: store.PrivateConversationID(a.ID, b.ID), SenderID: a.ID, PeerID: b.ID}
 		res, err := s.AppendMessages(ctx, []store.AppendRequest{req, req})
 		if err != nil || res[0].Duplicate || res[1].Duplicate || res[1].Message.Seq != 2 {
@@ -300,7 +300,7 @@ func benchAppend(b *testing.B, s *Store, n int) {
 	ctx := context.Background()
 	var users []store.User
 	for i := range 17 {
-		u, err := s.CreateUser(ctx, fmt.Sprintf("u%d", i), "h")
+		u, err := s.CreateUser(ctx, store.DefaultApp, fmt.Sprintf("u%d", i), "h")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -472,7 +472,7 @@ func createThree(t *testing.T, s *Store) (alice, bob, carol store.User) {
 	t.Helper()
 	var users [3]store.User
 	for i, n := range []string{"alice", "bob", "carol"} {
-		u, err := s.CreateUser(t.Context(), n, "h")
+		u, err := s.CreateUser(t.Context(), store.DefaultApp, n, "h")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -481,17 +481,18 @@ func createThree(t *testing.T, s *Store) (alice, bob, carol store.User) {
 	return users[0], users[1], users[2]
 }
 
-// TestMigrateUsersToSources: a database from before migration 6 keeps its
-// users, who come out as local accounts with an empty profile.
+// TestMigrateUsersToSources: a database from before migration 8 (apps)
+// keeps its users, who come out as local accounts of the default app with
+// an empty profile; the same name is then free in another app.
 func TestMigrateUsersToSources(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := t.Context()
 			s := b.open(t)
-			// Back to version 5: the columns gone, the step unrecorded.
+			// Back to version 7: the apps gone, the step unrecorded.
 			for _, q := range []string{
-				`ALTER TABLE users DROP COLUMN auth_source`, `ALTER TABLE users DROP COLUMN display_name`,
-				`ALTER TABLE users DROP COLUMN email`, `DELETE FROM schema_migrations WHERE version = 6`,
+				`DROP INDEX users_app`, `ALTER TABLE users DROP COLUMN app_id`, `DROP TABLE apps`,
+				`DELETE FROM schema_migrations WHERE version = 8`,
 				`INSERT INTO users(username, username_lower, password_hash, created_at) VALUES ('Old', 'old', 'h', 1)`,
 			} {
 				if _, err := s.write.ExecContext(ctx, q); err != nil {
@@ -501,9 +502,23 @@ func TestMigrateUsersToSources(t *testing.T) {
 			if err := migrate(ctx, s.write, s.d); err != nil {
 				t.Fatalf("migrate: %v", err)
 			}
-			u, err := s.UserByName(ctx, "old")
+			u, err := s.UserByName(ctx, store.DefaultApp, "old")
 			if err != nil || u.Username != "Old" || u.PasswordHash != "h" || u.AuthSource != "local" || u.DisplayName != "" || u.Email != "" {
 				t.Fatalf("UserByName after the migration = %+v, %v; want the local user Old with its hash", u, err)
+			}
+			if u.AppID != store.DefaultApp {
+				t.Errorf("migrated user's app = %d, want the default app %d", u.AppID, store.DefaultApp)
+			}
+			apps, err := s.AppList(ctx)
+			if err != nil || len(apps) != 1 || apps[0].ID != store.DefaultApp || apps[0].Name != store.DefaultAppName {
+				t.Fatalf("AppList after the migration = %+v, %v; want the default app alone", apps, err)
+			}
+			other, err := s.CreateApp(ctx, store.App{Name: "other"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if twin, err := s.CreateUser(ctx, other.ID, "OLD", "h2"); err != nil || twin.ID == u.ID {
+				t.Errorf("CreateUser(other app, OLD) = %+v, %v; want a new user", twin, err)
 			}
 		})
 	}

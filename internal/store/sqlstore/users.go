@@ -6,23 +6,38 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/magpie-im/magpie/internal/store"
 )
 
-// foldName is the key usernames are unique under.
-func foldName(name string) string { return strings.ToLower(name) }
+// foldName is the key usernames are unique under: the folded name in the
+// default app, "<app id>:name" in the others (see migration 8).
+func foldName(appID int64, name string) string {
+	if appID == store.DefaultApp || appID == 0 {
+		return strings.ToLower(name)
+	}
+	return strconv.FormatInt(appID, 10) + ":" + strings.ToLower(name)
+}
 
-func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (store.User, error) {
+func appOrDefault(appID int64) int64 {
+	if appID == 0 {
+		return store.DefaultApp
+	}
+	return appID
+}
+
+func (s *Store) CreateUser(ctx context.Context, appID int64, username, passwordHash string) (store.User, error) {
 	if err := s.check(); err != nil {
 		return store.User{}, err
 	}
-	u := store.User{Username: username, PasswordHash: passwordHash, CreatedAt: timeOf(nowMillis()), AuthSource: "local"}
-	err := s.write.QueryRowContext(ctx, `INSERT INTO users(username, username_lower, password_hash, created_at)
-		VALUES ($1, $2, $3, $4) RETURNING id`,
-		username, foldName(username), passwordHash, millis(u.CreatedAt)).Scan(&u.ID)
+	appID = appOrDefault(appID)
+	u := store.User{AppID: appID, Username: username, PasswordHash: passwordHash, CreatedAt: timeOf(nowMillis()), AuthSource: "local"}
+	err := s.write.QueryRowContext(ctx, `INSERT INTO users(username, username_lower, password_hash, created_at, app_id)
+		VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+		username, foldName(appID, username), passwordHash, millis(u.CreatedAt), appID).Scan(&u.ID)
 	if s.d.isUniqueViolation(err) {
 		return store.User{}, fmt.Errorf("user %q: %w", username, store.ErrExists)
 	}
@@ -42,10 +57,10 @@ func (s *Store) CreateExternalUser(ctx context.Context, u store.User) (store.Use
 	if u.AuthSource == "" || u.AuthSource == "local" {
 		return store.User{}, fmt.Errorf("sqlstore: create external user %q: auth source %q is not an outside source", u.Username, u.AuthSource)
 	}
-	u.PasswordHash, u.CreatedAt = "", timeOf(nowMillis())
-	err := s.write.QueryRowContext(ctx, `INSERT INTO users(username, username_lower, password_hash, created_at, auth_source, display_name, email)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-		u.Username, foldName(u.Username), "", millis(u.CreatedAt), u.AuthSource, u.DisplayName, u.Email).Scan(&u.ID)
+	u.PasswordHash, u.CreatedAt, u.AppID = "", timeOf(nowMillis()), appOrDefault(u.AppID)
+	err := s.write.QueryRowContext(ctx, `INSERT INTO users(username, username_lower, password_hash, created_at, auth_source, display_name, email, app_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+		u.Username, foldName(u.AppID, u.Username), "", millis(u.CreatedAt), u.AuthSource, u.DisplayName, u.Email, u.AppID).Scan(&u.ID)
 	if s.d.isUniqueViolation(err) {
 		return store.User{}, fmt.Errorf("user %q: %w", u.Username, store.ErrExists)
 	}
@@ -87,10 +102,11 @@ func (s *Store) ImportUsers(ctx context.Context, users []store.User) ([]store.Im
 			if u.AuthSource == "" {
 				u.AuthSource = "local"
 			}
-			u.CreatedAt = timeOf(now)
-			err := tx.QueryRowContext(ctx, `INSERT INTO users(username, username_lower, password_hash, created_at, auth_source, display_name, email)
-				VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (username_lower) DO NOTHING RETURNING id`,
-				u.Username, foldName(u.Username), u.PasswordHash, now, u.AuthSource, u.DisplayName, u.Email).Scan(&u.ID)
+			u.CreatedAt, u.AppID = timeOf(now), appOrDefault(u.AppID)
+			key := foldName(u.AppID, u.Username)
+			err := tx.QueryRowContext(ctx, `INSERT INTO users(username, username_lower, password_hash, created_at, auth_source, display_name, email, app_id)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (username_lower) DO NOTHING RETURNING id`,
+				u.Username, key, u.PasswordHash, now, u.AuthSource, u.DisplayName, u.Email, u.AppID).Scan(&u.ID)
 			if err == nil {
 				out[i] = store.ImportResult{User: u}
 				continue
@@ -98,7 +114,7 @@ func (s *Store) ImportUsers(ctx context.Context, users []store.User) ([]store.Im
 			if !errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("sqlstore: import user %q: %w", u.Username, err)
 			}
-			cur, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE username_lower = $1`, foldName(u.Username)))
+			cur, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE username_lower = $1`, key))
 			if err != nil {
 				return fmt.Errorf("sqlstore: import user %q: %w", u.Username, err)
 			}
@@ -112,22 +128,22 @@ func (s *Store) ImportUsers(ctx context.Context, users []store.User) ([]store.Im
 	return out, nil
 }
 
-const userCols = `id, username, password_hash, created_at, auth_source, display_name, email`
+const userCols = `id, username, password_hash, created_at, auth_source, display_name, email, app_id`
 
 func scanUser(sc interface{ Scan(...any) error }) (store.User, error) {
 	var u store.User
 	var created int64
-	err := sc.Scan(&u.ID, &u.Username, &u.PasswordHash, &created, &u.AuthSource, &u.DisplayName, &u.Email)
+	err := sc.Scan(&u.ID, &u.Username, &u.PasswordHash, &created, &u.AuthSource, &u.DisplayName, &u.Email, &u.AppID)
 	u.CreatedAt = timeOf(created)
 	return u, err
 }
 
-func (s *Store) UserByName(ctx context.Context, username string) (store.User, error) {
+func (s *Store) UserByName(ctx context.Context, appID int64, username string) (store.User, error) {
 	if err := s.check(); err != nil {
 		return store.User{}, err
 	}
 	u, err := scanUser(s.read.QueryRowContext(ctx,
-		`SELECT `+userCols+` FROM users WHERE username_lower = $1`, foldName(username)))
+		`SELECT `+userCols+` FROM users WHERE username_lower = $1`, foldName(appOrDefault(appID), username)))
 	return u, userErr(err, "user "+username)
 }
 

@@ -50,7 +50,7 @@ func testSetPasswordHash(t *testing.T, s store.Store) {
 	for _, tc := range []struct {
 		name, want string
 	}{{"alice", "new-hash"}, {"bob", bob.PasswordHash}} {
-		u, err := s.UserByName(ctx, tc.name)
+		u, err := s.UserByName(ctx, store.DefaultApp, tc.name)
 		if err != nil || u.PasswordHash != tc.want {
 			t.Errorf("UserByName(%s) = %q, %v; want hash %q", tc.name, u.PasswordHash, err, tc.want)
 		}

@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SetPasswordHash", testSetPasswordHash},
 		{"ExternalUsers", testExternalUsers}, // users.go
 		{"ImportUsers", testImportUsers},
+		{"Apps", testApps}, // apps.go
 		{"AppendSeqs", testAppendSeqs},
 		{"AppendIdempotent", testAppendIdempotent},
 		{"AppendSameIDInBatch", testAppendSameIDInBatch},
@@ -85,7 +86,7 @@ func at(sec int) time.Time { return base.Add(time.Duration(sec) * time.Second) }
 
 func mustUser(t *testing.T, s store.Store, name string) store.User {
 	t.Helper()
-	u, err := s.CreateUser(t.Context(), name, "hash-"+name)
+	u, err := s.CreateUser(t.Context(), store.DefaultApp, name, "hash-"+name)
 	if err != nil {
 		t.Fatalf("CreateUser(%q): %v", name, err)
 	}
@@ -153,10 +154,10 @@ func testUsers(t *testing.T, s store.Store) {
 	}
 
 	for _, name := range []string{"Alice", "alice", "ALICE", "aLiCe"} {
-		_, err := s.CreateUser(ctx, name, "x")
+		_, err := s.CreateUser(ctx, store.DefaultApp, name, "x")
 		wantErr(t, fmt.Sprintf("CreateUser(%q) again", name), err, store.ErrExists)
 
-		got, err := s.UserByName(ctx, name)
+		got, err := s.UserByName(ctx, store.DefaultApp, name)
 		if err != nil {
 			t.Fatalf("UserByName(%q): %v", name, err)
 		}
@@ -169,7 +170,7 @@ func testUsers(t *testing.T, s store.Store) {
 		t.Errorf("UserByID(%d) = %+v, %v; want %+v", bob.ID, got, err, bob)
 	}
 
-	_, err = s.UserByName(ctx, "nobody")
+	_, err = s.UserByName(ctx, store.DefaultApp, "nobody")
 	wantErr(t, "UserByName(unknown)", err, store.ErrNotFound)
 	_, err = s.UserByID(ctx, bob.ID+1000)
 	wantErr(t, "UserByID(unknown)", err, store.ErrNotFound)
@@ -283,8 +284,8 @@ func testClosed(t *testing.T, s store.Store) {
 		t.Fatalf("Close: %v", err)
 	}
 	calls := map[string]func() error{
-		"CreateUser": func() error { _, err := s.CreateUser(ctx, "bob", "x"); return err },
-		"UserByName": func() error { _, err := s.UserByName(ctx, "alice"); return err },
+		"CreateUser": func() error { _, err := s.CreateUser(ctx, store.DefaultApp, "bob", "x"); return err },
+		"UserByName": func() error { _, err := s.UserByName(ctx, store.DefaultApp, "alice"); return err },
 		"Session":    func() error { _, err := s.Session(ctx, "x"); return err },
 		"AppendMessages": func() error {
 			_, err := s.AppendMessages(ctx, []store.AppendRequest{privateReq(alice, alice, "c", "t", base)})

@@ -26,14 +26,14 @@ func testExternalUsers(t *testing.T, s store.Store) {
 	if dir.ID == 0 || dir.ID == local.ID || dir.PasswordHash != "" || dir.CreatedAt.IsZero() {
 		t.Fatalf("CreateExternalUser = %+v, want a new id, no password hash and a creation time", dir)
 	}
-	got, err := s.UserByName(ctx, "carol")
+	got, err := s.UserByName(ctx, store.DefaultApp, "carol")
 	if err != nil || got.ID != dir.ID || got.Username != "Carol" || got.AuthSource != "ldap" ||
 		got.DisplayName != "Carol Dir" || got.Email != "carol@example.org" || got.PasswordHash != "" {
 		t.Errorf("UserByName(carol) = %+v, %v; want %+v", got, err, dir)
 	}
 
 	// One namespace: neither kind of user can take the other's name.
-	_, err = s.CreateUser(ctx, "CAROL", "hash")
+	_, err = s.CreateUser(ctx, store.DefaultApp, "CAROL", "hash")
 	wantErr(t, "CreateUser over a directory user", err, store.ErrExists)
 	_, err = s.CreateExternalUser(ctx, store.User{Username: "Alice", AuthSource: "oidc"})
 	wantErr(t, "CreateExternalUser over a local user", err, store.ErrExists)
@@ -83,7 +83,7 @@ func testImportUsers(t *testing.T, s store.Store) {
 	if !res[3].Existing || res[3].User.ID != bob.ID || res[3].User.PasswordHash != "hash-bob" {
 		t.Errorf("bob again in the batch: %+v", res[3])
 	}
-	if got, err := s.UserByName(ctx, "CAROL"); err != nil || got.ID != carol.ID || got.Email != "carol@example.org" {
+	if got, err := s.UserByName(ctx, store.DefaultApp, "CAROL"); err != nil || got.ID != carol.ID || got.Email != "carol@example.org" {
 		t.Errorf("UserByName(carol) = %+v, %v", got, err)
 	}
 	again, err := s.ImportUsers(ctx, batch[:2])
