@@ -85,7 +85,7 @@ func (s *Store) appendAndMove(ctx context.Context, reqs []store.AppendRequest, m
 		if err != nil || s.hc == nil {
 			return err
 		}
-		end, err := s.hc.readEnd(ctx, tx, start)
+		end, err := s.hc.readEndOfAppend(ctx, tx, start)
 		kept = func() { s.hc.keep(b, reqs, start, end) }
 		return err
 	}
