@@ -51,22 +51,10 @@ func (s *Store) appendAndMove(ctx context.Context, reqs []store.AppendRequest, m
 	attempt := func(tx *sql.Tx) error {
 		ctx := s.inTx(ctx)
 		// A retry starts from scratch: nothing of a failed attempt is kept.
-		b := &appendBatch{
-			d:         s.d,
-			tx:        tx,
-			now:       nowMillis(),
-			convs:     make(map[string]*convState),
-			members:   make(map[memberKey]memberState),
-			users:     make(map[int64]bool),
-			stored:    make(map[dupKey]bool),
-			seen:      make(map[dupKey]store.Message),
-			senderSeq: make(map[memberKey]int64),
-			member:    tx.StmtContext(ctx, s.hot.member),
-			findDup:   tx.StmtContext(ctx, s.hot.findDup),
-			hot:       &s.hot,
-			reads:     &s.reads,
-			known:     &s.known,
-		}
+		b := s.newAppendBatch()
+		b.tx = tx
+		b.member = tx.StmtContext(ctx, s.hot.member)
+		b.findDup = tx.StmtContext(ctx, s.hot.findDup)
 		var start hotStamp
 		if s.hc != nil {
 			var err error
@@ -106,6 +94,25 @@ func (s *Store) appendAndMove(ctx context.Context, reqs []store.AppendRequest, m
 	}
 	s.known.add(locked)
 	return results, moved, nil
+}
+
+// newAppendBatch is an empty batch of s, outside any transaction: the
+// locking path binds it to its transaction, the pipelined path
+// (pgpipeline.go) runs its statements on a pgx connection instead.
+func (s *Store) newAppendBatch() *appendBatch {
+	return &appendBatch{
+		d:         s.d,
+		now:       nowMillis(),
+		convs:     make(map[string]*convState),
+		members:   make(map[memberKey]memberState),
+		users:     make(map[int64]bool),
+		stored:    make(map[dupKey]bool),
+		seen:      make(map[dupKey]store.Message),
+		senderSeq: make(map[memberKey]int64),
+		hot:       &s.hot,
+		reads:     &s.reads,
+		known:     &s.known,
+	}
 }
 
 // knownConvs remembers conversations known to exist. Rows of conversations

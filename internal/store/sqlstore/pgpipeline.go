@@ -106,19 +106,7 @@ func (s *Store) appendPipelined(ctx context.Context, reqs []store.AppendRequest)
 		return nil, false, err
 	}
 	defer conn.Close()
-	b := &appendBatch{
-		d:         s.d,
-		now:       nowMillis(),
-		convs:     make(map[string]*convState),
-		members:   make(map[memberKey]memberState),
-		users:     make(map[int64]bool),
-		stored:    make(map[dupKey]bool),
-		seen:      make(map[dupKey]store.Message),
-		senderSeq: make(map[memberKey]int64),
-		hot:       &s.hot,
-		reads:     &s.reads,
-		known:     &s.known,
-	}
+	b := s.newAppendBatch()
 	var ids []string
 	err = conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
