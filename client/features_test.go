@@ -350,3 +350,52 @@ func TestStaleReceiptsDropped(t *testing.T) {
 	}
 	_ = c.Close()
 }
+
+func TestHideAndClearConversation(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, "alice", "bob")
+	alice, _ := connect(t, srv, "alice")
+	bob, _ := connect(t, srv, "bob")
+	conv := sendTexts(t, bob, "alice", "one", "two")
+	listed := func(c *Client) *Conversation {
+		cs, err := c.Conversations(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range cs {
+			if cs[i].ID == conv {
+				return &cs[i]
+			}
+		}
+		return nil
+	}
+	if seq, err := alice.HideConversation(ctxT(t), conv, false); err != nil || seq != 2 {
+		t.Fatalf("HideConversation = %d, %v; want 2", seq, err)
+	}
+	if listed(alice) != nil || listed(bob) == nil {
+		t.Fatal("hidden: want it out of alice's list only")
+	}
+	if seq, err := alice.HideConversation(ctxT(t), conv, true); err != nil || seq != 2 {
+		t.Fatalf("HideConversation(clear) = %d, %v; want 2", seq, err)
+	}
+	sendTexts(t, bob, "alice", "three")
+	cv := listed(alice)
+	if cv == nil || cv.ClearedSeq != 2 || cv.Unread != 1 || cv.LastMessage == nil || cv.LastMessage.Text != "three" {
+		t.Fatalf("after a new message alice lists %+v; want it back, cleared at 2, 1 unread", cv)
+	}
+	// The long connection's history starts after the clear for alice only.
+	msgs, err := alice.History(ctxT(t), conv, HistoryQuery{})
+	if err != nil || len(msgs) != 1 || msgs[0].Text != "three" {
+		t.Fatalf("alice's history after the clear: %+v, %v; want only three", msgs, err)
+	}
+	if msgs, err := bob.History(ctxT(t), conv, HistoryQuery{}); err != nil || len(msgs) != 3 {
+		t.Fatalf("bob's history: %d messages, %v; want 3", len(msgs), err)
+	}
+	// A new device of alice's syncs only what came after the clear.
+	_, rec := connect(t, srv, "alice", func(o *Options) { o.Device = "tablet" })
+	wantTexts(t, rec, "3:three")
+	var e *Error
+	if _, err := alice.HideConversation(ctxT(t), "p_99_98", false); !errors.As(err, &e) || e.Code != wire.CodeNotMember {
+		t.Fatalf("hiding someone else's conversation: %v, want not_member", err)
+	}
+}

@@ -325,6 +325,25 @@ func (c *Client) SetConversationFlags(ctx context.Context, conversationID string
 	return cv.conversation(c.UserID()), nil
 }
 
+// HideConversation takes a conversation out of this user's list
+// (Conversations) until a new message arrives in it, and returns the seq
+// it was hidden at. With clear, this user's history of it is also cleared:
+// History and sync give only messages after that seq; the other members
+// keep theirs. Other devices see it on their next Conversations call.
+func (c *Client) HideConversation(ctx context.Context, conversationID string, clear bool) (uint64, error) {
+	path := "/v1/conversations/" + url.PathEscape(conversationID)
+	if clear {
+		path += "?clear=true"
+	}
+	var resp struct {
+		HiddenSeq uint64 `json:"hidden_seq"`
+	}
+	if err := c.authedJSON(ctx, http.MethodDelete, path, nil, &resp); err != nil {
+		return 0, err
+	}
+	return resp.HiddenSeq, nil
+}
+
 // gatewayAddr fixes up a gateway address that names no usable host (":7000",
 // "0.0.0.0:7000") by using the HTTP server's host instead.
 func (c *Client) gatewayAddr(addr string) string {

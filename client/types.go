@@ -243,6 +243,7 @@ type Conversation struct {
 	Name             string   `json:"name"` // groups: the group's name
 	Pinned           bool     `json:"pinned"`
 	Muted            bool     `json:"muted"`
+	ClearedSeq       uint64   `json:"cleared_seq"` // HTTP list only: this user cleared the history up to it
 	LastMessage      *Message `json:"-"`
 }
 

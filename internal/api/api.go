@@ -382,12 +382,16 @@ func conversationOut(c store.Conversation) map[string]any {
 	if c.LastMessage != nil {
 		last = messageOut(*c.LastMessage)
 	}
-	return map[string]any{
+	out := map[string]any{
 		"id": c.ID, "kind": c.Kind, "name": c.Name, "peer": c.Peer, "peer_id": c.PeerID, "last_seq": c.LastSeq,
 		"delivered_seq": c.DeliveredSeq, "read_seq": c.ReadSeq, "peer_delivered_seq": c.PeerDeliveredSeq,
 		"peer_read_seq": c.PeerReadSeq, "unread": c.Unread(), "last_message": last,
 		"pinned": c.Pinned, "muted": c.Muted,
 	}
+	if c.ClearedSeq > 0 {
+		out["cleared_seq"] = c.ClearedSeq // only after a clear
+	}
+	return out
 }
 
 func queryUint(r *http.Request, name string) (uint64, error) {

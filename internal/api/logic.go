@@ -57,6 +57,7 @@ type Conversations interface {
 	History(ctx context.Context, id logic.Identity, q store.MessageQuery) ([]store.Message, uint64, error)
 	MoveCursor(ctx context.Context, id logic.Identity, convID string, kind store.CursorKind, seq uint64, origin *clusterpb.ConnRef) (store.Cursors, error)
 	SetConversationFlags(ctx context.Context, id logic.Identity, convID string, pinned, muted *bool, origin *clusterpb.ConnRef) (store.Conversation, error)
+	HideConversation(ctx context.Context, id logic.Identity, convID string, clear bool) (uint64, error)
 }
 
 // Groups is group management (groups.go).

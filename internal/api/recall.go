@@ -15,6 +15,31 @@ func (h *Handler) registerChanges(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/conversations/{id}/messages/{seq}/edit", h.auth(h.edit))
 	mux.HandleFunc("GET /v1/conversations/{id}/messages/{seq}/reads", h.auth(h.reads))
 	mux.HandleFunc("PATCH /v1/conversations/{id}", h.auth(h.setFlags))
+	mux.HandleFunc("DELETE /v1/conversations/{id}", h.auth(h.hideConversation))
+}
+
+// hideConversation is DELETE /v1/conversations/{id}[?clear=true]: out of
+// the caller's list until a new message; clear also clears their history.
+func (h *Handler) hideConversation(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	var clear bool
+	switch r.URL.Query().Get("clear") {
+	case "", "false", "0":
+	case "true", "1":
+		clear = true
+	default:
+		h.fail(w, r, badRequest("clear must be true or false"))
+		return
+	}
+	seq, err := h.svc.HideConversation(r.Context(), id, r.PathValue("id"), clear)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := map[string]any{"conversation_id": r.PathValue("id"), "hidden_seq": seq}
+	if clear {
+		out["cleared_seq"] = seq
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func pathSeq(r *http.Request) (uint64, error) {

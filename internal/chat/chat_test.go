@@ -114,6 +114,9 @@ func TestParse(t *testing.T) {
 		{":end-session abc123", command{kind: cmdEndSession, to: "abc123"}, false},
 		{":end-session", command{}, true},
 		{":logout-all", command{kind: cmdLogoutAll}, false},
+		{":delete", command{kind: cmdDelete}, false},
+		{":clear", command{kind: cmdClear}, false},
+		{":clear all", command{}, true},
 	}
 	for _, tt := range tests {
 		got, err := parse(tt.line)
@@ -129,7 +132,7 @@ func TestParse(t *testing.T) {
 
 func TestHelpListsEveryCommand(t *testing.T) {
 	for _, word := range []string{":groups", ":g ", ":create", ":invite", ":kick", ":leave", ":friends", ":add",
-		":accept", ":block", ":recall", ":file", ":all", ":reads", ":edit", ":to", ":olu", ":history", ":read ", ":q WORDS", ":q, :q!"} {
+		":accept", ":block", ":recall", ":file", ":all", ":reads", ":edit", ":to", ":olu", ":history", ":read ", ":q WORDS", ":q, :q!", ":delete", ":clear"} {
 		if !strings.Contains(helpText, "\n  "+word) {
 			t.Errorf("help lacks %q", word)
 		}
@@ -337,4 +340,22 @@ func TestCAFileIsChecked(t *testing.T) {
 			t.Errorf("--ca %s: got %v, want an error about --ca", ca, err)
 		}
 	}
+}
+
+func TestDeleteAndClearPipe(t *testing.T) {
+	t.Setenv("MAGPIE_PASSWORD", "")
+	srv := testserver.Start(t, nil, "alice", "bob")
+	runScript(t, srv, "alice", "", ":to bob", "one", "two")
+	out, errs := runScript(t, srv, "alice", "chat: 1 of the commands failed", ":to bob", ":delete", ":history", ":clear", ":to carol", ":clear")
+	wantLines(t, "alice", out, `hid bob until a new message`, `history with bob: \(none\)`,
+		`cleared bob up to #2 \(hidden until a new message\)`)
+	wantLines(t, "alice", errs, `error: :clear: no conversation with carol yet`)
+	runScript(t, srv, "bob", "", ":to alice", "three")
+	out, _ = runScript(t, srv, "alice", "", ":to bob", ":history")
+	wantLines(t, "alice", out, `history with bob:`, ts+`bob: three`)
+	if strings.Contains(out, "one") || strings.Contains(out, "two") {
+		t.Errorf("alice still sees the cleared messages:\n%s", out)
+	}
+	out, _ = runScript(t, srv, "bob", "", ":to alice", ":history")
+	wantLines(t, "bob", out, ts+`alice: one`, ts+`alice: two`, ts+`me → alice: three`)
 }

@@ -41,6 +41,8 @@ const (
 	cmdSessions                  // :sessions
 	cmdEndSession                // :end-session ID
 	cmdLogoutAll                 // :logout-all
+	cmdDelete                    // :delete
+	cmdClear                     // :clear
 )
 
 type command struct {
@@ -67,6 +69,8 @@ const helpText = `commands:
   :history [n]        show the last n messages (default 20) of the current conversation
   :read               mark the current conversation read
   :reads [seq]        who read a message of the current conversation (default: my last one)
+  :delete             hide the current conversation from my list until a new message arrives
+  :clear              the same, and clear its history for me (the others keep theirs)
   :q WORDS            search my messages for WORDS (every word must occur;
                       Chinese and other scripts without spaces work too)
   :olu                list online users
@@ -128,7 +132,7 @@ var userCommands = map[string]cmdKind{
 var simpleCommands = map[string]cmdKind{
 	":olu": cmdOnline, ":read": cmdRead, ":help": cmdHelp, ":q!": cmdQuit, ":quit": cmdQuit,
 	":groups": cmdGroups, ":leave": cmdLeave, ":friends": cmdFriends,
-	":sessions": cmdSessions, ":logout-all": cmdLogoutAll,
+	":sessions": cmdSessions, ":logout-all": cmdLogoutAll, ":delete": cmdDelete, ":clear": cmdClear,
 }
 
 func parseColon(line string) (command, error) {

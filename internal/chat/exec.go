@@ -93,6 +93,8 @@ func (u *ui) exec(ctx context.Context, cmd command) {
 		u.search(ctx, cmd.text)
 	case cmdRead:
 		u.markRead(ctx, cur)
+	case cmdDelete, cmdClear:
+		u.hide(ctx, cur, cmd.kind == cmdClear)
 	default:
 		u.social(ctx, cur, cmd)
 	}
@@ -284,6 +286,34 @@ func (u *ui) markRead(ctx context.Context, t target) {
 		}
 	}
 	u.printf("marked read #%d (%s)", seq, t.label())
+}
+
+// hide is :delete and :clear on the current conversation.
+func (u *ui) hide(ctx context.Context, t target, clear bool) {
+	word := map[bool]string{false: ":delete", true: ":clear"}[clear]
+	if t.empty() {
+		u.errorf("%s: no current conversation (use :to NAME or :g GROUP)", word)
+		return
+	}
+	id, ok, err := u.convID(ctx, t)
+	if err != nil {
+		u.errorf("%s: %v", word, err)
+		return
+	}
+	if !ok {
+		u.errorf("%s: no conversation with %s yet", word, t.label())
+		return
+	}
+	seq, err := u.c.HideConversation(ctx, id, clear)
+	if err != nil {
+		u.errorf("%s: %v", word, err)
+		return
+	}
+	if clear {
+		u.printf("cleared %s up to #%d (hidden until a new message)", t.label(), seq)
+		return
+	}
+	u.printf("hid %s until a new message", t.label())
 }
 
 func (u *ui) sessions(ctx context.Context) {

@@ -107,6 +107,21 @@ func (s *Service) SetConversationFlags(ctx context.Context, id Identity, convID 
 	return c, nil
 }
 
+// HideConversation takes the conversation out of the user's list until a
+// new message arrives (a message after the seq it returns); with clear,
+// the user's history of it also starts after that seq. The user's other
+// devices see the change on their next list or sync.
+func (s *Service) HideConversation(ctx context.Context, id Identity, convID string, clear bool) (uint64, error) {
+	if err := validConversationID(convID); err != nil {
+		return 0, err
+	}
+	seq, err := s.store.HideConversation(ctx, id.UserID, convID, clear)
+	if err != nil {
+		return 0, explain(err)
+	}
+	return seq, nil
+}
+
 // CanSeeFile reports whether the user may download the file: they
 // uploaded it, or they can see a message (not recalled) that carries it.
 func (s *Service) CanSeeFile(ctx context.Context, id Identity, fileID string) (bool, error) {

@@ -234,6 +234,12 @@ type Social interface {
 	// SetConversationFlags changes the user's pinned and muted flags
 	// where set. ErrNotMember if the user is not a current member.
 	SetConversationFlags(ctx context.Context, userID int64, conversationID string, pinned, muted *bool) (Conversation, error)
+	// HideConversation takes the conversation out of the user's list until
+	// a message after its current last seq arrives; with clear, the user's
+	// history (Messages, and so sync and search) also starts after that
+	// seq, for this user only. It returns that seq. ErrNotMember if the
+	// user is not a current member.
+	HideConversation(ctx context.Context, userID int64, conversationID string, clear bool) (uint64, error)
 	// FileVisible reports whether the user can see a message (not
 	// recalled) that carries the file.
 	FileVisible(ctx context.Context, userID int64, fileID string) (bool, error)

@@ -229,10 +229,16 @@ type Conversation struct {
 	Name             string // groups
 	Pinned           bool   // the viewing user's flags
 	Muted            bool
+	// ClearedSeq is where the viewing user cleared the history (DELETE
+	// /v1/conversations/{id}?clear=true): they see only what came after.
+	ClearedSeq uint64
 }
 
-// Unread is the number of messages after the read cursor.
-func (c Conversation) Unread() uint64 { return c.LastSeq - c.ReadSeq }
+// Unread is the number of messages after the read cursor, not counting
+// those the user cleared.
+func (c Conversation) Unread() uint64 {
+	return c.LastSeq - max(c.ReadSeq, min(c.ClearedSeq, c.LastSeq))
+}
 
 // CursorKind selects a receipt cursor.
 type CursorKind int

@@ -26,8 +26,9 @@ func (s *Store) Messages(ctx context.Context, userID int64, q store.MessageQuery
 	}
 	var joined int64
 	var left sql.NullInt64
-	err := s.read.QueryRowContext(ctx, `SELECT joined_seq, left_seq FROM members
-		WHERE conversation_id = $1 AND user_id = $2`, q.ConversationID, userID).Scan(&joined, &left)
+	var cleared int64
+	err := s.read.QueryRowContext(ctx, `SELECT joined_seq, left_seq, cleared_seq FROM members
+		WHERE conversation_id = $1 AND user_id = $2`, q.ConversationID, userID).Scan(&joined, &left, &cleared)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("conversation %q: %w", q.ConversationID, store.ErrNotMember)
 	}
@@ -65,7 +66,8 @@ func (s *Store) Messages(ctx context.Context, userID int64, q store.MessageQuery
 	wins = append(wins, cur)
 
 	order := "ASC"
-	after, before := clampSeq(q.AfterSeq), int64(math.MaxInt64)
+	// A cleared history starts after the clear point, in every window.
+	after, before := max(clampSeq(q.AfterSeq), cleared), int64(math.MaxInt64)
 	if q.BeforeSeq > 0 {
 		before = clampSeq(q.BeforeSeq) - 1
 		order = "DESC" // the latest ones before BeforeSeq, reversed below
@@ -136,7 +138,7 @@ func clampSeq(seq uint64) int64 { return int64(min(seq, math.MaxInt64)) }
 // conversationsQuery returns the user's current conversations with the
 // last message and, for private chats, the other member, in one query.
 const conversationsQuery = `SELECT c.id, c.kind, c.last_seq, c.updated_at, me.delivered_seq, me.read_seq,
-	c.name, me.pinned, me.muted,
+	c.name, me.pinned, me.muted, me.cleared_seq,
 	p.user_id, pu.username, p.delivered_seq, p.read_seq,
 	` + msgCols + `
 FROM members me
@@ -151,7 +153,9 @@ func (s *Store) Conversations(ctx context.Context, userID int64) ([]store.Conver
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	cs, err := s.queryConversations(ctx, userID, conversationsQuery+` ORDER BY c.updated_at DESC, c.last_seq DESC, c.id`, userID)
+	// A hidden conversation comes back with the first message after it was hidden.
+	cs, err := s.queryConversations(ctx, userID, conversationsQuery+` AND (me.hidden_seq IS NULL OR c.last_seq > me.hidden_seq)
+		ORDER BY c.updated_at DESC, c.last_seq DESC, c.id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: conversations: %w", err)
 	}
@@ -186,19 +190,20 @@ func (s *Store) queryConversations(ctx context.Context, userID int64, query stri
 			kind                  string
 			lastSeq, updated      int64
 			delivered, read       int64
+			cleared               int64
 			peerID                sql.NullInt64
 			peerName              sql.NullString
 			peerDelivered, peerRd sql.NullInt64
 			last                  msgRow
 		)
-		dests := append([]any{&c.ID, &kind, &lastSeq, &updated, &delivered, &read, &c.Name, &c.Pinned, &c.Muted,
+		dests := append([]any{&c.ID, &kind, &lastSeq, &updated, &delivered, &read, &c.Name, &c.Pinned, &c.Muted, &cleared,
 			&peerID, &peerName, &peerDelivered, &peerRd}, last.dests()...)
 		if err := rows.Scan(dests...); err != nil {
 			return nil, err
 		}
 		c.Kind = store.ConversationKind(kind)
 		c.LastSeq, c.UpdatedAt = uint64(lastSeq), timeOf(updated)
-		c.DeliveredSeq, c.ReadSeq = uint64(delivered), uint64(read)
+		c.DeliveredSeq, c.ReadSeq, c.ClearedSeq = uint64(delivered), uint64(read), uint64(cleared)
 		if c.Kind == store.Private {
 			if peerID.Valid {
 				c.PeerID, c.Peer = peerID.Int64, peerName.String
@@ -213,7 +218,9 @@ func (s *Store) queryConversations(ctx context.Context, userID int64, query stri
 		if err != nil {
 			return nil, err
 		}
-		c.LastMessage = m
+		if m != nil && m.Seq > c.ClearedSeq {
+			c.LastMessage = m // a cleared one is not shown
+		}
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
@@ -276,4 +283,25 @@ func (s *Store) MoveCursor(ctx context.Context, userID int64, conversationID str
 		return store.Cursors{}, res[0].Err
 	}
 	return res[0].Cursors, nil
+}
+
+func (s *Store) HideConversation(ctx context.Context, userID int64, conversationID string, clear bool) (uint64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	// One statement: the seq it hides at is the last one committed when it
+	// runs; a message committed after it shows the conversation again.
+	var seq int64
+	err := s.write.QueryRowContext(ctx, `UPDATE members
+		SET hidden_seq = (SELECT c.last_seq FROM conversations c WHERE c.id = $1),
+			cleared_seq = CASE WHEN $3 THEN (SELECT c.last_seq FROM conversations c WHERE c.id = $1) ELSE cleared_seq END
+		WHERE conversation_id = $1 AND user_id = $2 AND left_seq IS NULL
+		RETURNING hidden_seq`, conversationID, userID, clear).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("conversation %q: %w", conversationID, store.ErrNotMember)
+	}
+	if err != nil {
+		return 0, wrapErr("hide conversation", err)
+	}
+	return uint64(seq), nil
 }

@@ -267,6 +267,19 @@ var migrations = []migration{
 			`CREATE INDEX users_app ON users(app_id, id)`,
 		},
 	},
+	{
+		// DELETE /v1/conversations/{id} (issue 13): hidden_seq is the last
+		// seq when the member hid the conversation (NULL: not hidden); it
+		// is back in their list once a message after it arrives, so the
+		// append path writes nothing for it. cleared_seq is where they
+		// cleared the history: they read only what came after, others
+		// are unaffected.
+		version: 9,
+		common: []string{
+			`ALTER TABLE members ADD COLUMN hidden_seq BIGINT`,
+			`ALTER TABLE members ADD COLUMN cleared_seq BIGINT NOT NULL DEFAULT 0`,
+		},
+	},
 }
 
 // migrate brings the schema up to date in one transaction, so a crash

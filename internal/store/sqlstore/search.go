@@ -92,12 +92,14 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Messag
 }
 
 // visibleToUser: m lies in one of $1's membership windows, the current
-// or last one (members) or an earlier stay (member_windows), as Messages
-// reads them.
+// or last one (members) or an earlier stay (member_windows), and after
+// where $1 cleared the history, as Messages reads them.
 const visibleToUser = `(EXISTS (SELECT 1 FROM members me WHERE me.conversation_id = m.conversation_id AND me.user_id = $1
 		AND m.seq > me.joined_seq AND (me.left_seq IS NULL OR m.seq <= me.left_seq))
 	OR EXISTS (SELECT 1 FROM member_windows w WHERE w.conversation_id = m.conversation_id AND w.user_id = $1
-		AND m.seq > w.from_seq AND m.seq <= w.to_seq))`
+		AND m.seq > w.from_seq AND m.seq <= w.to_seq))
+	AND NOT EXISTS (SELECT 1 FROM members cl WHERE cl.conversation_id = m.conversation_id AND cl.user_id = $1
+		AND m.seq <= cl.cleared_seq)`
 
 // likePattern matches term anywhere, its wildcards escaped.
 func likePattern(term string) string {

@@ -70,7 +70,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Friends", testFriends},
 		{"Blocks", testBlocks},
 		{"ConversationFlags", testConversationFlags},
-		{"Search", testSearch}, // search.go
+		{"HideConversation", testHideConversation}, // hide.go
+		{"Search", testSearch},                     // search.go
 		{"SearchWindows", testSearchWindows},
 	}
 	for _, tt := range tests {
