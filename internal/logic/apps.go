@@ -169,7 +169,7 @@ func (s *Service) CreateApp(ctx context.Context, name string, settings store.App
 	if err != nil {
 		return a, err
 	}
-	_, _ = s.appList(ctx, true)
+	s.forgetApps()
 	return a, nil
 }
 
@@ -187,10 +187,17 @@ func (s *Service) RotateAppKeys(ctx context.Context, name string) (store.App, er
 	if err := s.store.SetAppKeys(ctx, a.ID, a.Keys); err != nil {
 		return a, err
 	}
+	s.forgetApps()
+	return a, nil
+}
+
+// forgetApps drops this node's copy of the app list after a change made
+// here, so the next lookup reads it (a miss alone reloads at most once a
+// second, and a new app would be unknown until then).
+func (s *Service) forgetApps() {
 	s.apps.mu.Lock()
 	s.apps.list = nil
 	s.apps.mu.Unlock()
-	return a, nil
 }
 
 // ValidAppName: 1-64 of lowercase letters, digits, '_' and '-', starting
