@@ -106,7 +106,7 @@ func (s *Service) CreateGroup(ctx context.Context, id Identity, name string, mem
 	if err != nil {
 		return store.GroupInfo{}, explain(err)
 	}
-	s.announce(g, &ev, nil)
+	s.announce(id.AppID, g, &ev, nil)
 	return g, nil
 }
 
@@ -284,7 +284,7 @@ func (s *Service) changeGroup(ctx context.Context, id Identity, gid string, c st
 		return store.GroupChangeResult{}, explain(err)
 	}
 	if res.Event != nil {
-		s.announce(res.Group, res.Event, res.Former)
+		s.announce(id.AppID, res.Group, res.Event, res.Former)
 	}
 	return res, nil
 }
@@ -298,8 +298,9 @@ var hookTypes = map[string]string{
 }
 
 // announce pushes a stored event to the devices of the members and of the
-// former members, and tells the hooks.
-func (s *Service) announce(g store.GroupInfo, ev *store.Message, former []int64) {
+// former members, and tells the hooks of app, the actor's (a group's users
+// are all of one app; a dissolved group has no owner left to ask).
+func (s *Service) announce(app int64, g store.GroupInfo, ev *store.Message, former []int64) {
 	var conns []*clusterpb.ConnRef
 	for _, m := range g.Members {
 		conns = s.presence.AppendConns(conns, m.UserID)
@@ -311,7 +312,6 @@ func (s *Service) announce(g store.GroupInfo, ev *store.Message, former []int64)
 		s.publish(conns, s.enc.Message(*ev, ""))
 	}
 	if e := ev.Event; e != nil {
-		app, _ := s.appOf(context.Background(), g.OwnerID) // cached: the owner just acted or was named
 		s.emit(app, hookTypes[e.Type], GroupEventData{GroupID: g.ID, Seq: ev.Seq, Type: e.Type, Actor: e.Actor, Users: e.Usernames, Detail: e.Detail})
 	}
 }
