@@ -244,6 +244,31 @@ func (c *Client) MarkRead(ctx context.Context, conversationID string, seq uint64
 	return err
 }
 
+// Typing tells the other members of a conversation that this user is
+// typing, or with stopped that they stopped (the message was sent, the box
+// cleared). Nothing is stored: devices online now get Options.OnTyping.
+// Send it at most every few seconds while the user types (receivers show
+// it for TypingShowFor); the server allows 2 a second per user, burst 6
+// (rate_limited beyond). Only for a conversation that exists and that the
+// user is a member of (not_member otherwise). It is sent once, never
+// repeated: a late typing notice is worse than none.
+func (c *Client) Typing(ctx context.Context, conversationID string, stopped bool) error {
+	s, err := c.ready(ctx)
+	if err != nil {
+		return err
+	}
+	reply, err := s.request(ctx, &magpiepb.Envelope{Body: &magpiepb.Envelope_Typing{Typing: &magpiepb.Typing{
+		ConversationId: conversationID, Stopped: stopped,
+	}}})
+	if err != nil {
+		return err
+	}
+	if e := reply.GetError(); e != nil {
+		return errorFromWire(e)
+	}
+	return nil
+}
+
 // Online lists the users with at least one connected device.
 func (c *Client) Online(ctx context.Context) ([]OnlineUser, error) {
 	reply, err := c.call(ctx, &magpiepb.Envelope{Body: &magpiepb.Envelope_Online{Online: &magpiepb.OnlineRequest{}}})

@@ -44,6 +44,7 @@ type Options struct {
 	OnReceipt      func(Receipt)           // someone's delivered/read cursor moved
 	OnState        func(State, error)      // connection state changes; error says why
 	OnConversation func(ConversationState) // a conversation's state or flags changed (pushed), and each state a sync returns, before its messages (a periodic resync: only those it brings messages for)
+	OnTyping       func(Typing)            // another member is typing (or stopped) in a conversation; transient, best effort
 
 	BackoffMin time.Duration // first reconnect delay; default 250ms
 	BackoffMax time.Duration // cap; default 30s

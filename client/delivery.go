@@ -371,6 +371,15 @@ func (c *Client) conversationPushed(st *magpiepb.ConversationState) {
 	c.events.push(func() { f(cs) })
 }
 
+func (c *Client) typingPushed(t *magpiepb.Typing) {
+	f := c.opts.OnTyping
+	if f == nil {
+		return
+	}
+	ty := Typing{ConversationID: t.GetConversationId(), UserID: t.GetUserId(), Username: t.GetUsername(), Stopped: t.GetStopped()}
+	c.events.push(func() { f(ty) })
+}
+
 // startResync starts a periodic resync on session s (Options.ResyncEvery)
 // unless one runs or s is not the current, synced session. Live pushes are
 // best effort, and a lost push of a conversation's last message leaves no

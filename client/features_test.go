@@ -399,3 +399,56 @@ func TestHideAndClearConversation(t *testing.T) {
 		t.Fatalf("hiding someone else's conversation: %v, want not_member", err)
 	}
 }
+
+func TestTypingReachesTheOtherMembersOnly(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, "alice", "bob", "carol")
+	var mu sync.Mutex
+	got := map[string][]Typing{}
+	onTyping := func(who string) func(*Options) {
+		return func(o *Options) {
+			o.Device = who
+			o.OnTyping = func(ty Typing) { mu.Lock(); got[who] = append(got[who], ty); mu.Unlock() }
+		}
+	}
+	alice, _ := connect(t, srv, "alice", onTyping("alice-phone"))
+	connect(t, srv, "alice", onTyping("alice-laptop"))
+	bob, _ := connect(t, srv, "bob", onTyping("bob"))
+	carol, _ := connect(t, srv, "carol", onTyping("carol"))
+	conv := sendTexts(t, alice, "bob", "hi")
+
+	if err := alice.Typing(ctxT(t), conv, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Typing(ctxT(t), conv, true); err != nil {
+		t.Fatal(err)
+	}
+	testserver.WaitFor(t, "bob sees alice typing", func() bool { mu.Lock(); defer mu.Unlock(); return len(got["bob"]) == 2 })
+	var e *Error
+	if err := carol.Typing(ctxT(t), conv, false); !errors.As(err, &e) || e.Code != wire.CodeNotMember {
+		t.Fatalf("carol typing in alice and bob's chat: %v, want not_member", err)
+	}
+	if err := bob.Typing(ctxT(t), "bad id", false); !errors.As(err, &e) || e.Code != wire.CodeBadRequest {
+		t.Fatalf("typing with a bad id: %v, want bad_request", err)
+	}
+	// The next message after the notices: nothing else arrived meanwhile.
+	sendTexts(t, bob, "alice", "hello")
+	testserver.WaitFor(t, "bob's reply", func() bool { return true })
+	mu.Lock()
+	want := []Typing{{ConversationID: conv, UserID: alice.UserID(), Username: "alice"}, {ConversationID: conv, UserID: alice.UserID(), Username: "alice", Stopped: true}}
+	if !slices.Equal(got["bob"], want) || len(got["carol"]) != 0 || len(got["alice-laptop"]) != 0 || len(got["alice-phone"]) != 0 {
+		t.Errorf("typing notices %v; want bob %v and nobody else", got, want)
+	}
+	mu.Unlock()
+
+	// A flood is refused: 2 a second, a burst of 6.
+	var refused *Error
+	for i := 0; i < 20 && refused == nil; i++ {
+		if err := bob.Typing(ctxT(t), conv, false); err != nil && !errors.As(err, &refused) {
+			t.Fatal(err)
+		}
+	}
+	if refused == nil || refused.Code != wire.CodeRateLimited || refused.RetryAfter <= 0 {
+		t.Fatalf("20 typing notices at once: %v, want rate_limited with a retry time", refused)
+	}
+}

@@ -174,6 +174,8 @@ func (s *session) readLoop() {
 			s.c.receiptPushed(b.Receipt)
 		case *magpiepb.Envelope_Conversation:
 			s.c.conversationPushed(b.Conversation)
+		case *magpiepb.Envelope_Typing:
+			s.c.typingPushed(b.Typing)
 		case *magpiepb.Envelope_Kick:
 			s.mu.Lock()
 			s.kick = b.Kick

@@ -221,6 +221,18 @@ type HistoryQuery struct {
 	Limit     int
 }
 
+// Typing is a typing notice pushed by the server (Options.OnTyping).
+type Typing struct {
+	ConversationID string
+	UserID         int64
+	Username       string
+	Stopped        bool // they stopped typing; otherwise show it for TypingShowFor
+}
+
+// TypingShowFor is how long a client shows "X is typing…" after a notice
+// unless another one renews it; senders repeat it more often than this.
+const TypingShowFor = 6 * time.Second
+
 // OnlineUser is a user with at least one connected device.
 type OnlineUser struct {
 	UserID   int64    `json:"user_id"`

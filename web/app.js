@@ -4,7 +4,7 @@
 // localStorage, so every tab shares it and each tab holds its own
 // connection (the server pushes one tab's sends to the others).
 
-import { Magpie, Codes, State, privateID } from "./magpie.js";
+import { Magpie, Codes, State, privateID, TYPING_EVERY_MS, TYPING_SHOW_MS } from "./magpie.js";
 import { $, h, announce } from "./dom.js";
 import { ChatView } from "./chatview.js";
 import { Sidebar } from "./sidebar.js";
@@ -25,6 +25,8 @@ class App {
     this.renderQueued = false;
     this.onlineTimer = 0;
     this.notices = []; // broadcasts and server notifications (seq 0), newest first
+    this.typers = new Map(); // conversation id -> Map(username -> timer): who is typing there
+    this.typingSent = null;  // {id, at}: my last typing notice
   }
 
   boot() {
@@ -81,8 +83,14 @@ class App {
     $("#edit-cancel").addEventListener("click", () => this.stopEditing());
     text.addEventListener("input", () => {
       text.rows = Math.min(6, text.value.split("\n").length);
-      if (!this.editing && this.current) this.saveDraft(this.current, text.value);
+      if (!this.editing && this.current) { this.saveDraft(this.current, text.value); this.noteTyping(text.value); }
     });
+    $("#search-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const q = $("#search-q").value.trim();
+      if (q && this.client) this.sidebar.search(q);
+    });
+    $("#search-close").addEventListener("click", () => { this.sidebar.closeSearch(); $("#search-q").focus(); });
     $("#attach-btn").addEventListener("click", () => $("#file-input").click());
     // Files pasted into the message box or dropped on the chat are sent
     // like attached ones, with what is typed as the caption.
@@ -153,11 +161,18 @@ class App {
     this.chat.reset();
     this.notices = [];
     this.sidebar.renderNotices(this.notices);
+    for (const m of this.typers.values()) for (const timer of m.values()) clearTimeout(timer);
+    this.typers.clear();
+    this.typingSent = null;
+    this.showTyping();
+    this.sidebar.closeSearch();
     this.chat.close();
     if (c.session) this.saveSession(c.session);
     c.addEventListener("session", (e) => this.saveSession(e.detail));
     c.addEventListener("state", (e) => this.onState(c, e.detail));
+    c.addEventListener("typing", (e) => this.onTyping(e.detail));
     c.addEventListener("message", (e) => {
+      this.typed(e.detail.conversationId, e.detail.sender, true); // a message ends its sender's typing
       this.chat.onMessage(e.detail);
       if (c.state === State.ready) this.notify(e.detail); // not for what a reconnect syncs in bulk
       if (e.detail.conversationId === this.current) this.markReadSoon();
@@ -332,9 +347,67 @@ class App {
     } catch { /* some browsers only notify from a service worker */ }
   }
 
+  // openHit opens the chat of a search hit at the message.
+  async openHit(m) {
+    await this.openConversation(m.conversationId);
+    if (this.current === m.conversationId && !(await this.chat.reveal(m.seq))) this.toast(`Message ${m.seq} could not be shown.`);
+  }
+
+  // noteTyping tells the open chat's other members that I am typing, at
+  // most every TYPING_EVERY_MS, and that I stopped when the box is emptied.
+  // Only in a conversation the server has (a new chat has none until its
+  // first message).
+  noteTyping(value) {
+    const c = this.client;
+    const id = this.current;
+    if (!c || !id || id.startsWith("@") || c.state !== State.ready) return;
+    if (!c.convs.get(id).lastSeq) return;
+    const now = Date.now();
+    if (value.trim()) {
+      if (this.typingSent?.id === id && now - this.typingSent.at < TYPING_EVERY_MS) return;
+      this.typingSent = { id, at: now };
+      c.typing(id).catch(() => {}); // best effort
+    } else if (this.typingSent?.id === id) {
+      this.typingSent = null;
+      c.typing(id, true).catch(() => {});
+    }
+  }
+
+  onTyping({ conversationId, username, stopped }) {
+    this.typed(conversationId, username, stopped);
+  }
+
+  // typed records that username is typing in a conversation (for
+  // TYPING_SHOW_MS unless renewed) or stopped.
+  typed(id, username, stopped) {
+    let m = this.typers.get(id);
+    if (!m) {
+      if (stopped) return;
+      m = new Map();
+      this.typers.set(id, m);
+    }
+    clearTimeout(m.get(username));
+    if (stopped) m.delete(username);
+    else m.set(username, setTimeout(() => { m.delete(username); this.showTyping(); }, TYPING_SHOW_MS));
+    this.showTyping();
+  }
+
+  // showTyping says under the open chat who is typing in it.
+  showTyping() {
+    const el = $("#typing");
+    const names = [...(this.typers.get(this.current)?.keys() || [])].sort();
+    const text = !names.length ? ""
+      : names.length === 1 ? `${names[0]} is typing…`
+        : names.length === 2 ? `${names[0]} and ${names[1]} are typing…`
+          : `${names.length} people are typing…`;
+    if (el.textContent !== text) el.textContent = text;
+    el.hidden = !text;
+  }
+
   async openConversation(id, { focusComposer = false } = {}) {
     this.switchDraft(id);
     this.current = id;
+    this.showTyping();
     const conv = id.startsWith("@") ? null : this.client.convs.get(id);
     this.showTitle();
     $("#members-btn").hidden = conv?.kind !== "group";
@@ -443,6 +516,7 @@ class App {
     if (!value || !this.current) return;
     this.setComposer("");
     this.saveDraft(this.current, "");
+    this.typingSent = null; // the message itself ends the others' "typing…"
     this.chat.send({ text: value });
     text.focus();
   }
@@ -456,6 +530,7 @@ class App {
     const text = $("#composer-text");
     if (this.current && !this.chat.threads.has(this.current)) return; // "@name" became its conversation: the box keeps its text
     if (this.current) this.saveDraft(this.current, text.value);
+    if (this.typingSent && this.typingSent.id === this.current) this.noteTyping(""); // I left that chat: stopped
     this.setComposer(id ? this.loadDraft(id) : "");
   }
 

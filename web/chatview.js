@@ -9,6 +9,7 @@ import { imageViewer } from "./dialogs.js";
 
 const PAGE = 50;
 const CONTEXT = 5; // read messages shown above the first unread one
+const MAX_REVEAL = 20; // pages of older messages loaded to reach a search hit
 
 // Thread is what the page holds of one conversation.
 class Thread {
@@ -222,6 +223,27 @@ export class ChatView {
     this.render({});
     this.scroller.scrollTop = this.scroller.scrollHeight - before; // keep the reader's place
     if (byButton) (this.olderBtn.hidden ? this.scroller : this.olderBtn).focus();
+  }
+
+  // reveal scrolls the open chat to one of its messages (a search hit),
+  // loading older pages until it is in the range; false if it is not there
+  // after MAX_REVEAL pages (or not visible to this user).
+  async reveal(seq) {
+    const id = this.key;
+    if (!id || id.startsWith("@")) return false;
+    const t = this.thread(id);
+    for (let i = 0; i < MAX_REVEAL && t.floor > seq && t.hasOlder && this.key === id; i++) {
+      while (t.loading) await new Promise((r) => setTimeout(r, 50));
+      await this.loadOlder();
+    }
+    const li = this.els.get("s" + seq);
+    if (this.key !== id || !li) return false;
+    li.scrollIntoView({ block: "center" });
+    this.stuck = this.atBottom();
+    li.classList.add("found");
+    setTimeout(() => li.classList.remove("found"), 3000);
+    li.focus(); // rows are focusable (tabindex -1, see rove)
+    return true;
   }
 
   addHistory(t, messages, below) {

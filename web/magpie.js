@@ -105,6 +105,8 @@ export function normMessage(m) {
 //   transient normMessage(...)             broadcasts and notifications (seq 0)
 //   receipt  {conversationId, kind: "delivered"|"read", seq, userId, username}
 //   conversation  the conversation's state (see conversations.js) changed
+//   typing   {conversationId, userId, username, stopped}  another member is
+//            typing (transient; show it for TYPING_SHOW_MS unless renewed)
 //   session  {token, userId, username, device}  after a login
 //   kick     {code, reason, reconnect}
 export class Magpie extends EventTarget {
@@ -188,6 +190,21 @@ export class Magpie extends EventTarget {
   // name as spelled at sign-up); rejects with not_found otherwise.
   lookupUser(name) { return this.http("GET", `/v1/users/${encodeURIComponent(name)}`); }
   conversationsHTTP() { return this.http("GET", "/v1/conversations"); }
+  // search finds my messages with every word of q (GET /v1/search):
+  // {hits: [{message, highlights: [{start, end}]}], next_cursor}; messages
+  // are normalised like message events, highlights are code point offsets.
+  async search(q, { conversationId = "", limit = 0, cursor = "" } = {}) {
+    const p = new URLSearchParams({ q });
+    if (conversationId) p.set("conversation_id", conversationId);
+    if (limit) p.set("limit", String(limit));
+    if (cursor) p.set("cursor", cursor);
+    const r = await this.http("GET", "/v1/search?" + p);
+    return { hits: (r.hits || []).map((x) => ({ message: normMessage(x.message), highlights: x.highlights || [] })), nextCursor: r.next_cursor || "" };
+  }
+  // typing tells the other members that I am typing (or stopped): sent
+  // once, never retried (a late notice is worse than none). Send it at most
+  // every TYPING_EVERY_MS while typing; the server refuses floods.
+  typing(conversationId, stopped = false) { return this.request({ typing: { conversation_id: conversationId, stopped } }); }
   createGroup(name, members, joinPolicy) { return this.http("POST", "/v1/groups", { name, members, ...(joinPolicy ? { join_policy: joinPolicy } : {}) }); }
   groups() { return this.http("GET", "/v1/groups"); }
   group(id) { return this.http("GET", `/v1/groups/${encodeURIComponent(id)}`); }
@@ -463,6 +480,9 @@ export class Magpie extends EventTarget {
     } else if (env.conversation) {
       const st = this.convs.applyState(env.conversation, this.userId);
       this.emit("conversation", st);
+    } else if (env.typing) {
+      const t = env.typing;
+      this.emit("typing", { conversationId: t.conversation_id, userId: num(t.user_id), username: t.username || "", stopped: !!t.stopped });
     }
   }
 
@@ -685,4 +705,10 @@ export class Magpie extends EventTarget {
 }
 
 // privateID is the conversation id of two users' private chat.
+// Typing notices: a typing client repeats one every TYPING_EVERY_MS; a
+// receiver shows one for TYPING_SHOW_MS unless renewed (client.TypingShowFor
+// in the Go SDK).
+export const TYPING_EVERY_MS = 3000;
+export const TYPING_SHOW_MS = 6000;
+
 export const privateID = (a, b) => `p_${Math.min(a, b)}_${Math.max(a, b)}`;

@@ -39,6 +39,40 @@ export class Sidebar {
     if (focused) this.convList.querySelector(`[data-conv="${CSS.escape(focused)}"]`)?.focus();
   }
 
+  // search shows my messages with every word of q (GET /v1/search), best
+  // first; choosing one opens its chat at that message.
+  async search(q) {
+    const status = $("#search-status");
+    $("#search-results").hidden = false;
+    replace($("#search-list"));
+    status.textContent = "Searching…";
+    let page;
+    try {
+      page = await this.client.search(q, { limit: 20 });
+    } catch (e) {
+      status.textContent = "Could not search: " + e.message;
+      return;
+    }
+    const n = page.hits.length;
+    status.textContent = !n ? `No messages with “${q}”.` : `${n}${page.nextCursor ? "+" : ""} message${n === 1 ? "" : "s"} with “${q}”${page.nextCursor ? " (add words to narrow it)" : ""}.`;
+    replace($("#search-list"), page.hits.map(({ message: m, highlights }) => {
+      const conv = this.client.convs.get(m.conversationId);
+      const who = m.senderId === this.client.userId ? "You" : m.sender;
+      const btn = h("button", { type: "button", class: "hit", "data-conv": m.conversationId, "data-seq": m.seq },
+        h("span", { class: "conv-title" }, conv.kind === "group" ? "# " : "", conv.title),
+        h("span", { class: "hit-meta" }, ` ${who} · ${timeLabel(m.sentAt)}`),
+        h("span", { class: "hit-text" }, marked(m.text, highlights)));
+      btn.addEventListener("click", () => this.app.openHit(m));
+      return h("li", {}, btn);
+    }));
+  }
+
+  closeSearch() {
+    $("#search-results").hidden = true;
+    replace($("#search-list"));
+    $("#search-q").value = "";
+  }
+
   async refreshOnline() {
     try {
       this.online = await this.client.online();
@@ -80,6 +114,22 @@ export class Sidebar {
     if (!items.length) items.push(h("li", { class: "empty" }, "Nobody else is online."));
     replace(this.onlineList, items);
   }
+}
+
+// marked splits text into text nodes and <mark>s at the highlights (code
+// point offsets, as GET /v1/search gives them).
+export function marked(text, spans) {
+  const cps = Array.from(text || "");
+  const out = [];
+  let at = 0;
+  for (const { start, end } of spans) {
+    if (start < at || end > cps.length || start >= end) continue;
+    if (start > at) out.push(cps.slice(at, start).join(""));
+    out.push(h("mark", {}, cps.slice(start, end).join("")));
+    at = end;
+  }
+  if (at < cps.length) out.push(cps.slice(at).join(""));
+  return out;
 }
 
 function previewText(c, me) {

@@ -324,6 +324,63 @@ const scenarios = [
     log(`history: ${first.length} first, ${all.length} after scrolling`);
   }],
 
+  ["typing_indicator", async () => {
+    // bob sees "alice is typing…" while she types, not once she empties
+    // the box or sends; nothing of it is stored.
+    await openConv(alice, "bob");
+    await openConv(bob, "alice");
+    const typing = (p) => p.locator("#typing").evaluate((el) => (el.hidden ? "" : el.textContent));
+    const waitTyping = (p, want) => p.waitForFunction((w) => { const el = document.querySelector("#typing"); return (el.hidden ? "" : el.textContent) === w; }, want, { timeout: T, polling: 100 })
+      .catch(async () => { throw new Error(`typing line ${JSON.stringify(await typing(p))}, want ${JSON.stringify(want)}`); });
+    await alice.locator("#composer-text").fill("I am wri");
+    await waitTyping(bob, "alice is typing…");
+    if (await typing(alice)) throw new Error("alice sees her own typing: " + await typing(alice));
+    await alice.locator("#composer-text").fill("");
+    await waitTyping(bob, "");
+    await alice.locator("#composer-text").fill("typed and sent");
+    await waitTyping(bob, "alice is typing…");
+    await alice.locator("#composer-text").press("Enter");
+    await waitMessage(bob, "typed and sent");
+    await waitTyping(bob, "");
+    const r = await api("bob", "GET", "/v1/conversations/" + await alice.evaluate(() => window.magpieApp.current) + "/messages?before_seq=100000&limit=3");
+    if (r.data.messages.some((m) => /I am wri/.test(m.text))) throw new Error("a typing notice was stored");
+  }],
+
+  ["search_box", async () => {
+    // Search finds an old message by its words (highlighted), and choosing
+    // the hit opens its chat scrolled to it, loading the older pages.
+    await alice.fill("#search-q", "HELLO bob");
+    await alice.press("#search-q", "Enter");
+    const hit = alice.locator("#search-list button.hit", { hasText: "hello bob" });
+    await hit.first().waitFor({ timeout: T });
+    const marks = await hit.first().locator("mark").allTextContents();
+    if (JSON.stringify(marks) !== JSON.stringify(["hello", "bob"])) throw new Error("highlights " + JSON.stringify(marks));
+    if (!/messages? with “HELLO bob”/.test(await alice.locator("#search-status").textContent())) throw new Error("status: " + await alice.locator("#search-status").textContent());
+    await openConv(alice, "carol"); // the hit must switch chats
+    await hit.first().click();
+    await alice.waitForFunction(() => document.querySelector("#chat-title").textContent === "bob", null, { timeout: T, polling: 100 });
+    const found = alice.locator("#msg-list li.msg.found", { hasText: "hello bob" });
+    await found.waitFor({ timeout: T });
+    const inView = await found.evaluate((li) => {
+      const r = li.getBoundingClientRect(), s = document.querySelector("#messages").getBoundingClientRect();
+      return r.top >= s.top && r.bottom <= s.bottom;
+    });
+    if (!inView) throw new Error("the hit is not scrolled into view");
+    if (!(await alice.evaluate(() => document.activeElement?.classList.contains("found")))) throw new Error("focus is not on the hit");
+    await shot(alice, "05-search");
+    await alice.fill("#search-q", "zzqx nothing");
+    await alice.press("#search-q", "Enter");
+    await alice.locator("#search-status", { hasText: "No messages with “zzqx nothing”." }).waitFor({ timeout: T });
+    if (await alice.locator("#search-list li").count()) throw new Error("hits for nothing");
+    // A refused query says why (the server's reason).
+    await alice.fill("#search-q", "a b c d e f g h i");
+    await alice.press("#search-q", "Enter");
+    await alice.locator("#search-status", { hasText: "Could not search" }).waitFor({ timeout: T });
+    await alice.click("#search-close");
+    if (await alice.locator("#search-results").isVisible()) throw new Error("the results stayed open");
+    await waitFocus(alice, "search-q");
+  }],
+
   ["shift_tab_keeps_place", async () => {
     // Shift+Tab from the message box goes to the message list and then to
     // "Load older messages" without scrolling to the top (which loads more).

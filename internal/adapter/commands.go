@@ -55,6 +55,7 @@ var commands = []*Command{
 	{Name: "sync", Auth: true, call: sync},
 	{Name: "history", Auth: true, call: history},
 	{Name: "online", Auth: true, call: online},
+	{Name: "typing", Auth: true, call: typing},
 }
 
 // byBody indexes the table by the type of the envelope's body (a type
@@ -173,5 +174,13 @@ func online(h *Handler, r *request, env *magpiepb.Envelope) {
 			res.Users = append(res.Users, &magpiepb.OnlineUser{UserId: u.UserID, Username: u.Username, Devices: u.Devices})
 		}
 		r.answer(&magpiepb.Envelope{Body: &magpiepb.Envelope_OnlineResult{OnlineResult: res}}, err)
+	})
+}
+
+func typing(h *Handler, r *request, env *magpiepb.Envelope) {
+	b := env.GetTyping()
+	r.read(func(ctx context.Context, id logic.Identity) {
+		err := h.svc.Typing(ctx, id, b.ConversationId, b.Stopped, r.conn)
+		r.answer(&magpiepb.Envelope{Body: &magpiepb.Envelope_Ok{Ok: &magpiepb.Ok{}}}, err)
 	})
 }

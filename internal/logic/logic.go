@@ -48,6 +48,8 @@ type Encoder interface {
 	Receipt(convID string, userID int64, username string, kind store.CursorKind, seq uint64) []byte
 	// Conversation is a conversation's new state or flags.
 	Conversation(c store.Conversation) []byte
+	// Typing says userID is typing in convID (or stopped).
+	Typing(convID string, userID int64, username string, stopped bool) []byte
 	// Kick tells a device why its connection closes.
 	Kick(code wire.Code, reason string) []byte
 	// MessageSize and ConversationSize are what a message or a state adds
@@ -194,6 +196,7 @@ type Service struct {
 	registers      *limiter      // per client address; nil: off
 	userSends      *limiter      // per user id; nil: off
 	pushes         *limiter      // per push key; nil: off
+	typings        *limiter      // per user id (typing.go)
 	health         storeHealth
 	seenT          seenTracker // sessions.go
 
@@ -247,6 +250,7 @@ func New(cfg Config, st store.Store, out Deliverer, presence Presence, gateways 
 		registers: newOptionalLimiter(cfg.RegisterIPRate, registerBurst),
 		userSends: newOptionalLimiter(cfg.UserSendRate, int(2*cfg.UserSendRate)),
 		pushes:    newOptionalLimiter(cfg.PushRate, int(2*cfg.PushRate)),
+		typings:   newLimiter(TypingRate, TypingBurst),
 		stop:      make(chan struct{}),
 	}
 	svc.life, svc.endLife = context.WithCancel(context.Background())

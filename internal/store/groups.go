@@ -230,6 +230,12 @@ type Social interface {
 	Block(ctx context.Context, userID, other int64, at time.Time) error
 	Unblock(ctx context.Context, userID, other int64) error
 	Contacts(ctx context.Context, userID int64) (Contacts, error)
+	// ContactIDs lists the users the user is in touch with: friends, the
+	// other current members of their current groups, and the other user of
+	// each private conversation they have. Unordered, without the user.
+	ContactIDs(ctx context.Context, userID int64) ([]int64, error)
+	// BlockedEither reports whether a blocked b or b blocked a.
+	BlockedEither(ctx context.Context, a, b int64) (bool, error)
 
 	// SetConversationFlags changes the user's pinned and muted flags
 	// where set. ErrNotMember if the user is not a current member.

@@ -159,6 +159,7 @@ type Envelope struct {
 	//	*Envelope_Recall
 	//	*Envelope_Edit
 	//	*Envelope_Conversation
+	//	*Envelope_Typing
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -388,6 +389,15 @@ func (x *Envelope) GetConversation() *ConversationState {
 	return nil
 }
 
+func (x *Envelope) GetTyping() *Typing {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_Typing); ok {
+			return x.Typing
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -472,6 +482,10 @@ type Envelope_Conversation struct {
 	Conversation *ConversationState `protobuf:"bytes,29,opt,name=conversation,proto3,oneof"` // push: my conversation's state or flags changed
 }
 
+type Envelope_Typing struct {
+	Typing *Typing `protobuf:"bytes,30,opt,name=typing,proto3,oneof"` // transient: a member is typing (client to server, and pushed to the other members)
+}
+
 func (*Envelope_Auth) isEnvelope_Body() {}
 
 func (*Envelope_AuthOk) isEnvelope_Body() {}
@@ -511,6 +525,8 @@ func (*Envelope_Recall) isEnvelope_Body() {}
 func (*Envelope_Edit) isEnvelope_Body() {}
 
 func (*Envelope_Conversation) isEnvelope_Body() {}
+
+func (*Envelope_Typing) isEnvelope_Body() {}
 
 // Auth must be the first frame of a connection.
 type Auth struct {
@@ -1234,6 +1250,77 @@ func (x *Edit) GetClientMsgId() string {
 	return ""
 }
 
+// Typing says the sender is typing in a conversation (client to server,
+// answered with ok) or that another member is (server to client). Never
+// stored, best effort: a client shows it for a few seconds unless renewed.
+type Typing struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	Stopped        bool                   `protobuf:"varint,2,opt,name=stopped,proto3" json:"stopped,omitempty"`             // stopped typing (sent the message, cleared the box)
+	UserId         int64                  `protobuf:"varint,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"` // server to client: who is typing
+	Username       string                 `protobuf:"bytes,4,opt,name=username,proto3" json:"username,omitempty"`            // server to client
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Typing) Reset() {
+	*x = Typing{}
+	mi := &file_magpie_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Typing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Typing) ProtoMessage() {}
+
+func (x *Typing) ProtoReflect() protoreflect.Message {
+	mi := &file_magpie_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Typing.ProtoReflect.Descriptor instead.
+func (*Typing) Descriptor() ([]byte, []int) {
+	return file_magpie_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Typing) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *Typing) GetStopped() bool {
+	if x != nil {
+		return x.Stopped
+	}
+	return false
+}
+
+func (x *Typing) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *Typing) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
 // Receipt moves a cursor (client to server) or reports that one moved
 // (server to client). Cursors only move forward.
 type Receipt struct {
@@ -1249,7 +1336,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_magpie_proto_msgTypes[10]
+	mi := &file_magpie_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1348,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[10]
+	mi := &file_magpie_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1361,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{10}
+	return file_magpie_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Receipt) GetConversationId() string {
@@ -1322,7 +1409,7 @@ type Cursor struct {
 
 func (x *Cursor) Reset() {
 	*x = Cursor{}
-	mi := &file_magpie_proto_msgTypes[11]
+	mi := &file_magpie_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1421,7 @@ func (x *Cursor) String() string {
 func (*Cursor) ProtoMessage() {}
 
 func (x *Cursor) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[11]
+	mi := &file_magpie_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1347,7 +1434,7 @@ func (x *Cursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cursor.ProtoReflect.Descriptor instead.
 func (*Cursor) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{11}
+	return file_magpie_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Cursor) GetConversationId() string {
@@ -1376,7 +1463,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_magpie_proto_msgTypes[12]
+	mi := &file_magpie_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1475,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[12]
+	mi := &file_magpie_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1488,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{12}
+	return file_magpie_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SyncRequest) GetCursors() []*Cursor {
@@ -1438,7 +1525,7 @@ type ConversationState struct {
 
 func (x *ConversationState) Reset() {
 	*x = ConversationState{}
-	mi := &file_magpie_proto_msgTypes[13]
+	mi := &file_magpie_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1450,7 +1537,7 @@ func (x *ConversationState) String() string {
 func (*ConversationState) ProtoMessage() {}
 
 func (x *ConversationState) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[13]
+	mi := &file_magpie_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1463,7 +1550,7 @@ func (x *ConversationState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConversationState.ProtoReflect.Descriptor instead.
 func (*ConversationState) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{13}
+	return file_magpie_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ConversationState) GetConversationId() string {
@@ -1561,7 +1648,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_magpie_proto_msgTypes[14]
+	mi := &file_magpie_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +1660,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[14]
+	mi := &file_magpie_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +1673,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{14}
+	return file_magpie_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SyncResponse) GetMessages() []*Message {
@@ -1622,7 +1709,7 @@ type HistoryRequest struct {
 
 func (x *HistoryRequest) Reset() {
 	*x = HistoryRequest{}
-	mi := &file_magpie_proto_msgTypes[15]
+	mi := &file_magpie_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1721,7 @@ func (x *HistoryRequest) String() string {
 func (*HistoryRequest) ProtoMessage() {}
 
 func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[15]
+	mi := &file_magpie_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1734,7 @@ func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
 func (*HistoryRequest) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{15}
+	return file_magpie_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HistoryRequest) GetConversationId() string {
@@ -1688,7 +1775,7 @@ type HistoryResponse struct {
 
 func (x *HistoryResponse) Reset() {
 	*x = HistoryResponse{}
-	mi := &file_magpie_proto_msgTypes[16]
+	mi := &file_magpie_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1787,7 @@ func (x *HistoryResponse) String() string {
 func (*HistoryResponse) ProtoMessage() {}
 
 func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[16]
+	mi := &file_magpie_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1800,7 @@ func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
 func (*HistoryResponse) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{16}
+	return file_magpie_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *HistoryResponse) GetMessages() []*Message {
@@ -1739,7 +1826,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_magpie_proto_msgTypes[17]
+	mi := &file_magpie_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1751,7 +1838,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[17]
+	mi := &file_magpie_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1764,7 +1851,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{17}
+	return file_magpie_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Ping) GetTime() int64 {
@@ -1783,7 +1870,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_magpie_proto_msgTypes[18]
+	mi := &file_magpie_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1795,7 +1882,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[18]
+	mi := &file_magpie_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1808,7 +1895,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{18}
+	return file_magpie_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Pong) GetTime() int64 {
@@ -1830,7 +1917,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_magpie_proto_msgTypes[19]
+	mi := &file_magpie_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1842,7 +1929,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[19]
+	mi := &file_magpie_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1855,7 +1942,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{19}
+	return file_magpie_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Error) GetCode() uint32 {
@@ -1891,7 +1978,7 @@ type Kick struct {
 
 func (x *Kick) Reset() {
 	*x = Kick{}
-	mi := &file_magpie_proto_msgTypes[20]
+	mi := &file_magpie_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1903,7 +1990,7 @@ func (x *Kick) String() string {
 func (*Kick) ProtoMessage() {}
 
 func (x *Kick) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[20]
+	mi := &file_magpie_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1916,7 +2003,7 @@ func (x *Kick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kick.ProtoReflect.Descriptor instead.
 func (*Kick) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{20}
+	return file_magpie_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Kick) GetCode() uint32 {
@@ -1948,7 +2035,7 @@ type OnlineRequest struct {
 
 func (x *OnlineRequest) Reset() {
 	*x = OnlineRequest{}
-	mi := &file_magpie_proto_msgTypes[21]
+	mi := &file_magpie_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1960,7 +2047,7 @@ func (x *OnlineRequest) String() string {
 func (*OnlineRequest) ProtoMessage() {}
 
 func (x *OnlineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[21]
+	mi := &file_magpie_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1973,7 +2060,7 @@ func (x *OnlineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnlineRequest.ProtoReflect.Descriptor instead.
 func (*OnlineRequest) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{21}
+	return file_magpie_proto_rawDescGZIP(), []int{22}
 }
 
 type OnlineUser struct {
@@ -1987,7 +2074,7 @@ type OnlineUser struct {
 
 func (x *OnlineUser) Reset() {
 	*x = OnlineUser{}
-	mi := &file_magpie_proto_msgTypes[22]
+	mi := &file_magpie_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1999,7 +2086,7 @@ func (x *OnlineUser) String() string {
 func (*OnlineUser) ProtoMessage() {}
 
 func (x *OnlineUser) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[22]
+	mi := &file_magpie_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2012,7 +2099,7 @@ func (x *OnlineUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnlineUser.ProtoReflect.Descriptor instead.
 func (*OnlineUser) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{22}
+	return file_magpie_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *OnlineUser) GetUserId() int64 {
@@ -2045,7 +2132,7 @@ type OnlineResponse struct {
 
 func (x *OnlineResponse) Reset() {
 	*x = OnlineResponse{}
-	mi := &file_magpie_proto_msgTypes[23]
+	mi := &file_magpie_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2057,7 +2144,7 @@ func (x *OnlineResponse) String() string {
 func (*OnlineResponse) ProtoMessage() {}
 
 func (x *OnlineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[23]
+	mi := &file_magpie_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2070,7 +2157,7 @@ func (x *OnlineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnlineResponse.ProtoReflect.Descriptor instead.
 func (*OnlineResponse) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{23}
+	return file_magpie_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *OnlineResponse) GetUsers() []*OnlineUser {
@@ -2088,7 +2175,7 @@ type Ok struct {
 
 func (x *Ok) Reset() {
 	*x = Ok{}
-	mi := &file_magpie_proto_msgTypes[24]
+	mi := &file_magpie_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2100,7 +2187,7 @@ func (x *Ok) String() string {
 func (*Ok) ProtoMessage() {}
 
 func (x *Ok) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[24]
+	mi := &file_magpie_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2113,14 +2200,14 @@ func (x *Ok) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ok.ProtoReflect.Descriptor instead.
 func (*Ok) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{24}
+	return file_magpie_proto_rawDescGZIP(), []int{25}
 }
 
 var File_magpie_proto protoreflect.FileDescriptor
 
 const file_magpie_proto_rawDesc = "" +
 	"\n" +
-	"\fmagpie.proto\x12\tmagpie.v1\"\xe3\a\n" +
+	"\fmagpie.proto\x12\tmagpie.v1\"\x90\b\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12%\n" +
 	"\x04auth\x18\n" +
@@ -2144,7 +2231,8 @@ const file_magpie_proto_rawDesc = "" +
 	"\x02ok\x18\x1a \x01(\v2\r.magpie.v1.OkH\x00R\x02ok\x12+\n" +
 	"\x06recall\x18\x1b \x01(\v2\x11.magpie.v1.RecallH\x00R\x06recall\x12%\n" +
 	"\x04edit\x18\x1c \x01(\v2\x0f.magpie.v1.EditH\x00R\x04edit\x12B\n" +
-	"\fconversation\x18\x1d \x01(\v2\x1c.magpie.v1.ConversationStateH\x00R\fconversationB\x06\n" +
+	"\fconversation\x18\x1d \x01(\v2\x1c.magpie.v1.ConversationStateH\x00R\fconversation\x12+\n" +
+	"\x06typing\x18\x1e \x01(\v2\x11.magpie.v1.TypingH\x00R\x06typingB\x06\n" +
 	"\x04body\"\x1c\n" +
 	"\x04Auth\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"\xa1\x01\n" +
@@ -2206,7 +2294,12 @@ const file_magpie_proto_rawDesc = "" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04text\x18\x03 \x01(\tR\x04text\x12\"\n" +
-	"\rclient_msg_id\x18\x04 \x01(\tR\vclientMsgId\"\xa5\x01\n" +
+	"\rclient_msg_id\x18\x04 \x01(\tR\vclientMsgId\"\x80\x01\n" +
+	"\x06Typing\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x18\n" +
+	"\astopped\x18\x02 \x01(\bR\astopped\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\x03R\x06userId\x12\x1a\n" +
+	"\busername\x18\x04 \x01(\tR\busername\"\xa5\x01\n" +
 	"\aReceipt\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.magpie.v1.ReceiptKindR\x04kind\x12\x10\n" +
@@ -2292,7 +2385,7 @@ func file_magpie_proto_rawDescGZIP() []byte {
 }
 
 var file_magpie_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_magpie_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_magpie_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_magpie_proto_goTypes = []any{
 	(MessageKind)(0),          // 0: magpie.v1.MessageKind
 	(ReceiptKind)(0),          // 1: magpie.v1.ReceiptKind
@@ -2306,21 +2399,22 @@ var file_magpie_proto_goTypes = []any{
 	(*GroupEvent)(nil),        // 9: magpie.v1.GroupEvent
 	(*Recall)(nil),            // 10: magpie.v1.Recall
 	(*Edit)(nil),              // 11: magpie.v1.Edit
-	(*Receipt)(nil),           // 12: magpie.v1.Receipt
-	(*Cursor)(nil),            // 13: magpie.v1.Cursor
-	(*SyncRequest)(nil),       // 14: magpie.v1.SyncRequest
-	(*ConversationState)(nil), // 15: magpie.v1.ConversationState
-	(*SyncResponse)(nil),      // 16: magpie.v1.SyncResponse
-	(*HistoryRequest)(nil),    // 17: magpie.v1.HistoryRequest
-	(*HistoryResponse)(nil),   // 18: magpie.v1.HistoryResponse
-	(*Ping)(nil),              // 19: magpie.v1.Ping
-	(*Pong)(nil),              // 20: magpie.v1.Pong
-	(*Error)(nil),             // 21: magpie.v1.Error
-	(*Kick)(nil),              // 22: magpie.v1.Kick
-	(*OnlineRequest)(nil),     // 23: magpie.v1.OnlineRequest
-	(*OnlineUser)(nil),        // 24: magpie.v1.OnlineUser
-	(*OnlineResponse)(nil),    // 25: magpie.v1.OnlineResponse
-	(*Ok)(nil),                // 26: magpie.v1.Ok
+	(*Typing)(nil),            // 12: magpie.v1.Typing
+	(*Receipt)(nil),           // 13: magpie.v1.Receipt
+	(*Cursor)(nil),            // 14: magpie.v1.Cursor
+	(*SyncRequest)(nil),       // 15: magpie.v1.SyncRequest
+	(*ConversationState)(nil), // 16: magpie.v1.ConversationState
+	(*SyncResponse)(nil),      // 17: magpie.v1.SyncResponse
+	(*HistoryRequest)(nil),    // 18: magpie.v1.HistoryRequest
+	(*HistoryResponse)(nil),   // 19: magpie.v1.HistoryResponse
+	(*Ping)(nil),              // 20: magpie.v1.Ping
+	(*Pong)(nil),              // 21: magpie.v1.Pong
+	(*Error)(nil),             // 22: magpie.v1.Error
+	(*Kick)(nil),              // 23: magpie.v1.Kick
+	(*OnlineRequest)(nil),     // 24: magpie.v1.OnlineRequest
+	(*OnlineUser)(nil),        // 25: magpie.v1.OnlineUser
+	(*OnlineResponse)(nil),    // 26: magpie.v1.OnlineResponse
+	(*Ok)(nil),                // 27: magpie.v1.Ok
 }
 var file_magpie_proto_depIdxs = []int32{
 	3,  // 0: magpie.v1.Envelope.auth:type_name -> magpie.v1.Auth
@@ -2328,35 +2422,36 @@ var file_magpie_proto_depIdxs = []int32{
 	5,  // 2: magpie.v1.Envelope.send:type_name -> magpie.v1.Send
 	6,  // 3: magpie.v1.Envelope.send_ack:type_name -> magpie.v1.SendAck
 	7,  // 4: magpie.v1.Envelope.message:type_name -> magpie.v1.Message
-	12, // 5: magpie.v1.Envelope.receipt:type_name -> magpie.v1.Receipt
-	14, // 6: magpie.v1.Envelope.sync:type_name -> magpie.v1.SyncRequest
-	16, // 7: magpie.v1.Envelope.sync_result:type_name -> magpie.v1.SyncResponse
-	17, // 8: magpie.v1.Envelope.history:type_name -> magpie.v1.HistoryRequest
-	18, // 9: magpie.v1.Envelope.history_result:type_name -> magpie.v1.HistoryResponse
-	19, // 10: magpie.v1.Envelope.ping:type_name -> magpie.v1.Ping
-	20, // 11: magpie.v1.Envelope.pong:type_name -> magpie.v1.Pong
-	21, // 12: magpie.v1.Envelope.error:type_name -> magpie.v1.Error
-	22, // 13: magpie.v1.Envelope.kick:type_name -> magpie.v1.Kick
-	23, // 14: magpie.v1.Envelope.online:type_name -> magpie.v1.OnlineRequest
-	25, // 15: magpie.v1.Envelope.online_result:type_name -> magpie.v1.OnlineResponse
-	26, // 16: magpie.v1.Envelope.ok:type_name -> magpie.v1.Ok
+	13, // 5: magpie.v1.Envelope.receipt:type_name -> magpie.v1.Receipt
+	15, // 6: magpie.v1.Envelope.sync:type_name -> magpie.v1.SyncRequest
+	17, // 7: magpie.v1.Envelope.sync_result:type_name -> magpie.v1.SyncResponse
+	18, // 8: magpie.v1.Envelope.history:type_name -> magpie.v1.HistoryRequest
+	19, // 9: magpie.v1.Envelope.history_result:type_name -> magpie.v1.HistoryResponse
+	20, // 10: magpie.v1.Envelope.ping:type_name -> magpie.v1.Ping
+	21, // 11: magpie.v1.Envelope.pong:type_name -> magpie.v1.Pong
+	22, // 12: magpie.v1.Envelope.error:type_name -> magpie.v1.Error
+	23, // 13: magpie.v1.Envelope.kick:type_name -> magpie.v1.Kick
+	24, // 14: magpie.v1.Envelope.online:type_name -> magpie.v1.OnlineRequest
+	26, // 15: magpie.v1.Envelope.online_result:type_name -> magpie.v1.OnlineResponse
+	27, // 16: magpie.v1.Envelope.ok:type_name -> magpie.v1.Ok
 	10, // 17: magpie.v1.Envelope.recall:type_name -> magpie.v1.Recall
 	11, // 18: magpie.v1.Envelope.edit:type_name -> magpie.v1.Edit
-	15, // 19: magpie.v1.Envelope.conversation:type_name -> magpie.v1.ConversationState
-	0,  // 20: magpie.v1.Message.kind:type_name -> magpie.v1.MessageKind
-	8,  // 21: magpie.v1.Message.file:type_name -> magpie.v1.FileRef
-	9,  // 22: magpie.v1.Message.event:type_name -> magpie.v1.GroupEvent
-	1,  // 23: magpie.v1.Receipt.kind:type_name -> magpie.v1.ReceiptKind
-	13, // 24: magpie.v1.SyncRequest.cursors:type_name -> magpie.v1.Cursor
-	7,  // 25: magpie.v1.SyncResponse.messages:type_name -> magpie.v1.Message
-	15, // 26: magpie.v1.SyncResponse.conversations:type_name -> magpie.v1.ConversationState
-	7,  // 27: magpie.v1.HistoryResponse.messages:type_name -> magpie.v1.Message
-	24, // 28: magpie.v1.OnlineResponse.users:type_name -> magpie.v1.OnlineUser
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	16, // 19: magpie.v1.Envelope.conversation:type_name -> magpie.v1.ConversationState
+	12, // 20: magpie.v1.Envelope.typing:type_name -> magpie.v1.Typing
+	0,  // 21: magpie.v1.Message.kind:type_name -> magpie.v1.MessageKind
+	8,  // 22: magpie.v1.Message.file:type_name -> magpie.v1.FileRef
+	9,  // 23: magpie.v1.Message.event:type_name -> magpie.v1.GroupEvent
+	1,  // 24: magpie.v1.Receipt.kind:type_name -> magpie.v1.ReceiptKind
+	14, // 25: magpie.v1.SyncRequest.cursors:type_name -> magpie.v1.Cursor
+	7,  // 26: magpie.v1.SyncResponse.messages:type_name -> magpie.v1.Message
+	16, // 27: magpie.v1.SyncResponse.conversations:type_name -> magpie.v1.ConversationState
+	7,  // 28: magpie.v1.HistoryResponse.messages:type_name -> magpie.v1.Message
+	25, // 29: magpie.v1.OnlineResponse.users:type_name -> magpie.v1.OnlineUser
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_magpie_proto_init() }
@@ -2385,6 +2480,7 @@ func file_magpie_proto_init() {
 		(*Envelope_Recall)(nil),
 		(*Envelope_Edit)(nil),
 		(*Envelope_Conversation)(nil),
+		(*Envelope_Typing)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2392,7 +2488,7 @@ func file_magpie_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_magpie_proto_rawDesc), len(file_magpie_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -93,6 +93,13 @@ func (Encoder) Conversation(c store.Conversation) []byte {
 	return marshal(&magpiepb.Envelope{Body: &magpiepb.Envelope_Conversation{Conversation: Conversation(c)}})
 }
 
+// Typing encodes a typing notice push.
+func (Encoder) Typing(convID string, userID int64, username string, stopped bool) []byte {
+	return marshal(&magpiepb.Envelope{Body: &magpiepb.Envelope_Typing{Typing: &magpiepb.Typing{
+		ConversationId: convID, UserId: userID, Username: username, Stopped: stopped,
+	}}})
+}
+
 // Kick encodes a kick. It is the one place logic's kicks are built:
 // reconnect comes from the code's action (wire.Code.KickReconnect), as on
 // the gateway.

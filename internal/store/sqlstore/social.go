@@ -217,6 +217,48 @@ func (s *Store) contactList(ctx context.Context, query string, userID int64) ([]
 	return out, rows.Err()
 }
 
+// ContactIDs: a private conversation's members never leave, and a
+// dissolved group has ended every membership, so members' current rows
+// say it all.
+func (s *Store) ContactIDs(ctx context.Context, userID int64) ([]int64, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT friend_id FROM friends WHERE user_id = $1
+		UNION
+		SELECT o.user_id FROM members me JOIN members o ON o.conversation_id = me.conversation_id
+			WHERE me.user_id = $1 AND me.left_seq IS NULL AND o.left_seq IS NULL AND o.user_id <> $1`, userID)
+	if err != nil {
+		return nil, wrapErr("contact ids", err)
+	}
+	defer rows.Close()
+	ids := []int64{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, wrapErr("contact ids", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrapErr("contact ids", err)
+	}
+	return ids, nil
+}
+
+func (s *Store) BlockedEither(ctx context.Context, a, b int64) (bool, error) {
+	if err := s.check(); err != nil {
+		return false, err
+	}
+	var blocked bool
+	err := s.read.QueryRowContext(ctx, `SELECT EXISTS(SELECT 1 FROM blocks
+		WHERE (user_id = $1 AND blocked_id = $2) OR (user_id = $2 AND blocked_id = $1))`, a, b).Scan(&blocked)
+	if err != nil {
+		return false, wrapErr("blocked", err)
+	}
+	return blocked, nil
+}
+
 func (s *Store) SetConversationFlags(ctx context.Context, userID int64, conversationID string, pinned, muted *bool) (store.Conversation, error) {
 	if err := s.check(); err != nil {
 		return store.Conversation{}, err

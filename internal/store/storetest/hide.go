@@ -92,3 +92,48 @@ func testHideConversation(t *testing.T, s store.Store) {
 	_, err = s.HideConversation(ctx, alice.ID, "p_998_999", true)
 	wantErr(t, "hiding a conversation that does not exist", err, store.ErrNotMember)
 }
+
+func testContactIDs(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	alice, bob, carol, dave, erin := mustUser(t, s, "alice"), mustUser(t, s, "bob"), mustUser(t, s, "carol"), mustUser(t, s, "dave"), mustUser(t, s, "erin")
+	contacts := func(u store.User) []int64 {
+		t.Helper()
+		ids, err := s.ContactIDs(ctx, u.ID)
+		if err != nil {
+			t.Fatalf("ContactIDs(%s): %v", u.Username, err)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	if got := contacts(alice); len(got) != 0 {
+		t.Fatalf("a new user's contacts: %v, want none", got)
+	}
+	mustAppend(t, s, privateReq(alice, bob, "a1", "hi", at(1)))   // a private chat
+	mustAppend(t, s, privateReq(alice, alice, "a2", "me", at(1))) // a chat with oneself adds nobody
+	if _, err := s.RequestFriend(ctx, alice.ID, carol.ID, at(2)); err != nil {
+		t.Fatal(err)
+	}
+	if got := contacts(alice); !slices.Equal(got, []int64{bob.ID}) {
+		t.Errorf("alice with a chat with bob and a request to carol: %v, want [bob]", got)
+	}
+	if _, err := s.RequestFriend(ctx, carol.ID, alice.ID, at(3)); err != nil { // now friends
+		t.Fatal(err)
+	}
+	g := mustGroup(t, s, 0, dave, alice) // dave's group with alice
+	if got := contacts(alice); !slices.Equal(got, []int64{bob.ID, carol.ID, dave.ID}) {
+		t.Errorf("alice's contacts: %v, want bob (chat), carol (friend), dave (group)", got)
+	}
+	if got := contacts(dave); !slices.Equal(got, []int64{alice.ID}) {
+		t.Errorf("dave's contacts: %v, want [alice]", got)
+	}
+	if got := contacts(erin); len(got) != 0 {
+		t.Errorf("erin's contacts: %v, want none", got)
+	}
+	if _, err := s.ChangeGroup(ctx, store.GroupChange{GroupID: g.ID, ActorID: alice.ID, Op: store.OpLeave,
+		Event: store.Event{Type: "left", ActorID: alice.ID, Actor: "alice"}, At: at(4)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := contacts(dave); len(got) != 0 {
+		t.Errorf("dave's contacts after alice left his group: %v, want none", got)
+	}
+}

@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Blocks", testBlocks},
 		{"ConversationFlags", testConversationFlags},
 		{"HideConversation", testHideConversation}, // hide.go
+		{"ContactIDs", testContactIDs},
 		{"Search", testSearch},                     // search.go
 		{"SearchWindows", testSearchWindows},
 	}
