@@ -72,7 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConversationFlags", testConversationFlags},
 		{"HideConversation", testHideConversation}, // hide.go
 		{"ContactIDs", testContactIDs},
-		{"Search", testSearch},                     // search.go
+		{"Search", testSearch}, // search.go
 		{"SearchWindows", testSearchWindows},
 	}
 	for _, tt := range tests {
