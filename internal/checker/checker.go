@@ -11,7 +11,6 @@ package checker
 
 import (
 	"encoding/json"
-	"slices"
 	"sync"
 	"time"
 )
@@ -277,7 +276,7 @@ func (r *Recorder) MissingOn(deviceName string) int {
 	w, holds := r.windowsLocked(), r.holdsLocked(d)
 	n := 0
 	for _, s := range r.order {
-		if s.outcome == OK && !got[s.id] && slices.Contains(r.expectedLocked(s, w, holds), d) {
+		if s.outcome == OK && !got[s.id] && r.expectsLocked(s, d, w, holds) {
 			n++
 		}
 	}
@@ -299,34 +298,36 @@ func (r *Recorder) seenLocked() map[string]map[string]bool {
 // sentBy reports whether device sent s (first, or the same id again).
 func (s *send) sentBy(device string) bool { return s.device == device || contains(s.also, device) }
 
-// expectedLocked lists the devices that must show s: every device of every
-// member except the one that sent it (the SDK does not echo a device's own
-// sends back to it). In a conversation with membership windows the members
-// are the users whose window holds s's seq (windows.go).
+// expectedLocked lists the devices that must show s (expectsLocked).
 func (r *Recorder) expectedLocked(s *send, w windows, holds map[string]map[string]bool) []*device {
-	var out []*device
+	users := s.members
 	if cw, ok := w[s.conv]; ok && s.outcome == OK {
-		for _, u := range cw.names {
-			if in, _ := w.in(s.conv, u, s.seq); !in {
-				continue
-			}
-			current := w.member(s.conv, u)
-			for _, d := range r.users[u] {
-				if !s.sentBy(d.name) && (current || holds[d.name][s.conv]) {
-					out = append(out, d)
-				}
-			}
-		}
-		return out
+		users = cw.names
 	}
-	for _, u := range s.members {
+	var out []*device
+	for _, u := range users {
 		for _, d := range r.users[u] {
-			if !s.sentBy(d.name) {
+			if r.expectsLocked(s, d, w, holds) {
 				out = append(out, d)
 			}
 		}
 	}
 	return out
+}
+
+// expectsLocked reports whether d must show s: every device of every
+// member except the one that sent it (the SDK does not echo a device's own
+// sends back to it). In a conversation with membership windows the members
+// are the users whose window holds s's seq (windows.go).
+func (r *Recorder) expectsLocked(s *send, d *device, w windows, holds map[string]map[string]bool) bool {
+	if s.sentBy(d.name) {
+		return false
+	}
+	if _, ok := w[s.conv]; ok && s.outcome == OK {
+		in, _ := w.in(s.conv, d.user, s.seq)
+		return in && (w.member(s.conv, d.user) || holds[d.name][s.conv])
+	}
+	return contains(s.members, d.user)
 }
 
 // holdsLocked is, per device (only's, if not nil), the conversations it
