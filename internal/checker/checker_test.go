@@ -46,13 +46,31 @@ func healthy() *Recorder {
 	return r
 }
 
+// reportCase is a run built by build whose report must satisfy want;
+// fig says what want wants, for the failure.
+type reportCase struct {
+	name  string
+	build func() *Recorder
+	want  func(*Report) bool
+	fig   string
+}
+
+func checkReports(t *testing.T, tests []reportCase) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := tc.build().Check()
+			if !tc.want(rep) {
+				var b strings.Builder
+				rep.Print(&b)
+				t.Fatalf("want %s; got\n%s", tc.fig, b.String())
+			}
+		})
+	}
+}
+
 func TestCheck(t *testing.T) {
-	tests := []struct {
-		name  string
-		build func() *Recorder
-		want  func(*Report) bool
-		fig   string
-	}{
+	checkReports(t, []reportCase{
 		{"healthy run", healthy, func(r *Report) bool {
 			return r.OK() && r.Attempted == 3 && r.Acknowledged == 3 && r.Ack.N == 3 && r.Live.N == 6
 		}, "all zero"},
@@ -174,17 +192,7 @@ func TestCheck(t *testing.T) {
 			r.Cursors(Cursor{User: "alice", Conv: "c", Last: 3, Delivered: 3, Read: 3, HasPeer: true, PeerDelivered: 4})
 			return r
 		}, func(r *Report) bool { return r.ReceiptViolations == 2 }, "receipt 2"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			rep := tc.build().Check()
-			if !tc.want(rep) {
-				var b strings.Builder
-				rep.Print(&b)
-				t.Fatalf("want %s; got\n%s", tc.fig, b.String())
-			}
-		})
-	}
+	})
 }
 
 func TestMissing(t *testing.T) {

@@ -64,12 +64,7 @@ func (c *churnRun) show(r *Recorder, dev string, seq uint64) {
 }
 
 func TestMembershipWindows(t *testing.T) {
-	tests := []struct {
-		name  string
-		build func() *Recorder
-		want  func(*Report) bool
-		fig   string
-	}{
+	checkReports(t, []reportCase{
 		{"every device shows exactly its windows", func() *Recorder { return newChurn().build() },
 			func(r *Report) bool { return r.OK() && r.Gaps == 0 && r.Lost == 0 && r.Acknowledged == 4 }, "all zero"},
 		{"a message shown after the user left", func() *Recorder {
@@ -127,17 +122,7 @@ func TestMembershipWindows(t *testing.T) {
 			newChurn().show(r, "c2", 3)
 			return r
 		}, func(r *Report) bool { return r.Lost == 3 && r.OutsideWindow == 0 }, "lost 3 (m2, m3, m4 on c2)"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			rep := tc.build().Check()
-			if !tc.want(rep) {
-				var b strings.Builder
-				rep.Print(&b)
-				t.Fatalf("want %s; got\n%s", tc.fig, b.String())
-			}
-		})
-	}
+	})
 }
 
 func TestMissingFollowsWindows(t *testing.T) {
