@@ -32,14 +32,7 @@ func signedAdmin(t *testing.T, n *Node, path string, body []byte, secret string)
 	req.Header.Set(push.HeaderTimestamp, ts)
 	req.Header.Set(push.HeaderNonce, nonce)
 	req.Header.Set(push.HeaderSignature, push.Sign([]byte(secret), "POST", path, ts, nonce, body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m
+	return doJSON(t, req)
 }
 
 // A migration imports 3,000 users with bcrypt hashes (one signed request)

@@ -15,6 +15,12 @@ func apiCall(t *testing.T, n *Node, method, path, token, body string) (int, map[
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return doJSON(t, req)
+}
+
+// doJSON sends req and decodes its JSON answer (nil if there is none).
+func doJSON(t *testing.T, req *http.Request) (int, map[string]any) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -57,14 +57,7 @@ func TestHTTPAuthSource(t *testing.T) {
 
 	post := func(path, body string) (int, map[string]any) {
 		t.Helper()
-		resp, err := http.Post("http://"+n.HTTPAddr()+path, "application/json", bytes.NewBufferString(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-		return resp.StatusCode, m
+		return apiCall(t, n, "POST", path, "", body)
 	}
 	if st, m := post("/v1/login/token", `{"token":"app-token-hal","device":"tablet"}`); st != 200 || m["username"] != "hal" || m["token"] == "" || m["display_name"] != "Hal T" {
 		t.Errorf("POST /v1/login/token = %d %v, want hal's session", st, m)
