@@ -60,3 +60,52 @@ func TestAppGroupEventsSkipServerHooks(t *testing.T) {
 		t.Fatalf("the server's hooks got acme's events %v", got)
 	}
 }
+
+// With two apps, the online list, a user's broadcast and a push to
+// everyone hold only the app's users.
+func TestOnlineAndBroadcastStayInApp(t *testing.T) {
+	s, bus := newTestService(t, func(c *Config) { c.AllowBroadcast = true })
+	ctx := context.Background()
+	root := login(t, s, "root", "", "").Identity
+	acme, err := s.CreateApp(ctx, "acme", store.AppSettings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RegisterFrom(ctx, Client{App: "acme"}, "ann", "password1"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.LoginFrom(ctx, Client{App: "acme"}, "ann", "password1", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann := res.Identity
+	connect(bus, "gw1", 1, root)
+	connect(bus, "gw2", 2, ann)
+
+	for _, tc := range []struct {
+		app  int64
+		want string
+	}{{store.DefaultApp, "root"}, {acme.ID, "ann"}} {
+		users, err := s.Online(ctx, tc.app)
+		if err != nil || len(users) != 1 || users[0].Username != tc.want {
+			t.Errorf("Online(app %d) = %+v, %v; want %s alone", tc.app, users, err, tc.want)
+		}
+	}
+
+	only := func(what, gw string, conn uint64) {
+		t.Helper()
+		for _, d := range bus.waitDeliveries(t, 1) {
+			if d.gateway != gw || len(d.conns) != 1 || d.conns[0] != conn {
+				t.Errorf("%s: delivered to %s %v, want %s's connection %d alone", what, d.gateway, d.conns, gw, conn)
+			}
+		}
+	}
+	if _, err := s.Send(ctx, ann, SendRequest{Broadcast: true, Text: "acme only"}); err != nil {
+		t.Fatal(err)
+	}
+	only("ann's broadcast", "gw2", 2)
+	if _, err := s.Push(ctx, PushRequest{AppID: store.DefaultApp, KeyID: "ops", Everyone: true, Transient: true, Text: "default only"}); err != nil {
+		t.Fatal(err)
+	}
+	only("the default app's push to everyone", "gw1", 1)
+}
