@@ -24,6 +24,7 @@ func (h *Handler) registerAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/admin/apps", h.listApps)
 	mux.HandleFunc("POST /v1/admin/apps", h.createApp)
 	mux.HandleFunc("POST /v1/admin/apps/keys", h.rotateAppKeys)
+	h.registerAdminImports(mux) // adminimport.go
 }
 
 // UseAdmin enables the signed admin API: v's keys (--admin-keys) are the

@@ -110,6 +110,8 @@ type Pusher interface {
 // was verified.
 type Admin interface {
 	ImportUsers(ctx context.Context, app int64, users []logic.ImportUser) ([]logic.ImportResult, error)
+	ImportFriendships(ctx context.Context, app int64, pairs []logic.ImportFriendship) ([]logic.ImportEntry, error)
+	ImportGroups(ctx context.Context, app int64, groups []logic.ImportGroup) ([]logic.ImportEntry, error)
 	// Apps, for operators (the server's --admin-keys).
 	Apps(ctx context.Context) ([]store.App, error)
 	AppByName(ctx context.Context, name string) (store.App, error)

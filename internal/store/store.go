@@ -112,6 +112,7 @@ type Store interface {
 	Social   // groups.go
 	Searcher // search.go
 	Apps     // apps.go
+	Importer // imports.go
 
 	Close() error
 }

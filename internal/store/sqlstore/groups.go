@@ -52,28 +52,15 @@ func (s *Store) CreateGroup(ctx context.Context, g store.NewGroup) (store.GroupI
 		} else if n != len(all) {
 			return fmt.Errorf("group members: %w", store.ErrNotFound)
 		}
-		var n int64
-		if err := tx.QueryRowContext(ctx, `INSERT INTO group_ids(created_at) VALUES ($1) RETURNING id`, at).Scan(&n); err != nil {
+		members := make([]store.ImportMember, len(all))
+		for i, uid := range all {
+			members[i] = store.ImportMember{UserID: uid, Role: store.RoleMember}
+		}
+		members[0].Role = store.RoleOwner
+		id, err := insertGroup(ctx, tx, g.Name, g.JoinPolicy, members, at)
+		if err != nil {
 			return err
 		}
-		id := "g_" + strconv.FormatInt(n, 10)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO conversations(id, kind, last_seq, created_at, updated_at, name, join_policy)
-			VALUES ($1, $2, 0, $3, $3, $4, $5)`, id, string(store.Group), at, g.Name, string(g.JoinPolicy)); err != nil {
-			return err
-		}
-		// Everyone's window starts before the "created" event (seq 1),
-		// and everyone's cursors are on it: nothing unread yet.
-		for _, uid := range all {
-			role := store.RoleMember
-			if uid == g.OwnerID {
-				role = store.RoleOwner
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO members(conversation_id, user_id, delivered_seq, read_seq, joined_seq, role, joined_at)
-				VALUES ($1, $2, 1, 1, 0, $3, $4)`, id, uid, string(role), at); err != nil {
-				return err
-			}
-		}
-		var err error
 		if ev, err = appendEvent(ctx, tx, id, 0, g.OwnerID, g.Event, at); err != nil {
 			return err
 		}
@@ -84,6 +71,39 @@ func (s *Store) CreateGroup(ctx context.Context, g store.NewGroup) (store.GroupI
 		return store.GroupInfo{}, store.Message{}, wrapErr("create group", err)
 	}
 	return info, ev, nil
+}
+
+// insertGroup makes a group conversation with its members (the owner
+// among them) and returns its id. Everyone's window starts before the
+// "created" event (seq 1) the caller appends next, and everyone's cursors
+// are on it: nothing unread yet.
+func insertGroup(ctx context.Context, tx *sql.Tx, name string, policy store.JoinPolicy, members []store.ImportMember, at int64) (string, error) {
+	var n int64
+	if err := tx.QueryRowContext(ctx, `INSERT INTO group_ids(created_at) VALUES ($1) RETURNING id`, at).Scan(&n); err != nil {
+		return "", err
+	}
+	id := "g_" + strconv.FormatInt(n, 10)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO conversations(id, kind, last_seq, created_at, updated_at, name, join_policy)
+		VALUES ($1, $2, 0, $3, $3, $4, $5)`, id, string(store.Group), at, name, string(policy)); err != nil {
+		return "", err
+	}
+	// Many rows a statement: an imported group may have thousands.
+	for chunk := range slices.Chunk(members, 200) {
+		var b strings.Builder
+		args := []any{id, at}
+		for i, m := range chunk {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "($1, $%d, 1, 1, 0, $%d, $2)", len(args)+1, len(args)+2)
+			args = append(args, m.UserID, string(m.Role))
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO members(conversation_id, user_id, delivered_seq, read_seq, joined_seq, role, joined_at)
+			VALUES `+b.String(), args...); err != nil {
+			return "", err
+		}
+	}
+	return id, nil
 }
 
 // wrapErr leaves store sentinels recognizable and marks the rest as ours.

@@ -280,6 +280,19 @@ var migrations = []migration{
 			`ALTER TABLE members ADD COLUMN cleared_seq BIGINT NOT NULL DEFAULT 0`,
 		},
 	},
+	{
+		// Imported groups (issue 12, POST /v1/admin/groups/import): the
+		// id a group had in the system it came from, per app, so that an
+		// import run again finds the group it made instead of a second.
+		version: 10,
+		common: []string{
+			`CREATE TABLE imported_groups (
+				app_id BIGINT NOT NULL,
+				external_id TEXT NOT NULL,
+				group_id TEXT NOT NULL,
+				PRIMARY KEY (app_id, external_id))`,
+		},
+	},
 }
 
 // migrate brings the schema up to date in one transaction, so a crash

@@ -35,7 +35,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SetPasswordHash", testSetPasswordHash},
 		{"ExternalUsers", testExternalUsers}, // users.go
 		{"ImportUsers", testImportUsers},
-		{"Apps", testApps}, // apps.go
+		{"Apps", testApps},       // apps.go
+		{"Imports", testImports}, // imports.go
 		{"AppendSeqs", testAppendSeqs},
 		{"AppendIdempotent", testAppendIdempotent},
 		{"AppendSameIDInBatch", testAppendSameIDInBatch},
