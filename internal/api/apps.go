@@ -27,10 +27,6 @@ func (h *Handler) keyLookup(admin bool) func(string) ([]byte, bool) {
 	}
 }
 
-// anyAppKeys: with apps besides the default, the push and admin APIs
-// are on even without --push-keys or --admin-keys.
-func (h *Handler) anyAppKeys(ctx context.Context, _ bool) bool { return h.svc.HasApps(ctx) }
-
 var errOperatorOnly = &logic.Error{Kind: logic.KindForbidden, Msg: "only the server's --admin-keys manage apps or name another app", Err: store.ErrForbidden}
 
 // adminApp is the app an admin call acts on: an app key's own app; an

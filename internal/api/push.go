@@ -27,7 +27,8 @@ type pushBody struct {
 // push is POST /v1/push, the signed server push API (package push).
 func (h *Handler) push(w http.ResponseWriter, r *http.Request) {
 	v := h.ext.push.Load()
-	if v == nil || !v.Enabled() && !h.anyAppKeys(r.Context(), false) {
+	// On with --push-keys, or with apps besides the default (their keys).
+	if v == nil || !v.Enabled() && !h.svc.HasApps(r.Context()) {
 		h.fail(w, r, errPushDisabled)
 		return
 	}
