@@ -71,3 +71,53 @@ func (c *Client) Search(ctx context.Context, q SearchQuery) (SearchPage, error) 
 	}
 	return page, nil
 }
+
+// OnlineQuery is one page of the online users this user may see (GET
+// /v1/users/online): by default their contacts (friends, group co-members,
+// private chat peers), with --online-visibility all everyone of the app.
+type OnlineQuery struct {
+	Prefix string // names starting with it, case-insensitively ("" for all)
+	Limit  int    // 0: the server's default (100); at most 500
+	Cursor string // "" for the first page, else OnlinePage.NextCursor
+}
+
+// OnlinePage is a page of online users by name; NextCursor is "" on the last.
+type OnlinePage struct {
+	Users      []OnlineUser
+	NextCursor string
+}
+
+// OnlineUsers pages through the online users (HTTP). Online is the same
+// list in one answer over the long connection, without a prefix.
+func (c *Client) OnlineUsers(ctx context.Context, q OnlineQuery) (OnlinePage, error) {
+	v := url.Values{}
+	if q.Prefix != "" {
+		v.Set("prefix", q.Prefix)
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Cursor != "" {
+		v.Set("cursor", q.Cursor)
+	}
+	path := "/v1/users/online"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var resp struct {
+		Users []struct {
+			UserID   int64    `json:"user_id"`
+			Username string   `json:"username"`
+			Devices  []string `json:"devices"`
+		} `json:"users"`
+		NextCursor string `json:"next_cursor"`
+	}
+	if err := c.authedJSON(ctx, http.MethodGet, path, nil, &resp); err != nil {
+		return OnlinePage{}, err
+	}
+	page := OnlinePage{NextCursor: resp.NextCursor, Users: make([]OnlineUser, 0, len(resp.Users))}
+	for _, u := range resp.Users {
+		page.Users = append(page.Users, OnlineUser{UserID: u.UserID, Username: u.Username, Devices: u.Devices})
+	}
+	return page, nil
+}

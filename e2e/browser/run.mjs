@@ -182,6 +182,14 @@ const scenarios = [
   }],
 
   ["private_chat_receipts", async () => {
+    // Online now shows contacts only (--online-visibility contacts, the
+    // default): bob, a stranger, is not there until they are friends.
+    await alice.locator("#online-list .empty", { hasText: "Nobody else is online." }).waitFor({ timeout: T });
+    if (await alice.locator('#online-list button[data-user="bob"]').count()) throw new Error("a stranger is listed online");
+    const req = await api("alice", "POST", "/v1/friends/requests", { username: "bob" });
+    const acc = await api("bob", "POST", "/v1/friends/requests/alice/accept");
+    if (req.status !== 201 || acc.status !== 200) throw new Error(`befriending: ${req.status} ${acc.status}`);
+    await alice.evaluate(() => window.magpieApp.sidebar.refreshOnline());
     // Alice starts the chat from the online list (bob signed in first).
     await alice.locator('#online-list button[data-user="bob"]').click({ timeout: T });
     if (!(await alice.evaluate(() => document.activeElement?.id === "composer-text"))) throw new Error("composer not focused after opening a chat");
@@ -602,7 +610,8 @@ const scenarios = [
     await alice.fill("#ng-name", "rename me");
     await alice.fill("#ng-members", "bob");
     await alice.press("#ng-members", "Enter");
-    await alice.waitForFunction(() => document.querySelector("#chat-title").textContent === "# rename me", null, { timeout: T, polling: 100 });
+    // The dialog closes once the chat has loaded; typing before that goes nowhere (the page is inert).
+    await alice.waitForFunction(() => document.querySelector("#chat-title").textContent === "# rename me" && !document.querySelector("#dialog").open, null, { timeout: T, polling: 100 });
     await send(alice, "admin test");
     await openConv(bob, "rename me");
     await waitMessage(bob, "admin test");

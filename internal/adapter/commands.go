@@ -168,7 +168,7 @@ func history(h *Handler, r *request, env *magpiepb.Envelope) {
 
 func online(h *Handler, r *request, env *magpiepb.Envelope) {
 	r.read(func(ctx context.Context, id logic.Identity) {
-		users, err := h.svc.Online(ctx, id.AppID)
+		users, err := h.svc.Online(ctx, id)
 		res := &magpiepb.OnlineResponse{}
 		for _, u := range users {
 			res.Users = append(res.Users, &magpiepb.OnlineUser{UserId: u.UserID, Username: u.Username, Devices: u.Devices})

@@ -263,13 +263,21 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, id logic.Identi
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// online is GET /v1/users/online?prefix=&limit=&cursor=: a page of the
+// online users the caller may see (--online-visibility).
 func (h *Handler) online(w http.ResponseWriter, r *http.Request, id logic.Identity) {
-	users, err := h.svc.Online(r.Context(), id.AppID)
+	limit, err := queryUint(r, "limit")
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"users": users})
+	q := r.URL.Query()
+	page, err := h.svc.OnlinePage(r.Context(), id, logic.OnlineQuery{Prefix: q.Get("prefix"), Limit: int(min(limit, 1<<20)), Cursor: q.Get("cursor")})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 // lookupUser is GET /v1/users/{username}: does this user exist, and how is

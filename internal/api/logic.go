@@ -25,7 +25,7 @@ type Accounts interface {
 	// invalid, expired or its session ended.
 	Authenticate(ctx context.Context, token string) (logic.Identity, error)
 	Route(ctx context.Context, id logic.Identity) (*clusterpb.GatewayInfo, error)
-	Online(ctx context.Context, app int64) ([]logic.OnlineUser, error)
+	OnlinePage(ctx context.Context, id logic.Identity, q logic.OnlineQuery) (logic.OnlinePage, error)
 	// LookupUser finds one user by exact name: logic's not_found if none.
 	LookupUser(ctx context.Context, id logic.Identity, name string) (logic.UserInfo, error)
 	// StoreErr is nil while the database answers (GET /healthz).

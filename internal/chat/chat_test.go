@@ -117,6 +117,10 @@ func TestParse(t *testing.T) {
 		{":delete", command{kind: cmdDelete}, false},
 		{":clear", command{kind: cmdClear}, false},
 		{":clear all", command{}, true},
+		{":pu bo", command{kind: cmdPrefixUsers, to: "bo"}, false},
+		{":pu", command{}, true},
+		{":pu b o", command{}, true},
+		{":pu b!", command{}, true},
 	}
 	for _, tt := range tests {
 		got, err := parse(tt.line)
@@ -132,7 +136,7 @@ func TestParse(t *testing.T) {
 
 func TestHelpListsEveryCommand(t *testing.T) {
 	for _, word := range []string{":groups", ":g ", ":create", ":invite", ":kick", ":leave", ":friends", ":add",
-		":accept", ":block", ":recall", ":file", ":all", ":reads", ":edit", ":to", ":olu", ":history", ":read ", ":q WORDS", ":q, :q!", ":delete", ":clear"} {
+		":accept", ":block", ":recall", ":file", ":all", ":reads", ":edit", ":to", ":olu", ":history", ":read ", ":q WORDS", ":q, :q!", ":delete", ":clear", ":pu PREFIX"} {
 		if !strings.Contains(helpText, "\n  "+word) {
 			t.Errorf("help lacks %q", word)
 		}
@@ -358,4 +362,25 @@ func TestDeleteAndClearPipe(t *testing.T) {
 	}
 	out, _ = runScript(t, srv, "bob", "", ":to alice", ":history")
 	wantLines(t, "bob", out, ts+`alice: one`, ts+`alice: two`, ts+`me → alice: three`)
+}
+
+func TestOnlineByPrefixPipe(t *testing.T) {
+	t.Setenv("MAGPIE_PASSWORD", "")
+	srv := testserver.Start(t, nil, "alice", "bob", "bobby", "boris")
+	// bob (a contact of alice's: they chat) and bobby (a stranger) are online.
+	for _, name := range []string{"bob", "bobby"} {
+		c := client.New(client.Options{Server: srv.URL, Username: name, Password: "pw-" + name, Device: "sdk"})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := c.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		t.Cleanup(func() { c.Close() })
+	}
+	runScript(t, srv, "alice", "", "@bob hi")
+	out, _ := runScript(t, srv, "alice", "", ":pu BO", ":pu zz")
+	wantLines(t, "alice", out, `online: bob \(sdk\)`, `online zz…: \(none\)`)
+	if strings.Contains(out, "bobby") || strings.Contains(out, "boris") {
+		t.Errorf("alice sees users who are no contacts of hers, or offline:\n%s", out)
+	}
 }

@@ -11,38 +11,39 @@ import (
 type cmdKind int
 
 const (
-	cmdNone       cmdKind = iota // empty line
-	cmdSend                      // NAME;;text or @NAME text
-	cmdText                      // plain text to the current conversation
-	cmdTo                        // :to NAME
-	cmdOnline                    // :olu
-	cmdHistory                   // :history [n]
-	cmdRead                      // :read
-	cmdHelp                      // :help
-	cmdQuit                      // :q, :q!, :quit
-	cmdSearch                    // :q WORDS
-	cmdGroups                    // :groups
-	cmdGroup                     // :g NAME-OR-ID
-	cmdCreate                    // :create NAME user…
-	cmdInvite                    // :invite user…
-	cmdKick                      // :kick user
-	cmdLeave                     // :leave
-	cmdFriends                   // :friends
-	cmdAdd                       // :add NAME
-	cmdAccept                    // :accept NAME
-	cmdDecline                   // :decline NAME
-	cmdBlock                     // :block NAME
-	cmdUnblock                   // :unblock NAME
-	cmdRecall                    // :recall [seq]
-	cmdFile                      // :file PATH
-	cmdAll                       // :all text
-	cmdReads                     // :reads [seq]
-	cmdEdit                      // :edit [#seq] text
-	cmdSessions                  // :sessions
-	cmdEndSession                // :end-session ID
-	cmdLogoutAll                 // :logout-all
-	cmdDelete                    // :delete
-	cmdClear                     // :clear
+	cmdNone        cmdKind = iota // empty line
+	cmdSend                       // NAME;;text or @NAME text
+	cmdText                       // plain text to the current conversation
+	cmdTo                         // :to NAME
+	cmdOnline                     // :olu
+	cmdHistory                    // :history [n]
+	cmdRead                       // :read
+	cmdHelp                       // :help
+	cmdQuit                       // :q, :q!, :quit
+	cmdSearch                     // :q WORDS
+	cmdGroups                     // :groups
+	cmdGroup                      // :g NAME-OR-ID
+	cmdCreate                     // :create NAME user…
+	cmdInvite                     // :invite user…
+	cmdKick                       // :kick user
+	cmdLeave                      // :leave
+	cmdFriends                    // :friends
+	cmdAdd                        // :add NAME
+	cmdAccept                     // :accept NAME
+	cmdDecline                    // :decline NAME
+	cmdBlock                      // :block NAME
+	cmdUnblock                    // :unblock NAME
+	cmdRecall                     // :recall [seq]
+	cmdFile                       // :file PATH
+	cmdAll                        // :all text
+	cmdReads                      // :reads [seq]
+	cmdEdit                       // :edit [#seq] text
+	cmdSessions                   // :sessions
+	cmdEndSession                 // :end-session ID
+	cmdLogoutAll                  // :logout-all
+	cmdDelete                     // :delete
+	cmdClear                      // :clear
+	cmdPrefixUsers                // :pu PREFIX
 )
 
 type command struct {
@@ -73,7 +74,8 @@ const helpText = `commands:
   :clear              the same, and clear its history for me (the others keep theirs)
   :q WORDS            search my messages for WORDS (every word must occur;
                       Chinese and other scripts without spaces work too)
-  :olu                list online users
+  :olu                list online users (my contacts, unless the server shows everyone)
+  :pu PREFIX          online users whose names start with PREFIX
   :groups             list my groups
   :create NAME user…  create a group with these members and talk in it
   :invite user…       add users to the current group
@@ -160,6 +162,14 @@ func parseColon(line string) (command, error) {
 			return command{kind: cmdQuit}, nil
 		}
 		return command{kind: cmdSearch, text: rest}, nil
+	case ":pu":
+		if len(args) != 1 {
+			return command{}, fmt.Errorf("usage: :pu PREFIX")
+		}
+		if len(args[0]) > wire.MaxUsername || strings.Trim(args[0], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != "" {
+			return command{}, fmt.Errorf(":pu %s: a prefix is at most %d of A-Z a-z 0-9 _ -", args[0], wire.MaxUsername)
+		}
+		return command{kind: cmdPrefixUsers, to: args[0]}, nil
 	case ":history":
 		n := defaultHistory
 		if len(args) > 1 {

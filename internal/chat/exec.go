@@ -79,6 +79,8 @@ func (u *ui) exec(ctx context.Context, cmd command) {
 		u.edit(ctx, cur, cmd.seq, cmd.text)
 	case cmdOnline:
 		u.online(ctx)
+	case cmdPrefixUsers:
+		u.onlineByPrefix(ctx, cmd.to)
 	case cmdSessions:
 		u.sessions(ctx)
 	case cmdEndSession:
@@ -231,6 +233,27 @@ func (u *ui) online(ctx context.Context) {
 	}
 	for _, ou := range users {
 		u.printf("online: %s (%s)", ou.Username, strings.Join(ou.Devices, ", "))
+	}
+}
+
+// puLimit is how many names :pu shows: a longer prefix narrows it.
+const puLimit = 50
+
+// onlineByPrefix is :pu PREFIX.
+func (u *ui) onlineByPrefix(ctx context.Context, prefix string) {
+	page, err := u.c.OnlineUsers(ctx, client.OnlineQuery{Prefix: prefix, Limit: puLimit})
+	if err != nil {
+		u.errorf(":pu %s: %v", prefix, err)
+		return
+	}
+	if len(page.Users) == 0 {
+		u.printf("online %s…: (none)", prefix)
+	}
+	for _, ou := range page.Users {
+		u.printf("online: %s (%s)", ou.Username, strings.Join(ou.Devices, ", "))
+	}
+	if page.NextCursor != "" {
+		u.printf("(more than %d: type more of the name)", puLimit)
 	}
 }
 

@@ -103,6 +103,7 @@ type Logic struct {
 	AllowBroadcast    bool
 	RequireFriendship bool
 	RecallWindow      time.Duration
+	OnlineVisibility  string
 }
 
 // Files is the logic role's uploads.
@@ -198,13 +199,14 @@ func Default() Config {
 			RequestTimeout: 10 * time.Second,
 		},
 		Logic: Logic{
-			TokenTTL:        24 * time.Hour,
-			DevicePolicy:    "unlimited",
-			Strategy:        "round-robin",
-			MaxBatch:        512,
-			MaxConnsPerUser: 100,
-			MaxGroupSize:    5000,
-			RecallWindow:    2 * time.Minute,
+			TokenTTL:         24 * time.Hour,
+			DevicePolicy:     "unlimited",
+			OnlineVisibility: "contacts",
+			Strategy:         "round-robin",
+			MaxBatch:         512,
+			MaxConnsPerUser:  100,
+			MaxGroupSize:     5000,
+			RecallWindow:     2 * time.Minute,
 		},
 		Files: Files{
 			FilesMaxSize:    10 << 20,
@@ -300,6 +302,7 @@ func (c *Config) bind(fs *flag.FlagSet) (parsed func() error) {
 	lists.strings(fs, &c.Admins, "admins", "usernames of server admins (may broadcast), comma-separated")
 	fs.BoolVar(&c.AllowBroadcast, "allow-broadcast", c.AllowBroadcast, "let every user broadcast to everyone online, not only admins")
 	fs.BoolVar(&c.RequireFriendship, "require-friendship", c.RequireFriendship, "private messages only between friends")
+	fs.StringVar(&c.OnlineVisibility, "online-visibility", c.OnlineVisibility, "whose presence users see: contacts (friends, group co-members, private chat peers) or all")
 	fs.DurationVar(&c.RecallWindow, "recall-window", c.RecallWindow, "how long after sending a sender may recall or edit a message")
 	fs.StringVar(&c.FilesDir, "files-dir", c.FilesDir, "where uploaded files are kept (default DATA/files)")
 	fs.Int64Var(&c.FilesMaxSize, "files-max-size", c.FilesMaxSize, "largest upload in bytes")
@@ -451,6 +454,11 @@ func (c *Config) Validate() error {
 	case "unlimited", "single", "per-platform":
 	default:
 		check(false, "--device-policy %q: want unlimited, single or per-platform", c.DevicePolicy)
+	}
+	switch c.OnlineVisibility {
+	case "contacts", "all":
+	default:
+		check(false, "--online-visibility %q: want contacts or all", c.OnlineVisibility)
 	}
 	switch c.Strategy {
 	case "round-robin", "random", "hash", "least-conns":

@@ -43,6 +43,7 @@ func TestValidateRejects(t *testing.T) {
 		{[]string{"--http", "nope"}, "--http"},
 		{[]string{"--device-policy", "many"}, "--device-policy"},
 		{[]string{"--route-strategy", "fastest"}, "--route-strategy"},
+		{[]string{"--online-visibility", "friends"}, "--online-visibility"},
 		{[]string{"--accept-rate", "-1"}, "--accept-rate must not be negative"},
 		{[]string{"--heartbeat", "1m", "--heartbeat-timeout", "30s"}, "--heartbeat-timeout"},
 		{[]string{"--token-secret", "short"}, "--token-secret"},

@@ -49,7 +49,7 @@ func (s *Service) Register(ctx context.Context, username, password string) (stor
 
 // RegisterFrom creates an account, limited per client address.
 func (s *Service) RegisterFrom(ctx context.Context, from Client, username, password string) (store.User, error) {
-	if err := wire.ValidName(username); err != nil {
+	if err := validNewName(username); err != nil {
 		return store.User{}, invalid(err.Error())
 	}
 	if err := validPassword(password); err != nil {
@@ -295,36 +295,6 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Identity, err
 		return Identity{}, err
 	}
 	return Identity{AppID: u.app, UserID: sess.UserID, Username: u.name, SessionID: sess.ID, Device: sess.Device, Platform: sess.Platform, ExpiresAt: sess.ExpiresAt}, nil
-}
-
-// Online lists the online users of the app with their devices.
-func (s *Service) Online(ctx context.Context, app int64) ([]OnlineUser, error) {
-	online := s.presence.Online()
-	ids := make([]int64, 0, len(online))
-	for id := range online {
-		ids = append(ids, id)
-	}
-	users, err := s.store.UsersByID(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]OnlineUser, 0, len(users))
-	for _, u := range users {
-		if appOrDefault(u.AppID) != appOrDefault(app) {
-			continue
-		}
-		seen := map[string]bool{}
-		ou := OnlineUser{UserID: u.ID, Username: u.Username, Devices: []string{}}
-		for _, c := range online[u.ID] {
-			if !seen[c.Device] {
-				seen[c.Device] = true
-				ou.Devices = append(ou.Devices, c.Device)
-			}
-		}
-		out = append(out, ou)
-	}
-	sortOnline(out)
-	return out, nil
 }
 
 // OnlineUser is a user with live connections.

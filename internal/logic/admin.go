@@ -7,7 +7,6 @@ import (
 
 	"github.com/magpie-im/magpie/internal/auth"
 	"github.com/magpie-im/magpie/internal/store"
-	"github.com/magpie-im/magpie/proto/wire"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -101,7 +100,7 @@ func (s *Service) ImportUsers(ctx context.Context, app int64, users []ImportUser
 }
 
 func validImport(u ImportUser) error {
-	if err := wire.ValidName(u.Username); err != nil {
+	if err := validNewName(u.Username); err != nil {
 		return invalid(err.Error())
 	}
 	if len(u.DisplayName) > maxProfileField || len(u.Email) > maxProfileField {

@@ -64,10 +64,14 @@ func TestAppGroupEventsSkipServerHooks(t *testing.T) {
 // With two apps, the online list, a user's broadcast and a push to
 // everyone hold only the app's users.
 func TestOnlineAndBroadcastStayInApp(t *testing.T) {
-	s, bus := newTestService(t, func(c *Config) { c.AllowBroadcast = true })
+	// Everyone of the app may be seen: the app is the only filter here.
+	s, bus := newTestService(t, func(c *Config) {
+		c.AllowBroadcast = true
+		c.OnlineVisibility = OnlineAll
+	})
 	ctx := context.Background()
 	root := login(t, s, "root", "", "").Identity
-	acme, err := s.CreateApp(ctx, "acme", store.AppSettings{})
+	_, err := s.CreateApp(ctx, "acme", store.AppSettings{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,12 +87,12 @@ func TestOnlineAndBroadcastStayInApp(t *testing.T) {
 	connect(bus, "gw2", 2, ann)
 
 	for _, tc := range []struct {
-		app  int64
+		id   Identity
 		want string
-	}{{store.DefaultApp, "root"}, {acme.ID, "ann"}} {
-		users, err := s.Online(ctx, tc.app)
+	}{{root, "root"}, {ann, "ann"}} {
+		users, err := s.Online(ctx, tc.id)
 		if err != nil || len(users) != 1 || users[0].Username != tc.want {
-			t.Errorf("Online(app %d) = %+v, %v; want %s alone", tc.app, users, err, tc.want)
+			t.Errorf("Online(app %d) = %+v, %v; want %s alone", tc.id.AppID, users, err, tc.want)
 		}
 	}
 

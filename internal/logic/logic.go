@@ -115,6 +115,7 @@ type Config struct {
 	AllowBroadcast    bool
 	RequireFriendship bool
 	RecallWindow      time.Duration
+	OnlineVisibility  OnlineVisibility // whose presence users see; default contacts
 
 	// OnStoreHealth, if set, is called (from the health watcher's
 	// goroutine; do not block) when the database stops or starts
@@ -131,6 +132,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DevicePolicy == "" {
 		c.DevicePolicy = DevicesUnlimited
+	}
+	if c.OnlineVisibility == "" {
+		c.OnlineVisibility = OnlineContacts
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 512
@@ -220,6 +224,9 @@ func New(cfg Config, st store.Store, out Deliverer, presence Presence, gateways 
 	}
 	if len(cfg.TokenSecret) < 16 {
 		return nil, fmt.Errorf("logic: token secret must be at least 16 bytes")
+	}
+	if cfg.OnlineVisibility != OnlineContacts && cfg.OnlineVisibility != OnlineAll {
+		return nil, fmt.Errorf("logic: unknown online visibility %q", cfg.OnlineVisibility)
 	}
 	switch cfg.DevicePolicy {
 	case DevicesUnlimited, DevicesSingle, DevicesPerPlatform:

@@ -193,6 +193,9 @@ func (s *Service) sourceUser(ctx context.Context, app store.App, source string, 
 	}
 	u, err := s.store.UserByName(ctx, app.ID, p.Username)
 	if errors.Is(err, store.ErrNotFound) {
+		if err := validNewName(p.Username); err != nil {
+			return store.User{}, s.sourceFailed(source, p.Username, err)
+		}
 		u, err = s.store.CreateExternalUser(ctx, store.User{AppID: app.ID, Username: p.Username, AuthSource: source, DisplayName: p.DisplayName, Email: p.Email})
 		if err == nil {
 			return u, nil

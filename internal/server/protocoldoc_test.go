@@ -116,15 +116,17 @@ func TestProtocolDocClaims(t *testing.T) {
 			t.Fatalf("after READ 7: %v, want read and delivered 7 (and the conversation's id under id)", c)
 		}
 	})
-	t.Run("online_result lists every online user", func(t *testing.T) {
+	t.Run("online_result lists the online users I may see", func(t *testing.T) {
 		id++
 		o := alice.call(&magpiepb.Envelope{Id: id, Body: &magpiepb.Envelope_Online{Online: &magpiepb.OnlineRequest{}}}).GetOnlineResult()
 		online := map[string]bool{}
 		for _, u := range o.GetUsers() {
 			online[u.Username] = true
 		}
-		if !online["alice"] || !online["carol"] {
-			t.Fatalf("online users %v, want alice and carol (carol is no contact of alice's)", o.GetUsers())
+		// --online-visibility contacts (the default): bob shares a chat with
+		// alice, carol is no contact of hers.
+		if !online["alice"] || !online["bob"] || online["carol"] {
+			t.Fatalf("online users %v, want alice and bob, not carol (no contact of alice's)", o.GetUsers())
 		}
 	})
 	t.Run("a request before auth gets an error frame, not a kick, and the connection closes", func(t *testing.T) {

@@ -32,6 +32,7 @@ func logicConfig(l config.Logic, lim config.Limits, heartbeat time.Duration) log
 		MaxBatch: l.MaxBatch, CommitWorkers: l.CommitWorkers, HeartbeatSecs: uint32(heartbeat / time.Second),
 		MaxConnsPerUser: l.MaxConnsPerUser, MaxGroupSize: l.MaxGroupSize, Admins: l.Admins,
 		AllowBroadcast: l.AllowBroadcast, RequireFriendship: l.RequireFriendship, RecallWindow: l.RecallWindow,
+		OnlineVisibility: logic.OnlineVisibility(l.OnlineVisibility),
 
 		LoginIPRate: lim.LoginIPRate, LoginGlobalRate: lim.LoginGlobalRate, RegisterIPRate: lim.RegisterIPRate,
 		LimitExempt: lim.LimitExempt, UserSendRate: lim.UserSendRate, PushRate: lim.PushRate,
