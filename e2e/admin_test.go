@@ -3,11 +3,13 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCurlAdminImport runs docs/api.md's admin import script as written
@@ -75,4 +77,58 @@ func TestCurlAdminImportSocial(t *testing.T) {
 	if hist := runChat(t, s, "fay", "old-password", ":g design\n:history 5\n"); !strings.Contains(hist, "hello design") {
 		t.Errorf("fay's history of the imported group lacks dan's message:\n%s", hist)
 	}
+}
+
+// TestCurlAdminModeration runs docs/api.md's moderation lines as written
+// (with the admin function of the import script): the answers are the
+// documented ones but for the times; then eve, disabled, cannot log in,
+// and dan's erased message reads as removed.
+func TestCurlAdminModeration(t *testing.T) {
+	for _, tool := range []string{"bash", "curl", "openssl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed to run the documented admin script: %v", tool, err)
+		}
+	}
+	doc, err := os.ReadFile("../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := regexp.MustCompile("(?s)```sh\n(MAGPIE=\\S+\nKEY=migrate\nSECRET=\\S+\nadmin\\(\\) .*?\n\\}\n)").FindSubmatch(doc)
+	m := regexp.MustCompile("(?s)```sh\n(# with MAGPIE, KEY, SECRET and admin\\(\\) as above\n.*?)```\n```\n(.*?)\n```").FindSubmatch(doc)
+	if fn == nil || m == nil {
+		t.Fatal("docs/api.md has no admin function or no moderation lines with their answers")
+	}
+	s := startServer(t, t.TempDir(), "--admin-keys", "migrate:migrate-secret-0123456789")
+	runChat(t, s, "dan", "dan-pw", ":q\n", "--register")
+	runChat(t, s, "eve", "eve-pw", ":q\n", "--register")
+	runChat(t, s, "dan", "dan-pw", "eve;;hello eve\n:q\n")
+	script := regexp.MustCompile(`(?m)^MAGPIE=\S+$`).ReplaceAllString(string(fn[1]), "MAGPIE=http://"+s.http) + string(m[1])
+	out, err := exec.Command("bash", "-euo", "pipefail", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("moderation script: %v\n%s", err, out)
+	}
+	times := regexp.MustCompile(`"(created_at":"[^"]*|sent_at":\d+)`)
+	norm := func(b []byte) string { return times.ReplaceAllString(strings.TrimSpace(string(b)), `"TIME`) }
+	if got, want := norm(out), norm(m[2]); got != want {
+		t.Errorf("the moderation calls answered\n%s\nthe doc says\n%s", got, want)
+	}
+	if out := runChatFails(t, s, "eve", "eve-pw"); !strings.Contains(out, "account disabled") {
+		t.Errorf("disabled eve's chat:\n%s", out)
+	}
+}
+
+// runChatFails runs `magpie chat` for a login that must fail and returns
+// what it printed.
+func runChatFails(t *testing.T, s *server, user, password string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "chat", "--user", user, "--server", "http://"+s.http)
+	cmd.Env = append(os.Environ(), "MAGPIE_PASSWORD="+password)
+	cmd.Stdin = strings.NewReader(":q\n")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Errorf("chat %s succeeded, want a failed login:\n%s", user, out)
+	}
+	return string(out)
 }

@@ -25,6 +25,7 @@ func (h *Handler) registerAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/admin/apps", h.createApp)
 	mux.HandleFunc("POST /v1/admin/apps/keys", h.rotateAppKeys)
 	h.registerAdminImports(mux) // adminimport.go
+	h.registerAdminUsers(mux)   // adminusers.go
 }
 
 // UseAdmin enables the signed admin API: v's keys (--admin-keys) are the

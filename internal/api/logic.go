@@ -112,6 +112,11 @@ type Admin interface {
 	ImportUsers(ctx context.Context, app int64, users []logic.ImportUser) ([]logic.ImportResult, error)
 	ImportFriendships(ctx context.Context, app int64, pairs []logic.ImportFriendship) ([]logic.ImportEntry, error)
 	ImportGroups(ctx context.Context, app int64, groups []logic.ImportGroup) ([]logic.ImportEntry, error)
+	// Moderation (adminusers.go).
+	SetUserDisabled(ctx context.Context, app int64, username string, disabled bool) (store.User, error)
+	DeleteUser(ctx context.Context, app int64, username string, erase bool) (store.User, error)
+	ListUsers(ctx context.Context, app int64, match, cursor string, limit int) ([]store.User, string, error)
+	RemoveMessage(ctx context.Context, app int64, conversationID string, seq uint64) (store.Message, error)
 	// Apps, for operators (the server's --admin-keys).
 	Apps(ctx context.Context) ([]store.App, error)
 	AppByName(ctx context.Context, name string) (store.App, error)

@@ -171,6 +171,9 @@ func loginDevice(device, platform string) (string, error) {
 // checked: the device policy, a gateway, the session row and its token.
 func (s *Service) startSession(ctx context.Context, app store.App, u store.User, device, platform string) (LoginResult, error) {
 	var res LoginResult
+	if !u.DisabledAt.IsZero() {
+		return res, ErrAccountDisabled
+	}
 	now := s.now()
 	kick, err := s.applyDevicePolicy(ctx, s.devicePolicy(app), u.ID, device, platform, now)
 	if err != nil {
@@ -187,10 +190,14 @@ func (s *Service) startSession(ctx context.Context, app store.App, u store.User,
 	// A password change between our check and CreateSession ended every
 	// other session before this one existed: look again, now that it does
 	// (a change after this read lists and ends it).
-	if cur, err := s.store.UserByID(ctx, u.ID); err != nil || cur.PasswordHash != u.PasswordHash {
+	// The same for a disable or delete (moderation.go).
+	if cur, err := s.store.UserByID(ctx, u.ID); err != nil || cur.PasswordHash != u.PasswordHash || !cur.DisabledAt.IsZero() {
 		s.revoke(ctx, sess, KindLoggedOut, "password changed")
-		if err != nil {
+		switch {
+		case err != nil:
 			return res, err
+		case !cur.DisabledAt.IsZero():
+			return res, ErrAccountDisabled
 		}
 		return res, ErrInvalidCredentials
 	}

@@ -59,7 +59,8 @@ type StoredEvent struct {
 	Text           string `json:"text"`
 	SentAt         int64  `json:"sent_at"`
 	FileID         string `json:"file_id,omitempty"`
-	RefSeq         uint64 `json:"ref_seq,omitempty"` // message.recalled, message.edited
+	RefSeq         uint64 `json:"ref_seq,omitempty"`          // message.recalled, message.edited
+	RemovedByAdmin bool   `json:"removed_by_admin,omitempty"` // message.recalled by the admin API
 }
 
 // Send stores a message and waits for its ACK. If ctx ends first the

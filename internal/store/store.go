@@ -108,11 +108,12 @@ type Store interface {
 	// per-move ErrNotMember or ErrSeqOutOfRange is in its result only.
 	MoveCursors(ctx context.Context, moves []CursorMove) ([]CursorResult, error)
 
-	Groups   // groups.go
-	Social   // groups.go
-	Searcher // search.go
-	Apps     // apps.go
-	Importer // imports.go
+	Groups     // groups.go
+	Social     // groups.go
+	Searcher   // search.go
+	Apps       // apps.go
+	Importer   // imports.go
+	Moderation // moderation.go
 
 	Close() error
 }
@@ -127,6 +128,8 @@ type User struct {
 	AuthSource   string // "local" (CreateUser), or the outside source that created it: "ldap", "http", "oidc"
 	DisplayName  string
 	Email        string
+	DisabledAt   time.Time // zero unless disabled (moderation.go): no login
+	DeletedAt    time.Time // zero unless deleted: no login, not found by name
 }
 
 // ImportResult is one user of ImportUsers.

@@ -293,6 +293,17 @@ var migrations = []migration{
 				PRIMARY KEY (app_id, external_id))`,
 		},
 	},
+	{
+		// Moderation (issue 12, the admin API): a disabled user cannot log
+		// in; a deleted one is also gone by name (its username_lower
+		// becomes "deleted:<id>", which no name can be, so the name is free
+		// again) while its id stays for the history others keep.
+		version: 11,
+		common: []string{
+			`ALTER TABLE users ADD COLUMN disabled_at BIGINT NOT NULL DEFAULT 0`,
+			`ALTER TABLE users ADD COLUMN deleted_at BIGINT NOT NULL DEFAULT 0`,
+		},
+	},
 }
 
 // migrate brings the schema up to date in one transaction, so a crash

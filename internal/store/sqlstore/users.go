@@ -128,13 +128,13 @@ func (s *Store) ImportUsers(ctx context.Context, users []store.User) ([]store.Im
 	return out, nil
 }
 
-const userCols = `id, username, password_hash, created_at, auth_source, display_name, email, app_id`
+const userCols = `id, username, password_hash, created_at, auth_source, display_name, email, app_id, disabled_at, deleted_at`
 
 func scanUser(sc interface{ Scan(...any) error }) (store.User, error) {
 	var u store.User
-	var created int64
-	err := sc.Scan(&u.ID, &u.Username, &u.PasswordHash, &created, &u.AuthSource, &u.DisplayName, &u.Email, &u.AppID)
-	u.CreatedAt = timeOf(created)
+	var created, disabled, deleted int64
+	err := sc.Scan(&u.ID, &u.Username, &u.PasswordHash, &created, &u.AuthSource, &u.DisplayName, &u.Email, &u.AppID, &disabled, &deleted)
+	u.CreatedAt, u.DisabledAt, u.DeletedAt = timeOf(created), timeOf(disabled), timeOf(deleted)
 	return u, err
 }
 

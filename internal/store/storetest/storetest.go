@@ -35,8 +35,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SetPasswordHash", testSetPasswordHash},
 		{"ExternalUsers", testExternalUsers}, // users.go
 		{"ImportUsers", testImportUsers},
-		{"Apps", testApps},       // apps.go
-		{"Imports", testImports}, // imports.go
+		{"Apps", testApps},             // apps.go
+		{"Imports", testImports},       // imports.go
+		{"Moderation", testModeration}, // moderation.go
 		{"AppendSeqs", testAppendSeqs},
 		{"AppendIdempotent", testAppendIdempotent},
 		{"AppendSameIDInBatch", testAppendSameIDInBatch},
