@@ -77,15 +77,19 @@ func (c *Client) Send(ctx context.Context, req SendRequest) (Ack, error) {
 	if req.Broadcast && req.FileID != "" {
 		return Ack{}, badRequest("a broadcast cannot carry a file")
 	}
+	if req.Broadcast && !req.SendAt.IsZero() {
+		return Ack{}, badRequest("a broadcast cannot be scheduled")
+	}
 	if req.FileID == "" || req.Text != "" {
 		if err := wire.ValidText(req.Text); err != nil {
 			return Ack{}, badRequest("%v", err)
 		}
 	}
-	env := &magpiepb.Envelope{Body: &magpiepb.Envelope_Send{Send: &magpiepb.Send{
-		ToUser: req.ToUser, ToGroup: req.ToGroup, Text: req.Text, FileId: req.FileID, Broadcast: req.Broadcast,
-	}}}
-	return c.storeCall(ctx, env, &req.ClientMsgID, !req.Broadcast)
+	send := &magpiepb.Send{ToUser: req.ToUser, ToGroup: req.ToGroup, Text: req.Text, FileId: req.FileID, Broadcast: req.Broadcast}
+	if !req.SendAt.IsZero() {
+		send.SendAt = req.SendAt.UnixMilli()
+	}
+	return c.storeCall(ctx, &magpiepb.Envelope{Body: &magpiepb.Envelope_Send{Send: send}}, &req.ClientMsgID, !req.Broadcast)
 }
 
 // Recall withdraws message seq of a conversation: this user's own message
@@ -169,6 +173,9 @@ func (c *Client) storeCall(ctx context.Context, env *magpiepb.Envelope, cmid *st
 	a := reply.GetSendAck()
 	if a == nil {
 		return Ack{}, fmt.Errorf("magpie: unexpected answer to %T: %T", env.Body, reply.Body)
+	}
+	if a.GetScheduledId() != 0 { // stored to be sent later: no seq yet
+		return Ack{ClientMsgID: a.GetClientMsgId(), Duplicate: a.GetDuplicate(), ScheduledID: a.GetScheduledId(), SendAt: time.UnixMilli(a.GetSendAt())}, nil
 	}
 	// Our own message is "delivered" to us: advance the cursor past it if
 	// contiguous; otherwise it waits in the buffer for the gap to fill.

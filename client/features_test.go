@@ -452,3 +452,39 @@ func TestTypingReachesTheOtherMembersOnly(t *testing.T) {
 		t.Fatalf("20 typing notices at once: %v, want rate_limited with a retry time", refused)
 	}
 }
+
+func TestScheduledMessagesAreSentLater(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, "alice", "bob")
+	alice, _ := connect(t, srv, "alice")
+	_, rec := connect(t, srv, "bob")
+	at := time.Now().Add(1500 * time.Millisecond)
+	ack, err := alice.Send(ctxT(t), SendRequest{ToUser: "bob", Text: "later", SendAt: at})
+	if err != nil || ack.ScheduledID == 0 || ack.Seq != 0 || ack.SendAt.UnixMilli() != at.UnixMilli() || ack.ClientMsgID == "" {
+		t.Fatalf("scheduled send: %+v, %v", ack, err)
+	}
+	far, err := alice.Send(ctxT(t), SendRequest{ToUser: "bob", Text: "never", SendAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := alice.ScheduledMessages(ctxT(t))
+	if err != nil || len(list) != 2 || list[0].ID != ack.ScheduledID || list[0].Text != "later" || list[0].ToUser != "bob" || list[0].SendAt.UnixMilli() != at.UnixMilli() {
+		t.Fatalf("ScheduledMessages: %+v, %v", list, err)
+	}
+	if err := alice.CancelScheduled(ctxT(t), far.ScheduledID); err != nil {
+		t.Fatal(err)
+	}
+	var e *Error
+	if err := alice.CancelScheduled(ctxT(t), far.ScheduledID); !errors.As(err, &e) || e.Code != wire.CodeNotFound {
+		t.Fatalf("cancelling twice: %v, want not_found", err)
+	}
+	if _, err := alice.Send(ctxT(t), SendRequest{ToUser: "bob", Text: "x", SendAt: time.Now().Add(-time.Minute)}); !errors.As(err, &e) || e.Code != wire.CodeBadRequest {
+		t.Fatalf("scheduling in the past: %v, want bad_request", err)
+	}
+	// bob gets it when it is due, as an ordinary message with seq 1.
+	wantDescribed(t, rec, "1:text:alice:later")
+	testserver.WaitFor(t, "the sent message dropped from the list", func() bool {
+		list, err := alice.ScheduledMessages(ctxT(t))
+		return err == nil && len(list) == 0
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 )
 
 // SearchQuery is one page of a search of this user's messages (GET
@@ -120,4 +121,33 @@ func (c *Client) OnlineUsers(ctx context.Context, q OnlineQuery) (OnlinePage, er
 		page.Users = append(page.Users, OnlineUser{UserID: u.UserID, Username: u.Username, Devices: u.Devices})
 	}
 	return page, nil
+}
+
+// ScheduledMessages lists this user's messages waiting to be sent (HTTP),
+// soonest first.
+func (c *Client) ScheduledMessages(ctx context.Context) ([]ScheduledMessage, error) {
+	var resp struct {
+		Scheduled []struct {
+			ScheduledMessage
+			SendAt    int64 `json:"send_at"`
+			CreatedAt int64 `json:"created_at"`
+		} `json:"scheduled"`
+	}
+	if err := c.authedJSON(ctx, http.MethodGet, "/v1/messages/scheduled", nil, &resp); err != nil {
+		return nil, err
+	}
+	out := make([]ScheduledMessage, 0, len(resp.Scheduled))
+	for _, m := range resp.Scheduled {
+		sm := m.ScheduledMessage
+		sm.SendAt, sm.CreatedAt = time.UnixMilli(m.SendAt), time.UnixMilli(m.CreatedAt)
+		out = append(out, sm)
+	}
+	return out, nil
+}
+
+// CancelScheduled drops a message scheduled with SendRequest.SendAt before
+// it is sent (HTTP). A not_found error means it was sent already (or was
+// never this user's); conflict, that it is being sent at this moment.
+func (c *Client) CancelScheduled(ctx context.Context, id int64) error {
+	return c.authedJSON(ctx, http.MethodDelete, "/v1/messages/scheduled/"+strconv.FormatInt(id, 10), nil, nil)
 }

@@ -201,6 +201,10 @@ type SendRequest struct {
 	Text        string
 	FileID      string // a file from UploadFile: sends a FILE message
 	ClientMsgID string
+	// SendAt schedules the message: the server stores it now and sends it
+	// then (within its --schedule-horizon, 30 days by default), with a
+	// fresh seq; the Ack has ScheduledID and no seq. Zero: send now.
+	SendAt time.Time
 }
 
 // Ack is the server's confirmation that a message is durably stored.
@@ -209,7 +213,21 @@ type Ack struct {
 	Seq            uint64
 	ClientMsgID    string
 	SentAt         time.Time
-	Duplicate      bool // the id was seen before; Seq is the original one
+	Duplicate      bool      // the id was seen before; Seq is the original one
+	ScheduledID    int64     // a scheduled send (SendAt): its id for CancelScheduled; Seq is 0
+	SendAt         time.Time // a scheduled send: when the server sends it
+}
+
+// ScheduledMessage is a message waiting to be sent (ScheduledMessages).
+type ScheduledMessage struct {
+	ID          int64     `json:"id"`
+	ToUser      string    `json:"to_user"`
+	ToGroup     string    `json:"to_group"`
+	Text        string    `json:"text"`
+	FileID      string    `json:"file_id"`
+	ClientMsgID string    `json:"client_msg_id"`
+	SendAt      time.Time `json:"-"`
+	CreatedAt   time.Time `json:"-"`
 }
 
 // HistoryQuery selects a page of a conversation: messages after AfterSeq,

@@ -15,6 +15,7 @@ package adapter
 import (
 	"context"
 	"reflect"
+	"time"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -96,8 +97,12 @@ func Lookup(env *magpiepb.Envelope) *Command {
 func send(h *Handler, r *request, env *magpiepb.Envelope) {
 	b := env.GetSend()
 	r.ordered(func(ctx context.Context, id logic.Identity) func() {
+		var sendAt time.Time
+		if b.SendAt != 0 {
+			sendAt = time.UnixMilli(b.SendAt)
+		}
 		return h.svc.SendSteps(ctx, id, logic.SendRequest{ToUser: b.ToUser, ToGroup: b.ToGroup, Text: b.Text, ClientMsgID: b.ClientMsgId,
-			FileID: b.FileId, Broadcast: b.Broadcast}, r.conn, r.ack)
+			FileID: b.FileId, Broadcast: b.Broadcast, SendAt: sendAt}, r.conn, r.ack)
 	})
 }
 

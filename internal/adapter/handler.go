@@ -94,6 +94,12 @@ func (r *request) ack(a logic.Ack, err error) {
 		r.Fail(err)
 		return
 	}
+	if a.ScheduledID > 0 {
+		r.answer(&magpiepb.Envelope{Body: &magpiepb.Envelope_SendAck{SendAck: &magpiepb.SendAck{
+			ClientMsgId: a.ClientMsgID, Duplicate: a.Duplicate, ScheduledId: a.ScheduledID, SendAt: a.SendAt.UnixMilli(),
+		}}}, nil)
+		return
+	}
 	r.answer(&magpiepb.Envelope{Body: &magpiepb.Envelope_SendAck{SendAck: &magpiepb.SendAck{
 		ConversationId: a.ConversationID, Seq: a.Seq, ClientMsgId: a.ClientMsgID, SentAt: a.SentAt.UnixMilli(), Duplicate: a.Duplicate,
 	}}}, nil)

@@ -348,13 +348,22 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, id logic.Identity
 		ClientMsgID string `json:"client_msg_id"`
 		FileID      string `json:"file_id"`
 		Broadcast   bool   `json:"broadcast"`
+		SendAt      int64  `json:"send_at"` // Unix ms; 0: now
 	}
 	if err := decode(w, r, &req); err != nil {
 		h.fail(w, r, err)
 		return
 	}
+	if req.SendAt < 0 {
+		h.fail(w, r, badRequest("send_at must be Unix milliseconds"))
+		return
+	}
+	var sendAt time.Time
+	if req.SendAt > 0 {
+		sendAt = time.UnixMilli(req.SendAt)
+	}
 	ack, err := h.svc.Send(r.Context(), id, logic.SendRequest{ToUser: req.ToUser, ToGroup: req.ToGroup, Text: req.Text,
-		ClientMsgID: req.ClientMsgID, FileID: req.FileID, Broadcast: req.Broadcast})
+		ClientMsgID: req.ClientMsgID, FileID: req.FileID, Broadcast: req.Broadcast, SendAt: sendAt})
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -366,6 +375,10 @@ func writeAck(w http.ResponseWriter, ack logic.Ack) { writeJSON(w, http.StatusOK
 
 // ackJSON is a send's ACK as the HTTP API shows it.
 func ackJSON(ack logic.Ack) map[string]any {
+	if ack.ScheduledID > 0 {
+		return map[string]any{"scheduled_id": ack.ScheduledID, "send_at": ack.SendAt.UnixMilli(),
+			"client_msg_id": ack.ClientMsgID, "duplicate": ack.Duplicate}
+	}
 	return map[string]any{
 		"conversation_id": ack.ConversationID, "seq": ack.Seq, "client_msg_id": ack.ClientMsgID,
 		"sent_at": ack.SentAt.UnixMilli(), "duplicate": ack.Duplicate,

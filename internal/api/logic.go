@@ -58,6 +58,8 @@ type Conversations interface {
 	MoveCursor(ctx context.Context, id logic.Identity, convID string, kind store.CursorKind, seq uint64, origin *clusterpb.ConnRef) (store.Cursors, error)
 	SetConversationFlags(ctx context.Context, id logic.Identity, convID string, pinned, muted *bool, origin *clusterpb.ConnRef) (store.Conversation, error)
 	HideConversation(ctx context.Context, id logic.Identity, convID string, clear bool) (uint64, error)
+	ScheduledMessages(ctx context.Context, id logic.Identity) ([]logic.ScheduledView, error)
+	CancelScheduled(ctx context.Context, id logic.Identity, schedID int64) error
 }
 
 // Groups is group management (groups.go).

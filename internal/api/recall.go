@@ -16,6 +16,31 @@ func (h *Handler) registerChanges(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/conversations/{id}/messages/{seq}/reads", h.auth(h.reads))
 	mux.HandleFunc("PATCH /v1/conversations/{id}", h.auth(h.setFlags))
 	mux.HandleFunc("DELETE /v1/conversations/{id}", h.auth(h.hideConversation))
+	mux.HandleFunc("GET /v1/messages/scheduled", h.auth(h.scheduled))
+	mux.HandleFunc("DELETE /v1/messages/scheduled/{id}", h.auth(h.cancelScheduled))
+}
+
+// scheduled lists the caller's pending scheduled messages.
+func (h *Handler) scheduled(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	list, err := h.svc.ScheduledMessages(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"scheduled": list})
+}
+
+func (h *Handler) cancelScheduled(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	n, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || n <= 0 {
+		h.fail(w, r, badRequest("a scheduled message id is a positive integer"))
+		return
+	}
+	if err := h.svc.CancelScheduled(r.Context(), id, n); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // hideConversation is DELETE /v1/conversations/{id}[?clear=true]: out of

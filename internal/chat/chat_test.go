@@ -118,6 +118,14 @@ func TestParse(t *testing.T) {
 		{":clear", command{kind: cmdClear}, false},
 		{":clear all", command{}, true},
 		{":pu bo", command{kind: cmdPrefixUsers, to: "bo"}, false},
+		{":delay 5 see  you", command{kind: cmdDelay, n: 5, text: "see  you"}, false},
+		{":delay 0 x", command{}, true},
+		{":delay x hello", command{}, true},
+		{":delay 5", command{}, true},
+		{":scheduled", command{kind: cmdScheduled}, false},
+		{":cancel 7", command{kind: cmdCancel, seq: 7}, false},
+		{":cancel", command{}, true},
+		{":cancel -1", command{}, true},
 		{":pu", command{}, true},
 		{":pu b o", command{}, true},
 		{":pu b!", command{}, true},
@@ -136,7 +144,7 @@ func TestParse(t *testing.T) {
 
 func TestHelpListsEveryCommand(t *testing.T) {
 	for _, word := range []string{":groups", ":g ", ":create", ":invite", ":kick", ":leave", ":friends", ":add",
-		":accept", ":block", ":recall", ":file", ":all", ":reads", ":edit", ":to", ":olu", ":history", ":read ", ":q WORDS", ":q, :q!", ":delete", ":clear", ":pu PREFIX"} {
+		":accept", ":block", ":recall", ":file", ":all", ":reads", ":edit", ":to", ":olu", ":history", ":read ", ":q WORDS", ":q, :q!", ":delete", ":clear", ":pu PREFIX", ":delay SECONDS", ":scheduled", ":cancel ID"} {
 		if !strings.Contains(helpText, "\n  "+word) {
 			t.Errorf("help lacks %q", word)
 		}
@@ -382,5 +390,32 @@ func TestOnlineByPrefixPipe(t *testing.T) {
 	wantLines(t, "alice", out, `online: bob \(sdk\)`, `online zz…: \(none\)`)
 	if strings.Contains(out, "bobby") || strings.Contains(out, "boris") {
 		t.Errorf("alice sees users who are no contacts of hers, or offline:\n%s", out)
+	}
+}
+
+func TestDelayPipe(t *testing.T) {
+	t.Setenv("MAGPIE_PASSWORD", "")
+	srv := testserver.Start(t, nil, "alice", "bob")
+	out, _ := runScript(t, srv, "alice", "", ":to bob", ":delay 1 see you soon", ":delay 3600 much later", ":scheduled", ":cancel 2", ":scheduled")
+	wantLines(t, "alice", out, `scheduled 1 for \d\d:\d\d:\d\d to bob \(:cancel 1\)`, `scheduled 2: .* to bob: much later`,
+		`cancelled scheduled message 2`, `scheduled 1: .* to bob: see you soon`)
+	// alice has quit; the server sends it when it is due.
+	bob := client.New(client.Options{Server: srv.URL, Username: "bob", Password: "pw-bob"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := bob.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ms, err := bob.History(context.Background(), "p_1_2", client.HistoryQuery{})
+		if err == nil && len(ms) == 1 && ms[0].Text == "see you soon" && ms[0].Sender == "alice" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's history: %+v, %v; want the delayed message", ms, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

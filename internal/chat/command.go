@@ -44,6 +44,9 @@ const (
 	cmdDelete                     // :delete
 	cmdClear                      // :clear
 	cmdPrefixUsers                // :pu PREFIX
+	cmdDelay                      // :delay SECONDS text
+	cmdScheduled                  // :scheduled
+	cmdCancel                     // :cancel ID
 )
 
 type command struct {
@@ -76,6 +79,9 @@ const helpText = `commands:
                       Chinese and other scripts without spaces work too)
   :olu                list online users (my contacts, unless the server shows everyone)
   :pu PREFIX          online users whose names start with PREFIX
+  :delay SECONDS text send text to the current conversation SECONDS from now (the server keeps it)
+  :scheduled          list my messages waiting to be sent
+  :cancel ID          cancel a message waiting to be sent
   :groups             list my groups
   :create NAME user…  create a group with these members and talk in it
   :invite user…       add users to the current group
@@ -135,6 +141,7 @@ var simpleCommands = map[string]cmdKind{
 	":olu": cmdOnline, ":read": cmdRead, ":help": cmdHelp, ":q!": cmdQuit, ":quit": cmdQuit,
 	":groups": cmdGroups, ":leave": cmdLeave, ":friends": cmdFriends,
 	":sessions": cmdSessions, ":logout-all": cmdLogoutAll, ":delete": cmdDelete, ":clear": cmdClear,
+	":scheduled": cmdScheduled,
 }
 
 func parseColon(line string) (command, error) {
@@ -162,6 +169,26 @@ func parseColon(line string) (command, error) {
 			return command{kind: cmdQuit}, nil
 		}
 		return command{kind: cmdSearch, text: rest}, nil
+	case ":delay":
+		secs, text, _ := strings.Cut(rest, " ")
+		text = strings.TrimSpace(text)
+		n, err := strconv.Atoi(secs)
+		if err != nil || n < 1 {
+			return command{}, fmt.Errorf("usage: :delay SECONDS text (SECONDS a whole number from 1)")
+		}
+		if text == "" {
+			return command{}, fmt.Errorf(":delay %d: nothing to send (usage: :delay SECONDS text)", n)
+		}
+		return command{kind: cmdDelay, n: n, text: text}, nil
+	case ":cancel":
+		if len(args) != 1 {
+			return command{}, fmt.Errorf("usage: :cancel ID (see :scheduled)")
+		}
+		v, err := strconv.ParseUint(strings.TrimPrefix(args[0], "#"), 10, 63)
+		if err != nil || v == 0 {
+			return command{}, fmt.Errorf(":cancel: ID must be a positive number, not %q", args[0])
+		}
+		return command{kind: cmdCancel, seq: v}, nil
 	case ":pu":
 		if len(args) != 1 {
 			return command{}, fmt.Errorf("usage: :pu PREFIX")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/magpie-im/magpie/client"
 )
@@ -81,6 +82,16 @@ func (u *ui) exec(ctx context.Context, cmd command) {
 		u.online(ctx)
 	case cmdPrefixUsers:
 		u.onlineByPrefix(ctx, cmd.to)
+	case cmdDelay:
+		u.delay(ctx, cur, cmd.n, cmd.text)
+	case cmdScheduled:
+		u.scheduled(ctx)
+	case cmdCancel:
+		if err := u.c.CancelScheduled(ctx, int64(cmd.seq)); err != nil {
+			u.errorf(":cancel %d: %v", cmd.seq, err)
+			return
+		}
+		u.printf("cancelled scheduled message %d", cmd.seq)
 	case cmdSessions:
 		u.sessions(ctx)
 	case cmdEndSession:
@@ -233,6 +244,40 @@ func (u *ui) online(ctx context.Context) {
 	}
 	for _, ou := range users {
 		u.printf("online: %s (%s)", ou.Username, strings.Join(ou.Devices, ", "))
+	}
+}
+
+// delay is :delay SECONDS text: the server keeps the message and sends it
+// then, also if this client has quit.
+func (u *ui) delay(ctx context.Context, t target, secs int, text string) {
+	if t.empty() {
+		u.errorf(":delay: no current conversation (use :to NAME or :g GROUP)")
+		return
+	}
+	at := time.Now().Add(time.Duration(secs) * time.Second)
+	ack, err := u.c.Send(ctx, client.SendRequest{ToUser: t.user, ToGroup: t.group, Text: text, SendAt: at})
+	if err != nil {
+		u.errorf(":delay to %s: %v", t.label(), err)
+		return
+	}
+	u.printf("scheduled %d for %s to %s (:cancel %d)", ack.ScheduledID, ack.SendAt.Format("15:04:05"), t.label(), ack.ScheduledID)
+}
+
+func (u *ui) scheduled(ctx context.Context) {
+	list, err := u.c.ScheduledMessages(ctx)
+	if err != nil {
+		u.errorf(":scheduled: %v", err)
+		return
+	}
+	if len(list) == 0 {
+		u.printf("scheduled: (none)")
+	}
+	for _, m := range list {
+		to := m.ToUser
+		if m.ToGroup != "" {
+			to = m.ToGroup
+		}
+		u.printf("scheduled %d: %s to %s: %s", m.ID, m.SendAt.Format("2006-01-02 15:04:05"), to, m.Text)
 	}
 }
 

@@ -104,6 +104,7 @@ type Logic struct {
 	RequireFriendship bool
 	RecallWindow      time.Duration
 	OnlineVisibility  string
+	ScheduleHorizon   time.Duration
 }
 
 // Files is the logic role's uploads.
@@ -202,6 +203,7 @@ func Default() Config {
 			TokenTTL:         24 * time.Hour,
 			DevicePolicy:     "unlimited",
 			OnlineVisibility: "contacts",
+			ScheduleHorizon:  30 * 24 * time.Hour,
 			Strategy:         "round-robin",
 			MaxBatch:         512,
 			MaxConnsPerUser:  100,
@@ -302,6 +304,7 @@ func (c *Config) bind(fs *flag.FlagSet) (parsed func() error) {
 	lists.strings(fs, &c.Admins, "admins", "usernames of server admins (may broadcast), comma-separated")
 	fs.BoolVar(&c.AllowBroadcast, "allow-broadcast", c.AllowBroadcast, "let every user broadcast to everyone online, not only admins")
 	fs.BoolVar(&c.RequireFriendship, "require-friendship", c.RequireFriendship, "private messages only between friends")
+	fs.DurationVar(&c.ScheduleHorizon, "schedule-horizon", c.ScheduleHorizon, "how far ahead a message may be scheduled (send_at; 0: scheduling off)")
 	fs.StringVar(&c.OnlineVisibility, "online-visibility", c.OnlineVisibility, "whose presence users see: contacts (friends, group co-members, private chat peers) or all")
 	fs.DurationVar(&c.RecallWindow, "recall-window", c.RecallWindow, "how long after sending a sender may recall or edit a message")
 	fs.StringVar(&c.FilesDir, "files-dir", c.FilesDir, "where uploaded files are kept (default DATA/files)")
@@ -455,6 +458,7 @@ func (c *Config) Validate() error {
 	default:
 		check(false, "--device-policy %q: want unlimited, single or per-platform", c.DevicePolicy)
 	}
+	check(c.ScheduleHorizon >= 0, "--schedule-horizon must not be negative")
 	switch c.OnlineVisibility {
 	case "contacts", "all":
 	default:

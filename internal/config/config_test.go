@@ -44,6 +44,7 @@ func TestValidateRejects(t *testing.T) {
 		{[]string{"--device-policy", "many"}, "--device-policy"},
 		{[]string{"--route-strategy", "fastest"}, "--route-strategy"},
 		{[]string{"--online-visibility", "friends"}, "--online-visibility"},
+		{[]string{"--schedule-horizon", "-1s"}, "--schedule-horizon"},
 		{[]string{"--accept-rate", "-1"}, "--accept-rate must not be negative"},
 		{[]string{"--heartbeat", "1m", "--heartbeat-timeout", "30s"}, "--heartbeat-timeout"},
 		{[]string{"--token-secret", "short"}, "--token-secret"},

@@ -116,6 +116,7 @@ type Config struct {
 	RequireFriendship bool
 	RecallWindow      time.Duration
 	OnlineVisibility  OnlineVisibility // whose presence users see; default contacts
+	ScheduleHorizon   time.Duration    // how far ahead a message may be scheduled; 0: DefaultScheduleHorizon, <0: off
 
 	// OnStoreHealth, if set, is called (from the health watcher's
 	// goroutine; do not block) when the database stops or starts
@@ -132,6 +133,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DevicePolicy == "" {
 		c.DevicePolicy = DevicesUnlimited
+	}
+	if c.ScheduleHorizon == 0 {
+		c.ScheduleHorizon = DefaultScheduleHorizon
 	}
 	if c.OnlineVisibility == "" {
 		c.OnlineVisibility = OnlineContacts
@@ -292,6 +296,11 @@ func (s *Service) Start() {
 	go func() {
 		defer s.wg.Done()
 		s.seenLoop()
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.scheduleLoop()
 	}()
 	for _, l := range s.lanes {
 		s.wg.Add(1)

@@ -20,8 +20,9 @@ type SendRequest struct {
 	ToGroup     string
 	Text        string // optional (a caption) when FileID is set
 	ClientMsgID string
-	FileID      string // an upload of the sender's (Config.Files)
-	Broadcast   bool   // to everyone online, not stored (see broadcast)
+	FileID      string    // an upload of the sender's (Config.Files)
+	Broadcast   bool      // to everyone online, not stored (see broadcast)
+	SendAt      time.Time // if set: stored now, sent then (scheduled.go)
 }
 
 // Ack answers a send once the message is committed.
@@ -31,6 +32,8 @@ type Ack struct {
 	ClientMsgID    string
 	SentAt         time.Time
 	Duplicate      bool
+	ScheduledID    int64     // a scheduled send: its id (Seq is 0 until it is sent)
+	SendAt         time.Time // a scheduled send: when it will be sent
 }
 
 // pendingSend is one send waiting for the commit loop.
@@ -84,6 +87,14 @@ func (s *Service) SendAsync(ctx context.Context, from Identity, req SendRequest,
 // authorizes now (the before-send hook included) and returns the step that
 // queues the message, or nil once done was called.
 func (s *Service) sendSteps(ctx context.Context, from Identity, req SendRequest, origin *clusterpb.ConnRef, done func(Ack, error)) func() {
+	if !req.SendAt.IsZero() {
+		ack, err := s.schedule(ctx, from, req)
+		if err != nil {
+			done(Ack{}, err)
+			return nil
+		}
+		return func() { done(ack, nil) }
+	}
 	if req.Broadcast {
 		deliver, err := s.prepareBroadcast(ctx, from, req)
 		if err != nil {

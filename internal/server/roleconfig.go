@@ -32,10 +32,18 @@ func logicConfig(l config.Logic, lim config.Limits, heartbeat time.Duration) log
 		MaxBatch: l.MaxBatch, CommitWorkers: l.CommitWorkers, HeartbeatSecs: uint32(heartbeat / time.Second),
 		MaxConnsPerUser: l.MaxConnsPerUser, MaxGroupSize: l.MaxGroupSize, Admins: l.Admins,
 		AllowBroadcast: l.AllowBroadcast, RequireFriendship: l.RequireFriendship, RecallWindow: l.RecallWindow,
-		OnlineVisibility: logic.OnlineVisibility(l.OnlineVisibility),
+		OnlineVisibility: logic.OnlineVisibility(l.OnlineVisibility), ScheduleHorizon: scheduleHorizon(l.ScheduleHorizon),
 
 		LoginIPRate: lim.LoginIPRate, LoginGlobalRate: lim.LoginGlobalRate, RegisterIPRate: lim.RegisterIPRate,
 		LimitExempt: lim.LimitExempt, UserSendRate: lim.UserSendRate, PushRate: lim.PushRate,
 		MaxSessionsPerUser: lim.MaxSessionsPerUser, HashConcurrency: lim.HashConcurrency, HashWait: lim.HashWait,
 	}
+}
+
+// scheduleHorizon maps --schedule-horizon 0 (scheduling off) to logic's -1.
+func scheduleHorizon(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

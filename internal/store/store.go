@@ -114,6 +114,7 @@ type Store interface {
 	Apps       // apps.go
 	Importer   // imports.go
 	Moderation // moderation.go
+	Scheduler  // scheduled.go
 
 	Close() error
 }

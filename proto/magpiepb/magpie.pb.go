@@ -656,8 +656,9 @@ type Send struct {
 	ToGroup       string                 `protobuf:"bytes,2,opt,name=to_group,json=toGroup,proto3" json:"to_group,omitempty"` // group id
 	ClientMsgId   string                 `protobuf:"bytes,3,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
 	Text          string                 `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
-	FileId        string                 `protobuf:"bytes,5,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"` // a file uploaded with POST /v1/files; text is then optional (a caption)
-	Broadcast     bool                   `protobuf:"varint,6,opt,name=broadcast,proto3" json:"broadcast,omitempty"`        // to everyone online; transient (not stored, seq 0); admins or when allowed
+	FileId        string                 `protobuf:"bytes,5,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`  // a file uploaded with POST /v1/files; text is then optional (a caption)
+	Broadcast     bool                   `protobuf:"varint,6,opt,name=broadcast,proto3" json:"broadcast,omitempty"`         // to everyone online; transient (not stored, seq 0); admins or when allowed
+	SendAt        int64                  `protobuf:"varint,7,opt,name=send_at,json=sendAt,proto3" json:"send_at,omitempty"` // unix milliseconds: schedule the message for then (answered with scheduled_id, seq 0)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -734,13 +735,22 @@ func (x *Send) GetBroadcast() bool {
 	return false
 }
 
+func (x *Send) GetSendAt() int64 {
+	if x != nil {
+		return x.SendAt
+	}
+	return 0
+}
+
 type SendAck struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
 	Seq            uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
 	ClientMsgId    string                 `protobuf:"bytes,3,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
-	SentAt         int64                  `protobuf:"varint,4,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"` // unix milliseconds
-	Duplicate      bool                   `protobuf:"varint,5,opt,name=duplicate,proto3" json:"duplicate,omitempty"`         // the id was seen before; seq is the original
+	SentAt         int64                  `protobuf:"varint,4,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`                // unix milliseconds
+	Duplicate      bool                   `protobuf:"varint,5,opt,name=duplicate,proto3" json:"duplicate,omitempty"`                        // the id was seen before; seq is the original
+	ScheduledId    int64                  `protobuf:"varint,6,opt,name=scheduled_id,json=scheduledId,proto3" json:"scheduled_id,omitempty"` // a send with send_at: the scheduled message's id (seq is 0 until it is sent)
+	SendAt         int64                  `protobuf:"varint,7,opt,name=send_at,json=sendAt,proto3" json:"send_at,omitempty"`                // a send with send_at: when it will be sent
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -808,6 +818,20 @@ func (x *SendAck) GetDuplicate() bool {
 		return x.Duplicate
 	}
 	return false
+}
+
+func (x *SendAck) GetScheduledId() int64 {
+	if x != nil {
+		return x.ScheduledId
+	}
+	return 0
+}
+
+func (x *SendAck) GetSendAt() int64 {
+	if x != nil {
+		return x.SendAt
+	}
+	return 0
 }
 
 // Message is a stored message, pushed live or returned by sync and history.
@@ -2242,20 +2266,23 @@ const file_magpie_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x03 \x01(\tR\tsessionId\x12\x16\n" +
 	"\x06device\x18\x04 \x01(\tR\x06device\x12+\n" +
-	"\x11heartbeat_seconds\x18\x05 \x01(\rR\x10heartbeatSeconds\"\xa9\x01\n" +
+	"\x11heartbeat_seconds\x18\x05 \x01(\rR\x10heartbeatSeconds\"\xc2\x01\n" +
 	"\x04Send\x12\x17\n" +
 	"\ato_user\x18\x01 \x01(\tR\x06toUser\x12\x19\n" +
 	"\bto_group\x18\x02 \x01(\tR\atoGroup\x12\"\n" +
 	"\rclient_msg_id\x18\x03 \x01(\tR\vclientMsgId\x12\x12\n" +
 	"\x04text\x18\x04 \x01(\tR\x04text\x12\x17\n" +
 	"\afile_id\x18\x05 \x01(\tR\x06fileId\x12\x1c\n" +
-	"\tbroadcast\x18\x06 \x01(\bR\tbroadcast\"\x9f\x01\n" +
+	"\tbroadcast\x18\x06 \x01(\bR\tbroadcast\x12\x17\n" +
+	"\asend_at\x18\a \x01(\x03R\x06sendAt\"\xdb\x01\n" +
 	"\aSendAck\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\"\n" +
 	"\rclient_msg_id\x18\x03 \x01(\tR\vclientMsgId\x12\x17\n" +
 	"\asent_at\x18\x04 \x01(\x03R\x06sentAt\x12\x1c\n" +
-	"\tduplicate\x18\x05 \x01(\bR\tduplicate\"\xcf\x03\n" +
+	"\tduplicate\x18\x05 \x01(\bR\tduplicate\x12!\n" +
+	"\fscheduled_id\x18\x06 \x01(\x03R\vscheduledId\x12\x17\n" +
+	"\asend_at\x18\a \x01(\x03R\x06sendAt\"\xcf\x03\n" +
 	"\aMessage\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x1b\n" +

@@ -492,7 +492,7 @@ func TestMigrateUsersToSources(t *testing.T) {
 			// Back to version 7: the apps (and the later steps) gone, unrecorded.
 			for _, q := range []string{
 				`ALTER TABLE users DROP COLUMN disabled_at`, `ALTER TABLE users DROP COLUMN deleted_at`,
-				`DROP TABLE imported_groups`,
+				`DROP TABLE scheduled_messages`, `DROP TABLE imported_groups`,
 				`ALTER TABLE members DROP COLUMN hidden_seq`, `ALTER TABLE members DROP COLUMN cleared_seq`,
 				`DROP INDEX users_app`, `ALTER TABLE users DROP COLUMN app_id`, `DROP TABLE apps`,
 				`DELETE FROM schema_migrations WHERE version >= 8`,

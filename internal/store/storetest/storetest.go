@@ -74,6 +74,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConversationFlags", testConversationFlags},
 		{"HideConversation", testHideConversation}, // hide.go
 		{"ContactIDs", testContactIDs},
+		{"Scheduled", testScheduled}, // scheduled.go
+		{"ScheduledClaimsOnce", testScheduledClaimsOnce},
 		{"Search", testSearch}, // search.go
 		{"SearchWindows", testSearchWindows},
 	}

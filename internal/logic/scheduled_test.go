@@ -1,0 +1,118 @@
+package logic
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/magpie-im/magpie/internal/store"
+	"github.com/magpie-im/magpie/proto/wire"
+)
+
+// texts is the conversation as alice sees it.
+func historyTexts(t *testing.T, s *Service, id Identity, conv string) []string {
+	t.Helper()
+	msgs, _, err := s.History(context.Background(), id, store.MessageQuery{ConversationID: conv, BeforeSeq: math.MaxInt64, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []string{}
+	for _, m := range msgs {
+		out = append(out, m.Text)
+	}
+	return out
+}
+
+func TestScheduledMessages(t *testing.T) {
+	s, _ := newTestService(t, func(c *Config) { c.ScheduleHorizon = time.Hour })
+	ctx := context.Background()
+	alice, bob := login(t, s, "alice", "", "").Identity, login(t, s, "bob", "", "").Identity
+	carol := login(t, s, "carol", "", "").Identity
+	conv := store.PrivateConversationID(alice.UserID, bob.UserID)
+
+	soon := time.Now().Add(1500 * time.Millisecond)
+	ack, err := s.Send(ctx, alice, SendRequest{ToUser: "bob", Text: "later", ClientMsgID: "sch-1", SendAt: soon})
+	if err != nil || ack.ScheduledID == 0 || ack.Seq != 0 || ack.Duplicate || !ack.SendAt.Equal(soon.Truncate(time.Millisecond)) {
+		t.Fatalf("schedule: %+v, %v", ack, err)
+	}
+	again, err := s.Send(ctx, alice, SendRequest{ToUser: "bob", Text: "later", ClientMsgID: "sch-1", SendAt: soon})
+	if err != nil || again.ScheduledID != ack.ScheduledID || !again.Duplicate {
+		t.Fatalf("the same schedule again: %+v, %v; want the first, duplicate", again, err)
+	}
+	far, err := s.Send(ctx, alice, SendRequest{ToUser: "bob", Text: "much later", SendAt: time.Now().Add(30 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "sch-2" was sent already, as if a node died after sending it and
+	// before dropping it: the scheduler's send is a duplicate, stored once.
+	if _, err := s.Send(ctx, alice, SendRequest{ToUser: "bob", Text: "twice?", ClientMsgID: "sch-2", SendAt: soon}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Send(ctx, alice, SendRequest{ToUser: "bob", Text: "twice?", ClientMsgID: "sch-2"}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.ScheduledMessages(ctx, alice)
+	if err != nil || len(list) != 3 || list[0].ID != ack.ScheduledID || list[0].ToUser != "bob" || list[2].ID != far.ScheduledID {
+		t.Fatalf("alice's scheduled: %+v, %v", list, err)
+	}
+	if got := historyTexts(t, s, bob, conv); len(got) != 1 {
+		t.Fatalf("before it is due bob has %v, want only the direct send", got)
+	}
+
+	for _, tt := range []struct {
+		name string
+		id   Identity
+		req  SendRequest
+		want wire.Code
+	}{
+		{"in the past", alice, SendRequest{ToUser: "bob", Text: "x", SendAt: time.Now().Add(-time.Second)}, wire.CodeBadRequest},
+		{"beyond the horizon", alice, SendRequest{ToUser: "bob", Text: "x", SendAt: time.Now().Add(2 * time.Hour)}, wire.CodeBadRequest},
+		{"a broadcast", alice, SendRequest{Broadcast: true, Text: "x", SendAt: soon}, wire.CodeBadRequest},
+		{"no text", alice, SendRequest{ToUser: "bob", SendAt: soon}, wire.CodeBadRequest},
+		{"nobody", alice, SendRequest{ToUser: "nobody", Text: "x", SendAt: soon}, wire.CodeNotFound},
+		{"not a member", carol, SendRequest{ToGroup: "g_1", Text: "x", SendAt: soon}, wire.CodeNotMember},
+		{"a bad group id", carol, SendRequest{ToGroup: "p_1_2", Text: "x", SendAt: soon}, wire.CodeBadRequest},
+	} {
+		if _, err := s.Send(ctx, tt.id, tt.req); Code(err) != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
+		}
+	}
+
+	// Cancel: one's own, once.
+	if err := s.CancelScheduled(ctx, bob, far.ScheduledID); Code(err) != wire.CodeNotFound {
+		t.Errorf("bob cancels alice's: %v, want not_found", err)
+	}
+	if err := s.CancelScheduled(ctx, alice, far.ScheduledID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CancelScheduled(ctx, alice, far.ScheduledID); Code(err) != wire.CodeNotFound {
+		t.Errorf("cancel twice: %v, want not_found", err)
+	}
+
+	// Due: sent with fresh seqs, once each, and gone from the list.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got := historyTexts(t, s, bob, conv)
+		if len(got) >= 2 {
+			list, _ := s.ScheduledMessages(ctx, alice)
+			if len(got) != 2 || got[0] != "twice?" || got[1] != "later" || len(list) != 0 {
+				t.Fatalf("after they were due bob has %q and alice %d scheduled; want [twice? later] and none", got, len(list))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the scheduled message was not sent: bob has %q", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestSchedulingOff(t *testing.T) {
+	s, _ := newTestService(t, func(c *Config) { c.ScheduleHorizon = -1 })
+	alice := login(t, s, "alice", "", "").Identity
+	login(t, s, "bob", "", "")
+	if _, err := s.Send(context.Background(), alice, SendRequest{ToUser: "bob", Text: "x", SendAt: time.Now().Add(time.Minute)}); Code(err) != wire.CodeForbidden {
+		t.Errorf("scheduling while off: %v, want forbidden", err)
+	}
+}
