@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/magpie-im/magpie/internal/auth"
@@ -40,6 +41,17 @@ type appCache struct {
 	mu     sync.Mutex
 	loaded time.Time
 	list   []store.App
+
+	// snap is the last list loaded, for cachedApp, which must not wait
+	// behind a reload that holds mu; reloading makes its reloads one at
+	// a time.
+	snap      atomic.Pointer[appSnap]
+	reloading atomic.Bool
+}
+
+type appSnap struct {
+	list   []store.App
+	loaded time.Time
 }
 
 // appList returns the apps, reloading them after appsTTL (or at once
@@ -59,7 +71,38 @@ func (s *Service) appList(ctx context.Context, fresh bool) ([]store.App, error) 
 		return nil, err
 	}
 	c.list, c.loaded = list, s.now()
+	c.snap.Store(&appSnap{list, c.loaded})
 	return list, nil
+}
+
+// cachedApp is an app from the last list loaded, without waiting for the
+// database on the paths that call it (events after a commit): a list older
+// than appsTTL is reloaded in the background, and only a node that never
+// loaded one reads it here.
+func (s *Service) cachedApp(id int64) (store.App, bool) {
+	c := &s.apps
+	snap := c.snap.Load()
+	if snap == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		_, err := s.appList(ctx, false)
+		cancel()
+		if snap = c.snap.Load(); err != nil || snap == nil {
+			return store.App{}, false
+		}
+	} else if s.now().Sub(snap.loaded) >= appsTTL && c.reloading.CompareAndSwap(false, true) {
+		go func() {
+			defer c.reloading.Store(false)
+			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+			defer cancel()
+			_, _ = s.appList(ctx, false)
+		}()
+	}
+	for _, a := range snap.list {
+		if a.ID == id {
+			return a, true
+		}
+	}
+	return store.App{}, false
 }
 
 // findApp returns the first app that match accepts, reloading the list
@@ -197,6 +240,7 @@ func (s *Service) RotateAppKeys(ctx context.Context, name string) (store.App, er
 func (s *Service) forgetApps() {
 	s.apps.mu.Lock()
 	s.apps.list = nil
+	s.apps.snap.Store(nil)
 	s.apps.mu.Unlock()
 }
 

@@ -73,8 +73,8 @@ func (s *Service) beforeSend(ctx context.Context, app int64, m OutgoingMessage, 
 	return nil, hooks.BeforeSend(ctx, m)
 }
 
-// hooksFor is an app's hooks: the server's webhooks are the default
-// app's, and no other app's events reach them.
+// hooksFor is an app's before-send hook: the server's (--before-send-url)
+// is the default app's; the other apps have none.
 func (s *Service) hooksFor(app int64) Hooks {
 	if appOrDefault(app) == store.DefaultApp {
 		return s.cfg.Hooks
@@ -82,9 +82,31 @@ func (s *Service) hooksFor(app int64) Hooks {
 	return nil
 }
 
+// AppHooks returns the event hooks of an app other than the default for
+// its settings' webhook URLs and secret, or nil when it has none
+// (webhook.Apps.For). Config.AppHooks; nil: other apps send no events.
+type AppHooks func(app int64, urls []string, secret string) Hooks
+
+// eventHooks is where an app's events go: the server's webhooks for the
+// default app, each other app's own webhooks (its settings) for it, so
+// no app's events reach another's URLs.
+func (s *Service) eventHooks(app int64) Hooks {
+	if appOrDefault(app) == store.DefaultApp {
+		return s.cfg.Hooks
+	}
+	if s.cfg.AppHooks == nil {
+		return nil
+	}
+	a, ok := s.cachedApp(app)
+	if !ok || len(a.Settings.WebhookURLs) == 0 {
+		return nil
+	}
+	return s.cfg.AppHooks(a.ID, a.Settings.WebhookURLs, a.Settings.WebhookSecret)
+}
+
 // emit hands an event of an app to its hooks, if any.
 func (s *Service) emit(app int64, typ string, data any) {
-	if h := s.hooksFor(app); h != nil {
+	if h := s.eventHooks(app); h != nil {
 		h.After(Event{Type: typ, At: s.now(), Data: data})
 	}
 }

@@ -93,6 +93,7 @@ type Config struct {
 	HeartbeatSecs   uint32        // told to clients in AuthOK, default 30
 	LoginRate       float64       // login attempts per second per username, default 1 (burst 10)
 	Hooks           Hooks         // webhooks; nil: none
+	AppHooks        AppHooks      // the other apps' event webhooks (hooks.go); nil: none
 	MaxConnsPerUser int           // live connections per user; 0: no limit
 	// Abuse limits (abuse.go); a zero rate or count is no limit.
 	LoginIPRate        float64        // failed logins per second per client address (burst 20)

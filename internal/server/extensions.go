@@ -22,6 +22,7 @@ const webhookDrain = 5 * time.Second
 type extensions struct {
 	uploads *files.Uploads
 	hooks   *webhook.Hooks // nil without --webhook-urls and --before-send-url
+	apps    *webhook.Apps  // the other apps' event webhooks, from their settings
 	push    *push.Verifier // holds no key without --push-keys
 	admin   *push.Verifier // holds no key without --admin-keys
 }
@@ -44,6 +45,7 @@ func (n *Node) newExtensions() (extensions, error) {
 	}
 	e.push = push.NewVerifier(n.cfg.PushKeys, 0, nil)
 	e.admin = push.NewVerifier(n.cfg.AdminKeys, 0, nil)
+	e.apps = webhook.NewApps(webhook.Config{}, n.log)
 	urls := n.cfg.WebhookURLs
 	if len(urls) > 0 || n.cfg.BeforeSendURL != "" {
 		e.hooks, err = webhook.New(webhook.Config{
@@ -66,6 +68,9 @@ func (e *extensions) logicHooks() logic.Hooks {
 	return e.hooks
 }
 
+// appHooks is logic.Config.AppHooks.
+func (e *extensions) appHooks() logic.AppHooks { return e.apps.For }
+
 func (e *extensions) logicFiles() logic.Files {
 	if e.uploads == nil {
 		return nil
@@ -84,11 +89,17 @@ func (e *extensions) register(h *api.Handler) {
 
 // shutdown delivers queued webhook events, within webhookDrain.
 func (e *extensions) shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, webhookDrain)
+	defer cancel()
+	if e.apps != nil {
+		if err := e.apps.Shutdown(ctx); err != nil {
+			n := e.apps.Stats()
+			return fmt.Errorf("apps' webhooks: %w (delivered %d, failed %d, dropped %d)", err, n.Delivered, n.Failed, n.Dropped)
+		}
+	}
 	if e.hooks == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, webhookDrain)
-	defer cancel()
 	if err := e.hooks.Shutdown(ctx); err != nil {
 		n := e.hooks.Stats()
 		return fmt.Errorf("%w (delivered %d, failed %d, dropped %d)", err, n.Delivered, n.Failed, n.Dropped)

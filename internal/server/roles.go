@@ -76,6 +76,7 @@ func (n *Node) startLogic(ctx context.Context, mux *http.ServeMux) error {
 	lcfg := logicConfig(n.cfg.Logic, n.cfg.Limits, n.cfg.Heartbeat)
 	lcfg.TokenSecret, lcfg.CommitWorkers, lcfg.OnStoreHealth = secret, workers, n.bus.setHealthy
 	lcfg.Files, lcfg.Hooks, lcfg.Encoder = n.ext.logicFiles(), n.ext.logicHooks(), envelope.Encoder{}
+	lcfg.AppHooks = n.ext.appHooks()
 	if lcfg.Auth, err = authSources(n.cfg.Login); err != nil {
 		return err
 	}
