@@ -8,7 +8,7 @@ import { Magpie, Codes, State, privateID, TYPING_EVERY_MS, TYPING_SHOW_MS } from
 import { $, h, announce } from "./dom.js";
 import { ChatView } from "./chatview.js";
 import { Sidebar } from "./sidebar.js";
-import { newChatDialog, newGroupDialog, membersDialog } from "./dialogs.js";
+import { newChatDialog, newGroupDialog, membersDialog, deleteChatDialog } from "./dialogs.js";
 
 const SESSION_KEY = "magpie.session";
 const DEVICE_KEY = "magpie.device";
@@ -70,6 +70,7 @@ class App {
     $("#new-chat-btn").addEventListener("click", (e) => newChatDialog(this, e.currentTarget));
     $("#new-group-btn").addEventListener("click", (e) => newGroupDialog(this, e.currentTarget));
     $("#members-btn").addEventListener("click", (e) => membersDialog(this, this.current, e.currentTarget));
+    $("#delete-chat-btn").addEventListener("click", (e) => deleteChatDialog(this, this.current, e.currentTarget));
     $("#back-btn").addEventListener("click", () => {
       $("#app-view").dataset.pane = "list";
       this.sidebar.convList.querySelector(`[data-conv="${CSS.escape(this.current || "")}"]`)?.focus();
@@ -278,6 +279,7 @@ class App {
     $("#me-name").textContent = c.username || c.opts.username || "";
     $("#composer").hidden = true;
     $("#members-btn").hidden = true;
+    $("#delete-chat-btn").hidden = true;
     $("#chat-title").textContent = "No conversation selected";
     this.renderSidebar();
     $("#new-chat-btn").focus();
@@ -411,6 +413,7 @@ class App {
     const conv = id.startsWith("@") ? null : this.client.convs.get(id);
     this.showTitle();
     $("#members-btn").hidden = conv?.kind !== "group";
+    $("#delete-chat-btn").hidden = !conv?.lastSeq;
     $("#composer").hidden = false;
     $("#app-view").dataset.pane = "chat";
     this.renderSidebar();
@@ -460,14 +463,37 @@ class App {
     this.renderSidebar();
   }
 
+  // hideConversation deletes the open chat from my list (DELETE
+  // /v1/conversations/{id}): it comes back with the next message; with
+  // clear, only what comes after it is shown.
+  async hideConversation(id, clear) {
+    const r = await this.client.hideConversation(id, clear);
+    const conv = this.client.convs.get(id);
+    conv.hiddenSeq = Number(r?.hidden_seq ?? conv.lastSeq);
+    if (clear) {
+      conv.clearedSeq = Math.max(conv.clearedSeq, conv.hiddenSeq);
+      conv.lastMessage = null;
+      this.chat.threads.delete(id);
+      try { localStorage.removeItem(this.draftKey(id)); } catch { /* ignore */ }
+    }
+    if (this.current === id) this.closeChat();
+    else this.renderSidebar();
+  }
+
   leftGroup(id) {
     this.client.convs.get(id).left = true;
     this.chat.threads.delete(id);
+    this.closeChat();
+  }
+
+  // closeChat shows no conversation.
+  closeChat() {
     this.current = null;
     this.setComposer("");
     this.chat.close();
     $("#composer").hidden = true;
     $("#members-btn").hidden = true;
+    $("#delete-chat-btn").hidden = true;
     $("#chat-title").textContent = "No conversation selected";
     $("#app-view").dataset.pane = "list";
     this.renderSidebar();

@@ -22,6 +22,8 @@ export class Conversation {
     this.muted = false;
     this.lastMessage = null;
     this.left = false;       // I left or was removed (group events)
+    this.hiddenSeq = -1;     // I deleted the chat at this seq: out of the list until a newer message
+    this.clearedSeq = 0;     // I cleared its history up to here (DELETE /v1/conversations/{id}?clear=true)
     // Delivery (magpie.js): every seq up to cursor was emitted or skipped.
     this.cursor = 0;
     this.baseline = 0;       // the cursor the first connection started from
@@ -34,7 +36,8 @@ export class Conversation {
     this.readSentSeq = 0;
   }
 
-  get unread() { return Math.max(0, this.lastSeq - this.readSeq); }
+  get unread() { return Math.max(0, this.lastSeq - Math.max(this.readSeq, this.clearedSeq)); }
+  get hidden() { return this.lastSeq <= this.hiddenSeq; }
   get title() { return this.kind === "group" ? (this.name || this.id) : (this.peer || this.id); }
 }
 
@@ -55,7 +58,7 @@ export class Conversations {
     const c = this.get(f.id);
     for (const k of ["kind", "name", "peer", "peerId", "lastMessage"]) if (f[k]) c[k] = f[k];
     for (const k of ["pinned", "muted"]) if (k in f) c[k] = !!f[k];
-    for (const k of ["lastSeq", "deliveredSeq", "readSeq", "peerDeliveredSeq", "peerReadSeq"]) {
+    for (const k of ["lastSeq", "deliveredSeq", "readSeq", "peerDeliveredSeq", "peerReadSeq", "clearedSeq"]) {
       if (f[k] > c[k]) c[k] = f[k];
     }
     c.known = Math.max(c.known, c.lastSeq);

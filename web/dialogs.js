@@ -51,6 +51,20 @@ function form(fields, submitLabel, onSubmit) {
 const HOUR = 3600_000;
 const names = (s) => String(s || "").split(/[\s,]+/).map((x) => x.trim()).filter(Boolean);
 
+// deleteChatDialog takes the open chat out of my list until a new message
+// arrives, and on request clears my history of it (the others keep theirs).
+export function deleteChatDialog(app, id, opener) {
+  const title = app.client.convs.get(id).title;
+  open("Delete chat", form([
+    h("p", {}, `“${title}” leaves your list until a new message arrives. Nobody else is told.`),
+    h("label", { class: "check" }, h("input", { type: "checkbox", id: "dc-clear", name: "clear" }),
+      " Also clear its history for me (the others keep theirs)"),
+  ], "Delete chat", async (fd) => {
+    await app.hideConversation(id, fd.get("clear") === "on");
+    return $("#new-chat-btn");
+  }), opener);
+}
+
 export function newChatDialog(app, opener) {
   open("New chat", form([
     h("label", { for: "nc-user" }, "Username"),

@@ -190,6 +190,9 @@ export class Magpie extends EventTarget {
   // name as spelled at sign-up); rejects with not_found otherwise.
   lookupUser(name) { return this.http("GET", `/v1/users/${encodeURIComponent(name)}`); }
   conversationsHTTP() { return this.http("GET", "/v1/conversations"); }
+  // hideConversation takes a conversation out of my list until a new
+  // message arrives; with clear, my history of it is cleared too (mine only).
+  hideConversation(id, clear = false) { return this.http("DELETE", `/v1/conversations/${encodeURIComponent(id)}${clear ? "?clear=true" : ""}`); }
   // search finds my messages with every word of q (GET /v1/search):
   // {hits: [{message, highlights: [{start, end}]}], next_cursor}; messages
   // are normalised like message events, highlights are code point offsets.
@@ -415,10 +418,10 @@ export class Magpie extends EventTarget {
         id: c.id, kind: c.kind || "", name: c.name || "", peer: c.peer || "", peerId: num(c.peer_id),
         lastSeq: num(c.last_seq), deliveredSeq: num(c.delivered_seq), readSeq: num(c.read_seq),
         peerDeliveredSeq: num(c.peer_delivered_seq), peerReadSeq: num(c.peer_read_seq),
-        pinned: !!c.pinned, muted: !!c.muted,
+        pinned: !!c.pinned, muted: !!c.muted, clearedSeq: num(c.cleared_seq),
         lastMessage: c.last_message ? normMessage({ ...c.last_message, peer: c.peer }) : null,
       });
-      const unreadFrom = Math.max(0, st.lastSeq - this.opts.window, st.readSeq);
+      const unreadFrom = Math.max(0, st.lastSeq - this.opts.window, st.readSeq, st.clearedSeq);
       st.cursor = Math.max(st.cursor, Math.min(unreadFrom, st.lastSeq));
       st.baseline = st.cursor;
       this.emit("conversation", st);

@@ -18,7 +18,7 @@ export class Sidebar {
 
   render() {
     const convs = this.client.convs.all()
-      .filter((c) => !c.left && (c.lastSeq > 0 || c.id === this.app.current || c.kind === "group"))
+      .filter((c) => !c.left && (c.id === this.app.current || (!c.hidden && (c.lastSeq > 0 || c.kind === "group"))))
       .sort((a, b) => (b.lastMessage?.sentAt || 0) - (a.lastMessage?.sentAt || 0) || b.lastSeq - a.lastSeq);
     const focused = document.activeElement?.dataset?.conv;
     const items = convs.map((c) => {

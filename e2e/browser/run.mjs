@@ -389,6 +389,30 @@ const scenarios = [
     await waitFocus(alice, "search-q");
   }],
 
+  ["delete_chat", async () => {
+    // Delete chat takes carol's chat out of alice's list until carol
+    // writes again; with "clear" alice then sees only the new message,
+    // while carol keeps the whole history.
+    await openConv(alice, "carol");
+    await alice.click("#delete-chat-btn");
+    await alice.locator("#dc-clear").check();
+    await alice.locator("#dialog button.primary", { hasText: "Delete chat" }).click();
+    await alice.locator("#conv-list .conv-title", { hasText: /^carol$/ }).waitFor({ state: "detached", timeout: T });
+    await waitFocus(alice, "new-chat-btn");
+    if ((await alice.locator("#chat-title").textContent()) !== "No conversation selected") throw new Error("the deleted chat stayed open");
+    const listed = (await api("alice", "GET", "/v1/conversations")).data.conversations.map((c) => c.peer);
+    if (listed.includes("carol")) throw new Error("the server still lists carol's chat for alice: " + listed);
+    const r = await api("carol", "POST", "/v1/messages", { to_user: "alice", text: "are you back?", client_msg_id: "back-1" });
+    if (r.status !== 200) throw new Error("carol's send: " + r.text);
+    await openConv(alice, "carol"); // back in the list
+    await waitMessage(alice, "are you back?");
+    const shown = await texts(alice);
+    if (shown.length !== 1) throw new Error("after clearing alice sees " + JSON.stringify(shown));
+    const theirs = await api("carol", "GET", "/v1/conversations/" + r.data.conversation_id + "/messages?before_seq=100000&limit=10");
+    if (!theirs.data.messages.some((m) => m.text === "only for carol")) throw new Error("alice's clear took carol's history");
+    await openConv(alice, "bob");
+  }],
+
   ["shift_tab_keeps_place", async () => {
     // Shift+Tab from the message box goes to the message list and then to
     // "Load older messages" without scrolling to the top (which loads more).
