@@ -77,7 +77,7 @@
 // # Concurrency
 //
 // All Client methods are safe for concurrent use. Callbacks (OnMessage,
-// OnReceipt, OnState, OnConversation) run one at a time, in order, on one SDK goroutine,
+// OnReceipt, OnState, OnConversation, OnTyping) run one at a time, in order, on one SDK goroutine,
 // with no SDK lock held, so they may call Client methods — but a callback
 // that blocks delays every later callback. Close may be called from a
 // callback.
