@@ -62,11 +62,17 @@ func (h *hookSink) got() ([]string, int) {
 // befriend; after the node has drained its queues (at shutdown), every
 // endpoint holds exactly its app's events.
 func TestAppWebhooksAreIsolated(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testAppWebhooksAreIsolated(t, "") })
+	t.Run("postgres", func(t *testing.T) { testAppWebhooksAreIsolated(t, postgresSchema(t)) })
+}
+
+func testAppWebhooksAreIsolated(t *testing.T, dsn string) {
 	def, defURL := newHookSink(t, "default-hook-secret-0123")
 	acme, acmeURL := newHookSink(t, "acme-hook-secret-0123456")
 	beta, betaURL := newHookSink(t, "beta-hook-secret-01234567")
 
 	cfg := testConfig(t, t.TempDir())
+	cfg.Store = dsn
 	cfg.AdminKeys = map[string][]byte{"migrate": []byte(adminSecret)}
 	cfg.WebhookURLs, cfg.WebhookSecret = []string{defURL}, def.secret
 	n := startNode(t, cfg)
