@@ -108,13 +108,14 @@ type Store interface {
 	// per-move ErrNotMember or ErrSeqOutOfRange is in its result only.
 	MoveCursors(ctx context.Context, moves []CursorMove) ([]CursorResult, error)
 
-	Groups     // groups.go
-	Social     // groups.go
-	Searcher   // search.go
-	Apps       // apps.go
-	Importer   // imports.go
-	Moderation // moderation.go
-	Scheduler  // scheduled.go
+	Groups         // groups.go
+	Social         // groups.go
+	Searcher       // search.go
+	Apps           // apps.go
+	Importer       // imports.go
+	Moderation     // moderation.go
+	Scheduler      // scheduled.go
+	DeviceSessions // devices.go
 
 	Close() error
 }

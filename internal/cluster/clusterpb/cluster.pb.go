@@ -38,9 +38,16 @@ type ConnRef struct {
 	// An MQTT connection: its client id (the device) has one connection in
 	// the cluster, so a newer one with the same device replaces the others
 	// (MQTT 3.1.4-3), on whichever gateway they are.
-	Exclusive     bool `protobuf:"varint,8,opt,name=exclusive,proto3" json:"exclusive,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Exclusive bool `protobuf:"varint,8,opt,name=exclusive,proto3" json:"exclusive,omitempty"`
+	// An MQTT persistent session (docs/mqtt.md): the seconds its device
+	// position is kept after the device's last connect or acknowledgement
+	// (0: not persistent; 0xFFFFFFFF: never expires). Its PUBACKs move the
+	// device's own position, and its syncs start from it.
+	SessionExpiry  uint32 `protobuf:"varint,9,opt,name=session_expiry,json=sessionExpiry,proto3" json:"session_expiry,omitempty"`
+	CleanStart     bool   `protobuf:"varint,10,opt,name=clean_start,json=cleanStart,proto3" json:"clean_start,omitempty"`             // set by the gateway: drop a stored session first
+	SessionPresent bool   `protobuf:"varint,11,opt,name=session_present,json=sessionPresent,proto3" json:"session_present,omitempty"` // set by logic at auth: a stored session was resumed
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ConnRef) Reset() {
@@ -125,6 +132,27 @@ func (x *ConnRef) GetExpiresMs() int64 {
 func (x *ConnRef) GetExclusive() bool {
 	if x != nil {
 		return x.Exclusive
+	}
+	return false
+}
+
+func (x *ConnRef) GetSessionExpiry() uint32 {
+	if x != nil {
+		return x.SessionExpiry
+	}
+	return 0
+}
+
+func (x *ConnRef) GetCleanStart() bool {
+	if x != nil {
+		return x.CleanStart
+	}
+	return false
+}
+
+func (x *ConnRef) GetSessionPresent() bool {
+	if x != nil {
+		return x.SessionPresent
 	}
 	return false
 }
@@ -533,7 +561,7 @@ var File_cluster_proto protoreflect.FileDescriptor
 
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\rcluster.proto\x12\x11magpie.cluster.v1\"\xe0\x01\n" +
+	"\rcluster.proto\x12\x11magpie.cluster.v1\"\xd1\x02\n" +
 	"\aConnRef\x12\x18\n" +
 	"\agateway\x18\x01 \x01(\tR\agateway\x12\x12\n" +
 	"\x04conn\x18\x02 \x01(\x04R\x04conn\x12\x17\n" +
@@ -544,7 +572,12 @@ const file_cluster_proto_rawDesc = "" +
 	"\bplatform\x18\x06 \x01(\tR\bplatform\x12\x1d\n" +
 	"\n" +
 	"expires_ms\x18\a \x01(\x03R\texpiresMs\x12\x1c\n" +
-	"\texclusive\x18\b \x01(\bR\texclusive\"S\n" +
+	"\texclusive\x18\b \x01(\bR\texclusive\x12%\n" +
+	"\x0esession_expiry\x18\t \x01(\rR\rsessionExpiry\x12\x1f\n" +
+	"\vclean_start\x18\n" +
+	" \x01(\bR\n" +
+	"cleanStart\x12'\n" +
+	"\x0fsession_present\x18\v \x01(\bR\x0esessionPresent\"S\n" +
 	"\vAuthRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12.\n" +
 	"\x04conn\x18\x02 \x01(\v2\x1a.magpie.cluster.v1.ConnRefR\x04conn\"W\n" +

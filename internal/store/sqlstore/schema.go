@@ -341,6 +341,26 @@ var migrations = []migration{
 			`CREATE INDEX scheduled_due ON scheduled_messages(send_at)`,
 		},
 	},
+	{
+		// MQTT persistent sessions (store.DeviceSessions): a device's own
+		// delivered position, apart from the user's cursors in members.
+		// expires_at 0: never.
+		version: 13,
+		common: []string{
+			`CREATE TABLE device_sessions (
+				user_id BIGINT NOT NULL REFERENCES users(id),
+				device TEXT NOT NULL,
+				expires_at BIGINT NOT NULL,
+				PRIMARY KEY (user_id, device))`,
+			`CREATE INDEX device_sessions_expiry ON device_sessions(expires_at)`,
+			`CREATE TABLE device_cursors (
+				user_id BIGINT NOT NULL,
+				device TEXT NOT NULL,
+				conversation_id TEXT NOT NULL,
+				delivered_seq BIGINT NOT NULL,
+				PRIMARY KEY (user_id, device, conversation_id))`,
+		},
+	},
 }
 
 // migrate brings the schema up to date in one transaction, so a crash

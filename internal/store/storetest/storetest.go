@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Cursors", testCursors},
 		{"CursorBatch", testCursorBatch},
 		{"SenderCursors", testSenderCursors},
+		{"DeviceSessions", testDeviceSessions}, // devices.go
 		{"Closed", testClosed},
 		// groups.go, social.go
 		{"GroupCreate", testGroupCreate},
