@@ -125,6 +125,9 @@ func receipt(h *Handler, r *request, env *magpiepb.Envelope) {
 	// The read slot is held only to queue the move (and to learn the
 	// username); the answer comes once the cursor loop committed it.
 	r.read(func(_ context.Context, id logic.Identity) {
+		if r.conn.SessionExpiry > 0 && store.CursorKind(b.Kind) == store.Delivered {
+			h.svc.DeviceDelivered(r.conn, b.ConversationId, b.Seq) // an MQTT persistent session's own position too
+		}
 		h.svc.MoveCursorThen(id, b.ConversationId, store.CursorKind(b.Kind), b.Seq, r.conn, func(_ store.Cursors, err error) {
 			r.answer(&magpiepb.Envelope{Body: &magpiepb.Envelope_Ok{Ok: &magpiepb.Ok{}}}, err)
 		})
@@ -142,7 +145,13 @@ func sync(h *Handler, r *request, env *magpiepb.Envelope) {
 		for _, k := range b.Cursors {
 			cur[k.ConversationId] = k.Seq
 		}
-		res, err := h.svc.Sync(ctx, id, cur, int(b.Limit))
+		run := h.svc.Sync
+		if r.conn.SessionExpiry > 0 { // an MQTT persistent session: from its own position
+			run = func(ctx context.Context, id logic.Identity, cur map[string]uint64, limit int) (logic.SyncResult, error) {
+				return h.svc.DeviceSync(ctx, id, r.conn, cur, limit)
+			}
+		}
+		res, err := run(ctx, id, cur, int(b.Limit))
 		if err != nil {
 			r.Fail(err)
 			return

@@ -86,7 +86,9 @@ type mqttTransport struct {
 	clientID   string // as sent; "" if the server assigns the device name
 	username   string
 	keepalive  time.Duration // the client's keepalive; 0: none
-	persistent bool          // catch up from the cursors on connect
+	persistent bool          // catch up from the device's position on connect
+	expiry     uint32        // the stored session's expiry in seconds (0: none; see ConnRef.session_expiry)
+	cleanStart bool          // the stored session starts anew
 	recvMax    int           // QoS 1 PUBLISHes the client takes unacknowledged
 	maxOut     int           // the largest packet the client takes; 0: no limit
 
@@ -345,14 +347,21 @@ func (t *mqttTransport) connect(fh packets.FixedHeader, body []byte) ([]byte, er
 		t.serverKeepAlive = uint16(min(t.keepalive/time.Second, 65535))
 	}
 	t.recvMax = 65535
+	t.cleanStart = c.Clean
 	if t.version == 5 {
-		t.persistent = !c.Clean && pk.Properties.SessionExpiryInterval > 0
+		// A session expiry keeps a session, even one that starts clean;
+		// only one that does not is caught up on connect.
+		t.expiry = pk.Properties.SessionExpiryInterval
+		t.persistent = !c.Clean && t.expiry > 0
 		if pk.Properties.ReceiveMaximum > 0 {
 			t.recvMax = int(pk.Properties.ReceiveMaximum)
 		}
 		t.maxOut = int(pk.Properties.MaximumPacketSize)
 	} else {
 		t.persistent = !c.Clean
+		if t.persistent {
+			t.expiry = sessionNeverExpires // 3.1.1: until a clean session
+		}
 		if t.clientID == "" && !c.Clean { // MQTT-3.1.3-8
 			return nil, t.refuseConnect(wire.CodeBadRequest, rcClientIDInvalid, rc3IdentifierRejected, "an empty client id needs a clean session")
 		}
@@ -364,6 +373,12 @@ func (t *mqttTransport) connect(fh packets.FixedHeader, body []byte) ([]byte, er
 	env := &magpiepb.Envelope{Id: connectID, Body: &magpiepb.Envelope_Auth{Auth: &magpiepb.Auth{Token: string(c.Password)}}}
 	return marshal(env), nil
 }
+
+// sessionNeverExpires is MQTT 5's session expiry that never ends.
+const sessionNeverExpires = 0xFFFFFFFF
+
+// storedSession is what the auth request tells logic of the session.
+func (t *mqttTransport) storedSession() (expiry uint32, clean bool) { return t.expiry, t.cleanStart }
 
 // refuseConnect answers CONNECT with a refusal and closes.
 func (t *mqttTransport) refuseConnect(code wire.Code, v5, v3 byte, reason string) error {

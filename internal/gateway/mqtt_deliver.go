@@ -13,7 +13,8 @@ import (
 // magpie/inbox with the message in the JSON protocol's form as payload:
 // transient ones (broadcasts, push notifications) always at QoS 0, stored
 // ones at the subscription's QoS. A QoS 1 PUBLISH holds a packet id until
-// the client's PUBACK, which moves the user's delivered cursor; at most
+// the client's PUBACK, which moves the user's delivered cursor (and, with
+// a stored session, the device's own position: see below); at most
 // the client's Receive Maximum are unacknowledged, the rest wait in
 // mqttTransport.waiting, and more than the send queue's worth waiting is a
 // slow consumer.
@@ -24,12 +25,17 @@ import (
 // live push overtook a message this connection never got) starts a
 // catch-up of that conversation. A catch-up is a sync from the cursors;
 // live messages that arrive meanwhile are held and published after it.
-// On a persistent session's connect the cursors are the user's delivered
-// cursors, asked of logic with a first sync whose messages are ignored.
+//
+// A connection with a stored session (ConnRef.session_expiry) syncs from
+// the device's own position, which logic keeps and its PUBACKs move: on a
+// persistent session's connect the catch-up starts with no cursors and
+// pages through every conversation, the cursors then being what this
+// connection got so far.
 
 // catchUp is a running catch-up sync.
 type catchUp struct {
-	cursors  map[string]uint64 // nil: first ask the delivered cursors
+	cursors  map[string]uint64 // what the catch-up got so far, sent with each page
+	only     map[string]bool   // a gap's conversations without a stored session; nil: all
 	gap      bool              // started by a gap, not by connect
 	deferred bool              // the next sync waits for waiting to drain
 }
@@ -227,7 +233,16 @@ func (t *mqttTransport) startCatchUpLocked(cursors map[string]uint64, gap bool) 
 	if t.catchUp != nil {
 		return false
 	}
-	t.catchUp = &catchUp{cursors: cursors, gap: gap}
+	cu := &catchUp{cursors: cursors, gap: gap}
+	if t.expiry == 0 {
+		// Without a stored session a sync answers after the cursors and
+		// from the start elsewhere: only the gap's conversations count.
+		cu.only = make(map[string]bool, len(cursors))
+		for c := range cursors {
+			cu.only[c] = true
+		}
+	}
+	t.catchUp = cu
 	return true
 }
 
@@ -240,12 +255,9 @@ func (t *mqttTransport) syncNext() {
 		t.mu.Unlock()
 		return
 	}
-	req := &magpiepb.SyncRequest{Limit: 1} // first: the cursors; the one message is ignored
-	if cu.cursors != nil {
-		req.Limit = 0 // the maximum page
-		for c, seq := range cu.cursors {
-			req.Cursors = append(req.Cursors, &magpiepb.Cursor{ConversationId: c, Seq: seq})
-		}
+	req := &magpiepb.SyncRequest{} // limit 0: the maximum page
+	for c, seq := range cu.cursors {
+		req.Cursors = append(req.Cursors, &magpiepb.Cursor{ConversationId: c, Seq: seq})
 	}
 	t.mu.Unlock()
 	env := marshal(&magpiepb.Envelope{Id: 1, Body: &magpiepb.Envelope_Sync{Sync: req}})
@@ -277,39 +289,31 @@ func (t *mqttTransport) synced(reply []byte, err error) {
 	}
 	var frames [][]byte
 	next := false
-	if cu.cursors == nil {
-		// The first answer: the delivered cursors of the conversations
-		// whose state fits one answer (the most recent first). Messages
-		// of the others are skipped below: their cursor is unknown.
-		cu.cursors = make(map[string]uint64, len(res.Conversations))
-		if t.published == nil {
-			t.published = make(map[string]uint64)
+	for _, m := range res.Messages {
+		last, known := cu.cursors[m.ConversationId]
+		cu.cursors[m.ConversationId] = max(last, m.Seq) // progress, wanted or not
+		if (cu.only != nil && !cu.only[m.ConversationId]) || (known && m.Seq <= last) {
+			continue
 		}
-		for _, c := range res.Conversations {
-			cu.cursors[c.ConversationId] = c.DeliveredSeq
-			t.published[c.ConversationId] = max(t.published[c.ConversationId], c.DeliveredSeq)
-			next = next || c.LastSeq > c.DeliveredSeq
+		b, err := proto.Marshal(m)
+		if err != nil {
+			continue
 		}
-	} else {
-		for _, m := range res.Messages {
-			last, known := cu.cursors[m.ConversationId]
-			cu.cursors[m.ConversationId] = max(last, m.Seq) // progress, known or not
-			if !known || m.Seq <= last {
-				continue
-			}
-			b, err := proto.Marshal(m)
-			if err != nil {
-				continue
-			}
-			frames = append(frames, append([]byte{frameCatchUp}, b...))
-		}
-		if res.More {
-			if len(t.waiting)+len(frames) > t.catchUpBatch() {
-				cu.deferred = true
-			} else {
-				next = true
-			}
-		}
+		frames = append(frames, append([]byte{frameCatchUp}, b...))
+	}
+	switch {
+	case !res.More:
+	case len(res.Messages) == 0:
+		// More with nothing in it makes no progress: logic's answer
+		// always holds a message when one is left.
+	case len(cu.cursors) >= wire.MaxCursors:
+		// The next page's cursors would be refused: what is left comes
+		// with the next catch-up (docs/mqtt.md, Limits).
+		t.s.g.log.Warn("mqtt catch-up stopped at the cursor limit", "conn", t.s.id, "cursors", len(cu.cursors))
+	case len(t.waiting)+len(frames) > t.catchUpBatch():
+		cu.deferred = true
+	default:
+		next = true
 	}
 	if !next && !cu.deferred {
 		frames = append(frames, []byte{frameCatchUpDone})
@@ -349,6 +353,9 @@ func (t *mqttTransport) catchUpDone(w *mqttWriter) {
 	t.held = nil
 	if cu != nil && cu.gap {
 		for c, seq := range cu.cursors {
+			if cu.only != nil && !cu.only[c] {
+				continue // skipped, not published
+			}
 			t.published[c] = max(t.published[c], seq)
 		}
 	}

@@ -35,6 +35,14 @@ type mqttLogic struct {
 	msgs     []*magpiepb.Message
 	fail     wire.Code // answer sends with this error
 	pending  sync.WaitGroup
+
+	// Stored sessions: present answers auth, position is the device's
+	// own (a sync of such a connection starts there), page the messages
+	// per sync answer (0: all), and sessions the ConnRefs authenticated.
+	present  bool
+	position map[string]uint64
+	page     int
+	sessions []*clusterpb.ConnRef
 }
 
 func (f *mqttLogic) Authenticate(_ context.Context, req *clusterpb.AuthRequest) (*clusterpb.AuthReply, error) {
@@ -45,6 +53,10 @@ func (f *mqttLogic) Authenticate(_ context.Context, req *clusterpb.AuthRequest) 
 	}
 	ref := proto.CloneOf(req.Conn)
 	ref.UserId, ref.SessionId, ref.Device = userID(user), "s-"+user, "dev"
+	f.mu.Lock()
+	ref.SessionPresent = f.present && ref.SessionExpiry > 0 && !ref.CleanStart
+	f.sessions = append(f.sessions, proto.CloneOf(ref))
+	f.mu.Unlock()
 	env, _ := proto.Marshal(&magpiepb.Envelope{Body: &magpiepb.Envelope_AuthOk{AuthOk: &magpiepb.AuthOK{
 		UserId: ref.UserId, Username: user, SessionId: ref.SessionId, Device: "dev",
 	}}})
@@ -79,11 +91,21 @@ func (f *mqttLogic) Forward(req *clusterpb.Request, done func([]byte, error)) {
 		f.syncs = append(f.syncs, b.Sync)
 		res := &magpiepb.SyncResponse{Conversations: f.convs}
 		after := map[string]uint64{}
+		if req.Conn.SessionExpiry > 0 {
+			res.Conversations = nil // logic's DeviceSync sends none
+			for c, seq := range f.position {
+				after[c] = seq
+			}
+		}
 		for _, c := range b.Sync.Cursors {
-			after[c.ConversationId] = c.Seq
+			after[c.ConversationId] = max(after[c.ConversationId], c.Seq)
 		}
 		for _, m := range f.msgs {
 			if m.Seq > after[m.ConversationId] {
+				if f.page > 0 && len(res.Messages) == f.page {
+					res.More = true
+					break
+				}
 				res.Messages = append(res.Messages, m)
 			}
 		}
@@ -577,17 +599,21 @@ func TestMQTTTakeover(t *testing.T) {
 
 func TestMQTTCatchUp(t *testing.T) {
 	ms := startMQTT(t, Config{})
-	msg := func(seq uint64) *magpiepb.Message {
-		return &magpiepb.Message{ConversationId: "p_1_2", Seq: seq, Sender: "bob", Text: "m"}
+	msg := func(conv string, seq uint64) *magpiepb.Message {
+		return &magpiepb.Message{ConversationId: conv, Seq: seq, Sender: "bob", Text: "m"}
 	}
-	ms.logic.convs = []*magpiepb.ConversationState{{ConversationId: "p_1_2", LastSeq: 4, DeliveredSeq: 2}}
-	ms.logic.msgs = []*magpiepb.Message{msg(1), msg(2), msg(3), msg(4)}
+	// The user's delivered cursor is 4 (another device got it all); the
+	// device's own position is 2.
+	ms.logic.convs = []*magpiepb.ConversationState{{ConversationId: "p_1_2", LastSeq: 4, DeliveredSeq: 4}}
+	ms.logic.position = map[string]uint64{"p_1_2": 2}
+	ms.logic.msgs = []*magpiepb.Message{msg("p_1_2", 1), msg("p_1_2", 2), msg("p_1_2", 3), msg("p_1_2", 4)}
 	for _, v := range []byte{4, 5} {
+		ms.logic.present = v == 5
 		c := ms.dial(t, v)
-		if ack := c.connect("alice", false); !ack.SessionPresent {
-			t.Fatalf("v%d: a persistent session is present", v)
+		if ack := c.connect("alice", false); ack.SessionPresent != (v == 5) {
+			t.Fatalf("v%d: session present %v, want logic's %v", v, ack.SessionPresent, v == 5)
 		}
-		// What came after the delivered cursor, in order, at QoS 1,
+		// What came after the device's position, in order, at QoS 1,
 		// without a SUBSCRIBE.
 		for _, want := range []string{"3", "4"} {
 			if _, m := c.inbox(1); m["seq"] != want {
@@ -598,6 +624,13 @@ func TestMQTTCatchUp(t *testing.T) {
 		c.write(&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
 		c.expectClosed()
 	}
+	ms.logic.mu.Lock()
+	for i, want := range []uint32{sessionNeverExpires, 3600} { // 3.1.1: until a clean session; 5: connectPacket's
+		if got := ms.logic.sessions[i]; got.SessionExpiry != want || got.CleanStart {
+			t.Errorf("session %d: expiry %d, clean %v; want %d, false", i, got.SessionExpiry, got.CleanStart, want)
+		}
+	}
+	ms.logic.mu.Unlock()
 
 	// A live push beyond the next seq starts a catch-up of the gap.
 	c := ms.dial(t, 5)
@@ -605,15 +638,80 @@ func TestMQTTCatchUp(t *testing.T) {
 	c.inbox(1)
 	c.inbox(1)
 	ms.logic.mu.Lock()
-	ms.logic.msgs = append(ms.logic.msgs, msg(5), msg(6))
+	ms.logic.msgs = append(ms.logic.msgs, msg("p_1_2", 5), msg("p_1_2", 6))
 	ms.logic.mu.Unlock()
-	deliverTo(t, ms, "alice", msg(6))
+	deliverTo(t, ms, "alice", msg("p_1_2", 6))
 	for _, want := range []string{"5", "6"} {
 		if _, m := c.inbox(1); m["seq"] != want {
 			t.Fatalf("got seq %v, want %s", m["seq"], want)
 		}
 	}
 	c.ping() // and 6 only once
+}
+
+// TestMQTTCatchUpPages: a persistent session's catch-up pages through
+// every conversation with missed messages, not only those whose state
+// fits one sync answer (here none), and sends each message once.
+func TestMQTTCatchUpPages(t *testing.T) {
+	ms := startMQTT(t, Config{})
+	var want []string
+	for i := range 5 {
+		conv := "p_1_" + string(rune('2'+i))
+		for seq := uint64(1); seq <= 3; seq++ {
+			ms.logic.msgs = append(ms.logic.msgs, &magpiepb.Message{ConversationId: conv, Seq: seq, Text: "m"})
+			want = append(want, conv+"/"+string(rune('0'+seq)))
+		}
+	}
+	ms.logic.page = 2
+	c := ms.dial(t, 5)
+	c.connect("alice", false)
+	for _, w := range want {
+		pk, m := c.inbox(1)
+		if got := m["conversation_id"].(string) + "/" + m["seq"].(string); got != w {
+			t.Fatalf("got %s, want %s", got, w)
+		}
+		c.ack(pk.PacketID)
+	}
+	c.ping() // nothing more
+	ms.logic.mu.Lock()
+	defer ms.logic.mu.Unlock()
+	if len(ms.logic.syncs) != 8 { // 15 messages by 2, and a last empty answer
+		t.Errorf("%d syncs, want 8", len(ms.logic.syncs))
+	}
+	if len(ms.logic.syncs[0].Cursors) != 0 {
+		t.Errorf("the first sync sent cursors %v: it starts from the device's position", ms.logic.syncs[0].Cursors)
+	}
+}
+
+// TestMQTTCleanSession: a clean session is not caught up and tells logic
+// to drop the stored one (no expiry); an MQTT 5 clean start with an
+// expiry keeps a new one.
+func TestMQTTCleanSession(t *testing.T) {
+	ms := startMQTT(t, Config{})
+	ms.logic.present = true
+	ms.logic.msgs = []*magpiepb.Message{{ConversationId: "p_1_2", Seq: 1, Text: "m"}}
+	for _, v := range []byte{4, 5} {
+		c := ms.dial(t, v)
+		pk := connectPacket("dev", "alice", "good-alice", true)
+		if v == 5 {
+			pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = 3600, true
+		}
+		c.write(pk)
+		if ack := c.expect(packets.Connack); ack.SessionPresent {
+			t.Fatalf("v%d: a clean session is not present", v)
+		}
+		c.ping() // no catch-up
+	}
+	ms.logic.mu.Lock()
+	defer ms.logic.mu.Unlock()
+	if len(ms.logic.syncs) != 0 {
+		t.Errorf("clean sessions synced: %v", ms.logic.syncs)
+	}
+	for i, want := range []uint32{0, 3600} {
+		if got := ms.logic.sessions[i]; got.SessionExpiry != want || !got.CleanStart {
+			t.Errorf("session %d: expiry %d, clean %v; want %d, true", i, got.SessionExpiry, got.CleanStart, want)
+		}
+	}
 }
 
 func TestMQTTReceiveMaximum(t *testing.T) {

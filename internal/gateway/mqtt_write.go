@@ -118,7 +118,7 @@ func (t *mqttTransport) connected(w *mqttWriter, ok *magpiepb.AuthOK) {
 		return
 	}
 	t.takeOver(ok.Device)
-	pk := &packets.Packet{FixedHeader: header(packets.Connack), SessionPresent: t.persistent}
+	pk := &packets.Packet{FixedHeader: header(packets.Connack), SessionPresent: t.s.ref.SessionPresent}
 	if t.version == 5 {
 		p := &pk.Properties
 		if t.clientID == "" {
@@ -135,7 +135,7 @@ func (t *mqttTransport) connected(w *mqttWriter, ok *magpiepb.AuthOK) {
 			p.ServerKeepAlive, p.ServerKeepAliveFlag = t.serverKeepAlive, true
 		}
 	}
-	if t.persistent && t.startCatchUp(nil) {
+	if t.persistent && t.startCatchUp(map[string]uint64{}) {
 		w.later = append(w.later, t.syncNext)
 	}
 	w.buf = append(w.buf, t.encode(pk)...)

@@ -277,9 +277,11 @@ func (s *session) allow(now int64) (uint32, bool) {
 func (s *session) authenticate(id uint64, token string) bool {
 	g := s.g
 	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.AuthTimeout)
-	reply, err := g.logic.Authenticate(ctx, &clusterpb.AuthRequest{
-		Token: token, Conn: &clusterpb.ConnRef{Gateway: g.cfg.ID, Conn: s.id, Exclusive: s.kind == MQTT},
-	})
+	conn := &clusterpb.ConnRef{Gateway: g.cfg.ID, Conn: s.id, Exclusive: s.kind == MQTT}
+	if m, ok := s.t.(*mqttTransport); ok {
+		conn.SessionExpiry, conn.CleanStart = m.storedSession()
+	}
+	reply, err := g.logic.Authenticate(ctx, &clusterpb.AuthRequest{Token: token, Conn: conn})
 	cancel()
 	if err != nil {
 		g.log.Warn("authenticate failed", "conn", s.id, "err", err)

@@ -41,9 +41,12 @@ func (s *Service) AuthenticateConn(ctx context.Context, token string, conn *clus
 	ref := &clusterpb.ConnRef{
 		Gateway: conn.Gateway, Conn: conn.Conn, UserId: id.UserID,
 		SessionId: id.SessionID, Device: id.Device, Platform: id.Platform, ExpiresMs: id.ExpiresAt.UnixMilli(),
-		Exclusive: conn.Exclusive,
+		Exclusive: conn.Exclusive, SessionExpiry: conn.SessionExpiry, CleanStart: conn.CleanStart,
 	}
 	if ref.Exclusive {
+		if err := s.startDeviceSession(ctx, ref); err != nil {
+			return AuthResult{}, err
+		}
 		s.takeOverDevice(ref)
 	}
 	// Route to the connection from now on, before the bucket's watch says so.

@@ -157,6 +157,11 @@ func (s *Service) Sync(ctx context.Context, id Identity, cursors map[string]uint
 			return SyncResult{}, err
 		}
 	}
+	return s.sync(ctx, id, cursors, limit, true)
+}
+
+// sync is Sync; states false leaves the conversations' states out.
+func (s *Service) sync(ctx context.Context, id Identity, cursors map[string]uint64, limit int, states bool) (SyncResult, error) {
 	if limit <= 0 || limit > wire.MaxPageLimit {
 		limit = wire.MaxPageLimit
 	}
@@ -169,6 +174,9 @@ func (s *Service) Sync(ctx context.Context, id Identity, cursors map[string]uint
 	current := make(map[string]bool, len(convs))
 	for _, c := range convs {
 		current[c.ID] = true
+		if !states {
+			continue
+		}
 		n := s.enc.ConversationSize(c)
 		if budget-n < FrameBudget/2 {
 			res.More = true // the states of older conversations come next time

@@ -207,7 +207,8 @@ type Service struct {
 	pushes         *limiter      // per push key; nil: off
 	typings        *limiter      // per user id (typing.go)
 	health         storeHealth
-	seenT          seenTracker // sessions.go
+	seenT          seenTracker     // sessions.go
+	devices        devicePositions // devices.go
 
 	stopOnce sync.Once
 	stopMu   sync.RWMutex // held for reading while queueing work; see accepting
@@ -302,6 +303,11 @@ func (s *Service) Start() {
 	go func() {
 		defer s.wg.Done()
 		s.scheduleLoop()
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.devicesLoop()
 	}()
 	for _, l := range s.lanes {
 		s.wg.Add(1)
