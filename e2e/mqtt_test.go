@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -615,5 +616,106 @@ func TestClusterMQTT(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("the new connection never got alice's message")
+	}
+}
+
+// TestMQTTPersistentSessionOwnPosition: a persistent Paho (3.1.1) device
+// that is offline while the same user's phone reads the messages gets
+// them all when it comes back, once and in order: its session keeps its
+// own delivered position, which the phone's receipts do not move.
+func TestMQTTPersistentSessionOwnPosition(t *testing.T) {
+	ms := startMQTTServer(t)
+	devToken := ms.account(t, "sensor5", "sensor5-pw", "dev5")
+	phoneToken := ms.account(t, "sensor5", "sensor5-pw", "phone")
+	aliceToken := ms.account(t, "alice", "alice-pw", "laptop")
+	send := func(text string) int {
+		t.Helper()
+		var ack struct {
+			ConversationID string `json:"conversation_id"`
+			Seq            int    `json:"seq"`
+		}
+		if code := ms.api(t, "POST", "/v1/messages", aliceToken, map[string]string{"to_user": "sensor5", "text": text}, &ack); code != 200 {
+			t.Fatalf("send %q: HTTP %d", text, code)
+		}
+		return ack.Seq
+	}
+
+	var mu sync.Mutex
+	var got []string
+	connect := func() paho3.Client {
+		t.Helper()
+		opts := paho3.NewClientOptions().AddBroker("tcp://" + ms.mqttAddr).SetClientID("dev5").
+			SetUsername("sensor5").SetPassword(devToken).SetCleanSession(false).SetOrderMatters(true).
+			SetDefaultPublishHandler(func(_ paho3.Client, m paho3.Message) {
+				var msg struct {
+					Text string `json:"text"`
+				}
+				if json.Unmarshal(m.Payload(), &msg) == nil {
+					mu.Lock()
+					got = append(got, msg.Text)
+					mu.Unlock()
+				}
+			})
+		dev := paho3.NewClient(opts)
+		if tok := dev.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("connect: %v", tok.Error())
+		}
+		return dev
+	}
+	received := func(want string) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Contains(got, want)
+		}
+	}
+
+	// Online: the device gets one message (and acknowledges it), then
+	// leaves.
+	dev := connect()
+	send("first")
+	waitFor(t, "the first message on the device", received("first"))
+	dev.Disconnect(250)
+
+	// Offline: n messages, which the phone reads.
+	const n = 20
+	var conv struct {
+		Conversations []struct {
+			ID           string `json:"id"`
+			DeliveredSeq int    `json:"delivered_seq"`
+		} `json:"conversations"`
+	}
+	var last int
+	for i := range n {
+		last = send(fmt.Sprintf("offline %02d", i))
+	}
+	ms.api(t, "GET", "/v1/conversations", phoneToken, nil, &conv)
+	if len(conv.Conversations) != 1 {
+		t.Fatalf("the phone's conversations: %+v", conv)
+	}
+	if code := ms.api(t, "POST", "/v1/conversations/"+conv.Conversations[0].ID+"/read", phoneToken, map[string]int{"seq": last}, nil); code != 200 {
+		t.Fatalf("the phone's read receipt: HTTP %d", code)
+	}
+	ms.api(t, "GET", "/v1/conversations", phoneToken, nil, &conv)
+	if conv.Conversations[0].DeliveredSeq != last {
+		t.Fatalf("the user's delivered cursor is %d, want %d", conv.Conversations[0].DeliveredSeq, last)
+	}
+
+	// Back: every offline message, in order, once (the marker, sent
+	// after they were all stored, comes after them).
+	dev = connect()
+	defer dev.Disconnect(100)
+	waitFor(t, "the offline messages on the device", received(fmt.Sprintf("offline %02d", n-1)))
+	send("marker")
+	waitFor(t, "the marker on the device", received("marker"))
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"first"}
+	for i := range n {
+		want = append(want, fmt.Sprintf("offline %02d", i))
+	}
+	want = append(want, "marker")
+	if !slices.Equal(got, want) {
+		t.Fatalf("the device got %q, want %q", got, want)
 	}
 }

@@ -43,6 +43,10 @@ func (s *Service) startDeviceSession(ctx context.Context, ref *clusterpb.ConnRef
 	if ref.SessionExpiry == 0 {
 		return s.store.DropDeviceSession(ctx, ref.UserId, ref.Device)
 	}
+	// The device's acknowledgements gathered here so far are written
+	// first: a device that reconnects at once gets none of them again
+	// (through this logic node; another one's come with its next flush).
+	s.flushDevices()
 	now := s.now()
 	present, err := s.store.StartDeviceSession(ctx, ref.UserId, ref.Device, ref.CleanStart, now, sessionEnd(now, ref.SessionExpiry))
 	ref.SessionPresent = present
