@@ -57,6 +57,7 @@ func New(mux *http.ServeMux, svc Logic, log *slog.Logger) *Handler {
 	h.registerChanges(mux)  // recall.go
 	h.registerSessions(mux) // sessions.go
 	h.registerSearch(mux)   // search.go
+	h.registerProfiles(mux) // profiles.go
 	return h
 }
 

@@ -119,6 +119,10 @@ type Admin interface {
 	DeleteUser(ctx context.Context, app int64, username string, erase bool) (store.User, error)
 	ListUsers(ctx context.Context, app int64, match, cursor string, limit int) ([]store.User, string, error)
 	RemoveMessage(ctx context.Context, app int64, conversationID string, seq uint64) (store.Message, error)
+	// Profiles (profiles.go).
+	UpdateProfile(ctx context.Context, id logic.Identity, c logic.ProfileChange) (logic.Profile, error)
+	MyProfile(ctx context.Context, id logic.Identity) (logic.Profile, error)
+	ProfileOf(ctx context.Context, id logic.Identity, name string) (logic.Profile, error)
 	// Apps, for operators (the server's --admin-keys).
 	Apps(ctx context.Context) ([]store.App, error)
 	AppByName(ctx context.Context, name string) (store.App, error)

@@ -36,12 +36,13 @@ func newHookSink(t *testing.T, secret string) (*hookSink, string) {
 				From  string `json:"from"`
 				Actor string `json:"actor"`
 				User  string `json:"user"`
+				Name  string `json:"username"`
 			} `json:"data"`
 		}
 		_ = json.Unmarshal(body, &ev)
 		h.mu.Lock()
 		if ok {
-			h.events = append(h.events, ev.Type+" "+ev.Data.From+ev.Data.Actor+ev.Data.User)
+			h.events = append(h.events, ev.Type+" "+ev.Data.From+ev.Data.Actor+ev.Data.User+ev.Data.Name)
 		} else {
 			h.bad++
 		}

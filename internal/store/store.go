@@ -114,6 +114,7 @@ type Store interface {
 	Apps           // apps.go
 	Importer       // imports.go
 	Moderation     // moderation.go
+	Profiles       // profiles.go
 	Scheduler      // scheduled.go
 	DeviceSessions // devices.go
 
@@ -130,8 +131,10 @@ type User struct {
 	AuthSource   string // "local" (CreateUser), or the outside source that created it: "ldap", "http", "oidc"
 	DisplayName  string
 	Email        string
-	DisabledAt   time.Time // zero unless disabled (moderation.go): no login
-	DeletedAt    time.Time // zero unless deleted: no login, not found by name
+	DisabledAt   time.Time         // zero unless disabled (moderation.go): no login
+	DeletedAt    time.Time         // zero unless deleted: no login, not found by name
+	AvatarURL    string            // profiles.go
+	Custom       map[string]string // the app's own profile fields; nil: none
 }
 
 // ImportResult is one user of ImportUsers.

@@ -361,6 +361,15 @@ var migrations = []migration{
 				PRIMARY KEY (user_id, device, conversation_id))`,
 		},
 	},
+	{
+		// Profiles (issue 12): an avatar URL and the app's own fields (a
+		// JSON object of strings) beside version 6's display name.
+		version: 14,
+		common: []string{
+			`ALTER TABLE users ADD COLUMN avatar_url TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE users ADD COLUMN custom TEXT NOT NULL DEFAULT '{}'`,
+		},
+	},
 }
 
 // migrate brings the schema up to date in one transaction, so a crash

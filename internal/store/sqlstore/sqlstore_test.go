@@ -492,6 +492,7 @@ func TestMigrateUsersToSources(t *testing.T) {
 			// Back to version 7: the apps (and the later steps) gone, unrecorded.
 			for _, q := range []string{
 				`DROP TABLE device_cursors`, `DROP TABLE device_sessions`,
+				`ALTER TABLE users DROP COLUMN avatar_url`, `ALTER TABLE users DROP COLUMN custom`,
 				`ALTER TABLE users DROP COLUMN disabled_at`, `ALTER TABLE users DROP COLUMN deleted_at`,
 				`DROP TABLE scheduled_messages`, `DROP TABLE imported_groups`,
 				`ALTER TABLE members DROP COLUMN hidden_seq`, `ALTER TABLE members DROP COLUMN cleared_seq`,

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -128,13 +129,21 @@ func (s *Store) ImportUsers(ctx context.Context, users []store.User) ([]store.Im
 	return out, nil
 }
 
-const userCols = `id, username, password_hash, created_at, auth_source, display_name, email, app_id, disabled_at, deleted_at`
+const userCols = `id, username, password_hash, created_at, auth_source, display_name, email, app_id, disabled_at, deleted_at,
+	avatar_url, custom`
 
 func scanUser(sc interface{ Scan(...any) error }) (store.User, error) {
 	var u store.User
 	var created, disabled, deleted int64
-	err := sc.Scan(&u.ID, &u.Username, &u.PasswordHash, &created, &u.AuthSource, &u.DisplayName, &u.Email, &u.AppID, &disabled, &deleted)
+	var custom string
+	err := sc.Scan(&u.ID, &u.Username, &u.PasswordHash, &created, &u.AuthSource, &u.DisplayName, &u.Email, &u.AppID, &disabled, &deleted,
+		&u.AvatarURL, &custom)
 	u.CreatedAt, u.DisabledAt, u.DeletedAt = timeOf(created), timeOf(disabled), timeOf(deleted)
+	if err == nil && custom != "" && custom != "{}" {
+		if jerr := json.Unmarshal([]byte(custom), &u.Custom); jerr != nil {
+			return u, fmt.Errorf("user %d: custom fields: %w", u.ID, jerr)
+		}
+	}
 	return u, err
 }
 

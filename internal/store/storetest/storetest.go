@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Apps", testApps},             // apps.go
 		{"Imports", testImports},       // imports.go
 		{"Moderation", testModeration}, // moderation.go
+		{"Profiles", testProfiles},     // profiles.go
 		{"AppendSeqs", testAppendSeqs},
 		{"AppendIdempotent", testAppendIdempotent},
 		{"AppendSameIDInBatch", testAppendSameIDInBatch},
