@@ -311,7 +311,7 @@ func (c *Config) bind(fs *flag.FlagSet) (parsed func() error) {
 	fs.Int64Var(&c.FilesMaxSize, "files-max-size", c.FilesMaxSize, "largest upload in bytes")
 	lists.strings(fs, &c.FilesTypes, "files-types", "allowed upload content types, comma-separated")
 	lists.pushKeys(fs, &c.PushKeys, "push-keys", "server push API keys, comma-separated KEYID:SECRET pairs (empty: push API off)")
-	lists.pushKeys(fs, &c.AdminKeys, "admin-keys", "admin API keys (user import), comma-separated KEYID:SECRET pairs, signed like the push API (empty: admin API off)")
+	lists.pushKeys(fs, &c.AdminKeys, "admin-keys", "admin API keys (imports, moderation, apps), comma-separated KEYID:SECRET pairs, signed like the push API (empty: admin API off)")
 	lists.strings(fs, &c.WebhookURLs, "webhook-urls", "URLs that receive signed event webhooks, comma-separated")
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", c.WebhookSecret, "HMAC secret that signs webhook requests")
 	fs.StringVar(&c.BeforeSendURL, "before-send-url", c.BeforeSendURL, "URL asked to allow or veto each message before it is stored")
