@@ -83,8 +83,9 @@
 //	logged out everywhere               answering :logout-all (then the client exits)
 //
 // Sizes are in B, KB, MB (powers of 1024, one decimal below 10).
-// A message shown by :history that was recalled reads "(recalled)"; an
-// edited one ends in " (edited)".
+// A message shown by :history that was recalled reads "(recalled)", or
+// "(removed by admin)" when a moderator removed it (its live recall reads
+// "* an admin removed #12"); an edited one ends in " (edited)".
 //
 // On stderr: "* " lines for connection state ("* connected as alice
 // (device d)", "* reconnecting: ...", "* disconnected: ..."), "error: "

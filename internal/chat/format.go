@@ -47,6 +47,8 @@ func formatMessage(m client.Message, group string) string {
 	switch {
 	case m.Kind == client.KindEvent && m.Event != nil:
 		return ts + "* " + eventText(m.Event, group)
+	case m.Kind == client.KindRecall && removedByAdmin(m):
+		return fmt.Sprintf("%s* an admin removed #%d", ts, m.RefSeq)
 	case m.Kind == client.KindRecall:
 		return fmt.Sprintf("%s* %s recalled #%d", ts, m.Sender, m.RefSeq)
 	case m.Kind == client.KindEdit:
@@ -73,6 +75,9 @@ func formatMessage(m client.Message, group string) string {
 
 // body is a message's text, file and state.
 func body(m client.Message) string {
+	if m.Recalled && removedByAdmin(m) {
+		return "(removed by admin)"
+	}
 	if m.Recalled {
 		return "(recalled)"
 	}
@@ -183,4 +188,10 @@ func humanSize(n int64) string {
 		return fmt.Sprintf("%.1f %s", v, units[i])
 	}
 	return fmt.Sprintf("%.0f %s", v, units[i])
+}
+
+// removedByAdmin: a message, or the recall of one, that a moderator
+// removed through the admin API (its event says so).
+func removedByAdmin(m client.Message) bool {
+	return m.Event != nil && m.Event.Type == "removed_by_admin"
 }

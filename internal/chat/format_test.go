@@ -49,6 +49,12 @@ func TestFormatMessage(t *testing.T) {
 			"[15:04:05] * bob joined team"},
 		{"recalled in history", msg(client.Message{ConversationID: "p_1_2", Seq: 2, Recalled: true}), "",
 			"[15:04:05] alice: (recalled)"},
+		{"removed by an admin", msg(client.Message{ConversationID: "p_1_2", Seq: 9, Kind: client.KindRecall, RefSeq: 2,
+			Event: &client.GroupEvent{Type: "removed_by_admin"}}), "",
+			"[15:04:05] * an admin removed #2"},
+		{"removed by an admin in history", msg(client.Message{ConversationID: "p_1_2", Seq: 2, Recalled: true,
+			Event: &client.GroupEvent{Type: "removed_by_admin"}}), "",
+			"[15:04:05] alice: (removed by admin)"},
 		{"edited in history", msg(client.Message{ConversationID: "p_1_2", Seq: 2, Text: "fixed", EditedAt: at}), "",
 			"[15:04:05] alice: fixed (edited)"},
 	}
