@@ -48,6 +48,7 @@ const (
 	LastOwner
 	SelfFriend
 	SelfBlock
+	FriendsClosed
 )
 
 // reasons holds, per Reason, the wire code, the store sentinel that
@@ -82,6 +83,7 @@ var reasons = [...]struct {
 	LastOwner:       {wire.CodeConflict, store.ErrLastOwner, "transfer ownership first"},
 	SelfFriend:      {wire.CodeForbidden, store.ErrForbidden, "you cannot befriend yourself"},
 	SelfBlock:       {wire.CodeForbidden, store.ErrForbidden, "you cannot block yourself"},
+	FriendsClosed:   {wire.CodeForbidden, store.ErrForbidden, "this user does not accept friend requests"},
 }
 
 // Refusal is a rule's no. It is an error: errors.Is matches the store

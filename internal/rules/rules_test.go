@@ -171,15 +171,21 @@ func TestFriendRequest(t *testing.T) {
 	for _, tc := range []struct {
 		name                    string
 		blocked, friends, asked bool
+		policy                  store.FriendPolicy
 		want                    FriendOutcome
 		r                       Reason
 	}{
-		{"new", false, false, false, StoreRequest, 0},
-		{"mutual", false, false, true, AcceptMutual, 0},
-		{"already", false, true, false, AlreadyFriends, 0},
-		{"blocked", true, false, true, 0, Blocked},
+		{"new", false, false, false, store.FriendApprove, StoreRequest, 0},
+		{"mutual", false, false, true, store.FriendApprove, AcceptMutual, 0},
+		{"already", false, true, false, store.FriendApprove, AlreadyFriends, 0},
+		{"blocked", true, false, true, store.FriendApprove, 0, Blocked},
+		{"anyone", false, false, false, store.FriendAnyone, AddDirectly, 0},
+		{"anyone but blocked", true, false, false, store.FriendAnyone, 0, Blocked},
+		{"nobody", false, false, false, store.FriendNobody, 0, FriendsClosed},
+		{"nobody who asked", false, false, true, store.FriendNobody, AcceptMutual, 0},
+		{"nobody, already friends", false, true, false, store.FriendNobody, AlreadyFriends, 0},
 	} {
-		got, r := FriendRequest(tc.blocked, tc.friends, tc.asked)
+		got, r := FriendRequest(tc.blocked, tc.friends, tc.asked, tc.policy)
 		wantReason(t, tc.name, r, tc.r)
 		if r == nil && got != tc.want {
 			t.Errorf("%s: outcome %d, want %d", tc.name, got, tc.want)

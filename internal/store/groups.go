@@ -192,6 +192,11 @@ type Contact struct {
 	UserID   int64
 	Username string
 	Since    time.Time
+	// Friends only: what the user set for this friend, and the user's
+	// friend seq of the friendship's last change.
+	Remark string
+	Group  string
+	Seq    uint64
 }
 
 // Contacts are one user's friends, pending requests and blocks.
@@ -200,6 +205,24 @@ type Contacts struct {
 	Incoming []Contact // asked me
 	Outgoing []Contact // I asked
 	Blocked  []Contact // I blocked
+	Policy   FriendPolicy
+	Seq      uint64 // the user's friend seq: the last change to Friends
+}
+
+// FriendPolicy is who may add a user as a friend.
+type FriendPolicy string
+
+const (
+	FriendApprove FriendPolicy = "approve" // a request waits for the user's answer (the default)
+	FriendAnyone  FriendPolicy = "anyone"  // a request makes friends at once
+	FriendNobody  FriendPolicy = "nobody"  // requests are refused
+)
+
+// FriendChange is one entry of a friend sync: the friend as it is now,
+// or, Removed, a friendship that ended (only UserID and Username set).
+type FriendChange struct {
+	Contact
+	Removed bool
 }
 
 // FriendStatus is the outcome of a friend request.
@@ -230,6 +253,19 @@ type Social interface {
 	Block(ctx context.Context, userID, other int64, at time.Time) error
 	Unblock(ctx context.Context, userID, other int64) error
 	Contacts(ctx context.Context, userID int64) (Contacts, error)
+	// SetFriendInfo changes the remark and group (category) the user keeps
+	// for a friend where set, and returns the friend. ErrNotFound unless
+	// they are friends.
+	SetFriendInfo(ctx context.Context, userID, friendID int64, remark, group *string) (Contact, error)
+	// SetFriendPolicy says who may add the user. ErrNotFound for an
+	// unknown user.
+	SetFriendPolicy(ctx context.Context, userID int64, policy FriendPolicy) error
+	// FriendChanges lists up to limit changes to the user's friends after
+	// friend seq after, oldest first (each friend once, at its last
+	// change), and the user's current friend seq. Every change (a
+	// friendship made or ended, a remark or group set) takes the user's
+	// next friend seq, so no two entries share one.
+	FriendChanges(ctx context.Context, userID int64, after uint64, limit int) ([]FriendChange, uint64, error)
 	// ContactIDs lists the users the user is in touch with: friends, the
 	// other current members of their current groups, and the other user of
 	// each private conversation they have. Unordered, without the user.

@@ -61,6 +61,9 @@ func (s *Store) DeleteUser(ctx context.Context, userID int64, erase bool, at tim
 		if err := oneRow(res, err, fmt.Sprintf("user %d", userID)); err != nil {
 			return err
 		}
+		if err := unfriendAll(ctx, tx, userID); err != nil {
+			return err
+		}
 		for _, q := range []string{
 			`UPDATE sessions SET revoked = $2 WHERE user_id = $1`,
 			`DELETE FROM friends WHERE user_id = $1 OR friend_id = $1`,
@@ -168,4 +171,32 @@ func (s *Store) RemoveMessage(ctx context.Context, conversationID string, seq ui
 		return store.Message{}, wrapErr("remove message", err)
 	}
 	return recall, nil
+}
+
+// unfriendAll ends the friendships of a user being deleted on the other
+// side, so that each friend's sync lists the end.
+func unfriendAll(ctx context.Context, tx *sql.Tx, userID int64) error {
+	rows, err := tx.QueryContext(ctx, `SELECT friend_id FROM friends WHERE user_id = $1`, userID)
+	if err != nil {
+		return err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, err := unfriend(ctx, tx, id, userID); err != nil {
+			return err
+		}
+	}
+	return nil
 }

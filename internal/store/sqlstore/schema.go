@@ -370,6 +370,33 @@ var migrations = []migration{
 			`ALTER TABLE users ADD COLUMN custom TEXT NOT NULL DEFAULT '{}'`,
 		},
 	},
+	{
+		// Friends (issue 13): a remark (alias) and a category ("group")
+		// per friend, each user's add policy, and an incremental friend
+		// sync. users.friend_seq counts the changes to a user's friend
+		// list; each friends row carries the seq of its last change, and
+		// friend_removals keeps the seq at which a friendship ended, so a
+		// device asks what changed after the seq it saw. Existing
+		// friendships are numbered 1..n per user here.
+		version: 15,
+		common: []string{
+			`ALTER TABLE users ADD COLUMN friend_policy TEXT NOT NULL DEFAULT 'approve'`,
+			`ALTER TABLE users ADD COLUMN friend_seq BIGINT NOT NULL DEFAULT 0`,
+			`ALTER TABLE friends ADD COLUMN remark TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE friends ADD COLUMN category TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE friends ADD COLUMN seq BIGINT NOT NULL DEFAULT 0`,
+			`UPDATE friends SET seq = (SELECT COUNT(*) FROM friends f2
+				WHERE f2.user_id = friends.user_id AND f2.friend_id <= friends.friend_id)`,
+			`UPDATE users SET friend_seq = (SELECT COUNT(*) FROM friends f WHERE f.user_id = users.id)`,
+			`CREATE INDEX friends_seq ON friends(user_id, seq)`,
+			`CREATE TABLE friend_removals (
+				user_id BIGINT NOT NULL,
+				friend_id BIGINT NOT NULL,
+				seq BIGINT NOT NULL,
+				PRIMARY KEY (user_id, friend_id))`,
+			`CREATE INDEX friend_removals_seq ON friend_removals(user_id, seq)`,
+		},
+	},
 }
 
 // migrate brings the schema up to date in one transaction, so a crash

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -29,21 +30,23 @@ func (s *Store) RequestFriend(ctx context.Context, from, to int64, at time.Time)
 			return fmt.Errorf("user %d: %w", to, store.ErrNotFound)
 		}
 		var blocked, friends, asked bool
+		var policy string
 		err := tx.QueryRowContext(ctx, `SELECT
 			EXISTS(SELECT 1 FROM blocks WHERE (user_id = $1 AND blocked_id = $2) OR (user_id = $2 AND blocked_id = $1)),
 			EXISTS(SELECT 1 FROM friends WHERE user_id = $1 AND friend_id = $2),
-			EXISTS(SELECT 1 FROM friend_requests WHERE from_id = $2 AND to_id = $1)`, from, to).Scan(&blocked, &friends, &asked)
+			EXISTS(SELECT 1 FROM friend_requests WHERE from_id = $2 AND to_id = $1),
+			(SELECT friend_policy FROM users WHERE id = $2)`, from, to).Scan(&blocked, &friends, &asked, &policy)
 		if err != nil {
 			return err
 		}
-		outcome, refusal := rules.FriendRequest(blocked, friends, asked)
+		outcome, refusal := rules.FriendRequest(blocked, friends, asked, store.FriendPolicy(policy))
 		switch {
 		case refusal != nil:
 			return refusal
 		case outcome == rules.AlreadyFriends:
 			status = store.FriendsNow
 			return nil
-		case outcome == rules.AcceptMutual:
+		case outcome == rules.AcceptMutual, outcome == rules.AddDirectly:
 			status = store.FriendsNow
 			return befriend(ctx, tx, from, to, millis(at))
 		}
@@ -58,18 +61,58 @@ func (s *Store) RequestFriend(ctx context.Context, from, to int64, at time.Time)
 	return status, nil
 }
 
-// befriend makes a and b friends and drops their requests.
+// befriend makes a and b friends and drops their requests. Each side's
+// row takes that user's next friend seq (a row there already, as an
+// import writes one first, keeps its since and gets the seq).
 func befriend(ctx context.Context, tx *sql.Tx, a, b, at int64) error {
 	if err := dropRequests(ctx, tx, a, b); err != nil {
 		return err
 	}
 	for _, p := range [][2]int64{{a, b}, {b, a}} {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO friends(user_id, friend_id, since) VALUES ($1, $2, $3)
-			ON CONFLICT (user_id, friend_id) DO NOTHING`, p[0], p[1], at); err != nil {
+		seq, err := nextFriendSeq(ctx, tx, p[0])
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO friends(user_id, friend_id, since, seq) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (user_id, friend_id) DO UPDATE SET seq = excluded.seq`, p[0], p[1], at, seq); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM friend_removals WHERE user_id = $1 AND friend_id = $2`, p[0], p[1]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// nextFriendSeq takes the user's next friend seq. The UPDATE also locks
+// the user's row, so two changes to one user's friends take their seqs
+// in commit order.
+func nextFriendSeq(ctx context.Context, tx *sql.Tx, user int64) (int64, error) {
+	var seq int64
+	err := tx.QueryRowContext(ctx, `UPDATE users SET friend_seq = friend_seq + 1 WHERE id = $1 RETURNING friend_seq`, user).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("user %d: %w", user, store.ErrNotFound)
+	}
+	return seq, err
+}
+
+// unfriend ends user's side of a friendship (if there is one) and keeps
+// its end for the user's friend sync.
+func unfriend(ctx context.Context, tx *sql.Tx, user, friend int64) (bool, error) {
+	res, err := tx.ExecContext(ctx, `DELETE FROM friends WHERE user_id = $1 AND friend_id = $2`, user, friend)
+	if err != nil {
+		return false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err
+	}
+	seq, err := nextFriendSeq(ctx, tx, user)
+	if err != nil {
+		return false, err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO friend_removals(user_id, friend_id, seq) VALUES ($1, $2, $3)
+		ON CONFLICT (user_id, friend_id) DO UPDATE SET seq = excluded.seq`, user, friend, seq)
+	return true, err
 }
 
 func dropRequests(ctx context.Context, tx *sql.Tx, a, b int64) error {
@@ -104,9 +147,33 @@ func (s *Store) DeclineFriend(ctx context.Context, userID, requester int64) erro
 }
 
 func (s *Store) RemoveFriend(ctx context.Context, userID, other int64) error {
-	return s.deleteSome(ctx, "remove friend", fmt.Sprintf("friend %d", other),
-		`DELETE FROM friends WHERE (user_id = $1 AND friend_id = $2) OR (user_id = $2 AND friend_id = $1)`,
-		userID, other, `DELETE FROM friend_requests WHERE (from_id = $1 AND to_id = $2) OR (from_id = $2 AND to_id = $1)`)
+	if err := s.check(); err != nil {
+		return err
+	}
+	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		found := false
+		for _, p := range [][2]int64{{userID, other}, {other, userID}} {
+			ended, err := unfriend(ctx, tx, p[0], p[1])
+			if err != nil {
+				return err
+			}
+			found = found || ended
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM friend_requests WHERE (from_id = $1 AND to_id = $2) OR (from_id = $2 AND to_id = $1)`, userID, other)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 && !found {
+			return fmt.Errorf("friend %d: %w", other, store.ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil {
+		return wrapErr("remove friend", err)
+	}
+	return nil
 }
 
 // deleteSome runs each DELETE (args are shared; extra strings are more
@@ -179,14 +246,22 @@ func (s *Store) Contacts(ctx context.Context, userID int64) (store.Contacts, err
 		return store.Contacts{}, err
 	}
 	var c store.Contacts
+	var policy string
+	err := s.read.QueryRowContext(ctx, `SELECT friend_policy, friend_seq FROM users WHERE id = $1`, userID).Scan(&policy, &c.Seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Contacts{}, fmt.Errorf("user %d: %w", userID, store.ErrNotFound)
+	} else if err != nil {
+		return store.Contacts{}, wrapErr("contacts", err)
+	}
+	c.Policy = store.FriendPolicy(policy)
 	lists := []struct {
 		dst   *[]store.Contact
 		query string
 	}{
-		{&c.Friends, `SELECT u.id, u.username, f.since FROM friends f JOIN users u ON u.id = f.friend_id WHERE f.user_id = $1`},
-		{&c.Incoming, `SELECT u.id, u.username, r.created_at FROM friend_requests r JOIN users u ON u.id = r.from_id WHERE r.to_id = $1`},
-		{&c.Outgoing, `SELECT u.id, u.username, r.created_at FROM friend_requests r JOIN users u ON u.id = r.to_id WHERE r.from_id = $1`},
-		{&c.Blocked, `SELECT u.id, u.username, b.created_at FROM blocks b JOIN users u ON u.id = b.blocked_id WHERE b.user_id = $1`},
+		{&c.Friends, `SELECT u.id, u.username, f.since, f.remark, f.category, f.seq FROM friends f JOIN users u ON u.id = f.friend_id WHERE f.user_id = $1`},
+		{&c.Incoming, `SELECT u.id, u.username, r.created_at, '', '', 0 FROM friend_requests r JOIN users u ON u.id = r.from_id WHERE r.to_id = $1`},
+		{&c.Outgoing, `SELECT u.id, u.username, r.created_at, '', '', 0 FROM friend_requests r JOIN users u ON u.id = r.to_id WHERE r.from_id = $1`},
+		{&c.Blocked, `SELECT u.id, u.username, b.created_at, '', '', 0 FROM blocks b JOIN users u ON u.id = b.blocked_id WHERE b.user_id = $1`},
 	}
 	for _, l := range lists {
 		list, err := s.contactList(ctx, l.query+` ORDER BY u.username_lower`, userID)
@@ -208,7 +283,7 @@ func (s *Store) contactList(ctx context.Context, query string, userID int64) ([]
 	for rows.Next() {
 		var c store.Contact
 		var since int64
-		if err := rows.Scan(&c.UserID, &c.Username, &since); err != nil {
+		if err := rows.Scan(&c.UserID, &c.Username, &since, &c.Remark, &c.Group, &c.Seq); err != nil {
 			return nil, err
 		}
 		c.Since = timeOf(since)
@@ -303,4 +378,101 @@ func (s *Store) FileVisible(ctx context.Context, userID int64, fileID string) (b
 		return false, wrapErr("file visible", err)
 	}
 	return ok, nil
+}
+
+func (s *Store) SetFriendInfo(ctx context.Context, userID, friendID int64, remark, group *string) (store.Contact, error) {
+	if err := s.check(); err != nil {
+		return store.Contact{}, err
+	}
+	var c store.Contact
+	err := s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM friends WHERE user_id = $1 AND friend_id = $2`,
+			userID, friendID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("friend %d: %w", friendID, store.ErrNotFound)
+		}
+		seq, err := nextFriendSeq(ctx, tx, userID)
+		if err != nil {
+			return err
+		}
+		sets := []string{"seq = $3"}
+		args := []any{userID, friendID, seq}
+		if remark != nil {
+			args = append(args, *remark)
+			sets = append(sets, fmt.Sprintf("remark = $%d", len(args)))
+		}
+		if group != nil {
+			args = append(args, *group)
+			sets = append(sets, fmt.Sprintf("category = $%d", len(args)))
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE friends SET `+strings.Join(sets, ", ")+`
+			WHERE user_id = $1 AND friend_id = $2`, args...); err != nil {
+			return err
+		}
+		var since int64
+		if err := tx.QueryRowContext(ctx, `SELECT u.id, u.username, f.since, f.remark, f.category, f.seq
+			FROM friends f JOIN users u ON u.id = f.friend_id WHERE f.user_id = $1 AND f.friend_id = $2`,
+			userID, friendID).Scan(&c.UserID, &c.Username, &since, &c.Remark, &c.Group, &c.Seq); err != nil {
+			return err
+		}
+		c.Since = timeOf(since)
+		return nil
+	})
+	if err != nil {
+		return store.Contact{}, wrapErr("set friend info", err)
+	}
+	return c, nil
+}
+
+func (s *Store) SetFriendPolicy(ctx context.Context, userID int64, policy store.FriendPolicy) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	res, err := s.write.ExecContext(ctx, `UPDATE users SET friend_policy = $1 WHERE id = $2`, string(policy), userID)
+	return oneRow(res, err, fmt.Sprintf("user %d", userID))
+}
+
+// FriendChanges reads the user's friend seq before the changes: a change
+// committing in between is then listed (its seq above the one returned,
+// so listed again next time, which a sync tolerates) rather than missed.
+func (s *Store) FriendChanges(ctx context.Context, userID int64, after uint64, limit int) ([]store.FriendChange, uint64, error) {
+	if err := s.check(); err != nil {
+		return nil, 0, err
+	}
+	var cur uint64
+	err := s.read.QueryRowContext(ctx, `SELECT friend_seq FROM users WHERE id = $1`, userID).Scan(&cur)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, 0, fmt.Errorf("user %d: %w", userID, store.ErrNotFound)
+	} else if err != nil {
+		return nil, 0, wrapErr("friend changes", err)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT seq, id, username, since, remark, category, removed FROM (
+			SELECT f.seq, u.id, u.username, f.since, f.remark, f.category, 0 AS removed
+				FROM friends f JOIN users u ON u.id = f.friend_id WHERE f.user_id = $1 AND f.seq > $2
+			UNION ALL
+			SELECT r.seq, u.id, u.username, 0, '', '', 1
+				FROM friend_removals r JOIN users u ON u.id = r.friend_id WHERE r.user_id = $1 AND r.seq > $2
+		) c ORDER BY seq LIMIT $3`, userID, after, limit)
+	if err != nil {
+		return nil, 0, wrapErr("friend changes", err)
+	}
+	defer rows.Close()
+	out := []store.FriendChange{}
+	for rows.Next() {
+		var c store.FriendChange
+		var since int64
+		var removed int
+		if err := rows.Scan(&c.Seq, &c.UserID, &c.Username, &since, &c.Remark, &c.Group, &removed); err != nil {
+			return nil, 0, wrapErr("friend changes", err)
+		}
+		c.Since, c.Removed = timeOf(since), removed == 1
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, wrapErr("friend changes", err)
+	}
+	return out, cur, nil
 }

@@ -490,7 +490,8 @@ func TestMigrateUsersToSources(t *testing.T) {
 			ctx := t.Context()
 			s := b.open(t)
 			// Back to version 7: the apps (and the later steps) gone, unrecorded.
-			for _, q := range []string{
+			undo15 := undoFriendSeqs
+			for _, q := range append(undo15[:len(undo15):len(undo15)],
 				`DROP TABLE device_cursors`, `DROP TABLE device_sessions`,
 				`ALTER TABLE users DROP COLUMN avatar_url`, `ALTER TABLE users DROP COLUMN custom`,
 				`ALTER TABLE users DROP COLUMN disabled_at`, `ALTER TABLE users DROP COLUMN deleted_at`,
@@ -499,7 +500,7 @@ func TestMigrateUsersToSources(t *testing.T) {
 				`DROP INDEX users_app`, `ALTER TABLE users DROP COLUMN app_id`, `DROP TABLE apps`,
 				`DELETE FROM schema_migrations WHERE version >= 8`,
 				`INSERT INTO users(username, username_lower, password_hash, created_at) VALUES ('Old', 'old', 'h', 1)`,
-			} {
+			) {
 				if _, err := s.write.ExecContext(ctx, q); err != nil {
 					t.Fatalf("%s: %v", q, err)
 				}
@@ -524,6 +525,53 @@ func TestMigrateUsersToSources(t *testing.T) {
 			}
 			if twin, err := s.CreateUser(ctx, other.ID, "OLD", "h2"); err != nil || twin.ID == u.ID {
 				t.Errorf("CreateUser(other app, OLD) = %+v, %v; want a new user", twin, err)
+			}
+		})
+	}
+}
+
+// undoFriendSeqs takes migration 15 back out.
+var undoFriendSeqs = []string{
+	`DROP TABLE friend_removals`, `DROP INDEX friends_seq`,
+	`ALTER TABLE friends DROP COLUMN seq`, `ALTER TABLE friends DROP COLUMN remark`, `ALTER TABLE friends DROP COLUMN category`,
+	`ALTER TABLE users DROP COLUMN friend_seq`, `ALTER TABLE users DROP COLUMN friend_policy`,
+	`DELETE FROM schema_migrations WHERE version >= 15`,
+}
+
+// TestMigrateFriendSeqs: friendships made before migration 15 get friend
+// seqs 1..n per user, so a first sync lists them and later changes come
+// after them.
+func TestMigrateFriendSeqs(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			s := b.open(t)
+			alice, bob, carol := createThree(t, s)
+			for _, q := range undoFriendSeqs {
+				if _, err := s.write.ExecContext(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			for _, p := range [][2]int64{{alice.ID, bob.ID}, {bob.ID, alice.ID}, {alice.ID, carol.ID}, {carol.ID, alice.ID}} {
+				if _, err := s.write.ExecContext(ctx, `INSERT INTO friends(user_id, friend_id, since) VALUES ($1, $2, 1)`, p[0], p[1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := migrate(ctx, s.write, s.d); err != nil {
+				t.Fatalf("migrate: %v", err)
+			}
+			ch, seq, err := s.FriendChanges(ctx, alice.ID, 0, 10)
+			if err != nil || seq != 2 || len(ch) != 2 || ch[0].Seq != 1 || ch[1].Seq != 2 {
+				t.Fatalf("alice's changes after the migration = %+v, seq %d, %v; want two friends at 1 and 2", ch, seq, err)
+			}
+			if err := s.RemoveFriend(ctx, alice.ID, bob.ID); err != nil {
+				t.Fatal(err)
+			}
+			if ch, seq, _ := s.FriendChanges(ctx, alice.ID, 2, 10); seq != 3 || len(ch) != 1 || !ch[0].Removed {
+				t.Errorf("after a removal = %+v, seq %d; want bob removed at 3", ch, seq)
+			}
+			if _, seq, _ := s.FriendChanges(ctx, bob.ID, 0, 10); seq != 2 {
+				t.Errorf("bob's seq = %d; want 2 (one friend migrated, one removal)", seq)
 			}
 		})
 	}

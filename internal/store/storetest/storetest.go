@@ -73,6 +73,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"FileVisible", testFileVisible},
 		{"Friends", testFriends},
 		{"Blocks", testBlocks},
+		{"FriendPolicy", testFriendPolicy}, // friends.go
+		{"FriendInfo", testFriendInfo},
+		{"FriendChanges", testFriendChanges},
 		{"ConversationFlags", testConversationFlags},
 		{"HideConversation", testHideConversation}, // hide.go
 		{"ContactIDs", testContactIDs},
