@@ -15,6 +15,10 @@ func (h *Handler) registerSocial(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/friends/requests/{username}/accept", h.auth(h.acceptFriend))
 	mux.HandleFunc("POST /v1/friends/requests/{username}/decline", h.auth(h.declineFriend))
 	mux.HandleFunc("DELETE /v1/friends/{username}", h.auth(h.removeFriend))
+	mux.HandleFunc("PATCH /v1/friends/{username}", h.auth(h.setFriendInfo))
+	mux.HandleFunc("PUT /v1/friends/policy", h.auth(h.setFriendPolicy))
+	mux.HandleFunc("GET /v1/friends/sync", h.auth(h.syncFriends))
+	mux.HandleFunc("GET /v1/friends/groups", h.auth(h.friendGroups))
 	mux.HandleFunc("POST /v1/blocks", h.auth(h.block))
 	mux.HandleFunc("DELETE /v1/blocks/{username}", h.auth(h.unblock))
 }
@@ -33,6 +37,26 @@ func contactsOut(cs []store.Contact) []contactJSON {
 	return out
 }
 
+// friendJSON is a friend with what the user keeps for them.
+type friendJSON struct {
+	contactJSON
+	Remark string `json:"remark"`
+	Group  string `json:"group"`
+	Seq    uint64 `json:"seq"`
+}
+
+func friendOut(c store.Contact) friendJSON {
+	return friendJSON{contactJSON{c.UserID, c.Username, c.Since.UnixMilli()}, c.Remark, c.Group, c.Seq}
+}
+
+func friendsOut(cs []store.Contact) []friendJSON {
+	out := make([]friendJSON, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, friendOut(c))
+	}
+	return out
+}
+
 func (h *Handler) friends(w http.ResponseWriter, r *http.Request, id logic.Identity) {
 	c, err := h.svc.Contacts(r.Context(), id)
 	if err != nil {
@@ -40,8 +64,9 @@ func (h *Handler) friends(w http.ResponseWriter, r *http.Request, id logic.Ident
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"friends": contactsOut(c.Friends), "incoming": contactsOut(c.Incoming),
+		"friends": friendsOut(c.Friends), "incoming": contactsOut(c.Incoming),
 		"outgoing": contactsOut(c.Outgoing), "blocked": contactsOut(c.Blocked),
+		"policy": c.Policy, "seq": c.Seq,
 	})
 }
 
@@ -95,4 +120,85 @@ func (h *Handler) block(w http.ResponseWriter, r *http.Request, id logic.Identit
 
 func (h *Handler) unblock(w http.ResponseWriter, r *http.Request, id logic.Identity) {
 	h.noContent(w, r, h.svc.Unblock(r.Context(), id, r.PathValue("username")))
+}
+
+func (h *Handler) setFriendInfo(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	var req struct {
+		Remark *string `json:"remark"`
+		Group  *string `json:"group"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	c, err := h.svc.SetFriendInfo(r.Context(), id, r.PathValue("username"), req.Remark, req.Group)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, friendOut(c))
+}
+
+func (h *Handler) setFriendPolicy(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	var req struct {
+		Policy string `json:"policy"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.svc.SetFriendPolicy(r.Context(), id, req.Policy); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"policy": req.Policy})
+}
+
+// syncFriends is GET /v1/friends/sync?since=&limit=.
+func (h *Handler) syncFriends(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	since, err := queryUint(r, "since")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	limit, err := queryUint(r, "limit")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	sync, err := h.svc.SyncFriends(r.Context(), id, since, int(min(limit, logic.MaxFriendSyncLimit+1)))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	type change struct {
+		friendJSON
+		Removed bool `json:"removed,omitempty"`
+	}
+	out := make([]change, 0, len(sync.Changes))
+	for _, c := range sync.Changes {
+		ch := change{friendJSON: friendOut(c.Contact), Removed: c.Removed}
+		if c.Removed {
+			ch.Since = 0
+		}
+		out = append(out, ch)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"changes": out, "seq": sync.Seq, "more": sync.More})
+}
+
+func (h *Handler) friendGroups(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	groups, err := h.svc.FriendGroups(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	type groupJSON struct {
+		Name    string       `json:"name"`
+		Friends []friendJSON `json:"friends"`
+	}
+	out := make([]groupJSON, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, groupJSON{g.Name, friendsOut(g.Friends)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"groups": out})
 }

@@ -81,6 +81,10 @@ type Groups interface {
 // Social is friends and blocks (friends.go).
 type Social interface {
 	Contacts(ctx context.Context, id logic.Identity) (store.Contacts, error)
+	SetFriendInfo(ctx context.Context, id logic.Identity, name string, remark, group *string) (store.Contact, error)
+	SetFriendPolicy(ctx context.Context, id logic.Identity, policy string) error
+	SyncFriends(ctx context.Context, id logic.Identity, since uint64, limit int) (logic.FriendSync, error)
+	FriendGroups(ctx context.Context, id logic.Identity) ([]logic.FriendGroup, error)
 	RequestFriend(ctx context.Context, id logic.Identity, name string) (store.FriendStatus, error)
 	AcceptFriend(ctx context.Context, id logic.Identity, name string) error
 	DeclineFriend(ctx context.Context, id logic.Identity, name string) error

@@ -92,6 +92,17 @@ func TestParse(t *testing.T) {
 		{":block bob", command{kind: cmdBlock, to: "bob"}, false},
 		{":block bob carol", command{}, true},
 		{":unblock bob", command{kind: cmdUnblock, to: "bob"}, false},
+		{":remark bob Bobby  B.", command{kind: cmdRemark, to: "bob", text: "Bobby  B."}, false},
+		{":remark bob", command{kind: cmdRemark, to: "bob"}, false},
+		{":remark", command{}, true},
+		{":remark b!b x", command{}, true},
+		{":fgroup bob work", command{kind: cmdFriendGroup, to: "bob", text: "work"}, false},
+		{":fgroup", command{}, true},
+		{":fgroups", command{kind: cmdFriendGroups}, false},
+		{":fgroups x", command{}, true},
+		{":policy anyone", command{kind: cmdPolicy, text: "anyone"}, false},
+		{":policy maybe", command{}, true},
+		{":policy", command{}, true},
 
 		// Messages.
 		{":recall", command{kind: cmdRecall}, false},
@@ -144,7 +155,7 @@ func TestParse(t *testing.T) {
 
 func TestHelpListsEveryCommand(t *testing.T) {
 	for _, word := range []string{":groups", ":g ", ":create", ":invite", ":kick", ":leave", ":friends", ":add",
-		":accept", ":block", ":recall", ":file", ":all", ":reads", ":edit", ":to", ":olu", ":history", ":read ", ":q WORDS", ":q, :q!", ":delete", ":clear", ":pu PREFIX", ":delay SECONDS", ":scheduled", ":cancel ID"} {
+		":accept", ":block", ":recall", ":file", ":all", ":reads", ":edit", ":to", ":olu", ":history", ":read ", ":q WORDS", ":q, :q!", ":delete", ":clear", ":pu PREFIX", ":delay SECONDS", ":scheduled", ":cancel ID", ":remark NAME", ":fgroup NAME", ":fgroups", ":policy WHO"} {
 		if !strings.Contains(helpText, "\n  "+word) {
 			t.Errorf("help lacks %q", word)
 		}
@@ -418,4 +429,17 @@ func TestDelayPipe(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func TestFriendsPipe(t *testing.T) {
+	t.Setenv("MAGPIE_PASSWORD", "")
+	srv := testserver.Start(t, nil, "alice", "bob", "carol")
+	runScript(t, srv, "bob", "", ":policy anyone")
+	runScript(t, srv, "carol", "", ":policy nobody")
+	out, errs := runScript(t, srv, "alice", "chat: 2 of the commands failed", ":add bob", ":add carol", ":remark bob Bobby B.", ":fgroup bob work", ":friends", ":fgroups", ":remark carol C")
+	wantLines(t, "alice", out, `friends with bob`, `bob is "Bobby B." to me`,
+		`bob is in friend group work`, `friend: bob "Bobby B." \[work\]`, `friend group work: bob`)
+	wantLines(t, "alice", errs, `error: :add carol: .*this user does not accept friend requests`, `error: :remark carol: .*carol is not your friend`)
+	out, _ = runScript(t, srv, "carol", "", ":friends")
+	wantLines(t, "carol", out, `friends: \(none\)`, `friend requests: nobody may add me`)
 }

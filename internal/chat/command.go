@@ -11,42 +11,46 @@ import (
 type cmdKind int
 
 const (
-	cmdNone        cmdKind = iota // empty line
-	cmdSend                       // NAME;;text or @NAME text
-	cmdText                       // plain text to the current conversation
-	cmdTo                         // :to NAME
-	cmdOnline                     // :olu
-	cmdHistory                    // :history [n]
-	cmdRead                       // :read
-	cmdHelp                       // :help
-	cmdQuit                       // :q, :q!, :quit
-	cmdSearch                     // :q WORDS
-	cmdGroups                     // :groups
-	cmdGroup                      // :g NAME-OR-ID
-	cmdCreate                     // :create NAME user…
-	cmdInvite                     // :invite user…
-	cmdKick                       // :kick user
-	cmdLeave                      // :leave
-	cmdFriends                    // :friends
-	cmdAdd                        // :add NAME
-	cmdAccept                     // :accept NAME
-	cmdDecline                    // :decline NAME
-	cmdBlock                      // :block NAME
-	cmdUnblock                    // :unblock NAME
-	cmdRecall                     // :recall [seq]
-	cmdFile                       // :file PATH
-	cmdAll                        // :all text
-	cmdReads                      // :reads [seq]
-	cmdEdit                       // :edit [#seq] text
-	cmdSessions                   // :sessions
-	cmdEndSession                 // :end-session ID
-	cmdLogoutAll                  // :logout-all
-	cmdDelete                     // :delete
-	cmdClear                      // :clear
-	cmdPrefixUsers                // :pu PREFIX
-	cmdDelay                      // :delay SECONDS text
-	cmdScheduled                  // :scheduled
-	cmdCancel                     // :cancel ID
+	cmdNone         cmdKind = iota // empty line
+	cmdSend                        // NAME;;text or @NAME text
+	cmdText                        // plain text to the current conversation
+	cmdTo                          // :to NAME
+	cmdOnline                      // :olu
+	cmdHistory                     // :history [n]
+	cmdRead                        // :read
+	cmdHelp                        // :help
+	cmdQuit                        // :q, :q!, :quit
+	cmdSearch                      // :q WORDS
+	cmdGroups                      // :groups
+	cmdGroup                       // :g NAME-OR-ID
+	cmdCreate                      // :create NAME user…
+	cmdInvite                      // :invite user…
+	cmdKick                        // :kick user
+	cmdLeave                       // :leave
+	cmdFriends                     // :friends
+	cmdAdd                         // :add NAME
+	cmdAccept                      // :accept NAME
+	cmdDecline                     // :decline NAME
+	cmdBlock                       // :block NAME
+	cmdUnblock                     // :unblock NAME
+	cmdRecall                      // :recall [seq]
+	cmdFile                        // :file PATH
+	cmdAll                         // :all text
+	cmdReads                       // :reads [seq]
+	cmdEdit                        // :edit [#seq] text
+	cmdSessions                    // :sessions
+	cmdEndSession                  // :end-session ID
+	cmdLogoutAll                   // :logout-all
+	cmdDelete                      // :delete
+	cmdClear                       // :clear
+	cmdPrefixUsers                 // :pu PREFIX
+	cmdDelay                       // :delay SECONDS text
+	cmdScheduled                   // :scheduled
+	cmdCancel                      // :cancel ID
+	cmdRemark                      // :remark NAME [alias]
+	cmdFriendGroup                 // :fgroup NAME [group]
+	cmdFriendGroups                // :fgroups
+	cmdPolicy                      // :policy approve|anyone|nobody
 )
 
 type command struct {
@@ -93,6 +97,10 @@ const helpText = `commands:
   :decline NAME       decline NAME's friend request
   :block NAME         refuse NAME's private messages
   :unblock NAME       lift a block
+  :remark NAME [text] my alias for friend NAME (none: clear it)
+  :fgroup NAME [group] put friend NAME in one of my friend groups (none: in none)
+  :fgroups            list my friend groups and their friends
+  :policy WHO         who may add me as a friend: approve (ask me; the default), anyone, nobody
   :sessions           list my sessions (devices logged in)
   :end-session ID     end one of my sessions (its connections close)
   :logout-all         end every session of mine, this one too, and quit
@@ -141,7 +149,7 @@ var simpleCommands = map[string]cmdKind{
 	":olu": cmdOnline, ":read": cmdRead, ":help": cmdHelp, ":q!": cmdQuit, ":quit": cmdQuit,
 	":groups": cmdGroups, ":leave": cmdLeave, ":friends": cmdFriends,
 	":sessions": cmdSessions, ":logout-all": cmdLogoutAll, ":delete": cmdDelete, ":clear": cmdClear,
-	":scheduled": cmdScheduled,
+	":scheduled": cmdScheduled, ":fgroups": cmdFriendGroups,
 }
 
 func parseColon(line string) (command, error) {
@@ -189,6 +197,20 @@ func parseColon(line string) (command, error) {
 			return command{}, fmt.Errorf(":cancel: ID must be a positive number, not %q", args[0])
 		}
 		return command{kind: cmdCancel, seq: v}, nil
+	case ":remark", ":fgroup":
+		k := map[string]cmdKind{":remark": cmdRemark, ":fgroup": cmdFriendGroup}[word]
+		if len(args) < 1 {
+			return command{}, fmt.Errorf("usage: %s NAME [text]", word)
+		}
+		if err := wire.ValidName(args[0]); err != nil {
+			return command{}, fmt.Errorf("%s %s: %v", word, args[0], err)
+		}
+		return command{kind: k, to: args[0], text: strings.TrimSpace(strings.TrimPrefix(rest, args[0]))}, nil
+	case ":policy":
+		if len(args) != 1 || (args[0] != "approve" && args[0] != "anyone" && args[0] != "nobody") {
+			return command{}, fmt.Errorf("usage: :policy approve|anyone|nobody")
+		}
+		return command{kind: cmdPolicy, text: args[0]}, nil
 	case ":pu":
 		if len(args) != 1 {
 			return command{}, fmt.Errorf("usage: :pu PREFIX")

@@ -164,10 +164,45 @@ func (u *ui) friend(ctx context.Context, cmd command) {
 		if err = u.c.Unblock(ctx, cmd.to); err == nil {
 			u.printf("unblocked %s", cmd.to)
 		}
+	case cmdRemark:
+		if _, err = u.c.UpdateFriend(ctx, cmd.to, client.FriendUpdate{Remark: &cmd.text}); err == nil {
+			if cmd.text == "" {
+				u.printf("no remark for %s", cmd.to)
+			} else {
+				u.printf("%s is %q to me", cmd.to, cmd.text)
+			}
+		}
+	case cmdFriendGroup:
+		if _, err = u.c.UpdateFriend(ctx, cmd.to, client.FriendUpdate{Group: &cmd.text}); err == nil {
+			if cmd.text == "" {
+				u.printf("%s is in no friend group", cmd.to)
+			} else {
+				u.printf("%s is in friend group %s", cmd.to, cmd.text)
+			}
+		}
+	case cmdFriendGroups:
+		var groups []client.FriendGroup
+		if groups, err = u.c.FriendGroups(ctx); err == nil {
+			if len(groups) == 0 {
+				u.printf("friend groups: (none)")
+			}
+			for _, g := range groups {
+				names := make([]string, len(g.Friends))
+				for i, f := range g.Friends {
+					names[i] = f.Username
+				}
+				u.printf("friend group %s: %s", g.Name, strings.Join(names, ", "))
+			}
+		}
+	case cmdPolicy:
+		if err = u.c.SetFriendPolicy(ctx, client.FriendPolicy(cmd.text)); err == nil {
+			u.printf("friend requests: %s", policyText(client.FriendPolicy(cmd.text)))
+		}
 	}
 	if err != nil {
 		word := map[cmdKind]string{cmdFriends: ":friends", cmdAdd: ":add", cmdAccept: ":accept",
-			cmdDecline: ":decline", cmdBlock: ":block", cmdUnblock: ":unblock"}[cmd.kind]
+			cmdDecline: ":decline", cmdBlock: ":block", cmdUnblock: ":unblock", cmdRemark: ":remark",
+			cmdFriendGroup: ":fgroup", cmdFriendGroups: ":fgroups", cmdPolicy: ":policy"}[cmd.kind]
 		u.errorf("%s %s: %v", word, cmd.to, err)
 	}
 }
@@ -179,11 +214,31 @@ func (u *ui) printFriends(fl client.FriendList) {
 		fs    []client.Friend
 	}{{"friend", fl.Friends}, {"friend request from", fl.Incoming}, {"friend request to", fl.Outgoing}, {"blocked", fl.Blocked}} {
 		for _, f := range l.fs {
-			u.printf("%s: %s", l.label, f.Username)
+			line := l.label + ": " + f.Username
+			if f.Remark != "" {
+				line += fmt.Sprintf(" %q", f.Remark)
+			}
+			if f.Group != "" {
+				line += " [" + f.Group + "]"
+			}
+			u.printf("%s", line)
 			lines++
 		}
 	}
 	if lines == 0 {
 		u.printf("friends: (none)")
 	}
+	if fl.Policy != "" && fl.Policy != client.FriendApprove {
+		u.printf("friend requests: %s", policyText(fl.Policy))
+	}
+}
+
+func policyText(p client.FriendPolicy) string {
+	switch p {
+	case client.FriendAnyone:
+		return "anyone may add me at once"
+	case client.FriendNobody:
+		return "nobody may add me"
+	}
+	return "ask me first"
 }
