@@ -17,9 +17,10 @@ import (
 	"github.com/magpie-im/magpie/internal/store/sqlstore"
 )
 
-const appUsage = `Usage: magpie app <create|list|keys> [flags] [NAME]
+const appUsage = `Usage: magpie app <create|set|list|keys> [flags] [NAME]
 
   magpie app create NAME [settings flags]   make an app and print its push and admin keys
+  magpie app set NAME [settings flags]      change the settings named by the flags, keep the others
   magpie app list                           list the apps
   magpie app keys NAME [--rotate]           print an app's keys; --rotate replaces them
 
@@ -33,7 +34,7 @@ signed with --admin-keys, is /v1/admin/apps (docs/api.md).
 func runApp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprint(stderr, appUsage)
-		return errors.New("app: name a subcommand: create, list or keys")
+		return errors.New("app: name a subcommand: create, set, list or keys")
 	}
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("app "+sub, flag.ContinueOnError)
@@ -45,7 +46,7 @@ func runApp(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var authList, hosts, hooks string
 	var requireFriend bool
 	rotate := fs.Bool("rotate", false, "keys: replace the app's keys (the old ones stop working)")
-	if sub == "create" {
+	if sub == "create" || sub == "set" {
 		fs.StringVar(&st.DevicePolicy, "device-policy", "", "the app's device policy: unlimited, single or per-platform (default: the server's)")
 		fs.BoolVar(&requireFriend, "require-friendship", false, "private messages between friends only (default: the server's)")
 		fs.IntVar(&st.MaxGroupSize, "max-group-size", 0, "members per group (default: the server's)")
@@ -66,7 +67,9 @@ func runApp(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("app %s: unexpected %q", sub, fs.Arg(0))
 	}
+	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) {
+		given[f.Name] = true
 		if f.Name == "require-friendship" {
 			st.RequireFriendship = &requireFriend
 		}
@@ -76,7 +79,7 @@ func runApp(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		*dsn = filepath.Join(*data, "magpie.db")
 	}
 	switch sub {
-	case "create", "keys":
+	case "create", "set", "keys":
 		if name == "" {
 			return fmt.Errorf("app %s: name the app", sub)
 		}
@@ -99,6 +102,8 @@ func runApp(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer s.Close()
 	switch sub {
+	case "set":
+		return setApp(ctx, s, name, st, given, stdout)
 	case "create":
 		a, err := s.CreateApp(ctx, store.App{Name: name, Settings: st, Keys: logic.NewAppKeys(name)})
 		if errors.Is(err, store.ErrExists) {
@@ -196,4 +201,41 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// setApp is `magpie app set`: the settings whose flags were given replace
+// the app's, the others stay.
+func setApp(ctx context.Context, s *sqlstore.Store, name string, flags store.AppSettings, given map[string]bool, stdout io.Writer) error {
+	apps, err := s.AppList(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range apps {
+		if a.Name != name {
+			continue
+		}
+		if a.ID == store.DefaultApp {
+			return errors.New("app set: the default app's settings are the server's flags")
+		}
+		st := a.Settings
+		for f, set := range map[string]func(){
+			"device-policy": func() { st.DevicePolicy = flags.DevicePolicy }, "require-friendship": func() { st.RequireFriendship = flags.RequireFriendship },
+			"max-group-size": func() { st.MaxGroupSize = flags.MaxGroupSize }, "auth": func() { st.Auth = flags.Auth },
+			"hosts": func() { st.Hosts = flags.Hosts }, "webhook-urls": func() { st.WebhookURLs = flags.WebhookURLs },
+			"webhook-secret": func() { st.WebhookSecret = flags.WebhookSecret },
+		} {
+			if given[f] {
+				set()
+			}
+		}
+		if err := logic.ValidAppSettings(st, []string{auth.Local, auth.LDAP, auth.HTTP, auth.OIDC}); err != nil {
+			return fmt.Errorf("app set: %s", logic.Message(err))
+		}
+		if err := s.SetAppSettings(ctx, a.ID, st); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "app %s: settings %s (running servers use them within 5 seconds)\n", a.Name, settingsText(st))
+		return nil
+	}
+	return fmt.Errorf("app set: no such app: %s", name)
 }

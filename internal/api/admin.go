@@ -24,6 +24,7 @@ func (h *Handler) registerAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/admin/apps", h.listApps)
 	mux.HandleFunc("POST /v1/admin/apps", h.createApp)
 	mux.HandleFunc("POST /v1/admin/apps/keys", h.rotateAppKeys)
+	mux.HandleFunc("POST /v1/admin/apps/settings", h.setAppSettings)
 	h.registerAdminImports(mux) // adminimport.go
 	h.registerAdminUsers(mux)   // adminusers.go
 }

@@ -132,3 +132,26 @@ func (h *Handler) rotateAppKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, appJSON(a, true))
 }
+
+// setAppSettings is POST /v1/admin/apps/settings {"name","settings"}: the
+// app's settings, replaced whole.
+func (h *Handler) setAppSettings(w http.ResponseWriter, r *http.Request) {
+	body, ok := h.operatorBody(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Name     string            `json:"name"`
+		Settings store.AppSettings `json:"settings"`
+	}
+	if err := decodeBody(body, &req, true); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	a, err := h.svc.SetAppSettings(r.Context(), req.Name, req.Settings)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, appJSON(a, false))
+}

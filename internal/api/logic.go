@@ -132,6 +132,7 @@ type Admin interface {
 	AppByName(ctx context.Context, name string) (store.App, error)
 	CreateApp(ctx context.Context, name string, settings store.AppSettings) (store.App, error)
 	RotateAppKeys(ctx context.Context, name string) (store.App, error)
+	SetAppSettings(ctx context.Context, name string, settings store.AppSettings) (store.App, error)
 }
 
 // Logic is every group: what New takes.

@@ -118,3 +118,57 @@ func testAppWebhooksAreIsolated(t *testing.T, dsn string) {
 		}
 	}
 }
+
+// POST /v1/admin/apps/settings moves an app's events to its new webhook
+// at once on the node that took the call: the events before the change
+// went to the old URL, those after to the new one. An app's admin key may
+// not change settings, and the default app has none to change.
+func TestAppWebhookSettingsChange(t *testing.T) {
+	old, oldURL := newHookSink(t, "acme-old-secret-0123456")
+	cur, curURL := newHookSink(t, "acme-new-secret-0123456")
+	cfg := testConfig(t, t.TempDir())
+	cfg.AdminKeys = map[string][]byte{"migrate": []byte(adminSecret)}
+	n := startNode(t, cfg)
+	settings := func(url, secret string) []byte {
+		return mustJSON(map[string]any{"name": "acme", "settings": map[string]any{"webhook_urls": []string{url}, "webhook_secret": secret}})
+	}
+	st, app := signedAdmin(t, n, "/v1/admin/apps", mustJSON(map[string]any{"name": "acme",
+		"settings": map[string]any{"webhook_urls": []string{oldURL}, "webhook_secret": old.secret}}), adminSecret)
+	if st != 201 {
+		t.Fatalf("create acme = %d %v", st, app)
+	}
+	for _, u := range []string{"ann", "al"} {
+		if st, m := apiCall(t, n, "POST", "/v1/users", "", `{"app":"acme","username":"`+u+`","password":"password-`+u+`"}`); st != 201 {
+			t.Fatalf("register %s = %d %v", u, st, m)
+		}
+	}
+	ann := loginAs(t, n, "acme", "ann", "password-ann")
+	send := func() {
+		t.Helper()
+		if st, m := apiCall(t, n, "POST", "/v1/messages", ann, `{"to_user":"al","text":"hi"}`); st != 200 {
+			t.Fatalf("send = %d %v", st, m)
+		}
+	}
+	send()
+	if st, m := signedAdmin(t, n, "/v1/admin/apps/settings", settings(curURL, cur.secret), adminSecret); st != 200 || m["settings"].(map[string]any)["webhook_secret"] != "(set)" {
+		t.Fatalf("set settings = %d %v", st, m)
+	}
+	send()
+	send()
+	if st, m := adminCall(t, n, "POST", "/v1/admin/apps/settings", app["admin_key_id"].(string), app["admin_secret"].(string), settings(oldURL, old.secret)); st != 403 {
+		t.Errorf("acme's own admin key sets settings = %d %v, want 403", st, m)
+	}
+	if st, m := signedAdmin(t, n, "/v1/admin/apps/settings", []byte(`{"name":"default","settings":{}}`), adminSecret); st != 400 {
+		t.Errorf("set the default app's settings = %d %v, want 400", st, m)
+	}
+	if st, m := signedAdmin(t, n, "/v1/admin/apps/settings", settings(curURL, "short"), adminSecret); st != 400 {
+		t.Errorf("a short webhook secret = %d %v, want 400", st, m)
+	}
+	stopNode(t, n)
+	if got, bad := old.got(); len(got) != 1 || bad != 0 {
+		t.Errorf("the old webhook got %q (%d badly signed), want the first message only", got, bad)
+	}
+	if got, bad := cur.got(); len(got) != 2 || bad != 0 {
+		t.Errorf("the new webhook got %q (%d badly signed), want the two later messages", got, bad)
+	}
+}

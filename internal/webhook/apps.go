@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -20,9 +21,10 @@ type Apps struct {
 	base Config // tunables shared by every app's Hooks
 	log  *slog.Logger
 
-	mu     sync.Mutex
-	byApp  map[int64]*appHooks
-	closed bool
+	mu       sync.Mutex
+	byApp    map[int64]*appHooks
+	closed   bool
+	draining sync.WaitGroup // replaced hooks still delivering their queues
 }
 
 type appHooks struct {
@@ -59,7 +61,9 @@ func (a *Apps) For(app int64, urls []string, secret string) logic.Hooks {
 	}
 	if cur != nil && cur.hooks != nil {
 		old := cur.hooks
+		a.draining.Add(1)
 		go func() {
+			defer a.draining.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), replacedDrain)
 			defer cancel()
 			_ = old.Shutdown(ctx)
@@ -82,8 +86,8 @@ func (a *Apps) For(app int64, urls []string, secret string) logic.Hooks {
 	return h
 }
 
-// Shutdown delivers what every app's hooks have queued, within ctx; For
-// returns nil afterwards.
+// Shutdown delivers what every app's hooks have queued (those replaced
+// before too), within ctx; For returns nil afterwards.
 func (a *Apps) Shutdown(ctx context.Context) error {
 	a.mu.Lock()
 	a.closed = true
@@ -97,6 +101,13 @@ func (a *Apps) Shutdown(ctx context.Context) error {
 	var errs []error
 	for _, h := range all {
 		errs = append(errs, h.Shutdown(ctx))
+	}
+	done := make(chan struct{})
+	go func() { a.draining.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("replaced app webhooks still delivering: %w", ctx.Err()))
 	}
 	return errors.Join(errs...)
 }
