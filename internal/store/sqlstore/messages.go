@@ -92,6 +92,9 @@ func (s *Store) appendAndMove(ctx context.Context, reqs []store.AppendRequest, m
 	if kept != nil {
 		kept()
 	}
+	// The locking path moved these conversations' last seq: the
+	// pipelined path's cache of them would only fail its next write.
+	s.pipe.cache.drop(locked)
 	s.known.add(locked)
 	return results, moved, nil
 }

@@ -49,7 +49,8 @@ func TestPostgresPlans(t *testing.T) {
 		"senders":            func() (string, []string) { return withRows(queuedSenders, pgUpdateSendersSQL) },
 		"read_conversations": func() (string, []string) { return withRows(ids, pgReadConversationsSQL) },
 		"pipelined_write": func() (string, []string) {
-			return pgWriteBatchSQL, slices.Concat(queuedRows.types, []string{"TEXT", "BIGINT", "BIGINT", "BIGINT"}, queuedSenders.types)
+			return pgWriteBatchSQL, slices.Concat(queuedRows.types, []string{"TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT"},
+				queuedSenders.types, []string{"TEXT", "BIGINT", "BIGINT", "BOOLEAN"})
 		},
 		"cursors": func() (string, []string) {
 			return moveCursorsSQL, []string{"TEXT", "BIGINT", "TEXT", "BIGINT", "TEXT", "BIGINT"}
@@ -249,7 +250,9 @@ func TestPostgresPipelined(t *testing.T) {
 	}
 
 	// A mute committed between the reads and the write: the write fails,
-	// the locking path refuses the message.
+	// the locking path refuses the message. With the cache out of the way
+	// (it would answer the reads; see TestPostgresHotCache).
+	s.pipe.cache.drop([]string{g.ID, private})
 	s.pipe.beforeWrite = func() {
 		s.pipe.beforeWrite = nil
 		if _, err := s.ChangeGroup(ctx, store.GroupChange{GroupID: g.ID, ActorID: owner.ID, Op: store.OpMute,
@@ -264,6 +267,7 @@ func TestPostgresPipelined(t *testing.T) {
 	if w, p := counts(); w != 1 || p != 2 {
 		t.Fatalf("after the mute: written %d passed %d, want 1 and 2", w, p)
 	}
+	s.pipe.cache.drop([]string{g.ID, private})
 
 	// The same client id stored meanwhile: answered with that original.
 	var first store.AppendResult
@@ -286,5 +290,156 @@ func TestPostgresPipelined(t *testing.T) {
 	msgs, err := s.Messages(ctx, ann.ID, store.MessageQuery{ConversationID: private, Limit: 10})
 	if err != nil || len(msgs) != 4 {
 		t.Fatalf("history: %d messages, %v; want 4", len(msgs), err)
+	}
+}
+
+// TestPostgresHotCache: batches of conversations and senders the pipelined
+// path's cache knows skip the reads, and whatever changed since the cache
+// was filled still decides them: a friendship removed and a block (they
+// move no seq: the write statement reads them), a mute (it moves the last
+// seq; the cache keeps a conversation's other senders only from a batch
+// that raised its cached last seq), a message written by another node, a
+// retry of a stored message.
+func TestPostgresHotCache(t *testing.T) {
+	s, dsn := openPostgresTestDSN(t)
+	ctx := t.Context()
+	var us []store.User
+	for _, name := range []string{"owner", "ann", "ben"} {
+		u, err := s.CreateUser(ctx, store.DefaultApp, name, "hash")
+		if err != nil {
+			t.Fatal(err)
+		}
+		us = append(us, u)
+	}
+	owner, ann, ben := us[0], us[1], us[2]
+	g, _, err := s.CreateGroup(ctx, store.NewGroup{Name: "g", OwnerID: owner.ID, MemberIDs: []int64{ann.ID, ben.ID},
+		Event: store.Event{Type: "created"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RequestFriend(ctx, ann.ID, ben.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AcceptFriend(ctx, ben.ID, ann.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	private := store.PrivateConversationID(ann.ID, ben.ID)
+	n := 0
+	toBen := func(friend bool) store.AppendResult {
+		t.Helper()
+		n++
+		res, err := s.AppendMessages(ctx, []store.AppendRequest{{ConversationID: private, SenderID: ann.ID, PeerID: ben.ID,
+			ClientMsgID: fmt.Sprintf("p%d", n), Text: "hi", RequireFriend: friend}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0]
+	}
+	inGroup := func(cmid string) store.AppendResult {
+		t.Helper()
+		res, err := s.AppendMessages(ctx, []store.AppendRequest{{ConversationID: g.ID, SenderID: ben.ID, ClientMsgID: cmid, Text: "g"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0]
+	}
+	hot := func(wantHot, wantStale int64) {
+		t.Helper()
+		if h, st := s.pipe.hot.Load(), s.pipe.stale.Load(); h != wantHot || st != wantStale {
+			t.Fatalf("hot %d stale %d, want %d and %d", h, st, wantHot, wantStale)
+		}
+	}
+
+	// The first message creates the chat (locking path), the second reads
+	// (two round trips) and fills the cache, the third is one round trip.
+	for i := 1; i <= 3; i++ {
+		if r := toBen(true); r.Err != nil || r.Message.Seq != uint64(i) {
+			t.Fatalf("message %d: %+v", i, r)
+		}
+	}
+	hot(1, 0)
+
+	// A friendship removed: the write finds no friendship and fails, the
+	// reads then refuse the message.
+	if err := s.RemoveFriend(ctx, ben.ID, ann.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r := toBen(true); !errors.Is(r.Err, store.ErrNotFriends) {
+		t.Fatalf("after the unfriending: %+v, want ErrNotFriends", r)
+	}
+	hot(1, 1)
+	for i := 4; i <= 5; i++ { // without --require-friendship: allowed, the cache filled again
+		if r := toBen(false); r.Err != nil || r.Message.Seq != uint64(i) {
+			t.Fatalf("message %d: %+v", i, r)
+		}
+	}
+	hot(2, 1)
+
+	// A block: the same.
+	if err := s.Block(ctx, ben.ID, ann.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if r := toBen(false); !errors.Is(r.Err, store.ErrBlocked) {
+		t.Fatalf("after the block: %+v, want ErrBlocked", r)
+	}
+	hot(2, 2)
+	if err := s.Unblock(ctx, ben.ID, ann.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another node appends: the cached last seq is stale, the message
+	// takes the seq after the other node's.
+	other := mustOpen(t, dsn)
+	for i := 6; i <= 7; i++ {
+		if r := toBen(false); r.Err != nil || r.Message.Seq != uint64(i) {
+			t.Fatalf("message %d: %+v", i, r)
+		}
+	}
+	hot(3, 2)
+	res, err := other.AppendMessages(ctx, []store.AppendRequest{{ConversationID: private, SenderID: ben.ID, PeerID: ann.ID,
+		ClientMsgID: "b1", Text: "from the other node"}})
+	if err != nil || res[0].Err != nil || res[0].Message.Seq != 8 {
+		t.Fatalf("the other node's message: %+v, %v", res, err)
+	}
+	if r := toBen(false); r.Err != nil || r.Message.Seq != 9 {
+		t.Fatalf("after the other node's message: %+v, want seq 9", r)
+	}
+	hot(3, 3)
+
+	// A retry of a stored message while the cache knows its chat: the
+	// client ids' index fails the write, the original is the answer.
+	if r := toBen(false); r.Err != nil || r.Message.Seq != 10 {
+		t.Fatalf("message 10: %+v", r)
+	}
+	hot(4, 3)
+	n--
+	if r := toBen(false); !r.Duplicate || r.Message.Seq != 10 {
+		t.Fatalf("the retry of message 10: %+v", r)
+	}
+	hot(4, 4)
+
+	// A mute in a group, committed after the cache has the sender.
+	for i, cmid := range []string{"g1", "g2"} {
+		if r := inGroup(cmid); r.Err != nil || r.Message.Seq != uint64(i+2) { // seq 1: the group's creation
+			t.Fatalf("group message %s: %+v", cmid, r)
+		}
+	}
+	hot(5, 4)
+	if _, err := s.ChangeGroup(ctx, store.GroupChange{GroupID: g.ID, ActorID: owner.ID, Op: store.OpMute,
+		Targets: []int64{ben.ID}, Until: time.Now().Add(time.Hour), Event: store.Event{Type: "muted"}}); err != nil {
+		t.Fatal(err)
+	}
+	// ann's message, read afresh (ann is not in the cache), must not keep
+	// ben's entry from before the mute.
+	res, err = s.AppendMessages(ctx, []store.AppendRequest{{ConversationID: g.ID, SenderID: ann.ID, ClientMsgID: "a1", Text: "g"}})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("ann's group message: %+v, %v", res, err)
+	}
+	if r := inGroup("g3"); !errors.Is(r.Err, store.ErrMuted) {
+		t.Fatalf("after the mute: %+v, want ErrMuted", r)
+	}
+	msgs, err := s.Messages(ctx, ann.ID, store.MessageQuery{ConversationID: private, Limit: 20})
+	if err != nil || len(msgs) != 10 {
+		t.Fatalf("history: %d messages, %v; want 10", len(msgs), err)
 	}
 }

@@ -58,6 +58,14 @@ func mustOpen(tb testing.TB, dsn string) *Store {
 // packages running in parallel against one database never meet.
 func openPostgresTest(tb testing.TB) *Store {
 	tb.Helper()
+	s, _ := openPostgresTestDSN(tb)
+	return s
+}
+
+// openPostgresTestDSN is openPostgresTest that also returns the DSN of
+// the test's schema, to open it again as a second node.
+func openPostgresTestDSN(tb testing.TB) (*Store, string) {
+	tb.Helper()
 	dsn := os.Getenv(postgresEnv)
 	if dsn == "" {
 		tb.Skipf("!!! %s is unset: PostgreSQL tests SKIPPED. Set it to a DSN such as "+
@@ -89,7 +97,7 @@ func openPostgresTest(tb testing.TB) *Store {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	return mustOpen(tb, u.String())
+	return mustOpen(tb, u.String()), u.String()
 }
 
 func asStore(open func(testing.TB) *Store) func(*testing.T) store.Store {
