@@ -16,11 +16,11 @@ import (
 	"github.com/magpie-im/magpie/internal/store"
 )
 
-// The two-round-trip (often one-round-trip) append on PostgreSQL. The locking path (messages.go)
-// is BEGIN, four reads, three writes and COMMIT: nine round trips, with the
-// conversations' rows locked across six of them, and at low rates, where a
-// batch holds one or two messages, those round trips are the ACK's
-// latency. This path takes two and holds no lock across either:
+// The two-round-trip append on PostgreSQL (one with pghot.go's cache).
+// The locking path (messages.go) is BEGIN, four reads, three writes and
+// COMMIT: nine round trips, with the conversations' rows locked across
+// six of them, and at low rates, where a batch holds one or two messages,
+// those round trips are the ACK's latency. This path takes two and holds no lock across either:
 //
 //  1. one pipeline of three reads, locking nothing: which of the batch's
 //     client ids are stored, its conversations (last seq, kind, mute) and
