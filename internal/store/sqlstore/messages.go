@@ -96,6 +96,7 @@ func (s *Store) appendAndMove(ctx context.Context, reqs []store.AppendRequest, m
 	// pipelined path's cache of them would only fail its next write.
 	s.pipe.cache.drop(locked)
 	s.known.add(locked)
+	s.storedMessages()
 	return results, moved, nil
 }
 

@@ -23,6 +23,11 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Messag
 	if len(q.Terms) == 0 || q.Limit <= 0 {
 		return nil, nil
 	}
+	// SQLite indexes behind the appends (searchindex.go): first the
+	// messages stored before this search.
+	if err := s.searchCaughtUp(ctx); err != nil {
+		return nil, wrapErr("search", err)
+	}
 	args := []any{q.UserID}
 	arg := func(v any) string {
 		args = append(args, v)

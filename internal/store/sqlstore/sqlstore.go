@@ -35,10 +35,11 @@ type Store struct {
 	write  *sql.DB // SQLite: exactly one connection. PostgreSQL: same as read.
 	read   *sql.DB
 	hot    hotStmts
-	reads  stmtCache  // AppendMessages' reads over many rows
-	known  knownConvs // conversations that exist, so AppendMessages need not ask
-	hc     *hotCache  // SQLite only: AppendMessages' reads, while this process alone writes
-	pipe   pipeline   // PostgreSQL only: the two-round-trip append's counters
+	reads  stmtCache      // AppendMessages' reads over many rows
+	known  knownConvs     // conversations that exist, so AppendMessages need not ask
+	hc     *hotCache      // SQLite only: AppendMessages' reads, while this process alone writes
+	pipe   pipeline       // PostgreSQL only: the two-round-trip append's counters
+	search *searchIndexer // SQLite only: writes the search index behind the appends
 	closed atomic.Bool
 }
 
@@ -90,6 +91,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			s.closeDBs()
 			return nil, err
 		}
+		s.startSearchIndexer()
 	}
 	return s, nil
 }
@@ -150,6 +152,7 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	s.stopSearchIndexer()
 	return s.closeDBs()
 }
 
