@@ -95,11 +95,13 @@ func (h *Handler) adminBody(w http.ResponseWriter, r *http.Request) ([]byte, adm
 }
 
 type importUserJSON struct {
-	Username     string `json:"username"`
-	PasswordHash string `json:"password_hash"`
-	AuthSource   string `json:"auth_source"`
-	DisplayName  string `json:"display_name"`
-	Email        string `json:"email"`
+	Username     string            `json:"username"`
+	PasswordHash string            `json:"password_hash"`
+	AuthSource   string            `json:"auth_source"`
+	DisplayName  string            `json:"display_name"`
+	Email        string            `json:"email"`
+	AvatarURL    string            `json:"avatar_url"`
+	Custom       map[string]string `json:"custom"`
 }
 
 // importUsers is POST /v1/admin/users/import.
@@ -123,7 +125,8 @@ func (h *Handler) importUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	users := make([]logic.ImportUser, len(req.Users))
 	for i, u := range req.Users {
-		users[i] = logic.ImportUser{Username: u.Username, PasswordHash: u.PasswordHash, AuthSource: u.AuthSource, DisplayName: u.DisplayName, Email: u.Email}
+		users[i] = logic.ImportUser{Username: u.Username, PasswordHash: u.PasswordHash, AuthSource: u.AuthSource, DisplayName: u.DisplayName, Email: u.Email,
+			AvatarURL: u.AvatarURL, Custom: u.Custom}
 	}
 	res, err := h.svc.ImportUsers(r.Context(), app, users)
 	if err != nil {

@@ -22,6 +22,8 @@ type ImportUser struct {
 	AuthSource   string // "" or local, ldap, http, oidc
 	DisplayName  string
 	Email        string
+	AvatarURL    string            // a profile's (profiles.go)
+	Custom       map[string]string // the app's own profile fields
 }
 
 // ImportResult is what became of one ImportUser: Status "created",
@@ -73,7 +75,8 @@ func (s *Service) ImportUsers(ctx context.Context, app int64, users []ImportUser
 		if src == "" {
 			src = auth.Local
 		}
-		batch = append(batch, store.User{AppID: appOrDefault(app), Username: u.Username, PasswordHash: u.PasswordHash, AuthSource: src, DisplayName: u.DisplayName, Email: u.Email})
+		batch = append(batch, store.User{AppID: appOrDefault(app), Username: u.Username, PasswordHash: u.PasswordHash, AuthSource: src, DisplayName: u.DisplayName, Email: u.Email,
+			AvatarURL: u.AvatarURL, Custom: u.Custom})
 		at = append(at, i)
 	}
 	if len(batch) == 0 {
@@ -105,6 +108,11 @@ func validImport(u ImportUser) error {
 	}
 	if len(u.DisplayName) > maxProfileField || len(u.Email) > maxProfileField {
 		return tooLarge("display_name and email are at most 256 bytes")
+	}
+	if u.AvatarURL != "" || u.Custom != nil {
+		if err := validProfile(ProfileChange{AvatarURL: &u.AvatarURL, Custom: &u.Custom}); err != nil {
+			return err
+		}
 	}
 	switch u.AuthSource {
 	case "", auth.Local:

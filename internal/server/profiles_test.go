@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Profiles on both stores: alice sets hers; her friend bob reads it, carol
@@ -62,6 +64,23 @@ func testProfiles(t *testing.T, dsn string) {
 	if st, p := apiCall(t, n, "GET", "/v1/users/bob/profile", acmeAlice, ""); st != 404 {
 		t.Errorf("acme's alice reads bob's profile = %d %v, want 404", st, p)
 	}
+	// An imported user brings a profile; a bad one is refused alone.
+	hash, err := bcrypt.GenerateFromPassword([]byte("password-dave"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp := mustJSON(map[string]any{"users": []map[string]any{
+		{"username": "dave", "password_hash": string(hash), "display_name": "Dave", "avatar_url": "https://cdn.example/d.png", "custom": map[string]string{"dept": "ops"}},
+		{"username": "eve", "password_hash": string(hash), "avatar_url": "ftp://x"},
+	}})
+	if st, m := signedAdmin(t, n, "/v1/admin/users/import", imp, adminSecret); st != 200 || m["created"] != float64(1) || m["failed"] != float64(1) {
+		t.Errorf("import users with profiles = %d %v", st, m)
+	}
+	dave := loginAs(t, n, "", "dave", "password-dave")
+	if st, p := apiCall(t, n, "GET", "/v1/profile", dave, ""); st != 200 || p["avatar_url"] != "https://cdn.example/d.png" || p["custom"].(map[string]any)["dept"] != "ops" {
+		t.Errorf("the imported dave's profile = %d %v", st, p)
+	}
+
 	many := make([]string, 33)
 	for i := range many {
 		many[i] = fmt.Sprintf(`"f%d":"x"`, i)

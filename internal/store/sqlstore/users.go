@@ -105,9 +105,17 @@ func (s *Store) ImportUsers(ctx context.Context, users []store.User) ([]store.Im
 			}
 			u.CreatedAt, u.AppID = timeOf(now), appOrDefault(u.AppID)
 			key := foldName(u.AppID, u.Username)
-			err := tx.QueryRowContext(ctx, `INSERT INTO users(username, username_lower, password_hash, created_at, auth_source, display_name, email, app_id)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (username_lower) DO NOTHING RETURNING id`,
-				u.Username, key, u.PasswordHash, now, u.AuthSource, u.DisplayName, u.Email, u.AppID).Scan(&u.ID)
+			custom := []byte("{}")
+			if len(u.Custom) > 0 {
+				var err error
+				if custom, err = json.Marshal(u.Custom); err != nil {
+					return fmt.Errorf("sqlstore: import user %q: %w", u.Username, err)
+				}
+			}
+			err := tx.QueryRowContext(ctx, `INSERT INTO users(username, username_lower, password_hash, created_at, auth_source, display_name, email, app_id,
+				avatar_url, custom)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (username_lower) DO NOTHING RETURNING id`,
+				u.Username, key, u.PasswordHash, now, u.AuthSource, u.DisplayName, u.Email, u.AppID, u.AvatarURL, string(custom)).Scan(&u.ID)
 			if err == nil {
 				out[i] = store.ImportResult{User: u}
 				continue

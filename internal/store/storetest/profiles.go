@@ -30,6 +30,13 @@ func testProfiles(t *testing.T, s store.Store) {
 	if err != nil || got.DisplayName != "Al" || got.AvatarURL != avatar || len(got.Custom) != 0 {
 		t.Errorf("UserByName after the updates = %+v, %v", got, err)
 	}
+	res, err := s.ImportUsers(ctx, []store.User{{Username: "dave", PasswordHash: "h", AvatarURL: avatar, Custom: custom}})
+	if err != nil || res[0].Existing {
+		t.Fatalf("ImportUsers with a profile = %+v, %v", res, err)
+	}
+	if d, err := s.UserByID(ctx, res[0].User.ID); err != nil || d.AvatarURL != avatar || !maps.Equal(d.Custom, custom) {
+		t.Errorf("the imported dave = %+v, %v; want his avatar and fields", d, err)
+	}
 	_, err = s.UpdateProfile(ctx, 99999, store.ProfileUpdate{DisplayName: &name})
 	wantErr(t, "UpdateProfile of no user", err, store.ErrNotFound)
 	if err := s.DeleteUser(ctx, alice.ID, false, at(1)); err != nil {
