@@ -49,6 +49,7 @@ const (
 	SelfFriend
 	SelfBlock
 	FriendsClosed
+	LimitBelowCount
 )
 
 // reasons holds, per Reason, the wire code, the store sentinel that
@@ -84,6 +85,7 @@ var reasons = [...]struct {
 	SelfFriend:      {wire.CodeForbidden, store.ErrForbidden, "you cannot befriend yourself"},
 	SelfBlock:       {wire.CodeForbidden, store.ErrForbidden, "you cannot block yourself"},
 	FriendsClosed:   {wire.CodeForbidden, store.ErrForbidden, "this user does not accept friend requests"},
+	LimitBelowCount: {wire.CodeConflict, store.ErrGroupFull, "the group has more members than that limit"},
 }
 
 // Refusal is a rule's no. It is an error: errors.Is matches the store

@@ -67,7 +67,25 @@ type JoinPolicy string
 const (
 	JoinInvite JoinPolicy = "invite" // owner and admins add members
 	JoinOpen   JoinPolicy = "open"   // anyone may join; any member may add
+	// JoinApproval: owner and admins add members, and anyone may ask to
+	// join (OpJoin stores a request) for the owner or an admin to approve.
+	JoinApproval JoinPolicy = "approval"
 )
+
+// JoinRequest is a pending request to join a group of policy approval.
+type JoinRequest struct {
+	UserID   int64
+	Username string
+	At       time.Time
+}
+
+// GroupSyncEntry is one group of a sync: as it is now (without members),
+// or Left, a membership that ended (the group as it was then).
+type GroupSyncEntry struct {
+	Group   GroupInfo
+	Version uint64
+	Left    bool
+}
 
 // GroupInfo is a group conversation's settings. Members is filled only by
 // Group and ChangeGroup.
@@ -82,6 +100,11 @@ type GroupInfo struct {
 	CreatedAt   time.Time
 	Dissolved   bool
 	Members     []GroupMember // ordered by user id
+	Intro       string
+	Notice      string
+	AvatarURL   string
+	MaxMembers  int    // the group's own limit; 0: the server's (or app's) only
+	Version     uint64 // the group's last change (GroupChanges)
 }
 
 // GroupMember is one current member.
@@ -103,6 +126,10 @@ type NewGroup struct {
 	MaxSize    int // 0: unlimited
 	Event      Event
 	At         time.Time
+	Intro      string
+	Notice     string
+	AvatarURL  string
+	MaxMembers int // 0: MaxSize only
 }
 
 // GroupOp is one kind of membership or settings change.
@@ -118,6 +145,8 @@ const (
 	OpMute                        // Targets[0] is muted until Until (zero: unmuted)
 	OpUpdate                      // Name, JoinPolicy, MutedUntil where set
 	OpDissolve                    // everyone leaves; no more sends
+	OpApprove                     // Targets[0]'s join request is granted; owner/admin
+	OpReject                      // Targets[0]'s join request is dropped; owner/admin
 )
 
 // GroupChange asks for one change, authorized against the actor's role in
@@ -132,7 +161,11 @@ type GroupChange struct {
 	Name       *string
 	JoinPolicy *JoinPolicy
 	MutedUntil *time.Time
-	MaxSize    int // OpAdd, OpJoin; 0: unlimited
+	Intro      *string
+	Notice     *string
+	AvatarURL  *string
+	MaxMembers *int // OpUpdate; ErrGroupFull below the current count
+	MaxSize    int  // OpAdd, OpJoin, OpApprove; 0: unlimited
 	Event      Event
 	At         time.Time
 }
@@ -146,6 +179,9 @@ type GroupChangeResult struct {
 	// Former are the users whose membership the change ended (removed,
 	// left, or everyone on dissolve): they get the event too.
 	Former []int64
+	// Requested: OpJoin of a group of policy approval stored (or found)
+	// the actor's request; nothing else changed.
+	Requested bool
 }
 
 // Reads says who has read a message (GET .../messages/{seq}/reads).
@@ -185,6 +221,12 @@ type Groups interface {
 	// MemberWindow returns the user's window, also after they left.
 	// ErrNotMember if they never were a member.
 	MemberWindow(ctx context.Context, userID int64, conversationID string) (Window, error)
+	// JoinRequests lists a group's pending join requests, oldest first.
+	JoinRequests(ctx context.Context, groupID string) ([]JoinRequest, error)
+	// GroupChanges lists up to limit of the user's groups changed after
+	// version after, by version: current groups that changed and groups
+	// whose membership ended; and the latest version of any group.
+	GroupChanges(ctx context.Context, userID int64, after uint64, limit int) ([]GroupSyncEntry, uint64, error)
 }
 
 // Contact is another user in one of the lists of Contacts.

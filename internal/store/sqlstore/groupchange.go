@@ -19,6 +19,7 @@ type groupTx struct {
 	at      int64
 	lastSeq int64
 	policy  store.JoinPolicy
+	maxOwn  int // the group's own member limit, 0: none
 	actor   memberRow
 	res     store.GroupChangeResult
 }
@@ -47,6 +48,11 @@ func (s *Store) ChangeGroup(ctx context.Context, c store.GroupChange) (store.Gro
 		if err := g.run(ctx); err != nil {
 			return err
 		}
+		if g.res.Event != nil {
+			if err := touchGroup(ctx, tx, c.GroupID, g.res.Former); err != nil {
+				return err
+			}
+		}
 		var err error
 		g.res.Group, err = loadGroup(ctx, tx, c.GroupID, true)
 		res = g.res
@@ -61,8 +67,8 @@ func (s *Store) ChangeGroup(ctx context.Context, c store.GroupChange) (store.Gro
 func (g *groupTx) run(ctx context.Context) error {
 	var kind, policy string
 	var dissolved int64
-	err := g.tx.QueryRowContext(ctx, `SELECT kind, last_seq, join_policy, dissolved_at FROM conversations WHERE id = $1`+
-		g.d.forUpdate(), g.c.GroupID).Scan(&kind, &g.lastSeq, &policy, &dissolved)
+	err := g.tx.QueryRowContext(ctx, `SELECT kind, last_seq, join_policy, dissolved_at, max_members FROM conversations WHERE id = $1`+
+		g.d.forUpdate(), g.c.GroupID).Scan(&kind, &g.lastSeq, &policy, &dissolved, &g.maxOwn)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && (kind != string(store.Group) || dissolved != 0)) {
 		return fmt.Errorf("group %q: %w", g.c.GroupID, store.ErrNotFound)
 	}
@@ -96,6 +102,8 @@ func (g *groupTx) run(ctx context.Context) error {
 		return g.update(ctx)
 	case store.OpDissolve:
 		return g.dissolve(ctx)
+	case store.OpApprove, store.OpReject:
+		return g.answerRequest(ctx)
 	}
 	return fmt.Errorf("unknown group op %d", g.c.Op)
 }
@@ -149,6 +157,10 @@ func (g *groupTx) count(ctx context.Context) (int, error) {
 // at it and their cursors sit on it, so they have nothing unread.
 func (g *groupTx) admit(ctx context.Context, users []int64, seq int64) error {
 	for _, uid := range users {
+		if _, err := g.tx.ExecContext(ctx, `DELETE FROM group_join_requests WHERE conversation_id = $1 AND user_id = $2`,
+			g.c.GroupID, uid); err != nil {
+			return err
+		}
 		// A returning member's last stay becomes a past window before the
 		// row is reused for the new one.
 		if _, err := g.tx.ExecContext(ctx, `INSERT INTO member_windows(conversation_id, user_id, from_seq, to_seq)
@@ -169,14 +181,15 @@ func (g *groupTx) admit(ctx context.Context, users []int64, seq int64) error {
 }
 
 func (g *groupTx) checkSize(ctx context.Context, adding int) error {
-	if g.c.MaxSize <= 0 {
+	limit := effectiveMax(g.c.MaxSize, g.maxOwn)
+	if limit <= 0 {
 		return nil
 	}
 	n, err := g.count(ctx)
 	if err != nil {
 		return err
 	}
-	return rules.Err(rules.Fits(n, adding, g.c.MaxSize))
+	return rules.Err(rules.Fits(n, adding, limit))
 }
 
 func (g *groupTx) add(ctx context.Context) error {
@@ -218,6 +231,12 @@ func (g *groupTx) join(ctx context.Context) error {
 	if g.actor.current {
 		return nil
 	}
+	if g.policy == store.JoinApproval {
+		g.res.Requested = true
+		_, err := g.tx.ExecContext(ctx, `INSERT INTO group_join_requests(conversation_id, user_id, created_at) VALUES ($1, $2, $3)
+			ON CONFLICT (conversation_id, user_id) DO NOTHING`, g.c.GroupID, g.c.ActorID, g.at)
+		return err
+	}
 	if r := rules.MayJoin(g.policy); r != nil {
 		return r
 	}
@@ -229,6 +248,36 @@ func (g *groupTx) join(ctx context.Context) error {
 		return err
 	}
 	return g.admit(ctx, []int64{g.c.ActorID}, seq)
+}
+
+// answerRequest grants (OpApprove: the user joins, within the limits) or
+// drops (OpReject) a pending join request; owner and admins only.
+func (g *groupTx) answerRequest(ctx context.Context) error {
+	if r := rules.OnlyModerators(g.actor.rule()); r != nil {
+		return r
+	}
+	uid, err := g.target()
+	if err != nil {
+		return err
+	}
+	res, err := g.tx.ExecContext(ctx, `DELETE FROM group_join_requests WHERE conversation_id = $1 AND user_id = $2`, g.c.GroupID, uid)
+	if err := oneRow(res, err, fmt.Sprintf("join request of %d", uid)); err != nil {
+		return err
+	}
+	if g.c.Op == store.OpReject {
+		return nil
+	}
+	if m, err := g.member(ctx, uid); err != nil || m.current {
+		return err // added meanwhile: the request is answered
+	}
+	if err := g.checkSize(ctx, 1); err != nil {
+		return err
+	}
+	seq, err := g.event(ctx, narrowEvent(g.c.Event, []int64{uid}))
+	if err != nil {
+		return err
+	}
+	return g.admit(ctx, []int64{uid}, seq)
 }
 
 // leave ends uid's membership with the current event, which is the last
@@ -335,8 +384,18 @@ func (g *groupTx) update(ctx context.Context) error {
 	if r := rules.OnlyModerators(g.actor.rule()); r != nil {
 		return r
 	}
-	if g.c.Name == nil && g.c.JoinPolicy == nil && g.c.MutedUntil == nil {
+	if g.c.Name == nil && g.c.JoinPolicy == nil && g.c.MutedUntil == nil && g.c.Intro == nil && g.c.Notice == nil &&
+		g.c.AvatarURL == nil && g.c.MaxMembers == nil {
 		return nil
+	}
+	if g.c.MaxMembers != nil && *g.c.MaxMembers > 0 {
+		n, err := g.count(ctx)
+		if err != nil {
+			return err
+		}
+		if n > *g.c.MaxMembers {
+			return rules.Refuse(rules.LimitBelowCount)
+		}
 	}
 	if _, err := g.event(ctx, g.c.Event); err != nil {
 		return err
@@ -352,6 +411,21 @@ func (g *groupTx) update(ctx context.Context) error {
 	}
 	if g.c.JoinPolicy != nil {
 		if err := set("join_policy", string(*g.c.JoinPolicy)); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct {
+		col string
+		v   *string
+	}{{"intro", g.c.Intro}, {"notice", g.c.Notice}, {"avatar_url", g.c.AvatarURL}} {
+		if f.v != nil {
+			if err := set(f.col, *f.v); err != nil {
+				return err
+			}
+		}
+	}
+	if g.c.MaxMembers != nil {
+		if err := set("max_members", *g.c.MaxMembers); err != nil {
 			return err
 		}
 	}

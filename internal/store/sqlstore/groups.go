@@ -33,7 +33,7 @@ func (s *Store) CreateGroup(ctx context.Context, g store.NewGroup) (store.GroupI
 	slices.Sort(others)
 	others = slices.Compact(others)
 	others = slices.DeleteFunc(others, func(id int64) bool { return id == g.OwnerID })
-	if r := rules.Fits(0, 1+len(others), g.MaxSize); r != nil {
+	if r := rules.Fits(0, 1+len(others), effectiveMax(g.MaxSize, g.MaxMembers)); r != nil {
 		return store.GroupInfo{}, store.Message{}, r
 	}
 	if g.JoinPolicy == "" {
@@ -59,6 +59,13 @@ func (s *Store) CreateGroup(ctx context.Context, g store.NewGroup) (store.GroupI
 		members[0].Role = store.RoleOwner
 		id, err := insertGroup(ctx, tx, g.Name, g.JoinPolicy, members, at)
 		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET intro = $1, notice = $2, avatar_url = $3, max_members = $4
+			WHERE id = $5`, g.Intro, g.Notice, g.AvatarURL, g.MaxMembers, id); err != nil {
+			return err
+		}
+		if err := touchGroup(ctx, tx, id, nil); err != nil {
 			return err
 		}
 		if ev, err = appendEvent(ctx, tx, id, 0, g.OwnerID, g.Event, at); err != nil {
@@ -166,8 +173,10 @@ func loadGroup(ctx context.Context, q querier, id string, withMembers bool) (sto
 	g := store.GroupInfo{ID: id}
 	var policy string
 	var muted, created, dissolved int64
-	err := q.QueryRowContext(ctx, `SELECT name, join_policy, muted_until, created_at, dissolved_at
-		FROM conversations WHERE id = $1 AND kind = $2`, id, string(store.Group)).Scan(&g.Name, &policy, &muted, &created, &dissolved)
+	err := q.QueryRowContext(ctx, `SELECT name, join_policy, muted_until, created_at, dissolved_at,
+		intro, notice, avatar_url, max_members, version
+		FROM conversations WHERE id = $1 AND kind = $2`, id, string(store.Group)).Scan(&g.Name, &policy, &muted, &created, &dissolved,
+		&g.Intro, &g.Notice, &g.AvatarURL, &g.MaxMembers, &g.Version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return g, fmt.Errorf("group %q: %w", id, store.ErrNotFound)
 	}
@@ -210,9 +219,7 @@ func (s *Store) UserGroups(ctx context.Context, userID int64) ([]store.GroupInfo
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT c.id, c.name, c.join_policy, c.muted_until, c.created_at,
-		(SELECT COUNT(*) FROM members x WHERE x.conversation_id = c.id AND x.left_seq IS NULL),
-		o.user_id, ou.username
+	rows, err := s.read.QueryContext(ctx, `SELECT `+groupListColumns+`
 		FROM members me
 		JOIN conversations c ON c.id = me.conversation_id
 		LEFT JOIN members o ON o.conversation_id = c.id AND o.role = 'owner' AND o.left_seq IS NULL
@@ -225,16 +232,10 @@ func (s *Store) UserGroups(ctx context.Context, userID int64) ([]store.GroupInfo
 	defer rows.Close()
 	out := []store.GroupInfo{}
 	for rows.Next() {
-		var g store.GroupInfo
-		var policy string
-		var muted, created int64
-		var owner sql.NullInt64
-		var ownerName sql.NullString
-		if err := rows.Scan(&g.ID, &g.Name, &policy, &muted, &created, &g.MemberCount, &owner, &ownerName); err != nil {
+		g, err := scanGroupListRow(rows)
+		if err != nil {
 			return nil, wrapErr("user groups", err)
 		}
-		g.JoinPolicy, g.MutedUntil, g.CreatedAt = store.JoinPolicy(policy), timeOf(muted), timeOf(created)
-		g.OwnerID, g.Owner = owner.Int64, ownerName.String
 		out = append(out, g)
 	}
 	if err := rows.Err(); err != nil {

@@ -136,6 +136,9 @@ func (s *Store) ImportGroups(ctx context.Context, appID int64, groups []store.Im
 			if _, err := appendEvent(ctx, tx, id, 0, g.OwnerID, g.Event, at); err != nil {
 				return err
 			}
+			if err := touchGroup(ctx, tx, id, nil); err != nil {
+				return err
+			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO imported_groups(app_id, external_id, group_id) VALUES ($1, $2, $3)`,
 				appID, g.ExternalID, id); err != nil {
 				return err

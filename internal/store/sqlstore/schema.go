@@ -435,6 +435,32 @@ var migrations = []migration{
 			END`,
 		},
 	},
+	{
+		// Groups (issue 13): join requests for groups whose join policy is
+		// "approval", a per-group member limit (0: the server's or app's
+		// --max-group-size), introduction, notice and avatar, and an
+		// incremental sync of a user's groups. group_sync holds one
+		// counter that every group change takes the next value of (its
+		// row lock orders the changes by commit); conversations.version is
+		// a group's last change, members.version the change that ended a
+		// membership (so a user who left learns of it).
+		version: 17,
+		common: []string{
+			`ALTER TABLE conversations ADD COLUMN intro TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE conversations ADD COLUMN notice TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE conversations ADD COLUMN avatar_url TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE conversations ADD COLUMN max_members BIGINT NOT NULL DEFAULT 0`,
+			`ALTER TABLE conversations ADD COLUMN version BIGINT NOT NULL DEFAULT 0`,
+			`ALTER TABLE members ADD COLUMN version BIGINT NOT NULL DEFAULT 0`,
+			`CREATE TABLE group_sync (id INTEGER PRIMARY KEY, seq BIGINT NOT NULL)`,
+			`INSERT INTO group_sync(id, seq) VALUES (1, 0)`,
+			`CREATE TABLE group_join_requests (
+				conversation_id TEXT NOT NULL,
+				user_id BIGINT NOT NULL,
+				created_at BIGINT NOT NULL,
+				PRIMARY KEY (conversation_id, user_id))`,
+		},
+	},
 }
 
 // migrate brings the schema up to date in one transaction, so a crash

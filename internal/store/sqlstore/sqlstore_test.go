@@ -538,8 +538,21 @@ func TestMigrateUsersToSources(t *testing.T) {
 	}
 }
 
-// undoFriendSeqs takes migration 15 back out.
+// undoGroupSync takes migration 17 back out.
+var undoGroupSync = []string{
+	`DROP TABLE group_join_requests`, `DROP TABLE group_sync`, `ALTER TABLE members DROP COLUMN version`,
+	`ALTER TABLE conversations DROP COLUMN version`, `ALTER TABLE conversations DROP COLUMN max_members`,
+	`ALTER TABLE conversations DROP COLUMN avatar_url`, `ALTER TABLE conversations DROP COLUMN notice`,
+	`ALTER TABLE conversations DROP COLUMN intro`,
+	`DELETE FROM schema_migrations WHERE version >= 17`,
+}
+
+// undoFriendSeqs takes migrations 17 and 15 back out (16 runs again as it is).
 var undoFriendSeqs = []string{
+	`DROP TABLE group_join_requests`, `DROP TABLE group_sync`, `ALTER TABLE members DROP COLUMN version`,
+	`ALTER TABLE conversations DROP COLUMN version`, `ALTER TABLE conversations DROP COLUMN max_members`,
+	`ALTER TABLE conversations DROP COLUMN avatar_url`, `ALTER TABLE conversations DROP COLUMN notice`,
+	`ALTER TABLE conversations DROP COLUMN intro`,
 	`DROP TABLE friend_removals`, `DROP INDEX friends_seq`,
 	`ALTER TABLE friends DROP COLUMN seq`, `ALTER TABLE friends DROP COLUMN remark`, `ALTER TABLE friends DROP COLUMN category`,
 	`ALTER TABLE users DROP COLUMN friend_seq`, `ALTER TABLE users DROP COLUMN friend_policy`,
@@ -580,6 +593,41 @@ func TestMigrateFriendSeqs(t *testing.T) {
 			}
 			if _, seq, _ := s.FriendChanges(ctx, bob.ID, 0, 10); seq != 2 {
 				t.Errorf("bob's seq = %d; want 2 (one friend migrated, one removal)", seq)
+			}
+		})
+	}
+}
+
+// TestMigrateGroupSync: groups made before migration 17 are at version 0
+// and get the new fields empty; their first change after it is listed.
+func TestMigrateGroupSync(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			s := b.open(t)
+			alice, bob, _ := createThree(t, s)
+			g, _, err := s.CreateGroup(ctx, store.NewGroup{Name: "old", OwnerID: alice.ID, MemberIDs: []int64{bob.ID}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range undoGroupSync {
+				if _, err := s.write.ExecContext(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			if err := migrate(ctx, s.write, s.d); err != nil {
+				t.Fatalf("migrate: %v", err)
+			}
+			if got, err := s.Group(ctx, g.ID); err != nil || got.Version != 0 || got.Intro != "" || got.MaxMembers != 0 || got.MemberCount != 2 {
+				t.Fatalf("group after the migration = %+v, %v", got, err)
+			}
+			name := "new"
+			if _, err := s.ChangeGroup(ctx, store.GroupChange{GroupID: g.ID, ActorID: alice.ID, Op: store.OpUpdate, Name: &name,
+				Event: store.Event{Type: "updated"}}); err != nil {
+				t.Fatal(err)
+			}
+			if ch, v, err := s.GroupChanges(ctx, bob.ID, 0, 10); err != nil || len(ch) != 1 || ch[0].Group.Name != "new" || v != 1 {
+				t.Errorf("bob's changes = %+v, %d, %v; want the renamed group at 1", ch, v, err)
 			}
 		})
 	}

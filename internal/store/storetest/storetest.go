@@ -65,6 +65,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"GroupMute", testGroupMute},
 		{"GroupSizeAndPolicy", testGroupSizeAndPolicy},
 		{"GroupConcurrent", testGroupConcurrent},
+		{"GroupJoinRequests", testGroupJoinRequests}, // groupmore.go
+		{"GroupProfile", testGroupProfile},
+		{"GroupChanges", testGroupChanges},
 		{"MessageReads", testMessageReads},
 		{"RecallEdit", testRecallEdit},
 		{"RecallEditInBatch", testRecallEditInBatch},
