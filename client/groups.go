@@ -29,6 +29,9 @@ type JoinPolicy string
 const (
 	JoinInvite JoinPolicy = "invite" // owners and admins add members
 	JoinOpen   JoinPolicy = "open"   // anyone may join, and any member may add others
+	// JoinApproval: owners and admins add members, and JoinGroup asks to
+	// join; an owner or admin answers with ApproveJoin or RejectJoin.
+	JoinApproval JoinPolicy = "approval"
 )
 
 // Group is a group as the server describes it. Members is empty in lists
@@ -42,6 +45,15 @@ type Group struct {
 	MemberCount int
 	CreatedAt   time.Time
 	Members     []Member
+	Intro       string
+	Notice      string
+	AvatarURL   string
+	MaxMembers  int    // the group's own limit; 0: the server's only
+	Version     uint64 // the group's last change (SyncGroups)
+	Dissolved   bool
+	// Requested: JoinGroup of an approval group stored a join request;
+	// the other fields are empty.
+	Requested bool
 }
 
 // Member is a member of a group.
@@ -58,6 +70,10 @@ type NewGroup struct {
 	Name       string
 	Members    []string   // usernames to add besides the creator
 	JoinPolicy JoinPolicy // empty: the server's default (invite)
+	Intro      string     // at most 512 bytes
+	Notice     string     // at most 2048 bytes; line breaks allowed
+	AvatarURL  string     // http(s), at most 1024 bytes
+	MaxMembers int        // 0: the server's --max-group-size; at most that
 }
 
 // GroupUpdate changes a group's settings; nil fields stay as they are.
@@ -65,6 +81,10 @@ type GroupUpdate struct {
 	Name       *string
 	JoinPolicy *JoinPolicy
 	MutedUntil *time.Time // mute everyone but owners and admins until then; a zero time unmutes
+	Intro      *string
+	Notice     *string
+	AvatarURL  *string
+	MaxMembers *int
 }
 
 // Reads says who has read a message of a conversation.
@@ -92,11 +112,20 @@ type jsonGroup struct {
 	MemberCount int          `json:"member_count"`
 	CreatedAt   int64        `json:"created_at"`
 	Members     []jsonMember `json:"members"`
+	Intro       string       `json:"intro"`
+	Notice      string       `json:"notice"`
+	AvatarURL   string       `json:"avatar_url"`
+	MaxMembers  int          `json:"max_members"`
+	Version     uint64       `json:"version"`
+	Dissolved   bool         `json:"dissolved"`
+	Status      string       `json:"status"` // "requested": a join request was stored
 }
 
 func (g *jsonGroup) group() Group {
 	out := Group{ID: g.ID, Name: g.Name, Owner: g.Owner, JoinPolicy: g.JoinPolicy,
-		MutedUntil: unixMilli(g.MutedUntil), MemberCount: g.MemberCount, CreatedAt: unixMilli(g.CreatedAt)}
+		MutedUntil: unixMilli(g.MutedUntil), MemberCount: g.MemberCount, CreatedAt: unixMilli(g.CreatedAt),
+		Intro: g.Intro, Notice: g.Notice, AvatarURL: g.AvatarURL, MaxMembers: g.MaxMembers, Version: g.Version,
+		Dissolved: g.Dissolved, Requested: g.Status == "requested"}
 	for _, m := range g.Members {
 		out.Members = append(out.Members, Member{UserID: m.UserID, Username: m.Username, Role: m.Role,
 			MutedUntil: unixMilli(m.MutedUntil), JoinedAt: unixMilli(m.JoinedAt)})
@@ -130,6 +159,14 @@ func (c *Client) CreateGroup(ctx context.Context, g NewGroup) (Group, error) {
 	body := map[string]any{"name": g.Name, "members": append([]string{}, g.Members...)}
 	if g.JoinPolicy != "" {
 		body["join_policy"] = g.JoinPolicy
+	}
+	for k, v := range map[string]string{"intro": g.Intro, "notice": g.Notice, "avatar_url": g.AvatarURL} {
+		if v != "" {
+			body[k] = v
+		}
+	}
+	if g.MaxMembers != 0 {
+		body["max_members"] = g.MaxMembers
 	}
 	return c.groupCall(ctx, http.MethodPost, "/v1/groups", body)
 }
@@ -168,6 +205,14 @@ func (c *Client) UpdateGroup(ctx context.Context, id string, u GroupUpdate) (Gro
 	if u.MutedUntil != nil {
 		body["muted_until"] = toUnixMilli(*u.MutedUntil)
 	}
+	for k, v := range map[string]*string{"intro": u.Intro, "notice": u.Notice, "avatar_url": u.AvatarURL} {
+		if v != nil {
+			body[k] = *v
+		}
+	}
+	if u.MaxMembers != nil {
+		body["max_members"] = *u.MaxMembers
+	}
 	return c.groupCall(ctx, http.MethodPatch, groupPath(id), body)
 }
 
@@ -180,7 +225,9 @@ func (c *Client) AddMembers(ctx context.Context, id string, usernames ...string)
 	return c.groupCall(ctx, http.MethodPost, groupPath(id, "members"), map[string]any{"usernames": usernames})
 }
 
-// JoinGroup makes this user a member of an open group.
+// JoinGroup makes this user a member of an open group. For a group of
+// policy approval it asks to join: the Group returned has only Requested
+// set, and the user becomes a member once an owner or admin approves.
 func (c *Client) JoinGroup(ctx context.Context, id string) (Group, error) {
 	return c.groupCall(ctx, http.MethodPost, groupPath(id, "join"), nil)
 }
@@ -231,4 +278,76 @@ func (c *Client) Reads(ctx context.Context, conversationID string, seq uint64) (
 	path := "/v1/conversations/" + url.PathEscape(conversationID) + "/messages/" + strconv.FormatUint(seq, 10) + "/reads"
 	err := c.authedJSON(ctx, http.MethodGet, path, nil, &r)
 	return r, err
+}
+
+// JoinRequest is a pending request to join a group.
+type JoinRequest struct {
+	UserID   int64
+	Username string
+	At       time.Time
+}
+
+// JoinRequests lists a group's pending join requests (owners and admins).
+func (c *Client) JoinRequests(ctx context.Context, id string) ([]JoinRequest, error) {
+	var resp struct {
+		Requests []struct {
+			UserID   int64  `json:"user_id"`
+			Username string `json:"username"`
+			At       int64  `json:"at"`
+		} `json:"requests"`
+	}
+	if err := c.authedJSON(ctx, http.MethodGet, groupPath(id, "requests"), nil, &resp); err != nil {
+		return nil, err
+	}
+	out := make([]JoinRequest, 0, len(resp.Requests))
+	for _, r := range resp.Requests {
+		out = append(out, JoinRequest{UserID: r.UserID, Username: r.Username, At: unixMilli(r.At)})
+	}
+	return out, nil
+}
+
+// ApproveJoin grants username's join request: they become a member (a
+// full group is an *Error with wire.CodeConflict). Owners and admins.
+func (c *Client) ApproveJoin(ctx context.Context, id, username string) error {
+	return c.authedJSON(ctx, http.MethodPost, groupPath(id, "requests", username, "approve"), nil, nil)
+}
+
+// RejectJoin drops username's join request. Owners and admins.
+func (c *Client) RejectJoin(ctx context.Context, id, username string) error {
+	return c.authedJSON(ctx, http.MethodPost, groupPath(id, "requests", username, "reject"), nil, nil)
+}
+
+// GroupChange is one entry of SyncGroups: a group of mine as it is now
+// (without members), or Left, one whose membership ended.
+type GroupChange struct {
+	Group
+	Left bool
+}
+
+// GroupSync is what changed in this user's groups after a version.
+type GroupSync struct {
+	Groups []GroupChange
+	Seq    uint64 // pass it as since next time
+	More   bool   // the page was full: call again with Seq
+}
+
+// SyncGroups returns this user's groups that changed after version since
+// (0: all, with the ones left), oldest change first, each group once.
+func (c *Client) SyncGroups(ctx context.Context, since uint64) (GroupSync, error) {
+	var resp struct {
+		Groups []struct {
+			jsonGroup
+			Left bool `json:"left"`
+		} `json:"groups"`
+		Seq  uint64 `json:"seq"`
+		More bool   `json:"more"`
+	}
+	if err := c.authedJSON(ctx, http.MethodGet, "/v1/groups/sync?since="+strconv.FormatUint(since, 10), nil, &resp); err != nil {
+		return GroupSync{}, err
+	}
+	out := GroupSync{Seq: resp.Seq, More: resp.More, Groups: make([]GroupChange, 0, len(resp.Groups))}
+	for i := range resp.Groups {
+		out.Groups = append(out.Groups, GroupChange{Group: resp.Groups[i].group(), Left: resp.Groups[i].Left})
+	}
+	return out, nil
 }

@@ -24,6 +24,10 @@ func (h *Handler) registerGroups(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /v1/groups/{id}/members/{username}/role", h.auth(h.setRole))
 	mux.HandleFunc("PUT /v1/groups/{id}/members/{username}/mute", h.auth(h.muteMember))
 	mux.HandleFunc("POST /v1/groups/{id}/owner", h.auth(h.transferOwner))
+	mux.HandleFunc("GET /v1/groups/{id}/requests", h.auth(h.joinRequests))
+	mux.HandleFunc("POST /v1/groups/{id}/requests/{username}/approve", h.auth(h.approveJoin))
+	mux.HandleFunc("POST /v1/groups/{id}/requests/{username}/reject", h.auth(h.rejectJoin))
+	mux.HandleFunc("GET /v1/groups/sync", h.auth(h.syncGroups))
 }
 
 type memberJSON struct {
@@ -43,6 +47,11 @@ type groupJSON struct {
 	MemberCount int           `json:"member_count"`
 	CreatedAt   int64         `json:"created_at"`
 	Dissolved   bool          `json:"dissolved,omitempty"`
+	Intro       string        `json:"intro"`
+	Notice      string        `json:"notice"`
+	AvatarURL   string        `json:"avatar_url"`
+	MaxMembers  int           `json:"max_members"`
+	Version     uint64        `json:"version"`
 	Members     *[]memberJSON `json:"members,omitempty"` // absent in lists and for non-members
 }
 
@@ -57,7 +66,8 @@ func msOf(t time.Time) int64 {
 func groupOut(g store.GroupInfo) groupJSON {
 	out := groupJSON{ID: g.ID, Name: g.Name, Owner: g.Owner, JoinPolicy: string(g.JoinPolicy),
 		MutedUntil: msOf(g.MutedUntil), MemberCount: g.MemberCount,
-		CreatedAt: g.CreatedAt.UnixMilli(), Dissolved: g.Dissolved}
+		CreatedAt: g.CreatedAt.UnixMilli(), Dissolved: g.Dissolved,
+		Intro: g.Intro, Notice: g.Notice, AvatarURL: g.AvatarURL, MaxMembers: g.MaxMembers, Version: g.Version}
 	if g.Members != nil {
 		ms := make([]memberJSON, 0, len(g.Members))
 		for _, m := range g.Members {
@@ -92,12 +102,13 @@ func (h *Handler) createGroup(w http.ResponseWriter, r *http.Request, id logic.I
 		Name       string   `json:"name"`
 		Members    []string `json:"members"`
 		JoinPolicy string   `json:"join_policy"`
+		groupFieldsJSON
 	}
 	if err := decode(w, r, &req); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	g, err := h.svc.CreateGroup(r.Context(), id, req.Name, req.Members, req.JoinPolicy)
+	g, err := h.svc.CreateGroupWith(r.Context(), id, req.Name, req.Members, req.JoinPolicy, req.fields())
 	h.groupReply(w, r, http.StatusCreated, g, err)
 }
 
@@ -125,12 +136,14 @@ func (h *Handler) updateGroup(w http.ResponseWriter, r *http.Request, id logic.I
 		Name       *string `json:"name"`
 		JoinPolicy *string `json:"join_policy"`
 		MutedUntil *int64  `json:"muted_until"`
+		groupFieldsJSON
 	}
 	if err := decode(w, r, &req); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	g, err := h.svc.UpdateGroup(r.Context(), id, r.PathValue("id"), logic.GroupUpdate{Name: req.Name, JoinPolicy: req.JoinPolicy, MutedUntil: req.MutedUntil})
+	g, err := h.svc.UpdateGroup(r.Context(), id, r.PathValue("id"), logic.GroupUpdate{Name: req.Name, JoinPolicy: req.JoinPolicy,
+		MutedUntil: req.MutedUntil, GroupFields: req.fields()})
 	h.groupReply(w, r, http.StatusOK, g, err)
 }
 
@@ -151,8 +164,81 @@ func (h *Handler) addMembers(w http.ResponseWriter, r *http.Request, id logic.Id
 }
 
 func (h *Handler) joinGroup(w http.ResponseWriter, r *http.Request, id logic.Identity) {
-	g, err := h.svc.JoinGroup(r.Context(), id, r.PathValue("id"))
+	g, requested, err := h.svc.JoinGroup(r.Context(), id, r.PathValue("id"))
+	if err == nil && requested {
+		writeJSON(w, http.StatusAccepted, map[string]any{"status": "requested"})
+		return
+	}
 	h.groupReply(w, r, http.StatusOK, g, err)
+}
+
+// groupFieldsJSON are the profile fields of a create or update body.
+type groupFieldsJSON struct {
+	Intro      *string `json:"intro"`
+	Notice     *string `json:"notice"`
+	AvatarURL  *string `json:"avatar_url"`
+	MaxMembers *int    `json:"max_members"`
+}
+
+func (f groupFieldsJSON) fields() logic.GroupFields {
+	return logic.GroupFields{Intro: f.Intro, Notice: f.Notice, AvatarURL: f.AvatarURL, MaxMembers: f.MaxMembers}
+}
+
+func (h *Handler) joinRequests(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	reqs, err := h.svc.JoinRequests(r.Context(), id, r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	type reqJSON struct {
+		UserID   int64  `json:"user_id"`
+		Username string `json:"username"`
+		At       int64  `json:"at"`
+	}
+	out := make([]reqJSON, 0, len(reqs))
+	for _, q := range reqs {
+		out = append(out, reqJSON{q.UserID, q.Username, q.At.UnixMilli()})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"requests": out})
+}
+
+func (h *Handler) approveJoin(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	h.noContent(w, r, h.svc.AnswerJoin(r.Context(), id, r.PathValue("id"), r.PathValue("username"), true))
+}
+
+func (h *Handler) rejectJoin(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	h.noContent(w, r, h.svc.AnswerJoin(r.Context(), id, r.PathValue("id"), r.PathValue("username"), false))
+}
+
+// syncGroups is GET /v1/groups/sync?since=&limit=.
+func (h *Handler) syncGroups(w http.ResponseWriter, r *http.Request, id logic.Identity) {
+	since, err := queryUint(r, "since")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	limit, err := queryUint(r, "limit")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	sync, err := h.svc.SyncGroups(r.Context(), id, since, int(min(limit, logic.MaxGroupSyncLimit+1)))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	type entry struct {
+		groupJSON
+		Left bool `json:"left,omitempty"`
+	}
+	out := make([]entry, 0, len(sync.Groups))
+	for _, e := range sync.Groups {
+		e.Group.Members = nil
+		j := groupOut(e.Group)
+		j.Version = e.Version
+		out = append(out, entry{groupJSON: j, Left: e.Left})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"groups": out, "seq": sync.Seq, "more": sync.More})
 }
 
 func (h *Handler) leaveGroup(w http.ResponseWriter, r *http.Request, id logic.Identity) {

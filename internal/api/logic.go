@@ -64,13 +64,17 @@ type Conversations interface {
 
 // Groups is group management (groups.go).
 type Groups interface {
+	CreateGroupWith(ctx context.Context, id logic.Identity, name string, members []string, policy string, f logic.GroupFields) (store.GroupInfo, error)
+	JoinRequests(ctx context.Context, id logic.Identity, gid string) ([]store.JoinRequest, error)
+	AnswerJoin(ctx context.Context, id logic.Identity, gid, name string, approve bool) error
+	SyncGroups(ctx context.Context, id logic.Identity, since uint64, limit int) (logic.GroupSync, error)
 	CreateGroup(ctx context.Context, id logic.Identity, name string, members []string, policy string) (store.GroupInfo, error)
 	Groups(ctx context.Context, id logic.Identity) ([]store.GroupInfo, error)
 	Group(ctx context.Context, id logic.Identity, gid string) (store.GroupInfo, error)
 	UpdateGroup(ctx context.Context, id logic.Identity, gid string, u logic.GroupUpdate) (store.GroupInfo, error)
 	DissolveGroup(ctx context.Context, id logic.Identity, gid string) error
 	AddMembers(ctx context.Context, id logic.Identity, gid string, names []string) (store.GroupInfo, error)
-	JoinGroup(ctx context.Context, id logic.Identity, gid string) (store.GroupInfo, error)
+	JoinGroup(ctx context.Context, id logic.Identity, gid string) (store.GroupInfo, bool, error)
 	LeaveGroup(ctx context.Context, id logic.Identity, gid string) error
 	RemoveMember(ctx context.Context, id logic.Identity, gid, name string) error
 	SetRole(ctx context.Context, id logic.Identity, gid, name, role string) error

@@ -103,6 +103,14 @@ func TestParse(t *testing.T) {
 		{":policy anyone", command{kind: cmdPolicy, text: "anyone"}, false},
 		{":policy maybe", command{}, true},
 		{":policy", command{}, true},
+		{":join g_4", command{kind: cmdJoin, to: "g_4"}, false},
+		{":join", command{}, true},
+		{":requests", command{kind: cmdRequests}, false},
+		{":approve bob", command{kind: cmdApprove, to: "bob"}, false},
+		{":reject bob", command{kind: cmdReject, to: "bob"}, false},
+		{":approve", command{}, true},
+		{":notice  meet at 9 ", command{kind: cmdNotice, text: "meet at 9"}, false},
+		{":notice", command{}, true},
 
 		// Messages.
 		{":recall", command{kind: cmdRecall}, false},
@@ -155,7 +163,7 @@ func TestParse(t *testing.T) {
 
 func TestHelpListsEveryCommand(t *testing.T) {
 	for _, word := range []string{":groups", ":g ", ":create", ":invite", ":kick", ":leave", ":friends", ":add",
-		":accept", ":block", ":recall", ":file", ":all", ":reads", ":edit", ":to", ":olu", ":history", ":read ", ":q WORDS", ":q, :q!", ":delete", ":clear", ":pu PREFIX", ":delay SECONDS", ":scheduled", ":cancel ID", ":remark NAME", ":fgroup NAME", ":fgroups", ":policy WHO"} {
+		":accept", ":block", ":recall", ":file", ":all", ":reads", ":edit", ":to", ":olu", ":history", ":read ", ":q WORDS", ":q, :q!", ":delete", ":clear", ":pu PREFIX", ":delay SECONDS", ":scheduled", ":cancel ID", ":remark NAME", ":fgroup NAME", ":fgroups", ":policy WHO", ":join GROUP-ID", ":requests", ":approve NAME", ":notice text"} {
 		if !strings.Contains(helpText, "\n  "+word) {
 			t.Errorf("help lacks %q", word)
 		}
@@ -442,4 +450,24 @@ func TestFriendsPipe(t *testing.T) {
 	wantLines(t, "alice", errs, `error: :add carol: .*this user does not accept friend requests`, `error: :remark carol: .*carol is not your friend`)
 	out, _ = runScript(t, srv, "carol", "", ":friends")
 	wantLines(t, "carol", out, `friends: \(none\)`, `friend requests: nobody may add me`)
+}
+
+func TestGroupJoinRequestPipe(t *testing.T) {
+	t.Setenv("MAGPIE_PASSWORD", "")
+	srv := testserver.Start(t, nil, "alice", "bob", "carol")
+	owner := client.New(client.Options{Server: srv.URL, Username: "alice", Password: "pw-alice"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g, err := owner.CreateGroup(ctx, client.NewGroup{Name: "club", JoinPolicy: client.JoinApproval})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := runScript(t, srv, "bob", "", ":join "+g.ID)
+	wantLines(t, "bob", out, `asked to join `+g.ID+`; an owner or admin will answer`)
+	out, errs := runScript(t, srv, "alice", "chat: 1 of the commands failed", ":g club", ":requests", ":approve bob", ":requests", ":reject carol", ":notice meet at 9")
+	wantLines(t, "alice", out, `join request: bob`, `bob may join club`, ts+`\* alice approved bob in club`, `join requests: \(none\)`, `notice of club: meet at 9`)
+	wantLines(t, "alice", errs, `error: :reject: .*no such join request`)
+	if got, err := owner.Group(ctx, g.ID); err != nil || got.MemberCount != 2 || got.Notice != "meet at 9" {
+		t.Errorf("the group = %+v, %v; want bob in and the notice set", got, err)
+	}
 }

@@ -51,6 +51,11 @@ const (
 	cmdFriendGroup                 // :fgroup NAME [group]
 	cmdFriendGroups                // :fgroups
 	cmdPolicy                      // :policy approve|anyone|nobody
+	cmdJoin                        // :join GROUP-ID
+	cmdRequests                    // :requests
+	cmdApprove                     // :approve NAME
+	cmdReject                      // :reject NAME
+	cmdNotice                      // :notice text
 )
 
 type command struct {
@@ -91,6 +96,10 @@ const helpText = `commands:
   :invite user…       add users to the current group
   :kick user          remove a user from the current group
   :leave              leave the current group
+  :join GROUP-ID      join an open group, or ask to join one that needs approval
+  :requests           list who asks to join the current group (owner and admins)
+  :approve NAME       let NAME join the current group (:reject NAME to refuse)
+  :notice text        set the current group's notice (owner and admins)
   :friends            list friends, requests and blocked users
   :add NAME           ask NAME to be friends
   :accept NAME        accept NAME's friend request
@@ -142,6 +151,7 @@ func parse(line string) (command, error) {
 var userCommands = map[string]cmdKind{
 	":to": cmdTo, ":kick": cmdKick, ":add": cmdAdd, ":accept": cmdAccept,
 	":decline": cmdDecline, ":block": cmdBlock, ":unblock": cmdUnblock,
+	":approve": cmdApprove, ":reject": cmdReject,
 }
 
 // simpleCommands take no arguments.
@@ -149,7 +159,7 @@ var simpleCommands = map[string]cmdKind{
 	":olu": cmdOnline, ":read": cmdRead, ":help": cmdHelp, ":q!": cmdQuit, ":quit": cmdQuit,
 	":groups": cmdGroups, ":leave": cmdLeave, ":friends": cmdFriends,
 	":sessions": cmdSessions, ":logout-all": cmdLogoutAll, ":delete": cmdDelete, ":clear": cmdClear,
-	":scheduled": cmdScheduled, ":fgroups": cmdFriendGroups,
+	":scheduled": cmdScheduled, ":fgroups": cmdFriendGroups, ":requests": cmdRequests,
 }
 
 func parseColon(line string) (command, error) {
@@ -206,6 +216,16 @@ func parseColon(line string) (command, error) {
 			return command{}, fmt.Errorf("%s %s: %v", word, args[0], err)
 		}
 		return command{kind: k, to: args[0], text: strings.TrimSpace(strings.TrimPrefix(rest, args[0]))}, nil
+	case ":join":
+		if len(args) != 1 {
+			return command{}, fmt.Errorf("usage: :join GROUP-ID")
+		}
+		return command{kind: cmdJoin, to: args[0]}, nil
+	case ":notice":
+		if rest == "" {
+			return command{}, fmt.Errorf("usage: :notice text")
+		}
+		return command{kind: cmdNotice, text: rest}, nil
 	case ":policy":
 		if len(args) != 1 || (args[0] != "approve" && args[0] != "anyone" && args[0] != "nobody") {
 			return command{}, fmt.Errorf("usage: :policy approve|anyone|nobody")

@@ -38,6 +38,8 @@ func (u *ui) social(ctx context.Context, cur target, cmd command) {
 		u.printf("to %s (%s)", t.name, t.group)
 	case cmdInvite, cmdKick, cmdLeave:
 		u.member(ctx, cur, cmd)
+	case cmdJoin, cmdRequests, cmdApprove, cmdReject, cmdNotice:
+		u.groupAdmin(ctx, cur, cmd)
 	default:
 		u.friend(ctx, cmd)
 	}
@@ -241,4 +243,56 @@ func policyText(p client.FriendPolicy) string {
 		return "nobody may add me"
 	}
 	return "ask me first"
+}
+
+// groupAdmin runs :join, and :requests, :approve, :reject and :notice on
+// the current group.
+func (u *ui) groupAdmin(ctx context.Context, cur target, cmd command) {
+	word := map[cmdKind]string{cmdJoin: ":join", cmdRequests: ":requests", cmdApprove: ":approve",
+		cmdReject: ":reject", cmdNotice: ":notice"}[cmd.kind]
+	if cmd.kind == cmdJoin {
+		g, err := u.c.JoinGroup(ctx, cmd.to)
+		switch {
+		case err != nil:
+			u.errorf(":join %s: %v", cmd.to, err)
+		case g.Requested:
+			u.printf("asked to join %s; an owner or admin will answer", cmd.to)
+		default:
+			u.setName(g.ID, g.Name)
+			u.printf("joined %s (%s)", g.Name, g.ID)
+		}
+		return
+	}
+	if cur.group == "" {
+		u.errorf("%s: the current conversation is not a group (use :g GROUP)", word)
+		return
+	}
+	var err error
+	switch cmd.kind {
+	case cmdRequests:
+		var reqs []client.JoinRequest
+		if reqs, err = u.c.JoinRequests(ctx, cur.group); err == nil {
+			if len(reqs) == 0 {
+				u.printf("join requests: (none)")
+			}
+			for _, r := range reqs {
+				u.printf("join request: %s", r.Username)
+			}
+		}
+	case cmdApprove:
+		if err = u.c.ApproveJoin(ctx, cur.group, cmd.to); err == nil {
+			u.printf("%s may join %s", cmd.to, cur.label())
+		}
+	case cmdReject:
+		if err = u.c.RejectJoin(ctx, cur.group, cmd.to); err == nil {
+			u.printf("refused %s's request to join %s", cmd.to, cur.label())
+		}
+	case cmdNotice:
+		if _, err = u.c.UpdateGroup(ctx, cur.group, client.GroupUpdate{Notice: &cmd.text}); err == nil {
+			u.printf("notice of %s: %s", cur.label(), cmd.text)
+		}
+	}
+	if err != nil {
+		u.errorf("%s: %v", word, err)
+	}
 }

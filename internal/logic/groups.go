@@ -47,10 +47,10 @@ func validGroupName(name string) error {
 
 func validPolicy(p string) (store.JoinPolicy, error) {
 	switch store.JoinPolicy(p) {
-	case store.JoinInvite, store.JoinOpen:
+	case store.JoinInvite, store.JoinOpen, store.JoinApproval:
 		return store.JoinPolicy(p), nil
 	}
-	return "", invalid(`join_policy must be "invite" or "open"`)
+	return "", invalid(`join_policy must be "invite", "open" or "approval"`)
 }
 
 // resolve turns usernames into users; an unknown one fails the call.
@@ -85,7 +85,15 @@ func (s *Service) maxGroup() int {
 
 // CreateGroup makes a group owned by id with the named members.
 func (s *Service) CreateGroup(ctx context.Context, id Identity, name string, members []string, policy string) (store.GroupInfo, error) {
+	return s.CreateGroupWith(ctx, id, name, members, policy, GroupFields{})
+}
+
+// CreateGroupWith is CreateGroup with the group's profile and limit.
+func (s *Service) CreateGroupWith(ctx context.Context, id Identity, name string, members []string, policy string, f GroupFields) (store.GroupInfo, error) {
 	if err := validGroupName(name); err != nil {
+		return store.GroupInfo{}, err
+	}
+	if err := s.validGroupFields(ctx, id.AppID, f); err != nil {
 		return store.GroupInfo{}, err
 	}
 	if policy == "" {
@@ -101,6 +109,7 @@ func (s *Service) CreateGroup(ctx context.Context, id Identity, name string, mem
 	}
 	g, ev, err := s.store.CreateGroup(ctx, store.NewGroup{
 		Name: name, OwnerID: id.UserID, MemberIDs: ids, JoinPolicy: jp, MaxSize: s.maxGroupOf(ctx, id.AppID), At: s.now(),
+		Intro: deref(f.Intro), Notice: deref(f.Notice), AvatarURL: deref(f.AvatarURL), MaxMembers: derefInt(f.MaxMembers),
 		Event: store.Event{Type: "created", ActorID: id.UserID, Actor: id.Username, UserIDs: ids, Usernames: names, Detail: name},
 	})
 	if err != nil {
@@ -143,6 +152,7 @@ type GroupUpdate struct {
 	Name       *string
 	JoinPolicy *string
 	MutedUntil *int64
+	GroupFields
 }
 
 func (s *Service) UpdateGroup(ctx context.Context, id Identity, gid string, u GroupUpdate) (store.GroupInfo, error) {
@@ -168,8 +178,20 @@ func (s *Service) UpdateGroup(ctx context.Context, id Identity, gid string, u Gr
 		}
 		c.MutedUntil, changed["muted_until"] = &t, *u.MutedUntil
 	}
+	if err := s.validGroupFields(ctx, id.AppID, u.GroupFields); err != nil {
+		return store.GroupInfo{}, err
+	}
+	c.Intro, c.Notice, c.AvatarURL, c.MaxMembers = u.Intro, u.Notice, u.AvatarURL, u.MaxMembers
+	for k, v := range map[string]*string{"intro": u.Intro, "notice": u.Notice, "avatar_url": u.AvatarURL} {
+		if v != nil {
+			changed[k] = *v
+		}
+	}
+	if u.MaxMembers != nil {
+		changed["max_members"] = *u.MaxMembers
+	}
 	if len(changed) == 0 {
-		return store.GroupInfo{}, invalid("nothing to change: set name, join_policy or muted_until")
+		return store.GroupInfo{}, invalid("nothing to change: set name, join_policy, muted_until, intro, notice, avatar_url or max_members")
 	}
 	detail, _ := json.Marshal(changed)
 	c.Event = store.Event{Type: "updated", Detail: string(detail)}
@@ -201,11 +223,16 @@ func (s *Service) AddMembers(ctx context.Context, id Identity, gid string, names
 	return res.Group, err
 }
 
-// JoinGroup adds the user to an open group.
-func (s *Service) JoinGroup(ctx context.Context, id Identity, gid string) (store.GroupInfo, error) {
+// JoinGroup adds the user to an open group, or asks to join a group of
+// policy approval (requested: nothing else changed).
+func (s *Service) JoinGroup(ctx context.Context, id Identity, gid string) (g store.GroupInfo, requested bool, err error) {
 	res, err := s.changeGroup(ctx, id, gid, store.GroupChange{Op: store.OpJoin,
 		Event: store.Event{Type: "joined", UserIDs: []int64{id.UserID}, Usernames: []string{id.Username}}})
-	return res.Group, err
+	if err == nil && res.Requested {
+		s.emit(id.AppID, "group.join_requested", GroupEventData{GroupID: gid, Type: "join_requested", Actor: id.Username})
+		res.Group.Members = nil // not a member yet
+	}
+	return res.Group, res.Requested, err
 }
 
 func (s *Service) LeaveGroup(ctx context.Context, id Identity, gid string) error {
@@ -294,7 +321,7 @@ var hookTypes = map[string]string{
 	"created": "group.created", "added": "group.member_added", "joined": "group.member_added",
 	"removed": "group.member_removed", "left": "group.member_left", "role": "group.role_changed",
 	"owner": "group.role_changed", "dissolved": "group.dissolved", "muted": "group.updated",
-	"unmuted": "group.updated", "updated": "group.updated",
+	"unmuted": "group.updated", "updated": "group.updated", "approved": "group.member_added",
 }
 
 // announce pushes a stored event to the devices of the members and of the

@@ -34,7 +34,7 @@ type OutgoingMessage struct {
 
 // Event is one thing that happened, as sent to webhooks.
 type Event struct {
-	Type string    `json:"type"` // message.stored, message.recalled, message.edited, group.created, group.member_added, group.member_removed, group.member_left, group.role_changed, group.updated, group.dissolved, friend.requested, friend.accepted, friend.declined, friend.removed, user.blocked, user.unblocked, user.updated
+	Type string    `json:"type"` // message.stored, message.recalled, message.edited, group.created, group.member_added, group.member_removed, group.member_left, group.role_changed, group.updated, group.dissolved, group.join_requested, friend.requested, friend.accepted, friend.declined, friend.removed, user.blocked, user.unblocked, user.updated
 	At   time.Time `json:"at"`
 	Data any       `json:"data"`
 }

@@ -50,6 +50,7 @@ const (
 	SelfBlock
 	FriendsClosed
 	LimitBelowCount
+	NoJoinRequest
 )
 
 // reasons holds, per Reason, the wire code, the store sentinel that
@@ -86,6 +87,7 @@ var reasons = [...]struct {
 	SelfBlock:       {wire.CodeForbidden, store.ErrForbidden, "you cannot block yourself"},
 	FriendsClosed:   {wire.CodeForbidden, store.ErrForbidden, "this user does not accept friend requests"},
 	LimitBelowCount: {wire.CodeConflict, store.ErrGroupFull, "the group has more members than that limit"},
+	NoJoinRequest:   {wire.CodeNotFound, store.ErrNotFound, "no such join request"},
 }
 
 // Refusal is a rule's no. It is an error: errors.Is matches the store

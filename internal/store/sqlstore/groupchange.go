@@ -261,8 +261,13 @@ func (g *groupTx) answerRequest(ctx context.Context) error {
 		return err
 	}
 	res, err := g.tx.ExecContext(ctx, `DELETE FROM group_join_requests WHERE conversation_id = $1 AND user_id = $2`, g.c.GroupID, uid)
-	if err := oneRow(res, err, fmt.Sprintf("join request of %d", uid)); err != nil {
+	if err != nil {
 		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return rules.Refuse(rules.NoJoinRequest)
 	}
 	if g.c.Op == store.OpReject {
 		return nil
