@@ -78,7 +78,30 @@ func (s *Service) DeleteUser(ctx context.Context, app int64, username string, er
 	}
 	s.forgetUser(u.ID)
 	s.endSessions(ctx, active, "account deleted")
+	s.leaveGroups(ctx, u)
 	return u, nil
+}
+
+// leaveGroups takes a deleted user out of the groups it was a member of,
+// as if it had left (the members see a "left" event), but those it owns:
+// they keep their owner until one is made (ErrLastOwner otherwise). A
+// failure is logged: the deletion itself is done.
+func (s *Service) leaveGroups(ctx context.Context, u store.User) {
+	groups, err := s.store.UserGroups(ctx, u.ID)
+	if err != nil {
+		s.log.Warn("deleted user's groups", "user", u.ID, "err", err)
+		return
+	}
+	id := Identity{AppID: appOrDefault(u.AppID), UserID: u.ID, Username: u.Username}
+	for _, g := range groups {
+		if g.OwnerID == u.ID {
+			continue
+		}
+		if _, err := s.changeGroup(ctx, id, g.ID, store.GroupChange{Op: store.OpLeave, Event: store.Event{Type: "left",
+			UserIDs: []int64{u.ID}, Usernames: []string{u.Username}, Detail: "account deleted"}}); err != nil {
+			s.log.Warn("deleted user leaves a group", "user", u.ID, "group", g.ID, "err", err)
+		}
+	}
 }
 
 // ListUsers pages through the app's users by id: cursor is the last

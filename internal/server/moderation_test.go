@@ -123,6 +123,15 @@ func testAdminModeration(t *testing.T, dsn string) {
 	if st, m := apiCall(t, n, "POST", "/v1/messages", zedTok, `{"to_user":"alice","text":"from zed"}`); st != 200 {
 		t.Fatal(m)
 	}
+	aliceTok := loginAs(t, n, "", "alice", "password-alice")
+	st, team := apiCall(t, n, "POST", "/v1/groups", aliceTok, `{"name":"team","members":["bob","carol"]}`)
+	if st != 201 {
+		t.Fatalf("create team = %d %v", st, team)
+	}
+	st, own := apiCall(t, n, "POST", "/v1/groups", carolTok, `{"name":"carol's","members":["alice"]}`)
+	if st != 201 {
+		t.Fatalf("carol creates a group = %d %v", st, own)
+	}
 	if st, m := admin("/v1/admin/users/delete", map[string]any{"username": "carol", "erase_messages": true}); st != 200 || m["deleted"] != true {
 		t.Fatalf("delete carol = %d %v", st, m)
 	}
@@ -132,7 +141,17 @@ func testAdminModeration(t *testing.T, dsn string) {
 	if st, _ := apiCall(t, n, "GET", "/v1/conversations", carolTok, ""); st != 401 {
 		t.Errorf("carol's token after the delete = %d, want 401", st)
 	}
-	aliceTok := loginAs(t, n, "", "alice", "password-alice")
+	_, g := apiCall(t, n, "GET", "/v1/groups/"+team["id"].(string), aliceTok, "")
+	var members []string
+	for _, mem := range g["members"].([]any) {
+		members = append(members, mem.(map[string]any)["username"].(string))
+	}
+	if fmt.Sprint(members) != "[alice bob]" {
+		t.Errorf("team's members after carol's deletion = %v, want [alice bob]", members)
+	}
+	if st, g := apiCall(t, n, "GET", "/v1/groups/"+own["id"].(string), aliceTok, ""); st != 200 || len(g["members"].([]any)) != 2 {
+		t.Errorf("the group the deleted carol owns = %d %v, want it kept with its two members", st, g)
+	}
 	_, convs := apiCall(t, n, "GET", "/v1/conversations", aliceTok, "")
 	texts := map[string]string{}
 	for _, c := range convs["conversations"].([]any) {

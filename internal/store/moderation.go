@@ -19,7 +19,8 @@ type Moderation interface {
 	// finds it; UserByID still does, with DeletedAt set, so the history
 	// of others keeps its sender). With erase, every message it sent is
 	// blanked as RemoveMessage blanks one, without a recall message.
-	// Group memberships are left as they are. ErrNotFound if there is no
+	// Group memberships are left as they are (logic makes the user leave
+	// its groups afterwards, with events). ErrNotFound if there is no
 	// such user or it was deleted already.
 	DeleteUser(ctx context.Context, userID int64, erase bool, at time.Time) error
 	// ListUsers pages through an app's users by id (not the deleted).
