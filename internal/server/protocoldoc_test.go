@@ -117,6 +117,8 @@ func TestProtocolDocClaims(t *testing.T) {
 		}
 	})
 	t.Run("online_result lists the online users I may see", func(t *testing.T) {
+		// bob's connection of the READ test closed with it: bob comes back.
+		authedRaw(t, n, bobTok)
 		id++
 		o := alice.call(&magpiepb.Envelope{Id: id, Body: &magpiepb.Envelope_Online{Online: &magpiepb.OnlineRequest{}}}).GetOnlineResult()
 		online := map[string]bool{}
