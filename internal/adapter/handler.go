@@ -37,6 +37,11 @@ func (h *Handler) Authenticate(ctx context.Context, req *clusterpb.AuthRequest) 
 // quickly: ordered commands go to their connection's lane, the others to
 // logic's bounded pool of read requests (Service.Read).
 func (h *Handler) Handle(req *clusterpb.Request, reply func([]byte)) {
+	if req.ConnEnded && req.Conn != nil {
+		h.svc.ConnEnded(req.Conn)
+		reply(envelope.Marshal(&magpiepb.Envelope{Body: &magpiepb.Envelope_Ok{Ok: &magpiepb.Ok{}}}))
+		return
+	}
 	env := new(magpiepb.Envelope)
 	if req.Conn == nil || proto.Unmarshal(req.Envelope, env) != nil {
 		reply(errorEnvelope(0, &logic.Error{Kind: logic.KindUndecodable, Msg: "undecodable request"}))

@@ -43,6 +43,7 @@ type mqttLogic struct {
 	position map[string]uint64
 	page     int
 	sessions []*clusterpb.ConnRef
+	ended    []*clusterpb.ConnRef // told their connection closed
 }
 
 func (f *mqttLogic) Authenticate(_ context.Context, req *clusterpb.AuthRequest) (*clusterpb.AuthReply, error) {
@@ -70,6 +71,9 @@ func (f *mqttLogic) Forward(req *clusterpb.Request, done func([]byte, error)) {
 	}
 	out := &magpiepb.Envelope{Id: env.Id, Body: &magpiepb.Envelope_Ok{Ok: &magpiepb.Ok{}}}
 	f.mu.Lock()
+	if req.ConnEnded {
+		f.ended = append(f.ended, req.Conn)
+	}
 	switch b := env.Body.(type) {
 	case *magpiepb.Envelope_Send:
 		switch {
@@ -624,10 +628,22 @@ func TestMQTTCatchUp(t *testing.T) {
 		c.write(&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
 		c.expectClosed()
 	}
+	waitFor(t, "logic told the sessions' connections closed", func() bool {
+		ms.logic.mu.Lock()
+		defer ms.logic.mu.Unlock()
+		return len(ms.logic.ended) == 2
+	})
 	ms.logic.mu.Lock()
 	for i, want := range []uint32{sessionNeverExpires, 3600} { // 3.1.1: until a clean session; 5: connectPacket's
 		if got := ms.logic.sessions[i]; got.SessionExpiry != want || got.CleanStart {
 			t.Errorf("session %d: expiry %d, clean %v; want %d, false", i, got.SessionExpiry, got.CleanStart, want)
+		}
+		ended := false // the connections' ends come in any order
+		for _, e := range ms.logic.ended {
+			ended = ended || (e.Conn == ms.logic.sessions[i].Conn && e.SessionExpiry == want)
+		}
+		if !ended {
+			t.Errorf("session %d's end not told to logic: %v", i, ms.logic.ended)
 		}
 	}
 	ms.logic.mu.Unlock()
@@ -711,6 +727,30 @@ func TestMQTTCleanSession(t *testing.T) {
 		if got := ms.logic.sessions[i]; got.SessionExpiry != want || !got.CleanStart {
 			t.Errorf("session %d: expiry %d, clean %v; want %d, true", i, got.SessionExpiry, got.CleanStart, want)
 		}
+	}
+}
+
+// TestMQTTSessionEnd: the end of a connection with a stored session is
+// told to logic (its expiry counts from then); a clean session's is not.
+func TestMQTTSessionEnd(t *testing.T) {
+	ms := startMQTT(t, Config{})
+	clean := ms.dial(t, 4)
+	clean.connect("alice", true)
+	clean.write(&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
+	clean.expectClosed()
+	c := ms.dial(t, 5)
+	c.connect("alice", false)
+	c.write(&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
+	c.expectClosed()
+	waitFor(t, "logic told the session's connection closed", func() bool {
+		ms.logic.mu.Lock()
+		defer ms.logic.mu.Unlock()
+		return len(ms.logic.ended) > 0
+	})
+	ms.logic.mu.Lock()
+	defer ms.logic.mu.Unlock()
+	if len(ms.logic.ended) != 1 || ms.logic.ended[0].Conn != ms.logic.sessions[1].Conn || ms.logic.ended[0].SessionExpiry != 3600 {
+		t.Fatalf("ended %v, want only the persistent session's connection", ms.logic.ended)
 	}
 }
 

@@ -381,6 +381,9 @@ func (s *session) finish() {
 			g.log.Warn("presence disconnected failed", "conn", s.id, "user_id", s.ref.UserId, "err", err)
 		}
 		cancel()
+		if s.ref.SessionExpiry > 0 { // a stored MQTT session: its expiry counts from now
+			g.logic.Forward(&clusterpb.Request{Conn: s.ref, ConnEnded: true}, func([]byte, error) {})
+		}
 	}
 	s.mu.Lock()
 	code := s.closeCode

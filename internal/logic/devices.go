@@ -3,6 +3,7 @@ package logic
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"time"
 
@@ -14,7 +15,8 @@ import (
 // a SessionExpiry has its own delivered position, kept by the store apart
 // from the user's cursors. Its PUBACKs (delivered receipts) move both; its
 // syncs start from the position, so another device reading the messages
-// does not take them from it.
+// does not take them from it. The session does not expire while its
+// connection lives; the gateway says when it ends (ConnEnded).
 
 // NeverExpires is the MQTT 5 session expiry that never ends.
 const NeverExpires = 0xFFFFFFFF
@@ -47,22 +49,38 @@ func (s *Service) startDeviceSession(ctx context.Context, ref *clusterpb.ConnRef
 	// first: a device that reconnects at once gets none of them again
 	// (through this logic node; another one's come with its next flush).
 	s.flushDevices()
-	now := s.now()
-	present, err := s.store.StartDeviceSession(ctx, ref.UserId, ref.Device, ref.CleanStart, now, sessionEnd(now, ref.SessionExpiry))
+	present, err := s.store.StartDeviceSession(ctx, ref.UserId, ref.Device, connName(ref), ref.CleanStart, s.now())
 	ref.SessionPresent = present
 	return err
 }
+
+// connName names the connection that holds a session.
+func connName(c *clusterpb.ConnRef) string { return c.Gateway + "/" + strconv.FormatUint(c.Conn, 10) }
 
 type deviceKey struct {
 	user   int64
 	device string
 }
 
-// devicePositions gathers acknowledgements until the next flush.
+// devicePositions gathers acknowledgements and ended connections until
+// the next flush.
 type devicePositions struct {
-	mu     sync.Mutex
-	moves  map[deviceKey]map[string]uint64
-	expiry map[deviceKey]uint32
+	mu    sync.Mutex
+	moves map[deviceKey]map[string]uint64
+	ends  []store.DeviceSessionEnd
+}
+
+// ConnEnded is told by the gateway when a connection closed: a stored
+// session's expiry counts from now, written with the next flush (after
+// the connection's last acknowledgements gathered here).
+func (s *Service) ConnEnded(c *clusterpb.ConnRef) {
+	if c.SessionExpiry == 0 {
+		return
+	}
+	d := &s.devices
+	d.mu.Lock()
+	d.ends = append(d.ends, store.DeviceSessionEnd{UserID: c.UserId, Device: c.Device, Conn: connName(c), ExpiresAt: sessionEnd(s.now(), c.SessionExpiry)})
+	d.mu.Unlock()
 }
 
 // DeviceDelivered records a PUBACK of a persistent session's connection;
@@ -76,7 +94,7 @@ func (s *Service) DeviceDelivered(c *clusterpb.ConnRef, convID string, seq uint6
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.moves == nil {
-		d.moves, d.expiry = make(map[deviceKey]map[string]uint64), make(map[deviceKey]uint32)
+		d.moves = make(map[deviceKey]map[string]uint64)
 	}
 	m := d.moves[k]
 	if m == nil {
@@ -84,31 +102,32 @@ func (s *Service) DeviceDelivered(c *clusterpb.ConnRef, convID string, seq uint6
 		d.moves[k] = m
 	}
 	m[convID] = max(m[convID], seq)
-	d.expiry[k] = c.SessionExpiry
 }
 
-// flushDevices writes the gathered moves in one transaction.
+// flushDevices writes the gathered moves in one transaction, then the
+// ended connections' expiries.
 func (s *Service) flushDevices() {
 	d := &s.devices
 	d.mu.Lock()
-	moves, expiry := d.moves, d.expiry
-	d.moves, d.expiry = nil, nil
+	moves, ends := d.moves, d.ends
+	d.moves, d.ends = nil, nil
 	d.mu.Unlock()
-	if len(moves) == 0 {
+	if len(moves) == 0 && len(ends) == 0 {
 		return
 	}
-	now := s.now()
 	var batch []store.DeviceCursorMove
 	for k, m := range moves {
-		end := sessionEnd(now, expiry[k])
 		for c, seq := range m {
-			batch = append(batch, store.DeviceCursorMove{UserID: k.user, Device: k.device, ConversationID: c, Seq: seq, ExpiresAt: end})
+			batch = append(batch, store.DeviceCursorMove{UserID: k.user, Device: k.device, ConversationID: c, Seq: seq})
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	if err := s.store.MoveDeviceCursors(ctx, batch); err != nil {
 		s.log.Warn("device positions not written: the messages come again", "moves", len(batch), "err", err)
+	}
+	if err := s.store.EndDeviceSessions(ctx, ends); err != nil {
+		s.log.Warn("device sessions' expiry not written: they are kept until the device connects again", "sessions", len(ends), "err", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/magpie-im/magpie/internal/cluster/clusterpb"
 	"github.com/magpie-im/magpie/internal/store"
@@ -25,9 +26,11 @@ func TestDeviceSessionPosition(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	var conns uint64
 	connect := func(expiry uint32, clean bool) *clusterpb.ConnRef {
 		t.Helper()
-		res, err := s.AuthenticateConn(ctx, mq.Token, &clusterpb.ConnRef{Gateway: "gw", Conn: 1, Exclusive: true, SessionExpiry: expiry, CleanStart: clean})
+		conns++
+		res, err := s.AuthenticateConn(ctx, mq.Token, &clusterpb.ConnRef{Gateway: "gw", Conn: conns, Exclusive: true, SessionExpiry: expiry, CleanStart: clean})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,5 +100,27 @@ func TestDeviceSessionPosition(t *testing.T) {
 	connect(0, true)
 	if c = connect(3600, false); c.SessionPresent {
 		t.Fatal("the session survived a clean session")
+	}
+
+	// Its expiry counts from the end of the connection that holds it: a
+	// taken-over connection's end does not start it.
+	uid := mq.Identity.UserID
+	old := c
+	c = connect(3600, false)
+	s.ConnEnded(old)
+	s.flushDevices()
+	if present, err := s.store.StartDeviceSession(ctx, uid, "mq", "probe", false, time.Now().Add(1000*time.Hour)); err != nil || !present {
+		t.Fatalf("a held session after a taken-over connection's end: present %v, %v; want kept", present, err)
+	}
+	c = connect(3600, false)
+	s.ConnEnded(c)
+	s.flushDevices()
+	if present, err := s.store.StartDeviceSession(ctx, uid, "mq", "probe/1", false, time.Now().Add(59*time.Minute)); err != nil || !present {
+		t.Fatalf("59 minutes after the end of a session of 3600 s: present %v, %v", present, err)
+	}
+	s.ConnEnded(&clusterpb.ConnRef{Gateway: "probe", Conn: 1, UserId: uid, Device: "mq", SessionExpiry: 3600})
+	s.flushDevices()
+	if present, err := s.store.StartDeviceSession(ctx, uid, "mq", "probe2", false, time.Now().Add(2*time.Hour)); err != nil || present {
+		t.Fatalf("2 hours after the end of a session of 3600 s: present %v, %v; want expired", present, err)
 	}
 }

@@ -12,17 +12,21 @@ import (
 type DeviceSessions interface {
 	// StartDeviceSession resumes the device's session, or starts a new one
 	// when there is none, it expired by now, or clean is set: a new one
-	// begins at the user's delivered cursors. Either way the session ends
-	// at expiresAt (the zero time: never) unless moved again. present
-	// reports a resumed session.
-	StartDeviceSession(ctx context.Context, userID int64, device string, clean bool, now, expiresAt time.Time) (present bool, err error)
+	// begins at the user's delivered cursors. Either way conn (the
+	// connection, "gateway/id") holds it from now on and it does not
+	// expire until that connection's EndDeviceSessions. present reports a
+	// resumed session.
+	StartDeviceSession(ctx context.Context, userID int64, device, conn string, clean bool, now time.Time) (present bool, err error)
 	// DeviceCursors is the device's position: conversation → the last
 	// seq the device acknowledged. Empty without a session.
 	DeviceCursors(ctx context.Context, userID int64, device string) (map[string]uint64, error)
 	// MoveDeviceCursors raises the positions of existing sessions (never
-	// lowers them) and sets their expiry, all in one transaction. Moves of
-	// a device without a session are dropped.
+	// lowers them), all in one transaction. Moves of a device without a
+	// session are dropped.
 	MoveDeviceCursors(ctx context.Context, moves []DeviceCursorMove) error
+	// EndDeviceSessions sets when sessions expire, each only if the
+	// connection that ended still holds it (not after a takeover).
+	EndDeviceSessions(ctx context.Context, ends []DeviceSessionEnd) error
 	// DropDeviceSession ends the device's session, if any.
 	DropDeviceSession(ctx context.Context, userID int64, device string) error
 	// DropExpiredDeviceSessions ends the sessions expired by now and
@@ -36,5 +40,12 @@ type DeviceCursorMove struct {
 	Device         string
 	ConversationID string
 	Seq            uint64
-	ExpiresAt      time.Time // the zero time: never
+}
+
+// DeviceSessionEnd is the end of the connection that held a session.
+type DeviceSessionEnd struct {
+	UserID    int64
+	Device    string
+	Conn      string
+	ExpiresAt time.Time // the zero time: never
 }

@@ -264,9 +264,12 @@ func (x *AuthReply) GetConn() *ConnRef {
 
 // Request carries one client frame from an authenticated connection.
 type Request struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Conn          *ConnRef               `protobuf:"bytes,1,opt,name=conn,proto3" json:"conn,omitempty"`
-	Envelope      []byte                 `protobuf:"bytes,2,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Conn     *ConnRef               `protobuf:"bytes,1,opt,name=conn,proto3" json:"conn,omitempty"`
+	Envelope []byte                 `protobuf:"bytes,2,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	// The connection closed (envelope empty): a stored MQTT session's expiry
+	// counts from now (docs/mqtt.md). Answered with Ok.
+	ConnEnded     bool `protobuf:"varint,3,opt,name=conn_ended,json=connEnded,proto3" json:"conn_ended,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -313,6 +316,13 @@ func (x *Request) GetEnvelope() []byte {
 		return x.Envelope
 	}
 	return nil
+}
+
+func (x *Request) GetConnEnded() bool {
+	if x != nil {
+		return x.ConnEnded
+	}
+	return false
 }
 
 // Delivery is published to one gateway: write envelope to every listed
@@ -583,10 +593,12 @@ const file_cluster_proto_rawDesc = "" +
 	"\x04conn\x18\x02 \x01(\v2\x1a.magpie.cluster.v1.ConnRefR\x04conn\"W\n" +
 	"\tAuthReply\x12\x1a\n" +
 	"\benvelope\x18\x01 \x01(\fR\benvelope\x12.\n" +
-	"\x04conn\x18\x02 \x01(\v2\x1a.magpie.cluster.v1.ConnRefR\x04conn\"U\n" +
+	"\x04conn\x18\x02 \x01(\v2\x1a.magpie.cluster.v1.ConnRefR\x04conn\"t\n" +
 	"\aRequest\x12.\n" +
 	"\x04conn\x18\x01 \x01(\v2\x1a.magpie.cluster.v1.ConnRefR\x04conn\x12\x1a\n" +
-	"\benvelope\x18\x02 \x01(\fR\benvelope\"\xb1\x01\n" +
+	"\benvelope\x18\x02 \x01(\fR\benvelope\x12\x1d\n" +
+	"\n" +
+	"conn_ended\x18\x03 \x01(\bR\tconnEnded\"\xb1\x01\n" +
 	"\bDelivery\x12\x14\n" +
 	"\x05conns\x18\x01 \x03(\x04R\x05conns\x12\x1a\n" +
 	"\benvelope\x18\x02 \x01(\fR\benvelope\x12\x1d\n" +

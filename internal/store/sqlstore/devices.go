@@ -12,12 +12,13 @@ import (
 
 // MQTT persistent sessions (store.DeviceSessions): device_sessions holds
 // one row per session with its expiry, device_cursors the device's
-// position per conversation. A session that expired stays until the
+// position per conversation. expires_at is 0 (never) while a connection
+// (conn) holds the session and set when it ends. A session that expired stays until the
 // device connects again or DropExpiredDeviceSessions sweeps it, and counts
 // as absent meanwhile.
 
 // StartDeviceSession resumes or (re)starts the device's session.
-func (s *Store) StartDeviceSession(ctx context.Context, userID int64, device string, clean bool, now, expiresAt time.Time) (bool, error) {
+func (s *Store) StartDeviceSession(ctx context.Context, userID int64, device, conn string, clean bool, now time.Time) (bool, error) {
 	if err := s.check(); err != nil {
 		return false, err
 	}
@@ -35,13 +36,13 @@ func (s *Store) StartDeviceSession(ctx context.Context, userID int64, device str
 			present = !clean && (exp == 0 || exp > now.UnixMilli())
 		}
 		if present {
-			_, err := tx.ExecContext(ctx, `UPDATE device_sessions SET expires_at = $1 WHERE user_id = $2 AND device = $3`, millis(expiresAt), userID, device)
+			_, err := tx.ExecContext(ctx, `UPDATE device_sessions SET expires_at = 0, conn = $1 WHERE user_id = $2 AND device = $3`, conn, userID, device)
 			return err
 		}
 		if err := dropDeviceSession(ctx, tx, userID, device); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO device_sessions(user_id, device, expires_at) VALUES ($1, $2, $3)`, userID, device, millis(expiresAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO device_sessions(user_id, device, expires_at, conn) VALUES ($1, $2, 0, $3)`, userID, device, conn); err != nil {
 			return err
 		}
 		// A new session starts where the user's delivered cursors are:
@@ -116,14 +117,35 @@ func (s *Store) MoveDeviceCursors(ctx context.Context, moves []store.DeviceCurso
 			return err
 		}
 		defer ins.Close()
-		for i, m := range moves {
-			if i == 0 || m.UserID != moves[i-1].UserID || m.Device != moves[i-1].Device {
-				if _, err := tx.ExecContext(ctx, `UPDATE device_sessions SET expires_at = $1 WHERE user_id = $2 AND device = $3`,
-					millis(m.ExpiresAt), m.UserID, m.Device); err != nil {
-					return err
-				}
-			}
+		for _, m := range moves {
 			if _, err := ins.ExecContext(ctx, m.UserID, m.Device, m.ConversationID, int64(m.Seq)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// EndDeviceSessions starts the expiry of the sessions whose connection ended.
+func (s *Store) EndDeviceSessions(ctx context.Context, ends []store.DeviceSessionEnd) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if len(ends) == 0 {
+		return nil
+	}
+	ends = append([]store.DeviceSessionEnd(nil), ends...)
+	sort.Slice(ends, func(a, b int) bool {
+		if ends[a].UserID != ends[b].UserID {
+			return ends[a].UserID < ends[b].UserID
+		}
+		return ends[a].Device < ends[b].Device
+	})
+	return s.inWriteTx(ctx, func(tx *sql.Tx) error {
+		ctx := s.inTx(ctx)
+		for _, e := range ends {
+			if _, err := tx.ExecContext(ctx, `UPDATE device_sessions SET expires_at = $1 WHERE user_id = $2 AND device = $3 AND conn = $4`,
+				millis(e.ExpiresAt), e.UserID, e.Device, e.Conn); err != nil {
 				return err
 			}
 		}

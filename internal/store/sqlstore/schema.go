@@ -461,6 +461,14 @@ var migrations = []migration{
 				PRIMARY KEY (conversation_id, user_id))`,
 		},
 	},
+	{
+		// The connection that holds a device session (gateway/conn): only
+		// its end starts the expiry, not a taken-over one's that ends later.
+		version: 18,
+		common: []string{
+			`ALTER TABLE device_sessions ADD COLUMN conn TEXT NOT NULL DEFAULT ''`,
+		},
+	},
 }
 
 // migrate brings the schema up to date in one transaction, so a crash

@@ -538,8 +538,9 @@ func TestMigrateUsersToSources(t *testing.T) {
 	}
 }
 
-// undoGroupSync takes migration 17 back out.
+// undoGroupSync takes migration 17 (and 18) back out.
 var undoGroupSync = []string{
+	`ALTER TABLE device_sessions DROP COLUMN conn`, // version 18
 	`DROP TABLE group_join_requests`, `DROP TABLE group_sync`, `ALTER TABLE members DROP COLUMN version`,
 	`ALTER TABLE conversations DROP COLUMN version`, `ALTER TABLE conversations DROP COLUMN max_members`,
 	`ALTER TABLE conversations DROP COLUMN avatar_url`, `ALTER TABLE conversations DROP COLUMN notice`,
@@ -547,8 +548,9 @@ var undoGroupSync = []string{
 	`DELETE FROM schema_migrations WHERE version >= 17`,
 }
 
-// undoFriendSeqs takes migrations 17 and 15 back out (16 runs again as it is).
+// undoFriendSeqs takes migrations 18, 17 and 15 back out (16 runs again as it is).
 var undoFriendSeqs = []string{
+	`ALTER TABLE device_sessions DROP COLUMN conn`, // version 18
 	`DROP TABLE group_join_requests`, `DROP TABLE group_sync`, `ALTER TABLE members DROP COLUMN version`,
 	`ALTER TABLE conversations DROP COLUMN version`, `ALTER TABLE conversations DROP COLUMN max_members`,
 	`ALTER TABLE conversations DROP COLUMN avatar_url`, `ALTER TABLE conversations DROP COLUMN notice`,

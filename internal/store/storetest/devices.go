@@ -28,15 +28,21 @@ func testDeviceSessions(t *testing.T, s store.Store) {
 			t.Fatalf("DeviceCursors(%s) = %v, %v; want %v", device, got, err, want)
 		}
 	}
-	start := func(device string, clean bool, now time.Time, want bool) {
+	start := func(device, conn string, clean bool, now time.Time, want bool) {
 		t.Helper()
-		present, err := s.StartDeviceSession(ctx, bob.ID, device, clean, now, now.Add(time.Hour))
+		present, err := s.StartDeviceSession(ctx, bob.ID, device, conn, clean, now)
 		if err != nil || present != want {
-			t.Fatalf("StartDeviceSession(%s, clean %v) = %v, %v; want present %v", device, clean, present, err, want)
+			t.Fatalf("StartDeviceSession(%s, %s, clean %v) = %v, %v; want present %v", device, conn, clean, present, err, want)
+		}
+	}
+	end := func(device, conn string, expires time.Time) {
+		t.Helper()
+		if err := s.EndDeviceSessions(ctx, []store.DeviceSessionEnd{{UserID: bob.ID, Device: device, Conn: conn, ExpiresAt: expires}}); err != nil {
+			t.Fatal(err)
 		}
 	}
 	cursors("dev1", map[string]uint64{})
-	start("dev1", false, at(0), false)
+	start("dev1", "gw/1", false, at(0), false)
 	cursors("dev1", map[string]uint64{ab: 2}) // the user's delivered cursors; cb has none
 
 	// The user's other device reads everything: the session stays.
@@ -49,12 +55,11 @@ func testDeviceSessions(t *testing.T, s store.Store) {
 
 	// Only the device's own moves count, never backwards; a device
 	// without a session is not given one.
-	exp := at(10).Add(time.Hour)
 	err := s.MoveDeviceCursors(ctx, []store.DeviceCursorMove{
-		{UserID: bob.ID, Device: "dev1", ConversationID: cb, Seq: 2, ExpiresAt: exp},
-		{UserID: bob.ID, Device: "dev1", ConversationID: ab, Seq: 4, ExpiresAt: exp},
-		{UserID: bob.ID, Device: "dev1", ConversationID: ab, Seq: 3, ExpiresAt: exp},
-		{UserID: bob.ID, Device: "other", ConversationID: ab, Seq: 5, ExpiresAt: exp},
+		{UserID: bob.ID, Device: "dev1", ConversationID: cb, Seq: 2},
+		{UserID: bob.ID, Device: "dev1", ConversationID: ab, Seq: 4},
+		{UserID: bob.ID, Device: "dev1", ConversationID: ab, Seq: 3},
+		{UserID: bob.ID, Device: "other", ConversationID: ab, Seq: 5},
 	})
 	if err != nil {
 		t.Fatalf("MoveDeviceCursors: %v", err)
@@ -62,21 +67,28 @@ func testDeviceSessions(t *testing.T, s store.Store) {
 	cursors("dev1", map[string]uint64{ab: 4, cb: 2})
 	cursors("other", map[string]uint64{})
 
-	// Resumed before its expiry (moved to an hour after the moves).
-	start("dev1", false, at(10).Add(59*time.Minute), true)
+	// Held by a connection, a session does not expire; a taken-over
+	// connection's end does not start the expiry, the holder's does.
+	start("dev1", "gw/2", false, at(0).Add(1000*time.Hour), true)
+	end("dev1", "gw/1", at(0))
+	start("dev1", "gw/3", false, at(0).Add(2000*time.Hour), true)
+	end("dev1", "gw/3", at(0).Add(time.Hour))
 	cursors("dev1", map[string]uint64{ab: 4, cb: 2})
 
-	// The sweep takes only what expired: dev1's is now at(10)+2h.
-	start("dev2", false, at(0), false)
-	if n, err := s.DropExpiredDeviceSessions(ctx, at(0).Add(90*time.Minute)); err != nil || n != 1 {
+	// The sweep takes only what expired.
+	start("dev2", "gw/4", false, at(0), false)
+	end("dev2", "gw/4", at(0).Add(30*time.Minute))
+	if n, err := s.DropExpiredDeviceSessions(ctx, at(0).Add(45*time.Minute)); err != nil || n != 1 {
 		t.Fatalf("DropExpiredDeviceSessions = %d, %v; want 1 (dev2)", n, err)
 	}
 	cursors("dev2", map[string]uint64{})
 	cursors("dev1", map[string]uint64{ab: 4, cb: 2})
 
-	// Past its expiry a session is gone: a new one starts at the user's
-	// cursors (now ab 3, cb 3).
-	start("dev1", false, at(10).Add(3*time.Hour), false)
+	// Resumed before its expiry; past it, a session is gone: a new one
+	// starts at the user's cursors (now ab 3, cb 3).
+	start("dev1", "gw/5", false, at(0).Add(59*time.Minute), true)
+	end("dev1", "gw/5", at(0).Add(2*time.Hour))
+	start("dev1", "gw/6", false, at(0).Add(3*time.Hour), false)
 	cursors("dev1", map[string]uint64{ab: 3, cb: 3})
 
 	// A clean start drops what was there.
@@ -84,17 +96,15 @@ func testDeviceSessions(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	cursors("dev1", map[string]uint64{ab: 5, cb: 3})
-	start("dev1", true, at(20).Add(3*time.Hour), false)
+	start("dev1", "gw/7", true, at(0).Add(3*time.Hour), false)
 	cursors("dev1", map[string]uint64{ab: 3, cb: 3})
 
-	// A zero expiry never ends; dropped, it is gone.
-	if _, err := s.StartDeviceSession(ctx, bob.ID, "dev1", false, at(0), time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	start("dev1", false, at(0).Add(1000*time.Hour), true)
+	// Ended with the zero time it never expires; dropped, it is gone.
+	end("dev1", "gw/7", time.Time{})
+	start("dev1", "gw/8", false, at(0).Add(5000*time.Hour), true)
 	if err := s.DropDeviceSession(ctx, bob.ID, "dev1"); err != nil {
 		t.Fatal(err)
 	}
 	cursors("dev1", map[string]uint64{})
-	start("dev1", false, at(0), false)
+	start("dev1", "gw/9", false, at(0), false)
 }
