@@ -105,9 +105,8 @@ func TestDeviceSessionPosition(t *testing.T) {
 	// Its expiry counts from the end of the connection that holds it: a
 	// taken-over connection's end does not start it.
 	uid := mq.Identity.UserID
-	old := c
-	c = connect(3600, false)
-	s.ConnEnded(old)
+	connect(3600, false) // takes the session over from c
+	s.ConnEnded(c)
 	s.flushDevices()
 	if present, err := s.store.StartDeviceSession(ctx, uid, "mq", "probe", false, time.Now().Add(1000*time.Hour)); err != nil || !present {
 		t.Fatalf("a held session after a taken-over connection's end: present %v, %v; want kept", present, err)
