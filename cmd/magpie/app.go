@@ -53,7 +53,9 @@ func runApp(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fs.StringVar(&authList, "auth", "", "the app's login sources in order, a subset of the server's --auth (default: the server's)")
 		fs.StringVar(&hosts, "hosts", "", "comma-separated host names whose register and login are this app's")
 		fs.StringVar(&hooks, "webhook-urls", "", "comma-separated URLs that get the app's events")
-		fs.StringVar(&st.WebhookSecret, "webhook-secret", "", "signs the app's webhook events (at least 16 characters)")
+		fs.StringVar(&st.WebhookSecret, "webhook-secret", "", "signs the app's webhook events and veto calls (at least 16 characters)")
+		fs.StringVar(&st.BeforeSendURL, "before-send-url", "", "URL asked to allow or veto each message of the app")
+		fs.StringVar(&st.BeforeAddURL, "before-add-url", "", "URL asked to allow or veto each friend add and group member add of the app")
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -180,6 +182,12 @@ func settingsText(st store.AppSettings) string {
 	if len(st.WebhookURLs) > 0 {
 		parts = append(parts, "webhook-urls="+strings.Join(st.WebhookURLs, ","))
 	}
+	if st.BeforeSendURL != "" {
+		parts = append(parts, "before-send-url="+st.BeforeSendURL)
+	}
+	if st.BeforeAddURL != "" {
+		parts = append(parts, "before-add-url="+st.BeforeAddURL)
+	}
 	if len(parts) == 0 {
 		return "-"
 	}
@@ -222,7 +230,8 @@ func setApp(ctx context.Context, s *sqlstore.Store, name string, flags store.App
 			"device-policy": func() { st.DevicePolicy = flags.DevicePolicy }, "require-friendship": func() { st.RequireFriendship = flags.RequireFriendship },
 			"max-group-size": func() { st.MaxGroupSize = flags.MaxGroupSize }, "auth": func() { st.Auth = flags.Auth },
 			"hosts": func() { st.Hosts = flags.Hosts }, "webhook-urls": func() { st.WebhookURLs = flags.WebhookURLs },
-			"webhook-secret": func() { st.WebhookSecret = flags.WebhookSecret },
+			"webhook-secret":  func() { st.WebhookSecret = flags.WebhookSecret },
+			"before-send-url": func() { st.BeforeSendURL = flags.BeforeSendURL }, "before-add-url": func() { st.BeforeAddURL = flags.BeforeAddURL },
 		} {
 			if given[f] {
 				set()

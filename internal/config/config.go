@@ -125,6 +125,7 @@ type Hooks struct {
 	WebhookURLs        []string
 	WebhookSecret      string
 	BeforeSendURL      string
+	BeforeAddURL       string
 	BeforeSendTimeout  time.Duration
 	BeforeSendFailOpen bool
 }
@@ -315,6 +316,7 @@ func (c *Config) bind(fs *flag.FlagSet) (parsed func() error) {
 	lists.strings(fs, &c.WebhookURLs, "webhook-urls", "URLs that receive signed event webhooks, comma-separated")
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", c.WebhookSecret, "HMAC secret that signs webhook requests")
 	fs.StringVar(&c.BeforeSendURL, "before-send-url", c.BeforeSendURL, "URL asked to allow or veto each message before it is stored")
+	fs.StringVar(&c.BeforeAddURL, "before-add-url", c.BeforeAddURL, "URL asked to allow or veto each friend add and group member add before it is stored (--before-send-timeout, --before-send-fail-open apply)")
 	fs.DurationVar(&c.BeforeSendTimeout, "before-send-timeout", c.BeforeSendTimeout, "how long to wait for the before-send hook")
 	lists.prefixes(fs, &c.TrustedProxies, "trusted-proxies", "IPs or CIDRs of reverse proxies whose X-Forwarded-For names the client, comma-separated (empty: the peer is the client)")
 	lists.prefixes(fs, &c.LimitExempt, "limit-exempt", "client IPs or CIDRs the per-address login and registration limits skip, comma-separated")

@@ -287,8 +287,13 @@ func ValidAppSettings(st store.AppSettings, sources []string) error {
 			return invalid("webhook_urls must be http:// or https:// URLs")
 		}
 	}
-	if len(st.WebhookURLs) > 0 && len(st.WebhookSecret) < 16 {
-		return invalid("webhook_secret of at least 16 characters is required with webhook_urls")
+	for _, u := range []string{st.BeforeSendURL, st.BeforeAddURL} {
+		if u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return invalid("before_send_url and before_add_url must be http:// or https:// URLs")
+		}
+	}
+	if (len(st.WebhookURLs) > 0 || st.BeforeSendURL != "" || st.BeforeAddURL != "") && len(st.WebhookSecret) < 16 {
+		return invalid("webhook_secret of at least 16 characters is required with webhook_urls, before_send_url or before_add_url")
 	}
 	return nil
 }

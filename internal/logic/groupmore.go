@@ -112,6 +112,12 @@ func (s *Service) AnswerJoin(ctx context.Context, id Identity, gid, name string,
 	c := store.GroupChange{Op: store.OpReject}
 	if approve {
 		c = store.GroupChange{Op: store.OpApprove, Event: store.Event{Type: "approved"}}
+		if err := validGroupID(gid); err != nil {
+			return err
+		}
+		if err := s.beforeAdd(ctx, id.AppID, AddRequest{Kind: "member", Actor: id.Username, ActorID: id.UserID, GroupID: gid, Users: []string{name}}); err != nil {
+			return err
+		}
 	}
 	return s.targetChange(ctx, id, gid, name, c)
 }

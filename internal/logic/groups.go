@@ -107,6 +107,11 @@ func (s *Service) CreateGroupWith(ctx context.Context, id Identity, name string,
 	if err != nil {
 		return store.GroupInfo{}, err
 	}
+	if len(names) > 0 {
+		if err := s.beforeAdd(ctx, id.AppID, AddRequest{Kind: "member", Actor: id.Username, ActorID: id.UserID, Users: names}); err != nil {
+			return store.GroupInfo{}, err
+		}
+	}
 	g, ev, err := s.store.CreateGroup(ctx, store.NewGroup{
 		Name: name, OwnerID: id.UserID, MemberIDs: ids, JoinPolicy: jp, MaxSize: s.maxGroupOf(ctx, id.AppID), At: s.now(),
 		Intro: deref(f.Intro), Notice: deref(f.Notice), AvatarURL: deref(f.AvatarURL), MaxMembers: derefInt(f.MaxMembers),
@@ -218,6 +223,12 @@ func (s *Service) AddMembers(ctx context.Context, id Identity, gid string, names
 	if err != nil {
 		return store.GroupInfo{}, err
 	}
+	if err := validGroupID(gid); err != nil {
+		return store.GroupInfo{}, err
+	}
+	if err := s.beforeAdd(ctx, id.AppID, AddRequest{Kind: "member", Actor: id.Username, ActorID: id.UserID, GroupID: gid, Users: resolved}); err != nil {
+		return store.GroupInfo{}, err
+	}
 	res, err := s.changeGroup(ctx, id, gid, store.GroupChange{Op: store.OpAdd, Targets: ids,
 		Event: store.Event{Type: "added", UserIDs: ids, Usernames: resolved}})
 	return res.Group, err
@@ -226,6 +237,12 @@ func (s *Service) AddMembers(ctx context.Context, id Identity, gid string, names
 // JoinGroup adds the user to an open group, or asks to join a group of
 // policy approval (requested: nothing else changed).
 func (s *Service) JoinGroup(ctx context.Context, id Identity, gid string) (g store.GroupInfo, requested bool, err error) {
+	if err := validGroupID(gid); err != nil {
+		return store.GroupInfo{}, false, err
+	}
+	if err := s.beforeAdd(ctx, id.AppID, AddRequest{Kind: "member", Actor: id.Username, ActorID: id.UserID, GroupID: gid, Users: []string{id.Username}}); err != nil {
+		return store.GroupInfo{}, false, err
+	}
 	res, err := s.changeGroup(ctx, id, gid, store.GroupChange{Op: store.OpJoin,
 		Event: store.Event{Type: "joined", UserIDs: []int64{id.UserID}, Usernames: []string{id.Username}}})
 	if err == nil && res.Requested {

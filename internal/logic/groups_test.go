@@ -30,6 +30,13 @@ func (h *fakeHooks) BeforeSend(ctx context.Context, m OutgoingMessage) error {
 	return nil
 }
 
+func (h *fakeHooks) BeforeAdd(ctx context.Context, a AddRequest) error {
+	if a.User == "mallory" || slices.Contains(a.Users, "mallory") {
+		return Vetoed("")
+	}
+	return nil
+}
+
 func (h *fakeHooks) After(e Event) {
 	h.mu.Lock()
 	h.events = append(h.events, e)
@@ -433,6 +440,8 @@ type barrierHooks struct {
 	others  int           // calls other than m0's that returned
 	last    chan struct{} // closed when they all did: m0's check may end
 }
+
+func (h *barrierHooks) BeforeAdd(ctx context.Context, a AddRequest) error { return nil }
 
 func (h *barrierHooks) BeforeSend(ctx context.Context, m OutgoingMessage) error {
 	h.mu.Lock()

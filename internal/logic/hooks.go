@@ -15,6 +15,9 @@ type Hooks interface {
 	// error (use Vetoed). It is called on the send path, so it must bound
 	// its own time and decide itself whether a failure allows the message.
 	BeforeSend(ctx context.Context, m OutgoingMessage) error
+	// BeforeAdd may veto a friendship or a group membership before it is
+	// stored, the same way (Vetoed).
+	BeforeAdd(ctx context.Context, a AddRequest) error
 	// After reports something that happened. It must not block: queue
 	// and deliver later.
 	After(e Event)
@@ -30,6 +33,27 @@ type OutgoingMessage struct {
 	ClientMsgID    string `json:"client_msg_id"`
 	Text           string `json:"text"`
 	FileID         string `json:"file_id,omitempty"`
+}
+
+// AddRequest is a friend add or a group member add about to be stored:
+// a friend request or accept (Kind "friend": Actor adds User), or a
+// group's create with members, add, join, join request or approval
+// (Kind "member": Users would join GroupID; "" for a group being made).
+type AddRequest struct {
+	Kind    string   `json:"kind"`
+	Actor   string   `json:"actor"`
+	ActorID int64    `json:"actor_id"`
+	User    string   `json:"user,omitempty"`
+	GroupID string   `json:"group_id,omitempty"`
+	Users   []string `json:"users,omitempty"`
+}
+
+// beforeAdd asks the app's before-add hook about a, if it has one.
+func (s *Service) beforeAdd(ctx context.Context, app int64, a AddRequest) error {
+	if h := s.hooksFor(app); h != nil {
+		return h.BeforeAdd(ctx, a)
+	}
+	return nil
 }
 
 // Event is one thing that happened, as sent to webhooks.
@@ -73,24 +97,12 @@ func (s *Service) beforeSend(ctx context.Context, app int64, m OutgoingMessage, 
 	return nil, hooks.BeforeSend(ctx, m)
 }
 
-// hooksFor is an app's before-send hook: the server's (--before-send-url)
-// is the default app's; the other apps have none.
+// hooksFor is an app's hooks, the veto hooks and the event webhooks: the
+// server's (--before-send-url, --before-add-url, --webhook-urls) for the
+// default app, each other app's own (its settings) for it, so that no app's
+// messages or events reach another's URLs. It never waits: another app's
+// settings come from the node's last loaded app list.
 func (s *Service) hooksFor(app int64) Hooks {
-	if appOrDefault(app) == store.DefaultApp {
-		return s.cfg.Hooks
-	}
-	return nil
-}
-
-// AppHooks returns the event hooks of an app other than the default for
-// its settings' webhook URLs and secret, or nil when it has none
-// (webhook.Apps.For). Config.AppHooks; nil: other apps send no events.
-type AppHooks func(app int64, urls []string, secret string) Hooks
-
-// eventHooks is where an app's events go: the server's webhooks for the
-// default app, each other app's own webhooks (its settings) for it, so
-// no app's events reach another's URLs.
-func (s *Service) eventHooks(app int64) Hooks {
 	if appOrDefault(app) == store.DefaultApp {
 		return s.cfg.Hooks
 	}
@@ -98,15 +110,21 @@ func (s *Service) eventHooks(app int64) Hooks {
 		return nil
 	}
 	a, ok := s.cachedApp(app)
-	if !ok || len(a.Settings.WebhookURLs) == 0 {
+	if !ok {
 		return nil
 	}
-	return s.cfg.AppHooks(a.ID, a.Settings.WebhookURLs, a.Settings.WebhookSecret)
+	return s.cfg.AppHooks(a.ID, a.Settings)
 }
+
+// AppHooks returns the hooks of an app other than the default for its
+// settings (webhook URLs and secret, before-send and before-add URLs), or
+// nil when it has none (webhook.Apps.For). Config.AppHooks; nil: other
+// apps have no hooks.
+type AppHooks func(app int64, st store.AppSettings) Hooks
 
 // emit hands an event of an app to its hooks, if any.
 func (s *Service) emit(app int64, typ string, data any) {
-	if h := s.eventHooks(app); h != nil {
+	if h := s.hooksFor(app); h != nil {
 		h.After(Event{Type: typ, At: s.now(), Data: data})
 	}
 }

@@ -38,6 +38,9 @@ func (s *Service) RequestFriend(ctx context.Context, id Identity, name string) (
 	if err != nil {
 		return "", err
 	}
+	if err := s.beforeAdd(ctx, id.AppID, AddRequest{Kind: "friend", Actor: id.Username, ActorID: id.UserID, User: u.Username}); err != nil {
+		return "", err
+	}
 	st, err := s.store.RequestFriend(ctx, id.UserID, u.ID, s.now())
 	if err != nil {
 		return "", explain(err)
@@ -52,6 +55,13 @@ func (s *Service) RequestFriend(ctx context.Context, id Identity, name string) (
 
 func (s *Service) AcceptFriend(ctx context.Context, id Identity, name string) error {
 	return s.friendCall(ctx, id, name, "friend.accepted", func(other int64) error {
+		u, err := s.usernameOf(ctx, other)
+		if err != nil {
+			return err
+		}
+		if err := s.beforeAdd(ctx, id.AppID, AddRequest{Kind: "friend", Actor: id.Username, ActorID: id.UserID, User: u}); err != nil {
+			return err
+		}
 		return s.store.AcceptFriend(ctx, id.UserID, other, s.now())
 	})
 }

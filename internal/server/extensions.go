@@ -45,11 +45,11 @@ func (n *Node) newExtensions() (extensions, error) {
 	}
 	e.push = push.NewVerifier(n.cfg.PushKeys, 0, nil)
 	e.admin = push.NewVerifier(n.cfg.AdminKeys, 0, nil)
-	e.apps = webhook.NewApps(webhook.Config{}, n.log)
+	e.apps = webhook.NewApps(webhook.Config{BeforeSendTimeout: n.cfg.BeforeSendTimeout, FailOpen: n.cfg.BeforeSendFailOpen}, n.log)
 	urls := n.cfg.WebhookURLs
-	if len(urls) > 0 || n.cfg.BeforeSendURL != "" {
+	if len(urls) > 0 || n.cfg.BeforeSendURL != "" || n.cfg.BeforeAddURL != "" {
 		e.hooks, err = webhook.New(webhook.Config{
-			URLs: urls, Secret: []byte(n.cfg.WebhookSecret), BeforeSendURL: n.cfg.BeforeSendURL,
+			URLs: urls, Secret: []byte(n.cfg.WebhookSecret), BeforeSendURL: n.cfg.BeforeSendURL, BeforeAddURL: n.cfg.BeforeAddURL,
 			BeforeSendTimeout: n.cfg.BeforeSendTimeout, FailOpen: n.cfg.BeforeSendFailOpen,
 		}, n.log)
 		if err != nil {

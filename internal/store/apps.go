@@ -59,5 +59,7 @@ type AppSettings struct {
 	Auth              []string `json:"auth,omitempty"`               // login sources, a subset of --auth, in order
 	Hosts             []string `json:"hosts,omitempty"`              // host names whose register and login are this app's
 	WebhookURLs       []string `json:"webhook_urls,omitempty"`       // where the app's events go
-	WebhookSecret     string   `json:"webhook_secret,omitempty"`     // signs them
+	WebhookSecret     string   `json:"webhook_secret,omitempty"`     // signs them and the veto calls
+	BeforeSendURL     string   `json:"before_send_url,omitempty"`    // may veto each message
+	BeforeAddURL      string   `json:"before_add_url,omitempty"`     // may veto each friend add and member add
 }

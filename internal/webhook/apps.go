@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/magpie-im/magpie/internal/logic"
+	"github.com/magpie-im/magpie/internal/store"
 )
 
 // Apps holds the event webhooks of the apps other than the default (their
@@ -28,32 +29,36 @@ type Apps struct {
 }
 
 type appHooks struct {
-	urls   []string
-	secret string
-	hooks  *Hooks // nil: the settings were refused (logged once)
+	urls                  []string
+	secret                string
+	beforeSend, beforeAdd string
+	hooks                 *Hooks // nil: the settings were refused (logged once)
 }
 
 // replacedDrain bounds how long a replaced app's Hooks delivers what it
 // had queued.
 const replacedDrain = 5 * time.Second
 
-// NewApps makes an empty registry; base gives the queue, retry and client
-// settings (its URLs, secret and before-send URL are ignored).
+// NewApps makes an empty registry; base gives the queue, retry, client
+// and veto timeout and fail-open settings (its URLs and secret are
+// ignored: each app's come from its settings).
 func NewApps(base Config, log *slog.Logger) *Apps {
-	base.URLs, base.Secret, base.BeforeSendURL = nil, nil, ""
+	base.URLs, base.Secret, base.BeforeSendURL, base.BeforeAddURL = nil, nil, "", ""
 	return &Apps{base: base, log: log, byApp: map[int64]*appHooks{}}
 }
 
 // For returns the hooks of app for its current settings, or nil when it
-// has no webhook URLs (or after Shutdown).
-func (a *Apps) For(app int64, urls []string, secret string) logic.Hooks {
+// has no webhook, before-send or before-add URL (or after Shutdown).
+func (a *Apps) For(app int64, st store.AppSettings) logic.Hooks {
+	urls, secret := st.WebhookURLs, st.WebhookSecret
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
 		return nil
 	}
 	cur := a.byApp[app]
-	if cur != nil && slices.Equal(cur.urls, urls) && cur.secret == secret {
+	if cur != nil && slices.Equal(cur.urls, urls) && cur.secret == secret &&
+		cur.beforeSend == st.BeforeSendURL && cur.beforeAdd == st.BeforeAddURL {
 		if cur.hooks == nil {
 			return nil
 		}
@@ -70,16 +75,17 @@ func (a *Apps) For(app int64, urls []string, secret string) logic.Hooks {
 		}()
 	}
 	delete(a.byApp, app)
-	if len(urls) == 0 {
+	if len(urls) == 0 && st.BeforeSendURL == "" && st.BeforeAddURL == "" {
 		return nil
 	}
 	cfg := a.base
 	cfg.URLs, cfg.Secret = slices.Clone(urls), []byte(secret)
+	cfg.BeforeSendURL, cfg.BeforeAddURL = st.BeforeSendURL, st.BeforeAddURL
 	h, err := New(cfg, a.log)
 	if err != nil {
 		a.log.Warn("webhook: an app's webhook settings are refused; its events are not sent", "app", app, "err", err)
 	}
-	a.byApp[app] = &appHooks{urls: slices.Clone(urls), secret: secret, hooks: h}
+	a.byApp[app] = &appHooks{urls: slices.Clone(urls), secret: secret, beforeSend: st.BeforeSendURL, beforeAdd: st.BeforeAddURL, hooks: h}
 	if h == nil {
 		return nil
 	}

@@ -30,39 +30,61 @@ type verdict struct {
 // error, a timeout, another status, a body without "allow") allows the
 // message when FailOpen, and otherwise refuses it with code unavailable.
 func (h *Hooks) BeforeSend(ctx context.Context, m logic.OutgoingMessage) error {
-	if h.cfg.BeforeSendURL == "" {
+	return h.veto(ctx, h.cfg.BeforeSendURL, "message.before_send", m, "message refused by policy", "conversation", m.ConversationID)
+}
+
+// BeforeAdd implements logic.Hooks like BeforeSend, with the before-add
+// URL: event friend.before_add or group.before_member_add.
+func (h *Hooks) BeforeAdd(ctx context.Context, a logic.AddRequest) error {
+	typ := "friend.before_add"
+	if a.Kind == "member" {
+		typ = "group.before_member_add"
+	}
+	return h.veto(ctx, h.cfg.BeforeAddURL, typ, a, "refused by policy", "actor", a.Actor)
+}
+
+// veto asks url about v and turns its answer into nil or a refusal.
+func (h *Hooks) veto(ctx context.Context, url, typ string, v any, defaultReason, logKey, logVal string) error {
+	if url == "" {
 		return nil
 	}
-	body, err := json.Marshal(m)
+	body, err := json.Marshal(v)
 	if err != nil {
-		return h.policyFailed(m, err)
+		return h.policyFailed(url, logKey, logVal, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.BeforeSendTimeout)
 	defer cancel()
-	status, resp, err := h.post(ctx, h.cfg.BeforeSendURL, "message.before_send", newID(), body)
+	status, resp, err := h.post(ctx, url, typ, newID(), body)
 	if err != nil {
-		return h.policyFailed(m, err)
+		return h.policyFailed(url, logKey, logVal, err)
 	}
 	if status != 200 {
-		return h.policyFailed(m, fmt.Errorf("status %d", status))
+		return h.policyFailed(url, logKey, logVal, fmt.Errorf("status %d", status))
 	}
-	var v verdict
-	if err := json.Unmarshal(resp, &v); err != nil || v.Allow == nil {
-		return h.policyFailed(m, fmt.Errorf("answer is not {\"allow\":bool}"))
+	var vd verdict
+	if err := json.Unmarshal(resp, &vd); err != nil || vd.Allow == nil {
+		return h.policyFailed(url, logKey, logVal, fmt.Errorf("answer is not {\"allow\":bool}"))
 	}
-	if *v.Allow {
+	if *vd.Allow {
 		return nil
 	}
-	return logic.Vetoed(cleanReason(v.Reason))
+	reason := cleanReason(vd.Reason)
+	if reason == "" {
+		reason = defaultReason
+	}
+	return logic.Vetoed(reason)
 }
 
-func (h *Hooks) policyFailed(m logic.OutgoingMessage, err error) error {
-	h.log.Warn("webhook: before-send hook failed", "url", redact(h.cfg.BeforeSendURL), "fail_open", h.cfg.FailOpen,
-		"conversation", m.ConversationID, "err", err)
+func (h *Hooks) policyFailed(url, logKey, logVal string, err error) error {
+	h.log.Warn("webhook: veto hook failed", "url", redact(url), "fail_open", h.cfg.FailOpen, logKey, logVal, "err", err)
 	if h.cfg.FailOpen {
 		return nil
 	}
-	return &logic.Error{Kind: logic.KindUnavailable, Msg: "message policy check failed", RetryAfter: 1000, Err: ErrPolicyFailed}
+	msg := "message policy check failed"
+	if url != h.cfg.BeforeSendURL {
+		msg = "add policy check failed"
+	}
+	return &logic.Error{Kind: logic.KindUnavailable, Msg: msg, RetryAfter: 1000, Err: ErrPolicyFailed}
 }
 
 // cleanReason keeps a veto reason printable and short.

@@ -47,6 +47,7 @@ type Config struct {
 	Secret []byte   // signs every request; required with URLs
 
 	BeforeSendURL     string        // "": no veto hook
+	BeforeAddURL      string        // "": no veto of friend and member adds (same timeout and fail-open)
 	BeforeSendTimeout time.Duration // default 500ms
 	FailOpen          bool          // allow the message when the veto hook fails
 
@@ -141,7 +142,7 @@ func New(cfg Config, log *slog.Logger) (*Hooks, error) {
 	if len(cfg.URLs) > 0 && len(cfg.Secret) == 0 {
 		return nil, errors.New("webhook: --webhook-urls needs --webhook-secret (requests must be signed)")
 	}
-	for _, u := range append(append([]string{}, cfg.URLs...), cfg.BeforeSendURL) {
+	for _, u := range append(append([]string{}, cfg.URLs...), cfg.BeforeSendURL, cfg.BeforeAddURL) {
 		if u == "" {
 			continue
 		}
