@@ -28,8 +28,9 @@ import (
 // cache: a refusal (mute, block, not a friend) would rest on state no
 // statement checked.
 type pgHot struct {
-	mu    sync.Mutex
-	convs map[string]*hotConv
+	mu       sync.Mutex
+	convs    map[string]*hotConv
+	nmembers int // in all of convs, against maxHotMembers
 }
 
 // hotConv is one conversation's entry, all of it as of st.lastSeq (every
@@ -45,7 +46,8 @@ type hotConv struct {
 type userPeer struct{ user, peer int64 }
 
 // maxHotSenders bounds one conversation's members in the cache; past it
-// they start again empty.
+// they start again empty. maxHotConvs and maxHotMembers (hotcache.go)
+// bound the whole, as on SQLite.
 const maxHotSenders = 1 << 10
 
 // fill gives b the cached state of every conversation and sender of reqs
@@ -86,8 +88,8 @@ func (h *pgHot) fill(b *appendBatch, reqs []store.AppendRequest) ([]string, bool
 func (h *pgHot) keep(b *appendBatch, reqs []store.AppendRequest, prev map[string]int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.convs == nil || len(h.convs) >= maxHotConvs {
-		h.convs = make(map[string]*hotConv)
+	if h.convs == nil || len(h.convs) >= maxHotConvs || h.nmembers >= maxHotMembers {
+		h.convs, h.nmembers = make(map[string]*hotConv), 0
 	}
 	for id, st := range b.convs {
 		if !st.dirty {
@@ -95,6 +97,9 @@ func (h *pgHot) keep(b *appendBatch, reqs []store.AppendRequest, prev map[string
 		}
 		e := h.convs[id]
 		if e == nil || e.st.lastSeq != prev[id] || len(e.members) >= maxHotSenders {
+			if e != nil {
+				h.nmembers -= len(e.members)
+			}
 			e = &hotConv{members: make(map[userPeer]memberState)}
 			h.convs[id] = e
 		}
@@ -110,7 +115,11 @@ func (h *pgHot) keep(b *appendBatch, reqs []store.AppendRequest, prev map[string
 		// b.members[mk] was read (or filled) for the first request of mk.
 		read[mk] = true
 		if ms, ok := b.members[mk]; ok {
-			h.convs[mk.conv].members[userPeer{r.SenderID, r.PeerID}] = ms
+			m := h.convs[mk.conv].members
+			if _, had := m[userPeer{r.SenderID, r.PeerID}]; !had {
+				h.nmembers++
+			}
+			m[userPeer{r.SenderID, r.PeerID}] = ms
 		}
 	}
 }
@@ -120,6 +129,9 @@ func (h *pgHot) drop(ids []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, id := range ids {
-		delete(h.convs, id)
+		if e := h.convs[id]; e != nil {
+			h.nmembers -= len(e.members)
+			delete(h.convs, id)
+		}
 	}
 }
