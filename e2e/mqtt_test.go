@@ -619,103 +619,133 @@ func TestClusterMQTT(t *testing.T) {
 	}
 }
 
-// TestMQTTPersistentSessionOwnPosition: a persistent Paho (3.1.1) device
-// that is offline while the same user's phone reads the messages gets
-// them all when it comes back, once and in order: its session keeps its
-// own delivered position, which the phone's receipts do not move.
+// TestMQTTPersistentSessionOwnPosition: a persistent Paho device (3.1.1,
+// and MQTT 5 with a session expiry) that is offline while the same
+// user's phone reads the messages gets them all when it comes back, once
+// and in order: its session keeps its own delivered position, which the
+// phone's receipts do not move.
 func TestMQTTPersistentSessionOwnPosition(t *testing.T) {
 	ms := startMQTTServer(t)
-	devToken := ms.account(t, "sensor5", "sensor5-pw", "dev5")
-	phoneToken := ms.account(t, "sensor5", "sensor5-pw", "phone")
 	aliceToken := ms.account(t, "alice", "alice-pw", "laptop")
-	send := func(text string) int {
-		t.Helper()
-		var ack struct {
-			ConversationID string `json:"conversation_id"`
-			Seq            int    `json:"seq"`
-		}
-		if code := ms.api(t, "POST", "/v1/messages", aliceToken, map[string]string{"to_user": "sensor5", "text": text}, &ack); code != 200 {
-			t.Fatalf("send %q: HTTP %d", text, code)
-		}
-		return ack.Seq
-	}
-
-	var mu sync.Mutex
-	var got []string
-	connect := func() paho3.Client {
-		t.Helper()
-		opts := paho3.NewClientOptions().AddBroker("tcp://" + ms.mqttAddr).SetClientID("dev5").
-			SetUsername("sensor5").SetPassword(devToken).SetCleanSession(false).SetOrderMatters(true).
-			SetDefaultPublishHandler(func(_ paho3.Client, m paho3.Message) {
+	for _, version := range []string{"3.1.1", "5"} {
+		t.Run(version, func(t *testing.T) {
+			user := "sensor5-" + strings.ReplaceAll(version, ".", "")
+			devToken := ms.account(t, user, "sensor5-pw", "dev5")
+			phoneToken := ms.account(t, user, "sensor5-pw", "phone")
+			var mu sync.Mutex
+			var got []string
+			onMessage := func(payload []byte) {
 				var msg struct {
 					Text string `json:"text"`
 				}
-				if json.Unmarshal(m.Payload(), &msg) == nil {
+				if json.Unmarshal(payload, &msg) == nil {
 					mu.Lock()
 					got = append(got, msg.Text)
 					mu.Unlock()
 				}
-			})
-		dev := paho3.NewClient(opts)
-		if tok := dev.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			t.Fatalf("connect: %v", tok.Error())
-		}
-		return dev
-	}
-	received := func(want string) func() bool {
-		return func() bool {
+			}
+			// connect connects the device and returns its disconnect.
+			connect := func(wantPresent bool) (disconnect func()) {
+				t.Helper()
+				if version == "5" {
+					conn, err := net.Dial("tcp", ms.mqttAddr)
+					if err != nil {
+						t.Fatal(err)
+					}
+					c := paho.NewClient(paho.ClientConfig{Conn: conn, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+						func(p paho.PublishReceived) (bool, error) { onMessage(p.Packet.Payload); return true, nil },
+					}})
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					expiry := uint32(300)
+					ca, err := c.Connect(ctx, &paho.Connect{
+						ClientID: "dev5", KeepAlive: 30, CleanStart: false, Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry},
+						Username: user, UsernameFlag: true, Password: []byte(devToken), PasswordFlag: true,
+					})
+					if err != nil || ca.SessionPresent != wantPresent {
+						t.Fatalf("connect: %+v, %v; want session present %v", ca, err, wantPresent)
+					}
+					return func() { _ = c.Disconnect(&paho.Disconnect{}) }
+				}
+				opts := paho3.NewClientOptions().AddBroker("tcp://" + ms.mqttAddr).SetClientID("dev5").
+					SetUsername(user).SetPassword(devToken).SetCleanSession(false).SetOrderMatters(true).
+					SetDefaultPublishHandler(func(_ paho3.Client, m paho3.Message) { onMessage(m.Payload()) })
+				dev := paho3.NewClient(opts)
+				tok := dev.Connect()
+				if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+					t.Fatalf("connect: %v", tok.Error())
+				}
+				if present := tok.(*paho3.ConnectToken).SessionPresent(); present != wantPresent {
+					t.Fatalf("session present %v, want %v", present, wantPresent)
+				}
+				return func() { dev.Disconnect(250) }
+			}
+			send := func(text string) int {
+				t.Helper()
+				var ack struct {
+					Seq int `json:"seq"`
+				}
+				if code := ms.api(t, "POST", "/v1/messages", aliceToken, map[string]string{"to_user": user, "text": text}, &ack); code != 200 {
+					t.Fatalf("send %q: HTTP %d", text, code)
+				}
+				return ack.Seq
+			}
+			received := func(want string) func() bool {
+				return func() bool {
+					mu.Lock()
+					defer mu.Unlock()
+					return slices.Contains(got, want)
+				}
+			}
+
+			// Online: the device gets one message (and acknowledges it),
+			// then leaves.
+			disconnect := connect(false)
+			send("first")
+			waitFor(t, "the first message on the device", received("first"))
+			disconnect()
+
+			// Offline: n messages, which the phone reads.
+			const n = 20
+			var conv struct {
+				Conversations []struct {
+					ID           string `json:"id"`
+					DeliveredSeq int    `json:"delivered_seq"`
+				} `json:"conversations"`
+			}
+			var last int
+			for i := range n {
+				last = send(fmt.Sprintf("offline %02d", i))
+			}
+			ms.api(t, "GET", "/v1/conversations", phoneToken, nil, &conv)
+			if len(conv.Conversations) != 1 {
+				t.Fatalf("the phone's conversations: %+v", conv)
+			}
+			if code := ms.api(t, "POST", "/v1/conversations/"+conv.Conversations[0].ID+"/read", phoneToken, map[string]int{"seq": last}, nil); code != 200 {
+				t.Fatalf("the phone's read receipt: HTTP %d", code)
+			}
+			ms.api(t, "GET", "/v1/conversations", phoneToken, nil, &conv)
+			if conv.Conversations[0].DeliveredSeq != last {
+				t.Fatalf("the user's delivered cursor is %d, want %d", conv.Conversations[0].DeliveredSeq, last)
+			}
+
+			// Back: every offline message, in order, once (the marker,
+			// sent after they were all stored, comes after them).
+			disconnect = connect(true)
+			defer disconnect()
+			waitFor(t, "the offline messages on the device", received(fmt.Sprintf("offline %02d", n-1)))
+			send("marker")
+			waitFor(t, "the marker on the device", received("marker"))
 			mu.Lock()
 			defer mu.Unlock()
-			return slices.Contains(got, want)
-		}
-	}
-
-	// Online: the device gets one message (and acknowledges it), then
-	// leaves.
-	dev := connect()
-	send("first")
-	waitFor(t, "the first message on the device", received("first"))
-	dev.Disconnect(250)
-
-	// Offline: n messages, which the phone reads.
-	const n = 20
-	var conv struct {
-		Conversations []struct {
-			ID           string `json:"id"`
-			DeliveredSeq int    `json:"delivered_seq"`
-		} `json:"conversations"`
-	}
-	var last int
-	for i := range n {
-		last = send(fmt.Sprintf("offline %02d", i))
-	}
-	ms.api(t, "GET", "/v1/conversations", phoneToken, nil, &conv)
-	if len(conv.Conversations) != 1 {
-		t.Fatalf("the phone's conversations: %+v", conv)
-	}
-	if code := ms.api(t, "POST", "/v1/conversations/"+conv.Conversations[0].ID+"/read", phoneToken, map[string]int{"seq": last}, nil); code != 200 {
-		t.Fatalf("the phone's read receipt: HTTP %d", code)
-	}
-	ms.api(t, "GET", "/v1/conversations", phoneToken, nil, &conv)
-	if conv.Conversations[0].DeliveredSeq != last {
-		t.Fatalf("the user's delivered cursor is %d, want %d", conv.Conversations[0].DeliveredSeq, last)
-	}
-
-	// Back: every offline message, in order, once (the marker, sent
-	// after they were all stored, comes after them).
-	dev = connect()
-	defer dev.Disconnect(100)
-	waitFor(t, "the offline messages on the device", received(fmt.Sprintf("offline %02d", n-1)))
-	send("marker")
-	waitFor(t, "the marker on the device", received("marker"))
-	mu.Lock()
-	defer mu.Unlock()
-	want := []string{"first"}
-	for i := range n {
-		want = append(want, fmt.Sprintf("offline %02d", i))
-	}
-	want = append(want, "marker")
-	if !slices.Equal(got, want) {
-		t.Fatalf("the device got %q, want %q", got, want)
+			want := []string{"first"}
+			for i := range n {
+				want = append(want, fmt.Sprintf("offline %02d", i))
+			}
+			want = append(want, "marker")
+			if !slices.Equal(got, want) {
+				t.Fatalf("the device got %q, want %q", got, want)
+			}
+		})
 	}
 }
