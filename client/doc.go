@@ -63,12 +63,18 @@
 //
 // # Features over HTTP
 //
-// Groups (CreateGroup, AddMembers, SetRole, Reads, …), friends and blocks
-// (RequestFriend, Block, …), files (UploadFile, DownloadFile) and
-// conversation flags (SetConversationFlags) are plain HTTP calls with the
-// session token; a refused token is renewed by logging in again, once. A
-// group's id is its conversation's id ("g_…"): send to it with
-// SendRequest.ToGroup and read it with History like a private chat.
+// Groups (CreateGroup, AddMembers, SetRole, Reads, JoinRequests,
+// ApproveJoin, …), friends and blocks (RequestFriend, UpdateFriend for a
+// remark or friend group, SetFriendPolicy, FriendGroups, Block, …), files
+// (UploadFile, DownloadFile) and conversation flags (SetConversationFlags)
+// are plain HTTP calls with the session token; a refused token is renewed
+// by logging in again, once. A group's id is its conversation's id
+// ("g_…"): send to it with SendRequest.ToGroup and read it with History
+// like a private chat.
+//
+// SyncFriends and SyncGroups return what changed in this user's friends
+// and groups after a seq the caller stored (0: everything): keep the Seq
+// each returns and pass it next time, calling again at once while More.
 //
 // Without Options.Cursors, a new Client starts with empty cursors and the
 // first sync delivers each conversation's history from the start (as far as
