@@ -273,7 +273,7 @@ export class ChatView {
       const me = (m.event.usernames || []).includes(this.client.username) || (!(m.event.usernames || []).length && m.event.actor === this.client.username);
       if (me && ["left", "removed"].includes(m.event.type)) conv.left = true;
       if (m.event.type === "dissolved") conv.left = true;
-      if (me && ["added", "joined", "created"].includes(m.event.type)) conv.left = false;
+      if (me && ["added", "joined", "created", "approved"].includes(m.event.type)) conv.left = false;
       if (m.event.type === "updated") {
         const name = updateFields(m.event.detail).name;
         if (typeof name === "string") this.app.groupRenamed(conv.id, name);
@@ -727,6 +727,10 @@ function updatedText(detail) {
   if (typeof f.name === "string") parts.push(`renamed the group to “${f.name}”`);
   if (typeof f.join_policy === "string") parts.push(`set who may join to “${f.join_policy}”`);
   if ("muted_until" in f) parts.push(f.muted_until ? `muted the group until ${timeLabel(Number(f.muted_until))}` : "unmuted the group");
+  if (typeof f.notice === "string") parts.push(f.notice ? `set the notice to “${f.notice}”` : "cleared the notice");
+  if (typeof f.intro === "string") parts.push("changed the introduction");
+  if (typeof f.avatar_url === "string") parts.push("changed the avatar");
+  if ("max_members" in f) parts.push(f.max_members ? `limited the group to ${Number(f.max_members)} members` : "lifted the group's own member limit");
   return parts.join(", ") || "changed the group";
 }
 
@@ -739,6 +743,7 @@ export function eventText(m) {
     case "created": return `${actor} created the group${e.detail ? " " + e.detail : ""}`;
     case "joined": return `${who || actor} joined`;
     case "added": return `${actor} added ${who}`;
+    case "approved": return `${actor} let ${who} join`;
     case "left": return `${who || actor} left`;
     case "removed": return `${actor} removed ${who}`;
     case "role": return `${actor} made ${who} ${e.detail || ""}`.trim();
