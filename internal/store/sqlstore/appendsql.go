@@ -255,11 +255,25 @@ func (b *appendBatch) insertOne(row []any) (*sql.Stmt, []any) {
 // row may be skipped: a client id that another node committed since
 // loadStored fails the statement with a unique violation instead, and
 // inWriteTx runs the batch again, which then answers it as a duplicate.
+//
+// On SQLite it then indexes them for search in one statement (see
+// indexAfter), before anything in the batch may edit or recall them.
 func (b *appendBatch) insertQueued(ctx context.Context) error {
+	var last int64
+	if b.d != dialectPostgres {
+		if err := b.tx.StmtContext(ctx, b.hot.lastRowid).QueryRowContext(ctx).Scan(&last); err != nil {
+			return fmt.Errorf("insert messages: %w", err)
+		}
+	}
 	err := b.execRows(ctx, queuedRows, b.queued, insertMessage+`SELECT * FROM v`, b.insertOne)
 	b.queued = b.queued[:0]
 	if err != nil {
 		return fmt.Errorf("insert messages: %w", err)
+	}
+	if b.d != dialectPostgres {
+		if _, err := b.tx.StmtContext(ctx, b.hot.indexAfter).ExecContext(ctx, last); err != nil {
+			return fmt.Errorf("index messages for search: %w", err)
+		}
 	}
 	return nil
 }

@@ -31,9 +31,9 @@ type hotCache struct {
 	// messages/s (two stamps a batch).
 	version, changes *sql.Stmt
 	// SAVEPOINT and RELEASE, run before a batch's end stamp: FTS5 (the
-	// search index, kept by triggers on messages) writes its pending rows
-	// when the transaction commits, which would move total_changes() past
-	// the stamp; a savepoint makes it write them before the stamp is read.
+	// search index the batch wrote) writes its pending rows when the
+	// transaction commits, which would move total_changes() past the
+	// stamp; a savepoint makes it write them before the stamp is read.
 	savepoint, release *sql.Stmt
 
 	mu      sync.Mutex

@@ -96,7 +96,6 @@ func (s *Store) appendAndMove(ctx context.Context, reqs []store.AppendRequest, m
 	// pipelined path's cache of them would only fail its next write.
 	s.pipe.cache.drop(locked)
 	s.known.add(locked)
-	s.storedMessages()
 	return results, moved, nil
 }
 

@@ -405,7 +405,7 @@ var migrations = []migration{
 		// per message at low rates. messages_fts_upto is the highest
 		// messages rowid indexed (one row); the update and delete triggers
 		// change the index only for rows it covers. PostgreSQL keeps its
-		// GIN index, written with the rows.
+		// GIN index, written with the rows. Migration 19 undoes this.
 		version: 16,
 		sqlite: []string{
 			// Safe to run again (tests take later steps back out and
@@ -467,6 +467,39 @@ var migrations = []migration{
 		version: 18,
 		common: []string{
 			`ALTER TABLE device_sessions ADD COLUMN conn TEXT NOT NULL DEFAULT ''`,
+		},
+	},
+	{
+		// The search index is written in the message transaction again, as
+		// store.Searcher promises, and at a fraction of migration 7's cost:
+		// AppendMessages indexes a batch's messages with one statement
+		// after its inserts (sqlstore/search.go, indexMessagesAfter). The
+		// trigger per row had made FTS5 write an index segment per message
+		// (it flushes at every statement savepoint, and the trigger gave
+		// each row's INSERT one), not per commit. Here the rows migration
+		// 16 left past its watermark are indexed, the watermark goes, and
+		// migration 7's update and delete triggers come back unconditional.
+		version: 19,
+		sqlite: []string{
+			// Tests take later steps back out and migrate again: with no
+			// watermark (an empty table) every row is indexed already.
+			`CREATE TABLE IF NOT EXISTS messages_fts_upto (upto INTEGER NOT NULL)`,
+			`INSERT INTO messages_fts(rowid, text) SELECT rowid, text FROM messages
+				WHERE rowid > (SELECT upto FROM messages_fts_upto) AND kind IN (0, 1) AND text <> '' AND NOT recalled`,
+			`DROP TABLE messages_fts_upto`,
+			`DROP TRIGGER IF EXISTS messages_fts_insert`,
+			`DROP TRIGGER IF EXISTS messages_fts_update`,
+			`CREATE TRIGGER messages_fts_update AFTER UPDATE OF text, recalled, kind ON messages BEGIN
+				INSERT INTO messages_fts(messages_fts, rowid, text) SELECT 'delete', old.rowid, old.text
+					WHERE old.kind IN (0, 1) AND old.text <> '' AND NOT old.recalled;
+				INSERT INTO messages_fts(rowid, text) SELECT new.rowid, new.text
+					WHERE new.kind IN (0, 1) AND new.text <> '' AND NOT new.recalled;
+			END`,
+			`DROP TRIGGER IF EXISTS messages_fts_delete`,
+			`CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+				WHEN old.kind IN (0, 1) AND old.text <> '' AND NOT old.recalled BEGIN
+				INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+			END`,
 		},
 	},
 }

@@ -23,11 +23,6 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Messag
 	if len(q.Terms) == 0 || q.Limit <= 0 {
 		return nil, nil
 	}
-	// SQLite indexes behind the appends (searchindex.go): first the
-	// messages stored before this search.
-	if err := s.searchCaughtUp(ctx); err != nil {
-		return nil, wrapErr("search", err)
-	}
 	args := []any{q.UserID}
 	arg := func(v any) string {
 		args = append(args, v)
@@ -105,6 +100,21 @@ const visibleToUser = `(EXISTS (SELECT 1 FROM members me WHERE me.conversation_i
 		AND m.seq > w.from_seq AND m.seq <= w.to_seq))
 	AND NOT EXISTS (SELECT 1 FROM members cl WHERE cl.conversation_id = m.conversation_id AND cl.user_id = $1
 		AND m.seq <= cl.cleared_seq)`
+
+// On SQLite the messages a batch inserts are indexed by one statement
+// after them (insertQueued), in the batch's transaction, not by a trigger
+// per row as migration 7 had it: FTS5 writes its pending rows as a new
+// segment at every statement savepoint, and a trigger makes each row's
+// INSERT open one, so the trigger wrote a segment (and, every 16, a
+// merge) per message. Indexed are the rows after the last rowid before
+// the batch: SQLite gives a new row the highest rowid plus one, and this
+// process's write connection holds the write lock. Only AppendMessages
+// inserts text and file messages; events and recalls have no text.
+const (
+	lastMessageRowid   = `SELECT COALESCE(MAX(rowid), 0) FROM messages`
+	indexMessagesAfter = `INSERT INTO messages_fts(rowid, text) SELECT rowid, text FROM messages
+		WHERE rowid > $1 AND kind IN (0, 1) AND text <> '' AND NOT recalled`
+)
 
 // likePattern matches term anywhere, its wildcards escaped.
 func likePattern(term string) string {

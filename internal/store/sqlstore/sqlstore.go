@@ -35,11 +35,10 @@ type Store struct {
 	write  *sql.DB // SQLite: exactly one connection. PostgreSQL: same as read.
 	read   *sql.DB
 	hot    hotStmts
-	reads  stmtCache      // AppendMessages' reads over many rows
-	known  knownConvs     // conversations that exist, so AppendMessages need not ask
-	hc     *hotCache      // SQLite only: AppendMessages' reads, while this process alone writes
-	pipe   pipeline       // PostgreSQL only: the two-round-trip append's counters
-	search *searchIndexer // SQLite only: writes the search index behind the appends
+	reads  stmtCache  // AppendMessages' reads over many rows
+	known  knownConvs // conversations that exist, so AppendMessages need not ask
+	hc     *hotCache  // SQLite only: AppendMessages' reads, while this process alone writes
+	pipe   pipeline   // PostgreSQL only: the two-round-trip append's counters
 	closed atomic.Bool
 }
 
@@ -54,6 +53,8 @@ type hotStmts struct {
 	senderSet  *sql.Stmt
 	cursorGet  *sql.Stmt // MoveCursors runs these per receipt
 	cursorSet  *sql.Stmt
+	lastRowid  *sql.Stmt // SQLite only: insertQueued indexes its rows for search with these
+	indexAfter *sql.Stmt
 }
 
 // Open opens (creating if needed) the database named by dsn and brings its
@@ -91,7 +92,6 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			s.closeDBs()
 			return nil, err
 		}
-		s.startSearchIndexer()
 	}
 	return s, nil
 }
@@ -137,6 +137,10 @@ func (s *Store) init(ctx context.Context) error {
 		WHERE m.conversation_id = $1 AND m.user_id = $2 AND m.left_seq IS NULL` + lockMember)
 	s.hot.cursorSet = prep(`UPDATE members SET delivered_seq = $1, read_seq = $2
 		WHERE conversation_id = $3 AND user_id = $4`)
+	if s.d == dialectSQLite {
+		s.hot.lastRowid = prep(lastMessageRowid)
+		s.hot.indexAfter = prep(indexMessagesAfter)
+	}
 	if err == nil && s.d == dialectSQLite {
 		s.hc, err = newHotCache(ctx, s.write)
 	}
@@ -152,13 +156,12 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	s.stopSearchIndexer()
 	return s.closeDBs()
 }
 
 func (s *Store) closeDBs() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.hot.member, s.hot.findDup, s.hot.insertText, s.hot.insertRow, s.hot.convSet, s.hot.senderSet, s.hot.cursorGet, s.hot.cursorSet} {
+	for _, st := range []*sql.Stmt{s.hot.member, s.hot.findDup, s.hot.insertText, s.hot.insertRow, s.hot.convSet, s.hot.senderSet, s.hot.cursorGet, s.hot.cursorSet, s.hot.lastRowid, s.hot.indexAfter} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
