@@ -8,7 +8,13 @@
 // a goroutine its owner tracks.
 package batch
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
+
+// LingerBelow is the batch size from which a Window no longer waits.
+const LingerBelow = 16
 
 // ErrShortBatch is a commit that returned fewer (or more) results than
 // items and no error: every item of the batch is answered with it.
@@ -34,6 +40,14 @@ type Config[T, R any] struct {
 	// this batch's answers (and a slow answer does not hold the queue).
 	// With 0 Answer runs right after each Commit.
 	Overlap int
+	// Window, if above 0, lets a small batch (under LingerBelow items)
+	// wait up to this long for more before its commit, while items
+	// arrive faster than commits (the last batch had more than one): at
+	// moderate rates each commit, with its fsync, then carries several
+	// items instead of one or two. An item waits at most Window more; a
+	// lone item (the last batch had one) never waits, and a busy loop's
+	// batches are large enough not to.
+	Window time.Duration
 }
 
 // Loop is a bounded queue and the goroutine that commits it in batches.
@@ -41,6 +55,8 @@ type Loop[T, R any] struct {
 	cfg   Config[T, R]
 	queue chan T
 	free  chan []T // answered batches' slices, for reuse
+	last  int      // the last batch's size (Run's goroutine only)
+	timer *time.Timer
 }
 
 // New returns a Loop; nothing runs until Run.
@@ -133,15 +149,12 @@ func (l *Loop[T, R]) commit(first T) committed[T, R] {
 		batch = make([]T, 0, min(l.cfg.Max, len(l.queue)+1))
 	}
 	batch = append(batch, first)
-collect:
-	for len(batch) < l.cfg.Max {
-		select {
-		case x := <-l.queue:
-			batch = append(batch, x)
-		default:
-			break collect
-		}
+	batch = l.collect(batch)
+	if l.cfg.Window > 0 && l.last > 1 && len(batch) < min(LingerBelow, l.cfg.Max) {
+		batch = l.linger(batch)
 	}
+	batch = l.collect(batch) // what came in the last instant, up to Max
+	l.last = len(batch)
 	res, err := l.cfg.Commit(batch)
 	if err == nil && len(res) != len(batch) {
 		err = ErrShortBatch
@@ -150,4 +163,36 @@ collect:
 		res = nil
 	}
 	return committed[T, R]{batch: batch, res: res, err: err}
+}
+
+// collect adds what is queued to batch, up to Max.
+func (l *Loop[T, R]) collect(batch []T) []T {
+	for len(batch) < l.cfg.Max {
+		select {
+		case x := <-l.queue:
+			batch = append(batch, x)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// linger adds items as they arrive for up to Window, until the batch is full.
+func (l *Loop[T, R]) linger(batch []T) []T {
+	if l.timer == nil {
+		l.timer = time.NewTimer(l.cfg.Window)
+	} else {
+		l.timer.Reset(l.cfg.Window)
+	}
+	defer l.timer.Stop()
+	for len(batch) < min(LingerBelow, l.cfg.Max) {
+		select {
+		case x := <-l.queue:
+			batch = append(batch, x)
+		case <-l.timer.C:
+			return batch
+		}
+	}
+	return batch
 }

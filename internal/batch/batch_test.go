@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // recorder commits by recording each batch, and answers by recording
@@ -244,4 +245,55 @@ func TestConsumeDrains(t *testing.T) {
 	if !slices.Equal(got, []int{0, 1, 2, 3, 4}) {
 		t.Errorf("consumed %v, want 0..4 in order", got)
 	}
+}
+
+// With a Window, a small batch behind a batch of several waits for more
+// items (up to LingerBelow here, the window being an hour); a batch behind
+// a lone item does not wait.
+func TestWindowLingers(t *testing.T) {
+	start := func(first ...int) (l *Loop[int, int], batches chan []int, stop func()) {
+		batches = make(chan []int, 100)
+		l = New(Config[int, int]{Depth: 100, Max: 100, Window: time.Hour,
+			Commit: func(b []int) ([]int, error) { batches <- slices.Clone(b); return b, nil },
+			Answer: func([]int, []int, error) {}})
+		for _, x := range first {
+			l.Add(x) // queued before Run: the first batch
+		}
+		return l, batches, run(l)
+	}
+	next := func(batches chan []int) []int {
+		t.Helper()
+		select {
+		case b := <-batches:
+			return b
+		case <-time.After(10 * time.Second):
+			t.Fatal("no commit within 10 s")
+			return nil
+		}
+	}
+	t.Run("behind several", func(t *testing.T) {
+		l, batches, stop := start(1, 2)
+		defer stop()
+		if b := next(batches); !slices.Equal(b, []int{1, 2}) {
+			t.Fatalf("first batch %v", b)
+		}
+		var want []int
+		for i := 3; i < 3+LingerBelow; i++ {
+			l.Add(i)
+			want = append(want, i)
+			time.Sleep(5 * time.Millisecond) // one at a time: without the window each would commit alone
+		}
+		if b := next(batches); !slices.Equal(b, want) {
+			t.Errorf("second batch %v, want %v", b, want)
+		}
+	})
+	t.Run("behind one", func(t *testing.T) {
+		l, batches, stop := start(0)
+		defer stop()
+		next(batches)
+		l.Add(1)
+		if b := next(batches); !slices.Equal(b, []int{1}) {
+			t.Errorf("second batch %v, want [1]", b)
+		}
+	})
 }

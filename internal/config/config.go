@@ -97,6 +97,7 @@ type Logic struct {
 	Strategy          string
 	CommitWorkers     int // 0: the store engine's own (sqlstore.Engine.WriteConcurrency)
 	MaxBatch          int
+	CommitWindow      time.Duration
 	MaxConnsPerUser   int
 	MaxGroupSize      int
 	Admins            []string
@@ -295,6 +296,7 @@ func (c *Config) bind(fs *flag.FlagSet) (parsed func() error) {
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, wait this long for clients to leave")
 	fs.IntVar(&c.CommitWorkers, "commit-workers", c.CommitWorkers, "concurrent commit loops (default 1 for SQLite, 4 for PostgreSQL)")
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "messages per group commit")
+	fs.DurationVar(&c.CommitWindow, "commit-window", c.CommitWindow, "a group commit of fewer than 16 messages, behind one of several, waits up to this long for more: fewer commits (and fsyncs) at moderate rates, each ACK up to this much later (0: never waits)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	fs.IntVar(&c.MaxConnsPerUser, "max-conns-per-user", c.MaxConnsPerUser, "live connections one user may hold across all gateways (0: no limit)")
@@ -479,6 +481,7 @@ func (c *Config) Validate() error {
 	check(c.AcceptRate >= 0, "--accept-rate must not be negative")
 	check(c.ConnRate > 0, "--conn-rate must be positive")
 	check(c.MaxBatch >= 1 && c.MaxBatch <= 10000, "--max-batch must be 1-10000")
+	check(c.CommitWindow >= 0 && c.CommitWindow <= 100*time.Millisecond, "--commit-window must be 0-100ms")
 	check(c.CommitWorkers >= 0 && c.CommitWorkers <= 64, "--commit-workers must be 0-64")
 	check(c.Replicas >= 1 && c.Replicas <= 5, "--replicas must be 1-5")
 	check(c.TokenSecret == "" || len(c.TokenSecret) >= 16, "--token-secret must be at least 16 characters")

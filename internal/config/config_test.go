@@ -62,6 +62,7 @@ func TestValidateRejects(t *testing.T) {
 		{[]string{"--hash-wait", "1ms"}, "--hash-wait"},
 		{[]string{"--files-quota", "-5"}, "--files-quota"},
 		{[]string{"--max-sessions-per-user", "-1"}, "--max-sessions-per-user"},
+		{[]string{"--commit-window", "1s"}, "--commit-window"},
 		{[]string{"--auth", ""}, "name at least one"},
 		{[]string{"--auth", "local,kerberos"}, `unknown source "kerberos"`},
 		{[]string{"--auth", "local,local"}, "listed twice"},

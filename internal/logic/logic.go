@@ -88,6 +88,7 @@ type Config struct {
 	DevicePolicy    DevicePolicy  // default unlimited
 	RejectNewDevice bool          // when over the policy: refuse the new login instead of kicking the old
 	MaxBatch        int           // messages per commit, default 512
+	CommitWindow    time.Duration // how long a small commit may wait for more (batch.Config.Window), default 0
 	CommitWorkers   int           // concurrent commit loops, default 1
 	SendQueue       int           // pending sends before ErrOverloaded, default 65536
 	HeartbeatSecs   uint32        // told to clients in AuthOK, default 30

@@ -233,6 +233,7 @@ func (s *Service) userByName(ctx context.Context, app int64, name string) (store
 func (s *Service) newCommitLoop() *batch.Loop[*pendingSend, store.AppendResult] {
 	return batch.New(batch.Config[*pendingSend, store.AppendResult]{
 		Depth: s.cfg.SendQueue, Max: s.cfg.MaxBatch, Commit: s.commit, Answer: s.finish, Overlap: 4,
+		Window: s.cfg.CommitWindow,
 	})
 }
 

@@ -29,7 +29,7 @@ func gatewayConfig(id string, g config.Gateway) gateway.Config {
 func logicConfig(l config.Logic, lim config.Limits, heartbeat time.Duration) logic.Config {
 	return logic.Config{
 		TokenTTL: l.TokenTTL, DevicePolicy: logic.DevicePolicy(l.DevicePolicy), RejectNewDevice: l.DeviceReject,
-		MaxBatch: l.MaxBatch, CommitWorkers: l.CommitWorkers, HeartbeatSecs: uint32(heartbeat / time.Second),
+		MaxBatch: l.MaxBatch, CommitWindow: l.CommitWindow, CommitWorkers: l.CommitWorkers, HeartbeatSecs: uint32(heartbeat / time.Second),
 		MaxConnsPerUser: l.MaxConnsPerUser, MaxGroupSize: l.MaxGroupSize, Admins: l.Admins,
 		AllowBroadcast: l.AllowBroadcast, RequireFriendship: l.RequireFriendship, RecallWindow: l.RecallWindow,
 		OnlineVisibility: logic.OnlineVisibility(l.OnlineVisibility), ScheduleHorizon: scheduleHorizon(l.ScheduleHorizon),
