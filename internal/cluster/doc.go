@@ -7,6 +7,7 @@
 //
 //	magpie.logic.auth          gateway → logic, queue group "logic": AuthRequest → AuthReply
 //	magpie.logic.req           gateway → logic, queue group "logic": Request → Envelope
+//	magpie.logic.forget        logic → every logic node (no queue group): Forget, drop a cached user or the app list
 //	magpie.gw.<gateway>.deliver  logic → one gateway: Delivery
 //	magpie.gw.<gateway>.ping     logic → one gateway: liveness probe (empty → empty)
 //	magpie.gw.<gateway>.buried   logic → one gateway: "you were declared dead" (rewrite presence)
@@ -44,6 +45,7 @@ import "errors"
 const (
 	subjAuth       = "magpie.logic.auth"
 	subjRequest    = "magpie.logic.req"
+	subjForget     = "magpie.logic.forget"
 	queueLogic     = "logic"
 	bucketGateways = "magpie-gateways"
 	bucketPresence = "magpie-presence"

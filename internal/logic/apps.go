@@ -217,7 +217,8 @@ func (s *Service) CreateApp(ctx context.Context, name string, settings store.App
 }
 
 // RotateAppKeys gives an app new push and admin keys; the old ones stop
-// working on every node within appsTTL.
+// working on every node at once (forgetApps), or within appsTTL on one
+// that missed the word.
 func (s *Service) RotateAppKeys(ctx context.Context, name string) (store.App, error) {
 	a, err := s.AppByName(ctx, name)
 	if err != nil {
@@ -236,8 +237,18 @@ func (s *Service) RotateAppKeys(ctx context.Context, name string) (store.App, er
 
 // forgetApps drops this node's copy of the app list after a change made
 // here, so the next lookup reads it (a miss alone reloads at most once a
-// second, and a new app would be unknown until then).
+// second, and a new app would be unknown until then), and has the other
+// logic nodes do the same (Config.OnForget).
 func (s *Service) forgetApps() {
+	s.ForgetApps()
+	if s.cfg.OnForget != nil {
+		s.cfg.OnForget(0)
+	}
+}
+
+// ForgetApps drops this node's copy of the app list: another node changed
+// an app (Config.OnForget).
+func (s *Service) ForgetApps() {
 	s.apps.mu.Lock()
 	s.apps.list = nil
 	s.apps.snap.Store(nil)

@@ -6,8 +6,8 @@ import (
 	"github.com/magpie-im/magpie/internal/store"
 )
 
-// SetAppSettings replaces an app's settings (operators): this node uses
-// them at once, the others within appsTTL. The default app has none: its
+// SetAppSettings replaces an app's settings (operators): every logic node
+// uses them at once (forgetApps), or within appsTTL if it missed the word. The default app has none: its
 // settings are the server's flags.
 func (s *Service) SetAppSettings(ctx context.Context, name string, settings store.AppSettings) (store.App, error) {
 	a, err := s.AppByName(ctx, name)

@@ -124,6 +124,13 @@ type Config struct {
 	// goroutine; do not block) when the database stops or starts
 	// answering; see health.go.
 	OnStoreHealth  func(ok bool)
+	// OnForget, if set, is called after a change committed to the store
+	// that other logic nodes cache: a user deleted or disabled (its id),
+	// an app's settings, keys or a new app (0: the app list). This node
+	// has forgotten already; the callee tells the others, which call
+	// ForgetUser or ForgetApps (cluster.PublishForget). It may block
+	// briefly: the admin call answers after it.
+	OnForget func(userID int64)
 	HealthInterval time.Duration // between pings, default 1s
 	HealthTimeout  time.Duration // per ping, default 2s
 	SeenEvery      time.Duration // a session's last-seen time is written at most this often, default 1m
@@ -196,6 +203,7 @@ type Service struct {
 	stats          counters
 	names          sync.Map // username → store.User, see userByName
 	namesLen       atomic.Int64
+	namesGen       atomic.Uint64 // bumped by forgetUser: a lookup begun before it caches nothing
 	ids            sync.Map      // user id → userRef
 	apps           appCache      // apps.go
 	members        groupMembers  // group fan-out's member lists (groupmsg.go)

@@ -214,11 +214,15 @@ func (s *Service) userByName(ctx context.Context, app int64, name string) (store
 	if v, ok := s.names.Load(key); ok {
 		return v.(store.User), nil
 	}
+	gen := s.namesGen.Load()
 	u, err := s.store.UserByName(ctx, app, name)
 	if err != nil {
 		return u, err
 	}
 	u.PasswordHash = ""
+	if s.namesGen.Load() != gen {
+		return u, nil // a user was forgotten meanwhile: this read may predate it
+	}
 	if s.namesLen.Add(1) > 1_000_000 {
 		s.names.Clear()
 		s.namesLen.Store(0)

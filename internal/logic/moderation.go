@@ -55,6 +55,7 @@ func (s *Service) SetUserDisabled(ctx context.Context, app int64, username strin
 	if err := s.store.SetUserDisabled(ctx, u.ID, disabled, s.now()); err != nil {
 		return u, explain(err)
 	}
+	s.forgetUser(u.ID)
 	if disabled {
 		s.endSessions(ctx, active, "account disabled")
 	}
@@ -189,9 +190,20 @@ func (s *Service) RemoveMessage(ctx context.Context, app int64, conversationID s
 }
 
 // forgetUser drops a user from this node's names cache, under whatever
-// spelling it was looked up (another node's cache keeps it until it is
-// emptied: sends to the deleted user by name may still be stored there).
+// spelling it was looked up, and has the other logic nodes do the same
+// (Config.OnForget), so a send to a deleted user's name is refused on
+// every node at once.
 func (s *Service) forgetUser(id int64) {
+	s.ForgetUser(id)
+	if s.cfg.OnForget != nil {
+		s.cfg.OnForget(id)
+	}
+}
+
+// ForgetUser drops a user from this node's names cache: another node
+// changed it (Config.OnForget).
+func (s *Service) ForgetUser(id int64) {
+	s.namesGen.Add(1)
 	s.names.Range(func(k, v any) bool {
 		if v.(store.User).ID == id {
 			s.names.Delete(k)

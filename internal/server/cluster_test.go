@@ -30,6 +30,13 @@ func clusterOf(t *testing.T, gateways ...string) (logic *Node, gws map[string]*N
 // (empty: one SQLite file, for one logic node).
 func clusterWith(t *testing.T, nLogic int, dsn string, gateways ...string) (logics []*Node, gws map[string]*Node) {
 	t.Helper()
+	return clusterWithConfig(t, nLogic, dsn, nil, gateways...)
+}
+
+// clusterWithConfig is clusterWith with tweak (if not nil) applied to
+// every node's configuration.
+func clusterWithConfig(t *testing.T, nLogic int, dsn string, tweak func(*config.Config), gateways ...string) (logics []*Node, gws map[string]*Node) {
+	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ns, err := cluster.StartEmbedded(cluster.EmbeddedConfig{StoreDir: t.TempDir(), ServerName: "t", Listen: "127.0.0.1:-1"}, quiet)
 	if err != nil {
@@ -41,6 +48,9 @@ func clusterWith(t *testing.T, nLogic int, dsn string, gateways ...string) (logi
 		cfg.NATS = ns.ClientURL()
 		cfg.RegistryTTL = 3 * time.Second
 		cfg.TokenSecret = "0123456789abcdef0123456789abcdef"
+		if tweak != nil {
+			tweak(&cfg)
+		}
 		return cfg
 	}
 	start := func(cfg config.Config, roles Roles) *Node {

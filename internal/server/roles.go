@@ -75,6 +75,7 @@ func (n *Node) startLogic(ctx context.Context, mux *http.ServeMux) error {
 	n.bus = newLogicBus(n.nc, n.log)
 	lcfg := logicConfig(n.cfg.Logic, n.cfg.Limits, n.cfg.Heartbeat)
 	lcfg.TokenSecret, lcfg.CommitWorkers, lcfg.OnStoreHealth = secret, workers, n.bus.setHealthy
+	lcfg.OnForget = n.publishForget
 	lcfg.Files, lcfg.Hooks, lcfg.Encoder = n.ext.logicFiles(), n.ext.logicHooks(), envelope.Encoder{}
 	lcfg.AppHooks = n.ext.appHooks()
 	if lcfg.Auth, err = authSources(n.cfg.Login); err != nil {
@@ -89,6 +90,20 @@ func (n *Node) startLogic(ctx context.Context, mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
+	// Every logic node forgets what another changed (a deleted user, an
+	// app's settings); this node's own changes are forgotten in process
+	// before they are published, and their echo is harmless.
+	forget, err := cluster.SubscribeForget(n.nc, func(f cluster.Forget) {
+		if f.UserID != 0 {
+			svc.ForgetUser(f.UserID)
+		} else {
+			svc.ForgetApps()
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("forget subscription: %w", err)
+	}
+	n.onStop("forget subscription", func(context.Context) error { return forget.Unsubscribe() })
 	n.handler = adapter.New(svc)
 	n.bus.h = n.handler
 	svc.Start()
@@ -237,4 +252,14 @@ func advertised(a net.Addr, log *slog.Logger, flagName string) string {
 		return net.JoinHostPort("127.0.0.1", fmt.Sprint(ta.Port))
 	}
 	return ta.String()
+}
+
+// publishForget is logic.Config.OnForget: the other logic nodes drop
+// their cached copy of what this one changed. A failure is logged: the
+// change is committed, and the others' app list expires within seconds
+// anyway (a deleted user's name stays cached there until restart).
+func (n *Node) publishForget(userID int64) {
+	if err := cluster.PublishForget(n.nc, cluster.Forget{UserID: userID}); err != nil {
+		n.log.Warn("tell the logic nodes to forget", "user", userID, "err", err)
+	}
 }
