@@ -124,6 +124,10 @@ type Config struct {
 	// goroutine; do not block) when the database stops or starts
 	// answering; see health.go.
 	OnStoreHealth  func(ok bool)
+	HealthInterval time.Duration // between pings, default 1s
+	HealthTimeout  time.Duration // per ping, default 2s
+	SeenEvery      time.Duration // a session's last-seen time is written at most this often, default 1m
+
 	// OnForget, if set, is called after a change committed to the store
 	// that other logic nodes cache: a user deleted or disabled (its id),
 	// an app's settings, keys or a new app (0: the app list). This node
@@ -131,9 +135,6 @@ type Config struct {
 	// ForgetUser or ForgetApps (cluster.PublishForget). It may block
 	// briefly: the admin call answers after it.
 	OnForget func(userID int64)
-	HealthInterval time.Duration // between pings, default 1s
-	HealthTimeout  time.Duration // per ping, default 2s
-	SeenEvery      time.Duration // a session's last-seen time is written at most this often, default 1m
 }
 
 func (c *Config) setDefaults() {
