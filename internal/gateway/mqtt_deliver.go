@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"maps"
+
 	"github.com/mochi-mqtt/server/v2/packets"
 	"google.golang.org/protobuf/proto"
 
@@ -37,6 +39,7 @@ type catchUp struct {
 	cursors  map[string]uint64 // what the catch-up got so far, sent with each page
 	only     map[string]bool   // a gap's conversations without a stored session; nil: all
 	gap      bool              // started by a gap, not by connect
+	from     map[string]uint64 // a gap's: where it started
 	deferred bool              // the next sync waits for waiting to drain
 }
 
@@ -242,6 +245,9 @@ func (t *mqttTransport) startCatchUpLocked(cursors map[string]uint64, gap bool) 
 			cu.only[c] = true
 		}
 	}
+	if gap {
+		cu.from = maps.Clone(cursors)
+	}
 	t.catchUp = cu
 	return true
 }
@@ -363,7 +369,19 @@ func (t *mqttTransport) catchUpDone(w *mqttWriter) {
 	for _, env := range held {
 		e := new(magpiepb.Envelope)
 		if proto.Unmarshal(env, e) == nil && e.GetMessage() != nil {
-			t.deliverReplay(w, e.GetMessage(), env, false, true)
+			// Held messages go through gap detection like live ones: a
+			// push lost while another conversation (or the connect)
+			// was being caught up is not otherwise fetched, and the
+			// held message published past it made the device skip it.
+			// Only a gap that its own catch-up found nothing in (seqs
+			// the user may not see, e.g. after leaving) is passed.
+			m := e.GetMessage()
+			past := false
+			if cu != nil && cu.gap {
+				from, ok := cu.from[m.ConversationId]
+				past = ok && cu.cursors[m.ConversationId] == from
+			}
+			t.deliverReplay(w, m, env, false, past)
 		}
 	}
 }
