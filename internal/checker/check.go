@@ -123,6 +123,10 @@ func (r *Recorder) Check() *Report {
 			example("duplicated stored: %s ACKed with two different seqs", s.id)
 			continue
 		}
+		ackLat = append(ackLat, s.ackTook)
+		if s.unsequenced && s.conv == "" {
+			continue // ACKed without a seq and shown nowhere: lost, counted below
+		}
 		at(s.id, convSeq{s.conv, s.seq})
 		owner[convSeq{s.conv, s.seq}] = s
 		if d := r.devices[s.device]; d != nil {
@@ -131,7 +135,6 @@ func (r *Recorder) Check() *Report {
 				example("outside window: %s (%s) was ACKed as %s/%d, outside its user's membership windows", s.id, s.device, s.conv, s.seq)
 			}
 		}
-		ackLat = append(ackLat, s.ackTook)
 	}
 	rep.Ack = summarize(ackLat)
 
@@ -234,8 +237,8 @@ func (r *Recorder) Check() *Report {
 	}
 	// An ACK and the views must agree on what a (conv, seq) holds.
 	for _, s := range r.order {
-		if s.outcome != OK || s.conv == "\x00dup" {
-			continue
+		if s.outcome != OK || s.conv == "\x00dup" || s.unsequenced {
+			continue // an unsequenced ACK's place comes from the views
 		}
 		if c, ok := content[convSeq{s.conv, s.seq}]; ok && c.ClientMsgID != s.id {
 			rep.Divergent++
@@ -246,7 +249,7 @@ func (r *Recorder) Check() *Report {
 	// Sends of one device, one at a time: a later one must get a higher seq.
 	lastByDev := map[string]*send{}
 	for _, s := range r.order {
-		if s.outcome != OK || s.conv == "\x00dup" {
+		if s.outcome != OK || s.conv == "\x00dup" || (s.unsequenced && s.conv == "") {
 			continue
 		}
 		k := s.device + "\x00" + s.conv

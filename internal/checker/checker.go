@@ -57,6 +57,12 @@ type send struct {
 	// (scenario 10) is not an ACK that took minutes.
 	last    time.Time
 	ackTook time.Duration
+	// unsequenced: ACKed without a seq (an MQTT PUBACK says stored, not
+	// where); conv and seq come from the first view that shows the id,
+	// kept in seen* until then.
+	unsequenced bool
+	seenConv    string
+	seenSeq     uint64
 }
 
 type shown struct {
@@ -172,6 +178,22 @@ func (r *Recorder) Acked(id, conv string, seq uint64, t time.Time) {
 	s.outcome, s.conv, s.seq, s.acked, s.ackTook = OK, conv, seq, t, t.Sub(s.last)
 }
 
+// AckedUnsequenced records an ACK that says the message is stored but
+// not at which seq (MQTT's PUBACK). The checker takes its conversation and
+// seq from the first device that shows it; one that no device shows is
+// lost like any acknowledged message.
+func (r *Recorder) AckedUnsequenced(id string, t time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.emit(event{Ev: "ack", ID: id, At: at(t)})
+	s := r.sends[id]
+	if s == nil || s.outcome == OK {
+		return
+	}
+	s.outcome, s.acked, s.ackTook, s.unsequenced = OK, t, t.Sub(s.last), true
+	s.conv, s.seq = s.seenConv, s.seenSeq
+}
+
 // Ended records a send that ended without an ACK: Failed for a definite
 // refusal, Unknown for a timeout or a lost connection.
 func (r *Recorder) Ended(id string, o Outcome) {
@@ -196,6 +218,12 @@ func (r *Recorder) Shown(deviceName string, m Message, phase Phase, t time.Time)
 	r.emit(event{Ev: "shown", Device: deviceName, Conv: m.Conv, Seq: m.Seq, ClientMsgID: m.ClientMsgID, Sender: m.Sender, Text: m.Text, Phase: ph, At: at(t)})
 	if d := r.devices[deviceName]; d != nil {
 		d.view = append(d.view, shown{Message: m, at: t, phase: phase})
+	}
+	if s := r.sends[m.ClientMsgID]; s != nil && s.seenConv == "" {
+		s.seenConv, s.seenSeq = m.Conv, m.Seq
+		if s.unsequenced && s.conv == "" {
+			s.conv, s.seq = m.Conv, m.Seq
+		}
 	}
 }
 

@@ -314,3 +314,64 @@ func TestAckLatencyOfResends(t *testing.T) {
 		t.Fatalf("ACK latency of re-sent ids: %+v, want 2 ACKs, the slowest 3ms", rep.Ack)
 	}
 }
+
+// An ACK without a seq (MQTT's PUBACK) takes its place from the views: a
+// message shown nowhere is lost, one shown at two seqs is a stored
+// duplicate, and the sender's own seqs are not gaps on its other devices.
+func TestAckedUnsequenced(t *testing.T) {
+	pub := func(r *Recorder, id string, sec int) {
+		at := t0.Add(time.Duration(sec) * time.Second)
+		r.Invoke(id, "b1", ab, at)
+		r.AckedUnsequenced(id, at.Add(time.Millisecond))
+	}
+	t.Run("healthy", func(t *testing.T) {
+		r := world()
+		show(r, "a1", "q1", 1, "bob") // shown before the PUBACK came
+		pub(r, "q1", 1)
+		pub(r, "q2", 2)
+		show(r, "a1", "q2", 2, "bob")
+		show(r, "a2", "q1", 1, "bob")
+		show(r, "a2", "q2", 2, "bob")
+		sendOK(r, "a1", "m3", 3)
+		show(r, "b1", "m3", 3, "alice")
+		show(r, "a2", "m3", 3, "alice")
+		rep := r.Check()
+		if !rep.OK() || rep.Acknowledged != 3 || rep.Ack.N != 3 {
+			t.Fatalf("healthy run: %v %+v", rep.Violations(), rep)
+		}
+		if got := r.Missing(t0.Add(time.Hour)); got != 0 {
+			t.Fatalf("Missing = %d, want 0", got)
+		}
+	})
+	t.Run("lost", func(t *testing.T) {
+		r := world()
+		pub(r, "q1", 1)
+		if got := r.Missing(t0.Add(time.Hour)); got != 2 {
+			t.Fatalf("Missing = %d, want 2 (a1, a2)", got)
+		}
+		if rep := r.Check(); rep.Lost != 1 || rep.LostPairs != 2 {
+			t.Fatalf("a PUBACKed message shown nowhere: lost %d (%d pairs), want 1 (2)", rep.Lost, rep.LostPairs)
+		}
+	})
+	t.Run("stored twice", func(t *testing.T) {
+		r := world()
+		pub(r, "q1", 1)
+		show(r, "a1", "q1", 1, "bob")
+		show(r, "a2", "q1", 2, "bob")
+		if rep := r.Check(); rep.DupStored != 1 {
+			t.Fatalf("one id at two seqs: duplicated stored %d, want 1", rep.DupStored)
+		}
+	})
+	t.Run("sender order", func(t *testing.T) {
+		r := world()
+		pub(r, "q1", 1)
+		pub(r, "q2", 2)
+		for _, d := range []string{"a1", "a2"} {
+			show(r, d, "q2", 1, "bob")
+			show(r, d, "q1", 2, "bob")
+		}
+		if rep := r.Check(); rep.OutOfOrder != 1 {
+			t.Fatalf("the later send at the lower seq: out of order %d, want 1", rep.OutOfOrder)
+		}
+	})
+}

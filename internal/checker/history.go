@@ -162,10 +162,16 @@ func (r *Recorder) replay(ev event) error {
 		}
 		r.Invoke(ev.ID, ev.Device, ev.Members, t)
 	case "ack":
-		if err := need("id", ev.ID, "conv", ev.Conv); err != nil {
+		if err := need("id", ev.ID); err != nil {
 			return err
 		}
-		if ev.Seq == 0 {
+		// Without conv and seq: an ACK that does not say where (MQTT's
+		// PUBACK, AckedUnsequenced). With one, both.
+		unsequenced := ev.Conv == "" && ev.Seq == 0
+		if err := need("conv", ev.Conv); err != nil && !unsequenced {
+			return err
+		}
+		if ev.Seq == 0 && !unsequenced {
 			return errors.New("seq is missing (seqs start at 1)")
 		}
 		t, err := when()
@@ -175,7 +181,11 @@ func (r *Recorder) replay(ev event) error {
 		if err := invoked(ev.ID); err != nil {
 			return err
 		}
-		r.Acked(ev.ID, ev.Conv, ev.Seq, t)
+		if unsequenced {
+			r.AckedUnsequenced(ev.ID, t)
+		} else {
+			r.Acked(ev.ID, ev.Conv, ev.Seq, t)
+		}
 	case "end":
 		if err := need("id", ev.ID); err != nil {
 			return err

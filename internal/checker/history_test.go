@@ -108,6 +108,7 @@ func TestReplayRejectsBadHistories(t *testing.T) {
 		{"bad time", dev + `{"ev":"invoke","id":"m1","device":"a1","members":["a"],"at":"yesterday"}`, "history line 2: parsing time"},
 		{"ack of an unknown send", dev + `{"ev":"ack","id":"m9","conv":"c","seq":1,"at":"2026-01-01T00:00:00Z"}`, `send "m9" was not declared`},
 		{"ack without seq", inv + `{"ev":"ack","id":"m1","conv":"c","at":"2026-01-01T00:00:00Z"}`, "seq is missing"},
+		{"ack with seq, without conv", inv + `{"ev":"ack","id":"m1","seq":3,"at":"2026-01-01T00:00:00Z"}`, "conv is missing"},
 		{"bad outcome", inv + `{"ev":"end","id":"m1","outcome":"ok"}`, `outcome "ok": want failed or unknown`},
 		{"bad phase", dev + `{"ev":"shown","device":"a1","conv":"c","seq":1,"phase":"later","at":"2026-01-01T00:00:00Z"}`, `phase "later"`},
 		{"shown on an undeclared device", `{"ev":"shown","device":"z","conv":"c","seq":1,"at":"2026-01-01T00:00:00Z"}`, `device "z" was not declared`},
@@ -132,5 +133,35 @@ func TestReplaySkipsBlankLines(t *testing.T) {
 	}
 	if rep := r.Check(); !rep.OK() || rep.Attempted != 0 {
 		t.Fatalf("empty run: %+v", rep)
+	}
+}
+
+func TestUnsequencedAckReplays(t *testing.T) {
+	var buf bytes.Buffer
+	r := New()
+	_ = r.Record(&buf)
+	r.Device("a1", "alice", false)
+	r.Device("a2", "alice", false)
+	r.Device("b1", "bob", false)
+	r.Invoke("q1", "b1", ab, t0)
+	r.AckedUnsequenced("q1", t0.Add(time.Millisecond))
+	r.Invoke("q2", "b1", ab, t0)
+	r.AckedUnsequenced("q2", t0.Add(time.Millisecond))
+	show(r, "a1", "q1", 1, "bob")
+	show(r, "a2", "q1", 1, "bob")
+	_ = r.Record(nil)
+	want := r.Check()
+	if want.Lost != 1 || want.Acknowledged != 2 {
+		t.Fatalf("want q2 lost of 2 acknowledged: %+v", want)
+	}
+	if !strings.Contains(buf.String(), `{"ev":"ack","id":"q1","at":`) {
+		t.Fatalf("an unsequenced ack is written without conv and seq:\n%s", buf.String())
+	}
+	back, err := Replay(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := back.Check(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("replayed report differs:\n got %+v\nwant %+v", got, want)
 	}
 }
