@@ -31,7 +31,8 @@ import (
 // never uses that server: it starts a private one with initdb into a
 // temporary directory, so the restart fault crashes only its own.
 // Sizes: MAGPIE_CLUSTER_USERS, MAGPIE_CLUSTER_RATE (per device),
-// MAGPIE_CLUSTER_SETTLE, MAGPIE_CLUSTER_CHURN (scenario 11, seconds); ports: MAGPIE_CLUSTER_PORT_BASE (every port from
+// MAGPIE_CLUSTER_SETTLE, MAGPIE_CLUSTER_CHURN (scenario 11, seconds),
+// MAGPIE_CLUSTER_MQTT (users with an MQTT device, default 4); ports: MAGPIE_CLUSTER_PORT_BASE (every port from
 // there on; default free ephemeral ports); another nats-server binary:
 // MAGPIE_CLUSTER_NATS.
 func TestClusterFaults(t *testing.T) {
@@ -75,6 +76,7 @@ func TestClusterFaults(t *testing.T) {
 		Load: clustertest.LoadConfig{
 			Users: envInt("MAGPIE_CLUSTER_USERS", 16), DevicesPerUser: 2,
 			Rate: float64(envInt("MAGPIE_CLUSTER_RATE", 4)), GroupSize: 4,
+			MQTTUsers: envInt("MAGPIE_CLUSTER_MQTT", 4),
 		},
 		Settle:     time.Duration(envInt("MAGPIE_CLUSTER_SETTLE", 4)) * time.Second,
 		Seed:       int64(envInt("MAGPIE_CLUSTER_SEED", 0)),
@@ -106,6 +108,15 @@ func TestClusterFaults(t *testing.T) {
 	}
 	if res.Churn != nil {
 		t.Logf("multi-device churn: %s", res.Churn)
+	}
+	if res.MQTTChurn != nil {
+		t.Logf("multi-device churn, MQTT: %s", res.MQTTChurn)
+	}
+	if res.MQTTAway != nil {
+		t.Logf("MQTT persistent session: %s", res.MQTTAway)
+	}
+	for _, f := range res.MQTT {
+		t.Logf("MQTT device %s", f)
 	}
 	for _, f := range res.Soak {
 		t.Logf("soak %s", f)

@@ -30,6 +30,7 @@
 #   MAGPIE_CLUSTER_STORM   connections dropped at once in the reconnect storm (default 1000)
 #   MAGPIE_CLUSTER_SLOW_BURST  messages to the slow consumer's user (default 1200)
 #   MAGPIE_CLUSTER_CHURN   seconds of multi-device churn, scenario 11 (default 20)
+#   MAGPIE_CLUSTER_MQTT    users with one MQTT device each (persistent sessions; default 4)
 #   MAGPIE_W5_RATE, MAGPIE_W5_PAIRS, MAGPIE_W6_CONNS   benchmark sizes (docs/benchmarks.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,9 @@ type LoadConfig struct {
 	// StuckAfter: a device not ready this long is replaced by a new Client
 	// with the same device id and cursors (see Device.replace). 0: 10s.
 	StuckAfter time.Duration
+	// MQTTUsers adds users with one MQTT device each (mqtt.go); the
+	// gateways need --mqtt (Config.MQTT). 0: none.
+	MQTTUsers int
 	// History, if set, receives the checker's history as it is recorded
 	// (checker.Recorder.Record; `magpie check` reads it).
 	History io.Writer
@@ -40,6 +44,11 @@ type Load struct {
 	groups map[string][]string // group id → member names
 	devs   []*Device
 	hcs    []*http.Client // one failover client per starting server
+	prefix string         // of the user names: random per run
+
+	mqttUsers []string      // users whose one device is an MQTT device
+	mqtt      []*MQTTDevice // their devices
+	mqttGroup string        // the group with the MQTT users and two others
 
 	phase    atomic.Int32 // checker.Phase
 	stop     chan struct{}
@@ -100,9 +109,9 @@ func StartLoad(ctx context.Context, cfg LoadConfig) (*Load, error) {
 	for i := range cfg.Servers {
 		l.hcs = append(l.hcs, failoverClient(cfg.Servers, i))
 	}
-	run := randHex(3)
+	l.prefix = "u" + randHex(3)
 	for i := range cfg.Users {
-		u := fmt.Sprintf("u%s_%02d", run, i)
+		u := fmt.Sprintf("%s_%02d", l.prefix, i)
 		if _, err := client.Register(ctx, cfg.Servers[i%len(cfg.Servers)], u, password); err != nil {
 			return nil, fmt.Errorf("register %s: %w", u, err)
 		}
@@ -142,9 +151,28 @@ func StartLoad(ctx context.Context, cfg LoadConfig) (*Load, error) {
 			return nil, err
 		}
 	}
+	if cfg.MQTTUsers > 0 {
+		if err := l.startMQTT(ctx); err != nil {
+			l.Close()
+			return nil, err
+		}
+		// The MQTT users and the first two users, open (MQTTChurn leaves
+		// and rejoins it).
+		members := append([]string{l.users[0], l.users[min(1, len(l.users)-1)]}, l.mqttUsers...)
+		g, err := l.devs[0].client().CreateGroup(ctx, client.NewGroup{Name: "mqtt", Members: members[1:], JoinPolicy: client.JoinOpen})
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("create the mqtt group: %w", err)
+		}
+		l.groups[g.ID], l.mqttGroup = members, g.ID
+	}
 	l.watch.Add(1)
 	go l.watchdog()
 	for _, d := range l.devs {
+		l.senders.Add(1)
+		go d.sendLoop()
+	}
+	for _, d := range l.mqtt {
 		l.senders.Add(1)
 		go d.sendLoop()
 	}
@@ -242,25 +270,29 @@ func (d *Device) onState(gen int, st client.State) {
 	d.mu.Unlock()
 }
 
-func (d *Device) onMessage(m client.Message) {
+func (d *Device) onMessage(m client.Message) { d.load.showMessage(d.name, m) }
+
+// showMessage records that device showed m, and the membership changes
+// of a group event.
+func (l *Load) showMessage(device string, m client.Message) {
 	if ev := m.Event; ev != nil {
 		// The group events bound the members' windows (scenario 11).
 		switch ev.Type {
 		case "created":
-			d.load.Rec.Member(m.ConversationID, ev.Actor, true, m.Seq)
+			l.Rec.Member(m.ConversationID, ev.Actor, true, m.Seq)
 			fallthrough
 		case "added", "joined":
 			for _, u := range ev.Usernames {
-				d.load.Rec.Member(m.ConversationID, u, true, m.Seq)
+				l.Rec.Member(m.ConversationID, u, true, m.Seq)
 			}
 		case "left", "removed":
 			for _, u := range ev.Usernames {
-				d.load.Rec.Member(m.ConversationID, u, false, m.Seq)
+				l.Rec.Member(m.ConversationID, u, false, m.Seq)
 			}
 		}
 	}
-	d.load.Rec.Shown(d.name, checker.Message{Conv: m.ConversationID, Seq: m.Seq, ClientMsgID: m.ClientMsgID, Sender: m.Sender, Text: m.Text},
-		checker.Phase(d.load.phase.Load()), time.Now())
+	l.Rec.Shown(device, checker.Message{Conv: m.ConversationID, Seq: m.Seq, ClientMsgID: harnessID(m.ClientMsgID, m.Text), Sender: m.Sender, Text: m.Text},
+		checker.Phase(l.phase.Load()), time.Now())
 }
 
 func (d *Device) onReceipt(r client.Receipt) {
@@ -368,7 +400,7 @@ func (d *Device) sendLoop() {
 			req.ToGroup, members = churnGroup, churnMembers
 			l.churn.Load().sends.Add(1)
 		} else if len(groups) > 0 && n%4 == 3 {
-			req.ToGroup = groups[n%len(groups)]
+			req.ToGroup = groups[(n/4)%len(groups)]
 			members = l.groups[req.ToGroup]
 		} else {
 			// Each user talks to the next few users, so every pair has
@@ -380,6 +412,9 @@ func (d *Device) sendLoop() {
 				}
 			}
 			peer := l.users[(me+1+n%3)%len(l.users)]
+			if n%3 == 2 && me < len(l.mqttUsers) {
+				peer = l.mqttUsers[me] // who sends to this user (MQTTDevice.sendLoop)
+			}
 			req.ToUser = peer
 			members = []string{d.user, peer}
 		}
@@ -479,12 +514,21 @@ func (l *Load) StopSending() {
 func (l *Load) FinalSync(ctx context.Context, d time.Duration) error {
 	l.phase.Store(int32(checker.Sync))
 	deadline := time.Now().Add(d)
+	flapped := map[*MQTTDevice]time.Time{}
 	for {
 		for _, dev := range l.devs {
 			if l.Rec.MissingOn(dev.name) > 0 && dev.Ready() {
 				sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				_ = dev.client().Sync(sctx)
 				cancel()
+			}
+		}
+		// An MQTT device's sync is a reconnect: its persistent session
+		// is caught up from the user's delivered cursors.
+		for _, dev := range l.mqtt {
+			if l.Rec.MissingOn(dev.name) > 0 && dev.Connected() && time.Since(flapped[dev]) > 10*time.Second {
+				flapped[dev] = time.Now()
+				dev.Flap(0)
 			}
 		}
 		if l.Rec.Missing(time.Now()) == 0 {
@@ -501,9 +545,10 @@ func (l *Load) FinalSync(ctx context.Context, d time.Duration) error {
 // until it shows everything (or d passes), and closes it.
 func (l *Load) FreshDevices(ctx context.Context, d time.Duration) error {
 	var wg sync.WaitGroup
-	errs := make(chan error, len(l.users))
+	users := append(slices.Clone(l.users), l.mqttUsers...)
+	errs := make(chan error, len(users))
 	sem := make(chan struct{}, 4)
-	for i, u := range l.users {
+	for i, u := range users {
 		dev := &Device{load: l, name: u + "-fresh", user: u, idx: i, cursors: newMemCursors()}
 		l.Rec.Device(dev.name, u, true)
 		wg.Add(1)
@@ -589,6 +634,9 @@ func (l *Load) Close() {
 		}
 	}
 	l.senders.Wait()
+	for _, d := range l.mqtt {
+		d.close()
+	}
 }
 
 // memCursors is a client.CursorStore in memory, shared by the Clients a

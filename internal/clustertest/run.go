@@ -63,6 +63,10 @@ type Result struct {
 	Phases   []PhaseFigure
 	Slow     *SlowFigure  // scenario 7
 	Churn    *ChurnFigure // scenario 11
+	// MQTTChurn and MQTTAway: scenario 11's MQTT devices (LoadConfig.MQTTUsers).
+	MQTTChurn *MQTTChurnFigure
+	MQTTAway  *MQTTAway
+	MQTT      []MQTTFigure // per MQTT device, at the end
 	// CrashRetries: per crash point (scenario 9), the retries answered as
 	// duplicates with the stored seq.
 	CrashRetries []CrashFigure
@@ -80,6 +84,19 @@ type PhaseFigure struct {
 	Name      string
 	Took      time.Duration
 	Ack, Live checker.Latency
+}
+
+// MQTTFigure is one MQTT device's connections over the run.
+type MQTTFigure struct {
+	Device string
+	// Connects: CONNACKs; Present: of them, session present (every one
+	// after the first, for a persistent session); Redelivered: deliveries
+	// of a seq already shown (QoS 1 is at least once).
+	Connects, Present, Redelivered int64
+}
+
+func (f MQTTFigure) String() string {
+	return fmt.Sprintf("%s: %d connects, %d with session present, %d redeliveries", f.Device, f.Connects, f.Present, f.Redelivered)
 }
 
 // SameIDFigure is one round of scenario 10.
@@ -143,6 +160,9 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	if cfg.SlowBurst > 0 {
 		cfg.Topology.ExtraGW = append(cfg.Topology.ExtraGW, "--send-queue", "256")
 	}
+	if cfg.Load.MQTTUsers > 0 {
+		cfg.Topology.MQTT = true
+	}
 	cfg.Topology.Log = cfg.Out
 	cfg.Topology.Links = true // faults 7 and 8 cut network paths
 	topo, err := Start(ctx, cfg.Topology)
@@ -172,7 +192,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		res.Problems = append(res.Problems, fmt.Sprintf(format, args...))
 		logf("  PROBLEM: "+format, args...)
 	}
-	logf("load: %d users × %d devices, %d groups, %.0f msgs/s per device", len(load.users), load.cfg.DevicesPerUser, load.Groups(), load.cfg.Rate)
+	logf("load: %d users × %d devices and %d users with an MQTT device, %d groups, %.0f msgs/s per device", len(load.users), load.cfg.DevicesPerUser, len(load.mqtt), load.Groups(), load.cfg.Rate)
 
 	settle := func() { sleepCtx(ctx, cfg.Settle) }
 	// Phases: from one fault's start to the next's, each with the ACK and
@@ -384,7 +404,10 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	// the load sends to; every view must hold exactly its windows.
 	if cfg.Churn > 0 {
 		begin("multi-device churn for %v: devices flapping, users leaving and rejoining groups", cfg.Churn)
+		mq := make(chan *MQTTChurnFigure, 1)
+		go func() { mq <- load.MQTTChurn(ctx, cfg.Churn, cfg.Seed) }()
 		f, err := load.Churn(ctx, ChurnConfig{For: cfg.Churn, Seed: cfg.Seed})
+		res.MQTTChurn = <-mq
 		if err != nil {
 			return nil, err
 		}
@@ -393,7 +416,32 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		if f.Flaps == 0 || f.Joins == 0 || f.Leaves == 0 {
 			problem("churn: no flap, join or leave happened (%s)", f)
 		}
+		if len(load.mqtt) > 0 {
+			logf("  churn: %s", res.MQTTChurn)
+			if m := res.MQTTChurn; m.Joins == 0 || m.Leaves == 0 || (len(load.mqtt) > 1 && m.Flaps == 0) {
+				problem("churn: no MQTT flap, join or leave happened (%s)", m)
+			}
+		}
 		caughtUp("multi-device churn", time.Now())
+		settle()
+	}
+
+	// 11, MQTT: a device away while messages to it are sent, back with
+	// its persistent session (clean start 0): the gateway catches it up.
+	if len(load.mqtt) > 0 {
+		const away = 5 * time.Second
+		begin("an MQTT device away for %v, back with its persistent session", away)
+		a := load.AwayMQTT(ctx, away)
+		res.MQTTAway = a
+		logf("  mqtt: %s", a)
+		switch {
+		case !a.SessionPresent:
+			problem("mqtt: the persistent session's CONNACK did not say session present (%s)", a)
+		case a.MissedBack == 0:
+			problem("mqtt: nothing was sent to the device while it was away (%s)", a)
+		case !a.OK:
+			problem("mqtt: the device did not catch up (%s)", a)
+		}
 		settle()
 	}
 
@@ -510,6 +558,14 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	}
 	if err := load.Receipts(ctx); err != nil {
 		problem("receipts: %v", err)
+	}
+	for _, d := range load.mqtt {
+		f := MQTTFigure{Device: d.name, Connects: d.Connects.Load(), Present: d.Present.Load(), Redelivered: d.Redelivered.Load()}
+		res.MQTT = append(res.MQTT, f)
+		logf("  mqtt %s", f)
+		if f.Present < f.Connects-1 {
+			problem("mqtt %s: %d of %d reconnects without session present", d.name, f.Connects-1-f.Present, f.Connects-1)
+		}
 	}
 	res.Report = load.Rec.Check()
 	if history != nil {
