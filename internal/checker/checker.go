@@ -76,6 +76,8 @@ type device struct {
 	user  string
 	fresh bool
 	view  []shown
+	ids   map[string]bool // the client ids in view: Missing* polls them
+	convs map[string]bool // the conversations in view
 	// receipts[conv/user/kind] = the cursors seen, in order
 	receipts map[string][]uint64
 }
@@ -126,7 +128,7 @@ func (r *Recorder) Device(name, user string, fresh bool) {
 	if _, ok := r.devices[name]; ok {
 		return
 	}
-	d := &device{name: name, user: user, fresh: fresh, receipts: map[string][]uint64{}}
+	d := &device{name: name, user: user, fresh: fresh, receipts: map[string][]uint64{}, ids: map[string]bool{}, convs: map[string]bool{}}
 	r.devices[name] = d
 	r.users[user] = append(r.users[user], d)
 }
@@ -218,6 +220,8 @@ func (r *Recorder) Shown(deviceName string, m Message, phase Phase, t time.Time)
 	r.emit(event{Ev: "shown", Device: deviceName, Conv: m.Conv, Seq: m.Seq, ClientMsgID: m.ClientMsgID, Sender: m.Sender, Text: m.Text, Phase: ph, At: at(t)})
 	if d := r.devices[deviceName]; d != nil {
 		d.view = append(d.view, shown{Message: m, at: t, phase: phase})
+		d.ids[m.ClientMsgID] = true
+		d.convs[m.Conv] = true
 	}
 	if s := r.sends[m.ClientMsgID]; s != nil && s.seenConv == "" {
 		s.seenConv, s.seenSeq = m.Conv, m.Seq
@@ -288,6 +292,29 @@ func (r *Recorder) Missing(before time.Time) int {
 	return n
 }
 
+// MissingByDevice is, per device (fresh ones too), the messages
+// acknowledged before 'before' that it should show and does not: MissingOn
+// of every device in one pass, for a harness that polls hundreds of
+// devices (each MissingOn walks every send).
+func (r *Recorder) MissingByDevice(before time.Time) map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := r.seenLocked()
+	w, holds := r.windowsLocked(), r.holdsLocked(nil)
+	out := map[string]int{}
+	for _, s := range r.order {
+		if s.outcome != OK || s.acked.After(before) {
+			continue
+		}
+		for _, d := range r.expectedLocked(s, w, holds) {
+			if !seen[d.name][s.id] {
+				out[d.name]++
+			}
+		}
+	}
+	return out
+}
+
 // MissingOn counts the acknowledged messages deviceName should show and
 // does not.
 func (r *Recorder) MissingOn(deviceName string) int {
@@ -297,10 +324,7 @@ func (r *Recorder) MissingOn(deviceName string) int {
 	if d == nil {
 		return 0
 	}
-	got := map[string]bool{}
-	for _, m := range d.view {
-		got[m.ClientMsgID] = true
-	}
+	got := d.ids
 	w, holds := r.windowsLocked(), r.holdsLocked(d)
 	n := 0
 	for _, s := range r.order {
@@ -314,11 +338,7 @@ func (r *Recorder) MissingOn(deviceName string) int {
 func (r *Recorder) seenLocked() map[string]map[string]bool {
 	seen := make(map[string]map[string]bool, len(r.devices))
 	for name, d := range r.devices {
-		m := make(map[string]bool, len(d.view))
-		for _, v := range d.view {
-			m[v.ClientMsgID] = true
-		}
-		seen[name] = m
+		seen[name] = d.ids // read only
 	}
 	return seen
 }
@@ -378,8 +398,8 @@ func (r *Recorder) holdsLocked(only *device) map[string]map[string]bool {
 		if only != nil && d != only {
 			continue
 		}
-		for _, v := range d.view {
-			add(name, v.Conv)
+		for conv := range d.convs {
+			add(name, conv)
 		}
 	}
 	for _, s := range r.order {

@@ -208,11 +208,20 @@ func TestMissing(t *testing.T) {
 	if got := r.MissingOn("a2"); got != 1 {
 		t.Fatalf("MissingOn(a2) = %d, want 1", got)
 	}
+	if got := r.MissingByDevice(t0.Add(time.Hour)); len(got) != 1 || got["a2"] != 1 {
+		t.Fatalf("MissingByDevice = %v, want a2: 1", got)
+	}
 	show(r, "a2", "m1", 1, "alice")
 	if got := r.Missing(t0.Add(time.Hour)); got != 0 {
 		t.Fatalf("Missing = %d, want 0", got)
 	}
+	if got := r.MissingByDevice(t0.Add(time.Hour)); len(got) != 0 {
+		t.Fatalf("MissingByDevice = %v, want none", got)
+	}
 	r.Device("b-fresh", "bob", true)
+	if got := r.MissingByDevice(t0.Add(time.Hour)); len(got) != 1 || got["b-fresh"] != 1 {
+		t.Fatalf("MissingByDevice = %v, want b-fresh: 1", got)
+	}
 	if got := r.Missing(t0.Add(time.Hour)); got != 0 {
 		t.Fatalf("Missing counts fresh devices: %d", got)
 	}
