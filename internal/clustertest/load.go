@@ -527,7 +527,7 @@ func (l *Load) FinalSync(ctx context.Context, d time.Duration) error {
 			}
 		}
 		// An MQTT device's sync is a reconnect: its persistent session
-		// is caught up from the user's delivered cursors.
+		// is caught up from the device's stored position.
 		for _, dev := range l.mqtt {
 			if missing[dev.name] > 0 && dev.Connected() && time.Since(flapped[dev]) > 10*time.Second {
 				flapped[dev] = time.Now()

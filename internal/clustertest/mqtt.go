@@ -27,14 +27,13 @@ import (
 // MQTT devices in the checked load (LoadConfig.MQTTUsers, docs/mqtt.md):
 // users with one MQTT 5 device each, a persistent session (clean start 0,
 // session expiry > 0), so every reconnect is caught up by the gateway from
-// the user's delivered cursors. Their sends are QoS 1 PUBLISHes, one at a
+// the device's stored delivered position (docs/mqtt.md). Their sends are QoS 1 PUBLISHes, one at a
 // time, redelivered with DUP and the same packet id across reconnects
 // until PUBACK; a PUBACK says stored but not at which seq, so the checker
 // places them from the views (checker.Recorder.AckedUnsequenced). Their
 // inbox deliveries are recorded as shown, after which they are PUBACKed
-// (moving the user's delivered cursor). A user with an MQTT device has no
-// other receiving device: another device's delivered receipts would move
-// the cursors the persistent session catches up from (docs/mqtt.md).
+// (moving the device's position and the user's delivered cursor). Each
+// such user has this one device.
 
 // An MQTT send's text is "m " + its harness id; the server stores it under
 // a key of its own ("mqtt-…", from the client id, packet id, topic and
