@@ -141,10 +141,15 @@ func (d *MQTTDevice) connLoop() {
 		}
 		backoff = 100 * time.Millisecond
 		d.mu.Lock()
-		if d.closed {
+		if d.closed || time.Now().Before(d.paused) {
+			// Closed, or a Flap while this dial ran: away means away.
+			closed := d.closed
 			d.mu.Unlock()
 			conn.Close()
-			return
+			if closed {
+				return
+			}
+			continue
 		}
 		d.conn, d.since = conn, time.Now()
 		d.mu.Unlock()
@@ -570,6 +575,10 @@ func (l *Load) AwayMQTT(ctx context.Context, d time.Duration) *MQTTAway {
 	}
 	dev := l.mqtt[len(l.mqtt)-1]
 	a := &MQTTAway{Device: dev.name, Away: d}
+	// From a connected device (a churn flap may still be reconnecting it).
+	for wait := time.Now().Add(60 * time.Second); !dev.Connected() && time.Now().Before(wait) && ctx.Err() == nil; {
+		time.Sleep(20 * time.Millisecond)
+	}
 	present := dev.Present.Load()
 	connects := dev.Connects.Load()
 	dev.Flap(d)
