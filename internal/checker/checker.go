@@ -196,6 +196,17 @@ func (r *Recorder) AckedUnsequenced(id string, t time.Time) {
 	s.conv, s.seq = s.seenConv, s.seenSeq
 }
 
+// OutcomeOf reports how the send of id has ended so far (Pending for an
+// id never invoked).
+func (r *Recorder) OutcomeOf(id string) Outcome {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s := r.sends[id]; s != nil {
+		return s.outcome
+	}
+	return Pending
+}
+
 // Ended records a send that ended without an ACK: Failed for a definite
 // refusal, Unknown for a timeout or a lost connection.
 func (r *Recorder) Ended(id string, o Outcome) {

@@ -437,8 +437,10 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		switch {
 		case !a.SessionPresent:
 			problem("mqtt: the persistent session's CONNACK did not say session present (%s)", a)
+		case a.Acked == 0:
+			problem("mqtt: none of the scenario's sends to the away device was ACKed (%s)", a)
 		case a.MissedBack == 0:
-			problem("mqtt: nothing was sent to the device while it was away (%s)", a)
+			problem("mqtt: the device had nothing to catch up when it came back (%s)", a)
 		case !a.OK:
 			problem("mqtt: the device did not catch up (%s)", a)
 		}
