@@ -384,3 +384,20 @@ func TestAckedUnsequenced(t *testing.T) {
 		}
 	})
 }
+
+func TestOutcomeOf(t *testing.T) {
+	r := world()
+	if o := r.OutcomeOf("m1"); o != Pending {
+		t.Fatalf("never invoked: %v", o)
+	}
+	r.Invoke("m1", "a1", ab, t0)
+	r.Invoke("m2", "a1", ab, t0)
+	if o := r.OutcomeOf("m1"); o != Pending {
+		t.Fatalf("invoked: %v", o)
+	}
+	r.Acked("m1", "c", 1, t0)
+	r.Ended("m2", Failed)
+	if o, p := r.OutcomeOf("m1"), r.OutcomeOf("m2"); o != OK || p != Failed {
+		t.Fatalf("acked: %v, refused: %v", o, p)
+	}
+}

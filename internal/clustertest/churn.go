@@ -132,6 +132,13 @@ func (l *Load) Churn(ctx context.Context, cfg ChurnConfig) (*ChurnFigure, error)
 	var wg sync.WaitGroup
 	var mu sync.Mutex // guards rng and the per-user and per-device locks below
 	busyUser := map[string]bool{}
+	// A device is flapped or used for a membership change, never both:
+	// a change through a Client the flap closed still works over HTTP,
+	// and once the flap's new Client has logged in (revoking the old
+	// session) the closed one logs in again, which replaces the new
+	// Client's session: kicked "replaced", it stops for good (the 11:31
+	// CI run: u…_09-d1's sends all failed for 10 s, until the watchdog
+	// replaced it).
 	busyDev := map[*Device]bool{}
 	for range cfg.Churners {
 		wg.Add(1)
@@ -146,16 +153,19 @@ func (l *Load) Churn(ctx context.Context, cfg ChurnConfig) (*ChurnFigure, error)
 				pool := pools[g]
 				u := pool[rng.IntN(len(pool))]
 				pause := time.Duration(300+rng.IntN(1200)) * time.Millisecond
-				k := rng.IntN(l.cfg.DevicesPerUser)
-				ok := u != owner && !busyUser[u]
+				d := l.devs[slices.Index(l.users, u)*l.cfg.DevicesPerUser+rng.IntN(l.cfg.DevicesPerUser)]
+				// A Ready device: a Client still logging in would log in a
+				// second time for the call.
+				ok := u != owner && !busyUser[u] && !busyDev[d] && d.Ready()
 				if ok {
-					busyUser[u] = true
+					busyUser[u], busyDev[d] = true, true
 				}
 				mu.Unlock()
 				if ok {
-					l.toggleMember(cctx, st, g, u, k)
+					l.toggleMember(cctx, st, g, u, d)
 					mu.Lock()
 					delete(busyUser, u)
+					delete(busyDev, d)
 					mu.Unlock()
 				}
 				sleepCtx(cctx, pause)
@@ -198,12 +208,11 @@ func (l *Load) Churn(ctx context.Context, cfg ChurnConfig) (*ChurnFigure, error)
 }
 
 // toggleMember makes u leave g if it is believed a member, join it if
-// not, through u's k-th device. The belief follows a change that
+// not, through u's device d. The belief follows a change that
 // succeeded; a failed one (an error, its outcome unknown) changes nothing,
 // and the next try says what the server has: joining twice is no change,
 // leaving a group one is not in is refused as not a member.
-func (l *Load) toggleMember(ctx context.Context, st *churnState, g, u string, k int) {
-	d := l.devs[slices.Index(l.users, u)*l.cfg.DevicesPerUser+k]
+func (l *Load) toggleMember(ctx context.Context, st *churnState, g, u string, d *Device) {
 	st.mu.Lock()
 	in := slices.Contains(st.members[g], u)
 	st.mu.Unlock()

@@ -60,6 +60,8 @@ type Load struct {
 	churn atomic.Pointer[churnState] // scenario 11, once it started
 
 	Replaced atomic.Int64 // Clients replaced by the watchdog
+	whyMu    sync.Mutex
+	why      []string // per replacement: the device, its state and the Client's last error
 	// DupAcks counts ACKs marked duplicate: a retry of a message that was
 	// already stored, answered with its original seq.
 	DupAcks atomic.Int64
@@ -79,7 +81,8 @@ type Device struct {
 	since    time.Time // of the current state
 	closed   bool
 	replaced int
-	gen      int // of the newest Client (newClient)
+	gen      int   // of the newest Client (newClient)
+	err      error // the current Client's last state error (OnState)
 }
 
 const password = "cluster-test-password"
@@ -213,7 +216,7 @@ func (d *Device) newClient() *client.Client {
 		Server: l.cfg.Servers[i], Username: d.user, Password: password, Device: d.name,
 		Transport: "tcp", HTTPClient: l.hcs[i],
 		OnMessage: d.onMessage, OnReceipt: d.onReceipt,
-		OnState:    func(st client.State, _ error) { d.onState(gen, st) },
+		OnState:    func(st client.State, err error) { d.onState(gen, st, err) },
 		BackoffMin: 100 * time.Millisecond, BackoffMax: 2 * time.Second,
 		Cursors: d.cursors,
 	})
@@ -262,10 +265,10 @@ func (d *Device) Ready() bool {
 // onState follows the state of the device's current Client only: a
 // closed Client's last callbacks may run after its successor's (flap,
 // replace).
-func (d *Device) onState(gen int, st client.State) {
+func (d *Device) onState(gen int, st client.State, err error) {
 	d.mu.Lock()
 	if gen == d.gen {
-		d.state, d.since = st, time.Now()
+		d.state, d.since, d.err = st, time.Now(), err
 	}
 	d.mu.Unlock()
 }
@@ -311,7 +314,11 @@ func (d *Device) replace(ctx context.Context) {
 	}
 	old := d.c
 	d.replaced++
+	why := fmt.Sprintf("%s at %s (%v: %v)", d.name, time.Now().UTC().Format("15:04:05.000"), d.state, d.err)
 	d.mu.Unlock()
+	d.load.whyMu.Lock()
+	d.load.why = append(d.load.why, why)
+	d.load.whyMu.Unlock()
 	old.Close()
 	// Close returns before the old Client's callback goroutine has run
 	// what was queued (documented); its cursor saves must land before the
@@ -334,6 +341,14 @@ func (d *Device) replace(ctx context.Context) {
 		d.state, d.since = client.StateClosed, time.Now()
 		d.mu.Unlock()
 	}
+}
+
+// ReplacedWhy lists the watchdog's replacements: the device, when, and
+// the state and last error of the Client it replaced.
+func (l *Load) ReplacedWhy() []string {
+	l.whyMu.Lock()
+	defer l.whyMu.Unlock()
+	return slices.Clone(l.why)
 }
 
 func (l *Load) watchdog() {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -579,7 +580,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		}
 	}
 	if res.Replaced = load.Replaced.Load(); res.Replaced > 0 {
-		problem("the watchdog replaced %d stuck SDK Clients", res.Replaced)
+		problem("the watchdog replaced %d stuck SDK Clients: %s", res.Replaced, strings.Join(load.ReplacedWhy(), "; "))
 	}
 	return res, nil
 }
