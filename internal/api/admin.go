@@ -44,6 +44,34 @@ type adminCaller struct {
 	app      int64
 }
 
+// adminTarget is the "app" field every admin request may carry: the app
+// it acts on (see adminApp).
+type adminTarget struct {
+	App string `json:"app"`
+}
+
+func (t *adminTarget) appName() string { return t.App }
+
+// adminRequest reads, verifies and strictly decodes a signed admin request
+// into req (a struct embedding adminTarget) and returns the app it acts on.
+// On false the answer has been written.
+func (h *Handler) adminRequest(w http.ResponseWriter, r *http.Request, req interface{ appName() string }) (int64, bool) {
+	body, caller, ok := h.adminBody(w, r)
+	if !ok {
+		return 0, false
+	}
+	if err := decodeBody(body, req, true); err != nil {
+		h.fail(w, r, err)
+		return 0, false
+	}
+	app, err := h.adminApp(r, caller, req.appName())
+	if err != nil {
+		h.fail(w, r, err)
+		return 0, false
+	}
+	return app, true
+}
+
 // adminBody reads and verifies a signed admin request (signed like the
 // push API, with --admin-keys or an app's admin key).
 func (h *Handler) adminBody(w http.ResponseWriter, r *http.Request) ([]byte, adminCaller, bool) {
@@ -106,21 +134,12 @@ type importUserJSON struct {
 
 // importUsers is POST /v1/admin/users/import.
 func (h *Handler) importUsers(w http.ResponseWriter, r *http.Request) {
-	body, caller, ok := h.adminBody(w, r)
-	if !ok {
-		return
-	}
 	var req struct {
-		App   string           `json:"app"`
+		adminTarget
 		Users []importUserJSON `json:"users"`
 	}
-	if err := decodeBody(body, &req, true); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	app, err := h.adminApp(r, caller, req.App)
-	if err != nil {
-		h.fail(w, r, err)
+	app, ok := h.adminRequest(w, r, &req)
+	if !ok {
 		return
 	}
 	users := make([]logic.ImportUser, len(req.Users))

@@ -16,24 +16,15 @@ func (h *Handler) registerAdminImports(mux *http.ServeMux) {
 
 // importFriendships is POST /v1/admin/friendships/import.
 func (h *Handler) importFriendships(w http.ResponseWriter, r *http.Request) {
-	body, caller, ok := h.adminBody(w, r)
-	if !ok {
-		return
-	}
 	var req struct {
-		App         string `json:"app"`
+		adminTarget
 		Friendships []struct {
 			User   string `json:"user"`
 			Friend string `json:"friend"`
 		} `json:"friendships"`
 	}
-	if err := decodeBody(body, &req, true); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	app, err := h.adminApp(r, caller, req.App)
-	if err != nil {
-		h.fail(w, r, err)
+	app, ok := h.adminRequest(w, r, &req)
+	if !ok {
 		return
 	}
 	pairs := make([]logic.ImportFriendship, len(req.Friendships))
@@ -55,12 +46,8 @@ type importMemberJSON struct {
 
 // importGroups is POST /v1/admin/groups/import.
 func (h *Handler) importGroups(w http.ResponseWriter, r *http.Request) {
-	body, caller, ok := h.adminBody(w, r)
-	if !ok {
-		return
-	}
 	var req struct {
-		App    string `json:"app"`
+		adminTarget
 		Groups []struct {
 			ID         string             `json:"id"`
 			Name       string             `json:"name"`
@@ -69,13 +56,8 @@ func (h *Handler) importGroups(w http.ResponseWriter, r *http.Request) {
 			Members    []importMemberJSON `json:"members"`
 		} `json:"groups"`
 	}
-	if err := decodeBody(body, &req, true); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	app, err := h.adminApp(r, caller, req.App)
-	if err != nil {
-		h.fail(w, r, err)
+	app, ok := h.adminRequest(w, r, &req)
+	if !ok {
 		return
 	}
 	groups := make([]logic.ImportGroup, len(req.Groups))

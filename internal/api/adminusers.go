@@ -32,22 +32,13 @@ func adminUserJSON(u store.User) map[string]any {
 
 // disableUser is POST /v1/admin/users/disable {"username","disabled"?}.
 func (h *Handler) disableUser(w http.ResponseWriter, r *http.Request) {
-	body, caller, ok := h.adminBody(w, r)
-	if !ok {
-		return
-	}
-	req := struct {
-		App      string `json:"app"`
+	var req struct {
+		adminTarget
 		Username string `json:"username"`
 		Disabled *bool  `json:"disabled"`
-	}{}
-	if err := decodeBody(body, &req, true); err != nil {
-		h.fail(w, r, err)
-		return
 	}
-	app, err := h.adminApp(r, caller, req.App)
-	if err != nil {
-		h.fail(w, r, err)
+	app, ok := h.adminRequest(w, r, &req)
+	if !ok {
 		return
 	}
 	disabled := req.Disabled == nil || *req.Disabled
@@ -61,22 +52,13 @@ func (h *Handler) disableUser(w http.ResponseWriter, r *http.Request) {
 
 // deleteUser is POST /v1/admin/users/delete {"username","erase_messages"?}.
 func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request) {
-	body, caller, ok := h.adminBody(w, r)
-	if !ok {
-		return
-	}
 	var req struct {
-		App           string `json:"app"`
+		adminTarget
 		Username      string `json:"username"`
 		EraseMessages bool   `json:"erase_messages"`
 	}
-	if err := decodeBody(body, &req, true); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	app, err := h.adminApp(r, caller, req.App)
-	if err != nil {
-		h.fail(w, r, err)
+	app, ok := h.adminRequest(w, r, &req)
+	if !ok {
 		return
 	}
 	u, err := h.svc.DeleteUser(r.Context(), app, req.Username, req.EraseMessages)
@@ -89,23 +71,14 @@ func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request) {
 
 // listUsers is POST /v1/admin/users/list {"query"?,"cursor"?,"limit"?}.
 func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request) {
-	body, caller, ok := h.adminBody(w, r)
-	if !ok {
-		return
-	}
 	var req struct {
-		App    string `json:"app"`
+		adminTarget
 		Query  string `json:"query"`
 		Cursor string `json:"cursor"`
 		Limit  int    `json:"limit"`
 	}
-	if err := decodeBody(body, &req, true); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	app, err := h.adminApp(r, caller, req.App)
-	if err != nil {
-		h.fail(w, r, err)
+	app, ok := h.adminRequest(w, r, &req)
+	if !ok {
 		return
 	}
 	users, next, err := h.svc.ListUsers(r.Context(), app, req.Query, req.Cursor, req.Limit)
@@ -122,22 +95,13 @@ func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request) {
 
 // removeMessage is POST /v1/admin/messages/remove {"conversation_id","seq"}.
 func (h *Handler) removeMessage(w http.ResponseWriter, r *http.Request) {
-	body, caller, ok := h.adminBody(w, r)
-	if !ok {
-		return
-	}
 	var req struct {
-		App            string `json:"app"`
+		adminTarget
 		ConversationID string `json:"conversation_id"`
 		Seq            uint64 `json:"seq"`
 	}
-	if err := decodeBody(body, &req, true); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	app, err := h.adminApp(r, caller, req.App)
-	if err != nil {
-		h.fail(w, r, err)
+	app, ok := h.adminRequest(w, r, &req)
+	if !ok {
 		return
 	}
 	recall, err := h.svc.RemoveMessage(r.Context(), app, req.ConversationID, req.Seq)
