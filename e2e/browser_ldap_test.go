@@ -6,7 +6,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,31 +21,7 @@ import (
 // TestBrowser's and TestChatLoginFromLDAP's, and skip (or fail, with
 // MAGPIE_E2E_BROWSER=1 or MAGPIE_TEST_LDAP=1) as theirs do.
 func TestBrowserLoginFromLDAP(t *testing.T) {
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	missing := func(what string) {
-		t.Helper()
-		if os.Getenv("MAGPIE_E2E_BROWSER") == "1" {
-			t.Fatalf("browser tests required (MAGPIE_E2E_BROWSER=1) but %s", what)
-		}
-		t.Skipf("SKIPPING the browser LDAP test: %s (see .ci/browser; set MAGPIE_E2E_BROWSER=1 to make this a failure)", what)
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		missing(chromium + " is not installed (apt-get install chromium)")
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing("node is not on PATH")
-	}
-	if _, err := os.Stat(filepath.Join("browser", "node_modules", "playwright-core", "package.json")); err != nil {
-		missing("playwright-core is not installed (run npm ci in e2e/browser)")
-	}
-	artifacts, err := filepath.Abs("artifacts")
-	if err != nil {
-		t.Fatal(err)
-	}
+	chromium, node, artifacts := browserTools(t, "LDAP test")
 
 	dir := ldaptest.Start(t)
 	s := startServer(t, t.TempDir(), "--auth", "local,ldap",

@@ -26,31 +26,7 @@ import (
 // MAGPIE_E2E_BROWSER=1 says they must be there; then it fails.
 // MAGPIE_UPDATE_SCREENSHOT=1 copies the group chat screenshot to docs/web-client.png.
 func TestBrowser(t *testing.T) {
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	missing := func(what string) {
-		t.Helper()
-		if os.Getenv("MAGPIE_E2E_BROWSER") == "1" {
-			t.Fatalf("browser tests required (MAGPIE_E2E_BROWSER=1) but %s", what)
-		}
-		t.Skipf("SKIPPING the browser tests: %s (see .ci/browser; set MAGPIE_E2E_BROWSER=1 to make this a failure)", what)
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		missing(chromium + " is not installed (apt-get install chromium)")
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing("node is not on PATH")
-	}
-	if _, err := os.Stat(filepath.Join("browser", "node_modules", "playwright-core", "package.json")); err != nil {
-		missing("playwright-core is not installed (run npm ci in e2e/browser)")
-	}
-	artifacts, err := filepath.Abs("artifacts")
-	if err != nil {
-		t.Fatal(err)
-	}
+	chromium, node, artifacts := browserTools(t, "tests")
 	old, _ := filepath.Glob(filepath.Join(artifacts, "*.png"))
 	for _, f := range old {
 		_ = os.Remove(f)
@@ -187,4 +163,38 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 	fmt.Println("updated", to)
+}
+
+// browserTools finds what the browser tests need (Debian's chromium, or
+// $CHROMIUM; node; playwright-core from npm ci in e2e/browser) and the
+// artifacts directory. A missing one skips the test (what names it),
+// or fails it when MAGPIE_E2E_BROWSER=1 says they must be there.
+func browserTools(t *testing.T, what string) (chromium, node, artifacts string) {
+	t.Helper()
+	chromium = os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	missing := func(why string) {
+		t.Helper()
+		if os.Getenv("MAGPIE_E2E_BROWSER") == "1" {
+			t.Fatalf("browser tests required (MAGPIE_E2E_BROWSER=1) but %s", why)
+		}
+		t.Skipf("SKIPPING the browser %s: %s (see .ci/browser; set MAGPIE_E2E_BROWSER=1 to make this a failure)", what, why)
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		missing(chromium + " is not installed (apt-get install chromium)")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missing("node is not on PATH")
+	}
+	if _, err := os.Stat(filepath.Join("browser", "node_modules", "playwright-core", "package.json")); err != nil {
+		missing("playwright-core is not installed (run npm ci in e2e/browser)")
+	}
+	artifacts, err = filepath.Abs("artifacts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return chromium, node, artifacts
 }
