@@ -17,25 +17,13 @@ import (
 // byte, and the imported ann logs in from `magpie chat` with her old
 // (bcrypt) password.
 func TestCurlAdminImport(t *testing.T) {
-	for _, tool := range []string{"bash", "curl", "openssl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is needed to run the documented admin script: %v", tool, err)
-		}
-	}
-	doc, err := os.ReadFile("../docs/api.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := adminDoc(t)
 	m := regexp.MustCompile("(?s)```sh\n(MAGPIE=\\S+\nKEY=migrate\n.*?)```\n```\n(.*?)\n```").FindSubmatch(doc)
 	if m == nil {
 		t.Fatal("docs/api.md has no admin import script with its answer")
 	}
-	s := startServer(t, t.TempDir(), "--admin-keys", "migrate:migrate-secret-0123456789")
-	script := regexp.MustCompile(`(?m)^MAGPIE=\S+$`).ReplaceAllString(string(m[1]), "MAGPIE=http://"+s.http)
-	out, err := exec.Command("bash", "-euo", "pipefail", "-c", script).CombinedOutput()
-	if err != nil {
-		t.Fatalf("admin script: %v\n%s", err, out)
-	}
+	s := adminServer(t)
+	out := runAdminScript(t, s, string(m[1]))
 	if got, want := strings.TrimSpace(string(out)), string(m[2]); got != want {
 		t.Errorf("admin import answered\n%s\nthe doc says\n%s", got, want)
 	}
@@ -49,25 +37,13 @@ func TestCurlAdminImport(t *testing.T) {
 // and then dan logs in from `magpie chat` with his old password and finds
 // the imported group, where he writes to eve and fay.
 func TestCurlAdminImportSocial(t *testing.T) {
-	for _, tool := range []string{"bash", "curl", "openssl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is needed to run the documented admin script: %v", tool, err)
-		}
-	}
-	doc, err := os.ReadFile("../docs/api.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := adminDoc(t)
 	m := regexp.MustCompile("(?s)```sh\n(MAGPIE=\\S+\nKEY=migrate\nSECRET=\\S+\nadmin\\(\\) .*?)```\n```\n(.*?)\n```").FindSubmatch(doc)
 	if m == nil {
 		t.Fatal("docs/api.md has no friendship and group import script with its answers")
 	}
-	s := startServer(t, t.TempDir(), "--admin-keys", "migrate:migrate-secret-0123456789")
-	script := regexp.MustCompile(`(?m)^MAGPIE=\S+$`).ReplaceAllString(string(m[1]), "MAGPIE=http://"+s.http)
-	out, err := exec.Command("bash", "-euo", "pipefail", "-c", script).CombinedOutput()
-	if err != nil {
-		t.Fatalf("admin script: %v\n%s", err, out)
-	}
+	s := adminServer(t)
+	out := runAdminScript(t, s, string(m[1]))
 	if got, want := strings.TrimSpace(string(out)), string(m[2]); got != want {
 		t.Errorf("the imports answered\n%s\nthe doc says\n%s", got, want)
 	}
@@ -84,6 +60,31 @@ func TestCurlAdminImportSocial(t *testing.T) {
 // documented ones but for the times; then eve, disabled, cannot log in,
 // and dan's erased message reads as removed.
 func TestCurlAdminModeration(t *testing.T) {
+	doc := adminDoc(t)
+	fn := regexp.MustCompile("(?s)```sh\n(MAGPIE=\\S+\nKEY=migrate\nSECRET=\\S+\nadmin\\(\\) .*?\n\\}\n)").FindSubmatch(doc)
+	m := regexp.MustCompile("(?s)```sh\n(# with MAGPIE, KEY, SECRET and admin\\(\\) as above\n.*?)```\n```\n(.*?)\n```").FindSubmatch(doc)
+	if fn == nil || m == nil {
+		t.Fatal("docs/api.md has no admin function or no moderation lines with their answers")
+	}
+	s := adminServer(t)
+	runChat(t, s, "dan", "dan-pw", ":q\n", "--register")
+	runChat(t, s, "eve", "eve-pw", ":q\n", "--register")
+	runChat(t, s, "dan", "dan-pw", "eve;;hello eve\n:q\n")
+	out := runAdminScript(t, s, string(fn[1])+string(m[1]))
+	times := regexp.MustCompile(`"(created_at":"[^"]*|sent_at":\d+)`)
+	norm := func(b []byte) string { return times.ReplaceAllString(strings.TrimSpace(string(b)), `"TIME`) }
+	if got, want := norm(out), norm(m[2]); got != want {
+		t.Errorf("the moderation calls answered\n%s\nthe doc says\n%s", got, want)
+	}
+	if out := runChatFails(t, s, "eve", "eve-pw"); !strings.Contains(out, "account disabled") {
+		t.Errorf("disabled eve's chat:\n%s", out)
+	}
+}
+
+// adminDoc returns docs/api.md, whose admin scripts the tests run as
+// written, after checking for the tools those scripts use.
+func adminDoc(t *testing.T) []byte {
+	t.Helper()
 	for _, tool := range []string{"bash", "curl", "openssl"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is needed to run the documented admin script: %v", tool, err)
@@ -93,28 +94,26 @@ func TestCurlAdminModeration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fn := regexp.MustCompile("(?s)```sh\n(MAGPIE=\\S+\nKEY=migrate\nSECRET=\\S+\nadmin\\(\\) .*?\n\\}\n)").FindSubmatch(doc)
-	m := regexp.MustCompile("(?s)```sh\n(# with MAGPIE, KEY, SECRET and admin\\(\\) as above\n.*?)```\n```\n(.*?)\n```").FindSubmatch(doc)
-	if fn == nil || m == nil {
-		t.Fatal("docs/api.md has no admin function or no moderation lines with their answers")
-	}
-	s := startServer(t, t.TempDir(), "--admin-keys", "migrate:migrate-secret-0123456789")
-	runChat(t, s, "dan", "dan-pw", ":q\n", "--register")
-	runChat(t, s, "eve", "eve-pw", ":q\n", "--register")
-	runChat(t, s, "dan", "dan-pw", "eve;;hello eve\n:q\n")
-	script := regexp.MustCompile(`(?m)^MAGPIE=\S+$`).ReplaceAllString(string(fn[1]), "MAGPIE=http://"+s.http) + string(m[1])
+	return doc
+}
+
+// adminServer starts the real binary with the admin key the documented
+// scripts sign with.
+func adminServer(t *testing.T) *server {
+	t.Helper()
+	return startServer(t, t.TempDir(), "--admin-keys", "migrate:migrate-secret-0123456789")
+}
+
+// runAdminScript points a documented script's MAGPIE= line at s and runs
+// it under bash -euo pipefail, failing the test if it fails.
+func runAdminScript(t *testing.T, s *server, script string) []byte {
+	t.Helper()
+	script = regexp.MustCompile(`(?m)^MAGPIE=\S+$`).ReplaceAllString(script, "MAGPIE=http://"+s.http)
 	out, err := exec.Command("bash", "-euo", "pipefail", "-c", script).CombinedOutput()
 	if err != nil {
-		t.Fatalf("moderation script: %v\n%s", err, out)
+		t.Fatalf("documented admin script: %v\n%s", err, out)
 	}
-	times := regexp.MustCompile(`"(created_at":"[^"]*|sent_at":\d+)`)
-	norm := func(b []byte) string { return times.ReplaceAllString(strings.TrimSpace(string(b)), `"TIME`) }
-	if got, want := norm(out), norm(m[2]); got != want {
-		t.Errorf("the moderation calls answered\n%s\nthe doc says\n%s", got, want)
-	}
-	if out := runChatFails(t, s, "eve", "eve-pw"); !strings.Contains(out, "account disabled") {
-		t.Errorf("disabled eve's chat:\n%s", out)
-	}
+	return out
 }
 
 // runChatFails runs `magpie chat` for a login that must fail and returns
