@@ -36,9 +36,11 @@ func TestBrowser(t *testing.T) {
 	// pages reconnect to.
 	httpAddr, tcpAddr := freeAddr(t), freeAddr(t)
 	data := t.TempDir()
-	// --allow-broadcast: the Notices list is tested with a broadcast.
+	// --allow-broadcast: the Notices list is tested with a broadcast;
+	// --admin-keys: a moderator's removal of a message.
+	const adminKey, adminSecret = "browser", "browser-admin-secret-0123456789"
 	start := func() *server {
-		return startServer(t, data, "--http", httpAddr, "--tcp", tcpAddr, "--allow-broadcast")
+		return startServer(t, data, "--http", httpAddr, "--tcp", tcpAddr, "--allow-broadcast", "--admin-keys", adminKey+":"+adminSecret)
 	}
 	s := start()
 
@@ -46,7 +48,7 @@ func TestBrowser(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "run.mjs")
 	cmd.Dir = "browser"
-	cmd.Env = append(os.Environ(), "MAGPIE_URL=http://"+httpAddr, "ARTIFACTS="+artifacts, "CHROMIUM="+chromium)
+	cmd.Env = append(os.Environ(), "MAGPIE_URL=http://"+httpAddr, "ARTIFACTS="+artifacts, "CHROMIUM="+chromium, "ADMIN_KEY="+adminKey, "ADMIN_SECRET="+adminSecret)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

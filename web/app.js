@@ -8,12 +8,16 @@ import { Magpie, Codes, State, privateID, TYPING_EVERY_MS, TYPING_SHOW_MS } from
 import { $, h, announce } from "./dom.js";
 import { ChatView } from "./chatview.js";
 import { Sidebar } from "./sidebar.js";
-import { newChatDialog, newGroupDialog, membersDialog, deleteChatDialog } from "./dialogs.js";
+import { newChatDialog, newGroupDialog, membersDialog, deleteChatDialog, joinGroupDialog } from "./dialogs.js";
+import { friendsDialog } from "./friends.js";
+import { sendLaterDialog, scheduledDialog } from "./scheduled.js";
 
 const SESSION_KEY = "magpie.session";
 const DEVICE_KEY = "magpie.device";
 const NOTIFY_KEY = "magpie.notify";
 const DRAFT_PREFIX = "magpie.draft.";
+const THEME_KEY = "magpie.theme"; // "light" or "dark"; absent: as the system is
+const THEMES = ["system", "dark", "light"];
 const MAX_NOTICES = 50; // broadcasts and notifications kept in the list (this page only: they are not stored)
 
 class App {
@@ -69,6 +73,12 @@ class App {
     $("#logout-btn").addEventListener("click", () => this.signOut());
     $("#new-chat-btn").addEventListener("click", (e) => newChatDialog(this, e.currentTarget));
     $("#new-group-btn").addEventListener("click", (e) => newGroupDialog(this, e.currentTarget));
+    $("#join-group-btn").addEventListener("click", (e) => joinGroupDialog(this, e.currentTarget));
+    $("#friends-btn").addEventListener("click", (e) => friendsDialog(this, e.currentTarget));
+    $("#scheduled-btn").addEventListener("click", (e) => scheduledDialog(this, e.currentTarget));
+    $("#later-btn").addEventListener("click", (e) => sendLaterDialog(this, e.currentTarget));
+    $("#theme-btn").addEventListener("click", () => this.setTheme(THEMES[(THEMES.indexOf(this.theme()) + 1) % THEMES.length]));
+    this.setTheme(this.theme());
     $("#members-btn").addEventListener("click", (e) => membersDialog(this, this.current, e.currentTarget));
     $("#delete-chat-btn").addEventListener("click", (e) => deleteChatDialog(this, this.current, e.currentTarget));
     $("#back-btn").addEventListener("click", () => {
@@ -215,6 +225,7 @@ class App {
         this.bannerTimer = setTimeout(() => { banner.hidden = true; }, 1500);
       }
       this.sidebar.refreshOnline();
+      c.friends().then((f) => { if (c === this.client) this.applyFriends(f); }, () => {});
       clearInterval(this.onlineTimer);
       this.onlineTimer = setInterval(() => this.sidebar.refreshOnline(), 10000);
       this.renderSidebar();
@@ -307,6 +318,31 @@ class App {
       const unread = this.client.convs.all().filter((c) => !c.left).reduce((n, c) => n + c.unread, 0);
       document.title = unread ? `(${unread}) Magpie` : "Magpie";
     }, 16); // not rAF: hidden tabs keep their list current
+  }
+
+  // The theme follows the system (prefers-color-scheme) until the Theme
+  // button picks light or dark; the choice is kept per browser.
+  theme() {
+    const t = localStorage.getItem(THEME_KEY);
+    return THEMES.includes(t) ? t : "system";
+  }
+
+  setTheme(t) {
+    if (t === "system") { localStorage.removeItem(THEME_KEY); delete document.documentElement.dataset.theme; }
+    else { localStorage.setItem(THEME_KEY, t); document.documentElement.dataset.theme = t; }
+    $("#theme-btn").textContent = `Theme: ${t}`;
+  }
+
+  // applyFriends keeps my remarks (aliases) on the private chats: a chat
+  // with a friend I gave a remark is listed and titled by it.
+  applyFriends(f) {
+    const c = this.client;
+    if (!c || !f) return;
+    const remarks = new Map((f.friends || []).map((fr) => [privateID(c.userId, Number(fr.user_id)), fr.remark || ""]));
+    for (const conv of c.convs.all()) if (conv.kind === "private") conv.remark = remarks.get(conv.id) || "";
+    for (const [id, remark] of remarks) if (remark) c.convs.get(id).remark = remark;
+    this.showTitle();
+    this.renderSidebar();
   }
 
   // Notifications are opt-in (the button asks the browser's permission)

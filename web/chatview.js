@@ -257,7 +257,7 @@ export class ChatView {
   put(t, m) {
     if (m.kind === "recall" || m.kind === "edit") {
       const target = t.msgs.get(m.refSeq);
-      if (target && m.kind === "recall") Object.assign(target, { recalled: true, text: "", file: null });
+      if (target && m.kind === "recall") Object.assign(target, { recalled: true, text: "", file: null, event: m.event || target.event });
       if (target && m.kind === "edit") Object.assign(target, { text: m.text, editedAt: m.sentAt });
     }
     const old = t.msgs.get(m.seq);
@@ -488,7 +488,7 @@ export class ChatView {
       st = conv.kind === "group" ? JSON.stringify(this.thread(conv.id).reads.get(m.seq) || null)
         : m.seq <= conv.peerReadSeq ? "r" : m.seq <= conv.peerDeliveredSeq ? "d" : "s";
     }
-    return [m.seq, m.state || "", m.progress ?? "", m.text || "", !!m.recalled, m.editedAt || 0, m.file?.id || "", m.previewURL || "", st, m.cont ? 1 : 0].join("|");
+    return [m.seq, m.state || "", m.progress ?? "", m.text || "", !!m.recalled, byAdmin(m), m.editedAt || 0, m.file?.id || "", m.previewURL || "", st, m.cont ? 1 : 0].join("|");
   }
 
   row(m, conv) {
@@ -501,7 +501,7 @@ export class ChatView {
     const group = conv?.kind === "group";
     const body = [];
     if (group && !mine && !m.cont) body.push(h("div", { class: "who" }, m.sender));
-    if (m.recalled) body.push(h("div", { class: "text recalled" }, "message recalled"));
+    if (m.recalled) body.push(h("div", { class: "text recalled", "data-removed-by-admin": byAdmin(m) ? "true" : undefined }, byAdmin(m) ? "removed by admin" : "message recalled"));
     if (m.file) body.push(this.fileView(m));
     if (m.text) body.push(h("div", { class: "text" }, ...linkify(m.text, this.client.username)));
     const meta = [h("time", { datetime: m.sentAt ? new Date(m.sentAt).toISOString() : undefined }, timeLabel(m.sentAt))];
@@ -642,6 +642,10 @@ export class ChatView {
 // changes, and marks a message that follows one of the same sender within
 // five minutes as a continuation (no repeated name, less space). An unread
 // divider goes after the day's separator, right above its message.
+// byAdmin says a recall (or the message it recalled) was a moderator's
+// removal (POST /v1/admin/messages/remove), not the sender's own.
+export const byAdmin = (m) => m?.event?.type === "removed_by_admin";
+
 function days(rows) {
   const out = [];
   const used = new Set();

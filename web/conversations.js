@@ -13,6 +13,7 @@ export class Conversation {
     this.name = "";          // groups
     this.peer = "";          // private chats: the other user's name
     this.peerId = 0;
+    this.remark = "";        // private chats: my remark (alias) for a friend, from GET /v1/friends
     this.lastSeq = 0;
     this.deliveredSeq = 0;   // mine (any device)
     this.readSeq = 0;        // mine (any device)
@@ -38,7 +39,7 @@ export class Conversation {
 
   get unread() { return Math.max(0, this.lastSeq - Math.max(this.readSeq, this.clearedSeq)); }
   get hidden() { return this.lastSeq <= this.hiddenSeq; }
-  get title() { return this.kind === "group" ? (this.name || this.id) : (this.peer || this.id); }
+  get title() { return this.kind === "group" ? (this.name || this.id) : (this.remark || this.peer || this.id); }
 }
 
 export class Conversations {

@@ -6,7 +6,7 @@ import { h, replace, $ } from "./dom.js";
 
 // A dialog closed by its action may hand the focus on (the message box of
 // the chat it opened: done(el)); cancelled, the focus returns to the opener.
-function open(title, content, opener) {
+export function open(title, content, opener) {
   const dlg = $("#dialog");
   replace(dlg, h("h2", { id: "dialog-title" }, title), content);
   delete dlg.dataset.handedOn;
@@ -25,7 +25,7 @@ export function done(el) {
   el?.focus();
 }
 
-function form(fields, submitLabel, onSubmit) {
+export function form(fields, submitLabel, onSubmit) {
   const err = h("p", { class: "error", role: "alert" });
   const submit = h("button", { type: "submit", class: "primary" }, submitLabel);
   const cancel = h("button", { type: "button" }, "Cancel");
@@ -49,7 +49,7 @@ function form(fields, submitLabel, onSubmit) {
 }
 
 const HOUR = 3600_000;
-const names = (s) => String(s || "").split(/[\s,]+/).map((x) => x.trim()).filter(Boolean);
+export const names = (s) => String(s || "").split(/[\s,]+/).map((x) => x.trim()).filter(Boolean);
 
 // deleteChatDialog takes the open chat out of my list until a new message
 // arrives, and on request clears my history of it (the others keep theirs).
@@ -92,6 +92,25 @@ export function newGroupDialog(app, opener) {
   }), opener);
 }
 
+// joinGroupDialog joins a group by its id: at once if it is open, as a
+// request that its owner or an admin approves if it takes requests.
+export function joinGroupDialog(app, opener) {
+  open("Join a group", form([
+    h("label", { for: "jg-id" }, "Group id (g_ and a number; the group's members can tell you)"),
+    h("input", { id: "jg-id", name: "id", required: true, autocomplete: "off", spellcheck: "false", placeholder: "g_12" }),
+  ], "Join", async (fd) => {
+    const id = String(fd.get("id") || "").trim();
+    if (!/^g_[0-9]+$/.test(id)) throw new Error("A group id is g_ and a number, like g_12.");
+    const r = await app.client.joinGroup(id);
+    if (r?.status === "requested") {
+      app.toast(`Asked to join ${id}: its owner or an admin will answer.`);
+      return $("#join-group-btn");
+    }
+    await app.groupCreated(r);
+    return $("#composer-text");
+  }), opener);
+}
+
 // imageViewer shows an image large, with its name and a download link;
 // Escape or Close returns to the image that opened it.
 export function imageViewer(url, name, opener) {
@@ -120,7 +139,7 @@ export async function membersDialog(app, id, opener) {
     err.textContent = "";
     try { await fn(); } catch (e) { err.textContent = e.message; }
   };
-  const reload = async () => show(await app.client.group(id));
+  const reload = async () => { show(await app.client.group(id)); await showRequests(); };
 
   const rename = form([
     h("label", { for: "gm-name" }, "Group name"),
@@ -152,8 +171,9 @@ export async function membersDialog(app, id, opener) {
   }));
   // Owner and admins: who may join, and muting everyone (but themselves).
   const policy = h("select", { id: "gm-policy", name: "join_policy" },
-    h("option", { value: "invite" }, "By invitation"), h("option", { value: "open" }, "Anyone with the id"));
-  policy.addEventListener("change", () => act(async () => show(await app.client.updateGroup(id, { join_policy: policy.value }))));
+    h("option", { value: "invite" }, "By invitation"), h("option", { value: "approval" }, "By request, approved by admins"),
+    h("option", { value: "open" }, "Anyone with the id"));
+  policy.addEventListener("change", () => act(async () => { show(await app.client.updateGroup(id, { join_policy: policy.value })); await showRequests(); }));
   const muteAll = h("button", { type: "button", id: "mute-all-btn" }, "Mute everyone 1 h");
   muteAll.addEventListener("click", () => act(async () => {
     const on = (group?.muted_until || 0) > Date.now();
@@ -161,6 +181,24 @@ export async function membersDialog(app, id, opener) {
   }));
   const adminRow = h("div", { class: "row admin-row", hidden: true },
     h("label", { for: "gm-policy" }, "Joining"), policy, muteAll);
+  // Owner and admins answer join requests (join policy "approval").
+  const requests = h("ul", { class: "members", id: "gm-requests", "aria-label": "Join requests" });
+  const requestsBox = h("section", { class: "join-requests", hidden: true, "aria-labelledby": "gm-requests-h" },
+    h("h3", { id: "gm-requests-h" }, "Join requests"), requests);
+  const showRequests = async () => {
+    const role = myRole();
+    if (role === "member") { requestsBox.hidden = true; return; }
+    const rs = await app.client.joinRequests(id);
+    requestsBox.hidden = !rs.length && group?.join_policy !== "approval";
+    replace(requests, !rs.length ? h("li", { class: "empty" }, "No one is waiting.") : rs.map((r) => {
+      const yes = h("button", { type: "button", "data-action": "approve", "aria-label": `Let ${r.username} join` }, "Approve");
+      const no = h("button", { type: "button", "data-action": "reject", "aria-label": `Turn ${r.username} down` }, "Deny");
+      const answer = (ok) => act(async () => { await app.client.answerJoin(id, r.username, ok); await reload(); (requests.querySelector("button") || leave).focus(); });
+      yes.addEventListener("click", () => answer(true));
+      no.addEventListener("click", () => answer(false));
+      return h("li", { "data-request": r.username }, h("span", {}, r.username), h("span", { class: "row" }, yes, no));
+    }));
+  };
   const ownerRow = h("div", { class: "row owner-row", hidden: true },
     h("label", { for: "gm-new-owner" }, "New owner"), newOwner, transfer);
 
@@ -227,6 +265,6 @@ export async function membersDialog(app, id, opener) {
     if (cands.some((m) => m.username === keep)) newOwner.value = keep;
     transfer.disabled = !cands.length;
   };
-  open("Members", [list, err, rename, adminRow, invite, ownerRow, h("div", { class: "row" }, leave, dissolve)], opener);
+  open("Members", [list, err, rename, adminRow, requestsBox, invite, ownerRow, h("div", { class: "row" }, leave, dissolve)], opener);
   await act(reload);
 }

@@ -219,6 +219,22 @@ export class Magpie extends EventTarget {
   setRole(id, username, role) { return this.http("PUT", `/v1/groups/${encodeURIComponent(id)}/members/${encodeURIComponent(username)}/role`, { role }); }
   muteMember(id, username, until) { return this.http("PUT", `/v1/groups/${encodeURIComponent(id)}/members/${encodeURIComponent(username)}/mute`, { until }); }
   removeMember(id, username) { return this.http("DELETE", `/v1/groups/${encodeURIComponent(id)}/members/${encodeURIComponent(username)}`); }
+  joinGroup(id) { return this.http("POST", `/v1/groups/${encodeURIComponent(id)}/join`); }
+  joinRequests(id) { return this.http("GET", `/v1/groups/${encodeURIComponent(id)}/requests`).then((r) => r?.requests || []); }
+  answerJoin(id, username, approve) { return this.http("POST", `/v1/groups/${encodeURIComponent(id)}/requests/${encodeURIComponent(username)}/${approve ? "approve" : "reject"}`); }
+  // Friends (HTTP): the remark and group are mine alone; the policy says who may add me.
+  friends() { return this.http("GET", "/v1/friends"); }
+  requestFriend(username) { return this.http("POST", "/v1/friends/requests", { username }); }
+  answerFriend(username, accept) { return this.http("POST", `/v1/friends/requests/${encodeURIComponent(username)}/${accept ? "accept" : "decline"}`); }
+  removeFriend(username) { return this.http("DELETE", `/v1/friends/${encodeURIComponent(username)}`); }
+  updateFriend(username, fields) { return this.http("PATCH", `/v1/friends/${encodeURIComponent(username)}`, fields); }
+  setFriendPolicy(policy) { return this.http("PUT", "/v1/friends/policy", { policy }); }
+  // Scheduled messages (HTTP): stored now, sent at sendAt (Unix ms) with a fresh seq.
+  schedule({ toUser, toGroup, text, sendAt, clientMsgId = newID() }) {
+    return this.http("POST", "/v1/messages", { ...(toGroup ? { to_group: toGroup } : { to_user: toUser }), text, send_at: sendAt, client_msg_id: clientMsgId });
+  }
+  scheduled() { return this.http("GET", "/v1/messages/scheduled").then((r) => r?.scheduled || []); }
+  cancelScheduled(id) { return this.http("DELETE", `/v1/messages/scheduled/${encodeURIComponent(id)}`); }
   // recall and edit change a message of yours (within the server's
   // --recall-window); the change arrives as a message event like any other.
   recall(conversationId, seq) { return this.http("POST", `/v1/conversations/${encodeURIComponent(conversationId)}/messages/${seq}/recall`, { client_msg_id: newID() }); }

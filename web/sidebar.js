@@ -3,7 +3,7 @@
 
 import { h, replace, $, timeLabel } from "./dom.js";
 import { privateID } from "./magpie.js";
-import { eventText } from "./chatview.js";
+import { eventText, byAdmin } from "./chatview.js";
 
 export class Sidebar {
   // The client changes when the user signs in again.
@@ -136,7 +136,8 @@ function previewText(c, me) {
   const m = c.lastMessage;
   if (!m) return "";
   const who = m.senderId === me ? "You: " : c.kind === "group" && m.sender ? m.sender + ": " : "";
-  if (m.recalled) return who + "message recalled";
+  if (m.recalled) return who + (byAdmin(m) ? "removed by admin" : "message recalled");
+  if (m.kind === "recall" && byAdmin(m)) return "A message was removed by admin";
   if (m.kind === "recall") return (m.senderId === me ? "You" : m.sender || "Someone") + " recalled a message";
   if (m.kind === "event" || m.kind === "notification") return eventText(m);
   if (m.file && !m.text) return who + "File: " + (m.file.name || "file");
