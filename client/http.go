@@ -129,10 +129,20 @@ func (l *loginInfo) usable(now time.Time) bool {
 func (c *Client) url(path string) string { return c.server + path }
 
 // login logs in over HTTP and remembers the credentials.
+//
+// A closed Client never logs in: its device may already belong to a newer
+// Client, whose session a login here would replace (kicked "replaced").
+// For the same reason Close cancels a login in flight.
 func (c *Client) login(ctx context.Context) (*loginInfo, error) {
 	c.mu.Lock()
-	password := c.opts.Password // ChangePassword replaces it
+	closed, password := c.closed, c.opts.Password // ChangePassword replaces it
 	c.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.runCtx, cancel)()
 	body := map[string]string{
 		"username": c.opts.Username,
 		"password": password,
@@ -149,6 +159,10 @@ func (c *Client) login(ctx context.Context) (*loginInfo, error) {
 		return nil, err
 	}
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
 	c.auth = li
 	c.userID, c.username = li.UserID, li.Username
 	c.mu.Unlock()
@@ -160,8 +174,11 @@ func (c *Client) login(ctx context.Context) (*loginInfo, error) {
 // is about to expire.
 func (c *Client) credentials(ctx context.Context) (*loginInfo, error) {
 	c.mu.Lock()
-	li := c.auth
+	li, closed := c.auth, c.closed
 	c.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
 	if !li.usable(time.Now()) {
 		return c.login(ctx)
 	}

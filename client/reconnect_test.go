@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"sync"
@@ -143,5 +144,34 @@ func TestPeriodicResyncDeliversALostLastMessage(t *testing.T) {
 	}
 	if n := srv.Proxy.Count(func(f *faultproxy.Frame) bool { return pushTo("bob", f) }); n != 2 {
 		t.Fatalf("%d pushes to bob dropped, want 2 (one per device)", n)
+	}
+}
+
+// TestClosedClientNeverLogsInAgain: a program that replaces a Client (a
+// watchdog, a new process) closes the old one and starts a new one on the
+// same device, whose login revokes the old session. A call on the closed
+// Client then gets a 401; logging in again there would take the device's
+// session back and kick the newer Client with "replaced".
+func TestClosedClientNeverLogsInAgain(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t, "alice", "bob")
+	phone := func(o *Options) { o.Device = "phone" }
+	old, _ := connect(t, srv, "alice", phone)
+	old.Close()
+	newer, rec := connect(t, srv, "alice", phone)
+	if _, err := old.Conversations(ctxT(t)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Conversations on a closed Client: got %v, want ErrClosed", err)
+	}
+	if _, err := old.JoinGroup(ctxT(t), "g-none"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("JoinGroup on a closed Client: got %v, want ErrClosed", err)
+	}
+	if n := srv.Logins(); n != 2 {
+		t.Fatalf("%d logins, want 2: the closed Client logged in again", n)
+	}
+	if _, err := newer.SendText(ctxT(t), "bob", "still mine"); err != nil {
+		t.Fatalf("the newer Client: %v", err)
+	}
+	if n := rec.count(StateClosed); n != 0 {
+		t.Fatalf("the newer Client was closed %d times", n)
 	}
 }
