@@ -131,7 +131,10 @@ func TestClusterFaults(t *testing.T) {
 		t.Logf("failover %s: %d devices, 99%% ready after %v, all after %v", f.Fault, f.Affected, f.P99, f.All)
 	}
 	if v := res.Report.Violations(); len(v) > 0 {
-		t.Fatalf("checker violations: %s; process logs are in %s", strings.Join(v, ", "), dir)
+		// The examples ride in the failure line too: CI keeps only the
+		// end of a long log.
+		t.Fatalf("checker violations: %s; process logs are in %s; examples:\n  %s",
+			strings.Join(v, ", "), dir, strings.Join(res.Report.Examples, "\n  "))
 	}
 	checkHistory(t, cfg.History, res.Report)
 	if res.Report.Acknowledged == 0 {
