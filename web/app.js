@@ -90,8 +90,10 @@ class App {
     text.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.submit(); }
       if (e.key === "Escape" && this.editing) { e.preventDefault(); this.stopEditing(); }
+      else if (e.key === "Escape" && this.replying) { e.preventDefault(); this.stopReply(); }
     });
     $("#edit-cancel").addEventListener("click", () => this.stopEditing());
+    $("#reply-cancel").addEventListener("click", () => this.stopReply());
     text.addEventListener("input", () => {
       text.rows = Math.min(6, text.value.split("\n").length);
       if (!this.editing && this.current) { this.saveDraft(this.current, text.value); this.noteTyping(text.value); }
@@ -127,7 +129,7 @@ class App {
     });
     $("#file-input").addEventListener("change", (e) => {
       const file = e.target.files?.[0];
-      if (file) { this.chat.send({ text: text.value.trim(), file }); this.setComposer(""); }
+      if (file) { this.chat.send({ text: text.value.trim(), file, replyTo: this.takeReply() }); this.setComposer(""); }
       e.target.value = "";
       text.focus();
     });
@@ -540,6 +542,7 @@ class App {
   // (POST …/edit), Escape or Cancel editing gives the draft back.
   startEdit(m) {
     if (this.editing) this.stopEditing();
+    this.stopReply(false);
     this.editing = { id: this.current, seq: m.seq, draft: $("#composer-text").value };
     $("#edit-bar").hidden = false;
     $("#edit-label").textContent = `Editing message ${m.seq}: Enter saves, Escape cancels`;
@@ -556,11 +559,38 @@ class App {
     $("#composer-text").focus();
   }
 
-  // sendFiles sends each file as a message; the caption goes with the first.
+  // startReply answers a message: the next one sent in this chat carries
+  // its seq (reply_to); a bar says what it answers until it is sent or
+  // cancelled (Escape, Cancel reply).
+  startReply(m, { who, text }) {
+    if (this.editing) this.stopEditing();
+    this.replying = { id: this.current, seq: m.seq };
+    $("#reply-bar").hidden = false;
+    $("#reply-label").textContent = `Replying to ${who}: ${text}`;
+    $("#composer-text").focus();
+  }
+
+  stopReply(focus = true) {
+    if (!this.replying) return;
+    this.replying = null;
+    $("#reply-bar").hidden = true;
+    if (focus) $("#composer-text").focus();
+  }
+
+  // takeReply is the seq the next message in the open chat answers (0:
+  // none), and ends the reply.
+  takeReply() {
+    const r = this.replying;
+    this.stopReply(false);
+    return r && r.id === this.current ? r.seq : 0;
+  }
+
+  // sendFiles sends each file as a message; the caption (and a reply) goes with the first.
   sendFiles(files) {
     const text = $("#composer-text");
     const caption = this.editing ? "" : text.value.trim();
-    files.forEach((file, i) => this.chat.send({ text: i === 0 ? caption : "", file }));
+    const replyTo = this.editing ? 0 : this.takeReply();
+    files.forEach((file, i) => this.chat.send({ text: i === 0 ? caption : "", file, replyTo: i === 0 ? replyTo : 0 }));
     if (caption) { this.setComposer(""); this.saveDraft(this.current, ""); }
     text.focus();
   }
@@ -579,7 +609,7 @@ class App {
     this.setComposer("");
     this.saveDraft(this.current, "");
     this.typingSent = null; // the message itself ends the others' "typing…"
-    this.chat.send({ text: value });
+    this.chat.send({ text: value, replyTo: this.takeReply() });
     text.focus();
   }
 
@@ -589,6 +619,7 @@ class App {
   switchDraft(id) {
     if (id === this.current) return;
     if (this.editing) this.stopEditing();
+    this.stopReply(false);
     const text = $("#composer-text");
     if (this.current && !this.chat.threads.has(this.current)) return; // "@name" became its conversation: the box keeps its text
     if (this.current) this.saveDraft(this.current, text.value);

@@ -291,11 +291,11 @@ export class ChatView {
   }
 
   // send shows the message at once, then stores it with the server.
-  send({ text, file }) {
+  send({ text, file, replyTo = 0 }) {
     const key = this.key;
     if (!key) return;
     const t = this.thread(key);
-    const entry = { text, file: file ? { name: file.name, contentType: file.type, size: file.size } : null, blob: file || null, state: "sending", sentAt: Date.now() };
+    const entry = { text, replyTo, file: file ? { name: file.name, contentType: file.type, size: file.size } : null, blob: file || null, state: "sending", sentAt: Date.now() };
     if (file && file.type.startsWith("image/")) entry.previewURL = URL.createObjectURL(file);
     const id = newID();
     t.outbox.set(id, entry);
@@ -343,7 +343,7 @@ export class ChatView {
         });
         delete entry.progress;
       }
-      const ack = await this.client.send({ ...to, text: entry.text, file: entry.meta, clientMsgId: id });
+      const ack = await this.client.send({ ...to, text: entry.text, file: entry.meta, replyTo: entry.replyTo, clientMsgId: id });
       t.outbox.delete(id);
       if (entry.previewURL) URL.revokeObjectURL(entry.previewURL);
       const dest = this.thread(ack.conversationId);
@@ -376,7 +376,7 @@ export class ChatView {
     const t = this.thread(key);
     const conv = key.startsWith("@") ? null : this.client.convs.get(key);
     const rows = [];
-    const own = (cid, e) => ["c" + cid, { ...e, clientMsgId: cid, senderId: this.client.userId, sender: this.client.username, outbox: true }];
+    const own = (cid, e) => ["c" + cid, { ...e, refSeq: e.replyTo, clientMsgId: cid, senderId: this.client.userId, sender: this.client.username, outbox: true }];
     // Failed sends stay after the message that was newest when they failed;
     // sends in flight are the newest.
     const failed = [...t.outbox].filter(([, e]) => e.state === "failed").sort((a, b) => a[1].after - b[1].after);
@@ -404,7 +404,9 @@ export class ChatView {
       // Rebuild a row only when what it shows changed.
       const sig = this.signature(m, conv);
       let el = this.els.get(k);
-      if (!el || el.dataset.sig !== sig) {
+      // A row whose menu is open waits (closing the menu renders again):
+      // rebuilding it would take the menu away under the user.
+      if (!el || (el.dataset.sig !== sig && !el.querySelector(".msg-menu"))) {
         const fresh = this.row(m, conv);
         if (!m.divider && !m.daySep) this.rove(fresh);
         fresh.dataset.sig = sig;
@@ -488,7 +490,7 @@ export class ChatView {
       st = conv.kind === "group" ? JSON.stringify(this.thread(conv.id).reads.get(m.seq) || null)
         : m.seq <= conv.peerReadSeq ? "r" : m.seq <= conv.peerDeliveredSeq ? "d" : "s";
     }
-    return [m.seq, m.state || "", m.progress ?? "", m.text || "", !!m.recalled, byAdmin(m), m.editedAt || 0, m.file?.id || "", m.previewURL || "", st, m.cont ? 1 : 0].join("|");
+    return [m.seq, m.state || "", m.progress ?? "", m.text || "", !!m.recalled, byAdmin(m), m.editedAt || 0, m.file?.id || "", m.previewURL || "", st, m.cont ? 1 : 0, this.quoteSig(m)].join("|");
   }
 
   row(m, conv) {
@@ -501,6 +503,7 @@ export class ChatView {
     const group = conv?.kind === "group";
     const body = [];
     if (group && !mine && !m.cont) body.push(h("div", { class: "who" }, m.sender));
+    if (isReply(m)) body.push(this.quoteView(m));
     if (m.recalled) body.push(h("div", { class: "text recalled", "data-removed-by-admin": byAdmin(m) ? "true" : undefined }, byAdmin(m) ? "removed by admin" : "message recalled"));
     if (m.file) body.push(this.fileView(m));
     if (m.text) body.push(h("div", { class: "text" }, ...linkify(m.text, this.client.username)));
@@ -511,34 +514,71 @@ export class ChatView {
       class: m.cont ? "msg cont" : "msg", "data-seq": m.seq || undefined, "data-client-id": m.clientMsgId || undefined,
       "data-mine": mine ? "true" : "false", "aria-label": `${mine ? "You" : m.sender}${m.seq ? ", message " + m.seq : ""}`,
     });
-    if (mine && m.seq && !m.outbox && !m.recalled && (m.kind === "text" || m.kind === "file")) meta.push(this.menuButton(li, m));
+    if (m.seq && !m.outbox && !m.recalled && (m.kind === "text" || m.kind === "file")) meta.push(this.menuButton(li, m, mine));
     li.append(...body, h("div", { class: "meta" }, ...meta));
     return li;
   }
 
-  // menuButton opens the actions of one of my messages: edit (text) and
-  // recall (both within the server's --recall-window; outside it the
-  // server's refusal is shown).
-  menuButton(li, m) {
+  // quoted is what a reply shows of the message it answers: its sender and
+  // text if the page has it loaded.
+  quoted(m) {
+    const o = this.key && this.thread(this.key).msgs.get(m.refSeq);
+    if (!o) return { who: "", text: `message ${m.refSeq}` };
+    const who = o.senderId === this.client.userId ? "You" : o.sender;
+    const text = o.recalled ? (byAdmin(o) ? "removed by admin" : "message recalled") : o.text || (o.file ? "File: " + o.file.name : "");
+    return { who, text: text.length > 120 ? text.slice(0, 120) + "…" : text };
+  }
+
+  // quotedOf is what the reply bar shows of the message being answered.
+  quotedOf(m) {
+    const who = m.senderId === this.client.userId ? "You" : m.sender;
+    const text = m.text || (m.file ? "File: " + m.file.name : "");
+    return { who, text: text.length > 80 ? text.slice(0, 80) + "…" : text };
+  }
+
+  quoteSig(m) {
+    if (!isReply(m)) return "";
+    const q = this.quoted(m);
+    return q.who + ":" + q.text;
+  }
+
+  // quoteView is the reply's quote of the message it answers; choosing it
+  // shows that message (loading older pages if need be).
+  quoteView(m) {
+    const q = this.quoted(m);
+    const b = h("button", { type: "button", class: "quote", "data-action": "quote", "data-ref": m.refSeq, "aria-label": `In reply to ${q.who ? q.who + ": " : ""}${q.text}. Show it` },
+      q.who ? h("span", { class: "who" }, q.who) : null, h("span", { class: "quote-text" }, q.text));
+    b.addEventListener("click", async () => { if (!(await this.reveal(m.refSeq))) this.app.toast(`Message ${m.refSeq} could not be shown.`); });
+    return b;
+  }
+
+  // menuButton opens the actions of a message: reply, and for my own edit
+  // (text) and recall (both within the server's --recall-window; outside
+  // it the server's refusal is shown).
+  menuButton(li, m, mine) {
     const btn = h("button", { type: "button", class: "reads more", "data-action": "menu", "aria-haspopup": "menu", "aria-expanded": "false", "aria-label": `Actions for message ${m.seq}` }, "⋯");
     const key = this.key;
     btn.addEventListener("click", () => {
       const open = li.querySelector(".msg-menu");
-      if (open) { open.remove(); btn.setAttribute("aria-expanded", "false"); return; }
-      const close = () => { menu.remove(); btn.setAttribute("aria-expanded", "false"); btn.focus(); };
+      if (open) { open.remove(); btn.setAttribute("aria-expanded", "false"); setTimeout(() => this.render({}), 0); return; }
+      const dismiss = () => { menu.remove(); btn.setAttribute("aria-expanded", "false"); setTimeout(() => this.render({}), 0); };
+      const close = () => { dismiss(); btn.focus(); };
       const items = [];
-      if (m.text) {
+      const rp = h("button", { type: "button", role: "menuitem", "data-action": "reply" }, "Reply");
+      rp.addEventListener("click", () => { dismiss(); this.app.startReply(m, this.quotedOf(m)); });
+      if (mine && m.text) {
         const ed = h("button", { type: "button", role: "menuitem", "data-action": "edit" }, "Edit");
-        ed.addEventListener("click", () => { menu.remove(); this.app.startEdit(m); });
+        ed.addEventListener("click", () => { dismiss(); this.app.startEdit(m); });
         items.push(ed);
       }
+      items.push(rp);
       const rc = h("button", { type: "button", role: "menuitem", "data-action": "recall" }, "Recall");
       rc.addEventListener("click", () => {
         if (!rc.dataset.confirm) { rc.dataset.confirm = "1"; rc.textContent = "Recall for everyone? Press again"; return; }
         close();
         this.client.recall(key, m.seq).catch((err) => this.app.toast("Could not recall: " + err.message));
       });
-      items.push(rc);
+      if (mine) items.push(rc);
       const menu = h("div", { class: "msg-menu", role: "menu", "aria-label": `Message ${m.seq}` }, ...items);
       menu.addEventListener("keydown", (e) => { if (e.key === "Escape") { e.stopPropagation(); close(); } });
       li.append(menu);
@@ -645,6 +685,9 @@ export class ChatView {
 // byAdmin says a recall (or the message it recalled) was a moderator's
 // removal (POST /v1/admin/messages/remove), not the sender's own.
 export const byAdmin = (m) => m?.event?.type === "removed_by_admin";
+
+// isReply: a text or file message whose ref_seq names the message it answers.
+const isReply = (m) => (m.kind === "text" || m.kind === "file" || m.outbox) && m.refSeq > 0;
 
 function days(rows) {
   const out = [];

@@ -674,11 +674,12 @@ export class Magpie extends EventTarget {
   // (the server answers a repeat with the original seq), so a message is
   // stored once however often it is retried. Rejects with MagpieError for
   // errors that retrying cannot fix (not a member, too large, …).
-  async send({ toUser, toGroup, text = "", fileId, file, clientMsgId = newID() }) {
+  async send({ toUser, toGroup, text = "", fileId, file, replyTo = 0, clientMsgId = newID() }) {
     if (file?.id) fileId = file.id; // file: the upload's answer, kept on the message
     const body = { client_msg_id: clientMsgId, text };
     if (toGroup) body.to_group = toGroup; else body.to_user = toUser;
     if (fileId) body.file_id = fileId;
+    if (replyTo) body.reply_to = replyTo;
     this._sending.add(clientMsgId);
     try {
       const r = await this.call({ send: body });
@@ -689,7 +690,7 @@ export class Magpie extends EventTarget {
       if (!st.kind) st.kind = toGroup ? "group" : "private";
       const m = {
         conversationId: ack.conversationId, seq: ack.seq, senderId: this.userId, sender: this.username, clientMsgId, text,
-        sentAt: ack.sentAt, kind: fileId ? "file" : "text", peer: st.peer,
+        sentAt: ack.sentAt, kind: fileId ? "file" : "text", peer: st.peer, refSeq: replyTo,
         file: fileId ? { id: fileId, name: file?.name || "", contentType: file?.content_type || file?.contentType || "", size: num(file?.size) } : null,
       };
       this._ingest([m], "ack", true);

@@ -981,6 +981,49 @@ const scenarios = [
     await alice2.locator(`#msg-list li.msg[data-seq="${seq}"] .recalled`, { hasText: "removed by admin" }).waitFor({ timeout: T });
   }],
 
+  ["replies", async () => {
+    // Reply from a message's menu: the reply quotes what it answers on
+    // both pages (ref_seq on the server), and the quote shows the original.
+    await openConv(alice, "bob");
+    await openConv(bob, "alice");
+    await send(bob, "which day <i>works</i>?");
+    await waitMessage(alice, "which day <i>works</i>?");
+    const origSeq = Number(await alice.locator("#msg-list li.msg", { hasText: "which day <i>works</i>?" }).getAttribute("data-seq"));
+    const orig = alice.locator(`#msg-list li.msg[data-seq="${origSeq}"]`); // the reply quotes its text too
+    await orig.locator('[data-action="menu"]').click();
+    const items = await orig.locator(".msg-menu button").evaluateAll((els) => els.map((e) => e.dataset.action));
+    if (JSON.stringify(items) !== '["reply"]') throw new Error("the menu of bob's message: " + items);
+    await alice.keyboard.press("Enter"); // the menu's first item has the focus
+    await alice.locator("#reply-label", { hasText: "Replying to bob: which day <i>works</i>?" }).waitFor({ timeout: T });
+    await waitFocus(alice, "composer-text");
+    await send(alice, "Tuesday");
+    if (await alice.locator("#reply-bar").isVisible()) throw new Error("the reply bar stayed after sending");
+    for (const [p, who] of [[alice, "bob"], [bob, "You"]]) {
+      await waitMessage(p, "Tuesday");
+      const q = p.locator("#msg-list li.msg", { hasText: "Tuesday" }).locator(".quote");
+      await q.waitFor({ timeout: T });
+      const got = [await q.locator(".who").textContent(), await q.locator(".quote-text").textContent(), await q.getAttribute("data-ref")];
+      if (JSON.stringify(got) !== JSON.stringify([who, "which day <i>works</i>?", String(origSeq)])) throw new Error("quote: " + JSON.stringify(got));
+    }
+    if (await alice.locator("#msg-list i").count()) throw new Error("quoted text rendered as markup");
+    const conv = await alice.evaluate(() => window.magpieApp.current);
+    const h = await api("bob", "GET", `/v1/conversations/${conv}/messages?before_seq=1000000&limit=5`);
+    const reply = h.data.messages.find((m) => m.text === "Tuesday");
+    if (reply?.ref_seq !== origSeq) throw new Error("stored reply: " + JSON.stringify(reply));
+    // Escape drops a reply before it is sent.
+    await orig.locator('[data-action="menu"]').click();
+    await orig.locator('[data-action="reply"]').click();
+    await alice.locator("#reply-bar").waitFor({ timeout: T });
+    await alice.keyboard.press("Escape");
+    await alice.locator("#reply-bar").waitFor({ state: "hidden", timeout: T });
+    await send(alice, "not a reply");
+    await waitMessage(bob, "not a reply");
+    if (await bob.locator("#msg-list li.msg", { hasText: "not a reply" }).locator(".quote").count()) throw new Error("a cancelled reply was sent as one");
+    // The quote takes the reader to the original.
+    await bob.locator("#msg-list li.msg", { hasText: "Tuesday" }).locator(".quote").click();
+    await bob.waitForFunction((s) => document.activeElement?.dataset?.seq === String(s), origSeq, { timeout: T, polling: 100 });
+  }],
+
   ["theme_toggle", async () => {
     // Theme: system → dark → light → system, kept across a reload; the
     // choice wins over the system's setting.

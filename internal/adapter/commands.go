@@ -102,7 +102,7 @@ func send(h *Handler, r *request, env *magpiepb.Envelope) {
 			sendAt = time.UnixMilli(b.SendAt)
 		}
 		return h.svc.SendSteps(ctx, id, logic.SendRequest{ToUser: b.ToUser, ToGroup: b.ToGroup, Text: b.Text, ClientMsgID: b.ClientMsgId,
-			FileID: b.FileId, Broadcast: b.Broadcast, SendAt: sendAt}, r.conn, r.ack)
+			FileID: b.FileId, Broadcast: b.Broadcast, SendAt: sendAt, ReplyTo: b.ReplyTo}, r.conn, r.ack)
 	})
 }
 

@@ -302,7 +302,7 @@ type messageJSON struct {
 	Text           string     `json:"text"`
 	SentAt         int64      `json:"sent_at"`
 	Kind           int        `json:"kind"`              // magpiepb.MessageKind: 0 text, 1 file, 2 recall, 3 edit, 4 event, 5 notification
-	RefSeq         uint64     `json:"ref_seq,omitempty"` // recall, edit
+	RefSeq         uint64     `json:"ref_seq,omitempty"` // recall, edit: the message changed; text, file: the one replied to
 	File           *fileJSON  `json:"file,omitempty"`
 	Event          *eventJSON `json:"event,omitempty"`
 	EditedAt       int64      `json:"edited_at,omitempty"`
@@ -349,7 +349,8 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, id logic.Identity
 		ClientMsgID string `json:"client_msg_id"`
 		FileID      string `json:"file_id"`
 		Broadcast   bool   `json:"broadcast"`
-		SendAt      int64  `json:"send_at"` // Unix ms; 0: now
+		SendAt      int64  `json:"send_at"`  // Unix ms; 0: now
+		ReplyTo     uint64 `json:"reply_to"` // the seq this message answers
 	}
 	if err := decode(w, r, &req); err != nil {
 		h.fail(w, r, err)
@@ -364,7 +365,7 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request, id logic.Identity
 		sendAt = time.UnixMilli(req.SendAt)
 	}
 	ack, err := h.svc.Send(r.Context(), id, logic.SendRequest{ToUser: req.ToUser, ToGroup: req.ToGroup, Text: req.Text,
-		ClientMsgID: req.ClientMsgID, FileID: req.FileID, Broadcast: req.Broadcast, SendAt: sendAt})
+		ClientMsgID: req.ClientMsgID, FileID: req.FileID, Broadcast: req.Broadcast, SendAt: sendAt, ReplyTo: req.ReplyTo})
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -34,7 +34,7 @@ func (s *Service) prepareGroup(ctx context.Context, from Identity, req SendReque
 	}
 	return &pendingSend{from: from, stored: stored, req: store.AppendRequest{
 		ConversationID: req.ToGroup, SenderID: from.UserID, ClientMsgID: req.ClientMsgID,
-		Text: req.Text, Kind: fileKind(file), File: file,
+		Text: req.Text, Kind: fileKind(file), File: file, RefSeq: req.ReplyTo,
 	}}, nil
 }
 

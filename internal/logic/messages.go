@@ -23,6 +23,7 @@ type SendRequest struct {
 	FileID      string    // an upload of the sender's (Config.Files)
 	Broadcast   bool      // to everyone online, not stored (see broadcast)
 	SendAt      time.Time // if set: stored now, sent then (scheduled.go)
+	ReplyTo     uint64    // the seq of an earlier message of the conversation this one answers (stored as RefSeq)
 }
 
 // Ack answers a send once the message is committed.
@@ -87,6 +88,10 @@ func (s *Service) SendAsync(ctx context.Context, from Identity, req SendRequest,
 // authorizes now (the before-send hook included) and returns the step that
 // queues the message, or nil once done was called.
 func (s *Service) sendSteps(ctx context.Context, from Identity, req SendRequest, origin *clusterpb.ConnRef, done func(Ack, error)) func() {
+	if req.ReplyTo != 0 && (!req.SendAt.IsZero() || req.Broadcast) {
+		done(Ack{}, invalid("reply_to cannot be scheduled or broadcast"))
+		return nil
+	}
 	if !req.SendAt.IsZero() {
 		ack, err := s.schedule(ctx, from, req)
 		if err != nil {
@@ -197,6 +202,7 @@ func (s *Service) prepare(ctx context.Context, from Identity, req SendRequest) (
 			ClientMsgID:    req.ClientMsgID,
 			Text:           req.Text,
 			Kind:           fileKind(file),
+			RefSeq:         req.ReplyTo,
 			File:           file,
 			RequireFriend:  requireFriend,
 		},

@@ -656,9 +656,10 @@ type Send struct {
 	ToGroup       string                 `protobuf:"bytes,2,opt,name=to_group,json=toGroup,proto3" json:"to_group,omitempty"` // group id
 	ClientMsgId   string                 `protobuf:"bytes,3,opt,name=client_msg_id,json=clientMsgId,proto3" json:"client_msg_id,omitempty"`
 	Text          string                 `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
-	FileId        string                 `protobuf:"bytes,5,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`  // a file uploaded with POST /v1/files; text is then optional (a caption)
-	Broadcast     bool                   `protobuf:"varint,6,opt,name=broadcast,proto3" json:"broadcast,omitempty"`         // to everyone online; transient (not stored, seq 0); admins or when allowed
-	SendAt        int64                  `protobuf:"varint,7,opt,name=send_at,json=sendAt,proto3" json:"send_at,omitempty"` // unix milliseconds: schedule the message for then (answered with scheduled_id, seq 0)
+	FileId        string                 `protobuf:"bytes,5,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`     // a file uploaded with POST /v1/files; text is then optional (a caption)
+	Broadcast     bool                   `protobuf:"varint,6,opt,name=broadcast,proto3" json:"broadcast,omitempty"`            // to everyone online; transient (not stored, seq 0); admins or when allowed
+	SendAt        int64                  `protobuf:"varint,7,opt,name=send_at,json=sendAt,proto3" json:"send_at,omitempty"`    // unix milliseconds: schedule the message for then (answered with scheduled_id, seq 0)
+	ReplyTo       uint64                 `protobuf:"varint,8,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"` // the seq of an earlier message of the same conversation this one answers (its ref_seq)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -738,6 +739,13 @@ func (x *Send) GetBroadcast() bool {
 func (x *Send) GetSendAt() int64 {
 	if x != nil {
 		return x.SendAt
+	}
+	return 0
+}
+
+func (x *Send) GetReplyTo() uint64 {
+	if x != nil {
+		return x.ReplyTo
 	}
 	return 0
 }
@@ -846,7 +854,7 @@ type Message struct {
 	SentAt         int64                  `protobuf:"varint,7,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"` // unix milliseconds
 	Peer           string                 `protobuf:"bytes,8,opt,name=peer,proto3" json:"peer,omitempty"`                    // private chats: the other user's username, from the receiver's view
 	Kind           MessageKind            `protobuf:"varint,9,opt,name=kind,proto3,enum=magpie.v1.MessageKind" json:"kind,omitempty"`
-	RefSeq         uint64                 `protobuf:"varint,10,opt,name=ref_seq,json=refSeq,proto3" json:"ref_seq,omitempty"`       // RECALL and EDIT: the seq of the message they change
+	RefSeq         uint64                 `protobuf:"varint,10,opt,name=ref_seq,json=refSeq,proto3" json:"ref_seq,omitempty"`       // RECALL and EDIT: the seq of the message they change; TEXT and FILE: the message they reply to
 	File           *FileRef               `protobuf:"bytes,11,opt,name=file,proto3" json:"file,omitempty"`                          // FILE
 	Event          *GroupEvent            `protobuf:"bytes,12,opt,name=event,proto3" json:"event,omitempty"`                        // EVENT
 	Transient      bool                   `protobuf:"varint,13,opt,name=transient,proto3" json:"transient,omitempty"`               // not stored, seq 0: broadcast and server push notifications
@@ -2266,7 +2274,7 @@ const file_magpie_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x03 \x01(\tR\tsessionId\x12\x16\n" +
 	"\x06device\x18\x04 \x01(\tR\x06device\x12+\n" +
-	"\x11heartbeat_seconds\x18\x05 \x01(\rR\x10heartbeatSeconds\"\xc2\x01\n" +
+	"\x11heartbeat_seconds\x18\x05 \x01(\rR\x10heartbeatSeconds\"\xdd\x01\n" +
 	"\x04Send\x12\x17\n" +
 	"\ato_user\x18\x01 \x01(\tR\x06toUser\x12\x19\n" +
 	"\bto_group\x18\x02 \x01(\tR\atoGroup\x12\"\n" +
@@ -2274,7 +2282,8 @@ const file_magpie_proto_rawDesc = "" +
 	"\x04text\x18\x04 \x01(\tR\x04text\x12\x17\n" +
 	"\afile_id\x18\x05 \x01(\tR\x06fileId\x12\x1c\n" +
 	"\tbroadcast\x18\x06 \x01(\bR\tbroadcast\x12\x17\n" +
-	"\asend_at\x18\a \x01(\x03R\x06sendAt\"\xdb\x01\n" +
+	"\asend_at\x18\a \x01(\x03R\x06sendAt\x12\x19\n" +
+	"\breply_to\x18\b \x01(\x04R\areplyTo\"\xdb\x01\n" +
 	"\aSendAck\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\"\n" +
