@@ -178,3 +178,28 @@ func TestDrainDeadline(t *testing.T) {
 	}
 	waitFor(t, "close", func() bool { return ts.g.Conns() == 0 })
 }
+
+// TestRestartedGatewayDoesNotReuseConnIDs: a gateway restarted under the
+// same id, while logic still holds its last run's presence entries, must
+// not hand an old connection id to a new connection: a delivery for the
+// old one (alice's message, or a kick for her revoked session) would go
+// to whoever drew the id (the 12:35 CI run: other users' messages shown
+// on a device, which was then kicked "replaced").
+func TestRestartedGatewayDoesNotReuseConnIDs(t *testing.T) {
+	first := startServer(t, Config{ID: "gw-same"})
+	alice := first.dial(t, kindTCP)
+	alice.login("alice")
+	old := connOf(t, first, "alice")
+
+	again := startServer(t, Config{ID: "gw-same"})
+	bob := again.dial(t, kindTCP)
+	bob.login("bob")
+	if id := connOf(t, again, "bob"); id == old {
+		t.Fatalf("the restarted gateway gave bob alice's old connection id %d", id)
+	}
+	again.g.Deliver(&clusterpb.Delivery{Envelope: messageBytes(t, "for alice", 0), Conns: []uint64{old}})
+	bob.send(pingEnv(7, 1))
+	if env := bob.read(); env.GetMessage() != nil {
+		t.Fatalf("bob got alice's message %q", env.GetMessage().GetText())
+	}
+}

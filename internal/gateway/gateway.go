@@ -117,12 +117,24 @@ func New(cfg Config, logic Logic, presence Presence, log *slog.Logger) *Gateway 
 		done:      make(chan struct{}),
 		listeners: make(map[net.Listener]struct{}),
 	}
+	g.nextID.Store(connIDBase(time.Now()))
 	g.local, _ = logic.(LocalLogic)
 	g.ended.ttl = cfg.AuthTimeout
 	g.accepts = newAcceptLimiter(cfg.AcceptRate)
 	g.shards.init()
 	return g
 }
+
+// connIDBase is where a gateway's connection ids start: its start time in
+// microseconds. The cluster addresses a connection by gateway id and
+// connection id (presence, deliveries, kicks), and a gateway restarted
+// under the same id finds the logic nodes still holding its last run's
+// presence entries: ids counted from 1 again gave the new connection of
+// one user the old id of another, who then got their messages and kicks
+// ("replaced", meant for the old session). Ids from the start time never
+// meet the last run's unless it opened over a million connections per
+// second it ran, and stay below 2^53 (exact in JSON) until 2255.
+func connIDBase(start time.Time) uint64 { return uint64(start.UnixMicro()) }
 
 // startSession registers a new connection and starts its reader. It
 // reports false (and the caller closes the connection) once draining.

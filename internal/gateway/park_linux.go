@@ -22,7 +22,8 @@ type poller struct {
 	closed bool
 }
 
-// wakeID is the event data of the wake pipe; session ids start at 1.
+// wakeID is the event data of the wake pipe; session ids are above it
+// (connIDBase).
 const wakeID = 0
 
 func newPoller() (*poller, error) {
