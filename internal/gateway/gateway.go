@@ -226,6 +226,12 @@ func (g *Gateway) Deliver(d *clusterpb.Delivery) {
 			}
 		}
 	}
+	if d.SessionId != "" && code != 0 && d.UserId != 0 {
+		// The session's connections were closed above, found by the
+		// session itself; the listed ids come from presence, which may
+		// still hold a dead gateway process's entries.
+		return
+	}
 	for _, id := range d.Conns {
 		if s := g.shards.conn(id); s != nil {
 			one(s)
