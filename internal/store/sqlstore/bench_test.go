@@ -87,3 +87,41 @@ func cpuTime(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkMessagesPage measures a history page of 100 rows of a group's
+// open window: what each history and sync request reads.
+func BenchmarkMessagesPage(b *testing.B) {
+	for _, be := range []backend{{"sqlite", openSQLiteTest}, {"postgres", openPostgresTest}} {
+		b.Run(be.name, func(b *testing.B) {
+			s := be.open(b)
+			ctx := context.Background()
+			var ids []int64
+			for i := range 3 {
+				u, err := s.CreateUser(ctx, store.DefaultApp, fmt.Sprintf("p%d", i), "h")
+				if err != nil {
+					b.Fatal(err)
+				}
+				ids = append(ids, u.ID)
+			}
+			g, _, err := s.CreateGroup(ctx, store.NewGroup{Name: "g", OwnerID: ids[0], MemberIDs: ids[1:], Event: store.Event{Type: "created"}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			reqs := make([]store.AppendRequest, 500)
+			for i := range reqs {
+				reqs[i] = store.AppendRequest{ConversationID: g.ID, SenderID: ids[i%3], ClientMsgID: fmt.Sprintf("m%d", i),
+					Text: "hello, this is a benchmark message", SentAt: time.Now()}
+			}
+			if _, err := s.AppendMessages(ctx, reqs); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				msgs, err := s.Messages(ctx, ids[1], store.MessageQuery{ConversationID: g.ID, BeforeSeq: 400, Limit: 100})
+				if err != nil || len(msgs) != 100 {
+					b.Fatalf("page: %d rows, %v", len(msgs), err)
+				}
+			}
+		})
+	}
+}

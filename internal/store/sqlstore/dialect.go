@@ -44,6 +44,17 @@ func (d dialect) forUpdate() string {
 	return ""
 }
 
+// snapshotRead is the transaction for reads that must see one state across
+// statements. PostgreSQL's default READ COMMITTED takes a snapshot per
+// statement; REPEATABLE READ keeps the first one. A SQLite read transaction
+// in WAL mode keeps the snapshot of its first read already.
+func (d dialect) snapshotRead() *sql.TxOptions {
+	if d == dialectPostgres {
+		return &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	return &sql.TxOptions{ReadOnly: true}
+}
+
 // rowsCTE returns the common table expression head AS (...) that holds
 // rows, whose columns have the SQL types types, and the arguments it binds.
 // PostgreSQL gets one array per column, unnested: the text is the same for
