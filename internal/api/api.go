@@ -40,6 +40,7 @@ type Handler struct {
 func New(mux *http.ServeMux, svc Logic, log *slog.Logger) *Handler {
 	h := &Handler{svc: svc, log: log, mux: mux}
 	mux.HandleFunc("GET /healthz", h.health)
+	mux.HandleFunc("GET /v1/openapi.json", h.openAPI) // openapi.go
 	mux.HandleFunc("POST /v1/users", h.register)
 	mux.HandleFunc("POST /v1/login", h.login)
 	mux.HandleFunc("POST /v1/login/token", h.loginToken)
