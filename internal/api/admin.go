@@ -20,11 +20,11 @@ var errAdminDisabled = &logic.Error{Kind: logic.KindNotFound, Msg: "admin API di
 var errAdminQuery = badRequest("the admin API takes no query string (the signature does not cover one)")
 
 func (h *Handler) registerAdmin(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/admin/users/import", h.importUsers)
-	mux.HandleFunc("GET /v1/admin/apps", h.listApps)
-	mux.HandleFunc("POST /v1/admin/apps", h.createApp)
-	mux.HandleFunc("POST /v1/admin/apps/keys", h.rotateAppKeys)
-	mux.HandleFunc("POST /v1/admin/apps/settings", h.setAppSettings)
+	h.handle(mux, "POST /v1/admin/users/import", h.importUsers)
+	h.handle(mux, "GET /v1/admin/apps", h.listApps)
+	h.handle(mux, "POST /v1/admin/apps", h.createApp)
+	h.handle(mux, "POST /v1/admin/apps/keys", h.rotateAppKeys)
+	h.handle(mux, "POST /v1/admin/apps/settings", h.setAppSettings)
 	h.registerAdminImports(mux) // adminimport.go
 	h.registerAdminUsers(mux)   // adminusers.go
 }

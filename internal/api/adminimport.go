@@ -10,8 +10,8 @@ import (
 // like the user import, per app, answered entry by entry.
 
 func (h *Handler) registerAdminImports(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/admin/friendships/import", h.importFriendships)
-	mux.HandleFunc("POST /v1/admin/groups/import", h.importGroups)
+	h.handle(mux, "POST /v1/admin/friendships/import", h.importFriendships)
+	h.handle(mux, "POST /v1/admin/groups/import", h.importGroups)
 }
 
 // importFriendships is POST /v1/admin/friendships/import.

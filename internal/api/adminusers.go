@@ -12,10 +12,10 @@ import (
 // parameters are in the body (the signature covers no query string).
 
 func (h *Handler) registerAdminUsers(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/admin/users/disable", h.disableUser)
-	mux.HandleFunc("POST /v1/admin/users/delete", h.deleteUser)
-	mux.HandleFunc("POST /v1/admin/users/list", h.listUsers)
-	mux.HandleFunc("POST /v1/admin/messages/remove", h.removeMessage)
+	h.handle(mux, "POST /v1/admin/users/disable", h.disableUser)
+	h.handle(mux, "POST /v1/admin/users/delete", h.deleteUser)
+	h.handle(mux, "POST /v1/admin/users/list", h.listUsers)
+	h.handle(mux, "POST /v1/admin/messages/remove", h.removeMessage)
 }
 
 // adminUserJSON is a user as the admin API shows it.

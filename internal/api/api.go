@@ -34,24 +34,37 @@ type Handler struct {
 
 	limits Limits       // see SetLimits
 	stats  handlerStats // see Stats
+	routes []string     // every registered "METHOD /path", see Routes
 }
+
+// handle registers one route on mux and records its pattern: every route
+// of the API goes through here, so Routes is the real route list (the
+// OpenAPI test compares it with openapi.json).
+func (h *Handler) handle(mux *http.ServeMux, pattern string, f http.HandlerFunc) {
+	h.routes = append(h.routes, pattern)
+	mux.HandleFunc(pattern, f)
+}
+
+// Routes returns the "METHOD /path" pattern of every route New
+// registered, in registration order.
+func (h *Handler) Routes() []string { return append([]string(nil), h.routes...) }
 
 // New registers the API routes on mux; svc is normally a *logic.Service.
 func New(mux *http.ServeMux, svc Logic, log *slog.Logger) *Handler {
 	h := &Handler{svc: svc, log: log, mux: mux}
-	mux.HandleFunc("GET /healthz", h.health)
-	mux.HandleFunc("GET /v1/openapi.json", h.openAPI) // openapi.go
-	mux.HandleFunc("POST /v1/users", h.register)
-	mux.HandleFunc("POST /v1/login", h.login)
-	mux.HandleFunc("POST /v1/login/token", h.loginToken)
-	mux.HandleFunc("POST /v1/logout", h.auth(h.logout))
-	mux.HandleFunc("GET /v1/gateway", h.auth(h.gateway))
-	mux.HandleFunc("GET /v1/users/online", h.auth(h.online))
-	mux.HandleFunc("GET /v1/users/{username}", h.auth(h.lookupUser))
-	mux.HandleFunc("POST /v1/messages", h.auth(h.send))
-	mux.HandleFunc("GET /v1/conversations", h.auth(h.conversations))
-	mux.HandleFunc("GET /v1/conversations/{id}/messages", h.auth(h.messages))
-	mux.HandleFunc("POST /v1/conversations/{id}/read", h.auth(h.read))
+	h.handle(mux, "GET /healthz", h.health)
+	h.handle(mux, "GET /v1/openapi.json", h.openAPI) // openapi.go
+	h.handle(mux, "POST /v1/users", h.register)
+	h.handle(mux, "POST /v1/login", h.login)
+	h.handle(mux, "POST /v1/login/token", h.loginToken)
+	h.handle(mux, "POST /v1/logout", h.auth(h.logout))
+	h.handle(mux, "GET /v1/gateway", h.auth(h.gateway))
+	h.handle(mux, "GET /v1/users/online", h.auth(h.online))
+	h.handle(mux, "GET /v1/users/{username}", h.auth(h.lookupUser))
+	h.handle(mux, "POST /v1/messages", h.auth(h.send))
+	h.handle(mux, "GET /v1/conversations", h.auth(h.conversations))
+	h.handle(mux, "GET /v1/conversations/{id}/messages", h.auth(h.messages))
+	h.handle(mux, "POST /v1/conversations/{id}/read", h.auth(h.read))
 	h.registerExtensions(mux)
 	h.registerGroups(mux)   // groups.go
 	h.registerSocial(mux)   // friends.go

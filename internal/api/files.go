@@ -35,9 +35,9 @@ type extensions struct {
 }
 
 func (h *Handler) registerExtensions(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/files", h.auth(h.upload))
-	mux.HandleFunc("GET /v1/files/{id}", h.download)
-	mux.HandleFunc("POST /v1/push", h.push)
+	h.handle(mux, "POST /v1/files", h.auth(h.upload))
+	h.handle(mux, "GET /v1/files/{id}", h.download)
+	h.handle(mux, "POST /v1/push", h.push)
 	h.registerAdmin(mux)
 }
 

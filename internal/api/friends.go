@@ -10,17 +10,17 @@ import (
 // Friend and block routes (docs/api.md, "Friends and blocks").
 
 func (h *Handler) registerSocial(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/friends", h.auth(h.friends))
-	mux.HandleFunc("POST /v1/friends/requests", h.auth(h.requestFriend))
-	mux.HandleFunc("POST /v1/friends/requests/{username}/accept", h.auth(h.acceptFriend))
-	mux.HandleFunc("POST /v1/friends/requests/{username}/decline", h.auth(h.declineFriend))
-	mux.HandleFunc("DELETE /v1/friends/{username}", h.auth(h.removeFriend))
-	mux.HandleFunc("PATCH /v1/friends/{username}", h.auth(h.setFriendInfo))
-	mux.HandleFunc("PUT /v1/friends/policy", h.auth(h.setFriendPolicy))
-	mux.HandleFunc("GET /v1/friends/sync", h.auth(h.syncFriends))
-	mux.HandleFunc("GET /v1/friends/groups", h.auth(h.friendGroups))
-	mux.HandleFunc("POST /v1/blocks", h.auth(h.block))
-	mux.HandleFunc("DELETE /v1/blocks/{username}", h.auth(h.unblock))
+	h.handle(mux, "GET /v1/friends", h.auth(h.friends))
+	h.handle(mux, "POST /v1/friends/requests", h.auth(h.requestFriend))
+	h.handle(mux, "POST /v1/friends/requests/{username}/accept", h.auth(h.acceptFriend))
+	h.handle(mux, "POST /v1/friends/requests/{username}/decline", h.auth(h.declineFriend))
+	h.handle(mux, "DELETE /v1/friends/{username}", h.auth(h.removeFriend))
+	h.handle(mux, "PATCH /v1/friends/{username}", h.auth(h.setFriendInfo))
+	h.handle(mux, "PUT /v1/friends/policy", h.auth(h.setFriendPolicy))
+	h.handle(mux, "GET /v1/friends/sync", h.auth(h.syncFriends))
+	h.handle(mux, "GET /v1/friends/groups", h.auth(h.friendGroups))
+	h.handle(mux, "POST /v1/blocks", h.auth(h.block))
+	h.handle(mux, "DELETE /v1/blocks/{username}", h.auth(h.unblock))
 }
 
 type contactJSON struct {

@@ -12,22 +12,22 @@ import (
 // role's and the store's; these handlers only translate.
 
 func (h *Handler) registerGroups(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/groups", h.auth(h.createGroup))
-	mux.HandleFunc("GET /v1/groups", h.auth(h.listGroups))
-	mux.HandleFunc("GET /v1/groups/{id}", h.auth(h.getGroup))
-	mux.HandleFunc("PATCH /v1/groups/{id}", h.auth(h.updateGroup))
-	mux.HandleFunc("DELETE /v1/groups/{id}", h.auth(h.dissolveGroup))
-	mux.HandleFunc("POST /v1/groups/{id}/members", h.auth(h.addMembers))
-	mux.HandleFunc("POST /v1/groups/{id}/join", h.auth(h.joinGroup))
-	mux.HandleFunc("POST /v1/groups/{id}/leave", h.auth(h.leaveGroup))
-	mux.HandleFunc("DELETE /v1/groups/{id}/members/{username}", h.auth(h.removeMember))
-	mux.HandleFunc("PUT /v1/groups/{id}/members/{username}/role", h.auth(h.setRole))
-	mux.HandleFunc("PUT /v1/groups/{id}/members/{username}/mute", h.auth(h.muteMember))
-	mux.HandleFunc("POST /v1/groups/{id}/owner", h.auth(h.transferOwner))
-	mux.HandleFunc("GET /v1/groups/{id}/requests", h.auth(h.joinRequests))
-	mux.HandleFunc("POST /v1/groups/{id}/requests/{username}/approve", h.auth(h.approveJoin))
-	mux.HandleFunc("POST /v1/groups/{id}/requests/{username}/reject", h.auth(h.rejectJoin))
-	mux.HandleFunc("GET /v1/groups/sync", h.auth(h.syncGroups))
+	h.handle(mux, "POST /v1/groups", h.auth(h.createGroup))
+	h.handle(mux, "GET /v1/groups", h.auth(h.listGroups))
+	h.handle(mux, "GET /v1/groups/{id}", h.auth(h.getGroup))
+	h.handle(mux, "PATCH /v1/groups/{id}", h.auth(h.updateGroup))
+	h.handle(mux, "DELETE /v1/groups/{id}", h.auth(h.dissolveGroup))
+	h.handle(mux, "POST /v1/groups/{id}/members", h.auth(h.addMembers))
+	h.handle(mux, "POST /v1/groups/{id}/join", h.auth(h.joinGroup))
+	h.handle(mux, "POST /v1/groups/{id}/leave", h.auth(h.leaveGroup))
+	h.handle(mux, "DELETE /v1/groups/{id}/members/{username}", h.auth(h.removeMember))
+	h.handle(mux, "PUT /v1/groups/{id}/members/{username}/role", h.auth(h.setRole))
+	h.handle(mux, "PUT /v1/groups/{id}/members/{username}/mute", h.auth(h.muteMember))
+	h.handle(mux, "POST /v1/groups/{id}/owner", h.auth(h.transferOwner))
+	h.handle(mux, "GET /v1/groups/{id}/requests", h.auth(h.joinRequests))
+	h.handle(mux, "POST /v1/groups/{id}/requests/{username}/approve", h.auth(h.approveJoin))
+	h.handle(mux, "POST /v1/groups/{id}/requests/{username}/reject", h.auth(h.rejectJoin))
+	h.handle(mux, "GET /v1/groups/sync", h.auth(h.syncGroups))
 }
 
 type memberJSON struct {

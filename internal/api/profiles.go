@@ -9,9 +9,9 @@ import (
 // Profiles (docs/api.md): my profile, and those of my contacts.
 
 func (h *Handler) registerProfiles(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/profile", h.auth(h.myProfile))
-	mux.HandleFunc("PATCH /v1/profile", h.auth(h.updateProfile))
-	mux.HandleFunc("GET /v1/users/{username}/profile", h.auth(h.userProfile))
+	h.handle(mux, "GET /v1/profile", h.auth(h.myProfile))
+	h.handle(mux, "PATCH /v1/profile", h.auth(h.updateProfile))
+	h.handle(mux, "GET /v1/users/{username}/profile", h.auth(h.userProfile))
 }
 
 func (h *Handler) myProfile(w http.ResponseWriter, r *http.Request, id logic.Identity) {

@@ -11,13 +11,13 @@ import (
 // who read it, and the user's flags (docs/api.md, "Conversations").
 
 func (h *Handler) registerChanges(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/conversations/{id}/messages/{seq}/recall", h.auth(h.recall))
-	mux.HandleFunc("POST /v1/conversations/{id}/messages/{seq}/edit", h.auth(h.edit))
-	mux.HandleFunc("GET /v1/conversations/{id}/messages/{seq}/reads", h.auth(h.reads))
-	mux.HandleFunc("PATCH /v1/conversations/{id}", h.auth(h.setFlags))
-	mux.HandleFunc("DELETE /v1/conversations/{id}", h.auth(h.hideConversation))
-	mux.HandleFunc("GET /v1/messages/scheduled", h.auth(h.scheduled))
-	mux.HandleFunc("DELETE /v1/messages/scheduled/{id}", h.auth(h.cancelScheduled))
+	h.handle(mux, "POST /v1/conversations/{id}/messages/{seq}/recall", h.auth(h.recall))
+	h.handle(mux, "POST /v1/conversations/{id}/messages/{seq}/edit", h.auth(h.edit))
+	h.handle(mux, "GET /v1/conversations/{id}/messages/{seq}/reads", h.auth(h.reads))
+	h.handle(mux, "PATCH /v1/conversations/{id}", h.auth(h.setFlags))
+	h.handle(mux, "DELETE /v1/conversations/{id}", h.auth(h.hideConversation))
+	h.handle(mux, "GET /v1/messages/scheduled", h.auth(h.scheduled))
+	h.handle(mux, "DELETE /v1/messages/scheduled/{id}", h.auth(h.cancelScheduled))
 }
 
 // scheduled lists the caller's pending scheduled messages.

@@ -14,7 +14,7 @@ type Searcher interface {
 }
 
 func (h *Handler) registerSearch(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/search", h.auth(h.search))
+	h.handle(mux, "GET /v1/search", h.auth(h.search))
 }
 
 type searchHitJSON struct {

@@ -10,9 +10,9 @@ import (
 // change the password (ending the others). POST /v1/logout?all=true is in
 // api.go's logout.
 func (h *Handler) registerSessions(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/sessions", h.auth(h.sessions))
-	mux.HandleFunc("DELETE /v1/sessions/{id}", h.auth(h.endSession))
-	mux.HandleFunc("POST /v1/password", h.auth(h.changePassword))
+	h.handle(mux, "GET /v1/sessions", h.auth(h.sessions))
+	h.handle(mux, "DELETE /v1/sessions/{id}", h.auth(h.endSession))
+	h.handle(mux, "POST /v1/password", h.auth(h.changePassword))
 }
 
 // sessionJSON is one session; times are unix milliseconds, like a
