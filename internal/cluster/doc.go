@@ -17,7 +17,9 @@
 // ends anyway):
 //
 //	magpie-gateways   <gateway id> → GatewayInfo, re-put every TTL/3; max age 2×TTL
-//	magpie-presence   u<user>.<gateway>.<conn> → PresenceEntry
+//	magpie-presence   u<user>.<gateway>.<conn> → PresenceEntry; an entry whose
+//	                  conn is at or below its gateway's first_conn is a dead
+//	                  earlier run's (hidden, then deleted by the sweep)
 //
 // Everything exported is safe for concurrent use.
 //

@@ -63,9 +63,10 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 // kept fresh, a ping responder and presence entries, all on its own
 // connection, so closing that connection looks like kill -9.
 type fakeGateway struct {
-	id  string
-	nc  *nats.Conn
-	reg *Registrar
+	id        string
+	firstConn uint64 // GatewayInfo.first_conn: this run's connection ids are above it
+	nc        *nats.Conn
+	reg       *Registrar
 
 	mu       sync.Mutex // guards draining and conns
 	draining bool
@@ -78,10 +79,17 @@ type fakeGateway struct {
 
 func startGateway(t *testing.T, ns *server.Server, id string, ttl time.Duration, replicas int) *fakeGateway {
 	t.Helper()
+	return startGatewayRun(t, ns, id, ttl, replicas, 0)
+}
+
+// startGatewayRun is startGateway for one run of a gateway whose
+// connection ids are above firstConn.
+func startGatewayRun(t *testing.T, ns *server.Server, id string, ttl time.Duration, replicas int, firstConn uint64) *fakeGateway {
+	t.Helper()
 	nc := connect(t, ns)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	g := &fakeGateway{id: id, nc: nc, done: make(chan struct{})}
+	g := &fakeGateway{id: id, firstConn: firstConn, nc: nc, done: make(chan struct{})}
 	var err error
 	if g.reg, err = NewRegistrar(ctx, nc, replicas, ttl, g.info, testLogger(t)); err != nil {
 		t.Fatal(err)
@@ -108,7 +116,7 @@ func (g *fakeGateway) kill() { g.nc.Close(); g.stop(); <-g.done }
 func (g *fakeGateway) info() *clusterpb.GatewayInfo {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return &clusterpb.GatewayInfo{Id: g.id, Addrs: map[string]string{"tcp": "127.0.0.1:1", "ws": "ws://" + g.id}, Conns: g.conns, Draining: g.draining}
+	return &clusterpb.GatewayInfo{Id: g.id, Addrs: map[string]string{"tcp": "127.0.0.1:1", "ws": "ws://" + g.id}, Conns: g.conns, Draining: g.draining, FirstConn: g.firstConn}
 }
 
 // set changes the entry and publishes it at once.

@@ -206,9 +206,12 @@ func (v *PresenceView) update(e jetstream.KeyValueEntry) {
 }
 
 // collect deletes, every interval, the entries of gateways that were not
-// alive at this sweep nor at the one before. Registry.onDead already
-// cleans up after gateways this node saw die; this catches the ones that
-// died before this node started (or while its watch was down).
+// alive at this sweep nor at the one before, and the entries a live
+// gateway's earlier run left (connection ids at or below its first_conn:
+// it was killed and restarted under the same id, so nobody deleted them
+// and it was never seen dead). Registry.onDead already cleans up after
+// gateways this node saw die; this catches the ones that died before this
+// node started (or while its watch was down), and the restarted ones.
 func (v *PresenceView) collect(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -230,7 +233,10 @@ func (v *PresenceView) collect(ctx context.Context, interval time.Duration) {
 		v.mu.RUnlock()
 		next := map[string]bool{}
 		for gw := range gws {
-			if v.registry.Alive(gw) {
+			if first, ok := v.registry.firstConn(gw); ok {
+				if first > 0 {
+					v.forgetEarlierRuns(ctx, gw, first)
+				}
 				continue
 			}
 			if suspects[gw] {
@@ -242,6 +248,13 @@ func (v *PresenceView) collect(ctx context.Context, interval time.Duration) {
 		}
 		suspects = next
 	}
+}
+
+// forgetEarlierRuns drops, locally and from the bucket, a gateway's
+// entries of connection ids at or below first: an earlier run's. Reads
+// hide them already (Registry.connAlive); this keeps them from piling up.
+func (v *PresenceView) forgetEarlierRuns(ctx context.Context, gatewayID string, first uint64) {
+	v.forgetWhere(ctx, func(c *clusterpb.ConnRef) bool { return c.Gateway == gatewayID && c.Conn <= first }, "earlier run", gatewayID)
 }
 
 // Add records a connection locally, before the bucket's watch reports it:
@@ -321,7 +334,7 @@ func (v *PresenceView) Conns(userID int64) []*clusterpb.ConnRef { return v.Appen
 func (v *PresenceView) AppendConns(dst []*clusterpb.ConnRef, userID int64) []*clusterpb.ConnRef {
 	v.mu.RLock()
 	for _, c := range v.byUser[userID] {
-		if v.registry == nil || v.registry.Alive(c.Gateway) {
+		if v.registry == nil || v.registry.connAlive(c) {
 			dst = append(dst, c)
 		}
 	}
@@ -336,7 +349,7 @@ func (v *PresenceView) Online() map[int64][]*clusterpb.ConnRef {
 	out := make(map[int64][]*clusterpb.ConnRef, len(v.byUser))
 	for uid, m := range v.byUser {
 		for _, c := range m {
-			if v.registry == nil || v.registry.Alive(c.Gateway) {
+			if v.registry == nil || v.registry.connAlive(c) {
 				out[uid] = append(out[uid], c)
 			}
 		}
@@ -348,13 +361,19 @@ func (v *PresenceView) Online() map[int64][]*clusterpb.ConnRef {
 // so a crashed gateway never keeps users online. Safe to run on every
 // logic node at once: deleting a deleted key is harmless.
 func (v *PresenceView) ForgetGateway(ctx context.Context, gatewayID string) {
+	v.forgetWhere(ctx, func(c *clusterpb.ConnRef) bool { return c.Gateway == gatewayID }, "", gatewayID)
+}
+
+// forgetWhere drops the entries drop selects, locally and from the bucket.
+func (v *PresenceView) forgetWhere(ctx context.Context, drop func(*clusterpb.ConnRef) bool, why, gatewayID string) {
 	var keys []string
 	v.mu.Lock()
 	for uid, m := range v.byUser {
 		for k, c := range m {
-			if c.Gateway == gatewayID {
+			if drop(c) {
 				keys = append(keys, k)
 				delete(m, k)
+				delete(v.local, k)
 			}
 		}
 		if len(m) == 0 {
@@ -362,6 +381,9 @@ func (v *PresenceView) ForgetGateway(ctx context.Context, gatewayID string) {
 		}
 	}
 	v.mu.Unlock()
+	if why != "" && len(keys) > 0 {
+		v.log.Info("removing presence of a gateway's "+why, "gateway", gatewayID, "entries", len(keys))
+	}
 	for _, k := range keys {
 		if err := v.kv.Delete(ctx, k); err != nil && ctx.Err() == nil {
 			v.log.Debug("presence cleanup", "err", err)

@@ -209,3 +209,54 @@ func TestPresenceLocalEntryExpires(t *testing.T) {
 		t.Fatalf("after the TTL: %v, want only the confirmed conn 2", got)
 	}
 }
+
+// A gateway killed with -9 and restarted under the same id within the
+// registry TTL is never seen dead, so nobody deletes its last run's
+// presence entries: the user of such an entry looked online (and got
+// deliveries) through a connection that no longer exists, for good. The
+// new run announces its first connection id; the entries at or below it
+// are hidden at once and removed from the bucket.
+func TestPresenceDropsARestartedGatewaysEarlierRun(t *testing.T) {
+	ns := startServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	const ttl = 3 * time.Second
+	old := startGatewayRun(t, ns, "gw-a", ttl, 1, 1000)
+	logic := connect(t, ns)
+	var view *PresenceView
+	reg, err := WatchRegistry(ctx, logic, 1, ttl, func(id string) { view.ForgetGateway(ctx, id) }, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	view, err = WatchPresence(ctx, logic, 1, reg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.pw.Connected(ctx, conn(1, "gw-a", 1001)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "user 1 online", func() bool { return len(view.Conns(1)) == 1 })
+
+	// kill -9, and the same id back at once (the probes never miss three
+	// times in a row, the TTL never runs out).
+	old.kill()
+	restarted := startGatewayRun(t, ns, "gw-a", ttl, 1, 2000)
+	if err := restarted.pw.Connected(ctx, conn(2, "gw-a", 2001)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "user 2 online through the new run", func() bool { return len(view.Conns(2)) == 1 })
+	eventually(t, 5*time.Second, "user 1 offline: its connection died with the old run", func() bool {
+		_, on := view.Online()[1]
+		return len(view.Conns(1)) == 0 && !on
+	})
+	eventually(t, 4*ttl, "the old run's key deleted from the bucket", func() bool {
+		keys := presenceKeys(t, view)
+		return !keys["u1.gw-a.1001"] && keys["u2.gw-a.2001"]
+	})
+	if reg.Alive("gw-a") != true {
+		t.Fatal("the restarted gateway is not alive")
+	}
+	if got := view.Conns(2); len(got) != 1 || got[0].Conn != 2001 {
+		t.Fatalf("user 2's connections: %v", got)
+	}
+}

@@ -590,6 +590,29 @@ func (r *Registry) Alive(id string) bool {
 	return ok && r.fresh(g.seen)
 }
 
+// connAlive reports whether c is a connection of a live gateway's current
+// run: a gateway killed and restarted under the same id within the TTL is
+// never seen dead, and the entries its dead run left (nobody deleted them)
+// name connection ids at or below the new run's first_conn.
+func (r *Registry) connAlive(c *clusterpb.ConnRef) bool {
+	r.mu.RLock()
+	g, ok := r.gateways[c.Gateway]
+	r.mu.RUnlock()
+	return ok && r.fresh(g.seen) && c.Conn > g.info.FirstConn
+}
+
+// firstConn is the first_conn of a live gateway's current run; ok is
+// false for a gateway that is not alive.
+func (r *Registry) firstConn(id string) (first uint64, ok bool) {
+	r.mu.RLock()
+	g, had := r.gateways[id]
+	r.mu.RUnlock()
+	if !had || !r.fresh(g.seen) {
+		return 0, false
+	}
+	return g.info.FirstConn, true
+}
+
 // Live lists the live gateways that are not draining, sorted by id.
 func (r *Registry) Live() []*clusterpb.GatewayInfo {
 	r.mu.RLock()

@@ -87,6 +87,7 @@ type Gateway struct {
 	ctx      context.Context // ends when Shutdown gives up waiting; bounds backend calls
 	cancel   context.CancelFunc
 	nextID   atomic.Uint64
+	firstID  uint64 // nextID's start: every connection id of this run is above it
 	shards   shards
 	stats    counters
 	accepts  *rate.Limiter  // nil: no accept rate
@@ -117,7 +118,8 @@ func New(cfg Config, logic Logic, presence Presence, log *slog.Logger) *Gateway 
 		done:      make(chan struct{}),
 		listeners: make(map[net.Listener]struct{}),
 	}
-	g.nextID.Store(connIDBase(time.Now()))
+	g.firstID = connIDBase(time.Now())
+	g.nextID.Store(g.firstID)
 	g.local, _ = logic.(LocalLogic)
 	g.ended.ttl = cfg.AuthTimeout
 	g.accepts = newAcceptLimiter(cfg.AcceptRate)
@@ -259,6 +261,12 @@ func (g *Gateway) kickSession(s *session, frames *[2][]byte, code wire.Code, rea
 
 // Conns returns the number of open connections, authenticated or not.
 func (g *Gateway) Conns() int { return g.shards.count() }
+
+// FirstConnID is where this run's connection ids start: every one is above
+// it. The registry entry carries it (GatewayInfo.first_conn), so logic
+// nodes drop the presence entries a killed earlier run under the same id
+// left behind.
+func (g *Gateway) FirstConnID() uint64 { return g.firstID }
 
 // UserConns returns the ids of a user's authenticated connections here.
 func (g *Gateway) UserConns(userID int64) []uint64 { return g.shards.userConns(userID) }

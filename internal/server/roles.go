@@ -235,6 +235,7 @@ func (n *Node) info() *clusterpb.GatewayInfo {
 	}
 	if n.gw != nil {
 		gi.Conns = int64(n.gw.Conns())
+		gi.FirstConn = n.gw.FirstConnID()
 	}
 	return gi
 }

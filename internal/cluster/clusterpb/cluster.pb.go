@@ -430,7 +430,13 @@ type GatewayInfo struct {
 	// The advertised address of each transport, by kind ("tcp" →
 	// "tls://host:7070", "ws" → "wss://host/v1/ws"): a new transport adds a
 	// kind, not a field.
-	Addrs         map[string]string `protobuf:"bytes,7,rep,name=addrs,proto3" json:"addrs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Addrs map[string]string `protobuf:"bytes,7,rep,name=addrs,proto3" json:"addrs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Every connection id of this run of the gateway is above first_conn
+	// (its start time in microseconds, gateway.connIDBase). A gateway
+	// killed and restarted under the same id announces a larger one, and
+	// logic nodes drop its presence entries at or below it: they are the
+	// dead run's (0: a gateway older than the field, nothing is dropped).
+	FirstConn     uint64 `protobuf:"varint,8,opt,name=first_conn,json=firstConn,proto3" json:"first_conn,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -512,6 +518,13 @@ func (x *GatewayInfo) GetAddrs() map[string]string {
 		return x.Addrs
 	}
 	return nil
+}
+
+func (x *GatewayInfo) GetFirstConn() uint64 {
+	if x != nil {
+		return x.FirstConn
+	}
+	return 0
 }
 
 // PresenceEntry is one online connection, keyed user.gateway.conn.
@@ -607,7 +620,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\tbroadcast\x18\x04 \x01(\bR\tbroadcast\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x05 \x01(\tR\tsessionId\x12\x17\n" +
-	"\auser_id\x18\x06 \x01(\x03R\x06userId\"\x8b\x02\n" +
+	"\auser_id\x18\x06 \x01(\x03R\x06userId\"\xaa\x02\n" +
 	"\vGatewayInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03tcp\x18\x02 \x01(\tR\x03tcp\x12\x0e\n" +
@@ -616,7 +629,9 @@ const file_cluster_proto_rawDesc = "" +
 	"\n" +
 	"updated_ms\x18\x05 \x01(\x03R\tupdatedMs\x12\x1a\n" +
 	"\bdraining\x18\x06 \x01(\bR\bdraining\x12?\n" +
-	"\x05addrs\x18\a \x03(\v2).magpie.cluster.v1.GatewayInfo.AddrsEntryR\x05addrs\x1a8\n" +
+	"\x05addrs\x18\a \x03(\v2).magpie.cluster.v1.GatewayInfo.AddrsEntryR\x05addrs\x12\x1d\n" +
+	"\n" +
+	"first_conn\x18\b \x01(\x04R\tfirstConn\x1a8\n" +
 	"\n" +
 	"AddrsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
