@@ -33,9 +33,15 @@ func doJSON(t *testing.T, req *http.Request) (int, map[string]any) {
 
 // Two apps on one server: the same username in both is two users, and
 // a user of one app cannot find, message, read, join or push into the
-// other. An app's admin key cannot manage apps.
+// other. On both stores.
 func TestAppsAreIsolated(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testAppsAreIsolated(t, "") })
+	t.Run("postgres", func(t *testing.T) { testAppsAreIsolated(t, postgresSchema(t)) })
+}
+
+func testAppsAreIsolated(t *testing.T, dsn string) {
 	cfg := testConfig(t, t.TempDir())
+	cfg.Store = dsn
 	cfg.AdminKeys = map[string][]byte{"migrate": []byte(adminSecret)}
 	n := startNode(t, cfg)
 
