@@ -85,7 +85,10 @@ func (c *Client) Send(ctx context.Context, req SendRequest) (Ack, error) {
 			return Ack{}, badRequest("%v", err)
 		}
 	}
-	send := &magpiepb.Send{ToUser: req.ToUser, ToGroup: req.ToGroup, Text: req.Text, FileId: req.FileID, Broadcast: req.Broadcast}
+	if req.ReplyTo != 0 && (req.Broadcast || !req.SendAt.IsZero()) {
+		return Ack{}, badRequest("a broadcast or a scheduled message cannot be a reply")
+	}
+	send := &magpiepb.Send{ToUser: req.ToUser, ToGroup: req.ToGroup, Text: req.Text, FileId: req.FileID, Broadcast: req.Broadcast, ReplyTo: req.ReplyTo}
 	if !req.SendAt.IsZero() {
 		send.SendAt = req.SendAt.UnixMilli()
 	}

@@ -187,6 +187,21 @@ func (c *Client) Gateway() string {
 	return c.sess.li.Gateway.ID
 }
 
+// GatewayAddr returns the address the current connection dialled: the
+// gateway's TCP address ("host:port", "tls://host:port"), or its WebSocket
+// URL with Options.Transport "ws"; "" while there is no connection.
+func (c *Client) GatewayAddr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess == nil || c.sess.isClosed() {
+		return ""
+	}
+	if c.opts.Transport == "ws" {
+		return c.gatewayAddr(c.sess.li.Gateway.WS)
+	}
+	return c.gatewayAddr(c.sess.li.Gateway.TCP)
+}
+
 // State returns the current connection state.
 func (c *Client) State() State {
 	c.mu.Lock()

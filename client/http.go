@@ -41,6 +41,24 @@ func (c *Client) Register(ctx context.Context) (User, error) {
 	return u, err
 }
 
+// LookupUser says whether a user exists and how the name is spelled (names
+// are unique regardless of case): GET /v1/users/{username}. A name nobody
+// has is an *Error with wire.CodeNotFound. Clients use it to refuse a chat
+// with an unknown name before anything is sent.
+func (c *Client) LookupUser(ctx context.Context, username string) (User, error) {
+	if err := wire.ValidName(username); err != nil {
+		return User{}, badRequest("%v", err)
+	}
+	var out struct {
+		UserID   int64  `json:"user_id"`
+		Username string `json:"username"`
+	}
+	if err := c.authedJSON(ctx, http.MethodGet, "/v1/users/"+url.PathEscape(username), nil, &out); err != nil {
+		return User{}, err
+	}
+	return User{ID: out.UserID, Username: out.Username}, nil
+}
+
 // doJSON makes one HTTP call. Error statuses become *Error, read from the
 // server's {"error":{...}} body when there is one.
 func doJSON(ctx context.Context, hc *http.Client, method, url, token string, in, out any) error {

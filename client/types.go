@@ -61,7 +61,7 @@ type Message struct {
 	Own            bool // sent by this user (from another device or an earlier session)
 
 	Kind      MessageKind
-	RefSeq    uint64      // RECALL and EDIT: the seq of the message they change
+	RefSeq    uint64      // RECALL and EDIT: the seq of the message they change; TEXT and FILE: the message this one answers (a reply), or 0
 	File      *FileRef    // FILE
 	Event     *GroupEvent // EVENT
 	Transient bool        // not stored; Seq is 0
@@ -205,6 +205,10 @@ type SendRequest struct {
 	// then (within its --schedule-horizon, 30 days by default), with a
 	// fresh seq; the Ack has ScheduledID and no seq. Zero: send now.
 	SendAt time.Time
+	// ReplyTo is the seq of an earlier message of the same conversation
+	// this one answers: the stored message carries it as RefSeq. Not with
+	// Broadcast or SendAt.
+	ReplyTo uint64
 }
 
 // Ack is the server's confirmation that a message is durably stored.

@@ -9,45 +9,26 @@
 // not yet read (on any device of the user); read history is counted in one
 // stderr line, "* N earlier messages already read (:history N shows them)".
 //
-// Input (see :help):
-//
-//	NAME;;text          send text to NAME
-//	@NAME text          send text to NAME
-//	:to NAME            make NAME the current conversation
-//	:g GROUP            make a group the current conversation (by name or id)
-//	text                send to the current conversation
-//	:all text           broadcast to everyone online
-//	:file PATH          upload a file and send it to the current conversation
-//	:recall [seq]       recall a message (default: my last one in the current conversation)
-//	:history [n]        last n (default 20) messages of the current conversation
-//	:read               mark the current conversation read up to what was shown
-//	:reads [seq]        who read a message (default: my last one)
-//	:olu                list online users
-//	:groups             list my groups
-//	:create NAME user…  create a group and make it current
-//	:invite user…       add users to the current group
-//	:kick user          remove a user from the current group
-//	:leave              leave the current group
-//	:friends            list friends, requests and blocks
-//	:add NAME, :accept NAME, :decline NAME, :block NAME, :unblock NAME
-//	:sessions           list my sessions
-//	:end-session ID     end one of them
-//	:logout-all         end all of them, this one too, and quit
-//	:help, :q
+// Input: see :help (helpText), which lists every command. Text sent
+// (NAME;;text, @NAME text, plain lines, :all, :delay, :edit, :reply) has
+// its :shortcodes: turned into emoji (:emoji lists them).
 //
 // Output on stdout (HH:MM:SS is the message's send time, local clock; TEAM
-// is a group's name):
+// is a group's name). A stored message starts with its seq, "#12 ", the
+// number :recall, :edit, :reads and :reply take; broadcasts and
+// notifications have none:
 //
-//	[HH:MM:SS] alice: text              a private message from alice
-//	[HH:MM:SS] me → bob: text           a message I sent to bob from another device (or an earlier session)
-//	[HH:MM:SS] alice @ TEAM: text       a group message
-//	[HH:MM:SS] me @ TEAM: text          a group message I sent from another device
-//	[HH:MM:SS] alice: [file a.png 12 KB id=f_1] caption    a file message (private or group form)
+//	#12 [HH:MM:SS] alice: text          a private message from alice
+//	#13 [HH:MM:SS] alice: (reply to #12) text   a reply (:reply)
+//	#N [HH:MM:SS] me → bob: text           a message I sent to bob from another device (or an earlier session)
+//	#N [HH:MM:SS] alice @ TEAM: text       a group message
+//	#N [HH:MM:SS] me @ TEAM: text          a group message I sent from another device
+//	#N [HH:MM:SS] alice: [file a.png 12 KB id=f_1] caption    a file message (private or group form)
 //	[HH:MM:SS] (broadcast) alice: text  a broadcast (not stored)
 //	[HH:MM:SS] (notification) alice: text   a server push ("(notification) text" without a sender)
-//	[HH:MM:SS] * alice recalled #12     a recall of message 12 of that conversation
-//	[HH:MM:SS] * alice edited #12: text an edit
-//	[HH:MM:SS] * bob joined TEAM        a group event; also "alice created TEAM with bob, carol",
+//	#N [HH:MM:SS] * alice recalled #12     a recall of message 12 of that conversation
+//	#N [HH:MM:SS] * alice edited #12: text an edit
+//	#N [HH:MM:SS] * bob joined TEAM        a group event; also "alice created TEAM with bob, carol",
 //	                                    "alice added bob to TEAM", "bob left TEAM", "alice removed bob from TEAM",
 //	                                    "alice made bob admin in TEAM", "alice made bob the owner of TEAM",
 //	                                    "alice muted bob in TEAM until 2026-05-01 17:00", "alice unmuted bob in TEAM",
@@ -81,6 +62,17 @@
 //	                                    another connected one, else ", last seen 2026-05-01 17:00"
 //	ended session ID                    answering :end-session
 //	logged out everywhere               answering :logout-all (then the client exits)
+//	search "WORDS":                     answering :q WORDS, then the hits as messages, the words «marked»
+//	saved a.png 12 KB to ./a.png        answering :get
+//	info: user alice (id 1), device d   answering :info, with "info: server …", "info: connection …",
+//	                                    "info: current conversation …"
+//	emoji: 😄 :smile:  😁 :grin:  …      answering :emoji
+//	members of TEAM (g_3): 3            answering :members, then "member: alice (owner)", "member: bob (admin)",
+//	                                    "member: carol, muted until 2026-05-01 17:00"
+//	bob is an admin of TEAM             answering :role (or "a member"); "bob is the owner of TEAM" for :owner
+//	muted bob in TEAM until 2026-05-01 17:00   answering :mute; "unmuted bob in TEAM", "muted everyone but
+//	                                    the owner and admins in TEAM until …", "unmuted everyone in TEAM"
+//	renamed TEAM to crew, dissolved TEAM   answering :rename and :dissolve
 //
 // Sizes are in B, KB, MB (powers of 1024, one decimal below 10).
 // A message shown by :history that was recalled reads "(recalled)", or
@@ -90,6 +82,8 @@
 // On stderr: "* " lines for connection state ("* connected as alice
 // (device d)", "* reconnecting: ...", "* disconnected: ..."), "error: "
 // lines for failed commands (the client keeps going), and the help text.
+// An error line is "error: COMMAND: what went wrong"; a server's refusal
+// ends in its code, "error: :invite dave: no such user: dave (not_found)".
 //
 // No command is dropped: while many wait their turn, the client stops
 // reading stdin, so a fast pipe is slowed to the pace of the server's acks.
@@ -165,6 +159,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	u := newUI(stdout, stderr)
+	u.server, u.transport = *server, *transport
 	c := client.New(client.Options{
 		Server: *server, Username: *user, Password: password, Device: *device, Transport: *transport, TLS: tlsConf,
 		OnMessage: u.message, OnReceipt: u.receipt, OnState: u.state, OnConversation: u.conversationState,

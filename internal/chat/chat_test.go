@@ -148,6 +148,45 @@ func TestParse(t *testing.T) {
 		{":pu", command{}, true},
 		{":pu b o", command{}, true},
 		{":pu b!", command{}, true},
+
+		// Tools, replies and group administration.
+		{":info", command{kind: cmdInfo}, false},
+		{":info x", command{}, true},
+		{":emoji", command{kind: cmdEmoji}, false},
+		{":emoji heart", command{kind: cmdEmoji, text: "heart"}, false},
+		{":emoji a b", command{}, true},
+		{"@bob nice :thumbsup: at 10:30:00 :nope:", command{kind: cmdSend, to: "bob", text: "nice 👍 at 10:30:00 :nope:"}, false},
+		{"ok :smile:", command{kind: cmdText, text: "ok 😄"}, false},
+		{":smile:", command{}, true}, // a line starting with ':' is a command
+		{":file /tmp/:smile:.png", command{kind: cmdFile, text: "/tmp/:smile:.png"}, false},
+		{":get f_1", command{kind: cmdGet, to: "f_1"}, false},
+		{":get f_1 /tmp/my file.png", command{kind: cmdGet, to: "f_1", text: "/tmp/my file.png"}, false},
+		{":get", command{}, true},
+		{":reply 3 yes  :ok:", command{kind: cmdReply, seq: 3, text: "yes  👌"}, false},
+		{":reply #3 yes", command{kind: cmdReply, seq: 3, text: "yes"}, false},
+		{":reply 3", command{}, true},
+		{":reply x yes", command{}, true},
+		{":members", command{kind: cmdMembers}, false},
+		{":role bob admin", command{kind: cmdRole, to: "bob", text: "admin"}, false},
+		{":role bob member", command{kind: cmdRole, to: "bob", text: "member"}, false},
+		{":role bob owner", command{}, true},
+		{":role bob", command{}, true},
+		{":owner bob", command{kind: cmdOwner, to: "bob"}, false},
+		{":owner", command{}, true},
+		{":mute bob", command{kind: cmdMute, to: "bob", n: 60}, false},
+		{":mute bob 5", command{kind: cmdMute, to: "bob", n: 5}, false},
+		{":mute bob 0", command{}, true},
+		{":mute bob soon", command{}, true},
+		{":mute", command{}, true},
+		{":unmute bob", command{kind: cmdUnmute, to: "bob"}, false},
+		{":mute-all", command{kind: cmdMuteAll, n: 60}, false},
+		{":mute-all 10", command{kind: cmdMuteAll, n: 10}, false},
+		{":mute-all x", command{}, true},
+		{":unmute-all", command{kind: cmdUnmuteAll}, false},
+		{":rename  the crew ", command{kind: cmdRename, text: "the crew"}, false},
+		{":rename", command{}, true},
+		{":dissolve", command{kind: cmdDissolve}, false},
+		{":dissolve now", command{}, true},
 	}
 	for _, tt := range tests {
 		got, err := parse(tt.line)
@@ -163,7 +202,9 @@ func TestParse(t *testing.T) {
 
 func TestHelpListsEveryCommand(t *testing.T) {
 	for _, word := range []string{":groups", ":g ", ":create", ":invite", ":kick", ":leave", ":friends", ":add",
-		":accept", ":block", ":recall", ":file", ":all", ":reads", ":edit", ":to", ":olu", ":history", ":read ", ":q WORDS", ":q, :q!", ":delete", ":clear", ":pu PREFIX", ":delay SECONDS", ":scheduled", ":cancel ID", ":remark NAME", ":fgroup NAME", ":fgroups", ":policy WHO", ":join GROUP-ID", ":requests", ":approve NAME", ":notice text"} {
+		":accept", ":block", ":recall", ":file", ":all", ":reads", ":edit", ":to", ":olu", ":history", ":read ", ":q WORDS", ":q, :q!", ":delete", ":clear", ":pu PREFIX", ":delay SECONDS", ":scheduled", ":cancel ID", ":remark NAME", ":fgroup NAME", ":fgroups", ":policy WHO", ":join GROUP-ID", ":requests", ":approve NAME", ":notice text",
+		":info", ":emoji", ":get FILE_ID", ":reply SEQ", ":members", ":role NAME", ":owner NAME", ":mute NAME", ":unmute NAME",
+		":rename NAME", ":dissolve"} {
 		if !strings.Contains(helpText, "\n  "+word) {
 			t.Errorf("help lacks %q", word)
 		}
@@ -238,7 +279,7 @@ func TestPipeMode(t *testing.T) {
 		strings.NewReader(":to alice\n:history 2\n:read\n"), &bout, &berr); err != nil {
 		t.Fatalf("Run as bob: %v\n%s", err, berr.String())
 	}
-	line := regexp.MustCompile(`(?m)^\[\d\d:\d\d:\d\d\] alice: three$`)
+	line := regexp.MustCompile(`(?m)^#3 \[\d\d:\d\d:\d\d\] alice: three$`)
 	if n := len(line.FindAllString(bout.String(), -1)); n != 2 { // once synced, once in history
 		t.Errorf("got %d lines of alice's third message, want 2:\n%s", n, bout.String())
 	}
@@ -351,10 +392,10 @@ func TestSearchPipe(t *testing.T) {
 	srv := testserver.Start(t, nil, "alice", "bob")
 	runScript(t, srv, "alice", "", ":to bob", "the budget is due", "明天开会讨论预算", "lunch?")
 	out, _ := runScript(t, srv, "bob", "", ":q budget", ":q 开会", ":q nothing-like-this")
-	wantLines(t, "bob", out, `search "budget":`, `#1 `+ts+`alice: the «budget» is due`,
-		`#2 `+ts+`alice: 明天«开会»讨论预算`, `search "nothing-like-this": no messages`)
+	wantLines(t, "bob", out, `search "budget":`, `#1 `+clock+`alice: the «budget» is due`,
+		`#2 `+clock+`alice: 明天«开会»讨论预算`, `search "nothing-like-this": no messages`)
 	out, _ = runScript(t, srv, "alice", "", ":q lunch")
-	wantLines(t, "alice", out, `#3 `+ts+`me → bob: «lunch»\?`)
+	wantLines(t, "alice", out, `#3 `+clock+`me → bob: «lunch»\?`)
 }
 
 func TestCAFileIsChecked(t *testing.T) {
@@ -375,7 +416,7 @@ func TestCAFileIsChecked(t *testing.T) {
 
 func TestDeleteAndClearPipe(t *testing.T) {
 	t.Setenv("MAGPIE_PASSWORD", "")
-	srv := testserver.Start(t, nil, "alice", "bob")
+	srv := testserver.Start(t, nil, "alice", "bob", "carol")
 	runScript(t, srv, "alice", "", ":to bob", "one", "two")
 	out, errs := runScript(t, srv, "alice", "chat: 1 of the commands failed", ":to bob", ":delete", ":history", ":clear", ":to carol", ":clear")
 	wantLines(t, "alice", out, `hid bob until a new message`, `history with bob: \(none\)`,
@@ -447,7 +488,7 @@ func TestFriendsPipe(t *testing.T) {
 	out, errs := runScript(t, srv, "alice", "chat: 2 of the commands failed", ":add bob", ":add carol", ":remark bob Bobby B.", ":fgroup bob work", ":friends", ":fgroups", ":remark carol C")
 	wantLines(t, "alice", out, `friends with bob`, `bob is "Bobby B." to me`,
 		`bob is in friend group work`, `friend: bob "Bobby B." \[work\]`, `friend group work: bob`)
-	wantLines(t, "alice", errs, `error: :add carol: .*this user does not accept friend requests`, `error: :remark carol: .*carol is not your friend`)
+	wantLines(t, "alice", errs, `error: :add carol: this user does not accept friend requests \(forbidden\)`, `error: :remark carol: carol is not your friend \(not_found\)`)
 	out, _ = runScript(t, srv, "carol", "", ":friends")
 	wantLines(t, "carol", out, `friends: \(none\)`, `friend requests: nobody may add me`)
 }
@@ -466,8 +507,84 @@ func TestGroupJoinRequestPipe(t *testing.T) {
 	wantLines(t, "bob", out, `asked to join `+g.ID+`; an owner or admin will answer`)
 	out, errs := runScript(t, srv, "alice", "chat: 1 of the commands failed", ":g club", ":requests", ":approve bob", ":requests", ":reject carol", ":notice meet at 9")
 	wantLines(t, "alice", out, `join request: bob`, `bob may join club`, ts+`\* alice approved bob in club`, `join requests: \(none\)`, `notice of club: meet at 9`)
-	wantLines(t, "alice", errs, `error: :reject: .*no such join request`)
+	wantLines(t, "alice", errs, `error: :reject: no such join request \(not_found\)`)
 	if got, err := owner.Group(ctx, g.ID); err != nil || got.MemberCount != 2 || got.Notice != "meet at 9" {
 		t.Errorf("the group = %+v, %v; want bob in and the notice set", got, err)
 	}
+}
+
+// TestToRepliesAndSeqs: :to refuses a name nobody has at once and takes
+// the server's spelling; every message shows its seq, and :reply answers
+// one by it.
+func TestToRepliesAndSeqs(t *testing.T) {
+	t.Setenv("MAGPIE_PASSWORD", "")
+	srv := testserver.Start(t, nil, "alice", "bob")
+	out, errs := runScript(t, srv, "alice", "chat: 2 of the commands failed",
+		":to nobody", "this goes nowhere", ":to BOB", "lunch?", ":reply 1 yes :thumbsup:", ":history")
+	wantLines(t, "alice's errors", errs, `error: :to nobody: no such user: nobody \(not_found\)`,
+		`error: no current conversation: .*`)
+	wantLines(t, "alice", out, `to bob`, `✓ sent #1 → bob`, `✓ sent #2 → bob`,
+		`#1 `+clock+`me → bob: lunch\?`, `#2 `+clock+`me → bob: \(reply to #1\) yes 👍`)
+	out, _ = runScript(t, srv, "bob", "", ":to alice", ":reply 2 :tada:")
+	wantLines(t, "bob", out, `#1 `+clock+`alice: lunch\?`, `#2 `+clock+`alice: \(reply to #1\) yes 👍`, `✓ sent #3 → alice`)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := client.New(client.Options{Server: srv.URL, Username: "alice", Password: "pw-alice", Device: "check"})
+	defer c.Close()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := c.History(ctx, "p_1_2", client.HistoryQuery{})
+	if err != nil || len(ms) != 3 || ms[1].RefSeq != 1 || ms[2].RefSeq != 2 || ms[2].Text != "🎉" {
+		t.Fatalf("the stored messages: %+v, %v; want #2 answering #1 and #3 answering #2", ms, err)
+	}
+}
+
+// TestGetPipe downloads a file message's file by its id.
+func TestGetPipe(t *testing.T) {
+	t.Setenv("MAGPIE_PASSWORD", "")
+	srv := testserver.Start(t, nil, "alice", "bob")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "plan.txt")
+	if err := os.WriteFile(src, []byte("step one\nstep two\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := runScript(t, srv, "alice", "", ":to bob", ":file "+src)
+	id := regexp.MustCompile(`id=(f_\w+)`).FindStringSubmatch(out)
+	if id == nil {
+		t.Fatalf("no file id in:\n%s", out)
+	}
+	into := filepath.Join(dir, "bob")
+	if err := os.Mkdir(into, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	named := filepath.Join(dir, "copy.txt")
+	out, errs := runScript(t, srv, "bob", "chat: 3 of the commands failed",
+		":get "+id[1]+" "+into, ":get "+id[1]+" "+into, ":get "+id[1]+" "+named, ":get f_nope "+into, ":get "+id[1]+" "+filepath.Join(dir, "no", "such", "dir"))
+	wantLines(t, "bob", out, `saved plan.txt 18 B to `+regexp.QuoteMeta(filepath.Join(into, "plan.txt")),
+		`saved plan.txt 18 B to `+regexp.QuoteMeta(named))
+	wantLines(t, "bob's errors", errs, `error: :get `+id[1]+`: `+regexp.QuoteMeta(filepath.Join(into, "plan.txt"))+` exists \(give another PATH\)`,
+		`error: :get f_nope: .* \(not_found\)`, `error: :get `+id[1]+`: .*no such file or directory`)
+	for _, p := range []string{filepath.Join(into, "plan.txt"), named} {
+		if b, err := os.ReadFile(p); err != nil || string(b) != "step one\nstep two\n" {
+			t.Errorf("%s: %q, %v", p, b, err)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(into, ".magpie-get-*")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+func TestInfoAndEmoji(t *testing.T) {
+	t.Setenv("MAGPIE_PASSWORD", "")
+	srv := testserver.Start(t, nil, "alice", "bob")
+	out, _ := runScript(t, srv, "alice", "", ":info", ":to bob", ":info", ":emoji heart", ":emoji zzz")
+	wantLines(t, "alice", out,
+		`info: user alice \(id 1\), device cli-alice`,
+		`info: server `+regexp.QuoteMeta(srv.URL)+`, transport tcp, gateway \S+ at \S+:\d+`,
+		`info: connection ready since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d, 0 reconnects`,
+		`info: current conversation none \(use :to NAME or :g GROUP\)`,
+		`info: current conversation → bob`,
+		`emoji: 😍 :heart_eyes:  ❤️ :heart:  💔 :broken_heart:`,
+		`emoji zzz: \(none\)`)
 }

@@ -56,14 +56,27 @@ const (
 	cmdApprove                     // :approve NAME
 	cmdReject                      // :reject NAME
 	cmdNotice                      // :notice text
+	cmdInfo                        // :info
+	cmdEmoji                       // :emoji [WORD]
+	cmdGet                         // :get FILE_ID [PATH]
+	cmdReply                       // :reply SEQ text
+	cmdMembers                     // :members
+	cmdRole                        // :role NAME admin|member
+	cmdOwner                       // :owner NAME
+	cmdMute                        // :mute NAME [MINUTES]
+	cmdUnmute                      // :unmute NAME
+	cmdMuteAll                     // :mute-all [MINUTES]
+	cmdUnmuteAll                   // :unmute-all
+	cmdRename                      // :rename NAME
+	cmdDissolve                    // :dissolve
 )
 
 type command struct {
 	kind  cmdKind
 	to    string   // cmdSend, cmdTo; cmdGroup: name or id; cmdCreate: the group's name; user commands: the user
-	text  string   // cmdSend, cmdText, cmdAll, cmdEdit; cmdFile: the path
-	n     int      // cmdHistory
-	seq   uint64   // cmdRecall, cmdReads, cmdEdit; 0: my last message
+	text  string   // cmdSend, cmdText, cmdAll, cmdEdit, cmdReply; cmdFile, cmdGet: the path; cmdEmoji, cmdRole: the word
+	n     int      // cmdHistory; cmdDelay: seconds; cmdMute, cmdMuteAll: minutes
+	seq   uint64   // cmdRecall, cmdReads, cmdEdit, cmdReply; 0: my last message
 	users []string // cmdCreate, cmdInvite
 }
 
@@ -77,8 +90,12 @@ const helpText = `commands:
   text                send to the current conversation (see :to and :g)
   :all text           broadcast text to everyone online
   :file PATH          upload a file and send it to the current conversation
+  :get FILE_ID [PATH] download a file (id=… of a file message) to PATH, a directory, or here
+                      under its own name; an existing file is never overwritten
   :recall [seq]       recall a message of the current conversation (default: my last one)
-  :edit [#seq] text   replace the text of a message of mine (default: my last one)
+  :edit [#seq] text   replace the text of a message of mine (default: my last one), within the
+                      server's --recall-window (2 minutes by default; :recall has the same)
+  :reply SEQ text     answer message #SEQ of the current conversation (shown "(reply to #SEQ)")
   :history [n]        show the last n messages (default 20) of the current conversation
   :read               mark the current conversation read
   :reads [seq]        who read a message of the current conversation (default: my last one)
@@ -100,6 +117,13 @@ const helpText = `commands:
   :requests           list who asks to join the current group (owner and admins)
   :approve NAME       let NAME join the current group (:reject NAME to refuse)
   :notice text        set the current group's notice (owner and admins)
+  :members            list the current group's members, their roles and mutes
+  :role NAME ROLE     make NAME an admin or a plain member (ROLE: admin or member; owner only)
+  :owner NAME         hand the current group to NAME (you stay an admin; owner only)
+  :mute NAME [MIN]    keep NAME from sending for MIN minutes (default 60; owner and admins)
+  :unmute NAME        lift NAME's mute (:mute-all [MIN] and :unmute-all for everyone but admins)
+  :rename NAME        rename the current group (owner and admins)
+  :dissolve           end the current group for everyone (owner only)
   :friends            list friends, requests and blocked users
   :add NAME           ask NAME to be friends
   :accept NAME        accept NAME's friend request
@@ -110,16 +134,29 @@ const helpText = `commands:
   :fgroup NAME [group] put friend NAME in one of my friend groups (none: in none)
   :fgroups            list my friend groups and their friends
   :policy WHO         who may add me as a friend: approve (ask me; the default), anyone, nobody
+  :info               who and where I am: user, device, server, gateway, connection, current chat
+  :emoji [WORD]       list the :shortcodes: that messages turn into emoji (WORD filters them)
   :sessions           list my sessions (devices logged in)
   :end-session ID     end one of my sessions (its connections close)
   :logout-all         end every session of mine, this one too, and quit
   :help               this help
-  :q, :q!, :quit      quit (after unsent messages are acknowledged)`
+  :q, :q!, :quit      quit (after unsent messages are acknowledged)
+
+Messages show their seq first ("#12 [15:04:05] bob: hi"): :recall, :edit, :reads
+and :reply take it. Failed commands print one line, "error: COMMAND: what went wrong".`
 
 // parse reads one input line. Lines starting with ':' are commands; a
 // line starting with '@', or with a valid user name followed by ";;", is a
 // message to that user; anything else is text for the current conversation.
 func parse(line string) (command, error) {
+	cmd, err := parseLine(line)
+	if err == nil && textCommands[cmd.kind] {
+		cmd.text = emojify(cmd.text)
+	}
+	return cmd, err
+}
+
+func parseLine(line string) (command, error) {
 	line = strings.TrimSpace(line)
 	switch {
 	case line == "":
@@ -151,7 +188,7 @@ func parse(line string) (command, error) {
 var userCommands = map[string]cmdKind{
 	":to": cmdTo, ":kick": cmdKick, ":add": cmdAdd, ":accept": cmdAccept,
 	":decline": cmdDecline, ":block": cmdBlock, ":unblock": cmdUnblock,
-	":approve": cmdApprove, ":reject": cmdReject,
+	":approve": cmdApprove, ":reject": cmdReject, ":owner": cmdOwner, ":unmute": cmdUnmute,
 }
 
 // simpleCommands take no arguments.
@@ -160,7 +197,17 @@ var simpleCommands = map[string]cmdKind{
 	":groups": cmdGroups, ":leave": cmdLeave, ":friends": cmdFriends,
 	":sessions": cmdSessions, ":logout-all": cmdLogoutAll, ":delete": cmdDelete, ":clear": cmdClear,
 	":scheduled": cmdScheduled, ":fgroups": cmdFriendGroups, ":requests": cmdRequests,
+	":info": cmdInfo, ":members": cmdMembers, ":unmute-all": cmdUnmuteAll, ":dissolve": cmdDissolve,
 }
+
+// textCommands carry message text, in which :shortcodes: become emoji.
+var textCommands = map[cmdKind]bool{cmdSend: true, cmdText: true, cmdAll: true, cmdDelay: true, cmdEdit: true, cmdReply: true}
+
+// defaultMuteMinutes is :mute's and :mute-all's length without MINUTES.
+const defaultMuteMinutes = 60
+
+// maxMuteMinutes bounds MINUTES (a year).
+const maxMuteMinutes = 366 * 24 * 60
 
 func parseColon(line string) (command, error) {
 	fields := strings.Fields(line)
@@ -316,6 +363,62 @@ func parseColon(line string) (command, error) {
 			return command{}, fmt.Errorf("usage: :file PATH")
 		}
 		return command{kind: cmdFile, text: rest}, nil
+	case ":emoji":
+		if len(args) > 1 {
+			return command{}, fmt.Errorf("usage: :emoji [WORD]")
+		}
+		return command{kind: cmdEmoji, text: rest}, nil
+	case ":get":
+		id, path, _ := strings.Cut(rest, " ")
+		if id == "" {
+			return command{}, fmt.Errorf("usage: :get FILE_ID [PATH]")
+		}
+		return command{kind: cmdGet, to: id, text: strings.TrimSpace(path)}, nil
+	case ":reply":
+		if len(args) < 2 {
+			return command{}, fmt.Errorf("usage: :reply SEQ text")
+		}
+		v, err := strconv.ParseUint(strings.TrimPrefix(args[0], "#"), 10, 64)
+		if err != nil || v == 0 {
+			return command{}, fmt.Errorf(":reply: seq must be a positive number, not %q (usage: :reply SEQ text)", args[0])
+		}
+		return command{kind: cmdReply, seq: v, text: strings.TrimSpace(strings.TrimPrefix(rest, args[0]))}, nil
+	case ":role":
+		if len(args) != 2 || (args[1] != "admin" && args[1] != "member") {
+			return command{}, fmt.Errorf("usage: :role NAME admin|member (:owner NAME hands the group over)")
+		}
+		if err := wire.ValidName(args[0]); err != nil {
+			return command{}, fmt.Errorf(":role %s: %v", args[0], err)
+		}
+		return command{kind: cmdRole, to: args[0], text: args[1]}, nil
+	case ":mute", ":mute-all":
+		cmd := command{kind: cmdMuteAll, n: defaultMuteMinutes}
+		mins := args
+		if word == ":mute" {
+			if len(args) < 1 || len(args) > 2 {
+				return command{}, fmt.Errorf("usage: :mute NAME [MINUTES]")
+			}
+			if err := wire.ValidName(args[0]); err != nil {
+				return command{}, fmt.Errorf(":mute %s: %v", args[0], err)
+			}
+			cmd = command{kind: cmdMute, to: args[0], n: defaultMuteMinutes}
+			mins = args[1:]
+		} else if len(args) > 1 {
+			return command{}, fmt.Errorf("usage: :mute-all [MINUTES]")
+		}
+		if len(mins) == 1 {
+			v, err := strconv.Atoi(mins[0])
+			if err != nil || v < 1 || v > maxMuteMinutes {
+				return command{}, fmt.Errorf("%s: MINUTES must be a whole number from 1 to %d, not %q", word, maxMuteMinutes, mins[0])
+			}
+			cmd.n = v
+		}
+		return cmd, nil
+	case ":rename":
+		if rest == "" {
+			return command{}, fmt.Errorf("usage: :rename NAME")
+		}
+		return command{kind: cmdRename, text: rest}, nil
 	case ":all":
 		if rest == "" {
 			return command{}, fmt.Errorf("usage: :all text")

@@ -62,8 +62,17 @@ func (u *ui) exec(ctx context.Context, cmd command) {
 		}
 		u.send(ctx, cur, client.SendRequest{ToUser: cur.user, ToGroup: cur.group, Text: cmd.text})
 	case cmdTo:
-		u.setCurrent(target{user: cmd.to})
-		u.printf("to %s", cmd.to)
+		u.to(ctx, cmd.to)
+	case cmdReply:
+		u.reply(ctx, cur, cmd.seq, cmd.text)
+	case cmdGet:
+		u.get(ctx, cmd.to, cmd.text)
+	case cmdInfo:
+		u.info()
+	case cmdEmoji:
+		u.emojiList(cmd.text)
+	case cmdMembers, cmdRole, cmdOwner, cmdMute, cmdUnmute, cmdMuteAll, cmdUnmuteAll, cmdRename, cmdDissolve:
+		u.groupManage(ctx, cur, cmd)
 	case cmdAll:
 		if _, err := u.c.Send(ctx, client.SendRequest{Broadcast: true, Text: cmd.text}); err != nil {
 			u.errorf(":all: %v", err)

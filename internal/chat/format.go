@@ -41,9 +41,14 @@ func (t target) label() string {
 }
 
 // formatMessage renders a message in the stable output format (see the
-// package doc). group is the group's name for group messages.
+// package doc). group is the group's name for group messages. A stored
+// message starts with its seq ("#12 "), the number :recall, :edit, :reads
+// and :reply take.
 func formatMessage(m client.Message, group string) string {
 	ts := "[" + m.SentAt.Local().Format(time.TimeOnly) + "] "
+	if m.Seq > 0 && !m.Transient {
+		ts = fmt.Sprintf("#%d %s", m.Seq, ts)
+	}
 	switch {
 	case m.Kind == client.KindEvent && m.Event != nil:
 		return ts + "* " + eventText(m.Event, group)
@@ -84,6 +89,9 @@ func body(m client.Message) string {
 	s := m.Text
 	if f := m.File; f != nil {
 		s = strings.TrimSpace(fmt.Sprintf("[file %s %s id=%s] %s", f.Name, humanSize(f.Size), f.ID, m.Text))
+	}
+	if m.RefSeq > 0 && (m.Kind == client.KindText || m.Kind == client.KindFile) {
+		s = fmt.Sprintf("(reply to #%d) %s", m.RefSeq, s)
 	}
 	if !m.EditedAt.IsZero() {
 		s += " (edited)"

@@ -47,7 +47,7 @@ func (u *ui) search(ctx context.Context, words string) {
 			m.Peer = cv.Peer
 		}
 		m.Text = mark(m.Text, h.Highlights)
-		fmt.Fprintf(u.out, "#%d %s\n", m.Seq, formatMessage(m, group))
+		fmt.Fprintln(u.out, formatMessage(m, group)) // with its seq
 	}
 	if page.NextCursor != "" {
 		fmt.Fprintf(u.out, "(more than %d: add words to narrow the search)\n", searchLimit)

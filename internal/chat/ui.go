@@ -2,10 +2,12 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +32,10 @@ type ui struct {
 	mine    map[string][]uint64 // conversation id -> my recent messages' seqs, oldest first
 	private map[string]*track   // conversation id -> my sent messages awaiting receipts
 	groups  map[string]*groupTrack
+
+	server, transport string    // for :info
+	connectedAt       time.Time // the first time the client was ready
+	reconnects        int       // readies after the first
 
 	failed        int               // commands that failed ("error: " lines)
 	starting      bool              // until the first sync was shown
@@ -79,12 +85,33 @@ func (u *ui) printf(format string, args ...any) {
 	fmt.Fprintf(u.out, format+"\n", args...)
 }
 
-// errorf reports a failed command.
+// errorf reports a failed command: one line, "error: " and the command,
+// then what went wrong. An error among args is rendered by errText, so
+// the line carries one prefix, not the SDK's too.
 func (u *ui) errorf(format string, args ...any) {
+	for i, a := range args {
+		if err, ok := a.(error); ok {
+			args[i] = errText(err)
+		}
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.failed++
 	fmt.Fprintf(u.errw, "error: "+format+"\n", args...)
+}
+
+// errText renders an error without the SDK's "magpie: " prefix: a
+// server's error is its message and then its code, "no such user: dave
+// (not_found)"; the code is what a script may match on.
+func errText(err error) string {
+	var e *client.Error
+	if errors.As(err, &e) {
+		if e.Message == "" {
+			return e.Code.String()
+		}
+		return fmt.Sprintf("%s (%s)", e.Message, e.Code)
+	}
+	return strings.TrimPrefix(err.Error(), "magpie: ")
 }
 
 func (u *ui) failures() int { u.mu.Lock(); defer u.mu.Unlock(); return u.failed }
@@ -195,6 +222,11 @@ func (u *ui) state(s client.State, err error) {
 	defer u.mu.Unlock()
 	switch s {
 	case client.StateReady:
+		if u.connectedAt.IsZero() {
+			u.connectedAt = time.Now()
+		} else {
+			u.reconnects++
+		}
 		fmt.Fprintf(u.errw, "* connected as %s (device %s)\n", name, device)
 	case client.StateReconnecting:
 		fmt.Fprintf(u.errw, "* reconnecting: %v\n", err)
