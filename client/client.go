@@ -48,6 +48,15 @@ type Options struct {
 
 	BackoffMin time.Duration // first reconnect delay; default 250ms
 	BackoffMax time.Duration // cap; default 30s
+	// Backoff, if set, replaces the default jittered exponential delays
+	// (BackoffMin, BackoffMax) between reconnect attempts and between
+	// repeats of a retried call: attempt counts from 0. A server's
+	// retry_after still wins when it is longer.
+	Backoff Backoff
+	// NoReconnect makes a lost connection stop the Client (StateClosed,
+	// with the reason) instead of reconnecting; calls on the long
+	// connection then fail with that reason. Connect may be called again.
+	NoReconnect bool
 
 	// ResyncEvery is how often a connected Client syncs from its cursors
 	// in the background, a safety net for a lost live push of a
@@ -119,7 +128,7 @@ func New(opts Options) *Client {
 		device:  opts.Device,
 		log:     opts.Logger,
 		hc:      opts.HTTPClient,
-		backoff: backoff{min: opts.BackoffMin, max: opts.BackoffMax},
+		backoff: backoff{min: opts.BackoffMin, max: opts.BackoffMax, custom: opts.Backoff},
 		resync:  opts.ResyncEvery,
 		changed: make(chan struct{}),
 		convs:   make(map[string]*convState),
@@ -357,6 +366,10 @@ func (c *Client) run(s *session) {
 			// ask for a live one with the token we have.
 			c.log.Info("gateway draining; moving to another", "gateway", s.li.Gateway.ID)
 			c.rerouteFrom(s.li)
+		}
+		if c.opts.NoReconnect {
+			c.stop(why)
+			return
 		}
 		c.log.Info("connection lost; reconnecting", "err", why)
 		c.setState(StateReconnecting, why)

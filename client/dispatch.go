@@ -107,9 +107,25 @@ func (d *dispatcher) loop() {
 // backoff gives jittered exponential delays: attempt n waits a random
 // duration in [d/2, d] where d = min·2ⁿ capped at max ("equal jitter"), so
 // clients that lost the same server do not come back in lockstep.
-type backoff struct{ min, max time.Duration }
+type backoff struct {
+	min, max time.Duration
+	custom   Backoff // Options.Backoff
+}
+
+// Backoff gives the delay before attempt n (from 0) of a reconnect or a
+// retried call (Options.Backoff).
+type Backoff func(attempt int) time.Duration
+
+// JitteredBackoff is the default Backoff: attempt n waits a random
+// duration in [d/2, d] where d = min·2ⁿ capped at max.
+func JitteredBackoff(min, max time.Duration) Backoff {
+	return backoff{min: min, max: max}.delay
+}
 
 func (b backoff) delay(attempt int) time.Duration {
+	if b.custom != nil {
+		return max(b.custom(attempt), 0)
+	}
 	d := b.max
 	if attempt < 32 {
 		if x := b.min << attempt; x > 0 && x < b.max {

@@ -78,7 +78,18 @@
 //
 // Without Options.Cursors, a new Client starts with empty cursors and the
 // first sync delivers each conversation's history from the start (as far as
-// the server keeps it).
+// the server keeps it). NewFileCursors is a ready CursorStore in a JSON
+// file, so a new process resumes where the last one stopped.
+//
+// # Control
+//
+// Gateway and GatewayAddr say which gateway the connection is on.
+// Options.NoReconnect stops the Client at the first lost connection
+// instead of reconnecting; Options.Backoff replaces the reconnect and
+// retry delays (JitteredBackoff is the default). SendMany sends many
+// messages in one call, in order per conversation and concurrently across
+// conversations; SendRequest.ReplyTo makes a message a reply to an earlier
+// one. LookupUser checks that a name exists before a chat is opened.
 //
 // # Concurrency
 //
