@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -95,6 +96,16 @@ func (t *Topology) startPostgres(ctx context.Context, addr string) error {
 		// kernel keeps what was written; it spares the shared disk.
 		"-c", "fsync=off", "-c", "full_page_writes=off",
 	}}
+	statements := hasStatStatements(bin)
+	if statements {
+		// Counts every executed statement (calls), so the reconnect storm
+		// can report statements per second. track_utility off: BEGIN,
+		// COMMIT, SET and the like are not counted (transactions are, by
+		// pg_stat_database); max raised so that Magpie's statements are
+		// not evicted (dbSampler reports it if some were).
+		t.pg.args = append(t.pg.args, "-c", "shared_preload_libraries=pg_stat_statements",
+			"-c", "pg_stat_statements.track_utility=off", "-c", "pg_stat_statements.max=10000")
+	}
 	if err := t.pg.start(); err != nil {
 		return err
 	}
@@ -102,8 +113,45 @@ func (t *Topology) startPostgres(ctx context.Context, addr string) error {
 	if err := waitPostgres(ctx, t.cfg.Postgres, t.pg, 60*time.Second); err != nil {
 		return err
 	}
-	t.logf("postgres: private server %s in %s (%s)", addr, dir, bin)
+	how := "no pg_stat_statements in this installation: statements per second are not measured"
+	if statements {
+		// In the admin database: the view shows every database's
+		// statements to a superuser, and the run's own schema stays as
+		// Magpie makes it.
+		conn, err := pgx.Connect(ctx, t.cfg.Postgres)
+		if err != nil {
+			return err
+		}
+		_, err = conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+		conn.Close(ctx)
+		if err != nil {
+			return fmt.Errorf("postgres: create extension pg_stat_statements: %w", err)
+		}
+		t.statements = true
+		how = "pg_stat_statements loaded"
+	}
+	t.logf("postgres: private server %s in %s (%s; %s)", addr, dir, bin, how)
 	return nil
+}
+
+// hasStatStatements reports whether the PostgreSQL installation of bin has
+// the pg_stat_statements extension (its library and control file, where
+// its pg_config says they go).
+func hasStatStatements(bin string) bool {
+	out, err := exec.Command(filepath.Join(bin, "pg_config"), "--pkglibdir", "--sharedir").Output()
+	if err != nil {
+		return false
+	}
+	dirs := strings.Fields(string(out))
+	if len(dirs) != 2 {
+		return false
+	}
+	for _, f := range []string{filepath.Join(dirs[0], "pg_stat_statements.so"), filepath.Join(dirs[1], "extension", "pg_stat_statements.control")} {
+		if _, err := os.Stat(f); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // waitPostgres waits until url accepts connections.

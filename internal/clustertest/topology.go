@@ -160,6 +160,10 @@ type Topology struct {
 	ports    ports
 	pg       *Proc  // the private PostgreSQL, if the run started one
 	pgDir    string // its temporary directory
+	// statements: the private server runs with pg_stat_statements (when
+	// its installation has the extension), so the storm can count the
+	// statements the run's database executes; see dbSampler.
+	statements bool
 
 	// With Config.Links: the path from the last gateway to every NATS
 	// server, and from the last logic node to PostgreSQL.
