@@ -1,13 +1,19 @@
-// magpie.js: the Magpie client protocol for browsers (and Node 22+), as one
-// dependency-free ES module. It speaks the JSON protocol of docs/protocol.md
-// over WebSocket /v1/ws (subprotocol magpie.v1.json) and the HTTP API of
-// docs/api.md. See docs/web.md for a tour.
+// magpie.js: the Magpie client protocol for browsers, Node and React
+// Native, as one dependency-free ES module (with codes.js and
+// conversations.js). It speaks the JSON protocol of docs/protocol.md over
+// WebSocket /v1/ws (subprotocol magpie.v1.json) and the HTTP API of
+// docs/api.md. Types: magpie.d.ts; outside a browser see README-sdk.md.
+// See docs/web.md for a tour.
 //
 //   import { Magpie } from "./magpie.js";
 //   const m = new Magpie({ baseURL: "http://127.0.0.1:8080", username, password });
 //   m.addEventListener("message", (e) => show(e.detail));
 //   await m.start();                       // log in, connect, sync
 //   const ack = await m.send({ toUser: "bob", text: "hi" });
+//
+// It needs fetch, EventTarget, CustomEvent, crypto.getRandomValues and a
+// WebSocket class: opts.WebSocket, else globalThis.WebSocket (Node 20 has
+// none without --experimental-websocket; Node 22 and browsers have one).
 //
 // Delivery follows the Go SDK (client/delivery.go): per conversation the
 // client keeps a cursor, the highest seq such that every message up to it
@@ -284,6 +290,10 @@ export class Magpie extends EventTarget {
   // first attempt fails with an error that retrying cannot fix.
   start() {
     if (this._running) return this.ready();
+    if (!this._webSocketClass()) {
+      return Promise.reject(new TypeError("magpie: no WebSocket class: pass new Magpie({ WebSocket }) " +
+        "or run where globalThis.WebSocket exists (Node 22+, or Node 20 with --experimental-websocket)"));
+    }
     this._running = true;
     this._abort = new AbortController();
     const first = this.ready();
@@ -350,13 +360,22 @@ export class Magpie extends EventTarget {
     }
   }
 
+  // _webSocketClass is opts.WebSocket, else the global one (null if none).
+  _webSocketClass() { return this.opts.WebSocket || globalThis.WebSocket || null; }
+
+  // wsURL is the WebSocket URL to dial: opts.wsURL, else the gateway the
+  // login named, else baseURL's /v1/ws.
   wsURL() {
     if (this.opts.wsURL) return this.opts.wsURL;
     let u = this.session?.gateway?.ws;
-    const page = typeof location !== "undefined" ? new URL(this.opts.baseURL || location.origin) : null;
-    if (!u && page) u = page.origin.replace(/^http/, "ws") + "/v1/ws";
+    const inPage = typeof location !== "undefined";
+    const base = this.opts.baseURL || (inPage ? location.origin : "");
+    if (!u && base) u = new URL(base).origin.replace(/^http/, "ws") + "/v1/ws";
+    if (!u) throw new TypeError("magpie: no WebSocket URL: the login named no gateway and there is no baseURL");
     // A single node advertises loopback; a page opened as localhost (or
     // through a proxy) must dial its own origin or the Origin check fails.
+    // Outside a page (Node, React Native) no Origin is sent: dial as given.
+    const page = inPage ? new URL(base) : null;
     if (page) {
       const g = new URL(u);
       const loop = (h) => h === "localhost" || h.startsWith("127.") || h === "[::1]";
@@ -382,7 +401,9 @@ export class Magpie extends EventTarget {
       }
     }
     if (!this._baselined) await this._baseline();
-    const ws = new WebSocket(this.wsURL(), "magpie.v1.json");
+    const WS = this._webSocketClass();
+    if (!WS) throw new TypeError("magpie: no WebSocket class (opts.WebSocket or globalThis.WebSocket)");
+    const ws = new WS(this.wsURL(), "magpie.v1.json");
     this._ws = ws;
     let lostResolve;
     const lost = new Promise((r) => { lostResolve = r; });
