@@ -279,15 +279,43 @@ func (c *Client) Typing(ctx context.Context, conversationID string, stopped bool
 	return nil
 }
 
-// Online lists the users with at least one connected device.
+// Online lists the users with at least one connected device whom this
+// user may see, in one answer over the long connection. OnlinePaged is the
+// same by prefix and in pages.
 func (c *Client) Online(ctx context.Context) ([]OnlineUser, error) {
 	reply, err := c.call(ctx, &magpiepb.Envelope{Body: &magpiepb.Envelope_Online{Online: &magpiepb.OnlineRequest{}}})
 	if err != nil {
 		return nil, err
 	}
-	var out []OnlineUser
-	for _, u := range reply.GetOnlineResult().GetUsers() {
+	return onlineUsers(reply.GetOnlineResult()), nil
+}
+
+// OnlinePaged is one page of the online users this user may see, over the
+// long connection: what OnlineUsers asks over HTTP (the same prefix, limit,
+// cursor and visibility), without an HTTP request per page. A zero query
+// is the first page of 100.
+func (c *Client) OnlinePaged(ctx context.Context, q OnlineQuery) (OnlinePage, error) {
+	if q.Limit < 0 {
+		return OnlinePage{}, fmt.Errorf("magpie: OnlineQuery.Limit %d is negative", q.Limit)
+	}
+	limit := uint32(min(q.Limit, 500))
+	if limit == 0 {
+		limit = 100 // a request with no field set is the unpaged list
+	}
+	reply, err := c.call(ctx, &magpiepb.Envelope{Body: &magpiepb.Envelope_Online{Online: &magpiepb.OnlineRequest{
+		Prefix: q.Prefix, Limit: limit, Cursor: q.Cursor,
+	}}})
+	if err != nil {
+		return OnlinePage{}, err
+	}
+	res := reply.GetOnlineResult()
+	return OnlinePage{Users: onlineUsers(res), NextCursor: res.GetNextCursor()}, nil
+}
+
+func onlineUsers(res *magpiepb.OnlineResponse) []OnlineUser {
+	out := make([]OnlineUser, 0, len(res.GetUsers()))
+	for _, u := range res.GetUsers() {
 		out = append(out, OnlineUser{UserID: u.GetUserId(), Username: u.GetUsername(), Devices: u.GetDevices()})
 	}
-	return out, nil
+	return out
 }

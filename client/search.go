@@ -88,8 +88,8 @@ type OnlinePage struct {
 	NextCursor string
 }
 
-// OnlineUsers pages through the online users (HTTP). Online is the same
-// list in one answer over the long connection, without a prefix.
+// OnlineUsers pages through the online users (HTTP). OnlinePaged asks the
+// same over the long connection; Online is the whole list in one answer.
 func (c *Client) OnlineUsers(ctx context.Context, q OnlineQuery) (OnlinePage, error) {
 	v := url.Values{}
 	if q.Prefix != "" {

@@ -181,9 +181,18 @@ func history(h *Handler, r *request, env *magpiepb.Envelope) {
 }
 
 func online(h *Handler, r *request, env *magpiepb.Envelope) {
+	b := env.GetOnline()
 	r.read(func(ctx context.Context, id logic.Identity) {
-		users, err := h.svc.Online(ctx, id)
+		var users []logic.OnlineUser
+		var err error
 		res := &magpiepb.OnlineResponse{}
+		if b.GetPrefix() == "" && b.GetLimit() == 0 && b.GetCursor() == "" {
+			users, err = h.svc.Online(ctx, id) // the whole list, as before paging
+		} else {
+			var page logic.OnlinePage
+			page, err = h.svc.OnlinePage(ctx, id, logic.OnlineQuery{Prefix: b.GetPrefix(), Limit: int(min(b.GetLimit(), logic.MaxOnlinePage)), Cursor: b.GetCursor()})
+			users, res.NextCursor = page.Users, page.NextCursor
+		}
 		for _, u := range users {
 			res.Users = append(res.Users, &magpiepb.OnlineUser{UserId: u.UserID, Username: u.Username, Devices: u.Devices})
 		}

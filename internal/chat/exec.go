@@ -293,9 +293,9 @@ func (u *ui) scheduled(ctx context.Context) {
 // puLimit is how many names :pu shows: a longer prefix narrows it.
 const puLimit = 50
 
-// onlineByPrefix is :pu PREFIX.
+// onlineByPrefix is :pu PREFIX (online{prefix, limit} on the long connection).
 func (u *ui) onlineByPrefix(ctx context.Context, prefix string) {
-	page, err := u.c.OnlineUsers(ctx, client.OnlineQuery{Prefix: prefix, Limit: puLimit})
+	page, err := u.c.OnlinePaged(ctx, client.OnlineQuery{Prefix: prefix, Limit: puLimit}) // over the long connection
 	if err != nil {
 		u.errorf(":pu %s: %v", prefix, err)
 		return

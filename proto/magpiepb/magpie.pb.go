@@ -2059,8 +2059,14 @@ func (x *Kick) GetReconnect() bool {
 	return false
 }
 
+// OnlineRequest with no field set answers every online user you may see in
+// one list (as before paging existed). With any field set it answers one
+// page, like GET /v1/users/online?prefix=&limit=&cursor=.
 type OnlineRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Prefix        string                 `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"` // usernames starting with it, case-insensitively
+	Limit         uint32                 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`  // 0: 100; at most 500
+	Cursor        string                 `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"` // "" for the first page, else OnlineResponse.next_cursor
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2093,6 +2099,27 @@ func (x *OnlineRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use OnlineRequest.ProtoReflect.Descriptor instead.
 func (*OnlineRequest) Descriptor() ([]byte, []int) {
 	return file_magpie_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *OnlineRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *OnlineRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *OnlineRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
 }
 
 type OnlineUser struct {
@@ -2158,6 +2185,7 @@ func (x *OnlineUser) GetDevices() []string {
 type OnlineResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Users         []*OnlineUser          `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	NextCursor    string                 `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"` // a paged request: "" on the last page
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2197,6 +2225,13 @@ func (x *OnlineResponse) GetUsers() []*OnlineUser {
 		return x.Users
 	}
 	return nil
+}
+
+func (x *OnlineResponse) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
 }
 
 type Ok struct {
@@ -2386,15 +2421,20 @@ const file_magpie_proto_rawDesc = "" +
 	"\x04Kick\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1c\n" +
-	"\treconnect\x18\x03 \x01(\bR\treconnect\"\x0f\n" +
-	"\rOnlineRequest\"[\n" +
+	"\treconnect\x18\x03 \x01(\bR\treconnect\"U\n" +
+	"\rOnlineRequest\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\x12\x16\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"[\n" +
 	"\n" +
 	"OnlineUser\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x18\n" +
-	"\adevices\x18\x03 \x03(\tR\adevices\"=\n" +
+	"\adevices\x18\x03 \x03(\tR\adevices\"^\n" +
 	"\x0eOnlineResponse\x12+\n" +
-	"\x05users\x18\x01 \x03(\v2\x15.magpie.v1.OnlineUserR\x05users\"\x04\n" +
+	"\x05users\x18\x01 \x03(\v2\x15.magpie.v1.OnlineUserR\x05users\x12\x1f\n" +
+	"\vnext_cursor\x18\x02 \x01(\tR\n" +
+	"nextCursor\"\x04\n" +
 	"\x02Ok*\xa2\x01\n" +
 	"\vMessageKind\x12\x15\n" +
 	"\x11MESSAGE_KIND_TEXT\x10\x00\x12\x15\n" +
