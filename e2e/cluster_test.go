@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,7 +44,24 @@ func TestClusterFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A failure prints the error lines of the process logs (CI keeps the
+	// output, not the directory), then the failure again, so the end of
+	// the output says what failed.
+	var failure string
+	fatalf := func(format string, a ...any) {
+		t.Helper()
+		failure = fmt.Sprintf(format, a...)
+		t.Fatal(failure)
+	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			if tails := clustertest.ErrorLogTails(dir, 20); tails != "" {
+				t.Logf("process logs with errors (the last 20 error lines of each, and its last panic):\n%s", tails)
+			}
+			if failure != "" {
+				t.Logf("failed: %.4000s", failure)
+			}
+		}
 		if t.Failed() || os.Getenv("MAGPIE_CLUSTER_KEEP") != "" {
 			t.Logf("process logs kept in %s", dir)
 			return
@@ -68,7 +86,14 @@ func TestClusterFaults(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-tags", "faulthooks", "-o", hooks, "../cmd/magpie").CombinedOutput(); err != nil {
 		t.Fatalf("build magpie -tags faulthooks: %v\n%s", err, out)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	// The run may take until 2 minutes before the test binary's deadline
+	// (go test -timeout; scripts/cluster-test.sh: MAGPIE_CLUSTER_TIMEOUT),
+	// so that it fails with its own report rather than the binary's panic.
+	budget := 20 * time.Minute
+	if d, ok := t.Deadline(); ok {
+		budget = time.Until(d) - 2*time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	var log strings.Builder
 	cfg := clustertest.RunConfig{
@@ -90,7 +115,7 @@ func TestClusterFaults(t *testing.T) {
 	}
 	res, err := clustertest.Run(ctx, cfg)
 	if err != nil {
-		t.Fatalf("cluster run: %v", err)
+		fatalf("cluster run: %v", err)
 	}
 	t.Logf("history: %s (`magpie check` it; kept with MAGPIE_CLUSTER_KEEP=1 or on failure)", cfg.History)
 	var table strings.Builder
@@ -133,38 +158,40 @@ func TestClusterFaults(t *testing.T) {
 	if v := res.Report.Violations(); len(v) > 0 {
 		// The examples ride in the failure line too: CI keeps only the
 		// end of a long log.
-		t.Fatalf("checker violations: %s; process logs are in %s; examples:\n  %s",
+		fatalf("checker violations: %s; process logs are in %s; examples:\n  %s",
 			strings.Join(v, ", "), dir, strings.Join(res.Report.Examples, "\n  "))
 	}
-	checkHistory(t, cfg.History, res.Report)
+	if err := checkHistory(cfg.History, res.Report); err != nil {
+		fatalf("%v", err)
+	}
 	if res.Report.Acknowledged == 0 {
-		t.Fatal("nothing was acknowledged")
+		fatalf("nothing was acknowledged")
 	}
 	if len(res.Problems) > 0 {
-		t.Fatalf("the cluster did not heal: %s; process logs are in %s", strings.Join(res.Problems, "; "), dir)
+		fatalf("the cluster did not heal: %s; process logs are in %s", strings.Join(res.Problems, "; "), dir)
 	}
 }
 
 // checkHistory runs `magpie check --json` over the run's recorded history
 // and requires the same figures as the in-process checker.
-func checkHistory(t *testing.T, file string, want *checker.Report) {
-	t.Helper()
+func checkHistory(file string, want *checker.Report) error {
 	out, err := exec.Command(binary, "check", "--json", file).Output()
 	if err != nil {
-		t.Fatalf("magpie check %s: %v\n%s", file, err, out)
+		return fmt.Errorf("magpie check %s: %v\n%s", file, err, out)
 	}
 	var got struct {
 		OK     bool            `json:"ok"`
 		Report *checker.Report `json:"report"`
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("magpie check --json: %v\n%s", err, out)
+		return fmt.Errorf("magpie check --json: %v\n%s", err, out)
 	}
 	g, w := got.Report, want
 	if !got.OK || g.Attempted != w.Attempted || g.Acknowledged != w.Acknowledged || g.Unknown != w.Unknown ||
 		g.Recovered != w.Recovered || g.Failed != w.Failed || g.Ack.N != w.Ack.N || g.Live.N != w.Live.N {
-		t.Fatalf("magpie check over the history disagrees with the run's checker:\n got %+v\nwant %+v", g, w)
+		return fmt.Errorf("magpie check over the history disagrees with the run's checker:\n got %+v\nwant %+v", g, w)
 	}
+	return nil
 }
 
 func envInt(name string, def int) int {

@@ -31,6 +31,8 @@
 #   MAGPIE_CLUSTER_SLOW_BURST  messages to the slow consumer's user (default 1200)
 #   MAGPIE_CLUSTER_CHURN   seconds of multi-device churn, scenario 11 (default 20)
 #   MAGPIE_CLUSTER_MQTT    users with one MQTT device each (persistent sessions; default 4)
+#   MAGPIE_CLUSTER_TIMEOUT the fault run's go test -timeout (default 30m); the run itself
+#                          stops 2 minutes before it, with its report
 #   MAGPIE_W5_RATE, MAGPIE_W5_PAIRS, MAGPIE_W6_CONNS   benchmark sizes (docs/benchmarks.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,7 +86,7 @@ export MAGPIE_CLUSTER_SEED="$seed"
 case "${1:-test}" in
 test)
 	# The fault run is the e2e test: one code path for people and CI.
-	exec go test -tags e2e -count=1 -v -timeout 30m -run 'TestClusterFaults$' ./e2e/
+	exec go test -tags e2e -count=1 -v -timeout "${MAGPIE_CLUSTER_TIMEOUT:-30m}" -run 'TestClusterFaults$' ./e2e/
 	;;
 w5 | w6)
 	# The benchmarks are e2e tests too, run only on request; figures are
