@@ -1,8 +1,8 @@
-// magpie.js: the Magpie client protocol for browsers, Node and React
-// Native, as one dependency-free ES module (with codes.js and
-// conversations.js). It speaks the JSON protocol of docs/protocol.md over
-// WebSocket /v1/ws (subprotocol magpie.v1.json) and the HTTP API of
-// docs/api.md. Types: magpie.d.ts; outside a browser see README-sdk.md.
+// magpie.js: the Magpie client protocol for browsers and Node 20+ (and,
+// with polyfills, React Native), as one dependency-free ES module (with
+// codes.js and conversations.js). It speaks the JSON protocol of
+// docs/protocol.md over WebSocket /v1/ws (subprotocol magpie.v1.json) and
+// the HTTP API of docs/api.md. Types: magpie.d.ts; outside a browser see README-sdk.md.
 // See docs/web.md for a tour.
 //
 //   import { Magpie } from "./magpie.js";
@@ -713,6 +713,7 @@ export class Magpie extends EventTarget {
         conversationId: ack.conversationId, seq: ack.seq, senderId: this.userId, sender: this.username, clientMsgId, text,
         sentAt: ack.sentAt, kind: fileId ? "file" : "text", peer: st.peer, refSeq: replyTo,
         file: fileId ? { id: fileId, name: file?.name || "", contentType: file?.content_type || file?.contentType || "", size: num(file?.size) } : null,
+        event: null, transient: false, editedAt: 0, recalled: false,
       };
       this._ingest([m], "ack", true);
       st.lastMessage = m;

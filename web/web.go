@@ -6,6 +6,11 @@
 // sync and gap filling, receipts); app.js and the files it imports are the
 // user interface. See docs/web.md.
 //
+// magpie.js is also the JavaScript SDK (package.json, magpie.d.ts,
+// README-sdk.md, tests in sdk_test/). Those files are not embedded or
+// served: the embed patterns match only the top-level .html, .css, .js and
+// .svg files.
+//
 // Handler is safe for concurrent use.
 package web
 

@@ -20,6 +20,11 @@ func TestHandler(t *testing.T) {
 		{"/style.css", "text/css", 200, false},
 		{"/web.go", "", 404, false},
 		{"/nope.js", "", 404, false},
+		// The SDK's package files and tests are not part of the page.
+		{"/magpie.d.ts", "", 404, false},
+		{"/package.json", "", 404, false},
+		{"/README-sdk.md", "", 404, false},
+		{"/sdk_test/sdk.test.mjs", "", 404, false},
 	}
 	for _, tt := range tests {
 		rec := httptest.NewRecorder()
