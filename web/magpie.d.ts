@@ -217,13 +217,17 @@ export interface Session {
   gateway: Gateway;
 }
 
-/** What the SDK uses of a WebSocket: the WHATWG interface (browsers, Node, React Native). */
+/**
+ * What the SDK uses of a WebSocket: the WHATWG interface (browsers, Node, React Native). It reads
+ * ev.data of a message and ev.code and ev.reason of a close; the handlers take `any` so that the
+ * DOM's and Node's WebSocket classes are assignable under strictFunctionTypes.
+ */
 export interface WebSocketLike {
   readonly readyState: number;
   onopen: ((ev: any) => void) | null;
   onerror: ((ev: any) => void) | null;
-  onmessage: ((ev: { data: any }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onmessage: ((ev: any) => void) | null;
+  onclose: ((ev: any) => void) | null;
   send(data: string): void;
   close(code?: number, reason?: string): void;
 }
