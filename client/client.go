@@ -45,6 +45,7 @@ type Options struct {
 	OnState        func(State, error)      // connection state changes; error says why
 	OnConversation func(ConversationState) // a conversation's state or flags changed (pushed), and each state a sync returns, before its messages (a periodic resync: only those it brings messages for)
 	OnTyping       func(Typing)            // another member is typing (or stopped) in a conversation; transient, best effort
+	OnNotice       func(Notice)            // something that concerns this user happened (a friend request, a join request, added to a group…); transient, best effort
 
 	BackoffMin time.Duration // first reconnect delay; default 250ms
 	BackoffMax time.Duration // cap; default 30s

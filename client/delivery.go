@@ -380,6 +380,17 @@ func (c *Client) typingPushed(t *magpiepb.Typing) {
 	c.events.push(func() { f(ty) })
 }
 
+func (c *Client) noticePushed(n *magpiepb.Notice) {
+	f := c.opts.OnNotice
+	if f == nil {
+		return
+	}
+	no := Notice{Type: NoticeType(n.GetType()), At: time.UnixMilli(n.GetAt()), ActorID: n.GetActorId(), Actor: n.GetActor(),
+		GroupID: n.GetGroupId(), GroupName: n.GetGroupName(), ScheduledID: n.GetScheduledId(), Reason: n.GetReason(),
+		Code: wire.Code(n.GetCode()), ToUser: n.GetToUser(), ToGroup: n.GetToGroup()}
+	c.events.push(func() { f(no) })
+}
+
 // startResync starts a periodic resync on session s (Options.ResyncEvery)
 // unless one runs or s is not the current, synced session. Live pushes are
 // best effort, and a lost push of a conversation's last message leaves no

@@ -52,6 +52,12 @@
 //     retried with one client message id like Send.
 //   - Conversation state pushes (flags changed on another device) go to
 //     OnConversation.
+//   - Notices (a friend request or acceptance, a join request for a
+//     group this user runs, being added to or removed from a group, a
+//     scheduled message refused at its time) go to OnNotice as they
+//     arrive. They are transient: a device offline then never gets them,
+//     and the HTTP lists (Friends, JoinRequests, Groups, ScheduledMessages)
+//     stay the record.
 //
 // # TLS
 //

@@ -176,6 +176,8 @@ func (s *session) readLoop() {
 			s.c.conversationPushed(b.Conversation)
 		case *magpiepb.Envelope_Typing:
 			s.c.typingPushed(b.Typing)
+		case *magpiepb.Envelope_Notice:
+			s.c.noticePushed(b.Notice)
 		case *magpiepb.Envelope_Kick:
 			s.mu.Lock()
 			s.kick = b.Kick

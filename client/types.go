@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/magpie-im/magpie/proto/magpiepb"
+	"github.com/magpie-im/magpie/proto/wire"
 )
 
 // State is the state of a Client's long connection, reported to
@@ -254,6 +255,37 @@ type Typing struct {
 // TypingShowFor is how long a client shows "X is typing…" after a notice
 // unless another one renews it; senders repeat it more often than this.
 const TypingShowFor = 6 * time.Second
+
+// NoticeType names what a Notice is about. A server may send types this
+// SDK does not name: pass them on or ignore them.
+type NoticeType string
+
+const (
+	NoticeFriendRequested  NoticeType = "friend.requested"     // Actor asks to be friends: AcceptFriend or DeclineFriend
+	NoticeFriendAccepted   NoticeType = "friend.accepted"      // Actor and this user are friends now (accepted a request, or added directly)
+	NoticeJoinRequested    NoticeType = "group.join_requested" // Actor asks to join GroupID, which this user owns or administers: ApproveJoin or RejectJoin
+	NoticeGroupAdded       NoticeType = "group.added"          // Actor added this user to GroupID (made it with them, or approved their request)
+	NoticeGroupRemoved     NoticeType = "group.removed"        // Actor removed this user from GroupID
+	NoticeScheduledRefused NoticeType = "scheduled.refused"    // the scheduled message ScheduledID could not be sent at its time: Reason, Code
+)
+
+// Notice is a live notice pushed to this user's online devices
+// (Options.OnNotice). It is transient and best effort: a device offline at
+// that moment never gets it, and what it is about stays listed over HTTP
+// (FriendRequests in Friends, JoinRequests, Groups, ScheduledMessages).
+type Notice struct {
+	Type        NoticeType
+	At          time.Time
+	ActorID     int64  // who did it (friend.*, group.*)
+	Actor       string // their username
+	GroupID     string // group.*
+	GroupName   string
+	ScheduledID int64     // scheduled.refused
+	Reason      string    // scheduled.refused: why, readable
+	Code        wire.Code // scheduled.refused: the error the send got
+	ToUser      string    // scheduled.refused: the message's recipient, or
+	ToGroup     string    // its group
+}
 
 // OnlineUser is a user with at least one connected device.
 type OnlineUser struct {

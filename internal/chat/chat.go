@@ -73,6 +73,10 @@
 //	muted bob in TEAM until 2026-05-01 17:00   answering :mute; "unmuted bob in TEAM", "muted everyone but
 //	                                    the owner and admins in TEAM until …", "unmuted everyone in TEAM"
 //	renamed TEAM to crew, dissolved TEAM   answering :rename and :dissolve
+//	* alice wants to be your friend: :accept alice   a live notice (as it happens, while connected);
+//	                                    also "* alice is your friend now", "* dave asks to join TEAM (g_3):
+//	                                    :to g_3, then :approve dave" (owner and admins), "* scheduled
+//	                                    message 4 to bob was not sent: REASON (CODE)"
 //
 // Sizes are in B, KB, MB (powers of 1024, one decimal below 10).
 // A message shown by :history that was recalled reads "(recalled)", or
@@ -162,7 +166,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	u.server, u.transport = *server, *transport
 	c := client.New(client.Options{
 		Server: *server, Username: *user, Password: password, Device: *device, Transport: *transport, TLS: tlsConf,
-		OnMessage: u.message, OnReceipt: u.receipt, OnState: u.state, OnConversation: u.conversationState,
+		OnMessage: u.message, OnReceipt: u.receipt, OnState: u.state, OnConversation: u.conversationState, OnNotice: u.notice,
 	})
 	u.c = c
 	defer c.Close()

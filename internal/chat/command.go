@@ -143,7 +143,9 @@ const helpText = `commands:
   :q, :q!, :quit      quit (after unsent messages are acknowledged)
 
 Messages show their seq first ("#12 [15:04:05] bob: hi"): :recall, :edit, :reads
-and :reply take it. Failed commands print one line, "error: COMMAND: what went wrong".`
+and :reply take it. Failed commands print one line, "error: COMMAND: what went wrong".
+Live notices print as they happen: "* alice wants to be your friend: :accept alice",
+join requests to groups I run, scheduled messages that could not be sent.`
 
 // parse reads one input line. Lines starting with ':' are commands; a
 // line starting with '@', or with a valid user name followed by ";;", is a

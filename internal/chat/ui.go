@@ -191,6 +191,35 @@ func (u *ui) conversationState(cs client.ConversationState) {
 	}
 }
 
+// notice is Options.OnNotice: a live line for what the user should act
+// on. Being added to or removed from a group is not printed: that group's
+// event message says it already.
+func (u *ui) notice(n client.Notice) {
+	if line := noticeLine(n); line != "" {
+		u.printf("%s", line)
+	}
+}
+
+// noticeLine is the line of a notice, with the command that answers it;
+// "" for one the terminal does not show.
+func noticeLine(n client.Notice) string {
+	switch n.Type {
+	case client.NoticeFriendRequested:
+		return fmt.Sprintf("* %s wants to be your friend: :accept %s", n.Actor, n.Actor)
+	case client.NoticeFriendAccepted:
+		return fmt.Sprintf("* %s is your friend now", n.Actor)
+	case client.NoticeJoinRequested:
+		return fmt.Sprintf("* %s asks to join %s (%s): :to %s, then :approve %s", n.Actor, n.GroupName, n.GroupID, n.GroupID, n.Actor)
+	case client.NoticeScheduledRefused:
+		to := n.ToUser
+		if n.ToGroup != "" {
+			to = n.ToGroup
+		}
+		return fmt.Sprintf("* scheduled message %d to %s was not sent: %s (%s)", n.ScheduledID, to, n.Reason, n.Code)
+	}
+	return ""
+}
+
 func (u *ui) rememberLocked(conv string, seq uint64) {
 	s := u.mine[conv]
 	if i, found := slices.BinarySearch(s, seq); !found {

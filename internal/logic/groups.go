@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -247,6 +248,13 @@ func (s *Service) JoinGroup(ctx context.Context, id Identity, gid string) (g sto
 		Event: store.Event{Type: "joined", UserIDs: []int64{id.UserID}, Usernames: []string{id.Username}}})
 	if err == nil && res.Requested {
 		s.emit(id.AppID, "group.join_requested", GroupEventData{GroupID: gid, Type: "join_requested", Actor: id.Username})
+		var runners []int64 // the owner and admins: who may approve
+		for _, m := range res.Group.Members {
+			if m.Role == store.RoleOwner || m.Role == store.RoleAdmin {
+				runners = append(runners, m.UserID)
+			}
+		}
+		s.notify(runners, store.Notice{Type: store.NoticeJoinRequested, ActorID: id.UserID, Actor: id.Username, GroupID: gid, GroupName: res.Group.Name})
 		res.Group.Members = nil // not a member yet
 	}
 	return res.Group, res.Requested, err
@@ -357,7 +365,19 @@ func (s *Service) announce(app int64, g store.GroupInfo, ev *store.Message, form
 	}
 	if e := ev.Event; e != nil {
 		s.emit(app, hookTypes[e.Type], GroupEventData{GroupID: g.ID, Seq: ev.Seq, Type: e.Type, Actor: e.Actor, Users: e.Usernames, Detail: e.Detail})
+		if typ := noticeTypes[e.Type]; typ != "" {
+			s.notify(slices.DeleteFunc(slices.Clone(e.UserIDs), func(u int64) bool { return u == e.ActorID }),
+				store.Notice{Type: typ, ActorID: e.ActorID, Actor: e.Actor, GroupID: g.ID, GroupName: g.Name})
+		}
 	}
+}
+
+// noticeTypes names the notice the users of a group event get: those
+// added (when the group is made, added by someone, approved) and those
+// removed by someone, never the actor.
+var noticeTypes = map[string]string{
+	"created": store.NoticeGroupAdded, "added": store.NoticeGroupAdded, "approved": store.NoticeGroupAdded,
+	"removed": store.NoticeGroupRemoved,
 }
 
 // groupOfApp reads a group of the app; a group of another app is not

@@ -533,3 +533,27 @@ func TestSlowBeforeSendHookOverlaps(t *testing.T) {
 		want++
 	}
 }
+
+// Notices are pushed apart from messages, to the user concerned only, and
+// encoded once for all their connections.
+func TestNoticesReachTheUserConcerned(t *testing.T) {
+	s, bus := newTestService(t, nil)
+	ctx := context.Background()
+	alice, bob := login(t, s, "alice", "", "").Identity, login(t, s, "bob", "", "").Identity
+	connect(bus, "gw1", 1, alice)
+	connect(bus, "gw1", 2, bob)
+	connect(bus, "gw2", 3, bob)
+	if _, err := s.RequestFriend(ctx, alice, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for _, d := range bus.noticesSeen() {
+		if n := d.env.GetNotice(); n.GetType() != store.NoticeFriendRequested || n.GetActor() != "alice" || n.GetActorId() != alice.UserID || n.GetAt() == 0 {
+			t.Errorf("notice %+v; want friend.requested from alice", n)
+		}
+		got = append(got, d.conns...)
+	}
+	if slices.Sort(got); !slices.Equal(got, []uint64{2, 3}) {
+		t.Errorf("the notice went to connections %v, want bob's 2 and 3", got)
+	}
+}

@@ -50,6 +50,8 @@ type Encoder interface {
 	Conversation(c store.Conversation) []byte
 	// Typing says userID is typing in convID (or stopped).
 	Typing(convID string, userID int64, username string, stopped bool) []byte
+	// Notice is a transient notice to one user's devices.
+	Notice(n store.Notice) []byte
 	// Kick tells a device why its connection closes.
 	Kick(code wire.Code, reason string) []byte
 	// MessageSize and ConversationSize are what a message or a state adds

@@ -25,9 +25,11 @@ import (
 )
 
 // fakeBus records deliveries and plays presence and the registry.
+// Notices are kept apart from the other deliveries (tests count those).
 type fakeBus struct {
 	mu         sync.Mutex
 	deliveries []delivered
+	notices    []delivered
 	conns      map[int64][]*clusterpb.ConnRef
 }
 
@@ -47,9 +49,20 @@ func (b *fakeBus) Deliver(gw string, d *clusterpb.Delivery) error {
 		return err
 	}
 	b.mu.Lock()
-	b.deliveries = append(b.deliveries, delivered{gw, d.Conns, &env, d.CloseCode, d.SessionId})
+	if env.GetNotice() != nil {
+		b.notices = append(b.notices, delivered{gw, d.Conns, &env, d.CloseCode, d.SessionId})
+	} else {
+		b.deliveries = append(b.deliveries, delivered{gw, d.Conns, &env, d.CloseCode, d.SessionId})
+	}
 	b.mu.Unlock()
 	return nil
+}
+
+// noticesSeen returns the notices delivered so far.
+func (b *fakeBus) noticesSeen() []delivered {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.notices)
 }
 
 func (b *fakeBus) AppendConns(dst []*clusterpb.ConnRef, uid int64) []*clusterpb.ConnRef {

@@ -50,6 +50,7 @@ func (s *Service) RequestFriend(ctx context.Context, id Identity, name string) (
 		typ = "friend.accepted"
 	}
 	s.emit(id.AppID, typ, FriendEventData{User: id.Username, Other: u.Username})
+	s.notify([]int64{u.ID}, store.Notice{Type: typ, ActorID: id.UserID, Actor: id.Username}) // store.NoticeFriend*: the event's names
 	return st, nil
 }
 
@@ -62,7 +63,11 @@ func (s *Service) AcceptFriend(ctx context.Context, id Identity, name string) er
 		if err := s.beforeAdd(ctx, id.AppID, AddRequest{Kind: "friend", Actor: id.Username, ActorID: id.UserID, User: u}); err != nil {
 			return err
 		}
-		return s.store.AcceptFriend(ctx, id.UserID, other, s.now())
+		if err := s.store.AcceptFriend(ctx, id.UserID, other, s.now()); err != nil {
+			return err
+		}
+		s.notify([]int64{other}, store.Notice{Type: store.NoticeFriendAccepted, ActorID: id.UserID, Actor: id.Username})
+		return nil
 	})
 }
 

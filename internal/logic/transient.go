@@ -29,3 +29,20 @@ func (s *Service) deliverTransient(userIDs []int64, all bool, msg *store.Message
 	}
 	return len(conns)
 }
+
+// notify pushes a notice to the online devices of each user (best effort,
+// never stored: what it is about stays listed by the HTTP API). The notice
+// is encoded once for all of them.
+func (s *Service) notify(userIDs []int64, n store.Notice) {
+	var conns []*clusterpb.ConnRef
+	for _, id := range userIDs {
+		conns = s.presence.AppendConns(conns, id)
+	}
+	if len(conns) == 0 {
+		return
+	}
+	if n.At.IsZero() {
+		n.At = s.now()
+	}
+	s.publish(conns, s.enc.Notice(n))
+}

@@ -160,6 +160,7 @@ type Envelope struct {
 	//	*Envelope_Edit
 	//	*Envelope_Conversation
 	//	*Envelope_Typing
+	//	*Envelope_Notice
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -398,6 +399,15 @@ func (x *Envelope) GetTyping() *Typing {
 	return nil
 }
 
+func (x *Envelope) GetNotice() *Notice {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_Notice); ok {
+			return x.Notice
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -486,6 +496,10 @@ type Envelope_Typing struct {
 	Typing *Typing `protobuf:"bytes,30,opt,name=typing,proto3,oneof"` // transient: a member is typing (client to server, and pushed to the other members)
 }
 
+type Envelope_Notice struct {
+	Notice *Notice `protobuf:"bytes,31,opt,name=notice,proto3,oneof"` // transient push: something that concerns you happened (a friend request, a join request, …)
+}
+
 func (*Envelope_Auth) isEnvelope_Body() {}
 
 func (*Envelope_AuthOk) isEnvelope_Body() {}
@@ -527,6 +541,8 @@ func (*Envelope_Edit) isEnvelope_Body() {}
 func (*Envelope_Conversation) isEnvelope_Body() {}
 
 func (*Envelope_Typing) isEnvelope_Body() {}
+
+func (*Envelope_Notice) isEnvelope_Body() {}
 
 // Auth must be the first frame of a connection.
 type Auth struct {
@@ -1999,6 +2015,143 @@ func (x *Error) GetRetryAfterMs() uint32 {
 }
 
 // Kick is the last frame before the server closes the connection.
+// Notice is a transient push (id 0, never stored, best effort, to the
+// devices online at that moment): something that concerns you happened.
+// What it is about stays listed by the HTTP API (friend requests, join
+// requests, your groups, your scheduled messages); a device that was
+// offline reads it there. Types (new ones may come: ignore what you do not
+// know):
+//
+//	friend.requested    actor asks to be your friend
+//	friend.accepted     you and actor are friends now (actor accepted your request, or added you)
+//	group.join_requested actor asks to join group_id, which you own or administer
+//	group.added         actor added you to group_id (also when creating it, or approving your request)
+//	group.removed       actor removed you from group_id
+//	scheduled.refused   your scheduled message scheduled_id could not be sent: reason, code
+type Notice struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	At            int64                  `protobuf:"varint,2,opt,name=at,proto3" json:"at,omitempty"`                                      // unix milliseconds
+	ActorId       int64                  `protobuf:"varint,3,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`             // who did it
+	Actor         string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`                                 // their username
+	GroupId       string                 `protobuf:"bytes,5,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`              // group.*
+	GroupName     string                 `protobuf:"bytes,6,opt,name=group_name,json=groupName,proto3" json:"group_name,omitempty"`        // group.*
+	ScheduledId   int64                  `protobuf:"varint,7,opt,name=scheduled_id,json=scheduledId,proto3" json:"scheduled_id,omitempty"` // scheduled.refused
+	Reason        string                 `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`                               // scheduled.refused: why, readable
+	Code          uint32                 `protobuf:"varint,9,opt,name=code,proto3" json:"code,omitempty"`                                  // scheduled.refused: the error code the send got (see Codes)
+	ToUser        string                 `protobuf:"bytes,10,opt,name=to_user,json=toUser,proto3" json:"to_user,omitempty"`                // scheduled.refused: the message's recipient, or
+	ToGroup       string                 `protobuf:"bytes,11,opt,name=to_group,json=toGroup,proto3" json:"to_group,omitempty"`             // its group
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Notice) Reset() {
+	*x = Notice{}
+	mi := &file_magpie_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Notice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Notice) ProtoMessage() {}
+
+func (x *Notice) ProtoReflect() protoreflect.Message {
+	mi := &file_magpie_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Notice.ProtoReflect.Descriptor instead.
+func (*Notice) Descriptor() ([]byte, []int) {
+	return file_magpie_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Notice) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Notice) GetAt() int64 {
+	if x != nil {
+		return x.At
+	}
+	return 0
+}
+
+func (x *Notice) GetActorId() int64 {
+	if x != nil {
+		return x.ActorId
+	}
+	return 0
+}
+
+func (x *Notice) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *Notice) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *Notice) GetGroupName() string {
+	if x != nil {
+		return x.GroupName
+	}
+	return ""
+}
+
+func (x *Notice) GetScheduledId() int64 {
+	if x != nil {
+		return x.ScheduledId
+	}
+	return 0
+}
+
+func (x *Notice) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Notice) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *Notice) GetToUser() string {
+	if x != nil {
+		return x.ToUser
+	}
+	return ""
+}
+
+func (x *Notice) GetToGroup() string {
+	if x != nil {
+		return x.ToGroup
+	}
+	return ""
+}
+
 type Kick struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
@@ -2010,7 +2163,7 @@ type Kick struct {
 
 func (x *Kick) Reset() {
 	*x = Kick{}
-	mi := &file_magpie_proto_msgTypes[21]
+	mi := &file_magpie_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2022,7 +2175,7 @@ func (x *Kick) String() string {
 func (*Kick) ProtoMessage() {}
 
 func (x *Kick) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[21]
+	mi := &file_magpie_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2035,7 +2188,7 @@ func (x *Kick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kick.ProtoReflect.Descriptor instead.
 func (*Kick) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{21}
+	return file_magpie_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Kick) GetCode() uint32 {
@@ -2073,7 +2226,7 @@ type OnlineRequest struct {
 
 func (x *OnlineRequest) Reset() {
 	*x = OnlineRequest{}
-	mi := &file_magpie_proto_msgTypes[22]
+	mi := &file_magpie_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2085,7 +2238,7 @@ func (x *OnlineRequest) String() string {
 func (*OnlineRequest) ProtoMessage() {}
 
 func (x *OnlineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[22]
+	mi := &file_magpie_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2098,7 +2251,7 @@ func (x *OnlineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnlineRequest.ProtoReflect.Descriptor instead.
 func (*OnlineRequest) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{22}
+	return file_magpie_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *OnlineRequest) GetPrefix() string {
@@ -2133,7 +2286,7 @@ type OnlineUser struct {
 
 func (x *OnlineUser) Reset() {
 	*x = OnlineUser{}
-	mi := &file_magpie_proto_msgTypes[23]
+	mi := &file_magpie_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2145,7 +2298,7 @@ func (x *OnlineUser) String() string {
 func (*OnlineUser) ProtoMessage() {}
 
 func (x *OnlineUser) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[23]
+	mi := &file_magpie_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2158,7 +2311,7 @@ func (x *OnlineUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnlineUser.ProtoReflect.Descriptor instead.
 func (*OnlineUser) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{23}
+	return file_magpie_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *OnlineUser) GetUserId() int64 {
@@ -2192,7 +2345,7 @@ type OnlineResponse struct {
 
 func (x *OnlineResponse) Reset() {
 	*x = OnlineResponse{}
-	mi := &file_magpie_proto_msgTypes[24]
+	mi := &file_magpie_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2204,7 +2357,7 @@ func (x *OnlineResponse) String() string {
 func (*OnlineResponse) ProtoMessage() {}
 
 func (x *OnlineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[24]
+	mi := &file_magpie_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2217,7 +2370,7 @@ func (x *OnlineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnlineResponse.ProtoReflect.Descriptor instead.
 func (*OnlineResponse) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{24}
+	return file_magpie_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *OnlineResponse) GetUsers() []*OnlineUser {
@@ -2242,7 +2395,7 @@ type Ok struct {
 
 func (x *Ok) Reset() {
 	*x = Ok{}
-	mi := &file_magpie_proto_msgTypes[25]
+	mi := &file_magpie_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2254,7 +2407,7 @@ func (x *Ok) String() string {
 func (*Ok) ProtoMessage() {}
 
 func (x *Ok) ProtoReflect() protoreflect.Message {
-	mi := &file_magpie_proto_msgTypes[25]
+	mi := &file_magpie_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2267,14 +2420,14 @@ func (x *Ok) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ok.ProtoReflect.Descriptor instead.
 func (*Ok) Descriptor() ([]byte, []int) {
-	return file_magpie_proto_rawDescGZIP(), []int{25}
+	return file_magpie_proto_rawDescGZIP(), []int{26}
 }
 
 var File_magpie_proto protoreflect.FileDescriptor
 
 const file_magpie_proto_rawDesc = "" +
 	"\n" +
-	"\fmagpie.proto\x12\tmagpie.v1\"\x90\b\n" +
+	"\fmagpie.proto\x12\tmagpie.v1\"\xbd\b\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12%\n" +
 	"\x04auth\x18\n" +
@@ -2299,7 +2452,8 @@ const file_magpie_proto_rawDesc = "" +
 	"\x06recall\x18\x1b \x01(\v2\x11.magpie.v1.RecallH\x00R\x06recall\x12%\n" +
 	"\x04edit\x18\x1c \x01(\v2\x0f.magpie.v1.EditH\x00R\x04edit\x12B\n" +
 	"\fconversation\x18\x1d \x01(\v2\x1c.magpie.v1.ConversationStateH\x00R\fconversation\x12+\n" +
-	"\x06typing\x18\x1e \x01(\v2\x11.magpie.v1.TypingH\x00R\x06typingB\x06\n" +
+	"\x06typing\x18\x1e \x01(\v2\x11.magpie.v1.TypingH\x00R\x06typing\x12+\n" +
+	"\x06notice\x18\x1f \x01(\v2\x11.magpie.v1.NoticeH\x00R\x06noticeB\x06\n" +
 	"\x04body\"\x1c\n" +
 	"\x04Auth\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"\xa1\x01\n" +
@@ -2417,7 +2571,21 @@ const file_magpie_proto_rawDesc = "" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12$\n" +
-	"\x0eretry_after_ms\x18\x03 \x01(\rR\fretryAfterMs\"P\n" +
+	"\x0eretry_after_ms\x18\x03 \x01(\rR\fretryAfterMs\"\x9a\x02\n" +
+	"\x06Notice\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x0e\n" +
+	"\x02at\x18\x02 \x01(\x03R\x02at\x12\x19\n" +
+	"\bactor_id\x18\x03 \x01(\x03R\aactorId\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x19\n" +
+	"\bgroup_id\x18\x05 \x01(\tR\agroupId\x12\x1d\n" +
+	"\n" +
+	"group_name\x18\x06 \x01(\tR\tgroupName\x12!\n" +
+	"\fscheduled_id\x18\a \x01(\x03R\vscheduledId\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\x12\x12\n" +
+	"\x04code\x18\t \x01(\rR\x04code\x12\x17\n" +
+	"\ato_user\x18\n" +
+	" \x01(\tR\x06toUser\x12\x19\n" +
+	"\bto_group\x18\v \x01(\tR\atoGroup\"P\n" +
 	"\x04Kick\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1c\n" +
@@ -2461,7 +2629,7 @@ func file_magpie_proto_rawDescGZIP() []byte {
 }
 
 var file_magpie_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_magpie_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_magpie_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_magpie_proto_goTypes = []any{
 	(MessageKind)(0),          // 0: magpie.v1.MessageKind
 	(ReceiptKind)(0),          // 1: magpie.v1.ReceiptKind
@@ -2486,11 +2654,12 @@ var file_magpie_proto_goTypes = []any{
 	(*Ping)(nil),              // 20: magpie.v1.Ping
 	(*Pong)(nil),              // 21: magpie.v1.Pong
 	(*Error)(nil),             // 22: magpie.v1.Error
-	(*Kick)(nil),              // 23: magpie.v1.Kick
-	(*OnlineRequest)(nil),     // 24: magpie.v1.OnlineRequest
-	(*OnlineUser)(nil),        // 25: magpie.v1.OnlineUser
-	(*OnlineResponse)(nil),    // 26: magpie.v1.OnlineResponse
-	(*Ok)(nil),                // 27: magpie.v1.Ok
+	(*Notice)(nil),            // 23: magpie.v1.Notice
+	(*Kick)(nil),              // 24: magpie.v1.Kick
+	(*OnlineRequest)(nil),     // 25: magpie.v1.OnlineRequest
+	(*OnlineUser)(nil),        // 26: magpie.v1.OnlineUser
+	(*OnlineResponse)(nil),    // 27: magpie.v1.OnlineResponse
+	(*Ok)(nil),                // 28: magpie.v1.Ok
 }
 var file_magpie_proto_depIdxs = []int32{
 	3,  // 0: magpie.v1.Envelope.auth:type_name -> magpie.v1.Auth
@@ -2506,28 +2675,29 @@ var file_magpie_proto_depIdxs = []int32{
 	20, // 10: magpie.v1.Envelope.ping:type_name -> magpie.v1.Ping
 	21, // 11: magpie.v1.Envelope.pong:type_name -> magpie.v1.Pong
 	22, // 12: magpie.v1.Envelope.error:type_name -> magpie.v1.Error
-	23, // 13: magpie.v1.Envelope.kick:type_name -> magpie.v1.Kick
-	24, // 14: magpie.v1.Envelope.online:type_name -> magpie.v1.OnlineRequest
-	26, // 15: magpie.v1.Envelope.online_result:type_name -> magpie.v1.OnlineResponse
-	27, // 16: magpie.v1.Envelope.ok:type_name -> magpie.v1.Ok
+	24, // 13: magpie.v1.Envelope.kick:type_name -> magpie.v1.Kick
+	25, // 14: magpie.v1.Envelope.online:type_name -> magpie.v1.OnlineRequest
+	27, // 15: magpie.v1.Envelope.online_result:type_name -> magpie.v1.OnlineResponse
+	28, // 16: magpie.v1.Envelope.ok:type_name -> magpie.v1.Ok
 	10, // 17: magpie.v1.Envelope.recall:type_name -> magpie.v1.Recall
 	11, // 18: magpie.v1.Envelope.edit:type_name -> magpie.v1.Edit
 	16, // 19: magpie.v1.Envelope.conversation:type_name -> magpie.v1.ConversationState
 	12, // 20: magpie.v1.Envelope.typing:type_name -> magpie.v1.Typing
-	0,  // 21: magpie.v1.Message.kind:type_name -> magpie.v1.MessageKind
-	8,  // 22: magpie.v1.Message.file:type_name -> magpie.v1.FileRef
-	9,  // 23: magpie.v1.Message.event:type_name -> magpie.v1.GroupEvent
-	1,  // 24: magpie.v1.Receipt.kind:type_name -> magpie.v1.ReceiptKind
-	14, // 25: magpie.v1.SyncRequest.cursors:type_name -> magpie.v1.Cursor
-	7,  // 26: magpie.v1.SyncResponse.messages:type_name -> magpie.v1.Message
-	16, // 27: magpie.v1.SyncResponse.conversations:type_name -> magpie.v1.ConversationState
-	7,  // 28: magpie.v1.HistoryResponse.messages:type_name -> magpie.v1.Message
-	25, // 29: magpie.v1.OnlineResponse.users:type_name -> magpie.v1.OnlineUser
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	23, // 21: magpie.v1.Envelope.notice:type_name -> magpie.v1.Notice
+	0,  // 22: magpie.v1.Message.kind:type_name -> magpie.v1.MessageKind
+	8,  // 23: magpie.v1.Message.file:type_name -> magpie.v1.FileRef
+	9,  // 24: magpie.v1.Message.event:type_name -> magpie.v1.GroupEvent
+	1,  // 25: magpie.v1.Receipt.kind:type_name -> magpie.v1.ReceiptKind
+	14, // 26: magpie.v1.SyncRequest.cursors:type_name -> magpie.v1.Cursor
+	7,  // 27: magpie.v1.SyncResponse.messages:type_name -> magpie.v1.Message
+	16, // 28: magpie.v1.SyncResponse.conversations:type_name -> magpie.v1.ConversationState
+	7,  // 29: magpie.v1.HistoryResponse.messages:type_name -> magpie.v1.Message
+	26, // 30: magpie.v1.OnlineResponse.users:type_name -> magpie.v1.OnlineUser
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_magpie_proto_init() }
@@ -2557,6 +2727,7 @@ func file_magpie_proto_init() {
 		(*Envelope_Edit)(nil),
 		(*Envelope_Conversation)(nil),
 		(*Envelope_Typing)(nil),
+		(*Envelope_Notice)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2564,7 +2735,7 @@ func file_magpie_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_magpie_proto_rawDesc), len(file_magpie_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -100,6 +100,14 @@ func (Encoder) Typing(convID string, userID int64, username string, stopped bool
 	}}})
 }
 
+// Notice encodes a notice push.
+func (Encoder) Notice(n store.Notice) []byte {
+	return marshal(&magpiepb.Envelope{Body: &magpiepb.Envelope_Notice{Notice: &magpiepb.Notice{
+		Type: n.Type, At: n.At.UnixMilli(), ActorId: n.ActorID, Actor: n.Actor, GroupId: n.GroupID, GroupName: n.GroupName,
+		ScheduledId: n.ScheduledID, Reason: n.Reason, Code: n.Code, ToUser: n.ToUser, ToGroup: n.ToGroup,
+	}}})
+}
+
 // Kick encodes a kick. It is the one place logic's kicks are built:
 // reconnect comes from the code's action (wire.Code.KickReconnect), as on
 // the gateway.
