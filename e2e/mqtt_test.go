@@ -79,6 +79,7 @@ func (ms *mqttServer) api(t *testing.T, method, path, token string, body, out an
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	checkOpenAPI(t, "http://"+ms.httpAddr, method, req.URL.Path, resp, raw)
 	if out != nil && resp.StatusCode < 300 {
 		if err := json.Unmarshal(raw, out); err != nil {
 			t.Fatalf("%s %s: %v: %s", method, path, err, raw)

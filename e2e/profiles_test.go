@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -44,8 +45,10 @@ func TestCurlProfiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		checkOpenAPI(t, base, "POST", path, resp, raw)
 		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
+		_ = json.Unmarshal(raw, &out)
 		if resp.StatusCode/100 != 2 {
 			t.Fatalf("%s = %d %v", path, resp.StatusCode, out)
 		}
