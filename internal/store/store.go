@@ -8,7 +8,7 @@ package store
 
 import (
 	"context"
-	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -287,5 +287,11 @@ func PrivateConversationID(a, b int64) string {
 	if a > b {
 		a, b = b, a
 	}
-	return fmt.Sprintf("p_%d_%d", a, b)
+	// Several calls per message on the send path: no fmt.
+	buf := make([]byte, 0, 2+2*20+1)
+	buf = append(buf, "p_"...)
+	buf = strconv.AppendInt(buf, a, 10)
+	buf = append(buf, '_')
+	buf = strconv.AppendInt(buf, b, 10)
+	return string(buf)
 }

@@ -257,23 +257,41 @@ func (b *appendBatch) insertOne(row []any) (*sql.Stmt, []any) {
 // inWriteTx runs the batch again, which then answers it as a duplicate.
 //
 // On SQLite it then indexes them for search in one statement (see
-// indexAfter), before anything in the batch may edit or recall them.
+// indexAfter), before anything in the batch may edit or recall them: the
+// rows from the first one's rowid on, which SQLite gives as one more than
+// the table's highest (messages has no AUTOINCREMENT, so only a table
+// whose rowids reached the maximum would make it pick a random one).
 func (b *appendBatch) insertQueued(ctx context.Context) error {
-	var last int64
-	if b.d != dialectPostgres {
-		if err := b.tx.StmtContext(ctx, b.hot.lastRowid).QueryRowContext(ctx).Scan(&last); err != nil {
+	if b.d == dialectPostgres {
+		err := b.execRows(ctx, queuedRows, b.queued, insertMessage+`SELECT * FROM v`, b.insertOne)
+		b.queued = b.queued[:0]
+		if err != nil {
+			return fmt.Errorf("insert messages: %w", err)
+		}
+		return nil
+	}
+	if len(b.queued) == 0 {
+		return nil
+	}
+	first := int64(-1)
+	bound := make(map[*sql.Stmt]*sql.Stmt, 2) // by hot statement
+	for _, row := range b.queued {
+		st, args := b.insertOne(row)
+		if bound[st] == nil {
+			bound[st] = b.tx.StmtContext(ctx, st)
+		}
+		res, err := bound[st].ExecContext(ctx, args...)
+		if err == nil && first < 0 {
+			first, err = res.LastInsertId()
+		}
+		if err != nil {
+			b.queued = b.queued[:0]
 			return fmt.Errorf("insert messages: %w", err)
 		}
 	}
-	err := b.execRows(ctx, queuedRows, b.queued, insertMessage+`SELECT * FROM v`, b.insertOne)
 	b.queued = b.queued[:0]
-	if err != nil {
-		return fmt.Errorf("insert messages: %w", err)
-	}
-	if b.d != dialectPostgres {
-		if _, err := b.tx.StmtContext(ctx, b.hot.indexAfter).ExecContext(ctx, last); err != nil {
-			return fmt.Errorf("index messages for search: %w", err)
-		}
+	if _, err := b.tx.StmtContext(ctx, b.hot.indexAfter).ExecContext(ctx, first-1); err != nil {
+		return fmt.Errorf("index messages for search: %w", err)
 	}
 	return nil
 }

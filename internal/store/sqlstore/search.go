@@ -106,15 +106,13 @@ const visibleToUser = `(EXISTS (SELECT 1 FROM members me WHERE me.conversation_i
 // per row as migration 7 had it: FTS5 writes its pending rows as a new
 // segment at every statement savepoint, and a trigger makes each row's
 // INSERT open one, so the trigger wrote a segment (and, every 16, a
-// merge) per message. Indexed are the rows after the last rowid before
-// the batch: SQLite gives a new row the highest rowid plus one, and this
-// process's write connection holds the write lock. Only AppendMessages
-// inserts text and file messages; events and recalls have no text.
-const (
-	lastMessageRowid   = `SELECT COALESCE(MAX(rowid), 0) FROM messages`
-	indexMessagesAfter = `INSERT INTO messages_fts(rowid, text) SELECT rowid, text FROM messages
-		WHERE rowid > $1 AND kind IN (0, 1) AND text <> '' AND NOT recalled`
-)
+// merge) per message. Indexed are the rows from the batch's first on
+// (its rowid less one is the argument): SQLite gives a new row the highest
+// rowid plus one, and this process's write connection holds the write
+// lock. Only AppendMessages inserts text and file messages; events and
+// recalls have no text.
+const indexMessagesAfter = `INSERT INTO messages_fts(rowid, text) SELECT rowid, text FROM messages
+	WHERE rowid > $1 AND kind IN (0, 1) AND text <> '' AND NOT recalled`
 
 // likePattern matches term anywhere, its wildcards escaped.
 func likePattern(term string) string {

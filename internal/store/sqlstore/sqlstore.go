@@ -53,8 +53,7 @@ type hotStmts struct {
 	senderSet  *sql.Stmt
 	cursorGet  *sql.Stmt // MoveCursors runs these per receipt
 	cursorSet  *sql.Stmt
-	lastRowid  *sql.Stmt // SQLite only: insertQueued indexes its rows for search with these
-	indexAfter *sql.Stmt
+	indexAfter *sql.Stmt // SQLite only: insertQueued indexes its rows for search with it
 }
 
 // Open opens (creating if needed) the database named by dsn and brings its
@@ -138,7 +137,6 @@ func (s *Store) init(ctx context.Context) error {
 	s.hot.cursorSet = prep(`UPDATE members SET delivered_seq = $1, read_seq = $2
 		WHERE conversation_id = $3 AND user_id = $4`)
 	if s.d == dialectSQLite {
-		s.hot.lastRowid = prep(lastMessageRowid)
 		s.hot.indexAfter = prep(indexMessagesAfter)
 	}
 	if err == nil && s.d == dialectSQLite {
@@ -161,7 +159,7 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.hot.member, s.hot.findDup, s.hot.insertText, s.hot.insertRow, s.hot.convSet, s.hot.senderSet, s.hot.cursorGet, s.hot.cursorSet, s.hot.lastRowid, s.hot.indexAfter} {
+	for _, st := range []*sql.Stmt{s.hot.member, s.hot.findDup, s.hot.insertText, s.hot.insertRow, s.hot.convSet, s.hot.senderSet, s.hot.cursorGet, s.hot.cursorSet, s.hot.indexAfter} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
