@@ -9,6 +9,7 @@
 //	magpie config    print the effective configuration and check it
 //	magpie check     run the delivery checker over a recorded history
 //	magpie app       create, list and show the keys of apps (tenants)
+//	magpie import    import users, friendships and groups through the admin API
 //	magpie version
 package main
 
@@ -43,6 +44,7 @@ Commands:
   config    print the effective configuration of a role and check it
   check     run the delivery checker over a recorded history file
   app       manage the apps (tenants) of a deployment: create, list, keys
+  import    import users, friendships and groups (a migration) through the admin API
   version   print the version
 
 Run 'magpie <command> --help' for the flags of a command.
@@ -84,6 +86,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runCheck(rest, stdin, stdout, stderr)
 	case "app":
 		return runApp(ctx, rest, stdout, stderr)
+	case "import":
+		return runImport(ctx, rest, stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "magpie", version())
 		return nil
