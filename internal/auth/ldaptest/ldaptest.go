@@ -17,8 +17,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-ldap/ldap/v3"
 
 	"github.com/magpie-im/magpie/internal/tlsconf/tlstest"
 )
@@ -104,6 +107,29 @@ type Server struct {
 	CA       *tlstest.CA
 	CAFile   string // the CA certificate, PEM
 	Host     string // the name the certificate is for
+
+	stop func() // kills slapd and waits for it
+}
+
+// Stop kills slapd now (the directory is down: its ports refuse
+// connections); the test's end does nothing more.
+func (s *Server) Stop() { s.stop() }
+
+// Delete removes the entry dn, bound as the rootdn (a user leaving the
+// directory).
+func (s *Server) Delete(t testing.TB, dn string) {
+	t.Helper()
+	c, err := ldap.DialURL(s.URL)
+	if err != nil {
+		t.Fatalf("ldaptest: dial: %v", err)
+	}
+	defer c.Close()
+	if err := c.Bind(AdminDN, AdminPass); err != nil {
+		t.Fatalf("ldaptest: bind as the rootdn: %v", err)
+	}
+	if err := c.Del(ldap.NewDelRequest(dn, nil)); err != nil {
+		t.Fatalf("ldaptest: delete %s: %v", dn, err)
+	}
 }
 
 // Start runs slapd with the Seed directory until the test ends.
@@ -154,10 +180,14 @@ func Start(t testing.TB) *Server {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			exited <- <-exited // keep the exit for the start loop's check
+		})
+	}
+	t.Cleanup(s.stop)
 	deadline := time.Now().Add(startTimeout)
 	for {
 		select {
