@@ -443,3 +443,65 @@ func TestPostgresHotCache(t *testing.T) {
 		t.Fatalf("history: %d messages, %v; want 10", len(msgs), err)
 	}
 }
+
+// TestPostgresCursorNoOpLocksNothing: a receipt at or below a member's
+// cursors (a sender's own, after its appends raised them) takes no lock on
+// the member's row, so it neither waits for nor holds up an append on that
+// row; a raising move in the same batch still raises. With the row held
+// by another transaction, the batch would otherwise wait for it.
+func TestPostgresCursorNoOpLocksNothing(t *testing.T) {
+	s := openPostgresTest(t)
+	ctx := t.Context()
+	a, err := s.CreateUser(ctx, store.DefaultApp, "a", "hash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.CreateUser(ctx, store.DefaultApp, "b", "hash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := store.PrivateConversationID(a.ID, b.ID)
+	for i := range 3 {
+		if _, err := s.AppendMessages(ctx, []store.AppendRequest{{ConversationID: conv, SenderID: a.ID, PeerID: b.ID,
+			ClientMsgID: fmt.Sprint(i), Text: "x"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2 FOR UPDATE`, conv, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := s.MoveCursors(wait, []store.CursorMove{
+		{ConversationID: conv, UserID: a.ID, Kind: store.Delivered, Seq: 2},
+		{ConversationID: conv, UserID: a.ID, Kind: store.Read, Seq: 3},
+		{ConversationID: conv, UserID: b.ID, Kind: store.Delivered, Seq: 2},
+	})
+	if err != nil {
+		t.Fatalf("no-op moves on a row another transaction holds: %v (they waited for its lock)", err)
+	}
+	for i, want := range []store.Cursors{
+		{ConversationID: conv, UserID: a.ID, DeliveredSeq: 3, ReadSeq: 3, LastSeq: 3},
+		{ConversationID: conv, UserID: a.ID, DeliveredSeq: 3, ReadSeq: 3, LastSeq: 3},
+		{ConversationID: conv, UserID: b.ID, DeliveredSeq: 2, ReadSeq: 0, LastSeq: 3, Moved: true},
+	} {
+		if res[i].Err != nil || res[i].Cursors != want {
+			t.Errorf("move %d: %+v, %v; want %+v", i, res[i].Cursors, res[i].Err, want)
+		}
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Conversation(ctx, b.ID, conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DeliveredSeq != 2 || c.ReadSeq != 0 {
+		t.Errorf("b's cursors: delivered %d read %d, want 2 and 0", c.DeliveredSeq, c.ReadSeq)
+	}
+}

@@ -78,24 +78,44 @@ type cursorRow struct {
 // row whatever the tables' statistics say (a join over unnest() arrays is
 // planned as a hash join over a sequential scan when the planner thinks a
 // table small, and a cached generic plan keeps that as the table grows).
-// The UPDATE finds its rows by the ctid the locking read returned. The
-// conversation's last seq is read unlocked, as of the statement's start,
-// while a member's locked row may be newer: an append that raised the
-// sender's cursors committed while the statement waited. Its delivered
-// seq is a lower bound of the last seq, so l is the greater of the two.
-// (A receipt's seq was committed before the receipt was sent, so the
-// snapshot already holds it.)
+//
+// The members' rows are first read unlocked, as of the statement's
+// snapshot (seen), and only those a move would raise are locked (locked):
+// a receipt at or below a member's cursors changes nothing and takes no
+// lock. Most receipts of a sender are such (its appends raise its own
+// cursors to every seq it sends), and locking its row for them made its
+// next append wait for the receipts' commit, fsync included, behind a
+// statement that changed nothing. A row not locked answers from the
+// snapshot: its cursors only go up, so a move at or below them is a no-op
+// at the snapshot's instant. A locked row answers from its locked, newest
+// version. The UPDATE finds its rows by the ctid the locking read
+// returned. The conversation's last seq is read unlocked, as of the
+// statement's start, while a member's locked row may be newer: an append
+// that raised the sender's cursors committed while the statement waited.
+// Its delivered seq is a lower bound of the last seq, so l is the greater
+// of the two. (A receipt's seq was committed before the receipt was sent,
+// so the snapshot already holds it.)
 const moveCursorsSQL = `WITH v(c, u, k, s) AS (
 		SELECT * FROM unnest(CAST($1 AS TEXT[]), CAST($2 AS BIGINT[]), CAST($3 AS TEXT[]), CAST($4 AS BIGINT[]))),
-	cur AS (SELECT x.* FROM unnest(CAST($5 AS TEXT[]), CAST($6 AS BIGINT[])) AS k(c, u)
+	seen AS (SELECT x.*, EXISTS (SELECT 1 FROM v WHERE v.c = x.c AND v.u = x.u AND v.s <= x.l
+			AND (v.s > x.d OR (v.k = 'r' AND v.s > x.r))) AS raise
+		FROM unnest(CAST($5 AS TEXT[]), CAST($6 AS BIGINT[])) WITH ORDINALITY AS k(c, u, o)
+		CROSS JOIN LATERAL (SELECT k.o, m.conversation_id AS c, m.user_id AS u,
+			m.delivered_seq AS d, m.read_seq AS r, GREATEST(cv.last_seq, m.delivered_seq) AS l
+			FROM members m JOIN conversations cv ON cv.id = m.conversation_id
+			WHERE m.conversation_id = k.c AND m.user_id = k.u AND m.left_seq IS NULL
+			LIMIT 1) AS x),
+	locked AS (SELECT x.* FROM (SELECT * FROM seen WHERE raise ORDER BY o) AS k
 		CROSS JOIN LATERAL (SELECT m.ctid AS t, m.conversation_id AS c, m.user_id AS u,
 			m.delivered_seq AS d, m.read_seq AS r, GREATEST(cv.last_seq, m.delivered_seq) AS l
 			FROM members m JOIN conversations cv ON cv.id = m.conversation_id
 			WHERE m.conversation_id = k.c AND m.user_id = k.u AND m.left_seq IS NULL
 			LIMIT 1 FOR UPDATE OF m) AS x),
+	cur AS (SELECT * FROM locked
+		UNION ALL SELECT NULL::tid, c, u, d, r, l FROM seen WHERE NOT raise),
 	target AS (SELECT cur.t, MAX(v.s) AS d, COALESCE(MAX(v.s) FILTER (WHERE v.k = 'r'), 0) AS r
 		FROM cur JOIN v ON v.c = cur.c AND v.u = cur.u
-		WHERE v.s <= cur.l GROUP BY cur.t),
+		WHERE cur.t IS NOT NULL AND v.s <= cur.l GROUP BY cur.t),
 	raised AS (UPDATE members m SET delivered_seq = GREATEST(m.delivered_seq, target.d),
 			read_seq = GREATEST(m.read_seq, target.r)
 		FROM target WHERE m.ctid = target.t AND (target.d > m.delivered_seq OR target.r > m.read_seq)
