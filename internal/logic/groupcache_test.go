@@ -117,3 +117,64 @@ func TestGroupMemberCacheSavesReads(t *testing.T) {
 		t.Errorf("Members read %d times for 5 consecutive messages, want 1", n)
 	}
 }
+
+// A group message is fanned out by the commit loop's fan-out worker, not
+// by the answer: a batch's ACKs, and the next batch's, come before any
+// member gets a message, and the worker then delivers every message to
+// every online member in commit order.
+func TestGroupFanOutOffTheAckPath(t *testing.T) {
+	s, bus := newTestService(t, nil)
+	ctx := context.Background()
+	alice, bob, carol := login(t, s, "alice", "", "").Identity, login(t, s, "bob", "", "").Identity, login(t, s, "carol", "", "").Identity
+	laptop := connect(bus, "gw1", 1, alice)
+	connect(bus, "gw1", 2, bob)
+	connect(bus, "gw2", 3, carol)
+	g, err := s.CreateGroup(ctx, alice, "team", []string{"bob", "carol"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus.waitDeliveries(t, 2) // created, to each gateway
+	fan := make(chan groupDelivery, 8)
+	var acks []uint64
+	const first = 100 // any seqs: the fan-out reads the members for the first
+	seq := uint64(first - 1)
+	for range 2 { // two batches of two
+		var sends []*pendingSend
+		var results []store.AppendResult
+		for range 2 {
+			seq++
+			sends = append(sends, &pendingSend{from: alice, origin: laptop, done: func(a Ack, err error) {
+				if err != nil {
+					t.Errorf("ack %d: %v", a.Seq, err)
+				}
+				acks = append(acks, a.Seq)
+			}})
+			results = append(results, store.AppendResult{Message: store.Message{ConversationID: g.ID, Seq: seq, SenderID: alice.UserID, Text: "hi"}})
+		}
+		s.finishTo(fan, sends, results, nil)
+	}
+	if d := bus.take(); len(d) != 0 {
+		t.Fatalf("%d deliveries before the fan-out worker ran, want 0", len(d))
+	}
+	if !slices.Equal(acks, []uint64{first, first + 1, first + 2, first + 3}) {
+		t.Fatalf("acks %v, want 4 in commit order from %d", acks, uint64(first))
+	}
+	close(fan)
+	s.runFanout(fan)
+	d := bus.take()
+	var gotSeqs []uint64
+	for _, x := range d {
+		gotSeqs = append(gotSeqs, x.env.GetMessage().GetSeq())
+	}
+	// One publish per gateway per message: gw1 (bob), gw2 (carol); never
+	// alice's sending connection.
+	want := []uint64{first, first, first + 1, first + 1, first + 2, first + 2, first + 3, first + 3}
+	if !slices.Equal(gotSeqs, want) {
+		t.Fatalf("delivered seqs %v, want %v", gotSeqs, want)
+	}
+	for _, x := range d {
+		if x.gateway == "gw1" && !slices.Equal(x.conns, []uint64{2}) || x.gateway == "gw2" && !slices.Equal(x.conns, []uint64{3}) {
+			t.Errorf("seq %d to %s %v, want bob's 2 on gw1, carol's 3 on gw2", x.env.GetMessage().GetSeq(), x.gateway, x.conns)
+		}
+	}
+}
