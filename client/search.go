@@ -123,14 +123,16 @@ func (c *Client) OnlineUsers(ctx context.Context, q OnlineQuery) (OnlinePage, er
 	return page, nil
 }
 
-// ScheduledMessages lists this user's messages waiting to be sent (HTTP),
-// soonest first.
+// ScheduledMessages lists this user's messages waiting to be sent, and
+// those refused at their time (Status), soonest first (HTTP).
 func (c *Client) ScheduledMessages(ctx context.Context) ([]ScheduledMessage, error) {
 	var resp struct {
 		Scheduled []struct {
 			ScheduledMessage
-			SendAt    int64 `json:"send_at"`
-			CreatedAt int64 `json:"created_at"`
+			SendAt    int64  `json:"send_at"`
+			CreatedAt int64  `json:"created_at"`
+			RefusedAt int64  `json:"refused_at"`
+			Code      string `json:"code"`
 		} `json:"scheduled"`
 	}
 	if err := c.authedJSON(ctx, http.MethodGet, "/v1/messages/scheduled", nil, &resp); err != nil {
@@ -140,13 +142,22 @@ func (c *Client) ScheduledMessages(ctx context.Context) ([]ScheduledMessage, err
 	for _, m := range resp.Scheduled {
 		sm := m.ScheduledMessage
 		sm.SendAt, sm.CreatedAt = time.UnixMilli(m.SendAt), time.UnixMilli(m.CreatedAt)
+		if m.RefusedAt != 0 {
+			sm.RefusedAt = time.UnixMilli(m.RefusedAt)
+		}
+		if m.Code != "" {
+			sm.Code = codeByName[m.Code]
+		}
+		if sm.Status == "" {
+			sm.Status = ScheduledPending // a server from before refusals
+		}
 		out = append(out, sm)
 	}
 	return out, nil
 }
 
 // CancelScheduled drops a message scheduled with SendRequest.SendAt before
-// it is sent (HTTP). A not_found error means it was sent already (or was
+// it is sent, or a refused one from the list (HTTP). A not_found error means it was sent already (or was
 // never this user's); conflict, that it is being sent at this moment.
 func (c *Client) CancelScheduled(ctx context.Context, id int64) error {
 	return c.authedJSON(ctx, http.MethodDelete, "/v1/messages/scheduled/"+strconv.FormatInt(id, 10), nil, nil)

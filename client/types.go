@@ -233,7 +233,22 @@ type ScheduledMessage struct {
 	ClientMsgID string    `json:"client_msg_id"`
 	SendAt      time.Time `json:"-"`
 	CreatedAt   time.Time `json:"-"`
+	// Status is ScheduledPending, or ScheduledRefused once the message
+	// could not be sent at its time (the sender left the group or was
+	// removed, was blocked, the app or a hook forbids it): Code and Reason
+	// say why, RefusedAt when. A refused message is never sent; it stays
+	// listed until CancelScheduled drops it, or for 7 days.
+	Status    string    `json:"status"`
+	RefusedAt time.Time `json:"-"`
+	Code      wire.Code `json:"-"`
+	Reason    string    `json:"reason"`
 }
+
+// The statuses of a ScheduledMessage.
+const (
+	ScheduledPending = "pending"
+	ScheduledRefused = "refused"
+)
 
 // HistoryQuery selects a page of a conversation: messages after AfterSeq,
 // or, if BeforeSeq is set, the latest ones before BeforeSeq. Limit 0 means

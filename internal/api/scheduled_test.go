@@ -17,7 +17,7 @@ func TestScheduledHTTP(t *testing.T) {
 	}
 	code, out = do(h, "GET", "/v1/messages/scheduled", alice, "")
 	list, _ := out["scheduled"].([]any)
-	if code != 200 || len(list) != 1 || list[0].(map[string]any)["text"] != "later" || list[0].(map[string]any)["to_user"] != "bob" {
+	if code != 200 || len(list) != 1 || list[0].(map[string]any)["text"] != "later" || list[0].(map[string]any)["to_user"] != "bob" || list[0].(map[string]any)["status"] != "pending" {
 		t.Fatalf("list: %d %v", code, out)
 	}
 	for _, tt := range []struct {

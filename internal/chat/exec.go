@@ -286,7 +286,11 @@ func (u *ui) scheduled(ctx context.Context) {
 		if m.ToGroup != "" {
 			to = m.ToGroup
 		}
-		u.printf("scheduled %d: %s to %s: %s", m.ID, m.SendAt.Format("2006-01-02 15:04:05"), to, m.Text)
+		refused := ""
+		if m.Status == client.ScheduledRefused {
+			refused = fmt.Sprintf(" (refused: %s (%s); :cancel %d drops it)", m.Reason, m.Code, m.ID)
+		}
+		u.printf("scheduled %d: %s to %s: %s%s", m.ID, m.SendAt.Format("2006-01-02 15:04:05"), to, m.Text, refused)
 	}
 }
 

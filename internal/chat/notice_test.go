@@ -10,6 +10,7 @@ import (
 
 	"github.com/magpie-im/magpie/client"
 	"github.com/magpie-im/magpie/internal/testserver"
+	"github.com/magpie-im/magpie/proto/wire"
 )
 
 // The terminal prints live notices as they happen: a friend request with
@@ -75,6 +76,10 @@ func TestLiveNoticesInTheTerminal(t *testing.T) {
 	defer mu.Unlock()
 	if n := aliceNotices[0]; len(aliceNotices) != 1 || n.Type != client.NoticeFriendAccepted || n.Actor != "bob" {
 		t.Errorf("alice's notices %+v; want one friend.accepted from bob", aliceNotices)
+	}
+	refused := client.Notice{Type: client.NoticeScheduledRefused, ScheduledID: 4, ToGroup: "g_3", Reason: "not a member of the conversation", Code: wire.CodeNotMember}
+	if got, want := noticeLine(refused), "* scheduled message 4 to g_3 was not sent: not a member of the conversation (not_member)"; got != want {
+		t.Errorf("noticeLine(scheduled.refused) = %q, want %q", got, want)
 	}
 	// A type the terminal does not know prints nothing; the group ones are the events' lines.
 	for _, n := range []client.Notice{{Type: "something.new", Actor: "x"}, {Type: client.NoticeGroupAdded, Actor: "x"}} {

@@ -3,6 +3,8 @@ package logic
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/magpie-im/magpie/internal/store"
@@ -24,6 +26,19 @@ const (
 	scheduleTick  = time.Second      // how often a node looks for due messages
 	scheduleLease = 30 * time.Second // a claim; a node that dies holding one delays its messages by this much
 	scheduleBatch = 100              // claimed at once
+
+	// RefusedKept is how long a message refused at its time stays listed
+	// (status "refused") unless its sender cancels it first.
+	RefusedKept = 7 * 24 * time.Hour
+	// MaxRefusedReason bounds the reason kept with a refused message.
+	MaxRefusedReason = 256
+	purgeEvery       = time.Minute // how often a node drops refused messages past RefusedKept
+)
+
+// The status of a listed scheduled message.
+const (
+	ScheduledPending = "pending" // waiting for its time (or being sent)
+	ScheduledRefused = "refused" // could not be sent at its time: code and reason say why
 )
 
 // ScheduledView is a pending scheduled message as the API shows it.
@@ -36,11 +51,19 @@ type ScheduledView struct {
 	ClientMsgID string `json:"client_msg_id"`
 	SendAt      int64  `json:"send_at"`
 	CreatedAt   int64  `json:"created_at"`
+	Status      string `json:"status"`               // ScheduledPending or ScheduledRefused
+	RefusedAt   int64  `json:"refused_at,omitempty"` // refused: when, unix ms
+	Code        string `json:"code,omitempty"`       // refused: the error code the send got (its name)
+	Reason      string `json:"reason,omitempty"`     // refused: why
 }
 
 func scheduledView(m store.ScheduledMessage) ScheduledView {
-	return ScheduledView{ID: m.ID, ToUser: m.ToUser, ToGroup: m.ToGroup, Text: m.Text, FileID: m.FileID,
-		ClientMsgID: m.ClientMsgID, SendAt: m.SendAt.UnixMilli(), CreatedAt: m.CreatedAt.UnixMilli()}
+	v := ScheduledView{ID: m.ID, ToUser: m.ToUser, ToGroup: m.ToGroup, Text: m.Text, FileID: m.FileID,
+		ClientMsgID: m.ClientMsgID, SendAt: m.SendAt.UnixMilli(), CreatedAt: m.CreatedAt.UnixMilli(), Status: ScheduledPending}
+	if m.Refused() {
+		v.Status, v.RefusedAt, v.Code, v.Reason = ScheduledRefused, m.RefusedAt.UnixMilli(), wire.Code(m.RefusedCode).String(), m.RefusedReason
+	}
+	return v
 }
 
 // schedule checks a send with SendAt as far as it can be checked now (the
@@ -103,6 +126,7 @@ func (s *Service) schedule(ctx context.Context, from Identity, req SendRequest) 
 	if err != nil {
 		return Ack{}, err
 	}
+	pending = slices.DeleteFunc(pending, store.ScheduledMessage.Refused) // refused ones do not count
 	if len(pending) >= MaxScheduledPerUser {
 		return Ack{}, forbidden("too many scheduled messages (at most 1000 pending)", ErrBadRequest)
 	}
@@ -113,7 +137,8 @@ func (s *Service) schedule(ctx context.Context, from Identity, req SendRequest) 
 	return Ack{ClientMsgID: stored.ClientMsgID, ScheduledID: stored.ID, SendAt: stored.SendAt, Duplicate: existing}, nil
 }
 
-// ScheduledMessages lists the user's pending scheduled messages, soonest first.
+// ScheduledMessages lists the user's pending and refused scheduled
+// messages, soonest first.
 func (s *Service) ScheduledMessages(ctx context.Context, id Identity) ([]ScheduledView, error) {
 	ms, err := s.store.ScheduledMessages(ctx, id.UserID)
 	if err != nil {
@@ -126,7 +151,8 @@ func (s *Service) ScheduledMessages(ctx context.Context, id Identity) ([]Schedul
 	return out, nil
 }
 
-// CancelScheduled drops one of the user's pending scheduled messages.
+// CancelScheduled drops one of the user's pending (or refused) scheduled
+// messages.
 func (s *Service) CancelScheduled(ctx context.Context, id Identity, schedID int64) error {
 	err := s.store.CancelScheduled(ctx, id.UserID, schedID)
 	switch {
@@ -142,6 +168,7 @@ func (s *Service) CancelScheduled(ctx context.Context, id Identity, schedID int6
 func (s *Service) scheduleLoop() {
 	t := time.NewTicker(scheduleTick)
 	defer t.Stop()
+	var purged time.Time
 	for {
 		select {
 		case <-s.stop:
@@ -151,13 +178,51 @@ func (s *Service) scheduleLoop() {
 		for n := scheduleBatch; n == scheduleBatch; { // a full batch: more may be due now
 			n = s.sendDue()
 		}
+		if now := s.now(); now.Sub(purged) >= purgeEvery {
+			purged = now
+			s.purgeRefused(now)
+		}
 	}
+}
+
+// purgeRefused drops the refused messages older than RefusedKept (any
+// node may: the delete is the same from each).
+func (s *Service) purgeRefused(now time.Time) {
+	ctx, cancel := context.WithTimeout(s.life, scheduleLease)
+	defer cancel()
+	if _, err := s.store.PurgeRefused(ctx, now.Add(-RefusedKept)); err != nil && !errors.Is(err, store.ErrClosed) {
+		s.log.Warn("scheduled messages: purge refused", "err", err)
+	}
+}
+
+// refuseScheduled marks a claimed message refused for good, says so to its
+// sender's devices (a scheduled.refused notice) and logs it. Only the
+// caller whose refusal the store took notifies: one notice per message,
+// however many nodes tried it.
+func (s *Service) refuseScheduled(ctx context.Context, m store.ScheduledMessage, username string, err error) {
+	code, reason := Code(err), err.Error()
+	if len(reason) > MaxRefusedReason {
+		reason = strings.ToValidUTF8(reason[:MaxRefusedReason], "")
+	}
+	at := s.now()
+	if rerr := s.store.RefuseScheduled(ctx, m.ID, at, uint32(code), reason); errors.Is(rerr, store.ErrNotFound) {
+		return // cancelled, or refused by another node
+	} else if rerr != nil {
+		s.log.Warn("scheduled message: refuse", "id", m.ID, "err", rerr)
+		return
+	}
+	s.log.Info("scheduled message refused", "id", m.ID, "user", username, "code", code.String(), "reason", reason)
+	s.notify([]int64{m.UserID}, store.Notice{Type: store.NoticeScheduledRefused, At: at, ScheduledID: m.ID,
+		Reason: reason, Code: uint32(code), ToUser: m.ToUser, ToGroup: m.ToGroup})
 }
 
 // sendDue claims and sends one batch of due messages; it returns how many
 // it claimed. A message refused for good (the sender left the group, was
-// blocked, the hook vetoed it) is dropped with a log line; one that failed
-// for now stays claimed until its lease ends and is tried again.
+// removed or blocked, the conversation is gone, the app's settings or the
+// hook forbid it, the sender was disabled) is marked refused, stays listed
+// with why, and its sender is told (refuseScheduled); one that failed for
+// now stays claimed until its lease ends and is tried again. A deleted
+// sender's messages are dropped.
 func (s *Service) sendDue() int {
 	ctx, cancel := context.WithTimeout(s.life, scheduleLease)
 	defer cancel()
@@ -174,11 +239,15 @@ func (s *Service) sendDue() int {
 			s.log.Warn("scheduled message: sender", "id", m.ID, "err", err)
 			continue
 		}
-		if !u.DisabledAt.IsZero() || !u.DeletedAt.IsZero() { // moderated since: not sent
-			s.log.Info("scheduled message dropped: sender disabled or deleted", "id", m.ID, "user", u.Username)
+		if !u.DeletedAt.IsZero() { // nobody to tell
+			s.log.Info("scheduled message dropped: sender deleted", "id", m.ID, "user", u.Username)
 			if err := s.store.DoneScheduled(ctx, m.ID); err != nil {
 				s.log.Warn("scheduled message: done", "id", m.ID, "err", err)
 			}
+			continue
+		}
+		if !u.DisabledAt.IsZero() { // moderated since: not sent
+			s.refuseScheduled(ctx, m, u.Username, forbidden("your account was disabled", ErrBadRequest))
 			continue
 		}
 		from := Identity{AppID: appOrDefault(u.AppID), UserID: m.UserID, Username: u.Username}
@@ -189,7 +258,8 @@ func (s *Service) sendDue() int {
 			continue // retried after the lease
 		}
 		if err != nil {
-			s.log.Info("scheduled message dropped", "id", m.ID, "user", u.Username, "err", err)
+			s.refuseScheduled(ctx, m, u.Username, err)
+			continue
 		}
 		if err := s.store.DoneScheduled(ctx, m.ID); err != nil {
 			s.log.Warn("scheduled message: done", "id", m.ID, "err", err)

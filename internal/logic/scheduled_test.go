@@ -3,6 +3,7 @@ package logic
 import (
 	"context"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -118,5 +119,115 @@ func TestSchedulingOff(t *testing.T) {
 	login(t, s, "bob", "", "")
 	if _, err := s.Send(context.Background(), alice, SendRequest{ToUser: "bob", Text: "x", SendAt: time.Now().Add(time.Minute)}); Code(err) != wire.CodeForbidden {
 		t.Errorf("scheduling while off: %v, want forbidden", err)
+	}
+}
+
+// A scheduled message that can no longer be sent at its time is marked
+// refused with the reason (listed, never sent, never tried again) and its
+// sender's devices get one scheduled.refused notice each.
+func TestScheduledRefusedAtItsTime(t *testing.T) {
+	s, bus := newTestService(t, func(c *Config) { c.ScheduleHorizon = time.Hour })
+	ctx := context.Background()
+	alice, bob := login(t, s, "alice", "", "").Identity, login(t, s, "bob", "", "").Identity
+	carol := login(t, s, "carol", "", "").Identity
+	phone := connect(bus, "gw1", 1, alice)
+	connect(bus, "gw1", 2, bob)
+	left, err := s.CreateGroup(ctx, bob, "left", []string{"alice"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed, err := s.CreateGroup(ctx, bob, "removed", []string{"alice"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := s.CreateGroup(ctx, bob, "gone", []string{"alice"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	soon := time.Now().Add(1200 * time.Millisecond)
+	schedule := func(req SendRequest) int64 {
+		t.Helper()
+		req.Text, req.SendAt = "later", soon
+		ack, err := s.Send(ctx, alice, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.ScheduledID
+	}
+	want := map[int64]wire.Code{
+		schedule(SendRequest{ToGroup: left.ID}):    wire.CodeNotMember,
+		schedule(SendRequest{ToGroup: removed.ID}): wire.CodeNotMember,
+		schedule(SendRequest{ToGroup: gone.ID}):    wire.CodeNotMember, // dissolved: nobody is a member
+		schedule(SendRequest{ToUser: "bob"}):       wire.CodeBlocked,
+	}
+	ok := schedule(SendRequest{ToUser: "carol"})
+	if err := s.LeaveGroup(ctx, alice, left.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveMember(ctx, bob, removed.ID, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DissolveGroup(ctx, bob, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Block(ctx, bob, "alice"); err != nil {
+		t.Fatal(err)
+	}
+
+	deadline := time.Now().Add(15 * time.Second)
+	var list []ScheduledView
+	for {
+		if list, err = s.ScheduledMessages(ctx, alice); err != nil {
+			t.Fatal(err)
+		}
+		refused := 0
+		for _, v := range list {
+			if v.Status == ScheduledRefused {
+				refused++
+			}
+		}
+		if refused == len(want) && len(list) == len(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's scheduled messages: %+v; want %d refused and the one to carol sent", list, len(want))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, v := range list {
+		code, wanted := want[v.ID]
+		if !wanted || v.Code != code.String() || v.Reason == "" || v.RefusedAt < soon.UnixMilli() || v.ID == ok {
+			t.Errorf("listed %+v; want code %v with a reason and a time", v, code)
+		}
+	}
+	if got := historyTexts(t, s, carol, store.PrivateConversationID(alice.UserID, carol.UserID)); len(got) != 1 {
+		t.Errorf("carol got %q, want the one message", got)
+	}
+	// One notice per refused message, to alice's device, with its id and code.
+	time.Sleep(2 * scheduleTick) // a second try would have happened by now
+	seen := map[int64]int{}
+	for _, d := range bus.noticesSeen() {
+		n := d.env.GetNotice()
+		if n.GetType() != store.NoticeScheduledRefused {
+			continue
+		}
+		seen[n.GetScheduledId()]++
+		if !slices.Equal(d.conns, []uint64{phone.Conn}) || wire.Code(n.GetCode()) != want[n.GetScheduledId()] || n.GetReason() == "" {
+			t.Errorf("notice %+v to %v; want alice's phone, code %v", n, d.conns, want[n.GetScheduledId()])
+		}
+	}
+	for id := range want {
+		if seen[id] != 1 {
+			t.Errorf("scheduled message %d: %d notices, want 1", id, seen[id])
+		}
+	}
+	// Dismissed with a cancel; the refused ones do not count in the limit.
+	for id := range want {
+		if err := s.CancelScheduled(ctx, alice, id); err != nil {
+			t.Fatalf("cancel refused %d: %v", id, err)
+		}
+	}
+	if list, _ := s.ScheduledMessages(ctx, alice); len(list) != 0 {
+		t.Errorf("after cancelling the refused ones: %+v", list)
 	}
 }

@@ -502,6 +502,19 @@ var migrations = []migration{
 			END`,
 		},
 	},
+	{
+		// Refused scheduled messages (issue 13): one that could not be
+		// sent at its time stays listed to its sender with why (refused_at
+		// 0: pending), is never claimed again, and is dropped by a cancel or
+		// a week later. The due scan reads pending ones by their index.
+		version: 20,
+		common: []string{
+			`ALTER TABLE scheduled_messages ADD COLUMN refused_at BIGINT NOT NULL DEFAULT 0`,
+			`ALTER TABLE scheduled_messages ADD COLUMN refused_code BIGINT NOT NULL DEFAULT 0`,
+			`ALTER TABLE scheduled_messages ADD COLUMN refused_reason TEXT NOT NULL DEFAULT ''`,
+			`CREATE INDEX scheduled_pending_due ON scheduled_messages(refused_at, send_at)`,
+		},
+	},
 }
 
 // migrate brings the schema up to date in one transaction, so a crash

@@ -171,6 +171,8 @@ func TestMigrateSearchInTransaction(t *testing.T) {
 		`INSERT INTO messages(conversation_id, seq, sender_id, text, sent_at) VALUES ('`+conv+`', 2, `+
 			fmt.Sprint(a.ID)+`, 'stored past the watermark', `+fmt.Sprint(time.Now().UnixMilli())+`)`,
 		`UPDATE conversations SET last_seq = 2 WHERE id = '`+conv+`'`,
+		`DROP INDEX scheduled_pending_due`, `ALTER TABLE scheduled_messages DROP COLUMN refused_at`, // version 20
+		`ALTER TABLE scheduled_messages DROP COLUMN refused_code`, `ALTER TABLE scheduled_messages DROP COLUMN refused_reason`,
 		`DELETE FROM schema_migrations WHERE version >= 19`)
 	for _, q := range stmts {
 		if _, err := s.write.Exec(q); err != nil {

@@ -538,8 +538,10 @@ func TestMigrateUsersToSources(t *testing.T) {
 	}
 }
 
-// undoGroupSync takes migration 17 (and 18) back out.
+// undoGroupSync takes migration 17 (and 18 and 20) back out.
 var undoGroupSync = []string{
+	`DROP INDEX scheduled_pending_due`, `ALTER TABLE scheduled_messages DROP COLUMN refused_at`, // version 20
+	`ALTER TABLE scheduled_messages DROP COLUMN refused_code`, `ALTER TABLE scheduled_messages DROP COLUMN refused_reason`,
 	`ALTER TABLE device_sessions DROP COLUMN conn`, // version 18
 	`DROP TABLE group_join_requests`, `DROP TABLE group_sync`, `ALTER TABLE members DROP COLUMN version`,
 	`ALTER TABLE conversations DROP COLUMN version`, `ALTER TABLE conversations DROP COLUMN max_members`,
@@ -548,8 +550,10 @@ var undoGroupSync = []string{
 	`DELETE FROM schema_migrations WHERE version >= 17`,
 }
 
-// undoFriendSeqs takes migrations 18, 17 and 15 back out (16 runs again as it is).
+// undoFriendSeqs takes migrations 20, 18, 17 and 15 back out (16 and 19 run again as they are).
 var undoFriendSeqs = []string{
+	`DROP INDEX scheduled_pending_due`, `ALTER TABLE scheduled_messages DROP COLUMN refused_at`, // version 20
+	`ALTER TABLE scheduled_messages DROP COLUMN refused_code`, `ALTER TABLE scheduled_messages DROP COLUMN refused_reason`,
 	`ALTER TABLE device_sessions DROP COLUMN conn`, // version 18
 	`DROP TABLE group_join_requests`, `DROP TABLE group_sync`, `ALTER TABLE members DROP COLUMN version`,
 	`ALTER TABLE conversations DROP COLUMN version`, `ALTER TABLE conversations DROP COLUMN max_members`,

@@ -117,3 +117,69 @@ func testScheduledClaimsOnce(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// testScheduledRefused: a refused message stays listed with its code and
+// reason, is never claimed again, is refused once, can be cancelled, frees
+// its client id, and is purged after its time.
+func testScheduledRefused(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	alice := mustUser(t, s, "alice")
+	sched := func(cmid string, sendAt time.Time) store.ScheduledMessage {
+		t.Helper()
+		m, existing, err := s.Schedule(ctx, store.ScheduledMessage{UserID: alice.ID, ToGroup: "g_9", Text: "later " + cmid, ClientMsgID: cmid, SendAt: sendAt, CreatedAt: at(0)})
+		if err != nil || existing {
+			t.Fatalf("Schedule(%s): %+v, %v, %v", cmid, m, existing, err)
+		}
+		return m
+	}
+	m1, m2 := sched("r1", at(10)), sched("r2", at(20))
+	due, err := s.ClaimDue(ctx, at(30), time.Minute, 10)
+	if err != nil || !slices.Equal(scheduledIDs(due), []int64{m1.ID, m2.ID}) {
+		t.Fatalf("ClaimDue = %v, %v", scheduledIDs(due), err)
+	}
+	if err := s.RefuseScheduled(ctx, m1.ID, at(31), 20, "you left the group"); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "refused twice", s.RefuseScheduled(ctx, m1.ID, at(32), 20, "again"), store.ErrNotFound)
+	wantErr(t, "refusing what is not there", s.RefuseScheduled(ctx, 999999, at(32), 20, "x"), store.ErrNotFound)
+	list, err := s.ScheduledMessages(ctx, alice.ID)
+	if err != nil || len(list) != 2 || list[0].ID != m1.ID || !list[0].Refused() || list[1].Refused() {
+		t.Fatalf("listed: %+v, %v; want r1 refused, r2 pending", list, err)
+	}
+	if r := list[0]; !r.RefusedAt.Equal(at(31)) || r.RefusedCode != 20 || r.RefusedReason != "you left the group" || r.ToGroup != "g_9" {
+		t.Errorf("refused r1 = %+v", r)
+	}
+	// Never claimed again, even long after every lease; r2 is.
+	if due, _ := s.ClaimDue(ctx, at(500), time.Minute, 10); !slices.Equal(scheduledIDs(due), []int64{m2.ID}) {
+		t.Errorf("a claim after the leases: %v, want only r2", scheduledIDs(due))
+	}
+	// Its client id is free again: a new message, pending.
+	again, existing, err := s.Schedule(ctx, store.ScheduledMessage{UserID: alice.ID, ToUser: "bob", Text: "again", ClientMsgID: "r1", SendAt: at(40), CreatedAt: at(33)})
+	if err != nil || existing || again.ID == m1.ID || again.Refused() {
+		t.Fatalf("scheduling r1 anew: %+v, %v, %v; want a new pending message", again, existing, err)
+	}
+	// A refused one is cancelled (dismissed) like a pending one.
+	if err := s.RefuseScheduled(ctx, again.ID, at(41), 22, "blocked"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CancelScheduled(ctx, alice.ID, again.ID); err != nil {
+		t.Fatalf("cancel a refused one: %v", err)
+	}
+	// Purged by age: only those refused before the time.
+	m3 := sched("r3", at(50))
+	if err := s.RefuseScheduled(ctx, m3.ID, at(600), 20, "later"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PurgeRefused(ctx, at(100)); err != nil || n != 0 {
+		t.Errorf("purge before 100 s: %d, %v; want none (none refused that early is left)", n, err)
+	}
+	if err := s.RefuseScheduled(ctx, m2.ID, at(60), 20, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PurgeRefused(ctx, at(100)); err != nil || n != 1 {
+		t.Errorf("purge before 100 s: %d, %v; want r2", n, err)
+	}
+	if list, _ := s.ScheduledMessages(ctx, alice.ID); !slices.Equal(scheduledIDs(list), []int64{m3.ID}) {
+		t.Errorf("after the purge: %v, want r3 (refused at 600 s)", scheduledIDs(list))
+	}
+}

@@ -84,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ContactIDs", testContactIDs},
 		{"Scheduled", testScheduled}, // scheduled.go
 		{"ScheduledClaimsOnce", testScheduledClaimsOnce},
+		{"ScheduledRefused", testScheduledRefused},
 		{"Search", testSearch}, // search.go
 		{"SearchWindows", testSearchWindows},
 	}
