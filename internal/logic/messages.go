@@ -63,7 +63,7 @@ type StoredEvent struct {
 	Text           string `json:"text"`
 	SentAt         int64  `json:"sent_at"`
 	FileID         string `json:"file_id,omitempty"`
-	RefSeq         uint64 `json:"ref_seq,omitempty"`          // message.recalled, message.edited
+	RefSeq         uint64 `json:"ref_seq,omitempty"`          // the changed message (recalled, edited) or the one replied to (stored)
 	RemovedByAdmin bool   `json:"removed_by_admin,omitempty"` // message.recalled by the admin API
 }
 
