@@ -88,3 +88,38 @@ func TestLiveNoticesInTheTerminal(t *testing.T) {
 		}
 	}
 }
+
+// A scheduled message refused at its time: the live line while connected,
+// and :scheduled lists it refused with the reason.
+func TestRefusedScheduledInTheTerminal(t *testing.T) {
+	t.Setenv("MAGPIE_PASSWORD", "")
+	srv := testserver.Start(t, nil, "alice", "bob")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	bob := client.New(client.Options{Server: srv.URL, Username: "bob", Password: "pw-bob", Device: "sdk-bob"})
+	if err := bob.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	stdin, feed := io.Pipe()
+	var out, errw syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"--server", srv.URL, "--user", "alice", "--device", "cli-alice"}, stdin, &out, &errw)
+	}()
+	feed.Write([]byte("pw-alice\n:to bob\n:delay 1 see you\n"))
+	testserver.WaitFor(t, "the scheduled line", func() bool { return strings.Contains(out.String(), "scheduled 1 for") })
+	if err := bob.Block(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	testserver.WaitFor(t, "the refusal line", func() bool { return strings.Contains(out.String(), "was not sent") })
+	feed.Write([]byte(":scheduled\n"))
+	feed.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v\nstderr:\n%s", err, errw.String())
+	}
+	wantLines(t, "alice", out.String(),
+		`\* scheduled message 1 to bob was not sent: .+ \(blocked\)`,
+		`scheduled 1: .* to bob: see you \(refused: .+ \(blocked\); :cancel 1 drops it\)`,
+	)
+}
