@@ -36,6 +36,7 @@ type mqttLogic struct {
 	msgs     []*magpiepb.Message
 	fail     wire.Code     // answer sends with this error
 	syncGate chan struct{} // if set, sync answers wait until it is closed
+	sendGate chan struct{} // if set, send answers wait until it is closed
 	pending  sync.WaitGroup
 
 	// Stored sessions: present answers auth, position is the device's
@@ -118,8 +119,11 @@ func (f *mqttLogic) Forward(req *clusterpb.Request, done func([]byte, error)) {
 		out.Body = &magpiepb.Envelope_SyncResult{SyncResult: res}
 	}
 	var gate chan struct{}
-	if _, ok := env.Body.(*magpiepb.Envelope_Sync); ok {
+	switch env.Body.(type) {
+	case *magpiepb.Envelope_Sync:
 		gate = f.syncGate
+	case *magpiepb.Envelope_Send:
+		gate = f.sendGate
 	}
 	f.mu.Unlock()
 	b, _ := proto.Marshal(out)
@@ -853,4 +857,75 @@ func TestMQTTReasonTables(t *testing.T) {
 			t.Errorf("%v: PUBACK %#x", code, rc)
 		}
 	}
+}
+
+// The per-connection limits of docs/mqtt.md's Limits table, each at a
+// small setting, with the reason code the table gives.
+func TestMQTTLimits(t *testing.T) {
+	t.Run("requests per second", func(t *testing.T) {
+		ms := startMQTT(t, Config{RateLimit: 1, RateBurst: 3})
+		c := ms.dial(t, 5)
+		c.connect("alice", true)
+		for range 6 {
+			c.write(&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
+		}
+		for {
+			pk, err := c.next()
+			if err != nil {
+				t.Fatalf("closed without a DISCONNECT: %v", err)
+			}
+			if pk.FixedHeader.Type == packets.Pingresp {
+				continue
+			}
+			if pk.FixedHeader.Type != packets.Disconnect || pk.ReasonCode != 0x96 {
+				t.Fatalf("got packet %d reason %#x, want DISCONNECT 0x96", pk.FixedHeader.Type, pk.ReasonCode)
+			}
+			break
+		}
+	})
+	t.Run("unanswered PUBLISHes", func(t *testing.T) {
+		ms := startMQTT(t, Config{MaxInFlight: 2})
+		gate := make(chan struct{})
+		ms.logic.mu.Lock()
+		ms.logic.sendGate = gate
+		ms.logic.mu.Unlock()
+		t.Cleanup(func() { close(gate) }) // before the server's cleanup waits for the answers
+		c := ms.dial(t, 5)
+		if ack := c.connect("alice", true); ack.Properties.ReceiveMaximum != 2 {
+			t.Errorf("CONNACK Receive Maximum %d, want 2 (MaxInFlight)", ack.Properties.ReceiveMaximum)
+		}
+		for pid := uint16(1); pid <= 3; pid++ {
+			c.write(publishPacket("magpie/to/user/bob", 1, pid, "held"))
+		}
+		c.expectDisconnect(0x96)
+	})
+	t.Run("unacknowledged deliveries", func(t *testing.T) {
+		ms := startMQTT(t, Config{SendQueue: 4})
+		c := ms.dial(t, 5)
+		pk := connectPacket("dev", "alice", "good-alice", true)
+		pk.Properties.ReceiveMaximum = 1
+		c.write(pk)
+		c.expect(packets.Connack)
+		c.subscribe(1, "magpie/inbox")
+		// One in flight, four waiting for a packet id (--send-queue), the
+		// sixth is one too many: a slow consumer. Each delivery is written
+		// before the next (the PINGRESP follows it), so the send queue
+		// itself never holds more than one.
+		deliverTo(t, ms, "alice", &magpiepb.Message{ConversationId: "c", Seq: 1, Text: "m"})
+		c.inbox(1)
+		for seq := uint64(2); seq <= 5; seq++ {
+			deliverTo(t, ms, "alice", &magpiepb.Message{ConversationId: "c", Seq: seq, Text: "m"})
+			c.ping()
+		}
+		deliverTo(t, ms, "alice", &magpiepb.Message{ConversationId: "c", Seq: 6, Text: "m"})
+		dis := c.expect(packets.Disconnect)
+		if dis.ReasonCode != 0x97 || dis.Properties.ReasonString != "too many unacknowledged messages" {
+			t.Fatalf("DISCONNECT %#x %q, want 0x97 too many unacknowledged messages", dis.ReasonCode, dis.Properties.ReasonString)
+		}
+	})
+	t.Run("time to CONNECT", func(t *testing.T) {
+		ms := startMQTT(t, Config{AuthTimeout: 200 * time.Millisecond})
+		c := ms.dial(t, 5)
+		c.expectClosed() // nothing sent: closed after the auth timeout
+	})
 }

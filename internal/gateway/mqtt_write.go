@@ -88,8 +88,17 @@ func (t *mqttTransport) translate(w *mqttWriter, f []byte) {
 			t.connackRefused(w, wire.Code(b.Error.Code), b.Error.Message)
 			return
 		}
-		if p, ok := t.takePending(env.Id); ok && p.kind == pendSend {
+		p, ok := t.takePending(env.Id)
+		switch {
+		case !ok:
+		case p.kind == pendSend:
 			t.sendFailed(w, p, wire.Code(b.Error.Code), b.Error.Message)
+		case p.kind == pendPing && wire.Code(b.Error.Code) == wire.CodeRateLimited:
+			// A PINGREQ over the connection's rate gets the limit's
+			// DISCONNECT (3.1.1: closed), as a QoS 1 PUBLISH does, not
+			// silence (docs/mqtt.md, Limits).
+			t.kicked(w, wire.CodeRateLimited, b.Error.Message)
+			w.closeCode = wire.CodeRateLimited
 		}
 	case *magpiepb.Envelope_SendAck:
 		if p, ok := t.takePending(env.Id); ok && p.kind == pendSend && p.ack {
