@@ -11,6 +11,7 @@ import { Sidebar } from "./sidebar.js";
 import { newChatDialog, newGroupDialog, membersDialog, deleteChatDialog, joinGroupDialog } from "./dialogs.js";
 import { friendsDialog } from "./friends.js";
 import { sendLaterDialog, scheduledDialog } from "./scheduled.js";
+import { onNotice } from "./notices.js";
 
 const SESSION_KEY = "magpie.session";
 const DEVICE_KEY = "magpie.device";
@@ -198,6 +199,7 @@ class App {
     c.addEventListener("receipt", (e) => {
       if (e.detail.conversationId === this.current && c.convs.get(this.current).kind === "group") this.chat.refreshGroupReads();
     });
+    c.addEventListener("notice", (e) => { if (c === this.client) onNotice(this, e.detail); });
     c.addEventListener("transient", (e) => {
       this.notices.unshift(e.detail);
       this.notices.length = Math.min(this.notices.length, MAX_NOTICES);

@@ -10,10 +10,21 @@ export function open(title, content, opener) {
   const dlg = $("#dialog");
   replace(dlg, h("h2", { id: "dialog-title" }, title), content);
   delete dlg.dataset.handedOn;
+  delete dlg.dataset.list;
+  dlg.refreshList = null;
   dlg.addEventListener("close", () => { if (!dlg.dataset.handedOn) opener?.focus(); }, { once: true });
   dlg.showModal();
   dlg.querySelector("input, button")?.focus();
   return dlg;
+}
+
+// listDialog marks the open dialog as showing list ("friends",
+// "scheduled", "members:<group id>"): a notice about it (notices.js) calls
+// reload, which returns a promise.
+export function listDialog(list, reload) {
+  const dlg = $("#dialog");
+  dlg.dataset.list = list;
+  dlg.refreshList = reload;
 }
 
 // done closes the dialog and focuses el (the page behind a modal dialog is
@@ -266,5 +277,6 @@ export async function membersDialog(app, id, opener) {
     transfer.disabled = !cands.length;
   };
   open("Members", [list, err, rename, adminRow, requestsBox, invite, ownerRow, h("div", { class: "row" }, leave, dissolve)], opener);
+  listDialog("members:" + id, () => act(reload));
   await act(reload);
 }

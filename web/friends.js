@@ -3,7 +3,7 @@
 // as the chat's name) and group (a category), listed by group.
 
 import { h, replace, $ } from "./dom.js";
-import { open, form } from "./dialogs.js";
+import { open, form, listDialog } from "./dialogs.js";
 import { privateID } from "./magpie.js";
 
 const POLICIES = [["approve", "Anyone may ask; I approve"], ["anyone", "Anyone, at once"], ["nobody", "Nobody"]];
@@ -113,5 +113,6 @@ export async function friendsDialog(app, opener) {
     h("div", { class: "row" }, h("label", { for: "fr-policy" }, "Who may add me"), policy),
     add, status, err, requests, groupNames, list, h("div", { class: "row" }, close),
   ], opener);
+  listDialog("friends", () => act(reload));
   await act(reload);
 }

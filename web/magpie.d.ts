@@ -90,6 +90,9 @@ export declare function num(v: string | number | null | undefined): number;
 /** Converts a wire Message (socket protojson or HTTP JSON) into the shape events carry. */
 export declare function normMessage(m: WireMessage): Message;
 
+/** Converts a wire notice (protojson) into the notice event's detail. */
+export declare function normNotice(n: WireNotice): NoticeEvent;
+
 /** A typing client repeats its notice every TYPING_EVERY_MS (3000). */
 export declare const TYPING_EVERY_MS: number;
 /** A receiver shows a typing notice for TYPING_SHOW_MS (6000) unless renewed. */
@@ -339,6 +342,47 @@ export interface KickEvent {
   reconnect: boolean;
 }
 
+/** A notice as the socket carries it (docs/protocol.md "Notices"). */
+export interface WireNotice {
+  type?: string;
+  at?: string | number;
+  actor_id?: string | number;
+  actor?: string;
+  group_id?: string;
+  group_name?: string;
+  scheduled_id?: string | number;
+  code?: number;
+  reason?: string;
+  to_user?: string;
+  to_group?: string;
+}
+
+/** The known notice types; others may come and must be ignored. */
+export type NoticeType = "friend.requested" | "friend.accepted" | "group.join_requested" | "group.added" | "group.removed" | "scheduled.refused";
+
+/**
+ * A change that concerns me, pushed the moment it is stored: transient and
+ * best effort; the HTTP list it names stays the record. Absent fields are
+ * "" or 0.
+ */
+export interface NoticeEvent {
+  type: NoticeType | string;
+  /** Unix ms. */
+  at: number;
+  /** friend.*, group.*: who did it. */
+  actorId: number;
+  actor: string;
+  /** group.*. */
+  groupId: string;
+  groupName: string;
+  /** scheduled.refused: the message, its error code and readable reason, and its recipient or group. */
+  scheduledId: number;
+  code: number;
+  reason: string;
+  toUser: string;
+  toGroup: string;
+}
+
 export interface MagpieEventMap {
   state: StateEvent;
   /** In order per conversation, once; includes own sends from other devices. */
@@ -350,6 +394,7 @@ export interface MagpieEventMap {
   typing: TypingEvent;
   session: Session;
   kick: KickEvent;
+  notice: NoticeEvent;
 }
 
 // ---- HTTP answers (docs/api.md) ------------------------------------------
@@ -463,6 +508,11 @@ export interface ScheduledMessage {
   client_msg_id: string;
   send_at: number;
   created_at: number;
+  /** "refused" when it could not be sent at its time (then code, reason, refused_at); absent while pending. */
+  status?: "refused";
+  code?: number;
+  reason?: string;
+  refused_at?: number;
 }
 
 /** The HTTP ack of a send, a recall or an edit. */

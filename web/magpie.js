@@ -104,6 +104,23 @@ export function normMessage(m) {
   };
 }
 
+// normNotice turns a wire notice into the notice event's detail.
+export function normNotice(n) {
+  return {
+    type: n.type || "",
+    at: num(n.at),
+    actorId: num(n.actor_id),
+    actor: n.actor || "",
+    groupId: n.group_id || "",
+    groupName: n.group_name || "",
+    scheduledId: num(n.scheduled_id),
+    code: num(n.code),
+    reason: n.reason || "",
+    toUser: n.to_user || "",
+    toGroup: n.to_group || "",
+  };
+}
+
 // Magpie is one user's connection. Events (all CustomEvent, data in detail):
 //   state    {state, error, retryInMs}     connection state changes
 //   message  normMessage(...)              in order per conversation, once;
@@ -115,6 +132,10 @@ export function normMessage(m) {
 //            typing (transient; show it for TYPING_SHOW_MS unless renewed)
 //   session  {token, userId, username, device}  after a login
 //   kick     {code, reason, reconnect}
+//   notice   {type, at, actorId, actor, groupId, groupName, scheduledId,
+//            code, reason, toUser, toGroup}  a change that concerns me
+//            (docs/protocol.md "Notices"): transient, best effort; read the
+//            HTTP list it names. Ignore a type you do not know.
 export class Magpie extends EventTarget {
   constructor(opts = {}) {
     super();
@@ -523,6 +544,8 @@ export class Magpie extends EventTarget {
     } else if (env.typing) {
       const t = env.typing;
       this.emit("typing", { conversationId: t.conversation_id, userId: num(t.user_id), username: t.username || "", stopped: !!t.stopped });
+    } else if (env.notice) {
+      this.emit("notice", normNotice(env.notice));
     }
   }
 

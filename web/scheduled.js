@@ -1,9 +1,10 @@
 // scheduled.js: sending a message later (POST /v1/messages with send_at:
 // the server keeps it and sends it then, across restarts) and the list of
-// my pending ones, each of which can be cancelled until it is sent.
+// my pending ones, each of which can be cancelled until it is sent, and of
+// those refused at their time (with the reason), each dismissed the same way.
 
 import { h, replace, $, timeLabel } from "./dom.js";
-import { open, form } from "./dialogs.js";
+import { open, form, listDialog } from "./dialogs.js";
 
 const HOUR = 3600_000;
 
@@ -39,7 +40,8 @@ export function sendLaterDialog(app, opener) {
   }), opener);
 }
 
-// scheduledDialog lists my pending scheduled messages, soonest first.
+// scheduledDialog lists my scheduled messages, soonest first: pending ones
+// with Cancel, refused ones with the reason and Dismiss.
 export async function scheduledDialog(app, opener) {
   const c = app.client;
   const err = h("p", { class: "error", role: "alert" });
@@ -48,20 +50,25 @@ export async function scheduledDialog(app, opener) {
     const items = await c.scheduled();
     replace(list, !items.length ? h("li", { class: "empty" }, "Nothing is scheduled.") : items.map((s) => {
       const to = s.to_group ? "# " + (c.convs.get(s.to_group).title) : s.to_user;
-      const cancel = h("button", { type: "button", "data-action": "cancel", "aria-label": `Cancel the message to ${to} at ${timeLabel(s.send_at)}` }, "Cancel");
+      const refused = s.status === "refused";
+      const cancel = refused
+        ? h("button", { type: "button", "data-action": "dismiss", "aria-label": `Dismiss the refused message to ${to}` }, "Dismiss")
+        : h("button", { type: "button", "data-action": "cancel", "aria-label": `Cancel the message to ${to} at ${timeLabel(s.send_at)}` }, "Cancel");
       cancel.addEventListener("click", async () => {
         err.textContent = "";
         try { await c.cancelScheduled(s.id); } catch (e) { err.textContent = e.message; }
         await reload().catch((e) => { err.textContent = e.message; });
         (list.querySelector("button") || $("#sched-close"))?.focus();
       });
-      return h("li", { "data-scheduled": s.id },
-        h("span", {}, h("strong", {}, to), ` · ${timeLabel(s.send_at)}: `, h("span", { class: "sched-text" }, s.text || (s.file_id ? "a file" : ""))),
+      return h("li", { "data-scheduled": s.id, "data-status": refused ? "refused" : "pending", class: refused ? "sched-refused" : undefined },
+        h("span", {}, h("strong", {}, to), ` · ${timeLabel(s.send_at)}: `, h("span", { class: "sched-text" }, s.text || (s.file_id ? "a file" : "")),
+          refused ? h("span", { class: "sched-reason error" }, ` Refused${s.refused_at ? " " + timeLabel(s.refused_at) : ""}: ${s.reason || "refused"}`) : null),
         h("span", { class: "row" }, cancel));
     }));
   };
   const close = h("button", { type: "button", id: "sched-close" }, "Close");
   close.addEventListener("click", () => $("#dialog").close());
   open("Scheduled messages", [list, err, h("div", { class: "row" }, close)], opener);
+  listDialog("scheduled", () => reload().catch((e) => { err.textContent = e.message; }));
   try { await reload(); } catch (e) { err.textContent = e.message; }
 }

@@ -200,8 +200,12 @@ const scenarios = [
     await alice.locator("#online-list .empty", { hasText: "Nobody else is online." }).waitFor({ timeout: T });
     if (await alice.locator('#online-list button[data-user="bob"]').count()) throw new Error("a stranger is listed online");
     const req = await api("alice", "POST", "/v1/friends/requests", { username: "bob" });
+    if (req.status !== 201) throw new Error(`alice asks bob: ${req.status} ${req.text}`);
+    // The server's notice shows in bob's page at once (notices.js).
+    await bob.locator('.notice-toast[data-notice="friend.requested"]', { hasText: "alice wants to be your friend" }).waitFor({ timeout: T });
     const acc = await api("bob", "POST", "/v1/friends/requests/alice/accept");
-    if (req.status !== 201 || acc.status !== 200) throw new Error(`befriending: ${req.status} ${acc.status}`);
+    if (acc.status !== 200) throw new Error(`bob accepts: ${acc.status} ${acc.text}`);
+    await alice.locator('.notice-toast[data-notice="friend.accepted"]', { hasText: "bob is now your friend" }).waitFor({ timeout: T });
     await alice.evaluate(() => window.magpieApp.sidebar.refreshOnline());
     // Alice starts the chat from the online list (bob signed in first).
     await alice.locator('#online-list button[data-user="bob"]').click({ timeout: T });
@@ -1076,6 +1080,51 @@ const scenarios = [
     await p.locator(".sidebar").waitFor({ state: "visible" });
     await phone.close();
     phonePage = null;
+  }],
+
+  ["live_notices", async () => {
+    // The server's notices: carol's friend request shows in bob's page as a
+    // toast and in his open Friends dialog; a scheduled message of alice's,
+    // refused at its time (carol removed her from the group), shows in her
+    // open Scheduled list with the reason, and Dismiss drops it.
+    await bob.click("#friends-btn");
+    await bob.locator("#fr-list").waitFor({ timeout: T });
+    if (await bob.locator('#fr-requests li[data-request="carol"]').count()) throw new Error("a request from carol before she asked");
+    const asked = await api("carol", "POST", "/v1/friends/requests", { username: "bob" });
+    if (asked.status !== 201 || asked.data.status !== "requested") throw new Error("carol's request: " + asked.text);
+    await bob.locator('.notice-toast[data-notice="friend.requested"]', { hasText: "carol wants to be your friend" }).waitFor({ timeout: T });
+    await bob.locator('#fr-requests li[data-request="carol"]').waitFor({ timeout: T }); // the open dialog reloaded
+    await bob.keyboard.press("Escape");
+    await bob.locator('.notice-toast[data-notice="friend.requested"]', { hasText: "carol" }).locator('[data-action="open"]').click({ timeout: T });
+    await bob.locator('#fr-requests li[data-request="carol"] [data-action="decline"]').click({ timeout: T });
+    await bob.locator('#fr-requests li[data-request="carol"]').waitFor({ state: "detached", timeout: T });
+    await bob.keyboard.press("Escape");
+    await shot(bob, "08b-friend-notice");
+
+    const g = await api("carol", "POST", "/v1/groups", { name: "notice <i>team</i>", members: ["alice"] });
+    if (g.status !== 201) throw new Error("carol's group: " + g.status + " " + g.text);
+    const gid = g.data.id;
+    await alice.locator('.notice-toast[data-notice="group.added"]', { hasText: "carol added you to notice <i>team</i>" }).waitFor({ timeout: T });
+    if (await alice.locator(".notice-toast i").count()) throw new Error("a group name rendered as markup");
+    const sc = await api("alice", "POST", "/v1/messages", { to_group: gid, text: "never sent", send_at: Date.now() + 4000, client_msg_id: "notice-sched-1" });
+    if (sc.status !== 200 && sc.status !== 201) throw new Error("schedule: " + sc.status + " " + sc.text);
+    await alice.click("#scheduled-btn");
+    const row = alice.locator('#scheduled-list li[data-scheduled]', { hasText: "never sent" });
+    await row.locator('[data-action="cancel"]').waitFor({ timeout: T });
+    const rm = await api("carol", "DELETE", `/v1/groups/${gid}/members/alice`);
+    if (rm.status !== 204) throw new Error("carol removes alice: " + rm.status + " " + rm.text);
+    await alice.locator('.notice-toast[data-notice="group.removed"]', { hasText: "carol removed you from" }).waitFor({ timeout: T });
+    // At its time: refused, and the open list shows it so without a reopen.
+    await alice.locator('#scheduled-list li[data-status="refused"]', { hasText: "never sent" }).waitFor({ timeout: T });
+    await alice.locator('.notice-toast[data-notice="scheduled.refused"]', { hasText: "was refused" }).waitFor({ timeout: T });
+    const reason = await row.locator(".sched-reason").textContent();
+    const listed = (await api("alice", "GET", "/v1/messages/scheduled")).data.scheduled.find((x) => x.text === "never sent");
+    if (listed?.status !== "refused" || !reason.includes(listed.reason)) throw new Error(`listed ${JSON.stringify(listed)}, shown ${JSON.stringify(reason)}`);
+    await shot(alice, "08c-scheduled-refused");
+    await row.locator('[data-action="dismiss"]').click();
+    await alice.locator("#scheduled-list .empty", { hasText: "Nothing is scheduled." }).waitFor({ timeout: T });
+    if ((await api("alice", "GET", "/v1/messages/scheduled")).data.scheduled.length) throw new Error("still listed after Dismiss");
+    await alice.keyboard.press("Escape");
   }],
 
   ["keyboard_and_aria", async () => {

@@ -150,6 +150,25 @@ test("an error code surfaces as a MagpieError: sending to nobody is not_found", 
   assert.equal(alice.state, State.ready, "a refused request leaves the connection up");
 });
 
+test("notices: a friend request and its acceptance arrive as notice events with their fields", async () => {
+  const toBob = events(bob, "notice"), toAlice = events(alice, "notice");
+  assert.equal((await alice.requestFriend(name("bob"))).status, "requested");
+  await until("bob's notice", () => toBob.length === 1);
+  assert.equal(toBob[0].type, "friend.requested");
+  assert.equal(toBob[0].actor, name("alice"));
+  assert.equal(toBob[0].actorId, alice.userId);
+  assert.ok(toBob[0].at > 0);
+  assert.equal(toBob[0].groupId, "");
+  assert.equal(toBob[0].scheduledId, 0);
+  await bob.answerFriend(name("alice"), true);
+  await until("alice's notice", () => toAlice.length === 1);
+  assert.equal(toAlice[0].type, "friend.accepted");
+  assert.equal(toAlice[0].actor, name("bob"));
+  assert.equal(toAlice[0].actorId, bob.userId);
+  // Never to the one who made the change.
+  assert.deepEqual(toBob.map((n) => n.type), ["friend.requested"]);
+});
+
 test("reconnect: a cut connection comes back and resumes from the cursor", async () => {
   const got = events(bob, "message");
   const states = events(bob, "state");
