@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -130,4 +131,48 @@ func runChatFails(t *testing.T, s *server, user, password string) string {
 		t.Errorf("chat %s succeeded, want a failed login:\n%s", user, out)
 	}
 	return string(out)
+}
+
+// TestCurlAdminApps runs docs/api.md's apps lines as written (with the
+// admin function of the import script): the answers are the documented
+// ones but for the keys, secrets and times, the keys call gave new keys,
+// and a user registers in the new app by the host name its settings gave.
+func TestCurlAdminApps(t *testing.T) {
+	doc := adminDoc(t)
+	fn := regexp.MustCompile("(?s)```sh\n(MAGPIE=\\S+\nKEY=migrate\nSECRET=\\S+\nadmin\\(\\) .*?\n\\}\n)").FindSubmatch(doc)
+	m := regexp.MustCompile("(?s)```sh\n(# the apps calls, with MAGPIE, KEY, SECRET and admin\\(\\) as above\n.*?)```\n```\n(.*?)\n```").FindSubmatch(doc)
+	if fn == nil || m == nil {
+		t.Fatal("docs/api.md has no admin function or no apps lines with their answers")
+	}
+	s := adminServer(t)
+	out := runAdminScript(t, s, string(fn[1])+string(m[1]))
+	norm := regexp.MustCompile(`"(admin_key_id|push_key_id|admin_secret|push_secret|created_at)":"[^"]*"`)
+	clean := func(b []byte) string { return norm.ReplaceAllString(strings.TrimSpace(string(b)), `"$1":"X"`) }
+	if got, want := clean(out), clean(m[2]); got != want {
+		t.Errorf("the apps calls answered\n%s\nthe doc says\n%s", got, want)
+	}
+	ids := regexp.MustCompile(`"admin_key_id":"([^"]+)"`).FindAllStringSubmatch(string(out), -1)
+	if len(ids) != 3 || ids[0][1] != ids[1][1] || ids[2][1] == ids[0][1] {
+		t.Errorf("admin key ids %v: want the same after settings, a new one after keys", ids)
+	}
+	req, _ := http.NewRequest("POST", "http://"+s.http+"/v1/users", strings.NewReader(`{"username":"ann","password":"ann-password-1"}`))
+	req.Host = "chat.acme.example"
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Errorf("register ann through acme's host name = %d, want 201", resp.StatusCode)
+	}
+	// She is acme's: the default app (no host name) does not know her.
+	resp, err = http.Post("http://"+s.http+"/v1/login", "application/json", strings.NewReader(`{"username":"ann","password":"ann-password-1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("ann logs in to the default app = %d, want 401", resp.StatusCode)
+	}
 }
