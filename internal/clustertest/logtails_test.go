@@ -28,7 +28,8 @@ func TestErrorLogTails(t *testing.T) {
 	}
 	write("logic-1.log", stack...)
 	write("nats-0.log", "[1] 2026/12/06 [INF] Server is ready", "[1] 2026/12/06 [ERR] 127.0.0.1:4222 - rid:5 - Error trying to connect to route")
-	write("postgres.log", "LOG:  database system is ready", "FATAL:  terminating connection due to administrator command")
+	write("postgres.log", "LOG:  database system is ready", "FATAL:  terminating connection due to administrator command",
+		`2026-12-06 21:12:01.315 UTC [24278] ERROR:  null value in column "seq" of relation "messages" violates not-null constraint`)
 	write("logic-0.log", "time=x level=INFO msg=fine", "time=x level=WARN msg=slow")
 	write("history.jsonl", `{"level":"ERROR"}`) // not a process log
 
@@ -38,13 +39,13 @@ func TestErrorLogTails(t *testing.T) {
 		"level=ERROR msg=broken n=29", "level=ERROR msg=broken n=10",
 		"==== logic-1.log: error lines 1, panics 1", "panic: runtime error: index out of range", "main.f16()",
 		"==== nats-0.log: error lines 1", "Error trying to connect to route",
-		"==== postgres.log: error lines 1", "FATAL:  terminating connection",
+		"==== postgres.log: error lines 1, panics 0 (and 1 the store causes on purpose", "FATAL:  terminating connection",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)
 		}
 	}
-	for _, not := range []string{"n=9\n", "msg=ok", "main.f17()", "logic-0.log", "history.jsonl"} {
+	for _, not := range []string{"n=9\n", "msg=ok", "main.f17()", "logic-0.log", "history.jsonl", "null value"} {
 		if strings.Contains(got, not) {
 			t.Errorf("has %q (an older error line, a non-error line, past the panic's 20 lines, or a clean log) in:\n%s", not, got)
 		}
