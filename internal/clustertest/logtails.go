@@ -60,11 +60,11 @@ func isExpectedError(line string) bool {
 
 // logTail is what one log holds for the failure message.
 type logTail struct {
-	errors   int // error lines in all, expected ones not
-	expected int // expectedErrors lines
-	last   []string // the last n of them
-	panics int
-	panic  []string // the last panic's first n lines
+	errors   int      // error lines in all, expected ones not
+	expected int      // expectedErrors lines
+	last     []string // the last n of them
+	panics   int
+	panic    []string // the last panic's first n lines
 }
 
 func readLogTail(file string, n int) (logTail, error) {
