@@ -3,10 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
-	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -14,6 +11,7 @@ import (
 	"time"
 
 	"github.com/magpie-im/magpie/internal/config"
+	"github.com/magpie-im/magpie/internal/pgtest"
 	"github.com/magpie-im/magpie/internal/testserver"
 )
 
@@ -148,32 +146,5 @@ func TestImportCommandErrors(t *testing.T) {
 // returns its DSN.
 func importPostgres(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv("MAGPIE_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("!!! MAGPIE_TEST_POSTGRES is unset: this PostgreSQL test is SKIPPED. Set it to a DSN such as " +
-			"postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run it.")
-	}
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := fmt.Sprintf("magpie_import_%d", time.Now().UnixNano())
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		defer admin.Close()
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return pgtest.Schema(t, "magpie_import")
 }

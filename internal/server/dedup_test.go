@@ -2,10 +2,7 @@ package server
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"net/url"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -14,40 +11,14 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/magpie-im/magpie/client"
+	"github.com/magpie-im/magpie/internal/pgtest"
 )
 
 // postgresSchema returns a DSN for a fresh schema in MAGPIE_TEST_POSTGRES,
-// dropped when the test ends.
+// dropped when the test ends (after the nodes it was given to stopped).
 func postgresSchema(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv("MAGPIE_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("!!! MAGPIE_TEST_POSTGRES is unset: this PostgreSQL test is SKIPPED. Set it to a DSN such as " +
-			"postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run it.")
-	}
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := fmt.Sprintf("magpie_server_%d", time.Now().UnixNano())
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() { // after the nodes stopped: cleanups run last-in first-out
-		defer admin.Close()
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return pgtest.Schema(t, "magpie_server")
 }
 
 // Fault scenario 10: one client message id sent at the same moment by two

@@ -2,12 +2,9 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,13 +13,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/magpie-im/magpie/internal/pgtest"
 	"github.com/magpie-im/magpie/internal/store"
 	"github.com/magpie-im/magpie/internal/store/storetest"
 )
 
 // postgresEnv names the variable holding a PostgreSQL DSN for the tests,
 // e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable.
-const postgresEnv = "MAGPIE_TEST_POSTGRES"
+const postgresEnv = pgtest.Env
 
 // backend opens a fresh, empty store that is closed (and, for PostgreSQL,
 // dropped) when the test ends.
@@ -66,38 +64,8 @@ func openPostgresTest(tb testing.TB) *Store {
 // the test's schema, to open it again as a second node.
 func openPostgresTestDSN(tb testing.TB) (*Store, string) {
 	tb.Helper()
-	dsn := os.Getenv(postgresEnv)
-	if dsn == "" {
-		tb.Skipf("!!! %s is unset: PostgreSQL tests SKIPPED. Set it to a DSN such as "+
-			"postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run them.", postgresEnv)
-	}
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	schema := "magpie_test_" + hex.EncodeToString(rnd[:])
-
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		tb.Fatalf("open admin connection: %v", err)
-	}
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		admin.Close()
-		tb.Fatalf("create schema: %v", err)
-	}
-	// Cleanups run last-in first-out: the store closes before the drop.
-	tb.Cleanup(func() {
-		defer admin.Close()
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		tb.Fatalf("parse %s: %v", postgresEnv, err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return mustOpen(tb, u.String()), u.String()
+	dsn := pgtest.Schema(tb, "magpie_test")
+	return mustOpen(tb, dsn), dsn
 }
 
 func asStore(open func(testing.TB) *Store) func(*testing.T) store.Store {
