@@ -342,39 +342,6 @@ func (v *PresenceView) AppendConns(dst []*clusterpb.ConnRef, userID int64) []*cl
 	return dst
 }
 
-// AppendConnsOf appends the live connections of every user in userIDs to
-// dst: AppendConns for each, under one read lock and with one liveness
-// check per gateway instead of one per connection (a group's fan-out).
-func (v *PresenceView) AppendConnsOf(dst []*clusterpb.ConnRef, userIDs []int64) []*clusterpb.ConnRef {
-	type gw struct {
-		id    string
-		first uint64
-		alive bool
-	}
-	var seen [4]gw // a few gateways hold most groups' members
-	gws := seen[:0]
-	alive := func(c *clusterpb.ConnRef) bool {
-		for i := range gws {
-			if gws[i].id == c.Gateway {
-				return gws[i].alive && c.Conn > gws[i].first
-			}
-		}
-		first, ok := v.registry.firstConn(c.Gateway)
-		gws = append(gws, gw{id: c.Gateway, first: first, alive: ok})
-		return ok && c.Conn > first
-	}
-	v.mu.RLock()
-	for _, id := range userIDs {
-		for _, c := range v.byUser[id] {
-			if v.registry == nil || alive(c) {
-				dst = append(dst, c)
-			}
-		}
-	}
-	v.mu.RUnlock()
-	return dst
-}
-
 // Online lists every user with at least one live connection.
 func (v *PresenceView) Online() map[int64][]*clusterpb.ConnRef {
 	v.mu.RLock()

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,31 +32,6 @@ func presenceKeys(t *testing.T, v *PresenceView) map[string]bool {
 	return out
 }
 
-// checkConnsOf fails unless AppendConnsOf (one lookup for a group's
-// members) appends to dst exactly what AppendConns gives user by user, and
-// returns the connection ids it appended.
-func checkConnsOf(t *testing.T, v *PresenceView, users ...int64) []uint64 {
-	t.Helper()
-	keep := &clusterpb.ConnRef{Gateway: "kept", Conn: 99}
-	got := v.AppendConnsOf([]*clusterpb.ConnRef{keep}, users)
-	want := []*clusterpb.ConnRef{keep}
-	for _, u := range users {
-		want = v.AppendConns(want, u)
-	}
-	ids := func(cs []*clusterpb.ConnRef) []uint64 {
-		var out []uint64
-		for _, c := range cs {
-			out = append(out, c.Conn)
-		}
-		slices.Sort(out)
-		return out
-	}
-	if got[0] != keep || !slices.Equal(ids(got), ids(want)) {
-		t.Fatalf("AppendConnsOf(%v) = %v, AppendConns one by one = %v", users, ids(got), ids(want))
-	}
-	return ids(got[1:])
-}
-
 func TestPresenceCleanupAfterGatewayCrash(t *testing.T) {
 	ns := startServer(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -86,9 +60,6 @@ func TestPresenceCleanupAfterGatewayCrash(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "user 1 online on two gateways", func() bool { return len(view.Conns(1)) == 2 })
 	eventually(t, 5*time.Second, "user 2 online", func() bool { return len(view.Conns(2)) == 1 })
-	if got := checkConnsOf(t, view, 1, 2, 7); !slices.Equal(got, []uint64{1, 2, 3}) {
-		t.Fatalf("users 1, 2 and 7 (offline): connections %v, want [1 2 3]", got)
-	}
 
 	// A clean disconnect removes the entry.
 	if err := b.pw.Disconnected(ctx, conn(1, "gw-b", 3)); err != nil {
@@ -103,9 +74,6 @@ func TestPresenceCleanupAfterGatewayCrash(t *testing.T) {
 		return len(view.Conns(1)) == 0 && len(view.Conns(2)) == 0 && len(view.Online()) == 0
 	})
 	eventually(t, 5*time.Second, "gw-a's keys deleted from the bucket", func() bool { return len(presenceKeys(t, view)) == 0 })
-	if got := checkConnsOf(t, view, 1, 2); len(got) != 0 {
-		t.Fatalf("after gw-a's crash, users 1 and 2: connections %v, want none", got)
-	}
 
 	// The user can be online again at once, through the other gateway.
 	if err := b.pw.Connected(ctx, conn(1, "gw-b", 4)); err != nil {
@@ -281,11 +249,6 @@ func TestPresenceDropsARestartedGatewaysEarlierRun(t *testing.T) {
 		_, on := view.Online()[1]
 		return len(view.Conns(1)) == 0 && !on
 	})
-	// The batched lookup hides the old run's 1001 too (whether or not the
-	// sweep deleted it yet), and keeps the new run's 2001.
-	if got := checkConnsOf(t, view, 1, 2); !slices.Equal(got, []uint64{2001}) {
-		t.Fatalf("users 1 and 2: connections %v, want [2001] (1001 is the killed run's)", got)
-	}
 	eventually(t, 4*ttl, "the old run's key deleted from the bucket", func() bool {
 		keys := presenceKeys(t, view)
 		return !keys["u1.gw-a.1001"] && keys["u2.gw-a.2001"]

@@ -92,34 +92,6 @@ func (c *groupMembers) put(conv string, seq uint64, ids []int64) {
 	c.entries += len(ids)
 }
 
-// groupDelivery is a committed group message waiting for its fan-out.
-type groupDelivery struct {
-	p *pendingSend
-	m store.Message
-}
-
-// fanoutDepth is how many committed group messages a commit loop's fan-out
-// worker may be behind before the loop's answers wait for it.
-const fanoutDepth = 4096
-
-// runFanout delivers a commit loop's group messages in commit order (so
-// every member sees a group's messages in seq order, and the member cache
-// sees consecutive seqs) until q is closed and drained. It runs off the
-// loop's answer goroutine: a message's ACK is given before it, and does
-// not wait for an earlier message's fan-out either.
-func (s *Service) runFanout(q <-chan groupDelivery) {
-	var conns []*clusterpb.ConnRef
-	for d := range q {
-		conns = s.deliverGroup(conns[:0], d.p, d.m)
-	}
-}
-
-// batchPresence is a Presence that looks up many users at once
-// (cluster.PresenceView.AppendConnsOf).
-type batchPresence interface {
-	AppendConnsOf(dst []*clusterpb.ConnRef, userIDs []int64) []*clusterpb.ConnRef
-}
-
 // deliverGroup pushes m to every online device of every member but the
 // sending connection: one envelope, encoded once, one publish per gateway.
 func (s *Service) deliverGroup(conns []*clusterpb.ConnRef, p *pendingSend, m store.Message) []*clusterpb.ConnRef {
@@ -136,12 +108,8 @@ func (s *Service) deliverGroup(conns []*clusterpb.ConnRef, p *pendingSend, m sto
 		}
 		s.members.put(m.ConversationID, m.Seq, ids)
 	}
-	if bp, ok := s.presence.(batchPresence); ok {
-		conns = bp.AppendConnsOf(conns, ids)
-	} else {
-		for _, id := range ids {
-			conns = s.presence.AppendConns(conns, id)
-		}
+	for _, id := range ids {
+		conns = s.presence.AppendConns(conns, id)
 	}
 	conns = without(conns, p.origin)
 	if len(conns) > 0 {

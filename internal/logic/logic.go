@@ -200,7 +200,6 @@ type Service struct {
 	now      func() time.Time
 
 	sends          []*batch.Loop[*pendingSend, store.AppendResult] // one per commit worker, chosen by conversation
-	fanouts        []chan groupDelivery                            // sends[i]'s group fan-out worker's queue
 	cursors        *batch.Loop[*pendingCursor, store.CursorResult]
 	receiptMembers memberTTL       // see membersOf
 	lanes          []chan laneItem // ordered per connection, see lanes.go
@@ -283,9 +282,7 @@ func New(cfg Config, st store.Store, out Deliverer, presence Presence, gateways 
 	svc.seenT.queue = make(chan seenWrite, 1024)
 	svc.cursors = svc.newCursorLoop()
 	for range cfg.CommitWorkers {
-		fan := make(chan groupDelivery, fanoutDepth)
-		svc.fanouts = append(svc.fanouts, fan)
-		svc.sends = append(svc.sends, svc.newCommitLoop(fan))
+		svc.sends = append(svc.sends, svc.newCommitLoop())
 	}
 	return svc, nil
 }
@@ -298,15 +295,10 @@ func (s *Service) Start() {
 		s.cursors.Run(s.stop)
 	}()
 	for i := range s.sends {
-		s.wg.Add(2)
+		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			s.sends[i].Run(s.stop)
-			close(s.fanouts[i]) // Run returns after its last answer
-		}()
-		go func() {
-			defer s.wg.Done()
-			s.runFanout(s.fanouts[i])
 		}()
 	}
 	s.wg.Add(1)

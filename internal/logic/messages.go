@@ -240,16 +240,9 @@ func (s *Service) userByName(ctx context.Context, app int64, name string) (store
 // newCommitLoop is one group-commit loop for sends (package batch): each
 // batch is one transaction, and its ACKs and deliveries (finish) overlap
 // the next batch's commit.
-//
-// Group messages are fanned out by the loop's own fan-out worker (fan, see
-// groupmsg.go), so a 1,000-member delivery holds back neither the next
-// batch's ACKs nor its private deliveries.
-func (s *Service) newCommitLoop(fan chan<- groupDelivery) *batch.Loop[*pendingSend, store.AppendResult] {
+func (s *Service) newCommitLoop() *batch.Loop[*pendingSend, store.AppendResult] {
 	return batch.New(batch.Config[*pendingSend, store.AppendResult]{
-		Depth: s.cfg.SendQueue, Max: s.cfg.MaxBatch, Commit: s.commit, Overlap: 4,
-		Answer: func(sends []*pendingSend, results []store.AppendResult, err error) {
-			s.finishTo(fan, sends, results, err)
-		},
+		Depth: s.cfg.SendQueue, Max: s.cfg.MaxBatch, Commit: s.commit, Answer: s.finish, Overlap: 4,
 		Window: s.cfg.CommitWindow,
 	})
 }
@@ -270,14 +263,8 @@ func (s *Service) commit(sends []*pendingSend) ([]store.AppendResult, error) {
 // finish ACKs every sender of the batch first, then delivers the new
 // messages to online devices: an ACK is the reply its sender waits on, and
 // a delivery's presence lookups and publishes would otherwise hold back
-// every later ACK of the batch. Group messages are delivered here too.
+// every later ACK of the batch.
 func (s *Service) finish(sends []*pendingSend, results []store.AppendResult, err error) {
-	s.finishTo(nil, sends, results, err)
-}
-
-// finishTo is finish with group messages handed to fan (in commit order)
-// instead of delivered here; nil delivers them here.
-func (s *Service) finishTo(fan chan<- groupDelivery, sends []*pendingSend, results []store.AppendResult, err error) {
 	if err != nil {
 		s.stats.batchFailures.Add(1)
 		s.log.Error("commit batch", "size", len(sends), "err", err)
@@ -291,13 +278,13 @@ func (s *Service) finishTo(fan chan<- groupDelivery, sends []*pendingSend, resul
 	// The ACKs go first: senders learn soonest. Only a faulthooks build
 	// armed at PublishACK swaps the two, to crash between them.
 	if crashpoint.Armed(crashpoint.PublishACK) {
-		s.deliverStored(nil, sends, results) // every delivery made before the crash
+		s.deliverStored(sends, results)
 		crashpoint.Reached(crashpoint.PublishACK)
 		s.ackStored(sends, results)
 		return
 	}
 	s.ackStored(sends, results)
-	s.deliverStored(fan, sends, results)
+	s.deliverStored(sends, results)
 }
 
 // ackStored answers each sender of a committed batch.
@@ -318,9 +305,8 @@ func (s *Service) ackStored(sends []*pendingSend, results []store.AppendResult) 
 	}
 }
 
-// deliverStored pushes a committed batch's new messages to online devices;
-// group messages through fan when it is not nil.
-func (s *Service) deliverStored(fan chan<- groupDelivery, sends []*pendingSend, results []store.AppendResult) {
+// deliverStored pushes a committed batch's new messages to online devices.
+func (s *Service) deliverStored(sends []*pendingSend, results []store.AppendResult) {
 	var conns []*clusterpb.ConnRef
 	for i, p := range sends {
 		r := results[i]
@@ -329,12 +315,9 @@ func (s *Service) deliverStored(fan chan<- groupDelivery, sends []*pendingSend, 
 		}
 		m := r.Message
 		s.emitStored(p, m)
-		switch {
-		case isGroupID(m.ConversationID) && fan != nil:
-			fan <- groupDelivery{p: p, m: m} // blocks when the worker is fanoutDepth behind
-		case isGroupID(m.ConversationID):
+		if isGroupID(m.ConversationID) {
 			conns = s.deliverGroup(conns[:0], p, m)
-		default:
+		} else {
 			conns = s.deliverPrivate(conns[:0], p, m)
 		}
 	}
