@@ -32,24 +32,10 @@ func (b *noticeBox) lines() []string {
 // register) and records its notices.
 func noticeClient(t *testing.T, n *Node, user, device, transport string, register bool) (*client.Client, *noticeBox) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	server := "http://" + n.HTTPAddr()
-	if register {
-		if _, err := client.Register(ctx, server, user, "password-"+user); err != nil {
-			t.Fatalf("register %s: %v", user, err)
-		}
-	}
 	box := &noticeBox{}
-	c := client.New(client.Options{
-		Server: server, Username: user, Password: "password-" + user, Device: device, Transport: transport,
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+	c := connectClient(t, n, user, device, transport, register, client.Options{
 		OnNotice: func(no client.Notice) { box.mu.Lock(); box.got = append(box.got, no); box.mu.Unlock() },
 	})
-	if err := c.Connect(ctx); err != nil {
-		t.Fatalf("connect %s: %v", user, err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
 	return c, box
 }
 

@@ -88,6 +88,19 @@ func newTestClient(n *Node, user, device string) *client.Client {
 
 func newClient(t *testing.T, n *Node, user, device, transport string, register bool) (*client.Client, *inbox) {
 	t.Helper()
+	box := &inbox{}
+	c := connectClient(t, n, user, device, transport, register, client.Options{
+		OnMessage: func(m client.Message) { box.mu.Lock(); box.msgs = append(box.msgs, m); box.mu.Unlock() },
+		OnReceipt: func(r client.Receipt) { box.mu.Lock(); box.receipts = append(box.receipts, r); box.mu.Unlock() },
+	})
+	return c, box
+}
+
+// connectClient connects user's device with the callbacks of opts
+// (registering the user first if register), with quick reconnects, and
+// closes it when the test ends.
+func connectClient(t *testing.T, n *Node, user, device, transport string, register bool, opts client.Options) *client.Client {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	server := "http://" + n.HTTPAddr()
@@ -96,18 +109,14 @@ func newClient(t *testing.T, n *Node, user, device, transport string, register b
 			t.Fatalf("register %s: %v", user, err)
 		}
 	}
-	box := &inbox{}
-	c := client.New(client.Options{
-		Server: server, Username: user, Password: "password-" + user, Device: device, Transport: transport,
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
-		OnMessage: func(m client.Message) { box.mu.Lock(); box.msgs = append(box.msgs, m); box.mu.Unlock() },
-		OnReceipt: func(r client.Receipt) { box.mu.Lock(); box.receipts = append(box.receipts, r); box.mu.Unlock() },
-	})
+	opts.Server, opts.Username, opts.Password, opts.Device, opts.Transport = server, user, "password-"+user, device, transport
+	opts.BackoffMin, opts.BackoffMax = 20*time.Millisecond, 200*time.Millisecond
+	c := client.New(opts)
 	if err := c.Connect(ctx); err != nil {
 		t.Fatalf("connect %s: %v", user, err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	return c, box
+	return c
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
